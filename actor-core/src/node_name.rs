@@ -1,0 +1,231 @@
+//! Node names: `name@host`, with the BEAM's rules for short and long names.
+
+use std::{fmt, str::FromStr, sync::Arc};
+
+/// The name of a node, `name@host`, as the BEAM writes it.
+///
+/// [`NodeName::parse`] applies the BEAM's rules: the part before `@` is one or more of
+/// `A-Z a-z 0-9 _ -`, and the host is not empty. Whether the host fits *short* names (no
+/// dot, as `hoge@localhost`) or *long* names (a dot or an IP address, as `a@host.example.com`
+/// or `a@127.0.0.1`) is a separate check, [`NodeName::check_mode`], because a node decides
+/// which mode it runs in.
+///
+/// A destination such as `("Chat.TaskSupervisor", "kate@localhost")` converts its node part
+/// without validation, as a BEAM atom would: a malformed node name is simply a node nobody
+/// can connect to, and operations on it fail with `NoConnection`.
+///
+/// ```
+/// use actor_core::{NodeName, NameMode};
+/// let n = NodeName::parse("hoge@localhost")?;
+/// assert_eq!((n.name(), n.host()), ("hoge", "localhost"));
+/// assert!(n.check_mode(NameMode::Short).is_ok());
+/// assert!(NodeName::parse("a.b@localhost").is_err());
+/// assert!(NodeName::parse("x@vm.example.com")?.check_mode(NameMode::Short).is_err());
+/// # Ok::<(), actor_core::NodeNameError>(())
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeName(Arc<str>);
+
+/// Which kind of host part a node's name uses, as `erl -sname` and `erl -name`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NameMode {
+    /// `-sname`: the host has no dot (`hoge@localhost`).
+    Short,
+    /// `-name`: the host is fully qualified or an IP address (`a@h.example.com`, `a@127.0.0.1`);
+    /// `localhost` is accepted too, as the BEAM does.
+    Long,
+}
+
+/// A node name broke the BEAM's naming rules.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeNameError {
+    /// The text has no `@`, or nothing after it.
+    #[error("invalid node name {given:?}: expected name@host, for example hoge@localhost")]
+    MissingHost {
+        /// The text given.
+        given: String,
+    },
+    /// The part before `@` is empty or has a character outside `A-Z a-z 0-9 _ -`.
+    #[error("invalid node name {given:?}: the part before @ may only use letters, digits, '_' and '-'")]
+    InvalidName {
+        /// The text given.
+        given: String,
+    },
+    /// The host part has characters a host name cannot have.
+    #[error("invalid node name {given:?}: the host part is not a host name or IP address")]
+    InvalidHost {
+        /// The text given.
+        given: String,
+    },
+    /// A short name was given a fully qualified host.
+    #[error("can't set short node name {given:?}: the host has a dot; use a long name (--name) or a host without dots")]
+    NotShort {
+        /// The text given.
+        given: String,
+    },
+    /// A long name was given a host without a domain.
+    #[error("can't set long node name {given:?}: the host needs a domain or must be an IP address; use a short name (--sname) or a fully qualified host")]
+    NotLong {
+        /// The text given.
+        given: String,
+    },
+}
+
+impl NodeName {
+    /// The name of a node that is not alive, as the BEAM's `nonode@nohost`.
+    pub const NONODE: &'static str = "nonode@nohost";
+
+    /// Parses and validates `text` as `name@host`.
+    ///
+    /// # Errors
+    /// [`NodeNameError`] saying which part is wrong.
+    pub fn parse(text: &str) -> Result<Self, NodeNameError> {
+        let given = || text.to_string();
+        let (name, host) = text
+            .split_once('@')
+            .ok_or_else(|| NodeNameError::MissingHost { given: given() })?;
+        if host.is_empty() {
+            return Err(NodeNameError::MissingHost { given: given() });
+        }
+        if name.is_empty()
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(NodeNameError::InvalidName { given: given() });
+        }
+        let host_ok = host.parse::<std::net::IpAddr>().is_ok()
+            || host
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_');
+        if !host_ok || host.starts_with('.') || host.ends_with('.') {
+            return Err(NodeNameError::InvalidHost { given: given() });
+        }
+        Ok(Self(text.into()))
+    }
+
+    /// The name of a node that is not alive, `nonode@nohost`.
+    pub fn nonode() -> Self {
+        Self(Self::NONODE.into())
+    }
+
+    /// Wraps `text` without validation. Used for destinations, where a malformed name is a
+    /// node that cannot be reached.
+    pub fn unchecked(text: &str) -> Self {
+        Self(text.into())
+    }
+
+    /// Checks that the host part fits `mode`.
+    ///
+    /// # Errors
+    /// [`NodeNameError::NotShort`] or [`NodeNameError::NotLong`].
+    pub fn check_mode(&self, mode: NameMode) -> Result<(), NodeNameError> {
+        let host = self.host();
+        let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+        match mode {
+            NameMode::Short if host.contains('.') || (is_ip && host.contains(':')) => {
+                Err(NodeNameError::NotShort {
+                    given: self.to_string(),
+                })
+            }
+            NameMode::Long if !(host.contains('.') || is_ip || host == "localhost") => {
+                Err(NodeNameError::NotLong {
+                    given: self.to_string(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The mode this name's host fits best: long when the host has a dot or is an IP address.
+    pub fn mode(&self) -> NameMode {
+        let host = self.host();
+        if host.contains('.') || host.parse::<std::net::IpAddr>().is_ok() {
+            NameMode::Long
+        } else {
+            NameMode::Short
+        }
+    }
+
+    /// The part before `@`.
+    pub fn name(&self) -> &str {
+        self.0.split_once('@').map_or(&self.0, |(n, _)| n)
+    }
+
+    /// The part after `@` (empty for an unchecked name without one).
+    pub fn host(&self) -> &str {
+        self.0.split_once('@').map_or("", |(_, h)| h)
+    }
+
+    /// The whole name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for NodeName {
+    type Err = NodeNameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse(s)
+    }
+}
+
+impl fmt::Display for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for NodeName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl PartialEq<str> for NodeName {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for NodeName {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl serde::Serialize for NodeName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for NodeName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Self::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn beam_rules() {
+        for ok in ["a-b_c1@vm", "1a@vm", "y@127.0.0.1", "y@localhost", "a@h.example.com"] {
+            assert!(NodeName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["a.b@vm", "a+b@vm", "ä@vm", "@vm", "x", "x@", "x@h st", "x@.h"] {
+            assert!(NodeName::parse(bad).is_err(), "{bad}");
+        }
+        let long = NodeName::parse("x@vm.example.com").unwrap();
+        assert!(matches!(long.check_mode(NameMode::Short), Err(NodeNameError::NotShort { .. })));
+        assert!(long.check_mode(NameMode::Long).is_ok());
+        let short = NodeName::parse("y@vm").unwrap();
+        assert!(matches!(short.check_mode(NameMode::Long), Err(NodeNameError::NotLong { .. })));
+        assert!(NodeName::parse("y@localhost").unwrap().check_mode(NameMode::Long).is_ok());
+        assert_eq!(NodeName::parse("y@127.0.0.1").unwrap().mode(), NameMode::Long);
+    }
+}

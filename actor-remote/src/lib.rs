@@ -1,0 +1,11 @@
+//! Everything in nodus that crosses a node boundary.
+//!
+//! Named nodes (`name@host`), a cookie checked by challenge/response, an epmd-compatible port
+//! mapper, one TCP session per node pair, full mesh, ping / list / monitor and failure
+//! detection by ticks will live here.
+//!
+//! # Should I use this crate?
+//!
+//! Not if all your actors live in one process: `actor-core` (re-exported by `nodus`) is the
+//! whole local runtime and needs no sockets. Until this crate gains its transport, a remote
+//! destination given to `actor-core` answers `NoConnection`.

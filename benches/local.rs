@@ -1,0 +1,2 @@
+//! Local benchmark (filled in with actor-core).
+fn main() {}
