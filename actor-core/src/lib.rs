@@ -1,9 +1,55 @@
-//! nodus inside one node: no sockets.
+//! nodus inside one node: registry, OTP supervisors, `TaskSupervisor`, functions by name.
 //!
-//! (Work in progress: the registry, supervisors, `TaskSupervisor` and function registry land
-//! in the next commits.)
+//! Everything here works without sockets. The pieces:
+//!
+//! - [`System`]: one node's value. It owns the [`Registry`] of names, the
+//!   [`FunctionRegistry`], and the root [`Supervisor`]. Several can live in one process.
+//! - [`Supervisor`]: OTP supervisors on ractor actors: [`Strategy`], [`Restart`] types,
+//!   restart intensity, ordered shutdown with [`Shutdown`] per child.
+//! - [`TaskSupervisor`] and [`Task`]: Elixir's `Task.Supervisor` and `Task`.
+//! - [`Destination`]: a name, `(name, node)` or [`Pid`], taken by [`System::cast`],
+//!   [`System::call`] and the task functions.
+//! - [`codec`]: the one place values are serialized.
+//!
+//! Actors are plain [`ractor::Actor`]s; nodus spawns them unnamed and keeps their names in
+//! the node's registry, never in ractor's process-global one.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use actor_core::{System, SystemConfig, TaskSupervisor, TaskSupervisorConfig};
+//! let system = System::start(SystemConfig::named("alex@localhost")?).await?;
+//! system.functions().register("Math", "add", |(a, b): (i64, i64)| async move { a + b });
+//! TaskSupervisor::start(&system, TaskSupervisorConfig::new("Math.TaskSupervisor")).await?;
+//! let sum: i64 = TaskSupervisor::async_on(&system, "Math.TaskSupervisor", "Math", "add", (2, 3))
+//!     .await?
+//!     .await?;
+//! assert_eq!(sum, 5);
+//! # system.shutdown().await; Ok(()) }
+//! ```
 
 pub mod codec;
+mod destination;
+mod error;
+mod function;
 mod node_name;
+mod pid;
+mod registry;
+mod supervisor;
+mod system;
+mod task_supervisor;
 
+pub use destination::Destination;
+pub use error::{CallError, RegistryError, SendError, SendErrorKind, SpawnError, SupervisorError, TaskError};
+pub use function::{Args, CallContext, FunctionRegistry, Value};
 pub use node_name::{NameMode, NodeName, NodeNameError};
+pub use pid::Pid;
+pub use registry::Registry;
+pub use supervisor::{
+    ChildInfo, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorArgs, SupervisorMsg,
+    SupervisorSpec, SupervisorState,
+};
+pub use system::{System, SystemConfig, WeakSystem, DEFAULT_TIMEOUT};
+pub use task_supervisor::{Task, TaskId, TaskSupervisor, TaskSupervisorConfig, TaskSupervisorMsg};
+
+/// The actor runtime nodus builds on, re-exported so users name the same version.
+pub use ractor;

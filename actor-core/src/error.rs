@@ -1,0 +1,232 @@
+//! Typed errors, one per kind of operation.
+//!
+//! Every message says what happened and, where there is one, what to do about it. The BEAM's
+//! exit reasons for remote work map onto [`TaskError`] variants: `noconnection` is
+//! [`TaskError::NoConnection`], `noproc` is [`TaskError::NoProc`], `undef` is
+//! [`TaskError::Undefined`].
+
+use std::{fmt, time::Duration};
+
+use crate::{Destination, NodeName};
+
+/// A name could not be registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Another live actor holds the name.
+    #[error("the name {name:?} is already registered on this node; unregister it first or pick another name")]
+    AlreadyRegistered {
+        /// The name asked for.
+        name: String,
+    },
+    /// The actor to register has already stopped.
+    #[error("cannot register {name:?}: the actor has already stopped")]
+    NotAlive {
+        /// The name asked for.
+        name: String,
+    },
+}
+
+/// An actor could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpawnError {
+    /// The actor's `pre_start` returned an error or panicked.
+    #[error("actor {what} failed to start: {reason}")]
+    StartFailed {
+        /// The child id or actor name.
+        what: String,
+        /// What `pre_start` reported.
+        reason: String,
+    },
+    /// The actor started but its name was taken.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The node this should run on has shut down.
+    #[error("the node has shut down; start a new System")]
+    SystemStopped,
+}
+
+/// Why a message could not be delivered. See [`SendError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendErrorKind {
+    /// Nothing is registered under that name, or the pid's actor has stopped.
+    #[error("no process {dest}; check that it is started and registered on {node}")]
+    NoProc {
+        /// Where the message was going.
+        dest: Destination,
+        /// The node that was asked.
+        node: NodeName,
+    },
+    /// The destination is on another node that cannot be reached.
+    #[error("no connection to {node}; check that the node is up, reachable and uses the same cookie")]
+    NoConnection {
+        /// The unreachable node.
+        node: NodeName,
+    },
+    /// The registered actor takes a different message type.
+    #[error("{dest} does not take messages of type {expected}; look it up with the actor's own message type")]
+    WrongType {
+        /// Where the message was going.
+        dest: Destination,
+        /// The message type the caller used.
+        expected: &'static str,
+    },
+}
+
+/// A message could not be sent; the message is handed back.
+///
+/// A return value of `Ok` from a send does not mean the message will be processed: the actor
+/// may stop before it reaches it.
+pub struct SendError<M> {
+    /// Why it failed.
+    pub kind: SendErrorKind,
+    /// The message that was not sent (`None` only if the runtime consumed it).
+    pub message: Option<M>,
+}
+
+impl<M> SendError<M> {
+    /// The message that was not sent, if the runtime handed it back.
+    pub fn into_inner(self) -> Option<M> {
+        self.message
+    }
+}
+
+impl<M> fmt::Debug for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendError").field("kind", &self.kind).finish_non_exhaustive()
+    }
+}
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.kind, f)
+    }
+}
+
+impl<M> std::error::Error for SendError<M> {}
+
+/// A call did not return a reply.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CallError {
+    /// The request could not be delivered.
+    #[error(transparent)]
+    Send(SendErrorKind),
+    /// No reply came within the timeout. The late reply, if any, is dropped.
+    #[error("no reply from {dest} within {timeout:?}; the actor may be busy or stuck, raise the timeout if it is just slow")]
+    Timeout {
+        /// Where the call went.
+        dest: Destination,
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+    /// The actor stopped, or dropped the reply port, without replying.
+    #[error("{dest} stopped or dropped the reply port without replying")]
+    NoReply {
+        /// Where the call went.
+        dest: Destination,
+    },
+}
+
+/// How a task, local or remote, failed to give its result.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The result did not arrive within the timeout. A linked task is stopped when its
+    /// handle is dropped; a nolink task goes on.
+    #[error("the task did not finish within {timeout:?}; raise the timeout or poll it with yield_timeout")]
+    Timeout {
+        /// The timeout that expired.
+        timeout: Duration,
+    },
+    /// The task's code panicked.
+    #[error("the task panicked: {message}")]
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// The task was stopped before it finished (shut down, killed, or its supervisor stopped).
+    #[error("the task exited before finishing: {reason}")]
+    Exited {
+        /// Why it stopped.
+        reason: String,
+    },
+    /// The node is unknown, down, or went down while the task ran.
+    #[error("no connection to {node}; check that the node is up, reachable and uses the same cookie")]
+    NoConnection {
+        /// The node that could not be reached.
+        node: NodeName,
+    },
+    /// No task supervisor is registered under that name on that node.
+    #[error("no process {name:?} on {node}; start a TaskSupervisor with that name there first")]
+    NoProc {
+        /// The supervisor name asked for.
+        name: String,
+        /// The node that was asked.
+        node: NodeName,
+    },
+    /// The function is not registered on the node that runs the task.
+    #[error("function {module}.{function} is not registered on that node; register it with FunctionRegistry::register before calling it")]
+    Undefined {
+        /// The module name asked for.
+        module: String,
+        /// The function name asked for.
+        function: String,
+    },
+    /// The arguments do not decode as the function's argument type.
+    #[error("bad arguments: {reason}; pass the argument type the function was registered with")]
+    BadArgs {
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// The result does not decode as the type the caller asked for.
+    #[error("bad return value: {reason}; await the task with the function's result type")]
+    BadReturn {
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// The task supervisor already runs `max_children` tasks.
+    #[error("task supervisor {name:?} already runs its maximum of {max} tasks; raise max_children or wait for tasks to finish")]
+    MaxChildren {
+        /// The supervisor's name.
+        name: String,
+        /// Its `max_children`.
+        max: usize,
+    },
+}
+
+/// A supervisor operation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SupervisorError {
+    /// Children restarted more often than the supervisor allows; it shut down.
+    #[error("supervisor {name} shut down: reached maximum restart intensity ({max_restarts} restarts in {max_seconds:?}); fix the crashing child or raise max_restarts")]
+    RestartIntensity {
+        /// The supervisor's id or name.
+        name: String,
+        /// Its `max_restarts`.
+        max_restarts: u32,
+        /// Its window.
+        max_seconds: Duration,
+    },
+    /// A child with that id is already in the supervisor.
+    #[error("a child with id {id:?} already exists in this supervisor; child ids must be unique")]
+    DuplicateChild {
+        /// The child id.
+        id: String,
+    },
+    /// No child with that id.
+    #[error("no child with id {id:?} in this supervisor")]
+    NoChild {
+        /// The child id.
+        id: String,
+    },
+    /// A child failed to start.
+    #[error(transparent)]
+    Spawn(#[from] SpawnError),
+    /// The supervisor itself is not running.
+    #[error("the supervisor is not running")]
+    NotRunning,
+}

@@ -1,0 +1,305 @@
+//! Functions callable by `module` and `function` name: the Rust form of Erlang's `M, F, A`.
+//!
+//! # Contract
+//!
+//! Only registered functions run by name; no closure ever crosses a node boundary. A
+//! function takes one argument value (use a tuple for several) that implements
+//! `serde::Deserialize`, and returns a value that implements `serde::Serialize`. The
+//! registry belongs to one [`System`](crate::System).
+//!
+//! A call names a function and passes arguments. On the node that runs it:
+//! - an unknown `module`/`function` is [`TaskError::Undefined`];
+//! - arguments that do not decode as the registered argument type are [`TaskError::BadArgs`].
+//!
+//! A local call passes the argument value without serializing it when its type is exactly
+//! the registered one; otherwise the value is encoded and decoded, exactly as it would be on
+//! its way to another node. So `("hi",)` (a `&str`) works for a function registered with
+//! `(String,)`, locally and remotely alike, and a type that would not decode remotely does
+//! not decode locally either.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use actor_core::{System, SystemConfig, TaskSupervisor, TaskSupervisorConfig};
+//! let system = System::start(SystemConfig::default()).await?;
+//! system.functions().register("Greeter", "hello", |(name,): (String,)| async move {
+//!     format!("hello, {name}")
+//! });
+//! TaskSupervisor::start(&system, TaskSupervisorConfig::new("Tasks")).await?;
+//! let task = TaskSupervisor::async_on(&system, "Tasks", "Greeter", "hello", ("joe",)).await?;
+//! let reply: String = task.await?;
+//! assert_eq!(reply, "hello, joe");
+//! # system.shutdown().await; Ok(()) }
+//! ```
+
+use std::{
+    any::Any,
+    collections::HashMap,
+    fmt,
+    future::Future,
+    marker::PhantomData,
+    sync::{Arc, PoisonError, RwLock},
+};
+
+use futures::{future::BoxFuture, FutureExt};
+use serde::{de::DeserializeOwned, Serialize};
+
+use crate::{codec, codec::CodecError, system::WeakSystem, System, TaskError};
+
+/// A value produced on this node, kept unserialized until (and unless) it must be.
+pub struct Value {
+    any: Box<dyn Any + Send>,
+    encode: Option<fn(&(dyn Any + Send)) -> Result<Vec<u8>, CodecError>>,
+}
+
+impl fmt::Debug for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Value").finish_non_exhaustive()
+    }
+}
+
+fn encode_as<T: Serialize + 'static>(value: &(dyn Any + Send)) -> Result<Vec<u8>, CodecError> {
+    match value.downcast_ref::<T>() {
+        Some(v) => codec::encode(v),
+        None => Err(CodecError::Encode {
+            reason: format!("internal: value is not a {}", std::any::type_name::<T>()),
+        }),
+    }
+}
+
+impl Value {
+    /// Wraps a serializable value.
+    pub fn new<T: Serialize + Send + 'static>(value: T) -> Self {
+        Self {
+            any: Box::new(value),
+            encode: Some(encode_as::<T>),
+        }
+    }
+
+    /// Wraps a value that can only be used on this node.
+    pub fn local<T: Send + 'static>(value: T) -> Self {
+        Self {
+            any: Box::new(value),
+            encode: None,
+        }
+    }
+
+    /// Serializes the value with the [codec](crate::codec).
+    ///
+    /// # Errors
+    /// [`CodecError::Encode`] if the value is not serializable or the serializer refuses it.
+    pub fn encode(&self) -> Result<Vec<u8>, CodecError> {
+        match self.encode {
+            Some(encode) => encode(&*self.any),
+            None => Err(CodecError::Encode {
+                reason: "the value is local-only (not serializable)".into(),
+            }),
+        }
+    }
+
+    /// Takes the value as a `T`: as is when it is one, else through the codec.
+    ///
+    /// # Errors
+    /// The codec's error when the value is not a `T` and does not decode as one.
+    pub fn into_typed<T: DeserializeOwned + 'static>(self) -> Result<T, CodecError> {
+        match self.any.downcast::<T>() {
+            Ok(v) => Ok(*v),
+            Err(any) => {
+                let bytes = Value { any, encode: self.encode }.encode()?;
+                codec::decode(&bytes)
+            }
+        }
+    }
+
+    /// Takes the value as a `T` only if it is exactly one.
+    pub fn downcast<T: 'static>(self) -> Result<T, Self> {
+        match self.any.downcast::<T>() {
+            Ok(v) => Ok(*v),
+            Err(any) => Err(Value { any, encode: self.encode }),
+        }
+    }
+}
+
+/// Arguments for a function called by name: a local value, or bytes from another node.
+#[derive(Debug)]
+pub enum Args {
+    /// A value from this node.
+    Value(Value),
+    /// An encoding made by the [codec](crate::codec).
+    Bytes(Vec<u8>),
+}
+
+impl Args {
+    /// Arguments from a local serializable value.
+    pub fn value<A: Serialize + Send + 'static>(args: A) -> Self {
+        Args::Value(Value::new(args))
+    }
+
+    fn decode<A: DeserializeOwned + 'static>(self) -> Result<A, TaskError> {
+        let bad = |e: CodecError| TaskError::BadArgs { reason: e.to_string() };
+        match self {
+            Args::Value(v) => v.into_typed::<A>().map_err(bad),
+            Args::Bytes(b) => codec::decode::<A>(&b).map_err(bad),
+        }
+    }
+}
+
+/// What a function registered with [`FunctionRegistry::register_with_context`] is given.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    system: WeakSystem,
+}
+
+impl CallContext {
+    /// The node the function runs on, if it is still up.
+    pub fn system(&self) -> Option<System> {
+        self.system.upgrade()
+    }
+}
+
+trait Function: Send + Sync {
+    fn invoke(&self, ctx: CallContext, args: Args) -> Result<BoxFuture<'static, Value>, TaskError>;
+}
+
+struct Handler<F, A, R> {
+    f: F,
+    _types: PhantomData<fn(A) -> R>,
+}
+
+impl<F, Fut, A, R> Function for Handler<F, A, R>
+where
+    F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send + 'static,
+    A: DeserializeOwned + Send + 'static,
+    R: Serialize + Send + 'static,
+{
+    fn invoke(&self, ctx: CallContext, args: Args) -> Result<BoxFuture<'static, Value>, TaskError> {
+        let args = args.decode::<A>()?;
+        Ok((self.f)(ctx, args).map(Value::new).boxed())
+    }
+}
+
+type Modules = HashMap<String, HashMap<String, Arc<dyn Function>>>;
+
+/// The functions of one node, by module and function name. Cheap to clone.
+#[derive(Clone, Default)]
+pub struct FunctionRegistry {
+    modules: Arc<RwLock<Modules>>,
+}
+
+impl fmt::Debug for FunctionRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FunctionRegistry")
+            .field("functions", &self.list())
+            .finish()
+    }
+}
+
+impl FunctionRegistry {
+    /// A new, empty registry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `f` as `module.function`, replacing any function of that name (as loading a
+    /// new version of a module does). Returns whether one was replaced.
+    pub fn register<F, Fut, A, R>(&self, module: &str, function: &str, f: F) -> bool
+    where
+        F: Fn(A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
+        self.register_with_context(module, function, move |_ctx, args| f(args))
+    }
+
+    /// Registers a function that is also given a [`CallContext`], for functions that call
+    /// other actors or nodes.
+    pub fn register_with_context<F, Fut, A, R>(&self, module: &str, function: &str, f: F) -> bool
+    where
+        F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = R> + Send + 'static,
+        A: DeserializeOwned + Send + 'static,
+        R: Serialize + Send + 'static,
+    {
+        let handler: Arc<dyn Function> = Arc::new(Handler {
+            f,
+            _types: PhantomData,
+        });
+        let mut modules = self.modules.write().unwrap_or_else(PoisonError::into_inner);
+        modules
+            .entry(module.to_string())
+            .or_default()
+            .insert(function.to_string(), handler)
+            .is_some()
+    }
+
+    /// Removes `module.function`; returns whether it was registered.
+    pub fn unregister(&self, module: &str, function: &str) -> bool {
+        let mut modules = self.modules.write().unwrap_or_else(PoisonError::into_inner);
+        modules
+            .get_mut(module)
+            .is_some_and(|m| m.remove(function).is_some())
+    }
+
+    /// Whether `module.function` is registered.
+    pub fn contains(&self, module: &str, function: &str) -> bool {
+        self.lookup(module, function).is_some()
+    }
+
+    /// Every registered `(module, function)`, sorted.
+    pub fn list(&self) -> Vec<(String, String)> {
+        let modules = self.modules.read().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<_> = modules
+            .iter()
+            .flat_map(|(m, fs)| fs.keys().map(move |f| (m.clone(), f.clone())))
+            .collect();
+        out.sort();
+        out
+    }
+
+    fn lookup(&self, module: &str, function: &str) -> Option<Arc<dyn Function>> {
+        let modules = self.modules.read().unwrap_or_else(PoisonError::into_inner);
+        modules.get(module)?.get(function).cloned()
+    }
+
+    /// Prepares a call: looks the function up and decodes the arguments, returning the
+    /// future that runs it.
+    ///
+    /// # Errors
+    /// [`TaskError::Undefined`] or [`TaskError::BadArgs`].
+    pub(crate) fn prepare(
+        &self,
+        system: WeakSystem,
+        module: &str,
+        function: &str,
+        args: Args,
+    ) -> Result<BoxFuture<'static, Value>, TaskError> {
+        let f = self.lookup(module, function).ok_or_else(|| TaskError::Undefined {
+            module: module.to_string(),
+            function: function.to_string(),
+        })?;
+        f.invoke(CallContext { system }, args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn undefined_badargs_and_conversions() {
+        let reg = FunctionRegistry::new();
+        reg.register("M", "len", |(s,): (String,)| async move { s.len() as u64 });
+        let none = WeakSystem::none();
+        let err = reg.prepare(none.clone(), "M", "nope", Args::value(())).err();
+        assert!(matches!(err, Some(TaskError::Undefined { .. })), "{err:?}");
+        let err = reg.prepare(none.clone(), "M", "len", Args::value(42u64)).err();
+        assert!(matches!(err, Some(TaskError::BadArgs { .. })), "{err:?}");
+        // &str travels as String, locally as it would remotely.
+        let fut = reg.prepare(none.clone(), "M", "len", Args::value(("abc",))).unwrap();
+        assert_eq!(fut.await.into_typed::<u64>().unwrap(), 3);
+        let bytes = codec::encode(&("abcd".to_string(),)).unwrap();
+        let fut = reg.prepare(none, "M", "len", Args::Bytes(bytes)).unwrap();
+        assert_eq!(fut.await.into_typed::<u32>().unwrap(), 4, "u64 -> u32 through the codec");
+    }
+}

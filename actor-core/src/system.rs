@@ -1,0 +1,371 @@
+//! The node-local system: the value that owns a node's registry, functions and root
+//! supervisor.
+
+use std::{
+    fmt,
+    sync::{Arc, OnceLock, Weak},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use ractor::{
+    concurrency::JoinHandle, rpc::CallResult, Actor, ActorCell, ActorRef, Message, MessagingErr,
+    RpcReplyPort,
+};
+
+use crate::{
+    supervisor::SupervisorArgs, CallError, ChildSpec, Destination, FunctionRegistry, NodeName,
+    NodeNameError, Pid, Registry, SendError, SendErrorKind, SpawnError, Supervisor, SupervisorError,
+    SupervisorMsg, SupervisorSpec,
+};
+
+/// The default timeout of calls and task awaits: 5 s, as `GenServer.call` and `Task.await`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How to start a [`System`].
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    /// The node's name; `nonode@nohost` for a node that is not distributed.
+    pub node: NodeName,
+    /// The node's creation (its incarnation number); chosen at random when `None`.
+    pub creation: Option<u32>,
+    /// The root supervisor's spec (default: one-for-one, 3 restarts in 5 s, no children).
+    pub root: SupervisorSpec,
+}
+
+impl Default for SystemConfig {
+    fn default() -> Self {
+        Self {
+            node: NodeName::nonode(),
+            creation: None,
+            root: SupervisorSpec::default(),
+        }
+    }
+}
+
+impl SystemConfig {
+    /// A config for a node named `name` (checked with [`NodeName::parse`]).
+    ///
+    /// # Errors
+    /// [`NodeNameError`] for a name that breaks the BEAM's rules.
+    pub fn named(name: &str) -> Result<Self, NodeNameError> {
+        Ok(Self {
+            node: NodeName::parse(name)?,
+            ..Self::default()
+        })
+    }
+}
+
+pub(crate) struct Inner {
+    node: NodeName,
+    creation: u32,
+    registry: Registry,
+    functions: FunctionRegistry,
+    root: OnceLock<ActorRef<SupervisorMsg>>,
+    span: tracing::Span,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(root) = self.root.get() {
+            root.stop(Some("shutdown".into()));
+        }
+    }
+}
+
+/// One node's actors, names and functions: the value everything else hangs off.
+///
+/// A `System` is a value, not a process global: several can live in one process (tests start
+/// two and register the same name in each), and each resolves names in its own
+/// [`Registry`]. Clones share the same node. When the last clone is dropped, or on
+/// [`System::shutdown`], the root supervisor stops its children in reverse order.
+///
+/// `actor-remote`'s `Node` wraps a `System` and adds the transport; without one, any
+/// destination on another node answers `NoConnection`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use actor_core::{System, SystemConfig};
+/// let a = System::start(SystemConfig::named("a@localhost")?).await?;
+/// let b = System::start(SystemConfig::named("b@localhost")?).await?;
+/// assert_ne!(a.node(), b.node());
+/// # a.shutdown().await; b.shutdown().await; Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct System {
+    inner: Arc<Inner>,
+    root: ActorRef<SupervisorMsg>,
+}
+
+impl fmt::Debug for System {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("System")
+            .field("node", &self.inner.node)
+            .field("creation", &self.inner.creation)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A handle to a [`System`] that does not keep it alive; held by long-lived actors.
+#[derive(Clone, Default)]
+pub struct WeakSystem(Weak<Inner>);
+
+impl fmt::Debug for WeakSystem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WeakSystem")
+    }
+}
+
+impl WeakSystem {
+    /// The system, if it is still up.
+    pub fn upgrade(&self) -> Option<System> {
+        let inner = self.0.upgrade()?;
+        let root = inner.root.get()?.clone();
+        Some(System { inner, root })
+    }
+
+    #[cfg(test)]
+    pub(crate) fn none() -> Self {
+        Self(Weak::new())
+    }
+}
+
+fn random_creation() -> u32 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let mixed = (nanos ^ (nanos >> 32) ^ u128::from(std::process::id())) as u32;
+    mixed.max(1)
+}
+
+impl System {
+    /// Starts a node-local system: its registry, function registry and root supervisor.
+    ///
+    /// # Errors
+    /// [`SpawnError`] if the root supervisor (or one of its configured children) fails to start.
+    pub async fn start(config: SystemConfig) -> Result<System, SpawnError> {
+        let span = tracing::error_span!("node", node = %config.node);
+        let inner = Arc::new(Inner {
+            creation: config.creation.unwrap_or_else(random_creation),
+            node: config.node,
+            registry: Registry::new(),
+            functions: FunctionRegistry::new(),
+            root: OnceLock::new(),
+            span,
+        });
+        let args = SupervisorArgs::new(WeakSystem(Arc::downgrade(&inner)), "root".into(), SupervisorSpec {
+            children: Vec::new(),
+            ..config.root.clone()
+        });
+        let (root, _) = Actor::spawn(None, Supervisor, args)
+            .await
+            .map_err(|e| SpawnError::StartFailed {
+                what: "root supervisor".into(),
+                reason: e.to_string(),
+            })?;
+        inner.registry.add_pid(root.get_cell());
+        let _ = inner.root.set(root.clone());
+        let system = System { inner, root };
+        for child in config.root.children {
+            system.start_child(child).await.map_err(|e| match e {
+                SupervisorError::Spawn(e) => e,
+                other => SpawnError::StartFailed {
+                    what: "root child".into(),
+                    reason: other.to_string(),
+                },
+            })?;
+        }
+        Ok(system)
+    }
+
+    /// This node's name (`nonode@nohost` when it is not distributed).
+    pub fn node(&self) -> &NodeName {
+        &self.inner.node
+    }
+
+    /// This node's creation: different every time a node of the same name starts.
+    pub fn creation(&self) -> u32 {
+        self.inner.creation
+    }
+
+    /// The node's name registry.
+    pub fn registry(&self) -> &Registry {
+        &self.inner.registry
+    }
+
+    /// The node's functions, callable by module and function name.
+    pub fn functions(&self) -> &FunctionRegistry {
+        &self.inner.functions
+    }
+
+    /// The root supervisor, under which [`System::start_child`] starts children.
+    pub fn root(&self) -> &ActorRef<SupervisorMsg> {
+        &self.root
+    }
+
+    /// The `node{node=…}` tracing span; tasks the node spawns run inside it.
+    pub fn span(&self) -> &tracing::Span {
+        &self.inner.span
+    }
+
+    /// A handle that does not keep the system alive.
+    pub fn downgrade(&self) -> WeakSystem {
+        WeakSystem(Arc::downgrade(&self.inner))
+    }
+
+    /// The pid of a local actor.
+    pub fn pid_of(&self, cell: &ActorCell) -> Pid {
+        Pid::new(self.inner.node.clone(), self.inner.creation, cell.get_id().pid())
+    }
+
+    /// Starts `spec` under the root supervisor.
+    ///
+    /// # Errors
+    /// As [`Supervisor::start_child`].
+    pub async fn start_child(&self, spec: ChildSpec) -> Result<ActorCell, SupervisorError> {
+        Supervisor::start_child(&self.root, spec).await
+    }
+
+    /// Spawns an unsupervised actor, registered under `name` if one is given.
+    ///
+    /// # Errors
+    /// [`SpawnError::StartFailed`] if `pre_start` fails, [`SpawnError::Registry`] if the name
+    /// is taken (the actor is then stopped).
+    pub async fn spawn<A: Actor>(
+        &self,
+        name: Option<&str>,
+        actor: A,
+        args: A::Arguments,
+    ) -> Result<(ActorRef<A::Msg>, JoinHandle<()>), SpawnError> {
+        let (actor_ref, handle) = Actor::spawn(None, actor, args)
+            .await
+            .map_err(|e| SpawnError::StartFailed {
+                what: name.unwrap_or("actor").to_string(),
+                reason: e.to_string(),
+            })?;
+        self.inner.registry.add_pid(actor_ref.get_cell());
+        if let Some(name) = name {
+            if let Err(e) = self.inner.registry.register(name, &actor_ref) {
+                actor_ref.stop(Some("shutdown".into()));
+                return Err(e.into());
+            }
+        }
+        Ok((actor_ref, handle))
+    }
+
+    /// The live actor registered as `name` on this node, if it takes `M`.
+    pub fn whereis<M: Message>(&self, name: &str) -> Option<ActorRef<M>> {
+        self.inner.registry.whereis(name)
+    }
+
+    /// Whether `node` is this node.
+    pub fn is_local(&self, node: &NodeName) -> bool {
+        *node == self.inner.node
+    }
+
+    /// Finds the local actor `dest` names.
+    ///
+    /// # Errors
+    /// [`SendErrorKind::NoProc`] when nothing lives there, [`SendErrorKind::NoConnection`]
+    /// when `dest` is on another node (this crate has no transport).
+    pub fn resolve(&self, dest: &Destination) -> Result<ActorCell, SendErrorKind> {
+        let noproc = || SendErrorKind::NoProc {
+            dest: dest.clone(),
+            node: self.inner.node.clone(),
+        };
+        match dest {
+            Destination::Name(name) => self.inner.registry.whereis_cell(name).ok_or_else(noproc),
+            Destination::Remote { name, node } if self.is_local(node) => {
+                self.inner.registry.whereis_cell(name).ok_or_else(noproc)
+            }
+            Destination::Pid(pid) if self.is_local(pid.node()) => {
+                if pid.creation() != self.inner.creation {
+                    return Err(noproc());
+                }
+                self.inner.registry.by_pid(pid.id()).ok_or_else(noproc)
+            }
+            Destination::Remote { node, .. } => Err(SendErrorKind::NoConnection { node: node.clone() }),
+            Destination::Pid(pid) => Err(SendErrorKind::NoConnection {
+                node: pid.node().clone(),
+            }),
+        }
+    }
+
+    /// Resolves `dest` to a typed local actor reference.
+    ///
+    /// # Errors
+    /// As [`System::resolve`], plus [`SendErrorKind::WrongType`] if the actor does not take `M`.
+    pub fn lookup<M: Message>(&self, dest: &Destination) -> Result<ActorRef<M>, SendErrorKind> {
+        let cell = self.resolve(dest)?;
+        if cell.is_message_type_of::<M>() == Some(true) {
+            Ok(cell.into())
+        } else {
+            Err(SendErrorKind::WrongType {
+                dest: dest.clone(),
+                expected: std::any::type_name::<M>(),
+            })
+        }
+    }
+
+    /// Sends `msg` to `dest` without waiting, as Erlang's `send`.
+    ///
+    /// Local delivery does not serialize. A return value of `Ok` does not mean the message
+    /// will be processed: the actor may stop first.
+    ///
+    /// # Errors
+    /// [`SendError`] with the message handed back: no such actor, wrong message type, or the
+    /// destination's node cannot be reached.
+    pub fn cast<M: Message>(&self, dest: impl Into<Destination>, msg: M) -> Result<(), SendError<M>> {
+        let dest = dest.into();
+        let actor = match self.lookup::<M>(&dest) {
+            Ok(actor) => actor,
+            Err(kind) => return Err(SendError { kind, message: Some(msg) }),
+        };
+        actor.cast(msg).map_err(|e| SendError {
+            kind: SendErrorKind::NoProc {
+                dest,
+                node: self.inner.node.clone(),
+            },
+            message: match e {
+                MessagingErr::SendErr(m) => Some(m),
+                _ => None,
+            },
+        })
+    }
+
+    /// Sends the message `build` makes from a reply port, and waits up to `timeout` for the
+    /// reply, as `GenServer.call`. A late reply is dropped.
+    ///
+    /// # Errors
+    /// [`CallError::Send`] if it could not be delivered, [`CallError::Timeout`], or
+    /// [`CallError::NoReply`] if the actor stopped or dropped the port without replying.
+    pub async fn call<M, R, F>(
+        &self,
+        dest: impl Into<Destination>,
+        build: F,
+        timeout: Duration,
+    ) -> Result<R, CallError>
+    where
+        M: Message,
+        R: Send + 'static,
+        F: FnOnce(RpcReplyPort<R>) -> M,
+    {
+        let dest = dest.into();
+        let actor = self.lookup::<M>(&dest).map_err(CallError::Send)?;
+        match actor.call(build, Some(timeout)).await {
+            Ok(CallResult::Success(r)) => Ok(r),
+            Ok(CallResult::Timeout) => Err(CallError::Timeout { dest, timeout }),
+            Ok(CallResult::SenderError) => Err(CallError::NoReply { dest }),
+            Err(_) => Err(CallError::Send(SendErrorKind::NoProc {
+                dest,
+                node: self.inner.node.clone(),
+            })),
+        }
+    }
+
+    /// Stops the root supervisor, which stops every supervised actor in reverse start order,
+    /// and waits for it.
+    pub async fn shutdown(self) {
+        let _ = self.root.stop_and_wait(Some("shutdown".into()), None).await;
+    }
+}
