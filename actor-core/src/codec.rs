@@ -49,7 +49,9 @@ pub enum CodecError {
         reason: String,
     },
     /// The bytes hold a valid value followed by more bytes.
-    #[error("decoded a {expected} but {extra} bytes were left over; both sides must use the same types")]
+    #[error(
+        "decoded a {expected} but {extra} bytes were left over; both sides must use the same types"
+    )]
     TrailingBytes {
         /// The Rust type that was expected.
         expected: &'static str,
@@ -74,13 +76,18 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
 ///
 /// # Errors
 /// [`CodecError::Encode`] if the serializer refuses the value.
-pub fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) -> Result<usize, CodecError> {
+pub fn encode_into<T: Serialize + ?Sized>(
+    value: &T,
+    out: &mut Vec<u8>,
+) -> Result<usize, CodecError> {
     let start = out.len();
     match bincode::serde::encode_into_std_write(value, out, CONFIG) {
         Ok(n) => Ok(n),
         Err(e) => {
             out.truncate(start);
-            Err(CodecError::Encode { reason: e.to_string() })
+            Err(CodecError::Encode {
+                reason: e.to_string(),
+            })
         }
     }
 }
@@ -114,7 +121,10 @@ mod tests {
         let bytes = encode(&(String::from("x"), vec![1u8, 2, 3])).unwrap();
         let back: (String, Vec<u8>) = decode(&bytes).unwrap();
         assert_eq!(back, ("x".to_string(), vec![1, 2, 3]));
-        assert!(matches!(decode::<(String, Vec<u8>)>(&bytes[..2]), Err(CodecError::Decode { .. })));
+        assert!(matches!(
+            decode::<(String, Vec<u8>)>(&bytes[..2]),
+            Err(CodecError::Decode { .. })
+        ));
         let mut longer = bytes.clone();
         longer.push(0);
         assert!(matches!(

@@ -60,7 +60,9 @@ pub enum SendErrorKind {
         node: NodeName,
     },
     /// The destination is on another node that cannot be reached.
-    #[error("no connection to {node}; check that the node is up, reachable and uses the same cookie")]
+    #[error(
+        "no connection to {node}; check that the node is up, reachable and uses the same cookie"
+    )]
     NoConnection {
         /// The unreachable node.
         node: NodeName,
@@ -95,7 +97,9 @@ impl<M> SendError<M> {
 
 impl<M> fmt::Debug for SendError<M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SendError").field("kind", &self.kind).finish_non_exhaustive()
+        f.debug_struct("SendError")
+            .field("kind", &self.kind)
+            .finish_non_exhaustive()
     }
 }
 
@@ -154,7 +158,9 @@ pub enum TaskError {
         reason: String,
     },
     /// The node is unknown, down, or went down while the task ran.
-    #[error("no connection to {node}; check that the node is up, reachable and uses the same cookie")]
+    #[error(
+        "no connection to {node}; check that the node is up, reachable and uses the same cookie"
+    )]
     NoConnection {
         /// The node that could not be reached.
         node: NodeName,

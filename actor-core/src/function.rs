@@ -45,10 +45,12 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{codec, codec::CodecError, system::WeakSystem, System, TaskError};
 
+type EncodeFn = fn(&(dyn Any + Send)) -> Result<Vec<u8>, CodecError>;
+
 /// A value produced on this node, kept unserialized until (and unless) it must be.
 pub struct Value {
     any: Box<dyn Any + Send>,
-    encode: Option<fn(&(dyn Any + Send)) -> Result<Vec<u8>, CodecError>>,
+    encode: Option<EncodeFn>,
 }
 
 impl fmt::Debug for Value {
@@ -104,7 +106,11 @@ impl Value {
         match self.any.downcast::<T>() {
             Ok(v) => Ok(*v),
             Err(any) => {
-                let bytes = Value { any, encode: self.encode }.encode()?;
+                let bytes = Value {
+                    any,
+                    encode: self.encode,
+                }
+                .encode()?;
                 codec::decode(&bytes)
             }
         }
@@ -114,7 +120,10 @@ impl Value {
     pub fn downcast<T: 'static>(self) -> Result<T, Self> {
         match self.any.downcast::<T>() {
             Ok(v) => Ok(*v),
-            Err(any) => Err(Value { any, encode: self.encode }),
+            Err(any) => Err(Value {
+                any,
+                encode: self.encode,
+            }),
         }
     }
 }
@@ -135,7 +144,9 @@ impl Args {
     }
 
     fn decode<A: DeserializeOwned + 'static>(self) -> Result<A, TaskError> {
-        let bad = |e: CodecError| TaskError::BadArgs { reason: e.to_string() };
+        let bad = |e: CodecError| TaskError::BadArgs {
+            reason: e.to_string(),
+        };
         match self {
             Args::Value(v) => v.into_typed::<A>().map_err(bad),
             Args::Bytes(b) => codec::decode::<A>(&b).map_err(bad),
@@ -274,10 +285,12 @@ impl FunctionRegistry {
         function: &str,
         args: Args,
     ) -> Result<BoxFuture<'static, Value>, TaskError> {
-        let f = self.lookup(module, function).ok_or_else(|| TaskError::Undefined {
-            module: module.to_string(),
-            function: function.to_string(),
-        })?;
+        let f = self
+            .lookup(module, function)
+            .ok_or_else(|| TaskError::Undefined {
+                module: module.to_string(),
+                function: function.to_string(),
+            })?;
         f.invoke(CallContext { system }, args)
     }
 }
@@ -291,15 +304,25 @@ mod tests {
         let reg = FunctionRegistry::new();
         reg.register("M", "len", |(s,): (String,)| async move { s.len() as u64 });
         let none = WeakSystem::none();
-        let err = reg.prepare(none.clone(), "M", "nope", Args::value(())).err();
+        let err = reg
+            .prepare(none.clone(), "M", "nope", Args::value(()))
+            .err();
         assert!(matches!(err, Some(TaskError::Undefined { .. })), "{err:?}");
-        let err = reg.prepare(none.clone(), "M", "len", Args::value(42u64)).err();
+        let err = reg
+            .prepare(none.clone(), "M", "len", Args::value(42u64))
+            .err();
         assert!(matches!(err, Some(TaskError::BadArgs { .. })), "{err:?}");
         // &str travels as String, locally as it would remotely.
-        let fut = reg.prepare(none.clone(), "M", "len", Args::value(("abc",))).unwrap();
+        let fut = reg
+            .prepare(none.clone(), "M", "len", Args::value(("abc",)))
+            .unwrap();
         assert_eq!(fut.await.into_typed::<u64>().unwrap(), 3);
         let bytes = codec::encode(&("abcd".to_string(),)).unwrap();
         let fut = reg.prepare(none, "M", "len", Args::Bytes(bytes)).unwrap();
-        assert_eq!(fut.await.into_typed::<u32>().unwrap(), 4, "u64 -> u32 through the codec");
+        assert_eq!(
+            fut.await.into_typed::<u32>().unwrap(),
+            4,
+            "u64 -> u32 through the codec"
+        );
     }
 }

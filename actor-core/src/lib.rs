@@ -39,7 +39,9 @@ mod system;
 mod task_supervisor;
 
 pub use destination::Destination;
-pub use error::{CallError, RegistryError, SendError, SendErrorKind, SpawnError, SupervisorError, TaskError};
+pub use error::{
+    CallError, RegistryError, SendError, SendErrorKind, SpawnError, SupervisorError, TaskError,
+};
 pub use function::{Args, CallContext, FunctionRegistry, Value};
 pub use node_name::{NameMode, NodeName, NodeNameError};
 pub use pid::Pid;

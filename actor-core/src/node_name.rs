@@ -47,7 +47,9 @@ pub enum NodeNameError {
         given: String,
     },
     /// The part before `@` is empty or has a character outside `A-Z a-z 0-9 _ -`.
-    #[error("invalid node name {given:?}: the part before @ may only use letters, digits, '_' and '-'")]
+    #[error(
+        "invalid node name {given:?}: the part before @ may only use letters, digits, '_' and '-'"
+    )]
     InvalidName {
         /// The text given.
         given: String,
@@ -214,18 +216,38 @@ mod tests {
 
     #[test]
     fn beam_rules() {
-        for ok in ["a-b_c1@vm", "1a@vm", "y@127.0.0.1", "y@localhost", "a@h.example.com"] {
+        for ok in [
+            "a-b_c1@vm",
+            "1a@vm",
+            "y@127.0.0.1",
+            "y@localhost",
+            "a@h.example.com",
+        ] {
             assert!(NodeName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["a.b@vm", "a+b@vm", "ä@vm", "@vm", "x", "x@", "x@h st", "x@.h"] {
+        for bad in [
+            "a.b@vm", "a+b@vm", "ä@vm", "@vm", "x", "x@", "x@h st", "x@.h",
+        ] {
             assert!(NodeName::parse(bad).is_err(), "{bad}");
         }
         let long = NodeName::parse("x@vm.example.com").unwrap();
-        assert!(matches!(long.check_mode(NameMode::Short), Err(NodeNameError::NotShort { .. })));
+        assert!(matches!(
+            long.check_mode(NameMode::Short),
+            Err(NodeNameError::NotShort { .. })
+        ));
         assert!(long.check_mode(NameMode::Long).is_ok());
         let short = NodeName::parse("y@vm").unwrap();
-        assert!(matches!(short.check_mode(NameMode::Long), Err(NodeNameError::NotLong { .. })));
-        assert!(NodeName::parse("y@localhost").unwrap().check_mode(NameMode::Long).is_ok());
-        assert_eq!(NodeName::parse("y@127.0.0.1").unwrap().mode(), NameMode::Long);
+        assert!(matches!(
+            short.check_mode(NameMode::Long),
+            Err(NodeNameError::NotLong { .. })
+        ));
+        assert!(NodeName::parse("y@localhost")
+            .unwrap()
+            .check_mode(NameMode::Long)
+            .is_ok());
+        assert_eq!(
+            NodeName::parse("y@127.0.0.1").unwrap().mode(),
+            NameMode::Long
+        );
     }
 }

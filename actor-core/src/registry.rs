@@ -70,7 +70,11 @@ impl Registry {
     /// # Errors
     /// [`RegistryError::AlreadyRegistered`] if a live actor holds the name,
     /// [`RegistryError::NotAlive`] if `actor` has stopped.
-    pub fn register<M: Message>(&self, name: &str, actor: &ActorRef<M>) -> Result<(), RegistryError> {
+    pub fn register<M: Message>(
+        &self,
+        name: &str,
+        actor: &ActorRef<M>,
+    ) -> Result<(), RegistryError> {
         self.register_cell(name, actor.get_cell())
     }
 
@@ -80,13 +84,21 @@ impl Registry {
     /// As [`Registry::register`].
     pub fn register_cell(&self, name: &str, cell: ActorCell) -> Result<(), RegistryError> {
         if !is_alive(&cell) {
-            return Err(RegistryError::NotAlive { name: name.to_string() });
+            return Err(RegistryError::NotAlive {
+                name: name.to_string(),
+            });
         }
         {
-            let mut names = self.inner.names.write().unwrap_or_else(PoisonError::into_inner);
+            let mut names = self
+                .inner
+                .names
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
             if let Some(existing) = names.get(name) {
                 if is_alive(existing) {
-                    return Err(RegistryError::AlreadyRegistered { name: name.to_string() });
+                    return Err(RegistryError::AlreadyRegistered {
+                        name: name.to_string(),
+                    });
                 }
             }
             names.insert(name.to_string(), cell.clone());
@@ -97,7 +109,11 @@ impl Registry {
 
     /// Removes `name`; returns whether it was registered to a live actor.
     pub fn unregister(&self, name: &str) -> bool {
-        let mut names = self.inner.names.write().unwrap_or_else(PoisonError::into_inner);
+        let mut names = self
+            .inner
+            .names
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         names.remove(name).is_some_and(|cell| is_alive(&cell))
     }
 
@@ -110,7 +126,11 @@ impl Registry {
     /// The live actor registered under `name`, untyped.
     pub fn whereis_cell(&self, name: &str) -> Option<ActorCell> {
         let found = {
-            let names = self.inner.names.read().unwrap_or_else(PoisonError::into_inner);
+            let names = self
+                .inner
+                .names
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
             names.get(name).cloned()
         }?;
         if is_alive(&found) {
@@ -123,7 +143,11 @@ impl Registry {
 
     /// The names registered to live actors, sorted.
     pub fn registered(&self) -> Vec<String> {
-        let names = self.inner.names.read().unwrap_or_else(PoisonError::into_inner);
+        let names = self
+            .inner
+            .names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<String> = names
             .iter()
             .filter(|(_, cell)| is_alive(cell))
@@ -136,7 +160,11 @@ impl Registry {
     /// The name `cell` is registered under, if any.
     pub fn name_of(&self, cell: &ActorCell) -> Option<String> {
         let id = cell.get_id();
-        let names = self.inner.names.read().unwrap_or_else(PoisonError::into_inner);
+        let names = self
+            .inner
+            .names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         names
             .iter()
             .find(|(_, c)| c.get_id() == id)
@@ -156,12 +184,20 @@ impl Registry {
 
     /// The live actor with local number `id`.
     pub(crate) fn by_pid(&self, id: u64) -> Option<ActorCell> {
-        let pids = self.inner.pids.read().unwrap_or_else(PoisonError::into_inner);
+        let pids = self
+            .inner
+            .pids
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         pids.get(&id).filter(|c| is_alive(c)).cloned()
     }
 
     fn forget_name(&self, name: &str, cell: &ActorCell) {
-        let mut names = self.inner.names.write().unwrap_or_else(PoisonError::into_inner);
+        let mut names = self
+            .inner
+            .names
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if names.get(name).is_some_and(|c| c.get_id() == cell.get_id()) {
             names.remove(name);
         }

@@ -46,9 +46,7 @@ mod tests;
 
 use std::time::Duration;
 
-use ractor::{
-    Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent,
-};
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
 
 pub(crate) use intensity::Intensity;
@@ -100,7 +98,11 @@ pub struct SupervisorArgs {
 
 impl SupervisorArgs {
     pub(crate) fn new(system: WeakSystem, label: String, spec: SupervisorSpec) -> Self {
-        Self { system, label, spec }
+        Self {
+            system,
+            label,
+            spec,
+        }
     }
 }
 
@@ -122,7 +124,10 @@ impl std::fmt::Debug for SupervisorState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SupervisorState")
             .field("label", &self.label)
-            .field("children", &self.children.iter().map(|c| &c.spec.id).collect::<Vec<_>>())
+            .field(
+                "children",
+                &self.children.iter().map(|c| &c.spec.id).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -149,10 +154,12 @@ pub(crate) async fn stop_child(cell: &ActorCell, shutdown: Shutdown) {
             .await
             .is_ok(),
     };
-    if !stopped && registry_alive(cell) {
-        if cell.kill_and_wait(Some(KILL_WAIT)).await.is_err() && registry_alive(cell) {
-            tracing::error!(actor = %cell.get_id(), "child did not exit within {KILL_WAIT:?} of being killed");
-        }
+    if !stopped
+        && registry_alive(cell)
+        && cell.kill_and_wait(Some(KILL_WAIT)).await.is_err()
+        && registry_alive(cell)
+    {
+        tracing::error!(actor = %cell.get_id(), "child did not exit within {KILL_WAIT:?} of being killed");
     }
 }
 
@@ -168,7 +175,11 @@ fn registry_alive(cell: &ActorCell) -> bool {
     crate::registry::is_alive(cell)
 }
 
-async fn start_one(system: &System, supervisor: &ActorCell, spec: &ChildSpec) -> Result<ActorCell, SpawnError> {
+async fn start_one(
+    system: &System,
+    supervisor: &ActorCell,
+    spec: &ChildSpec,
+) -> Result<ActorCell, SpawnError> {
     let cell = (spec.start)(system.clone(), supervisor.clone()).await?;
     if let Some(name) = &spec.name {
         if let Err(e) = system.registry().register_cell(name, cell.clone()) {
@@ -251,19 +262,22 @@ impl SupervisorState {
             .filter(|c| c.spec.restart != Restart::Temporary || c.spec.id == child_id)
             .map(|c| c.spec.id.clone())
             .collect();
+        self.children.retain(|c| {
+            c.cell.is_some() || c.spec.restart != Restart::Temporary || ids.contains(&c.spec.id)
+        });
         self.children
-            .retain(|c| c.cell.is_some() || c.spec.restart != Restart::Temporary || ids.contains(&c.spec.id));
-        self.children.retain(|c| !(c.spec.restart == Restart::Temporary && c.cell.is_none()));
+            .retain(|c| !(c.spec.restart == Restart::Temporary && c.cell.is_none()));
         self.restart(myself, ids).await
     }
 
-    async fn restart(&mut self, myself: &ActorCell, ids: Vec<String>) -> Result<(), ActorProcessingErr> {
+    async fn restart(
+        &mut self,
+        myself: &ActorCell,
+        ids: Vec<String>,
+    ) -> Result<(), ActorProcessingErr> {
         let system = self.system.upgrade().ok_or(SpawnError::SystemStopped)?;
         for id in ids {
-            loop {
-                let Some(child) = self.children.iter_mut().find(|c| c.spec.id == id) else {
-                    break;
-                };
+            while let Some(child) = self.children.iter_mut().find(|c| c.spec.id == id) {
                 match start_one(&system, myself, &child.spec).await {
                     Ok(cell) => {
                         child.cell = Some(cell);
@@ -307,7 +321,10 @@ impl Actor for Supervisor {
         };
         for spec in state.spec.children.clone() {
             match start_one(&system, &myself.get_cell(), &spec).await {
-                Ok(cell) => state.children.push(Child { spec, cell: Some(cell) }),
+                Ok(cell) => state.children.push(Child {
+                    spec,
+                    cell: Some(cell),
+                }),
                 Err(e) => {
                     state.stop_all().await;
                     return Err(Box::new(e));
@@ -341,7 +358,10 @@ impl Actor for Supervisor {
                         None => Err(SpawnError::SystemStopped.into()),
                         Some(system) => match start_one(&system, &myself.get_cell(), &spec).await {
                             Ok(cell) => {
-                                state.children.push(Child { spec, cell: Some(cell.clone()) });
+                                state.children.push(Child {
+                                    spec,
+                                    cell: Some(cell.clone()),
+                                });
                                 Ok(cell)
                             }
                             Err(e) => Err(e.into()),
@@ -390,11 +410,15 @@ impl Actor for Supervisor {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let abnormal = !is_normal_exit(reason.as_deref());
                 let reason = reason.unwrap_or_else(|| "normal".into());
-                state.on_exit(&myself.get_cell(), &cell, abnormal, &reason).await
+                state
+                    .on_exit(&myself.get_cell(), &cell, abnormal, &reason)
+                    .await
             }
             SupervisionEvent::ActorFailed(cell, err) => {
                 let reason = err.to_string();
-                state.on_exit(&myself.get_cell(), &cell, true, &reason).await
+                state
+                    .on_exit(&myself.get_cell(), &cell, true, &reason)
+                    .await
             }
             _ => Ok(()),
         }
@@ -417,12 +441,13 @@ impl Supervisor {
             label: label.clone(),
             spec,
         };
-        let (actor, _) = Actor::spawn(None, Supervisor, args)
-            .await
-            .map_err(|e| SpawnError::StartFailed {
-                what: label,
-                reason: e.to_string(),
-            })?;
+        let (actor, _) =
+            Actor::spawn(None, Supervisor, args)
+                .await
+                .map_err(|e| SpawnError::StartFailed {
+                    what: label,
+                    reason: e.to_string(),
+                })?;
         system.registry().add_pid(actor.get_cell());
         if let Some(name) = name {
             if let Err(e) = system.registry().register(name, &actor) {

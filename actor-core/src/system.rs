@@ -14,8 +14,8 @@ use ractor::{
 
 use crate::{
     supervisor::SupervisorArgs, CallError, ChildSpec, Destination, FunctionRegistry, NodeName,
-    NodeNameError, Pid, Registry, SendError, SendErrorKind, SpawnError, Supervisor, SupervisorError,
-    SupervisorMsg, SupervisorSpec,
+    NodeNameError, Pid, Registry, SendError, SendErrorKind, SpawnError, Supervisor,
+    SupervisorError, SupervisorMsg, SupervisorSpec,
 };
 
 /// The default timeout of calls and task awaits: 5 s, as `GenServer.call` and `Task.await`.
@@ -153,16 +153,21 @@ impl System {
             root: OnceLock::new(),
             span,
         });
-        let args = SupervisorArgs::new(WeakSystem(Arc::downgrade(&inner)), "root".into(), SupervisorSpec {
-            children: Vec::new(),
-            ..config.root.clone()
-        });
-        let (root, _) = Actor::spawn(None, Supervisor, args)
-            .await
-            .map_err(|e| SpawnError::StartFailed {
-                what: "root supervisor".into(),
-                reason: e.to_string(),
-            })?;
+        let args = SupervisorArgs::new(
+            WeakSystem(Arc::downgrade(&inner)),
+            "root".into(),
+            SupervisorSpec {
+                children: Vec::new(),
+                ..config.root.clone()
+            },
+        );
+        let (root, _) =
+            Actor::spawn(None, Supervisor, args)
+                .await
+                .map_err(|e| SpawnError::StartFailed {
+                    what: "root supervisor".into(),
+                    reason: e.to_string(),
+                })?;
         inner.registry.add_pid(root.get_cell());
         let _ = inner.root.set(root.clone());
         let system = System { inner, root };
@@ -215,7 +220,11 @@ impl System {
 
     /// The pid of a local actor.
     pub fn pid_of(&self, cell: &ActorCell) -> Pid {
-        Pid::new(self.inner.node.clone(), self.inner.creation, cell.get_id().pid())
+        Pid::new(
+            self.inner.node.clone(),
+            self.inner.creation,
+            cell.get_id().pid(),
+        )
     }
 
     /// Starts `spec` under the root supervisor.
@@ -237,12 +246,13 @@ impl System {
         actor: A,
         args: A::Arguments,
     ) -> Result<(ActorRef<A::Msg>, JoinHandle<()>), SpawnError> {
-        let (actor_ref, handle) = Actor::spawn(None, actor, args)
-            .await
-            .map_err(|e| SpawnError::StartFailed {
-                what: name.unwrap_or("actor").to_string(),
-                reason: e.to_string(),
-            })?;
+        let (actor_ref, handle) =
+            Actor::spawn(None, actor, args)
+                .await
+                .map_err(|e| SpawnError::StartFailed {
+                    what: name.unwrap_or("actor").to_string(),
+                    reason: e.to_string(),
+                })?;
         self.inner.registry.add_pid(actor_ref.get_cell());
         if let Some(name) = name {
             if let Err(e) = self.inner.registry.register(name, &actor_ref) {
@@ -284,7 +294,9 @@ impl System {
                 }
                 self.inner.registry.by_pid(pid.id()).ok_or_else(noproc)
             }
-            Destination::Remote { node, .. } => Err(SendErrorKind::NoConnection { node: node.clone() }),
+            Destination::Remote { node, .. } => {
+                Err(SendErrorKind::NoConnection { node: node.clone() })
+            }
             Destination::Pid(pid) => Err(SendErrorKind::NoConnection {
                 node: pid.node().clone(),
             }),
@@ -315,11 +327,20 @@ impl System {
     /// # Errors
     /// [`SendError`] with the message handed back: no such actor, wrong message type, or the
     /// destination's node cannot be reached.
-    pub fn cast<M: Message>(&self, dest: impl Into<Destination>, msg: M) -> Result<(), SendError<M>> {
+    pub fn cast<M: Message>(
+        &self,
+        dest: impl Into<Destination>,
+        msg: M,
+    ) -> Result<(), SendError<M>> {
         let dest = dest.into();
         let actor = match self.lookup::<M>(&dest) {
             Ok(actor) => actor,
-            Err(kind) => return Err(SendError { kind, message: Some(msg) }),
+            Err(kind) => {
+                return Err(SendError {
+                    kind,
+                    message: Some(msg),
+                })
+            }
         };
         actor.cast(msg).map_err(|e| SendError {
             kind: SendErrorKind::NoProc {

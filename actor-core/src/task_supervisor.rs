@@ -64,8 +64,7 @@ use crate::{
     function::{Args, Value},
     supervisor::{success, Intensity},
     system::WeakSystem,
-    ChildSpec, Destination, Restart, SendErrorKind, SpawnError, SupervisorError, System,
-    TaskError,
+    ChildSpec, Destination, Restart, SendErrorKind, SpawnError, SupervisorError, System, TaskError,
 };
 use task::Outcome;
 
@@ -172,7 +171,9 @@ impl ExitGuard {
         if let Some(reply) = self.reply.take() {
             let _ = reply.send(outcome);
         }
-        let _ = self.supervisor.cast(TaskSupervisorMsg(Op::Exited(self.id, exit)));
+        let _ = self
+            .supervisor
+            .cast(TaskSupervisorMsg(Op::Exited(self.id, exit)));
     }
 }
 
@@ -184,7 +185,9 @@ impl Drop for ExitGuard {
                     reason: "shutdown".into(),
                 }));
             }
-            let _ = self.supervisor.cast(TaskSupervisorMsg(Op::Exited(self.id, Exit::Stopped)));
+            let _ = self
+                .supervisor
+                .cast(TaskSupervisorMsg(Op::Exited(self.id, Exit::Stopped)));
         }
     }
 }
@@ -271,7 +274,9 @@ impl TaskSupervisorState {
             done: false,
         };
         let span = match self.system.upgrade() {
-            Some(system) => tracing::debug_span!(parent: system.span(), "task", supervisor = %self.name, task = id),
+            Some(system) => {
+                tracing::debug_span!(parent: system.span(), "task", supervisor = %self.name, task = id)
+            }
             None => tracing::debug_span!("task", supervisor = %self.name, task = id),
         };
         let handle = tokio::spawn(
@@ -294,7 +299,11 @@ impl TaskSupervisorState {
         (id, handle.abort_handle())
     }
 
-    fn start(&mut self, myself: &ActorRef<TaskSupervisorMsg>, req: StartRequest) -> Result<Started, TaskError> {
+    fn start(
+        &mut self,
+        myself: &ActorRef<TaskSupervisorMsg>,
+        req: StartRequest,
+    ) -> Result<Started, TaskError> {
         if let Some(max) = self.max_children {
             if self.running.len() >= max {
                 return Err(TaskError::MaxChildren {
@@ -322,7 +331,12 @@ impl TaskSupervisorState {
         Ok(Started { id, abort })
     }
 
-    fn on_exit(&mut self, myself: &ActorRef<TaskSupervisorMsg>, id: TaskId, exit: Exit) -> Result<(), ActorProcessingErr> {
+    fn on_exit(
+        &mut self,
+        myself: &ActorRef<TaskSupervisorMsg>,
+        id: TaskId,
+        exit: Exit,
+    ) -> Result<(), ActorProcessingErr> {
         let Some(mut running) = self.running.remove(&id) else {
             return Ok(()); // terminated on request
         };
@@ -431,7 +445,10 @@ fn task_error(kind: SendErrorKind, dest: &Destination, system: &System) -> TaskE
         SendErrorKind::NoConnection { node } => TaskError::NoConnection { node },
         _ => TaskError::NoProc {
             name: dest.name().map_or_else(|| dest.to_string(), str::to_string),
-            node: dest.node().cloned().unwrap_or_else(|| system.node().clone()),
+            node: dest
+                .node()
+                .cloned()
+                .unwrap_or_else(|| system.node().clone()),
         },
     }
 }
@@ -447,34 +464,56 @@ async fn request(
         .map_err(|kind| task_error(kind, &dest, system))?;
     start_on(&actor, StartRequest { job, kind })
         .await
-        .ok_or_else(|| task_error(SendErrorKind::NoProc { dest: dest.clone(), node: system.node().clone() }, &dest, system))?
+        .ok_or_else(|| {
+            task_error(
+                SendErrorKind::NoProc {
+                    dest: dest.clone(),
+                    node: system.node().clone(),
+                },
+                &dest,
+                system,
+            )
+        })?
 }
 
 async fn start_on(
     actor: &ActorRef<TaskSupervisorMsg>,
     req: StartRequest,
 ) -> Option<Result<Started, TaskError>> {
-    match actor.call(|reply| TaskSupervisorMsg(Op::Start(req, reply)), None).await {
+    match actor
+        .call(|reply| TaskSupervisorMsg(Op::Start(req, reply)), None)
+        .await
+    {
         Ok(CallResult::Success(r)) => Some(r),
         _ => None,
     }
 }
 
 fn typed<R: DeserializeOwned + 'static>(value: Value) -> Result<R, TaskError> {
-    value
-        .into_typed::<R>()
-        .map_err(|e| TaskError::BadReturn { reason: e.to_string() })
+    value.into_typed::<R>().map_err(|e| TaskError::BadReturn {
+        reason: e.to_string(),
+    })
 }
 
 fn exact<R: 'static>(value: Value) -> Result<R, TaskError> {
     value.downcast::<R>().map_err(|_| TaskError::BadReturn {
-        reason: format!("internal: the task did not return a {}", std::any::type_name::<R>()),
+        reason: format!(
+            "internal: the task did not return a {}",
+            std::any::type_name::<R>()
+        ),
     })
 }
 
-fn call_job<A: Serialize + Send + 'static>(module: &str, function: &str, args: A, restartable: bool) -> Result<Job, TaskError> {
+fn call_job<A: Serialize + Send + 'static>(
+    module: &str,
+    function: &str,
+    args: A,
+    restartable: bool,
+) -> Result<Job, TaskError> {
     let (args, encoded) = if restartable {
-        let bytes = codec::encode(&args).map_err(|e| TaskError::BadArgs { reason: e.to_string() })?;
+        let bytes = codec::encode(&args).map_err(|e| TaskError::BadArgs {
+            reason: e.to_string(),
+        })?;
         (None, Some(bytes))
     } else {
         (Some(Args::value(args)), None)
@@ -493,7 +532,10 @@ impl TaskSupervisor {
     ///
     /// # Errors
     /// [`SupervisorError`] if the name is taken or the root supervisor is not running.
-    pub async fn start(system: &System, config: TaskSupervisorConfig) -> Result<TaskSupervisor, SupervisorError> {
+    pub async fn start(
+        system: &System,
+        config: TaskSupervisorConfig,
+    ) -> Result<TaskSupervisor, SupervisorError> {
         let name = config.name.clone();
         let cell = system.start_child(Self::child_spec(config)).await?;
         Ok(TaskSupervisor {
@@ -511,12 +553,17 @@ impl TaskSupervisor {
             let config = config.clone();
             async move {
                 let what = config.name.clone();
-                let (actor, _) = Actor::spawn_linked(None, TaskSupervisorActor, (system.downgrade(), config), parent)
-                    .await
-                    .map_err(|e| SpawnError::StartFailed {
-                        what,
-                        reason: e.to_string(),
-                    })?;
+                let (actor, _) = Actor::spawn_linked(
+                    None,
+                    TaskSupervisorActor,
+                    (system.downgrade(), config),
+                    parent,
+                )
+                .await
+                .map_err(|e| SpawnError::StartFailed {
+                    what,
+                    reason: e.to_string(),
+                })?;
                 system.registry().add_pid(actor.get_cell());
                 Ok(actor.get_cell())
             }
@@ -565,7 +612,9 @@ impl TaskSupervisor {
             None => futures::future::pending().boxed(),
         });
         let (tx, rx) = oneshot::channel();
-        let started = self.start_local(Job::Future(factory), Kind::Async(tx)).await?;
+        let started = self
+            .start_local(Job::Future(factory), Kind::Async(tx))
+            .await?;
         Ok(Task {
             id: started.id,
             supervisor: self.name.clone(),
@@ -609,13 +658,20 @@ impl TaskSupervisor {
     ///
     /// # Errors
     /// As [`TaskSupervisor::async_fn`].
-    pub async fn start_child_fn<F, Fut>(&self, mut f: F, restart: Restart) -> Result<TaskId, TaskError>
+    pub async fn start_child_fn<F, Fut>(
+        &self,
+        mut f: F,
+        restart: Restart,
+    ) -> Result<TaskId, TaskError>
     where
         F: FnMut() -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let factory: Factory = Box::new(move || f().map(Value::local).boxed());
-        Ok(self.start_local(Job::Future(factory), Kind::Child(restart)).await?.id)
+        Ok(self
+            .start_local(Job::Future(factory), Kind::Child(restart))
+            .await?
+            .id)
     }
 
     /// How many tasks are running.
@@ -730,6 +786,8 @@ impl TaskSupervisor {
         A: Serialize + Send + 'static,
     {
         let job = call_job(module, function, args, restart != Restart::Temporary)?;
-        Ok(request(system, dest.into(), job, Kind::Child(restart)).await?.id)
+        Ok(request(system, dest.into(), job, Kind::Child(restart))
+            .await?
+            .id)
     }
 }

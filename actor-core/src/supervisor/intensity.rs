@@ -50,7 +50,10 @@ mod tests {
         assert!(!i.record(t0 + Duration::from_secs(3)), "4th within 5 s");
         let mut j = Intensity::new(3, Duration::from_secs(5));
         for k in 0..10 {
-            assert!(j.record(t0 + Duration::from_secs(2 * k)), "spread restarts never trip");
+            assert!(
+                j.record(t0 + Duration::from_secs(2 * k)),
+                "spread restarts never trip"
+            );
         }
         let mut zero = Intensity::new(0, Duration::from_secs(5));
         assert!(!zero.record(t0), "max_restarts 0 never restarts");

@@ -51,8 +51,9 @@ pub enum Strategy {
     RestForOne,
 }
 
-pub(crate) type StartFn =
-    Arc<dyn Fn(System, ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnError>> + Send + Sync>;
+pub(crate) type StartFn = Arc<
+    dyn Fn(System, ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnError>> + Send + Sync,
+>;
 
 /// How to start, restart and stop one child of a [`Supervisor`].
 ///

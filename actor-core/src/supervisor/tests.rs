@@ -36,12 +36,20 @@ impl Actor for Worker {
     type State = WorkerArgs;
     type Arguments = WorkerArgs;
 
-    async fn pre_start(&self, _: ActorRef<WorkerMsg>, args: WorkerArgs) -> Result<WorkerArgs, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _: ActorRef<WorkerMsg>,
+        args: WorkerArgs,
+    ) -> Result<WorkerArgs, ActorProcessingErr> {
         let _ = args.events.send(Ev::Started(args.name));
         Ok(args)
     }
 
-    async fn post_stop(&self, _: ActorRef<WorkerMsg>, state: &mut WorkerArgs) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _: ActorRef<WorkerMsg>,
+        state: &mut WorkerArgs,
+    ) -> Result<(), ActorProcessingErr> {
         if let Some(d) = state.slow_stop {
             tokio::time::sleep(d).await; // a child that is slow to stop, not synchronisation
         }
@@ -49,7 +57,12 @@ impl Actor for Worker {
         Ok(())
     }
 
-    async fn handle(&self, myself: ActorRef<WorkerMsg>, msg: WorkerMsg, state: &mut WorkerArgs) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        state: &mut WorkerArgs,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             WorkerMsg::Crash => panic!("{} crashed on purpose", state.name),
             WorkerMsg::Exit(reason) => myself.stop(reason),
@@ -93,7 +106,10 @@ async fn take(rx: &mut mpsc::UnboundedReceiver<Ev>, n: usize) -> Vec<Ev> {
 
 use Ev::{Started as S, Stopped as X};
 
-async fn setup(strategy: Strategy, names: &[&'static str]) -> (System, ActorRef<SupervisorMsg>, mpsc::UnboundedReceiver<Ev>) {
+async fn setup(
+    strategy: Strategy,
+    names: &[&'static str],
+) -> (System, ActorRef<SupervisorMsg>, mpsc::UnboundedReceiver<Ev>) {
     let system = System::start(SystemConfig::default()).await.unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let mut spec = SupervisorSpec::new(strategy);
@@ -102,12 +118,20 @@ async fn setup(strategy: Strategy, names: &[&'static str]) -> (System, ActorRef<
     }
     let sup = Supervisor::start(&system, Some("sup"), spec).await.unwrap();
     let started = take(&mut rx, names.len()).await;
-    assert_eq!(started, names.iter().map(|n| S(n)).collect::<Vec<_>>(), "children start in order");
+    assert_eq!(
+        started,
+        names.iter().map(|n| S(n)).collect::<Vec<_>>(),
+        "children start in order"
+    );
     (system, sup, rx)
 }
 
 fn id_of(system: &System, name: &str) -> ractor::ActorId {
-    system.registry().whereis_cell(name).map(|c| c.get_id()).unwrap()
+    system
+        .registry()
+        .whereis_cell(name)
+        .map(|c| c.get_id())
+        .unwrap()
 }
 
 async fn registered_again(system: &System, name: &str, old: ractor::ActorId) -> ActorCell {
@@ -118,7 +142,10 @@ async fn registered_again(system: &System, name: &str, old: ractor::ActorId) -> 
                 return cell;
             }
         }
-        assert!(tokio::time::Instant::now() < deadline, "{name} was not restarted in time");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name} was not restarted in time"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -130,11 +157,19 @@ fn crash(system: &System, name: &str) {
 #[tokio::test]
 async fn one_for_one_restarts_only_the_crashed_child() {
     let (system, _sup, mut rx) = setup(Strategy::OneForOne, &["a", "b", "c"]).await;
-    let (a, b, c) = (id_of(&system, "a"), id_of(&system, "b"), id_of(&system, "c"));
+    let (a, b, c) = (
+        id_of(&system, "a"),
+        id_of(&system, "b"),
+        id_of(&system, "c"),
+    );
     crash(&system, "b");
     assert_eq!(next(&mut rx).await, S("b"));
     registered_again(&system, "b", b).await;
-    assert_eq!((id_of(&system, "a"), id_of(&system, "c")), (a, c), "siblings untouched");
+    assert_eq!(
+        (id_of(&system, "a"), id_of(&system, "c")),
+        (a, c),
+        "siblings untouched"
+    );
     let pong = system.call("b", WorkerMsg::Ping, DEADLINE).await.unwrap();
     assert_eq!(pong, "b", "the name resolves to the restarted child");
     system.shutdown().await;
@@ -145,7 +180,10 @@ async fn one_for_all_stops_the_others_in_reverse_then_restarts_all_in_order() {
     let (system, _sup, mut rx) = setup(Strategy::OneForAll, &["a", "b", "c"]).await;
     crash(&system, "b");
     // b panicked (no post_stop); c then a are stopped in reverse order, then all start.
-    assert_eq!(take(&mut rx, 5).await, [X("c"), X("a"), S("a"), S("b"), S("c")]);
+    assert_eq!(
+        take(&mut rx, 5).await,
+        [X("c"), X("a"), S("a"), S("b"), S("c")]
+    );
     system.shutdown().await;
 }
 
@@ -154,8 +192,15 @@ async fn rest_for_one_restarts_the_child_and_those_after_it() {
     let (system, _sup, mut rx) = setup(Strategy::RestForOne, &["a", "b", "c", "d"]).await;
     let a = id_of(&system, "a");
     crash(&system, "b");
-    assert_eq!(take(&mut rx, 5).await, [X("d"), X("c"), S("b"), S("c"), S("d")]);
-    assert_eq!(id_of(&system, "a"), a, "children before the crashed one are untouched");
+    assert_eq!(
+        take(&mut rx, 5).await,
+        [X("d"), X("c"), S("b"), S("c"), S("d")]
+    );
+    assert_eq!(
+        id_of(&system, "a"),
+        a,
+        "children before the crashed one are untouched"
+    );
     system.shutdown().await;
 }
 
@@ -177,7 +222,9 @@ async fn restart_types() {
     // Transient: a crash restarts it, a normal ("shutdown") exit does not.
     crash(&system, "trans");
     assert_eq!(next(&mut rx).await, S("trans"));
-    system.cast("trans", WorkerMsg::Exit(Some("shutdown".into()))).unwrap();
+    system
+        .cast("trans", WorkerMsg::Exit(Some("shutdown".into())))
+        .unwrap();
     assert_eq!(next(&mut rx).await, X("trans"));
 
     // Temporary: never restarted, and removed.
@@ -185,15 +232,23 @@ async fn restart_types() {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     loop {
         let children = Supervisor::which_children(&sup).await.unwrap();
-        let ids: Vec<_> = children.iter().map(|c| (c.id.as_str(), c.actor.is_some())).collect();
+        let ids: Vec<_> = children
+            .iter()
+            .map(|c| (c.id.as_str(), c.actor.is_some()))
+            .collect();
         if ids == [("perm", true), ("trans", false)] {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "children now: {ids:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "children now: {ids:?}"
+        );
         tokio::task::yield_now().await;
     }
     // Nothing else started in the meantime: the next event is the one we cause now.
-    system.cast("perm", WorkerMsg::Exit(Some("killed".into()))).unwrap();
+    system
+        .cast("perm", WorkerMsg::Exit(Some("killed".into())))
+        .unwrap();
     assert_eq!(take(&mut rx, 2).await, [X("perm"), S("perm")]);
     system.shutdown().await;
 }
@@ -206,11 +261,20 @@ impl Actor for Parent {
     type State = mpsc::UnboundedSender<String>;
     type Arguments = mpsc::UnboundedSender<String>;
 
-    async fn pre_start(&self, _: ActorRef<()>, tx: Self::Arguments) -> Result<Self::State, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        _: ActorRef<()>,
+        tx: Self::Arguments,
+    ) -> Result<Self::State, ActorProcessingErr> {
         Ok(tx)
     }
 
-    async fn handle_supervisor_evt(&self, _: ActorRef<()>, evt: SupervisionEvent, tx: &mut Self::State) -> Result<(), ActorProcessingErr> {
+    async fn handle_supervisor_evt(
+        &self,
+        _: ActorRef<()>,
+        evt: SupervisionEvent,
+        tx: &mut Self::State,
+    ) -> Result<(), ActorProcessingErr> {
         match evt {
             SupervisionEvent::ActorFailed(_, err) => {
                 let _ = tx.send(format!("failed: {err}"));
@@ -234,7 +298,9 @@ async fn past_the_intensity_the_supervisor_stops_its_children_and_its_parent_see
         .intensity(2, Duration::from_secs(60))
         .child(worker("steady", &tx))
         .child(worker("flaky", &tx));
-    Supervisor::spawn_child_of(&system, "app".into(), spec, parent.get_cell()).await.unwrap();
+    Supervisor::spawn_child_of(&system, "app".into(), spec, parent.get_cell())
+        .await
+        .unwrap();
     take(&mut rx, 2).await;
     for _ in 0..2 {
         let old = id_of(&system, "flaky");
@@ -243,8 +309,15 @@ async fn past_the_intensity_the_supervisor_stops_its_children_and_its_parent_see
         registered_again(&system, "flaky", old).await;
     }
     crash(&system, "flaky"); // the third restart in the window is one too many
-    assert_eq!(next(&mut rx).await, X("steady"), "remaining children are shut down");
-    let why = tokio::time::timeout(DEADLINE, prx.recv()).await.unwrap().unwrap();
+    assert_eq!(
+        next(&mut rx).await,
+        X("steady"),
+        "remaining children are shut down"
+    );
+    let why = tokio::time::timeout(DEADLINE, prx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(why.starts_with("failed: supervisor app shut down: reached maximum restart intensity (2 restarts in 60s)"), "{why}");
     parent.stop(None);
     system.shutdown().await;
@@ -269,15 +342,23 @@ async fn shutdown_timeout_kills_a_slow_child_and_brutal_kill_skips_post_stop() {
     };
     let spec = SupervisorSpec::new(Strategy::OneForOne)
         .child(worker("first", &tx))
-        .child(ChildSpec::new("slow", Worker, slow).shutdown(Shutdown::Timeout(Duration::from_millis(50))))
+        .child(
+            ChildSpec::new("slow", Worker, slow)
+                .shutdown(Shutdown::Timeout(Duration::from_millis(50))),
+        )
         .child(worker("brutal", &tx).shutdown(Shutdown::BrutalKill));
     let sup = Supervisor::start(&system, None, spec).await.unwrap();
     take(&mut rx, 3).await;
-    sup.stop_and_wait(None, Some(DEADLINE)).await.expect("a slow child cannot hold its supervisor up");
+    sup.stop_and_wait(None, Some(DEADLINE))
+        .await
+        .expect("a slow child cannot hold its supervisor up");
     // brutal: killed, no post_stop; slow: killed after 50 ms, no post_stop; first: stopped.
     // The supervisor has waited for all three, so every event is already in the channel.
     assert_eq!(next(&mut rx).await, X("first"));
-    assert!(rx.try_recv().is_err(), "neither the killed nor the brutally killed child ran post_stop");
+    assert!(
+        rx.try_recv().is_err(),
+        "neither the killed nor the brutally killed child ran post_stop"
+    );
     system.shutdown().await;
 }
 
@@ -285,14 +366,31 @@ async fn shutdown_timeout_kills_a_slow_child_and_brutal_kill_skips_post_stop() {
 async fn dynamic_children() {
     let (system, sup, mut rx) = setup(Strategy::OneForOne, &["a"]).await;
     let (tx2, mut rx2) = mpsc::unbounded_channel();
-    Supervisor::start_child(&sup, worker("dyn", &tx2)).await.unwrap();
+    Supervisor::start_child(&sup, worker("dyn", &tx2))
+        .await
+        .unwrap();
     assert_eq!(next(&mut rx2).await, S("dyn"));
     let dup = Supervisor::start_child(&sup, worker("dyn", &tx2)).await;
-    assert!(matches!(dup, Err(SupervisorError::DuplicateChild { .. })), "{dup:?}");
+    assert!(
+        matches!(dup, Err(SupervisorError::DuplicateChild { .. })),
+        "{dup:?}"
+    );
     Supervisor::terminate_child(&sup, "dyn").await.unwrap();
-    assert_eq!(next(&mut rx2).await, X("dyn"), "terminate_child runs post_stop");
-    assert!(matches!(Supervisor::terminate_child(&sup, "dyn").await, Err(SupervisorError::NoChild { .. })));
-    let ids: Vec<_> = Supervisor::which_children(&sup).await.unwrap().into_iter().map(|c| c.id).collect();
+    assert_eq!(
+        next(&mut rx2).await,
+        X("dyn"),
+        "terminate_child runs post_stop"
+    );
+    assert!(matches!(
+        Supervisor::terminate_child(&sup, "dyn").await,
+        Err(SupervisorError::NoChild { .. })
+    ));
+    let ids: Vec<_> = Supervisor::which_children(&sup)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| c.id)
+        .collect();
     assert_eq!(ids, ["a"]);
     assert!(rx.try_recv().is_err(), "a untouched");
     system.shutdown().await;
@@ -302,8 +400,12 @@ async fn dynamic_children() {
 async fn a_taken_name_fails_the_start_cleanly() {
     let system = System::start(SystemConfig::default()).await.unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let sup = Supervisor::start(&system, Some("taken"), SupervisorSpec::default()).await.unwrap();
-    let err = Supervisor::start_child(&sup, worker("x", &tx).name("taken")).await.unwrap_err();
+    let sup = Supervisor::start(&system, Some("taken"), SupervisorSpec::default())
+        .await
+        .unwrap();
+    let err = Supervisor::start_child(&sup, worker("x", &tx).name("taken"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("already registered"), "{err}");
     assert_eq!(next(&mut rx).await, S("x"));
     assert!(Supervisor::which_children(&sup).await.unwrap().is_empty());

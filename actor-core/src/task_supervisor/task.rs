@@ -1,11 +1,6 @@
 //! The handle of one asynchronous task: await, yield, shutdown.
 
-use std::{
-    fmt,
-    future::IntoFuture,
-    marker::PhantomData,
-    time::Duration,
-};
+use std::{fmt, future::IntoFuture, marker::PhantomData, time::Duration};
 
 use futures::future::BoxFuture;
 use tokio::{sync::oneshot, task::AbortHandle};

@@ -14,16 +14,24 @@ use crate::{Pid, Shutdown, SystemConfig};
 const DEADLINE: Duration = Duration::from_secs(5);
 
 async fn node(name: &str) -> (System, TaskSupervisor) {
-    let system = System::start(SystemConfig::named(name).unwrap()).await.unwrap();
-    system.functions().register("Chat", "receive_message", |(msg,): (String,)| async move {
-        format!("received {msg}")
-    });
-    system.functions().register("Chat", "boom", |(): ()| async move {
-        if true {
-            panic!("boom on the node");
-        }
-    });
-    let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("Chat.TaskSupervisor")).await.unwrap();
+    let system = System::start(SystemConfig::named(name).unwrap())
+        .await
+        .unwrap();
+    system
+        .functions()
+        .register("Chat", "receive_message", |(msg,): (String,)| async move {
+            format!("received {msg}")
+        });
+    system
+        .functions()
+        .register("Chat", "boom", |(): ()| async move {
+            if true {
+                panic!("boom on the node");
+            }
+        });
+    let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("Chat.TaskSupervisor"))
+        .await
+        .unwrap();
     (system, sup)
 }
 
@@ -37,10 +45,16 @@ impl Drop for DropFlag {
     }
 }
 
-async fn poll_until<F: FnMut() -> Fut, Fut: std::future::Future<Output = bool>>(what: &str, mut check: F) {
+async fn poll_until<F: FnMut() -> Fut, Fut: std::future::Future<Output = bool>>(
+    what: &str,
+    mut check: F,
+) {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
         tokio::task::yield_now().await;
     }
 }
@@ -48,25 +62,38 @@ async fn poll_until<F: FnMut() -> Fut, Fut: std::future::Future<Output = bool>>(
 #[tokio::test]
 async fn runs_a_registered_function_by_name_through_every_destination_form() {
     let (system, sup) = node("alex@localhost").await;
-    let by_name: String = TaskSupervisor::async_on(&system, "Chat.TaskSupervisor", "Chat", "receive_message", ("hi",))
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let by_name: String = TaskSupervisor::async_on(
+        &system,
+        "Chat.TaskSupervisor",
+        "Chat",
+        "receive_message",
+        ("hi",),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
     assert_eq!(by_name, "received hi");
     let self_node = ("Chat.TaskSupervisor", "alex@localhost");
-    let on_self: String = TaskSupervisor::async_on(&system, self_node, "Chat", "receive_message", ("yo".to_string(),))
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let on_self: String = TaskSupervisor::async_on(
+        &system,
+        self_node,
+        "Chat",
+        "receive_message",
+        ("yo".to_string(),),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
     assert_eq!(on_self, "received yo");
     let pid = system.pid_of(&sup.actor().get_cell());
-    let by_pid: String = TaskSupervisor::async_nolink_on(&system, pid, "Chat", "receive_message", ("p",))
-        .await
-        .unwrap()
-        .await
-        .unwrap();
+    let by_pid: String =
+        TaskSupervisor::async_nolink_on(&system, pid, "Chat", "receive_message", ("p",))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
     assert_eq!(by_pid, "received p");
     system.shutdown().await;
 }
@@ -75,22 +102,73 @@ async fn runs_a_registered_function_by_name_through_every_destination_form() {
 async fn start_errors_undefined_badargs_noproc_noconnection() {
     let (system, _sup) = node("alex@localhost").await;
     let sup = "Chat.TaskSupervisor";
-    let err = TaskSupervisor::async_on::<_, String>(&system, sup, "Chat", "nope", ()).await.unwrap_err();
-    assert_eq!(err, TaskError::Undefined { module: "Chat".into(), function: "nope".into() });
-    let err = TaskSupervisor::async_on::<_, String>(&system, sup, "Chat", "receive_message", 42u64).await.unwrap_err();
+    let err = TaskSupervisor::async_on::<_, String>(&system, sup, "Chat", "nope", ())
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        TaskError::Undefined {
+            module: "Chat".into(),
+            function: "nope".into()
+        }
+    );
+    let err = TaskSupervisor::async_on::<_, String>(&system, sup, "Chat", "receive_message", 42u64)
+        .await
+        .unwrap_err();
     assert!(matches!(err, TaskError::BadArgs { .. }), "{err:?}");
-    let err = TaskSupervisor::async_on::<_, String>(&system, "Nope.TaskSupervisor", "Chat", "receive_message", ("x",)).await.unwrap_err();
-    assert_eq!(err, TaskError::NoProc { name: "Nope.TaskSupervisor".into(), node: system.node().clone() });
-    let err = TaskSupervisor::async_on::<_, String>(&system, (sup, "kate@localhost"), "Chat", "receive_message", ("x",)).await.unwrap_err();
-    assert_eq!(err, TaskError::NoConnection { node: "kate@localhost".parse().unwrap() });
-    let err = TaskSupervisor::start_child_on(&system, (sup, "kate@localhost"), "Chat", "receive_message", ("x",), Restart::Temporary).await.unwrap_err();
+    let err = TaskSupervisor::async_on::<_, String>(
+        &system,
+        "Nope.TaskSupervisor",
+        "Chat",
+        "receive_message",
+        ("x",),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err,
+        TaskError::NoProc {
+            name: "Nope.TaskSupervisor".into(),
+            node: system.node().clone()
+        }
+    );
+    let err = TaskSupervisor::async_on::<_, String>(
+        &system,
+        (sup, "kate@localhost"),
+        "Chat",
+        "receive_message",
+        ("x",),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err,
+        TaskError::NoConnection {
+            node: "kate@localhost".parse().unwrap()
+        }
+    );
+    let err = TaskSupervisor::start_child_on(
+        &system,
+        (sup, "kate@localhost"),
+        "Chat",
+        "receive_message",
+        ("x",),
+        Restart::Temporary,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, TaskError::NoConnection { .. }));
     // A pid from an earlier incarnation of this node never reaches a new actor.
     let stale = Pid::new(system.node().clone(), system.creation().wrapping_add(1), 1);
-    let err = TaskSupervisor::async_on::<_, String>(&system, stale, "Chat", "receive_message", ("x",)).await.unwrap_err();
+    let err =
+        TaskSupervisor::async_on::<_, String>(&system, stale, "Chat", "receive_message", ("x",))
+            .await
+            .unwrap_err();
     assert!(matches!(err, TaskError::NoProc { .. }), "{err:?}");
     // A result awaited as the wrong type.
-    let task = TaskSupervisor::async_on::<_, bool>(&system, sup, "Chat", "receive_message", ("x",)).await.unwrap();
+    let task = TaskSupervisor::async_on::<_, bool>(&system, sup, "Chat", "receive_message", ("x",))
+        .await
+        .unwrap();
     assert!(matches!(task.await, Err(TaskError::BadReturn { .. })));
     system.shutdown().await;
 }
@@ -98,8 +176,21 @@ async fn start_errors_undefined_badargs_noproc_noconnection() {
 #[tokio::test]
 async fn a_panic_reaches_the_caller_with_its_message() {
     let (system, _sup) = node("alex@localhost").await;
-    let task = TaskSupervisor::async_nolink_on::<_, ()>(&system, "Chat.TaskSupervisor", "Chat", "boom", ()).await.unwrap();
-    assert_eq!(task.await, Err(TaskError::Panicked { message: "boom on the node".into() }));
+    let task = TaskSupervisor::async_nolink_on::<_, ()>(
+        &system,
+        "Chat.TaskSupervisor",
+        "Chat",
+        "boom",
+        (),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        task.await,
+        Err(TaskError::Panicked {
+            message: "boom on the node".into()
+        })
+    );
     system.shutdown().await;
 }
 
@@ -116,9 +207,18 @@ async fn await_timeout_then_a_nolink_task_goes_on() {
         })
         .await
         .unwrap();
-    assert_eq!(task.await_timeout(Duration::from_millis(20)).await, Err(TaskError::Timeout { timeout: Duration::from_millis(20) }));
+    assert_eq!(
+        task.await_timeout(Duration::from_millis(20)).await,
+        Err(TaskError::Timeout {
+            timeout: Duration::from_millis(20)
+        })
+    );
     go_tx.send(()).unwrap();
-    assert_eq!(tokio::time::timeout(DEADLINE, done_rx).await.unwrap(), Ok(7), "the nolink task finished after the timeout");
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, done_rx).await.unwrap(),
+        Ok(7),
+        "the nolink task finished after the timeout"
+    );
     system.shutdown().await;
 }
 
@@ -133,11 +233,21 @@ async fn yield_returns_none_while_running_then_await_gets_the_result() {
         })
         .await
         .unwrap();
-    assert_eq!(task.yield_timeout(Duration::from_millis(10)).await, Ok(None));
-    assert_eq!(task.yield_timeout(Duration::from_millis(10)).await, Ok(None), "yield can be repeated");
+    assert_eq!(
+        task.yield_timeout(Duration::from_millis(10)).await,
+        Ok(None)
+    );
+    assert_eq!(
+        task.yield_timeout(Duration::from_millis(10)).await,
+        Ok(None),
+        "yield can be repeated"
+    );
     go_tx.send(()).unwrap();
     assert_eq!(task.yield_timeout(DEADLINE).await, Ok(Some("done")));
-    assert!(task.yield_timeout(Duration::ZERO).await.is_err(), "the result is taken once");
+    assert!(
+        task.yield_timeout(Duration::ZERO).await.is_err(),
+        "the result is taken once"
+    );
     system.shutdown().await;
 }
 
@@ -170,25 +280,48 @@ async fn when_the_caller_dies_a_linked_task_stops_and_a_nolink_task_goes_on() {
             futures::future::pending::<()>().await;
         })
     };
-    tokio::time::timeout(DEADLINE, started.recv()).await.unwrap().unwrap();
+    tokio::time::timeout(DEADLINE, started.recv())
+        .await
+        .unwrap()
+        .unwrap();
     caller.abort(); // the caller dies
-    tokio::time::timeout(DEADLINE, linked_dropped).await.unwrap().unwrap();
+    tokio::time::timeout(DEADLINE, linked_dropped)
+        .await
+        .unwrap()
+        .unwrap();
     nolink_go_tx.send(()).unwrap();
-    assert_eq!(tokio::time::timeout(DEADLINE, nolink_done).await.unwrap(), Ok("still ran"));
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, nolink_done).await.unwrap(),
+        Ok("still ran")
+    );
     system.shutdown().await;
 }
 
 #[tokio::test]
 async fn max_children_is_a_typed_error() {
     let system = System::start(SystemConfig::default()).await.unwrap();
-    let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("Small").max_children(1)).await.unwrap();
+    let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("Small").max_children(1))
+        .await
+        .unwrap();
     let (go_tx, go_rx) = oneshot::channel::<()>();
-    let first = sup.async_fn(move || async move { go_rx.await.is_ok() }).await.unwrap();
+    let first = sup
+        .async_fn(move || async move { go_rx.await.is_ok() })
+        .await
+        .unwrap();
     let err = sup.async_fn(|| async {}).await.unwrap_err();
-    assert_eq!(err, TaskError::MaxChildren { name: "Small".into(), max: 1 });
+    assert_eq!(
+        err,
+        TaskError::MaxChildren {
+            name: "Small".into(),
+            max: 1
+        }
+    );
     go_tx.send(()).unwrap();
     assert_eq!(first.await, Ok(true));
-    poll_until("the finished task to leave", || async { sup.count_children().await == Ok(0) }).await;
+    poll_until("the finished task to leave", || async {
+        sup.count_children().await == Ok(0)
+    })
+    .await;
     assert!(sup.async_fn(|| async {}).await.is_ok(), "room again");
     system.shutdown().await;
 }
@@ -205,11 +338,20 @@ async fn shutdown_of_a_task() {
         .await
         .unwrap();
     assert_eq!(running.shutdown(Shutdown::BrutalKill).await, Ok(None));
-    tokio::time::timeout(DEADLINE, dropped).await.unwrap().unwrap();
+    tokio::time::timeout(DEADLINE, dropped)
+        .await
+        .unwrap()
+        .unwrap();
     // A task that finished before the shutdown: its result is returned.
     let again = sup.async_fn(|| async { 6u8 }).await.unwrap();
-    poll_until("the task to finish", || async { sup.count_children().await == Ok(0) }).await;
-    assert_eq!(again.shutdown(Shutdown::Timeout(DEADLINE)).await, Ok(Some(6)));
+    poll_until("the task to finish", || async {
+        sup.count_children().await == Ok(0)
+    })
+    .await;
+    assert_eq!(
+        again.shutdown(Shutdown::Timeout(DEADLINE)).await,
+        Ok(Some(6))
+    );
     system.shutdown().await;
 }
 
@@ -231,30 +373,54 @@ async fn start_child_restarts_by_restart_type() {
     )
     .await
     .unwrap();
-    poll_until("one transient restart", || async { runs.load(Ordering::SeqCst) == 2 && sup.count_children().await == Ok(0) }).await;
+    poll_until("one transient restart", || async {
+        runs.load(Ordering::SeqCst) == 2 && sup.count_children().await == Ok(0)
+    })
+    .await;
 
     // A function by name, restarted with the same arguments.
     let seen = Arc::new(AtomicUsize::new(0));
     let s = seen.clone();
-    system.functions().register("Job", "count", move |(k,): (usize,)| {
-        let s = s.clone();
-        async move {
-            if s.fetch_add(k, Ordering::SeqCst) == 0 {
-                panic!("once");
+    system
+        .functions()
+        .register("Job", "count", move |(k,): (usize,)| {
+            let s = s.clone();
+            async move {
+                if s.fetch_add(k, Ordering::SeqCst) == 0 {
+                    panic!("once");
+                }
             }
-        }
-    });
-    TaskSupervisor::start_child_on(&system, "Chat.TaskSupervisor", "Job", "count", (10usize,), Restart::Transient).await.unwrap();
-    poll_until("the by-name child restarted with its arguments", || async { seen.load(Ordering::SeqCst) == 20 }).await;
+        });
+    TaskSupervisor::start_child_on(
+        &system,
+        "Chat.TaskSupervisor",
+        "Job",
+        "count",
+        (10usize,),
+        Restart::Transient,
+    )
+    .await
+    .unwrap();
+    poll_until("the by-name child restarted with its arguments", || async {
+        seen.load(Ordering::SeqCst) == 20
+    })
+    .await;
     system.shutdown().await;
 }
 
 #[tokio::test]
 async fn too_many_restarts_fail_the_task_supervisor_and_its_parent_restarts_it() {
     let system = System::start(SystemConfig::default()).await.unwrap();
-    let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("Loop").intensity(2, Duration::from_secs(60))).await.unwrap();
+    let sup = TaskSupervisor::start(
+        &system,
+        TaskSupervisorConfig::new("Loop").intensity(2, Duration::from_secs(60)),
+    )
+    .await
+    .unwrap();
     let old = sup.actor().get_id();
-    sup.start_child_fn(|| async {}, Restart::Permanent).await.unwrap();
+    sup.start_child_fn(|| async {}, Restart::Permanent)
+        .await
+        .unwrap();
     poll_until("the root supervisor to restart it", || async {
         TaskSupervisor::whereis(&system, "Loop").is_some_and(|s| s.actor().get_id() != old)
     })
@@ -266,10 +432,17 @@ async fn too_many_restarts_fail_the_task_supervisor_and_its_parent_restarts_it()
 async fn two_systems_in_one_process_resolve_their_own_names() {
     let (a, _) = node("a@localhost").await;
     let (b, _) = node("b@localhost").await;
-    a.functions().register("Who", "am_i", |(): ()| async { "a" });
-    b.functions().register("Who", "am_i", |(): ()| async { "b" });
+    a.functions()
+        .register("Who", "am_i", |(): ()| async { "a" });
+    b.functions()
+        .register("Who", "am_i", |(): ()| async { "b" });
     for (system, want) in [(&a, "a"), (&b, "b")] {
-        let got: String = TaskSupervisor::async_on(system, "Chat.TaskSupervisor", "Who", "am_i", ()).await.unwrap().await.unwrap();
+        let got: String =
+            TaskSupervisor::async_on(system, "Chat.TaskSupervisor", "Who", "am_i", ())
+                .await
+                .unwrap()
+                .await
+                .unwrap();
         assert_eq!(got, want);
     }
     a.shutdown().await;
