@@ -1,7 +1,50 @@
 //! nodus: Erlang/OTP-style distribution for Rust actors.
 //!
-//! This facade re-exports the three crates of the workspace.
+//! Actors, supervisors and tasks are addressable as `<name, node>`, so the same call works on
+//! this node or on a peer. nodus builds on [`ractor`] for the actors themselves and adds what
+//! OTP has and ractor does not: restart strategies and intensity, ordered shutdown, a
+//! node-scoped registry, `Task.Supervisor`, and functions callable by name.
+//!
+//! # How the pieces fit
+//!
+//! - [`core`] (`actor-core`): everything inside one node. A [`System`] owns the node's
+//!   [`Registry`], [`FunctionRegistry`] and root [`Supervisor`].
+//! - [`remote`] (`actor-remote`): everything that crosses a node boundary.
+//! - [`macros`] (`actor-macros`): derive and attribute macros.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use nodus::prelude::*;
+//!
+//! let system = System::start(SystemConfig::named("alex@localhost")?).await?;
+//! system.functions().register("Chat", "receive_message", |(msg,): (String,)| async move {
+//!     format!("got {msg}")
+//! });
+//! TaskSupervisor::start(&system, TaskSupervisorConfig::new("Chat.TaskSupervisor")).await?;
+//!
+//! // The same call takes ("Chat.TaskSupervisor", "kate@localhost") for a peer.
+//! let task = TaskSupervisor::async_on(&system, "Chat.TaskSupervisor", "Chat", "receive_message", ("hi",)).await?;
+//! let reply: String = task.await?;
+//! assert_eq!(reply, "got hi");
+//! # system.shutdown().await; Ok(()) }
+//! ```
 
 pub use actor_core as core;
 pub use actor_macros as macros;
 pub use actor_remote as remote;
+
+pub use actor_core::{
+    codec, ractor, CallError, ChildSpec, Destination, FunctionRegistry, NodeName, Pid, Registry,
+    Restart, SendError, Shutdown, SpawnError, Strategy, Supervisor, SupervisorError,
+    SupervisorSpec, System, SystemConfig, Task, TaskError, TaskSupervisor, TaskSupervisorConfig,
+};
+
+/// The names most programs need: `use nodus::prelude::*;`.
+pub mod prelude {
+    pub use actor_core::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+    pub use actor_core::{
+        ChildSpec, Destination, NodeName, Pid, Restart, Shutdown, Strategy, Supervisor,
+        SupervisorSpec, System, SystemConfig, Task, TaskError, TaskSupervisor,
+        TaskSupervisorConfig,
+    };
+}

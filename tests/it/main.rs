@@ -1,1 +1,4 @@
 //! The one integration test binary: a module per area.
+
+mod destinations;
+mod registry;
