@@ -1,9 +1,63 @@
 //! Port mapper tests: the codec (vectors from a real epmd, incremental decoding, a property
-//! test that no input panics).
+//! test that no input panics) and the client against the embedded server.
 
+use std::{future::Future, net::SocketAddr, time::Duration};
+
+use actor_core::NodeName;
 use proptest::prelude::*;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+};
 
 use super::proto::*;
+use super::*;
+
+/// Bounds every network test.
+const TEST_TIMEOUT: Duration = Duration::from_secs(20);
+
+fn node(text: &str) -> NodeName {
+    NodeName::parse(text).expect("valid node name in test")
+}
+
+/// Runs `test` under [`TEST_TIMEOUT`].
+async fn bounded<T>(test: impl Future<Output = T>) -> T {
+    tokio::time::timeout(TEST_TIMEOUT, test)
+        .await
+        .expect("test took longer than TEST_TIMEOUT")
+}
+
+/// Polls `check` until it holds, for at most 5 seconds.
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !check().await {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A loopback port nothing listens on (the OS chose it, then we let it go).
+async fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    listener.local_addr().expect("local addr").port()
+}
+
+async fn embedded() -> PortMapperServerHandle {
+    let addr: SocketAddr = "127.0.0.1:0".parse().expect("addr");
+    PortMapperServer::bind(addr)
+        .await
+        .expect("bind embedded port mapper")
+        .spawn()
+}
 
 // ---------------------------------------------------------------------------------------------
 // Codec
@@ -215,4 +269,250 @@ proptest! {
         encode_port_please_reply(&reply, &mut bytes).expect("encodable");
         prop_assert_eq!(decode_port_please_reply(&bytes), Ok(Some((reply, bytes.len()))));
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client against the embedded server
+
+#[test]
+fn erl_epmd_port() {
+    let ip = "127.0.0.1".parse().expect("ip");
+    let port = |v| PortMapperClient::from_env_value(ip, v).map(|c| c.addr().port());
+    assert_eq!(port(None).ok(), Some(4369));
+    assert_eq!(port(Some("4370")).ok(), Some(4370));
+    let err = port(Some("nope")).expect_err("invalid");
+    assert!(matches!(err, PortMapperError::BadEnvPort { .. }));
+    assert!(err.to_string().contains("unset it"), "{err}");
+    assert!(port(Some("0")).is_err());
+    assert!(port(Some("70000")).is_err());
+}
+
+#[tokio::test]
+async fn register_lookup_names_and_unregister_on_drop() {
+    bounded(async {
+        let server = embedded().await;
+        let client = PortMapperClient::new(server.local_addr());
+        assert_eq!(client.names().await.expect("names"), vec![]);
+        assert_eq!(client.port_please("hoge").await.expect("lookup"), None);
+
+        let a = client
+            .register(&node("hoge@localhost"), 4711, false)
+            .await
+            .expect("register");
+        let b = client
+            .register(&node("piyo@localhost"), 4712, true)
+            .await
+            .expect("register");
+        assert_ne!(a.creation(), 0);
+        assert!(b.creation() > a.creation(), "creations increase");
+        assert_eq!(a.port(), 4711);
+
+        let found = client
+            .port_please("hoge")
+            .await
+            .expect("lookup")
+            .expect("registered");
+        assert_eq!(found, NodeInfo::nodus("hoge", 4711, NodeType::NORMAL));
+        assert!(found.is_nodus());
+        let hidden = client
+            .port_please("piyo")
+            .await
+            .expect("lookup")
+            .expect("registered");
+        assert_eq!(hidden.node_type, NodeType::HIDDEN);
+        assert_eq!(
+            client.names().await.expect("names"),
+            vec![("hoge".to_owned(), 4711), ("piyo".to_owned(), 4712)]
+        );
+
+        drop(a);
+        eventually("hoge is unregistered", || async {
+            client.port_please("hoge").await.expect("lookup").is_none()
+        })
+        .await;
+        assert_eq!(
+            client.names().await.expect("names"),
+            vec![("piyo".to_owned(), 4712)]
+        );
+        // The name is free again, with a newer creation.
+        let again = client
+            .register(&node("hoge@localhost"), 4713, false)
+            .await
+            .expect("re-register");
+        assert!(again.creation() > b.creation());
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn duplicate_name_is_name_in_use() {
+    bounded(async {
+        let server = embedded().await;
+        let client = PortMapperClient::new(server.local_addr());
+        let _first = client.register(&node("dup@vm"), 1000, false).await.expect("register");
+        let err = client.register(&node("dup@vm"), 1001, false).await.expect_err("duplicate");
+        assert!(matches!(&err, PortMapperError::NameInUse { name } if name.as_str() == "dup@vm"));
+        assert_eq!(
+            err.to_string(),
+            "the name dup@vm seems to be in use by another node; pick another name or stop that node"
+        );
+        // The refused attempt did not disturb the first registration.
+        assert_eq!(client.port_please("dup").await.expect("lookup").map(|i| i.port), Some(1000));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_registrations() {
+    bounded(async {
+        let server = embedded().await;
+        let client = PortMapperClient::new(server.local_addr());
+        let mut reg = client
+            .register(&node("a@localhost"), 1, false)
+            .await
+            .expect("register");
+        server.shutdown().await;
+        reg.closed().await;
+        assert!(matches!(
+            client.names().await,
+            Err(PortMapperError::Unreachable { .. })
+        ));
+    })
+    .await;
+}
+
+/// Sends `bytes` on a fresh connection and returns what the server answers before closing.
+async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    // The server may close (and reset) before taking everything; that is the point.
+    let _ = stream.write_all(bytes).await;
+    let _ = stream.shutdown().await;
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply).await;
+    reply
+}
+
+#[tokio::test]
+async fn garbage_and_oversized_input_close_only_that_connection() {
+    bounded(async {
+        let server = embedded().await;
+        let addr = server.local_addr();
+        let client = PortMapperClient::new(addr);
+        let _reg = client
+            .register(&node("keep@localhost"), 7, false)
+            .await
+            .expect("register");
+
+        assert!(raw_exchange(addr, b"GET / HTTP/1.1\r\n\r\n")
+            .await
+            .is_empty());
+        assert!(raw_exchange(addr, &[0xff, 0xff]).await.is_empty()); // 65535-byte request
+        assert!(raw_exchange(addr, &[0, 0]).await.is_empty()); // empty request
+        assert!(raw_exchange(addr, &[0, 1, 107]).await.is_empty()); // KILL_REQ: not served
+        assert!(raw_exchange(addr, &[0, 5, 120, 0]).await.is_empty()); // truncated, then EOF
+        assert!(
+            raw_exchange(addr, &[0, 13, 120, 0, 1, 77, 0, 0, 6, 0, 5, 0, 0, 0, 0])
+                .await
+                .is_empty()
+        ); // empty name
+        let mut huge = vec![0x03, 0xff, 120];
+        huge.resize(3 + 1200, b'a');
+        assert!(raw_exchange(addr, &huge).await.is_empty());
+
+        // Raw requests in epmd's own bytes still work, and the registration survived.
+        let names = raw_exchange(addr, &[0, 1, 110]).await;
+        let mut expected = u32::from(addr.port()).to_be_bytes().to_vec();
+        expected.extend_from_slice(b"name keep at port 7\n");
+        assert_eq!(names, expected);
+        assert_eq!(
+            raw_exchange(addr, b"\0\x05\x7anone").await,
+            vec![0x77, 0x01]
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn connection_refused_is_unreachable_and_silence_is_timeout() {
+    bounded(async {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port().await));
+        let err = PortMapperClient::new(addr)
+            .names()
+            .await
+            .expect_err("nothing listens");
+        assert!(
+            matches!(err, PortMapperError::Unreachable { addr: a } if a == addr),
+            "{err}"
+        );
+
+        // A listener that never accepts: the connection completes in the backlog, no reply.
+        let silent = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let client = PortMapperClient::new(silent.local_addr().expect("addr"))
+            .with_timeout(Duration::from_millis(200));
+        let err = client.port_please("x").await.expect_err("no reply");
+        assert!(matches!(err, PortMapperError::Timeout { .. }), "{err}");
+        let err = client
+            .register(&node("x@localhost"), 1, false)
+            .await
+            .expect_err("no reply");
+        assert!(matches!(err, PortMapperError::Timeout { .. }), "{err}");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ensure_port_mapper_starts_the_embedded_server_when_none_answers() {
+    bounded(async {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port().await));
+        let first = ensure_port_mapper(addr).await.expect("start embedded");
+        assert!(first.is_embedded());
+        assert_eq!(first.addr(), addr);
+        let _reg = first
+            .client()
+            .register(&node("one@localhost"), 10, false)
+            .await
+            .expect("register");
+
+        // A second node finds the first one's server and uses it.
+        let second = ensure_port_mapper(addr).await.expect("use running");
+        assert!(!second.is_embedded());
+        assert_eq!(
+            second.client().names().await.expect("names"),
+            vec![("one".to_owned(), 10)]
+        );
+
+        // The embedded server lives as long as the handle that started it.
+        first.shutdown().await;
+        assert!(matches!(
+            second.client().names().await,
+            Err(PortMapperError::Unreachable { .. })
+        ));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ensure_port_mapper_reports_a_non_epmd_answer() {
+    bounded(async {
+        // Something that answers, but not with an epmd reply.
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = listener.accept().await {
+                let mut request = [0u8; 3];
+                let _ = s.read_exact(&mut request).await;
+                let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+            }
+        });
+        let err = ensure_port_mapper(addr).await.expect_err("not epmd");
+        assert!(
+            matches!(
+                err,
+                PortMapperError::Protocol { .. } | PortMapperError::ClosedEarly { .. }
+            ),
+            "{err}"
+        );
+    })
+    .await;
 }
