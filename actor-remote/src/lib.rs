@@ -10,4 +10,7 @@
 //! whole local runtime and needs no sockets. Until this crate gains its transport, a remote
 //! destination given to `actor-core` answers `NoConnection`.
 
+pub mod cookie;
 pub mod port_mapper;
+
+pub use cookie::{Cookie, CookieError};
