@@ -1,5 +1,6 @@
 //! Port mapper tests: the codec (vectors from a real epmd, incremental decoding, a property
-//! test that no input panics) and the client against the embedded server.
+//! test that no input panics), the client against the embedded server, and, where the real
+//! epmd is installed, both against it.
 
 use std::{future::Future, net::SocketAddr, time::Duration};
 
@@ -513,6 +514,193 @@ async fn ensure_port_mapper_reports_a_non_epmd_answer() {
             ),
             "{err}"
         );
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Against the real epmd (Debian's erlang-base)
+
+/// A real epmd on its own loopback port, killed when dropped.
+struct RealEpmd {
+    child: tokio::process::Child,
+    port: u16,
+}
+
+impl RealEpmd {
+    async fn start() -> RealEpmd {
+        let port = free_port().await;
+        let child = tokio::process::Command::new("epmd")
+            .args(["-port", &port.to_string(), "-address", "127.0.0.1"])
+            .kill_on_drop(true)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn epmd");
+        let epmd = RealEpmd { child, port };
+        let client = epmd.client();
+        eventually("the real epmd answers", || async {
+            client.names().await.is_ok()
+        })
+        .await;
+        epmd
+    }
+
+    fn client(&self) -> PortMapperClient {
+        PortMapperClient::new(SocketAddr::from(([127, 0, 0, 1], self.port)))
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// Runs the real `epmd -names` against the port mapper on `port`, returns its stdout.
+async fn epmd_names_cli(port: u16) -> String {
+    let out = tokio::process::Command::new("epmd")
+        .arg("-names")
+        .env("ERL_EPMD_PORT", port.to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run epmd -names");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(nodus_has_epmd),
+    ignore = "needs the real epmd: apt-get install erlang-base"
+)]
+async fn real_epmd_lists_a_nodus_registration_until_it_is_dropped() {
+    bounded(async {
+        let epmd = RealEpmd::start().await;
+        let client = epmd.client();
+        let reg = client
+            .register(&node("nodus_a@localhost"), 40001, false)
+            .await
+            .expect("register");
+        assert_ne!(reg.creation(), 0);
+        let listing = epmd_names_cli(epmd.port).await;
+        assert!(
+            listing.contains(&format!("up and running on port {}", epmd.port)),
+            "{listing}"
+        );
+        assert!(listing.contains("name nodus_a at port 40001"), "{listing}");
+
+        drop(reg);
+        eventually("epmd -names no longer lists nodus_a", || async {
+            !epmd_names_cli(epmd.port).await.contains("nodus_a")
+        })
+        .await;
+        epmd.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(nodus_has_epmd),
+    ignore = "needs the real epmd: apt-get install erlang-base"
+)]
+async fn real_epmd_port_please_names_and_duplicates() {
+    bounded(async {
+        let epmd = RealEpmd::start().await;
+        let client = epmd.client();
+        let a = client
+            .register(&node("alpha@localhost"), 40002, false)
+            .await
+            .expect("register");
+        let _b = client
+            .register(&node("beta@localhost"), 40003, true)
+            .await
+            .expect("register");
+
+        let found = client
+            .port_please("alpha")
+            .await
+            .expect("lookup")
+            .expect("registered");
+        assert_eq!(found, NodeInfo::nodus("alpha", 40002, NodeType::NORMAL));
+        assert!(found.is_nodus(), "epmd keeps the extra field");
+        let hidden = client
+            .port_please("beta")
+            .await
+            .expect("lookup")
+            .expect("registered");
+        assert_eq!(hidden.node_type, NodeType::HIDDEN);
+        assert_eq!(client.port_please("gamma").await.expect("lookup"), None);
+
+        let mut names = client.names().await.expect("names");
+        names.sort();
+        assert_eq!(
+            names,
+            vec![("alpha".to_owned(), 40002), ("beta".to_owned(), 40003)]
+        );
+
+        let err = client
+            .register(&node("alpha@localhost"), 40004, false)
+            .await
+            .expect_err("dup");
+        assert!(matches!(err, PortMapperError::NameInUse { .. }), "{err}");
+
+        drop(a);
+        eventually("epmd forgets alpha", || async {
+            client.port_please("alpha").await.expect("lookup").is_none()
+        })
+        .await;
+        epmd.stop().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(nodus_has_epmd),
+    ignore = "needs the real epmd: apt-get install erlang-base"
+)]
+async fn real_epmd_cli_reads_the_embedded_server() {
+    bounded(async {
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port().await));
+        let server = PortMapperServer::bind(addr).await.expect("bind").spawn();
+        let client = PortMapperClient::new(addr);
+        let _a = client.register(&node("emb_a@localhost"), 40005, false).await.expect("register");
+        let _b = client.register(&node("emb_b@localhost"), 40006, false).await.expect("register");
+
+        let listing = epmd_names_cli(addr.port()).await;
+        assert_eq!(
+            listing,
+            format!(
+                "epmd: up and running on port {} with data:\nname emb_a at port 40005\nname emb_b at port 40006\n",
+                addr.port()
+            )
+        );
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+#[cfg_attr(
+    not(nodus_has_epmd),
+    ignore = "needs the real epmd: apt-get install erlang-base"
+)]
+async fn ensure_port_mapper_uses_a_running_real_epmd() {
+    bounded(async {
+        let epmd = RealEpmd::start().await;
+        let addr = epmd.client().addr();
+        let handle = ensure_port_mapper(addr).await.expect("find epmd");
+        assert!(!handle.is_embedded());
+        let _reg = handle
+            .client()
+            .register(&node("via@localhost"), 40007, false)
+            .await
+            .expect("register");
+        assert!(epmd_names_cli(epmd.port)
+            .await
+            .contains("name via at port 40007"));
+        epmd.stop().await;
     })
     .await;
 }
