@@ -9,3 +9,8 @@
 //! Not if all your actors live in one process: `actor-core` (re-exported by `nodus`) is the
 //! whole local runtime and needs no sockets. Until this crate gains its transport, a remote
 //! destination given to `actor-core` answers `NoConnection`.
+
+pub mod cookie;
+pub mod port_mapper;
+
+pub use cookie::{Cookie, CookieError};
