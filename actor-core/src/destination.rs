@@ -1,6 +1,6 @@
 //! Where a message or a task goes: a name, a name on a node, or a pid.
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use crate::{NodeName, Pid};
 
@@ -21,11 +21,11 @@ use crate::{NodeName, Pid};
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Destination {
     /// A name registered on this node.
-    Name(String),
+    Name(Arc<str>),
     /// A name registered on the given node (which may be this one).
     Remote {
         /// The registered name.
-        name: String,
+        name: Arc<str>,
         /// The node it is registered on.
         node: NodeName,
     },
@@ -70,19 +70,26 @@ impl fmt::Debug for Destination {
 
 impl From<&str> for Destination {
     fn from(name: &str) -> Self {
-        Destination::Name(name.to_string())
+        Destination::Name(name.into())
     }
 }
 
 impl From<String> for Destination {
     fn from(name: String) -> Self {
-        Destination::Name(name)
+        Destination::Name(name.into())
     }
 }
 
 impl From<&String> for Destination {
     fn from(name: &String) -> Self {
-        Destination::Name(name.clone())
+        Destination::Name(name.as_str().into())
+    }
+}
+
+/// Cheap: names are shared, so reusing one `Destination` in a hot loop does not allocate.
+impl From<&Destination> for Destination {
+    fn from(dest: &Destination) -> Self {
+        dest.clone()
     }
 }
 
@@ -101,7 +108,7 @@ impl From<&Pid> for Destination {
 impl From<(&str, &str)> for Destination {
     fn from((name, node): (&str, &str)) -> Self {
         Destination::Remote {
-            name: name.to_string(),
+            name: name.into(),
             node: NodeName::unchecked(node),
         }
     }
@@ -110,7 +117,7 @@ impl From<(&str, &str)> for Destination {
 impl From<(&str, NodeName)> for Destination {
     fn from((name, node): (&str, NodeName)) -> Self {
         Destination::Remote {
-            name: name.to_string(),
+            name: name.into(),
             node,
         }
     }
@@ -119,7 +126,7 @@ impl From<(&str, NodeName)> for Destination {
 impl From<(&str, &NodeName)> for Destination {
     fn from((name, node): (&str, &NodeName)) -> Self {
         Destination::Remote {
-            name: name.to_string(),
+            name: name.into(),
             node: node.clone(),
         }
     }
@@ -127,6 +134,9 @@ impl From<(&str, &NodeName)> for Destination {
 
 impl From<(String, NodeName)> for Destination {
     fn from((name, node): (String, NodeName)) -> Self {
-        Destination::Remote { name, node }
+        Destination::Remote {
+            name: name.into(),
+            node,
+        }
     }
 }

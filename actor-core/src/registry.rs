@@ -171,6 +171,27 @@ impl Registry {
             .map(|(n, _)| n.clone())
     }
 
+    /// Runs `f` on the live actor registered as `name`, without cloning it (the hot path of
+    /// sends by name: no reference-count traffic on the actor's cell).
+    pub(crate) fn with_name<R>(&self, name: &str, f: impl FnOnce(&ActorCell) -> R) -> Option<R> {
+        let names = self
+            .inner
+            .names
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        names.get(name).filter(|c| is_alive(c)).map(f)
+    }
+
+    /// Runs `f` on the live actor with local number `id`, without cloning it.
+    pub(crate) fn with_pid<R>(&self, id: u64, f: impl FnOnce(&ActorCell) -> R) -> Option<R> {
+        let pids = self
+            .inner
+            .pids
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        pids.get(&id).filter(|c| is_alive(c)).map(f)
+    }
+
     /// Records a node-local actor so that it can be found by pid.
     pub(crate) fn add_pid(&self, cell: ActorCell) {
         let id = cell.get_id().pid();

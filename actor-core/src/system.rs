@@ -319,6 +319,36 @@ impl System {
         }
     }
 
+    /// Runs `f` on the local actor `dest` names, borrowing it from the registry.
+    fn with_local<R>(
+        &self,
+        dest: &Destination,
+        f: impl FnOnce(&ActorCell) -> R,
+    ) -> Result<R, SendErrorKind> {
+        let noproc = || SendErrorKind::NoProc {
+            dest: dest.clone(),
+            node: self.inner.node.clone(),
+        };
+        match dest {
+            Destination::Name(name) => self.inner.registry.with_name(name, f).ok_or_else(noproc),
+            Destination::Remote { name, node } if self.is_local(node) => {
+                self.inner.registry.with_name(name, f).ok_or_else(noproc)
+            }
+            Destination::Pid(pid) if self.is_local(pid.node()) => {
+                if pid.creation() != self.inner.creation {
+                    return Err(noproc());
+                }
+                self.inner.registry.with_pid(pid.id(), f).ok_or_else(noproc)
+            }
+            Destination::Remote { node, .. } => {
+                Err(SendErrorKind::NoConnection { node: node.clone() })
+            }
+            Destination::Pid(pid) => Err(SendErrorKind::NoConnection {
+                node: pid.node().clone(),
+            }),
+        }
+    }
+
     /// Sends `msg` to `dest` without waiting, as Erlang's `send`.
     ///
     /// Local delivery does not serialize. A return value of `Ok` does not mean the message
@@ -333,25 +363,33 @@ impl System {
         msg: M,
     ) -> Result<(), SendError<M>> {
         let dest = dest.into();
-        let actor = match self.lookup::<M>(&dest) {
-            Ok(actor) => actor,
-            Err(kind) => {
-                return Err(SendError {
-                    kind,
-                    message: Some(msg),
-                })
+        let mut msg = Some(msg);
+        let sent = self.with_local(&dest, |cell| {
+            if cell.is_message_type_of::<M>() != Some(true) {
+                return Err(SendErrorKind::WrongType {
+                    dest: dest.clone(),
+                    expected: std::any::type_name::<M>(),
+                });
             }
-        };
-        actor.cast(msg).map_err(|e| SendError {
-            kind: SendErrorKind::NoProc {
-                dest,
-                node: self.inner.node.clone(),
-            },
-            message: match e {
-                MessagingErr::SendErr(m) => Some(m),
-                _ => None,
-            },
-        })
+            match msg.take().map(|m| cell.send_message(m)) {
+                Some(Err(MessagingErr::SendErr(m))) => {
+                    msg = Some(m);
+                    Err(SendErrorKind::NoProc {
+                        dest: dest.clone(),
+                        node: self.inner.node.clone(),
+                    })
+                }
+                Some(Err(_)) => Err(SendErrorKind::NoProc {
+                    dest: dest.clone(),
+                    node: self.inner.node.clone(),
+                }),
+                _ => Ok(()),
+            }
+        });
+        match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(kind)) | Err(kind) => Err(SendError { kind, message: msg }),
+        }
     }
 
     /// Sends the message `build` makes from a reply port, and waits up to `timeout` for the
