@@ -48,6 +48,7 @@ use std::time::Duration;
 
 use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use tokio::time::Instant;
+use tracing::Instrument;
 
 pub(crate) use intensity::Intensity;
 pub use spec::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec};
@@ -94,14 +95,21 @@ pub struct SupervisorArgs {
     system: WeakSystem,
     label: String,
     spec: SupervisorSpec,
+    span: tracing::Span,
 }
 
 impl SupervisorArgs {
-    pub(crate) fn new(system: WeakSystem, label: String, spec: SupervisorSpec) -> Self {
+    pub(crate) fn new(
+        system: WeakSystem,
+        label: String,
+        spec: SupervisorSpec,
+        span: tracing::Span,
+    ) -> Self {
         Self {
             system,
             label,
             spec,
+            span,
         }
     }
 }
@@ -114,6 +122,7 @@ struct Child {
 /// State of the [`Supervisor`] actor.
 pub struct SupervisorState {
     system: WeakSystem,
+    span: tracing::Span,
     label: String,
     spec: SupervisorSpec,
     intensity: Intensity,
@@ -308,6 +317,7 @@ impl Actor for Supervisor {
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut state = SupervisorState {
             system: args.system,
+            span: args.span,
             label: args.label,
             intensity: Intensity::new(args.spec.max_restarts, args.spec.max_seconds),
             children: Vec::with_capacity(args.spec.children.len()),
@@ -406,22 +416,19 @@ impl Actor for Supervisor {
         event: SupervisionEvent,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match event {
+        let (cell, abnormal, reason) = match event {
             SupervisionEvent::ActorTerminated(cell, _, reason) => {
                 let abnormal = !is_normal_exit(reason.as_deref());
-                let reason = reason.unwrap_or_else(|| "normal".into());
-                state
-                    .on_exit(&myself.get_cell(), &cell, abnormal, &reason)
-                    .await
+                (cell, abnormal, reason.unwrap_or_else(|| "normal".into()))
             }
-            SupervisionEvent::ActorFailed(cell, err) => {
-                let reason = err.to_string();
-                state
-                    .on_exit(&myself.get_cell(), &cell, true, &reason)
-                    .await
-            }
-            _ => Ok(()),
-        }
+            SupervisionEvent::ActorFailed(cell, err) => (cell, true, err.to_string()),
+            _ => return Ok(()),
+        };
+        let span = state.span.clone();
+        state
+            .on_exit(&myself.get_cell(), &cell, abnormal, &reason)
+            .instrument(span)
+            .await
     }
 }
 
@@ -436,11 +443,12 @@ impl Supervisor {
         spec: SupervisorSpec,
     ) -> Result<ActorRef<SupervisorMsg>, SpawnError> {
         let label = name.unwrap_or("supervisor").to_string();
-        let args = SupervisorArgs {
-            system: system.downgrade(),
-            label: label.clone(),
+        let args = SupervisorArgs::new(
+            system.downgrade(),
+            label.clone(),
             spec,
-        };
+            system.span().clone(),
+        );
         let (actor, _) =
             Actor::spawn(None, Supervisor, args)
                 .await
@@ -464,11 +472,12 @@ impl Supervisor {
         spec: SupervisorSpec,
         parent: ActorCell,
     ) -> Result<ActorCell, SpawnError> {
-        let args = SupervisorArgs {
-            system: system.downgrade(),
-            label: label.clone(),
+        let args = SupervisorArgs::new(
+            system.downgrade(),
+            label.clone(),
             spec,
-        };
+            system.span().clone(),
+        );
         let (actor, _) = Actor::spawn_linked(None, Supervisor, args, parent)
             .await
             .map_err(|e| SpawnError::StartFailed {

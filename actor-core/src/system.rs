@@ -160,6 +160,7 @@ impl System {
                 children: Vec::new(),
                 ..config.root.clone()
             },
+            inner.span.clone(),
         );
         let (root, _) =
             Actor::spawn(None, Supervisor, args)

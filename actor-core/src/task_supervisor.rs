@@ -221,6 +221,7 @@ struct TaskSupervisorActor;
 #[doc(hidden)]
 pub struct TaskSupervisorState {
     system: WeakSystem,
+    span: tracing::Span,
     name: String,
     max_children: Option<usize>,
     intensity: Intensity,
@@ -273,12 +274,8 @@ impl TaskSupervisorState {
             reply,
             done: false,
         };
-        let span = match self.system.upgrade() {
-            Some(system) => {
-                tracing::debug_span!(parent: system.span(), "task", supervisor = %self.name, task = id)
-            }
-            None => tracing::debug_span!("task", supervisor = %self.name, task = id),
-        };
+        let span =
+            tracing::debug_span!(parent: &self.span, "task", supervisor = %self.name, task = id);
         let handle = tokio::spawn(
             async move {
                 match std::panic::AssertUnwindSafe(future).catch_unwind().await {
@@ -389,8 +386,12 @@ impl Actor for TaskSupervisorActor {
         _myself: ActorRef<Self::Msg>,
         (system, config): Self::Arguments,
     ) -> Result<Self::State, ActorProcessingErr> {
+        let span = system
+            .upgrade()
+            .map_or_else(tracing::Span::none, |s| s.span().clone());
         Ok(TaskSupervisorState {
             system,
+            span,
             intensity: Intensity::new(config.max_restarts, config.max_seconds),
             name: config.name,
             max_children: config.max_children,
@@ -411,7 +412,10 @@ impl Actor for TaskSupervisorActor {
             Op::Start(req, reply) => {
                 let _ = reply.send(state.start(&myself, req));
             }
-            Op::Exited(id, exit) => state.on_exit(&myself, id, exit)?,
+            Op::Exited(id, exit) => {
+                let _entered = state.span.clone().entered();
+                state.on_exit(&myself, id, exit)?
+            }
             Op::Terminate(id, reply) => {
                 let _ = reply.send(state.running.remove(&id).is_some());
             }
