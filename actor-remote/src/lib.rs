@@ -9,3 +9,5 @@
 //! Not if all your actors live in one process: `actor-core` (re-exported by `nodus`) is the
 //! whole local runtime and needs no sockets. Until this crate gains its transport, a remote
 //! destination given to `actor-core` answers `NoConnection`.
+
+pub mod wire;
