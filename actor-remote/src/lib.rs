@@ -10,4 +10,5 @@
 //! whole local runtime and needs no sockets. Until this crate gains its transport, a remote
 //! destination given to `actor-core` answers `NoConnection`.
 
+pub mod proto;
 pub mod wire;

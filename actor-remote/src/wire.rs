@@ -12,8 +12,14 @@
 //! ([`DEFAULT_MAX_FRAME_LEN`] unless raised) as soon as its four length bytes have arrived and
 //! before anything is allocated for it; a larger claim is [`FrameError::TooLarge`]. The
 //! decoder never allocates more than the bytes it was actually given.
+//!
+//! # Versioning
+//!
+//! The types in [`message`] are the protocol's only `Serialize` types. They are versioned
+//! wire types; that module's documentation gives the rules that keep nodes compatible.
 
 mod frame;
+pub mod message;
 
 pub use frame::{
     decode_body, encode_frame, FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN,
