@@ -7,8 +7,10 @@
 //! drive them directly with a virtual clock.
 
 pub mod handshake;
+pub mod ticks;
 
 pub use handshake::{
     Established, Existing, Handshake, HandshakeConfig, HandshakeError, HandshakeEvent, Role,
     DEFAULT_SETUP_TIME, PROTOCOL_VERSION,
 };
+pub use ticks::{TickAction, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME};
