@@ -11,4 +11,5 @@
 //! destination given to `actor-core` answers `NoConnection`.
 
 pub mod proto;
+pub mod transport;
 pub mod wire;
