@@ -4,6 +4,9 @@
 //! mapper, one TCP session per node pair, full mesh, ping / list / monitor and failure
 //! detection by ticks will live here.
 //!
+//! So far: [`wire`] (frames and the versioned messages), [`proto`] (sans-IO handshake and
+//! ticks) and [`transport`] (the tokio driver: handshake over TCP, sessions).
+//!
 //! # Should I use this crate?
 //!
 //! Not if all your actors live in one process: `actor-core` (re-exported by `nodus`) is the
@@ -12,5 +15,8 @@
 
 pub mod cookie;
 pub mod port_mapper;
+pub mod proto;
+pub mod transport;
+pub mod wire;
 
 pub use cookie::{Cookie, CookieError};

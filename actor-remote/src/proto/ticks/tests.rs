@@ -1,0 +1,98 @@
+use super::*;
+
+const T: Duration = Duration::from_secs(60);
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+#[test]
+fn idle_session_ticks_every_interval_and_peer_ticks_keep_it_up() {
+    let start = Instant::now();
+    let mut t = Ticker::new(start, T, 4);
+    assert_eq!(t.interval(), secs(15));
+    for k in 1..=20u32 {
+        let now = start + secs(15) * k;
+        assert_eq!(t.poll_timeout(), now);
+        // The peer's tick arrives just before ours is due.
+        t.handle_received(now - Duration::from_millis(1));
+        assert_eq!(t.handle_timeout(now), Some(TickAction::SendTick));
+    }
+}
+
+#[test]
+fn silent_peer_is_down_after_tick_time() {
+    let start = Instant::now();
+    let mut t = Ticker::new(start, T, 4);
+    let mut now;
+    let mut ticks = 0;
+    loop {
+        now = t.poll_timeout();
+        match t.handle_timeout(now) {
+            Some(TickAction::SendTick) => ticks += 1,
+            Some(TickAction::PeerDown) => break,
+            None => panic!("a timer fired for nothing at {:?}", now - start),
+        }
+    }
+    assert_eq!(now - start, T);
+    assert_eq!(ticks, 3);
+    assert_eq!(t.handle_timeout(now), Some(TickAction::PeerDown));
+}
+
+#[test]
+fn bulk_inbound_traffic_prevents_a_false_timeout() {
+    let start = Instant::now();
+    let mut t = Ticker::new(start, T, 4);
+    // We only receive (a long transfer): bytes arrive every second for ten minutes, while our
+    // own side is idle and only ticks.
+    let mut sent_ticks = 0;
+    for s in 1..=600 {
+        let now = start + secs(s);
+        t.handle_received(now);
+        while t.poll_timeout() <= now {
+            match t.handle_timeout(t.poll_timeout()) {
+                Some(TickAction::SendTick) => sent_ticks += 1,
+                other => panic!("at {s}s: {other:?}"),
+            }
+        }
+    }
+    assert_eq!(sent_ticks, 40);
+}
+
+#[test]
+fn outbound_traffic_replaces_ticks_but_not_liveness() {
+    let start = Instant::now();
+    let mut t = Ticker::new(start, T, 4);
+    // We send all the time, the peer says nothing: no ticks needed, but the peer is down.
+    for s in 1..60 {
+        t.handle_sent(start + secs(s));
+        assert_eq!(t.handle_timeout(start + secs(s)), None);
+    }
+    assert_eq!(t.poll_timeout(), start + T);
+    assert_eq!(t.handle_timeout(start + T), Some(TickAction::PeerDown));
+}
+
+#[test]
+fn early_or_stale_calls_do_nothing() {
+    let start = Instant::now();
+    let mut t = Ticker::new(start, T, 4);
+    assert_eq!(t.handle_timeout(start + secs(14)), None);
+    t.handle_received(start + secs(30));
+    t.handle_received(start + secs(10)); // older than what was seen: ignored
+    assert_eq!(
+        t.handle_timeout(start + secs(89)),
+        Some(TickAction::SendTick)
+    );
+    assert_eq!(
+        t.handle_timeout(start + secs(90)),
+        Some(TickAction::PeerDown)
+    );
+}
+
+#[test]
+fn zero_intensity_is_one() {
+    let start = Instant::now();
+    let t = Ticker::new(start, secs(4), 0);
+    assert_eq!(t.interval(), secs(4));
+    assert_eq!(t.tick_time(), secs(4));
+}

@@ -1,0 +1,32 @@
+//! The thin tokio driver: runs the sans-IO [`proto`](crate::proto) machines over TCP.
+//!
+//! [`handshake_over`] takes a connected socket through the handshake; [`Session::start`]
+//! then spawns one reader and one writer task for the connection:
+//!
+//! - the reader reads into a 64 KiB buffer and decodes every complete frame of each read, so
+//!   a burst of small frames costs one syscall;
+//! - the writer coalesces: frames queued while a write is in flight go out together in the
+//!   next single `write_all`;
+//! - the writer also runs the [`Ticker`](crate::proto::Ticker): an idle session sends a tick
+//!   every `tick_time / tick_intensity`, and a peer silent for `tick_time` closes the session
+//!   with [`CloseReason::TickTimeout`].
+//!
+//! Frames of a session are [`SessionFrame<T>`](crate::wire::message::SessionFrame): a tick or
+//! one message of the node layer's type `T`, so ticks need nothing from `T`.
+//!
+//! # Closing
+//!
+//! A session ends at the first of: the peer closing, a local [`SessionHandle::close`] (or the
+//! last handle dropped), a tick timeout, a frame over `max_frame_len`, an undecodable frame,
+//! or a socket error. Both tasks stop at once, the socket is closed, the incoming channel
+//! ends, and the reason is sent on [`Session::closed`]. Messages still queued are dropped:
+//! delivery is at most once.
+
+mod handshake;
+mod session;
+
+pub use handshake::{handshake_over, Connected, Direction};
+pub use session::{CloseReason, SendError, Session, SessionConfig, SessionHandle};
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,434 @@
+//! A live session: reader task, coalescing writer task, ticks.
+
+use std::{
+    fmt,
+    marker::PhantomData,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use serde::{de::DeserializeOwned, Serialize};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::tcp::{OwnedReadHalf, OwnedWriteHalf},
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+use tracing::Instrument;
+
+use super::Connected;
+use crate::{
+    proto::{Established, TickAction, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
+    wire::{
+        decode_body, encode_frame, message::SessionFrame, FrameDecoder, FrameError,
+        DEFAULT_MAX_FRAME_LEN,
+    },
+};
+
+/// The reader's buffer: one read takes up to this many bytes, however many frames they hold.
+const READ_BUF: usize = 64 << 10;
+
+/// The writer stops adding queued frames to one write past this many bytes.
+const COALESCE_LIMIT: usize = 1 << 20;
+
+/// How a session behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionConfig {
+    /// The largest frame body accepted or sent (default 64 MiB). Both nodes should agree.
+    pub max_frame_len: usize,
+    /// A peer silent this long is down (default 60 s, the BEAM's `net_ticktime`).
+    pub tick_time: Duration,
+    /// An idle session ticks every `tick_time / tick_intensity` (default 4).
+    pub tick_intensity: u32,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        Self {
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            tick_time: DEFAULT_TICK_TIME,
+            tick_intensity: DEFAULT_TICK_INTENSITY,
+        }
+    }
+}
+
+/// Why a session ended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum CloseReason {
+    /// The peer closed the connection (the BEAM's `connection_closed`).
+    #[error("the peer closed the connection; its log says why")]
+    ConnectionClosed,
+    /// This node closed the session, or dropped every handle to it (`disconnect`).
+    #[error("the session was closed by this node (disconnect)")]
+    Disconnect,
+    /// Nothing came from the peer for `tick_time` (`net_tick_timeout`).
+    #[error("no sign of life from the peer for tick_time; it is down, paused or overloaded (raise tick_time on both nodes for slow links)")]
+    TickTimeout,
+    /// The peer sent a frame over `max_frame_len`.
+    #[error("the peer sent a frame of {len} bytes, over max_frame_len ({max}); raise max_frame_len on both nodes if this is legitimate")]
+    FrameTooLarge {
+        /// The length the peer claimed.
+        len: usize,
+        /// This node's largest frame.
+        max: usize,
+    },
+    /// The peer sent a frame that is not a session frame.
+    #[error("the peer sent an undecodable frame ({reason}); both nodes must run compatible nodus versions")]
+    Garbage {
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// The socket failed.
+    #[error("the connection failed: {message}")]
+    Io {
+        /// The kind of IO error.
+        kind: std::io::ErrorKind,
+        /// The IO error's text.
+        message: String,
+    },
+}
+
+impl CloseReason {
+    fn io(e: &std::io::Error) -> Self {
+        Self::Io {
+            kind: e.kind(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// [`SessionHandle::send`] failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The session is closed; [`Session::closed`] says why.
+    #[error("the session is closed; reconnect to send again")]
+    Closed,
+    /// The message could not be framed (too large, or refused by the codec).
+    #[error("the message could not be framed")]
+    Frame(#[source] FrameError),
+}
+
+/// A started session: the handle to send with, the incoming messages, and the close reason.
+pub struct Session<T> {
+    /// Sends messages to the peer and closes the session; clone it freely.
+    pub handle: SessionHandle<T>,
+    /// Messages from the peer, in the order sent. Ends when the session closes.
+    pub incoming: mpsc::UnboundedReceiver<T>,
+    /// Resolves once, with the reason the session ended.
+    pub closed: oneshot::Receiver<CloseReason>,
+}
+
+impl<T> fmt::Debug for Session<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sends messages on a session; cheap to clone. The session closes when the last handle is
+/// dropped.
+pub struct SessionHandle<T> {
+    established: Arc<Established>,
+    frames: mpsc::UnboundedSender<Vec<u8>>,
+    close: mpsc::UnboundedSender<CloseReason>,
+    max_frame_len: usize,
+    _msg: PhantomData<fn(&T)>,
+}
+
+impl<T> Clone for SessionHandle<T> {
+    fn clone(&self) -> Self {
+        Self {
+            established: self.established.clone(),
+            frames: self.frames.clone(),
+            close: self.close.clone(),
+            max_frame_len: self.max_frame_len,
+            _msg: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SessionHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionHandle")
+            .field("peer", &self.established.peer)
+            .field("closed", &self.frames.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize> SessionHandle<T> {
+    /// Queues `msg` for the peer. Does not wait: the queue is unbounded, and the writer sends
+    /// everything queued while a write is in flight in one write.
+    ///
+    /// A return value of `Ok` does not mean that the message will be received: the session
+    /// may close before it is written, and delivery is at most once.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] if the session is closed, [`SendError::Frame`] if the message
+    /// does not fit in `max_frame_len` or cannot be encoded (the session stays open).
+    pub fn send(&self, msg: &T) -> Result<(), SendError> {
+        if self.frames.is_closed() {
+            return Err(SendError::Closed);
+        }
+        let mut frame = Vec::new();
+        encode_frame(&SessionFrame::Msg(msg), &mut frame, self.max_frame_len)
+            .map_err(SendError::Frame)?;
+        self.frames.send(frame).map_err(|_| SendError::Closed)
+    }
+}
+
+impl<T> SessionHandle<T> {
+    /// Who the peer is and what the session speaks.
+    pub fn established(&self) -> &Established {
+        &self.established
+    }
+
+    /// Closes the session with [`CloseReason::Disconnect`]. Queued messages may be dropped.
+    pub fn close(&self) {
+        let _ = self.close.send(CloseReason::Disconnect);
+    }
+
+    /// Whether the session has closed.
+    pub fn is_closed(&self) -> bool {
+        self.frames.is_closed()
+    }
+}
+
+impl<T> Session<T>
+where
+    T: Serialize + DeserializeOwned + Send + 'static,
+{
+    /// Starts the session's reader and writer tasks on the current tokio runtime.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, as `tokio::spawn` does.
+    pub fn start(conn: Connected, cfg: SessionConfig) -> Self {
+        let Connected {
+            established,
+            stream,
+            mut decoder,
+        } = conn;
+        let max_frame_len = cfg.max_frame_len;
+        decoder.set_max_frame_len(max_frame_len);
+        let established = Arc::new(established);
+        let span = tracing::debug_span!(
+            "session",
+            peer = %established.peer,
+            dir = ?established.role,
+        );
+        let (read, write) = stream.into_split();
+        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+        let (close_tx, mut close_rx) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming) = mpsc::unbounded_channel();
+        let (closed_tx, closed) = oneshot::channel();
+        let base = Instant::now();
+        let last_received = Arc::new(AtomicU64::new(0));
+
+        let reader = tokio::spawn(
+            read_loop::<T>(
+                read,
+                decoder,
+                incoming_tx,
+                close_tx.clone(),
+                base,
+                last_received.clone(),
+            )
+            .instrument(span.clone()),
+        );
+        let writer = tokio::spawn(
+            write_loop::<T>(write, frames_rx, close_tx.clone(), cfg, base, last_received)
+                .instrument(span.clone()),
+        );
+        tokio::spawn(
+            async move {
+                tracing::debug!("session up");
+                let reason = close_rx.recv().await.unwrap_or(CloseReason::Disconnect);
+                reader.abort();
+                writer.abort();
+                tracing::debug!("session closed: {reason}");
+                let _ = closed_tx.send(reason);
+            }
+            .instrument(span),
+        );
+        Self {
+            handle: SessionHandle {
+                established,
+                frames: frames_tx,
+                close: close_tx,
+                max_frame_len,
+                _msg: PhantomData,
+            },
+            incoming,
+            closed,
+        }
+    }
+}
+
+/// Records "bytes arrived now" for the writer's ticker, as nanoseconds since `base`.
+fn mark_received(base: Instant, last_received: &AtomicU64) {
+    let nanos = u64::try_from(base.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    last_received.fetch_max(nanos, Ordering::Relaxed);
+}
+
+async fn read_loop<T: DeserializeOwned>(
+    mut read: OwnedReadHalf,
+    mut decoder: FrameDecoder,
+    incoming: mpsc::UnboundedSender<T>,
+    close: mpsc::UnboundedSender<CloseReason>,
+    base: Instant,
+    last_received: Arc<AtomicU64>,
+) {
+    let mut buf = vec![0u8; READ_BUF];
+    let reason = 'session: loop {
+        loop {
+            match decoder.decode() {
+                Ok(Some(body)) => match decode_body::<SessionFrame<T>>(body) {
+                    Ok(SessionFrame::Tick) => tracing::trace!("tick received"),
+                    Ok(SessionFrame::Msg(msg)) => {
+                        // Nobody listening any more is not the peer's fault: drop the message.
+                        let _ = incoming.send(msg);
+                    }
+                    Err(e) => {
+                        let reason = match std::error::Error::source(&e) {
+                            Some(cause) => format!("{e}: {cause}"),
+                            None => e.to_string(),
+                        };
+                        break 'session CloseReason::Garbage { reason };
+                    }
+                },
+                Ok(None) => break,
+                Err(FrameError::TooLarge { len, max }) => {
+                    break 'session CloseReason::FrameTooLarge { len, max };
+                }
+                Err(e) => {
+                    break 'session CloseReason::Garbage {
+                        reason: e.to_string(),
+                    }
+                }
+            }
+        }
+        match read.read(&mut buf).await {
+            Ok(0) => break CloseReason::ConnectionClosed,
+            Ok(n) => {
+                mark_received(base, &last_received);
+                decoder.extend(&buf[..n]);
+            }
+            Err(e) => break CloseReason::io(&e),
+        }
+    };
+    match &reason {
+        CloseReason::ConnectionClosed => tracing::debug!("{reason}"),
+        _ => tracing::warn!("closing the session: {reason}"),
+    }
+    let _ = close.send(reason);
+}
+
+async fn write_loop<T: Serialize>(
+    mut write: OwnedWriteHalf,
+    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    close: mpsc::UnboundedSender<CloseReason>,
+    cfg: SessionConfig,
+    base: Instant,
+    last_received: Arc<AtomicU64>,
+) {
+    let mut ticker = Ticker::new(base, cfg.tick_time, cfg.tick_intensity);
+    let mut tick = Vec::new();
+    if let Err(e) = encode_frame(&SessionFrame::<T>::Tick, &mut tick, usize::MAX) {
+        // Unreachable: a unit variant always encodes. Close rather than panic.
+        let _ = close.send(CloseReason::Garbage {
+            reason: e.to_string(),
+        });
+        return;
+    }
+    let mut batch = Vec::new();
+    let reason = loop {
+        let deadline = ticker.poll_timeout();
+        tokio::select! {
+            biased;
+            frame = frames.recv() => {
+                let Some(first) = frame else {
+                    break CloseReason::Disconnect;
+                };
+                // Coalesce everything queued meanwhile into one write.
+                let out = match frames.try_recv() {
+                    Err(_) => first,
+                    Ok(second) => {
+                        batch.clear();
+                        batch.extend_from_slice(&first);
+                        batch.extend_from_slice(&second);
+                        while batch.len() < COALESCE_LIMIT {
+                            match frames.try_recv() {
+                                Ok(next) => batch.extend_from_slice(&next),
+                                Err(_) => break,
+                            }
+                        }
+                        std::mem::take(&mut batch)
+                    }
+                };
+                tracing::trace!(frame.len = out.len(), "write");
+                if let Err(reason) = watched_write(&mut write, &out, &mut ticker, base, &last_received).await {
+                    break reason;
+                }
+                ticker.handle_sent(Instant::now());
+                if batch.capacity() == 0 && out.capacity() <= COALESCE_LIMIT * 2 {
+                    // Keep the batch buffer for the next burst.
+                    batch = out;
+                }
+            }
+            () = tokio::time::sleep_until(deadline) => {
+                sync_received(&mut ticker, base, &last_received);
+                match ticker.handle_timeout(Instant::now()) {
+                    Some(TickAction::SendTick) => {
+                        tracing::trace!("tick sent");
+                        if let Err(reason) = watched_write(&mut write, &tick, &mut ticker, base, &last_received).await {
+                            break reason;
+                        }
+                    }
+                    Some(TickAction::PeerDown) => break CloseReason::TickTimeout,
+                    None => {}
+                }
+            }
+        }
+    };
+    match &reason {
+        CloseReason::Disconnect => tracing::debug!("{reason}"),
+        _ => tracing::warn!("closing the session: {reason}"),
+    }
+    let _ = close.send(reason);
+}
+
+fn sync_received(ticker: &mut Ticker, base: Instant, last_received: &AtomicU64) {
+    let nanos = last_received.load(Ordering::Relaxed);
+    ticker.handle_received(base + Duration::from_nanos(nanos));
+}
+
+/// Writes `bytes`, still watching for a tick timeout: a peer that stopped reading blocks the
+/// write once the socket buffers are full, and must still be detected.
+async fn watched_write(
+    write: &mut OwnedWriteHalf,
+    bytes: &[u8],
+    ticker: &mut Ticker,
+    base: Instant,
+    last_received: &AtomicU64,
+) -> Result<(), CloseReason> {
+    let mut pending = std::pin::pin!(write.write_all(bytes));
+    loop {
+        let deadline = ticker.poll_timeout();
+        tokio::select! {
+            done = &mut pending => return done.map_err(|e| CloseReason::io(&e)),
+            () = tokio::time::sleep_until(deadline) => {
+                sync_received(ticker, base, last_received);
+                // A tick due now is not needed: this write is a sign of life once it lands.
+                if ticker.handle_timeout(Instant::now()) == Some(TickAction::PeerDown) {
+                    return Err(CloseReason::TickTimeout);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,328 @@
+//! Integration tests over loopback sockets; every test is bounded in time.
+
+use std::{future::Future, time::Duration};
+
+use actor_core::NodeName;
+use serde::{Deserialize, Serialize};
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{TcpListener, TcpStream},
+    time::timeout,
+};
+
+use super::*;
+use crate::{
+    proto::{Existing, HandshakeConfig, HandshakeError},
+    wire::{encode_frame, message::SessionFrame, FrameError},
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+enum TestMsg {
+    Ping(u32),
+    Blob(Vec<u8>),
+}
+
+const LIMIT: Duration = Duration::from_secs(10);
+
+async fn bounded<F: Future>(f: F) -> F::Output {
+    match timeout(LIMIT, f).await {
+        Ok(out) => out,
+        Err(_) => panic!("test did not finish within {LIMIT:?}"),
+    }
+}
+
+fn cfg(name: &str, cookie: &str) -> HandshakeConfig {
+    HandshakeConfig::new(NodeName::parse(name).unwrap(), cookie)
+}
+
+fn no_session(_: NodeName) -> std::future::Ready<Existing> {
+    std::future::ready(Existing::None)
+}
+
+/// Accepts one connection on `listener` and runs the acceptor's handshake on it.
+async fn accept_one(
+    listener: &TcpListener,
+    cfg: &HandshakeConfig,
+) -> Result<Connected, HandshakeError> {
+    let (stream, _) = listener.accept().await.unwrap();
+    handshake_over(stream, Direction::Incoming, cfg, no_session).await
+}
+
+async fn dial(
+    addr: std::net::SocketAddr,
+    ours: &HandshakeConfig,
+    peer: &HandshakeConfig,
+) -> Result<Connected, HandshakeError> {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    let direction = Direction::Outgoing {
+        peer: peer.name.clone(),
+    };
+    handshake_over(stream, direction, ours, no_session).await
+}
+
+async fn listener() -> (TcpListener, std::net::SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    (l, addr)
+}
+
+/// Two nodes connected over loopback, handshake done.
+async fn connected(a: &HandshakeConfig, b: &HandshakeConfig) -> (Connected, Connected) {
+    let (l, addr) = listener().await;
+    let (ca, cb) = tokio::join!(dial(addr, a, b), accept_one(&l, b));
+    (ca.unwrap(), cb.unwrap())
+}
+
+fn quick_ticks() -> SessionConfig {
+    SessionConfig {
+        tick_time: Duration::from_secs(1),
+        tick_intensity: 4,
+        ..SessionConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn handshake_and_session_over_real_sockets() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        assert_eq!(ca.established().peer, b.name);
+        assert_eq!(cb.established().peer, a.name);
+        assert!(ca.stream.nodelay().unwrap() && cb.stream.nodelay().unwrap());
+
+        let mut sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        // Many small messages in a burst: they are coalesced and arrive in order.
+        for i in 0..10_000 {
+            sa.handle.send(&TestMsg::Ping(i)).unwrap();
+        }
+        sb.handle.send(&TestMsg::Blob(vec![7; 300_000])).unwrap();
+        for i in 0..10_000 {
+            assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(i)));
+        }
+        assert_eq!(
+            sa.incoming.recv().await,
+            Some(TestMsg::Blob(vec![7; 300_000]))
+        );
+
+        sa.handle.close();
+        assert_eq!(sa.closed.await.unwrap(), CloseReason::Disconnect);
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::ConnectionClosed);
+        assert_eq!(sb.incoming.recv().await, None);
+        assert_eq!(sa.handle.send(&TestMsg::Ping(0)), Err(SendError::Closed));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_every_handle_disconnects() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        drop(sa.handle);
+        assert_eq!(sa.closed.await.unwrap(), CloseReason::Disconnect);
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::ConnectionClosed);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn wrong_cookie_over_real_sockets() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "one"), cfg("b@localhost", "two"));
+        let (l, addr) = listener().await;
+        let (ra, rb) = tokio::join!(dial(addr, &a, &b), accept_one(&l, &b));
+        assert!(matches!(ra, Err(HandshakeError::CookieMismatch { .. })), "{ra:?}");
+        let eb = rb.unwrap_err();
+        assert_eq!(
+            eb.to_string(),
+            "connection attempt from node a@localhost rejected: invalid challenge reply; start both nodes with the same cookie"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_from_a_raw_client_is_refused_and_the_listener_keeps_working() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (l, addr) = listener().await;
+
+        // An HTTP client: "GET " read as a length is far over the handshake's limit.
+        let mut raw = TcpStream::connect(addr).await.unwrap();
+        raw.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let err = accept_one(&l, &b).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HandshakeError::Undecodable {
+                    source: FrameError::TooLarge { .. }
+                }
+            ),
+            "{err:?}"
+        );
+        // The acceptor closed the socket.
+        let mut rest = Vec::new();
+        assert_eq!(raw.read_to_end(&mut rest).await.unwrap(), 0);
+
+        // A well-framed body that is not a handshake message.
+        let mut raw = TcpStream::connect(addr).await.unwrap();
+        raw.write_all(&[0, 0, 0, 3, 0xFF, 0xFF, 0xFF])
+            .await
+            .unwrap();
+        let err = accept_one(&l, &b).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HandshakeError::Undecodable {
+                    source: FrameError::Body { .. }
+                }
+            ),
+            "{err:?}"
+        );
+
+        // A client that connects and closes at once.
+        drop(TcpStream::connect(addr).await.unwrap());
+        let err = accept_one(&l, &b).await.unwrap_err();
+        assert!(matches!(err, HandshakeError::PeerClosed { .. }), "{err:?}");
+
+        // The listener still serves real nodes.
+        let (ra, rb) = tokio::join!(dial(addr, &a, &b), accept_one(&l, &b));
+        assert!(ra.is_ok() && rb.is_ok());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn silent_client_times_out_the_handshake() {
+    bounded(async {
+        let mut b = cfg("b@localhost", "c");
+        b.setup_time = Duration::from_millis(200);
+        let (l, addr) = listener().await;
+        let _raw = TcpStream::connect(addr).await.unwrap();
+        let err = accept_one(&l, &b).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                HandshakeError::Timeout {
+                    step: "waiting for the initiator's hello",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_after_the_handshake_closes_the_session() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (mut ca, cb) = connected(&a, &b).await;
+        let sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        // A valid frame whose body is not a SessionFrame<TestMsg>.
+        let mut bytes = Vec::new();
+        encode_frame(
+            &SessionFrame::Msg(("not", "a", "test message")),
+            &mut bytes,
+            1 << 20,
+        )
+        .unwrap();
+        ca.stream.write_all(&bytes).await.unwrap();
+        let reason = sb.closed.await.unwrap();
+        assert!(matches!(reason, CloseReason::Garbage { .. }), "{reason:?}");
+        let mut rest = Vec::new();
+        let _ = ca.stream.read_to_end(&mut rest).await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn oversized_frame_closes_the_session() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let small = SessionConfig {
+            max_frame_len: 1024,
+            ..SessionConfig::default()
+        };
+        let sb = Session::<TestMsg>::start(cb, small);
+        // The sender's own limit refuses what it cannot send, and the session stays up.
+        assert!(matches!(
+            sb.handle.send(&TestMsg::Blob(vec![0; 2000])),
+            Err(SendError::Frame(FrameError::TooLarge { max: 1024, .. }))
+        ));
+        sa.handle.send(&TestMsg::Blob(vec![0; 2000])).unwrap();
+        let reason = sb.closed.await.unwrap();
+        assert!(
+            matches!(reason, CloseReason::FrameTooLarge { max: 1024, len } if len > 2000),
+            "{reason:?}"
+        );
+        assert!(reason
+            .to_string()
+            .ends_with("raise max_frame_len on both nodes if this is legitimate"));
+        assert_eq!(sa.closed.await.unwrap(), CloseReason::ConnectionClosed);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ticks_keep_an_idle_session_alive() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let mut sa = Session::<TestMsg>::start(ca, quick_ticks());
+        let mut sb = Session::<TestMsg>::start(cb, quick_ticks());
+        // Three tick times of silence from the node layer: no close on either side. (The
+        // timeout asserts that nothing happens; it synchronises nothing.)
+        let idle = Duration::from_secs(3);
+        assert!(timeout(idle, &mut sa.closed).await.is_err());
+        assert!(!sb.handle.is_closed());
+        sa.handle.send(&TestMsg::Ping(1)).unwrap();
+        assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(1)));
+        sb.handle.close();
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::Disconnect);
+        assert_eq!(sa.closed.await.unwrap(), CloseReason::ConnectionClosed);
+        assert_eq!(sa.incoming.recv().await, None);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_silent_peer_is_a_tick_timeout() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        // `silent` completes the handshake through the sans-IO machine, then neither reads
+        // nor writes: its socket stays open, as a paused node's would.
+        let (silent, cb) = connected(&a, &b).await;
+        let sb = Session::<TestMsg>::start(cb, quick_ticks());
+        let started = tokio::time::Instant::now();
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::TickTimeout);
+        assert!(started.elapsed() >= Duration::from_secs(1));
+        assert!(sb.handle.is_closed() || sb.handle.send(&TestMsg::Ping(0)).is_err());
+        drop(silent);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_a_tick_timeout_even_mid_write() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (silent, cb) = connected(&a, &b).await;
+        let sb = Session::<TestMsg>::start(cb, quick_ticks());
+        // Far more than the socket buffers hold: the writer blocks in a write.
+        for _ in 0..64 {
+            sb.handle.send(&TestMsg::Blob(vec![1; 1 << 20])).unwrap();
+        }
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::TickTimeout);
+        drop(silent);
+    })
+    .await;
+}

@@ -1,0 +1,144 @@
+use super::*;
+use proptest::prelude::*;
+
+fn frame_of<T: Serialize>(msg: &T) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_frame(msg, &mut out, DEFAULT_MAX_FRAME_LEN).unwrap();
+    out
+}
+
+#[test]
+fn one_frame_in_pieces() {
+    let bytes = frame_of(&("hello".to_string(), 42u32));
+    let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+    for b in &bytes[..bytes.len() - 1] {
+        dec.extend(std::slice::from_ref(b));
+        assert_eq!(dec.decode().unwrap(), None);
+    }
+    dec.extend(&bytes[bytes.len() - 1..]);
+    let body = dec.decode().unwrap().unwrap().to_vec();
+    let back: (String, u32) = decode_body(&body).unwrap();
+    assert_eq!(back, ("hello".to_string(), 42));
+    assert_eq!(dec.decode().unwrap(), None);
+    assert_eq!(dec.buffered(), 0);
+}
+
+#[test]
+fn many_frames_in_one_read() {
+    let mut bytes = Vec::new();
+    for i in 0..100u32 {
+        encode_frame(&i, &mut bytes, DEFAULT_MAX_FRAME_LEN).unwrap();
+    }
+    let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+    dec.extend(&bytes);
+    for i in 0..100u32 {
+        let body = dec.decode().unwrap().unwrap();
+        assert_eq!(decode_body::<u32>(body).unwrap(), i);
+    }
+    assert_eq!(dec.decode().unwrap(), None);
+}
+
+#[test]
+fn empty_body_is_a_frame() {
+    let mut dec = FrameDecoder::new(16);
+    dec.extend(&[0, 0, 0, 0]);
+    assert_eq!(dec.decode().unwrap(), Some(&[][..]));
+}
+
+#[test]
+fn too_large_is_refused_from_the_prefix_alone() {
+    let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+    dec.extend(&u32::MAX.to_be_bytes());
+    let err = dec.decode().unwrap_err();
+    assert_eq!(
+        err,
+        FrameError::TooLarge {
+            len: u32::MAX as usize,
+            max: DEFAULT_MAX_FRAME_LEN
+        }
+    );
+    assert!(err
+        .to_string()
+        .ends_with("raise max_frame_len on both nodes if this is legitimate"));
+    // Nothing was reserved for the claimed length.
+    assert!(dec.buf.capacity() < 1024);
+    // The error sticks: the stream cannot be resynchronised.
+    assert!(dec.decode().is_err());
+}
+
+#[test]
+fn encode_refuses_oversized_bodies_and_leaves_out_untouched() {
+    let mut out = vec![1, 2, 3];
+    let err = encode_frame(&vec![0u8; 100], &mut out, 10).unwrap_err();
+    assert!(matches!(err, FrameError::TooLarge { max: 10, .. }));
+    assert_eq!(out, [1, 2, 3]);
+}
+
+#[test]
+fn undecodable_body_is_a_body_error() {
+    let err = decode_body::<String>(&[0xFF, 0xFF]).unwrap_err();
+    assert!(matches!(err, FrameError::Body { .. }));
+    assert!(std::error::Error::source(&err).is_some());
+}
+
+#[test]
+fn lowering_the_limit_applies_to_later_frames() {
+    let bytes = frame_of(&vec![7u8; 100]);
+    let mut dec = FrameDecoder::new(1000);
+    dec.extend(&bytes);
+    dec.set_max_frame_len(50);
+    assert!(matches!(dec.decode(), Err(FrameError::TooLarge { .. })));
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_bytes_in_arbitrary_chunks_never_panic(
+        bytes in proptest::collection::vec(any::<u8>(), 0..512),
+        cuts in proptest::collection::vec(0usize..512, 0..8),
+        max in 0usize..300,
+    ) {
+        let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(bytes.len())).collect();
+        cuts.push(0);
+        cuts.push(bytes.len());
+        cuts.sort_unstable();
+        let mut dec = FrameDecoder::new(max);
+        'feed: for w in cuts.windows(2) {
+            dec.extend(&bytes[w[0]..w[1]]);
+            loop {
+                match dec.decode() {
+                    Ok(Some(body)) => {
+                        prop_assert!(body.len() <= max);
+                        let _ = decode_body::<(String, Vec<u32>)>(body);
+                    }
+                    Ok(None) => break,
+                    Err(FrameError::TooLarge { len, max: m }) => {
+                        prop_assert!(len > m);
+                        break 'feed;
+                    }
+                    Err(e) => return Err(TestCaseError::fail(format!("unexpected {e}"))),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn encode_then_decode_round_trips(
+        msgs in proptest::collection::vec((any::<String>(), any::<u64>(), proptest::collection::vec(any::<u8>(), 0..64)), 0..16),
+        chunk in 1usize..64,
+    ) {
+        let mut bytes = Vec::new();
+        for m in &msgs {
+            encode_frame(m, &mut bytes, DEFAULT_MAX_FRAME_LEN).unwrap();
+        }
+        let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+        let mut back = Vec::new();
+        for piece in bytes.chunks(chunk) {
+            dec.extend(piece);
+            while let Some(body) = dec.decode().unwrap() {
+                back.push(decode_body::<(String, u64, Vec<u8>)>(body).unwrap());
+            }
+        }
+        prop_assert_eq!(back, msgs);
+        prop_assert_eq!(dec.buffered(), 0);
+    }
+}

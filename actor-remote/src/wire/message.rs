@@ -1,0 +1,130 @@
+//! The messages nodes exchange: the handshake, then session frames.
+//!
+//! These are the protocol's only `Serialize` types, and they are **versioned wire types**: the
+//! [`Hello`] each side sends first carries the range of protocol versions it speaks, and the
+//! handshake settles on the highest version both support. Within one protocol version the
+//! encoding of every type here is frozen. A change that old nodes cannot decode (a new enum
+//! variant, a new field, a changed type) needs a new protocol version, and the new node must
+//! keep speaking the old one for as long as its range includes it. Enum variants are therefore
+//! only ever appended, never reordered.
+
+use actor_core::NodeName;
+use serde::{Deserialize, Serialize};
+
+/// The length of a handshake challenge and of a digest, in bytes.
+pub const CHALLENGE_LEN: usize = 32;
+
+/// A random challenge, freshly drawn by each side for each handshake.
+pub type Challenge = [u8; CHALLENGE_LEN];
+
+/// An HMAC-SHA256 digest proving knowledge of the cookie.
+pub type Digest = [u8; CHALLENGE_LEN];
+
+/// One handshake message, exchanged before the session starts.
+///
+/// The exchange, with I the initiator and A the acceptor:
+///
+/// 1. I → A [`Hello`](Self::Hello) (I's versions, capabilities, name, creation, hidden flag).
+/// 2. A → I [`Hello`](Self::Hello) (A's own), then [`Status`](Self::Status).
+/// 3. If the status admits I: A → I [`Challenge`](Self::Challenge).
+/// 4. I → A [`ChallengeReply`](Self::ChallengeReply): I's digest over A's challenge, and I's
+///    own challenge.
+/// 5. A checks the digest; on success A → I [`ChallengeAck`](Self::ChallengeAck), A's digest
+///    over I's challenge. On failure A sends `Status(NotAllowed)` and closes.
+/// 6. I checks A's digest, and the session is up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum HandshakeMessage {
+    /// Who the sender is and what it speaks.
+    Hello(Hello),
+    /// The acceptor's answer to the initiator's hello.
+    Status(Status),
+    /// The acceptor's challenge.
+    Challenge {
+        /// Random bytes the initiator must answer.
+        challenge: Challenge,
+    },
+    /// The initiator's answer, and its own challenge.
+    ChallengeReply {
+        /// HMAC over the acceptor's challenge, keyed by the cookie.
+        digest: Digest,
+        /// Random bytes the acceptor must answer.
+        challenge: Challenge,
+    },
+    /// The acceptor's answer to the initiator's challenge.
+    ChallengeAck {
+        /// HMAC over the initiator's challenge, keyed by the cookie.
+        digest: Digest,
+    },
+}
+
+impl HandshakeMessage {
+    /// A short name of the message's kind, for errors and logs.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Hello(_) => "hello",
+            Self::Status(_) => "status",
+            Self::Challenge { .. } => "challenge",
+            Self::ChallengeReply { .. } => "challenge reply",
+            Self::ChallengeAck { .. } => "challenge ack",
+        }
+    }
+}
+
+/// The first message of each side: identity and abilities.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    /// The lowest protocol version the sender speaks.
+    pub min_version: u16,
+    /// The highest protocol version the sender speaks.
+    pub max_version: u16,
+    /// Capability bits; the session uses those both sides set.
+    pub capabilities: u64,
+    /// The sender's node name.
+    pub name: NodeName,
+    /// Which incarnation of that node this is (changes on each restart).
+    pub creation: u32,
+    /// A hidden node joins no mesh and is not listed among visible nodes.
+    pub hidden: bool,
+}
+
+/// The acceptor's answer to a hello, as the BEAM's `send_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Status {
+    /// Go on with the challenge.
+    Ok,
+    /// Go on: the acceptor had its own attempt to connect to the initiator pending, and
+    /// aborts it in favour of this one (the initiator's name sorts greater).
+    OkSimultaneous,
+    /// Stop: the acceptor has its own attempt pending and keeps it (the acceptor's name sorts
+    /// greater); the initiator's attempt is dropped and the other connection will carry the
+    /// session.
+    Nok,
+    /// Stop: the acceptor does not admit the initiator (incompatible versions or name mode,
+    /// or a wrong cookie).
+    NotAllowed,
+    /// Stop: the acceptor already has a session with the initiator.
+    Alive,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Ok => "ok",
+            Self::OkSimultaneous => "ok_simultaneous",
+            Self::Nok => "nok",
+            Self::NotAllowed => "not_allowed",
+            Self::Alive => "alive",
+        })
+    }
+}
+
+/// A frame of an established session: a tick or one message of the node layer's type `T`.
+///
+/// The session adds this envelope so that ticks need nothing from `T`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SessionFrame<T> {
+    /// "I am alive": sent when the session has been idle for `tick_time / tick_intensity`.
+    Tick,
+    /// A message for the node layer.
+    Msg(T),
+}
