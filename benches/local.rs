@@ -61,7 +61,7 @@ async fn ractor_casts(actor: &ActorRef<CounterMsg>) -> f64 {
 async fn nodus_casts(system: &System, dest: &Destination) -> f64 {
     let start = Instant::now();
     for _ in 0..CASTS {
-        system.cast(dest, CounterMsg::Add(1)).ok().expect("cast");
+        system.cast(dest, CounterMsg::Add(1)).expect("cast");
     }
     system
         .call(dest, CounterMsg::Get, Duration::from_secs(30))
