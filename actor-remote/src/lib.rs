@@ -14,9 +14,14 @@
 //! destination given to `actor-core` answers `NoConnection`.
 
 pub mod cookie;
+mod node;
 pub mod port_mapper;
 pub mod proto;
 pub mod transport;
 pub mod wire;
 
 pub use cookie::{Cookie, CookieError};
+pub use node::{
+    ConnectError, ListKind, Node, NodeConfig, NodeDown, NodeDownReason, NodeError, NodeEvent,
+    NodeMonitor, Ping,
+};

@@ -128,3 +128,17 @@ pub enum SessionFrame<T> {
     /// A message for the node layer.
     Msg(T),
 }
+
+/// What nodes say to each other on a session, after the handshake (protocol version 1).
+///
+/// Variants are only ever appended (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum NodeMsg {
+    /// A liveness probe; answered with [`NodeMsg::Pong`] carrying the same number.
+    Ping(u64),
+    /// The answer to [`NodeMsg::Ping`].
+    Pong(u64),
+    /// The visible nodes the sender is connected to, sent when a visible session comes up,
+    /// so that nodes which meet through a third reach a full mesh (`connect_all`).
+    Peers(Vec<NodeName>),
+}

@@ -1,0 +1,146 @@
+//! How to start a node.
+
+use std::{
+    net::{IpAddr, Ipv4Addr, SocketAddr},
+    time::Duration,
+};
+
+use actor_core::NameMode;
+
+use crate::{
+    proto::{DEFAULT_SETUP_TIME, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
+    wire::DEFAULT_MAX_FRAME_LEN,
+    Cookie,
+};
+
+/// How to start a [`Node`](crate::Node). Every field has the BEAM's default.
+///
+/// ```
+/// use std::time::Duration;
+/// use actor_remote::{Cookie, NodeConfig};
+/// let config = NodeConfig::sname("hoge@localhost")
+///     .cookie(Cookie::new("mycookie")?)
+///     .tick_time(Duration::from_secs(60));
+/// assert!(config.connect_all && !config.hidden);
+/// # Ok::<(), actor_remote::CookieError>(())
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct NodeConfig {
+    /// The node's name, `name@host`.
+    pub name: String,
+    /// Short names (`--sname`: no dot in the host) or long names (`--name`).
+    pub name_mode: NameMode,
+    /// The cookie; when `None`, `NODUS_COOKIE`, else the file `~/.nodus.cookie` (created with a
+    /// random cookie if missing, as the BEAM does with `~/.erlang.cookie`).
+    pub cookie: Option<Cookie>,
+    /// The address to listen on for other nodes. When `None`: the host's address if the host
+    /// is `localhost` or an IP address, else all interfaces.
+    pub listen_ip: Option<IpAddr>,
+    /// The port to listen on; 0 (the default) lets the OS choose, as the BEAM does.
+    pub listen_port: u16,
+    /// The port mapper to register with. When `None`: `127.0.0.1` on `ERL_EPMD_PORT`, else
+    /// 4369. If none answers there, the node starts an embedded one, as `erl -sname` starts
+    /// epmd. Peers' port mappers are looked up on their hosts at the same port.
+    pub port_mapper: Option<SocketAddr>,
+    /// A peer silent this long is down with reason `tick_timeout` (default 60 s).
+    pub tick_time: Duration,
+    /// An idle session ticks every `tick_time / tick_intensity` (default 4).
+    pub tick_intensity: u32,
+    /// The bound on each step of connecting: port-mapper lookup, TCP connect, each handshake
+    /// step, and a ping's round trip (default 7 s, the BEAM's `net_setuptime`).
+    pub handshake_timeout: Duration,
+    /// Connect to the nodes a new peer is connected to, so nodes form a full mesh (default
+    /// true, as the BEAM's `connect_all`).
+    pub connect_all: bool,
+    /// A hidden node is left out of other nodes' `list()` and of the mesh (default false).
+    pub hidden: bool,
+    /// The largest frame sent or accepted (default 64 MiB). A larger one closes the session.
+    pub max_frame_len: usize,
+}
+
+impl NodeConfig {
+    fn with_mode(name: &str, name_mode: NameMode) -> Self {
+        Self {
+            name: name.to_string(),
+            name_mode,
+            cookie: None,
+            listen_ip: None,
+            listen_port: 0,
+            port_mapper: None,
+            tick_time: DEFAULT_TICK_TIME,
+            tick_intensity: DEFAULT_TICK_INTENSITY,
+            handshake_timeout: DEFAULT_SETUP_TIME,
+            connect_all: true,
+            hidden: false,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+        }
+    }
+
+    /// A node with a short name (`hoge@localhost`), as `iex --sname`.
+    pub fn sname(name: &str) -> Self {
+        Self::with_mode(name, NameMode::Short)
+    }
+
+    /// A node with a long name (`a@host.example.com`, `a@127.0.0.1`), as `iex --name`.
+    pub fn lname(name: &str) -> Self {
+        Self::with_mode(name, NameMode::Long)
+    }
+
+    /// Sets the cookie.
+    pub fn cookie(mut self, cookie: Cookie) -> Self {
+        self.cookie = Some(cookie);
+        self
+    }
+
+    /// Sets the port mapper's address.
+    pub fn port_mapper(mut self, addr: SocketAddr) -> Self {
+        self.port_mapper = Some(addr);
+        self
+    }
+
+    /// Sets the address to listen on.
+    pub fn listen(mut self, ip: IpAddr, port: u16) -> Self {
+        self.listen_ip = Some(ip);
+        self.listen_port = port;
+        self
+    }
+
+    /// Sets the tick time.
+    pub fn tick_time(mut self, tick_time: Duration) -> Self {
+        self.tick_time = tick_time;
+        self
+    }
+
+    /// Sets the handshake (and connect) timeout.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Sets `connect_all`.
+    pub fn connect_all(mut self, connect_all: bool) -> Self {
+        self.connect_all = connect_all;
+        self
+    }
+
+    /// Makes the node hidden (or not).
+    pub fn hidden(mut self, hidden: bool) -> Self {
+        self.hidden = hidden;
+        self
+    }
+
+    /// Sets the largest frame.
+    pub fn max_frame_len(mut self, max: usize) -> Self {
+        self.max_frame_len = max;
+        self
+    }
+
+    pub(crate) fn default_listen_ip(host: &str) -> IpAddr {
+        if host == "localhost" {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        } else {
+            host.parse().unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! What can go wrong starting a node or connecting to one.
+
+use std::net::SocketAddr;
+
+use actor_core::{NodeName, NodeNameError, SpawnError};
+
+use crate::{port_mapper::PortMapperError, CookieError};
+
+/// A node could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NodeError {
+    /// The name breaks the BEAM's rules, or does not fit the name mode.
+    #[error(transparent)]
+    Name(#[from] NodeNameError),
+    /// No cookie could be found or created.
+    #[error(transparent)]
+    Cookie(#[from] CookieError),
+    /// The listening socket could not be opened.
+    #[error("could not listen on {addr}: {source}; pick another address or port")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The socket error.
+        source: std::io::Error,
+    },
+    /// The name is already registered on this host.
+    #[error(
+        "the name {name} seems to be in use by another node; pick another name or stop that node"
+    )]
+    NameInUse {
+        /// The full node name.
+        name: NodeName,
+    },
+    /// The port mapper could not be reached or started.
+    #[error("port mapper: {0}")]
+    PortMapper(#[source] PortMapperError),
+    /// The node's local system could not start.
+    #[error(transparent)]
+    System(#[from] SpawnError),
+}
+
+/// Why connecting to a node failed; [`Node::connect`](crate::Node::connect) returns it and
+/// [`Node::ping`](crate::Node::ping) answers `Pang`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConnectError {
+    /// The node name is not `name@host`.
+    #[error("{given:?} is not a node name (name@host)")]
+    InvalidName {
+        /// The text given.
+        given: String,
+    },
+    /// This node has shut down.
+    #[error("this node has shut down")]
+    NotAlive,
+    /// The peer's host name did not resolve.
+    #[error("could not resolve host {host}: {reason}")]
+    Resolve {
+        /// The host part of the name.
+        host: String,
+        /// What the resolver said.
+        reason: String,
+    },
+    /// No port mapper answered on the peer's host.
+    #[error("no port mapper answered at {addr} ({reason}); is the node's host up and running a port mapper (epmd) on that port?")]
+    PortMapper {
+        /// Where it was asked.
+        addr: SocketAddr,
+        /// What failed.
+        reason: String,
+    },
+    /// The port mapper on the peer's host does not know the node.
+    #[error("no node named {node} is registered on its host; is it running?")]
+    NotRegistered {
+        /// The node asked for.
+        node: NodeName,
+    },
+    /// The TCP connection failed.
+    #[error("could not connect to {node} at {addr}: {reason}")]
+    Connect {
+        /// The node.
+        node: NodeName,
+        /// Its address.
+        addr: SocketAddr,
+        /// What failed.
+        reason: String,
+    },
+    /// The handshake failed (for example a wrong cookie, or short and long names mixed).
+    #[error("handshake with {node} failed: {reason}")]
+    Handshake {
+        /// The node.
+        node: NodeName,
+        /// The handshake error's message.
+        reason: String,
+    },
+    /// The session closed before a ping's answer came.
+    #[error("{node} did not answer within {timeout:?}")]
+    Timeout {
+        /// The node.
+        node: NodeName,
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
+}

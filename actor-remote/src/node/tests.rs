@@ -1,0 +1,386 @@
+use std::time::Duration;
+
+use super::*;
+use crate::port_mapper::{PortMapperServer, PortMapperServerHandle};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+
+async fn port_mapper() -> PortMapperServerHandle {
+    PortMapperServer::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .spawn()
+}
+
+fn config(name: &str, epmd: &PortMapperServerHandle, cookie: &str) -> NodeConfig {
+    NodeConfig::sname(name)
+        .cookie(Cookie::new(cookie).unwrap())
+        .port_mapper(epmd.local_addr())
+        .tick_time(Duration::from_secs(1))
+        .handshake_timeout(Duration::from_secs(3))
+}
+
+async fn node(name: &str, epmd: &PortMapperServerHandle) -> Node {
+    Node::start(config(name, epmd, "mycookie")).await.unwrap()
+}
+
+fn n(s: &str) -> NodeName {
+    NodeName::parse(s).unwrap()
+}
+
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !check() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await; // polling interval, bounded by the deadline
+    }
+}
+
+#[tokio::test]
+async fn pong_pang_and_self() {
+    let epmd = port_mapper().await;
+    let hoge = node("hoge@localhost", &epmd).await;
+    let fuga = node("fuga@localhost", &epmd).await;
+    assert_eq!(
+        hoge.ping("hoge@localhost").await,
+        Ping::Pong,
+        "pinging itself"
+    );
+    assert_eq!(hoge.list(), Vec::<NodeName>::new());
+    assert_eq!(hoge.ping("fuga@localhost").await, Ping::Pong);
+    assert_eq!(hoge.list(), [n("fuga@localhost")]);
+    eventually("fuga to list hoge", || fuga.list() == [n("hoge@localhost")]).await;
+    assert_eq!(
+        hoge.ping("piyo@localhost").await,
+        Ping::Pang,
+        "not registered"
+    );
+    assert_eq!(hoge.ping("not a node").await, Ping::Pang);
+    let err = hoge.connect(&n("piyo@localhost")).await.unwrap_err();
+    assert_eq!(
+        err,
+        ConnectError::NotRegistered {
+            node: n("piyo@localhost")
+        }
+    );
+    assert_eq!(hoge.list_kind(ListKind::This), [n("hoge@localhost")]);
+    assert_eq!(
+        hoge.list_kind(ListKind::Known),
+        [n("fuga@localhost"), n("hoge@localhost")]
+    );
+    hoge.shutdown().await;
+    fuga.shutdown().await;
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn wrong_cookie_is_pang_for_the_initiator_and_logged_by_the_acceptor() {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let epmd = port_mapper().await;
+    let good = node("good@localhost", &epmd).await;
+    let evil = Node::start(config("evil@localhost", &epmd, "not-the-cookie"))
+        .await
+        .unwrap();
+    assert_eq!(evil.ping("good@localhost").await, Ping::Pang);
+    let err = evil.connect(&n("good@localhost")).await.unwrap_err();
+    assert!(
+        err.to_string().contains("same cookie"),
+        "the initiator is told what to do: {err}"
+    );
+    assert!(good.list().is_empty() && evil.list().is_empty());
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains(
+            "connection attempt from node evil@localhost rejected: invalid challenge reply"
+        ),
+        "the acceptor logs the peer and the reason:\n{text}"
+    );
+    assert!(
+        !text.contains("mycookie") && !text.contains("not-the-cookie"),
+        "no cookie in logs"
+    );
+    // The acceptor is unharmed: a right cookie still connects.
+    let friend = node("friend@localhost", &epmd).await;
+    assert_eq!(friend.ping("good@localhost").await, Ping::Pong);
+    for node in [good, evil, friend] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_reach_a_full_mesh_from_a_chain_of_pings() {
+    let epmd = port_mapper().await;
+    let hoge = node("hoge@localhost", &epmd).await;
+    let fuga = node("fuga@localhost", &epmd).await;
+    let piyo = node("piyo@localhost", &epmd).await;
+    assert_eq!(fuga.ping("hoge@localhost").await, Ping::Pong);
+    assert_eq!(piyo.ping("fuga@localhost").await, Ping::Pong);
+    eventually("a full mesh", || {
+        hoge.list() == [n("fuga@localhost"), n("piyo@localhost")]
+            && fuga.list() == [n("hoge@localhost"), n("piyo@localhost")]
+            && piyo.list() == [n("fuga@localhost"), n("hoge@localhost")]
+    })
+    .await;
+    for node in [hoge, fuga, piyo] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn without_connect_all_nodes_stay_attached_to_whom_they_pinged() {
+    let epmd = port_mapper().await;
+    let solo = |name| config(name, &epmd, "mycookie").connect_all(false);
+    let a = Node::start(solo("a@localhost")).await.unwrap();
+    let b = Node::start(solo("b@localhost")).await.unwrap();
+    let c = Node::start(solo("c@localhost")).await.unwrap();
+    assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    assert_eq!(c.ping("b@localhost").await, Ping::Pong);
+    eventually("b to see both", || b.list().len() == 2).await;
+    // With connect_all, b's Peers message reaches c before b's Pong, and c dials a at once
+    // (see the full-mesh test); another round trip gives such a dial time to show.
+    assert_eq!(c.ping("b@localhost").await, Ping::Pong);
+    assert_eq!(a.list(), [n("b@localhost")]);
+    assert_eq!(c.list(), [n("b@localhost")]);
+    for node in [a, b, c] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn hidden_nodes_stay_out_of_list_and_of_the_mesh() {
+    let epmd = port_mapper().await;
+    let a = node("a@localhost", &epmd).await;
+    let b = node("b@localhost", &epmd).await;
+    let h = Node::start(config("h@localhost", &epmd, "mycookie").hidden(true))
+        .await
+        .unwrap();
+    assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    assert_eq!(h.ping("a@localhost").await, Ping::Pong);
+    eventually("a to see h as hidden", || {
+        a.list_kind(ListKind::Hidden) == [n("h@localhost")]
+    })
+    .await;
+    assert_eq!(
+        a.list(),
+        [n("b@localhost")],
+        "hidden nodes are not in list()"
+    );
+    assert_eq!(
+        a.list_kind(ListKind::Connected),
+        [n("b@localhost"), n("h@localhost")]
+    );
+    assert!(
+        h.list().is_empty(),
+        "a hidden node sees its peers as hidden connections"
+    );
+    assert_eq!(h.list_kind(ListKind::Hidden), [n("a@localhost")]);
+    // No mesh through a hidden node: b never hears of h, and h does not connect to b.
+    assert!(!b.list_kind(ListKind::Connected).contains(&n("h@localhost")));
+    assert!(!h.list_kind(ListKind::Connected).contains(&n("b@localhost")));
+    for node in [a, b, h] {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn disconnect_gives_nodedown_and_the_next_ping_reconnects() {
+    let epmd = port_mapper().await;
+    let a = node("a@localhost", &epmd).await;
+    let b = node("b@localhost", &epmd).await;
+    assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    let mut events = a.events();
+    let monitor = a.monitor_node(&n("b@localhost")).await;
+    let monitor2 = a.monitor_node(&n("b@localhost")).await;
+    assert!(a.disconnect(&n("b@localhost")));
+    let down = tokio::time::timeout(DEADLINE, monitor).await.unwrap();
+    assert_eq!(
+        down,
+        NodeDown {
+            node: n("b@localhost"),
+            reason: NodeDownReason::Disconnect
+        }
+    );
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, monitor2)
+            .await
+            .unwrap()
+            .reason,
+        NodeDownReason::Disconnect,
+        "one NodeDown per monitor"
+    );
+    let event = tokio::time::timeout(DEADLINE, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        event,
+        NodeEvent::NodeDown {
+            node: n("b@localhost"),
+            hidden: false,
+            reason: NodeDownReason::Disconnect
+        }
+    );
+    assert!(a.list().is_empty());
+    assert!(!a.disconnect(&n("b@localhost")), "false the second time");
+    eventually("b to see the disconnect", || b.list().is_empty()).await;
+    assert_eq!(
+        a.ping("b@localhost").await,
+        Ping::Pong,
+        "reconnects on demand"
+    );
+    let event = tokio::time::timeout(DEADLINE, events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        event,
+        NodeEvent::NodeUp {
+            node: n("b@localhost"),
+            hidden: false
+        }
+    );
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_stopped_peer_is_down_at_once_and_a_monitor_of_an_unreachable_node_fires_at_once() {
+    let epmd = port_mapper().await;
+    let a = node("a@localhost", &epmd).await;
+    let b = node("b@localhost", &epmd).await;
+    assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    let monitor = a.monitor_node(&n("b@localhost")).await;
+    b.shutdown().await;
+    let down = tokio::time::timeout(Duration::from_millis(900), monitor)
+        .await
+        .expect("seen before any tick timeout");
+    assert_eq!(down.reason, NodeDownReason::ConnectionClosed);
+    let ghost = a.monitor_node(&n("ghost@localhost")).await;
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, ghost).await.unwrap().reason,
+        NodeDownReason::NoConnection
+    );
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_duplicate_name_on_the_host_is_refused() {
+    let epmd = port_mapper().await;
+    let first = node("dup@localhost", &epmd).await;
+    let err = Node::start(config("dup@localhost", &epmd, "mycookie"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, NodeError::NameInUse { ref name } if *name == n("dup@localhost")),
+        "{err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("seems to be in use by another node"));
+    first.shutdown().await;
+    // Once the first node is gone, its name is free again.
+    let mut again = Node::start(config("dup@localhost", &epmd, "mycookie")).await;
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while again.is_err() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await; // the port mapper sees the close asynchronously
+        again = Node::start(config("dup@localhost", &epmd, "mycookie")).await;
+    }
+    again.unwrap().shutdown().await;
+}
+
+#[tokio::test]
+async fn names_are_checked_and_short_and_long_names_do_not_mix() {
+    let epmd = port_mapper().await;
+    let bad = Node::start(config("a.b@localhost", &epmd, "c"))
+        .await
+        .unwrap_err();
+    assert!(matches!(bad, NodeError::Name(_)), "{bad}");
+    let long_as_short = Node::start(config("x@vm.example.com", &epmd, "c"))
+        .await
+        .unwrap_err();
+    assert!(
+        long_as_short
+            .to_string()
+            .contains("can't set short node name"),
+        "{long_as_short}"
+    );
+    let short = node("short@localhost", &epmd).await;
+    let long = Node::start(
+        NodeConfig::lname("long@127.0.0.1")
+            .cookie(Cookie::new("mycookie").unwrap())
+            .port_mapper(epmd.local_addr()),
+    )
+    .await
+    .unwrap();
+    assert_eq!(long.ping("short@localhost").await, Ping::Pang);
+    let err = long.connect(&n("short@localhost")).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Handshake { .. }), "{err}");
+    short.shutdown().await;
+    long.shutdown().await;
+}
+
+#[tokio::test]
+async fn concurrent_pings_share_one_connection() {
+    let epmd = port_mapper().await;
+    let a = node("a@localhost", &epmd).await;
+    let b = node("b@localhost", &epmd).await;
+    let mut events = b.events();
+    let pings: Vec<_> = (0..8).map(|_| a.ping("b@localhost")).collect();
+    assert!(futures::future::join_all(pings)
+        .await
+        .iter()
+        .all(|p| *p == Ping::Pong));
+    // Both sides pinging each other at once still end with one session.
+    let (x, y) = tokio::join!(a.ping("b@localhost"), b.ping("a@localhost"));
+    assert_eq!((x, y), (Ping::Pong, Ping::Pong));
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .unwrap()
+            .unwrap(),
+        NodeEvent::NodeUp {
+            node: n("a@localhost"),
+            hidden: false
+        }
+    );
+    assert!(events.try_recv().is_err(), "exactly one session came up");
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn simultaneous_first_connects_end_with_one_session() {
+    let epmd = port_mapper().await;
+    for round in 0..5 {
+        let a = node(&format!("a{round}@localhost"), &epmd).await;
+        let b = node(&format!("b{round}@localhost"), &epmd).await;
+        let (x, y) = tokio::join!(a.ping(b.name().as_str()), b.ping(a.name().as_str()));
+        assert_eq!((x, y), (Ping::Pong, Ping::Pong), "round {round}");
+        assert_eq!(a.list(), [b.name().clone()]);
+        assert_eq!(b.list(), [a.name().clone()]);
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}
