@@ -52,7 +52,7 @@ pub mod proto;
 mod server;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 pub use client::{PortMapperClient, PortMapperError, Registration, DEFAULT_TIMEOUT, EPMD_PORT};
 pub use proto::{NodeInfo, NodeType};

@@ -384,3 +384,37 @@ async fn simultaneous_first_connects_end_with_one_session() {
         b.shutdown().await;
     }
 }
+
+#[tokio::test]
+#[cfg_attr(
+    not(nodus_has_epmd),
+    ignore = "needs the real epmd: apt-get install erlang-base"
+)]
+async fn nodes_register_with_the_real_epmd_and_find_each_other_through_it() {
+    use crate::port_mapper::tests::{epmd_names_cli, RealEpmd};
+    let epmd = RealEpmd::start().await;
+    let with_real = |name| {
+        NodeConfig::sname(name)
+            .cookie(Cookie::new("mycookie").unwrap())
+            .port_mapper(epmd.addr())
+    };
+    let hoge = Node::start(with_real("hoge@localhost")).await.unwrap();
+    let fuga = Node::start(with_real("fuga@localhost")).await.unwrap();
+    let names = epmd_names_cli(epmd.addr().port()).await;
+    assert!(
+        names.contains(&format!("name hoge at port {}", hoge.listen_addr().port())),
+        "epmd -names:\n{names}"
+    );
+    assert!(
+        names.contains(&format!("name fuga at port {}", fuga.listen_addr().port())),
+        "epmd -names:\n{names}"
+    );
+    assert_eq!(
+        hoge.ping("fuga@localhost").await,
+        Ping::Pong,
+        "found through the real epmd"
+    );
+    fuga.shutdown().await;
+    hoge.shutdown().await;
+    epmd.stop().await;
+}

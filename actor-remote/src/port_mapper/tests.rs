@@ -522,13 +522,13 @@ async fn ensure_port_mapper_reports_a_non_epmd_answer() {
 // Against the real epmd (Debian's erlang-base)
 
 /// A real epmd on its own loopback port, killed when dropped.
-struct RealEpmd {
+pub(crate) struct RealEpmd {
     child: tokio::process::Child,
     port: u16,
 }
 
 impl RealEpmd {
-    async fn start() -> RealEpmd {
+    pub(crate) async fn start() -> RealEpmd {
         let port = free_port().await;
         let child = tokio::process::Command::new("epmd")
             .args(["-port", &port.to_string(), "-address", "127.0.0.1"])
@@ -547,17 +547,21 @@ impl RealEpmd {
         epmd
     }
 
+    pub(crate) fn addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
     fn client(&self) -> PortMapperClient {
         PortMapperClient::new(SocketAddr::from(([127, 0, 0, 1], self.port)))
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
 }
 
 /// Runs the real `epmd -names` against the port mapper on `port`, returns its stdout.
-async fn epmd_names_cli(port: u16) -> String {
+pub(crate) async fn epmd_names_cli(port: u16) -> String {
     let out = tokio::process::Command::new("epmd")
         .arg("-names")
         .env("ERL_EPMD_PORT", port.to_string())
