@@ -215,7 +215,6 @@ struct State {
     monitors: HashMap<NodeName, Vec<oneshot::Sender<NodeDown>>>,
     pings: HashMap<u64, oneshot::Sender<()>>,
     known: BTreeSet<NodeName>,
-    registration: Option<Registration>,
     stopped: bool,
 }
 
@@ -229,15 +228,15 @@ struct Inner {
     port_mapper_port: u16,
     state: Mutex<State>,
     events: broadcast::Sender<NodeEvent>,
-    accept: Mutex<Option<AbortHandle>>,
+    /// The accept loop and the registration keeper, stopped with the node.
+    tasks: Mutex<Vec<AbortHandle>>,
     next_id: AtomicU64,
-    _port_mapper: PortMapperHandle,
 }
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        if let Some(accept) = self.lock_accept().take() {
-            accept.abort();
+        for task in self.lock_tasks().drain(..) {
+            task.abort();
         }
     }
 }
@@ -247,8 +246,8 @@ impl Inner {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn lock_accept(&self) -> std::sync::MutexGuard<'_, Option<AbortHandle>> {
-        self.accept.lock().unwrap_or_else(PoisonError::into_inner)
+    fn lock_tasks(&self) -> std::sync::MutexGuard<'_, Vec<AbortHandle>> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn span(&self) -> tracing::Span {
@@ -348,19 +347,26 @@ impl Node {
             session,
             listen_addr,
             port_mapper_port: port_mapper_addr.port(),
-            state: Mutex::new(State {
-                registration: Some(registration),
-                ..State::default()
-            }),
+            state: Mutex::new(State::default()),
             events,
-            accept: Mutex::new(None),
+            tasks: Mutex::new(Vec::new()),
             next_id: AtomicU64::new(1),
-            _port_mapper: port_mapper,
             config,
         });
         let accept =
             tokio::spawn(accept_loop(Arc::downgrade(&inner), listener).instrument(inner.span()));
-        *inner.lock_accept() = Some(accept.abort_handle());
+        let keeper = tokio::spawn(
+            keep_registered(
+                Arc::downgrade(&inner),
+                registration,
+                port_mapper,
+                port_mapper_addr,
+            )
+            .instrument(inner.span()),
+        );
+        inner
+            .lock_tasks()
+            .extend([accept.abort_handle(), keeper.abort_handle()]);
         tracing::info!(parent: &inner.span(), listen = %listen_addr, creation, "node started");
         Ok(Node { inner })
     }
@@ -529,20 +535,70 @@ impl Node {
     /// Closes every session (peers see `disconnect`), unregisters from the port mapper, stops
     /// listening, and shuts the system down.
     pub async fn shutdown(self) {
-        let registration = {
+        {
             let mut state = self.inner.lock();
             state.stopped = true;
             for peer in state.peers.values() {
                 peer.handle.close();
             }
-            state.registration.take()
-        };
-        drop(registration);
-        if let Some(accept) = self.inner.lock_accept().take() {
-            accept.abort();
+        }
+        // Stops listening and drops the registration (which unregisters the name).
+        for task in self.inner.lock_tasks().drain(..) {
+            task.abort();
         }
         self.inner.system.clone().shutdown().await;
         tracing::info!(parent: &self.inner.span(), "node stopped");
+    }
+}
+
+/// Keeps the node registered with its port mapper. If the registration is lost (the port
+/// mapper died, for example the embedded one of a node that stopped), registers again,
+/// starting an embedded port mapper if none answers, with a backoff of up to 5 s.
+async fn keep_registered(
+    node: Weak<Inner>,
+    mut registration: Registration,
+    mut _port_mapper: PortMapperHandle,
+    addr: SocketAddr,
+) {
+    loop {
+        registration.closed().await;
+        tracing::warn!(port_mapper = %addr, "lost the port-mapper registration; registering again");
+        let mut delay = std::time::Duration::from_millis(50);
+        loop {
+            let Some(inner) = node.upgrade() else { return };
+            if inner.lock().stopped {
+                return;
+            }
+            let (name, port, hidden) = (
+                inner.name.clone(),
+                inner.listen_addr.port(),
+                inner.config.hidden,
+            );
+            let timeout = inner.config.handshake_timeout;
+            drop(inner);
+            let attempt = match ensure_port_mapper(addr).await {
+                Ok(handle) => {
+                    let client = handle.client().clone().with_timeout(timeout);
+                    client
+                        .register(&name, port, hidden)
+                        .await
+                        .map(|r| (r, handle))
+                }
+                Err(e) => Err(e),
+            };
+            match attempt {
+                Ok((r, handle)) => {
+                    tracing::info!(port_mapper = %addr, embedded = handle.is_embedded(), "registered again");
+                    registration = r;
+                    _port_mapper = handle;
+                    break;
+                }
+                Err(e) => tracing::warn!(port_mapper = %addr, "could not register again: {e}"),
+            }
+            tokio::time::sleep(delay).await; // backoff between attempts
+            delay = (delay * 2).min(std::time::Duration::from_secs(5));
+        }
+        // `_port_mapper` (an embedded server this node may host) lives as long as this task.
     }
 }
 

@@ -418,3 +418,30 @@ async fn nodes_register_with_the_real_epmd_and_find_each_other_through_it() {
     hoge.shutdown().await;
     epmd.stop().await;
 }
+
+#[tokio::test]
+async fn when_the_node_hosting_the_embedded_port_mapper_stops_the_others_register_again() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap();
+    drop(free);
+    let cfg = |name| {
+        NodeConfig::sname(name)
+            .cookie(Cookie::new("mycookie").unwrap())
+            .port_mapper(addr)
+            .handshake_timeout(Duration::from_secs(2))
+    };
+    let host = Node::start(cfg("host@localhost")).await.unwrap(); // starts the embedded one
+    let stays = Node::start(cfg("stays@localhost")).await.unwrap();
+    host.shutdown().await;
+    // `stays` registers again (starting its own embedded port mapper); a newcomer finds it.
+    let newcomer = Node::start(cfg("newcomer@localhost")).await.unwrap();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while newcomer.ping("stays@localhost").await != Ping::Pong {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stays@localhost never registered again"
+        );
+    }
+    newcomer.shutdown().await;
+    stays.shutdown().await;
+}
