@@ -1,12 +1,17 @@
-//! The nodus demo: a supervision tree that survives a crash, and tasks run by name.
+//! The nodus demo: a local cluster on loopback, a supervision tree that survives a crash,
+//! tasks run by name, and a node going down.
 //!
 //! ```sh
 //! cargo run --example demo
 //! ```
+//!
+//! Everything runs in this one process on 127.0.0.1, with its own port mapper on a port the
+//! OS picks: nothing else to install or start.
 
 use std::time::Duration;
 
 use nodus::prelude::*;
+use nodus::remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig};
 
 /// A counter that can be told to crash.
 #[derive(Clone)]
@@ -57,8 +62,33 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )
         .with_target(false)
         .init();
-    let system = System::start(SystemConfig::named("demo@localhost")?).await?;
-    println!("node {} is up", system.node());
+    // 0. Three nodes on loopback. alex and moebi each ping kate; connect_all meshes them.
+    let epmd = PortMapperServer::bind("127.0.0.1:0".parse()?)
+        .await?
+        .spawn();
+    let start = |name: &'static str| {
+        let config = NodeConfig::sname(name)
+            .cookie(Cookie::new("demo").expect("a non-empty cookie"))
+            .port_mapper(epmd.local_addr());
+        Node::start(config)
+    };
+    let (alex, kate, moebi) = (
+        start("alex@localhost").await?,
+        start("kate@localhost").await?,
+        start("moebi@localhost").await?,
+    );
+    println!("alex pings kate: {:?}", alex.ping("kate@localhost").await);
+    println!("moebi pings kate: {:?}", moebi.ping("kate@localhost").await);
+    let mut events = alex.events();
+    while alex.list().len() < 2 {
+        // alex learns of moebi through kate; wait for that connection to come up.
+        events.recv().await?;
+    }
+    println!(
+        "alex's Node.list: {:?} (a full mesh from two pings)",
+        alex.list()
+    );
+    let system: &System = &alex;
 
     // 1. A supervisor with a named counter. The counter crashes; the supervisor restarts it
     //    and the name finds the new one.
@@ -67,7 +97,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .child(TaskSupervisor::child_spec(TaskSupervisorConfig::new(
             "Demo.TaskSupervisor",
         )));
-    let sup = Supervisor::start(&system, Some("Demo.Supervisor"), app).await?;
+    let sup = Supervisor::start(system, Some("Demo.Supervisor"), app).await?;
     system.cast("counter", CounterMsg::Add(40))?;
     system.cast("counter", CounterMsg::Add(2))?;
     let n = system.call("counter", CounterMsg::Get, T).await?;
@@ -93,8 +123,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = system.call("counter", CounterMsg::Get, T).await?;
     println!("counter crashed; supervisor restarted it as {after}, which holds {n}");
 
-    // 2. Functions by name, run under the task supervisor: the same call works for
-    //    ("Demo.TaskSupervisor", "peer@host") once nodes are connected.
+    // 2. Functions by name, run under the task supervisor. The destination may also be a
+    //    (name, node) pair; running it on another node is the next step of the roadmap.
     system
         .functions()
         .register("Demo", "shout", |(text,): (String,)| async move {
@@ -109,31 +139,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     let sup_name = "Demo.TaskSupervisor";
     let reply: String =
-        TaskSupervisor::async_on(&system, sup_name, "Demo", "shout", ("hello from a task",))
+        TaskSupervisor::async_on(system, sup_name, "Demo", "shout", ("hello from a task",))
             .await?
             .await?;
     println!("Demo.shout(\"hello from a task\") = {reply:?}");
 
-    let failed = TaskSupervisor::async_nolink_on::<_, ()>(&system, sup_name, "Demo", "fail", ())
+    let failed = TaskSupervisor::async_nolink_on::<_, ()>(system, sup_name, "Demo", "fail", ())
         .await?
         .await;
     println!("Demo.fail() -> {}", describe(failed));
     let undefined =
-        TaskSupervisor::async_on::<_, ()>(&system, sup_name, "Demo", "missing", ()).await;
+        TaskSupervisor::async_on::<_, ()>(system, sup_name, "Demo", "missing", ()).await;
     println!("Demo.missing() -> {}", describe(undefined.map(|_| ())));
-    let remote = TaskSupervisor::async_on::<_, String>(
-        &system,
-        (sup_name, "kate@localhost"),
-        "Demo",
-        "shout",
-        ("hi",),
-    )
-    .await;
-    println!("on kate@localhost -> {}", describe(remote.map(|_| ())));
 
-    // 3. Ordered shutdown: children stop in reverse start order.
+    // 3. A node goes down: everyone monitoring it hears once, with the reason.
+    let watch = kate.monitor_node(moebi.name()).await;
+    moebi.shutdown().await;
+    let down = tokio::time::timeout(T, watch).await?;
+    println!("kate saw {} go down ({})", down.node, down.reason);
+
+    // 4. Ordered shutdown: children stop in reverse start order.
     sup.stop_and_wait(None, Some(T)).await?;
-    system.shutdown().await;
+    alex.shutdown().await;
+    kate.shutdown().await;
     println!("shut down cleanly");
     Ok(())
 }
