@@ -68,12 +68,33 @@ fn encode_as<T: Serialize + 'static>(value: &(dyn Any + Send)) -> Result<Vec<u8>
     }
 }
 
+/// Bytes already encoded, kept as they are.
+struct Encoded(Vec<u8>);
+
+fn encoded_bytes(value: &(dyn Any + Send)) -> Result<Vec<u8>, CodecError> {
+    match value.downcast_ref::<Encoded>() {
+        Some(Encoded(bytes)) => Ok(bytes.clone()),
+        None => Err(CodecError::Encode {
+            reason: "internal: value is not encoded bytes".into(),
+        }),
+    }
+}
+
 impl Value {
     /// Wraps a serializable value.
     pub fn new<T: Serialize + Send + 'static>(value: T) -> Self {
         Self {
             any: Box::new(value),
             encode: Some(encode_as::<T>),
+        }
+    }
+
+    /// Wraps bytes made by the [codec](crate::codec) on another node; they are decoded when
+    /// the value is taken as a type.
+    pub fn encoded(bytes: Vec<u8>) -> Self {
+        Self {
+            any: Box::new(Encoded(bytes)),
+            encode: Some(encoded_bytes),
         }
     }
 

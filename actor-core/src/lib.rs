@@ -37,6 +37,7 @@ mod registry;
 mod supervisor;
 mod system;
 mod task_supervisor;
+pub mod transport;
 
 pub use destination::Destination;
 pub use error::{
@@ -51,7 +52,9 @@ pub use supervisor::{
     SupervisorSpec, SupervisorState,
 };
 pub use system::{System, SystemConfig, WeakSystem, DEFAULT_TIMEOUT};
-pub use task_supervisor::{Task, TaskId, TaskSupervisor, TaskSupervisorConfig, TaskSupervisorMsg};
+pub use task_supervisor::{
+    PeerTask, Task, TaskId, TaskSupervisor, TaskSupervisorConfig, TaskSupervisorMsg,
+};
 
 /// The actor runtime nodus builds on, re-exported so users name the same version.
 pub use ractor;

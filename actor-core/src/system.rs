@@ -13,9 +13,9 @@ use ractor::{
 };
 
 use crate::{
-    supervisor::SupervisorArgs, CallError, ChildSpec, Destination, FunctionRegistry, NodeName,
-    NodeNameError, Pid, Registry, SendError, SendErrorKind, SpawnError, Supervisor,
-    SupervisorError, SupervisorMsg, SupervisorSpec,
+    supervisor::SupervisorArgs, transport::Transport, CallError, ChildSpec, Destination,
+    FunctionRegistry, NodeName, NodeNameError, Pid, Registry, SendError, SendErrorKind, SpawnError,
+    Supervisor, SupervisorError, SupervisorMsg, SupervisorSpec,
 };
 
 /// The default timeout of calls and task awaits: 5 s, as `GenServer.call` and `Task.await`.
@@ -61,6 +61,7 @@ pub(crate) struct Inner {
     registry: Registry,
     functions: FunctionRegistry,
     root: OnceLock<ActorRef<SupervisorMsg>>,
+    transport: OnceLock<Arc<dyn Transport>>,
     span: tracing::Span,
 }
 
@@ -151,6 +152,7 @@ impl System {
             registry: Registry::new(),
             functions: FunctionRegistry::new(),
             root: OnceLock::new(),
+            transport: OnceLock::new(),
             span,
         });
         let args = SupervisorArgs::new(
@@ -217,6 +219,25 @@ impl System {
     /// A handle that does not keep the system alive.
     pub fn downgrade(&self) -> WeakSystem {
         WeakSystem(Arc::downgrade(&self.inner))
+    }
+
+    /// Installs the node's distribution; destinations on other nodes go through it from now
+    /// on. A system has at most one transport: a second call hands it back.
+    ///
+    /// # Errors
+    /// The transport given, if one is installed already.
+    pub fn set_transport(&self, transport: Arc<dyn Transport>) -> Result<(), Arc<dyn Transport>> {
+        self.inner.transport.set(transport)
+    }
+
+    /// The node's distribution, if it has one.
+    pub fn transport(&self) -> Option<&Arc<dyn Transport>> {
+        self.inner.transport.get()
+    }
+
+    /// The node `dest` names, when that is another node.
+    pub fn remote_node(&self, dest: &Destination) -> Option<NodeName> {
+        dest.node().filter(|node| !self.is_local(node)).cloned()
     }
 
     /// The pid of a local actor.

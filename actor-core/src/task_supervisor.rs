@@ -57,6 +57,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::{sync::oneshot, task::AbortHandle, time::Instant};
 use tracing::Instrument;
 
+use task::Canceller;
 pub use task::{Task, TaskId};
 
 use crate::{
@@ -64,7 +65,9 @@ use crate::{
     function::{Args, Value},
     supervisor::{success, Intensity},
     system::WeakSystem,
-    ChildSpec, Destination, Restart, SendErrorKind, SpawnError, SupervisorError, System, TaskError,
+    transport::{RemoteTask, RemoteTaskRequest, TaskKind},
+    ChildSpec, Destination, NodeName, Restart, SendErrorKind, SpawnError, SupervisorError, System,
+    TaskError,
 };
 use task::Outcome;
 
@@ -530,6 +533,42 @@ fn call_job<A: Serialize + Send + 'static>(
     })
 }
 
+async fn start_remote<A: Serialize>(
+    system: &System,
+    node: NodeName,
+    supervisor: Destination,
+    module: &str,
+    function: &str,
+    args: &A,
+    kind: TaskKind,
+) -> Result<RemoteTask, TaskError> {
+    let transport = system
+        .transport()
+        .ok_or_else(|| TaskError::NoConnection { node: node.clone() })?;
+    let args = codec::encode(args).map_err(|e| TaskError::BadArgs {
+        reason: e.to_string(),
+    })?;
+    let request = RemoteTaskRequest {
+        supervisor,
+        module: module.to_string(),
+        function: function.to_string(),
+        args,
+        kind,
+    };
+    transport.start_task(node, request).await
+}
+
+/// A task started for a peer by [`TaskSupervisor::start_for_peer`].
+#[derive(Debug)]
+pub struct PeerTask {
+    /// Its number in the supervisor.
+    pub id: TaskId,
+    /// Its result, for [`TaskKind::Async`].
+    pub result: Option<oneshot::Receiver<Result<Value, TaskError>>>,
+    /// Stops it.
+    pub abort: AbortHandle,
+}
+
 impl TaskSupervisor {
     /// Starts a task supervisor under the node's root supervisor, registered as
     /// `config.name`.
@@ -623,7 +662,7 @@ impl TaskSupervisor {
             id: started.id,
             supervisor: self.name.clone(),
             rx: Some(rx),
-            abort: Some(started.abort),
+            cancel: Some(Canceller::Local(started.abort)),
             linked,
             convert: exact::<R>,
             _result: PhantomData,
@@ -678,6 +717,45 @@ impl TaskSupervisor {
             .id)
     }
 
+    /// For transports: runs `module.function(args)` (encoded arguments from a peer) under
+    /// the local task supervisor `dest`, as the serving half of
+    /// [`TaskSupervisor::async_on`] and [`TaskSupervisor::start_child_on`].
+    ///
+    /// A linked task's link is the transport's to keep: it aborts the task (with
+    /// [`PeerTask::abort`]) when the caller's handle is dropped or the caller's node goes down.
+    ///
+    /// # Errors
+    /// `NoProc` (no such supervisor here, or a stale pid), `Undefined`, `BadArgs`,
+    /// `MaxChildren`.
+    pub async fn start_for_peer(
+        system: &System,
+        dest: &Destination,
+        module: &str,
+        function: &str,
+        args: Vec<u8>,
+        kind: TaskKind,
+    ) -> Result<PeerTask, TaskError> {
+        let job = Job::Call {
+            module: module.to_string(),
+            function: function.to_string(),
+            args: None,
+            encoded: Some(args),
+        };
+        let (kind, result) = match kind {
+            TaskKind::Async { .. } => {
+                let (tx, rx) = oneshot::channel();
+                (Kind::Async(tx), Some(rx))
+            }
+            TaskKind::Child(restart) => (Kind::Child(restart), None),
+        };
+        let started = request(system, dest.clone(), job, kind).await?;
+        Ok(PeerTask {
+            id: started.id,
+            result,
+            abort: started.abort,
+        })
+    }
+
     /// How many tasks are running.
     ///
     /// # Errors
@@ -716,15 +794,28 @@ impl TaskSupervisor {
         A: Serialize + Send + 'static,
         R: DeserializeOwned + Send + 'static,
     {
+        let supervisor = dest.name().unwrap_or_default().to_string();
+        if let Some(node) = system.remote_node(&dest) {
+            let kind = TaskKind::Async { linked };
+            let remote = start_remote(system, node, dest, module, function, &args, kind).await?;
+            return Ok(Task {
+                id: remote.id,
+                supervisor,
+                rx: remote.result,
+                cancel: Some(Canceller::Remote(remote.cancel)),
+                linked,
+                convert: typed::<R>,
+                _result: PhantomData,
+            });
+        }
         let job = call_job(module, function, args, false)?;
         let (tx, rx) = oneshot::channel();
-        let supervisor = dest.name().unwrap_or_default().to_string();
         let started = request(system, dest, job, Kind::Async(tx)).await?;
         Ok(Task {
             id: started.id,
             supervisor,
             rx: Some(rx),
-            abort: Some(started.abort),
+            cancel: Some(Canceller::Local(started.abort)),
             linked,
             convert: typed::<R>,
             _result: PhantomData,
@@ -789,9 +880,16 @@ impl TaskSupervisor {
     where
         A: Serialize + Send + 'static,
     {
+        let dest = dest.into();
+        if let Some(node) = system.remote_node(&dest) {
+            let kind = TaskKind::Child(restart);
+            return Ok(
+                start_remote(system, node, dest, module, function, &args, kind)
+                    .await?
+                    .id,
+            );
+        }
         let job = call_job(module, function, args, restart != Restart::Temporary)?;
-        Ok(request(system, dest.into(), job, Kind::Child(restart))
-            .await?
-            .id)
+        Ok(request(system, dest, job, Kind::Child(restart)).await?.id)
     }
 }

@@ -5,12 +5,27 @@ use std::{fmt, future::IntoFuture, marker::PhantomData, time::Duration};
 use futures::future::BoxFuture;
 use tokio::{sync::oneshot, task::AbortHandle};
 
-use crate::{function::Value, supervisor::Shutdown, TaskError, DEFAULT_TIMEOUT};
+use crate::{function::Value, supervisor::Shutdown, transport::Cancel, TaskError, DEFAULT_TIMEOUT};
 
 /// The number of a task within its task supervisor.
 pub type TaskId = u64;
 
 pub(crate) type Outcome = Result<Value, TaskError>;
+
+/// Stops a task: a tokio task on this node, or one on another node through the transport.
+pub(crate) enum Canceller {
+    Local(AbortHandle),
+    Remote(Cancel),
+}
+
+impl Canceller {
+    fn cancel(&self) {
+        match self {
+            Canceller::Local(abort) => abort.abort(),
+            Canceller::Remote(cancel) => cancel.cancel(),
+        }
+    }
+}
 
 /// How long [`Task::shutdown`] waits for a killed task to report before giving up on it.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -32,7 +47,7 @@ pub struct Task<R> {
     pub(crate) id: TaskId,
     pub(crate) supervisor: String,
     pub(crate) rx: Option<oneshot::Receiver<Outcome>>,
-    pub(crate) abort: Option<AbortHandle>,
+    pub(crate) cancel: Option<Canceller>,
     pub(crate) linked: bool,
     pub(crate) convert: fn(Value) -> Result<R, TaskError>,
     pub(crate) _result: PhantomData<fn() -> R>,
@@ -129,8 +144,8 @@ impl<R> Task<R> {
         if let Ok(outcome) = rx.try_recv() {
             return self.finish(outcome).map(Some);
         }
-        if let Some(abort) = &self.abort {
-            abort.abort();
+        if let Some(cancel) = &self.cancel {
+            cancel.cancel();
         }
         let wait = match how {
             Shutdown::Timeout(d) => d,
@@ -157,8 +172,8 @@ impl<R: Send + 'static> IntoFuture for Task<R> {
 impl<R> Drop for Task<R> {
     fn drop(&mut self) {
         if self.linked && self.rx.is_some() {
-            if let Some(abort) = &self.abort {
-                abort.abort();
+            if let Some(cancel) = &self.cancel {
+                cancel.cancel();
             }
         }
     }
