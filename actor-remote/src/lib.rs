@@ -14,7 +14,7 @@
 //! destination given to `actor-core` answers `NoConnection`.
 
 pub mod cookie;
-mod node;
+pub mod node;
 pub mod port_mapper;
 pub mod proto;
 pub mod transport;
