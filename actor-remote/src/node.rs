@@ -39,6 +39,7 @@
 
 mod config;
 mod error;
+mod tasks;
 #[cfg(test)]
 mod tests;
 
@@ -215,6 +216,7 @@ struct State {
     monitors: HashMap<NodeName, Vec<oneshot::Sender<NodeDown>>>,
     pings: HashMap<u64, oneshot::Sender<()>>,
     known: BTreeSet<NodeName>,
+    tasks: tasks::Tasks,
     stopped: bool,
 }
 
@@ -353,6 +355,10 @@ impl Node {
             next_id: AtomicU64::new(1),
             config,
         });
+        let transport = Arc::new(tasks::NodeTransport(Arc::downgrade(&inner)));
+        if inner.system.set_transport(transport).is_err() {
+            tracing::error!(parent: &inner.span(), "internal: the new system already had a transport");
+        }
         let accept =
             tokio::spawn(accept_loop(Arc::downgrade(&inner), listener).instrument(inner.span()));
         let keeper = tokio::spawn(
@@ -856,6 +862,10 @@ async fn run_session(
                     let _ = tx.send(());
                 }
             }
+            other @ (NodeMsg::SpawnTask { .. }
+            | NodeMsg::TaskStarted { .. }
+            | NodeMsg::TaskResult { .. }
+            | NodeMsg::KillTask { .. }) => tasks::on_message(&inner, &peer, &handle, other).await,
             NodeMsg::Peers(nodes) => {
                 if hidden || !inner.config.connect_all {
                     continue;
@@ -886,6 +896,7 @@ async fn run_session(
         let mut state = inner.lock();
         if state.peers.get(&peer).is_some_and(|p| p.conn == conn) {
             state.peers.remove(&peer);
+            state.tasks.node_down(&peer);
         }
         state.monitors.remove(&peer).unwrap_or_default()
     };

@@ -445,3 +445,433 @@ async fn when_the_node_hosting_the_embedded_port_mapper_stops_the_others_registe
     newcomer.shutdown().await;
     stays.shutdown().await;
 }
+
+// -------------------------------------------------------------------------------------------
+// Remote tasks: the outcomes of reference/beam.md section 3.
+
+mod remote_tasks {
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+    use actor_core::{Pid, Restart, Shutdown, TaskError, TaskSupervisor, TaskSupervisorConfig};
+    use tokio::sync::mpsc;
+
+    use super::*;
+
+    const SUP: &str = "Chat.TaskSupervisor";
+
+    /// Sends on drop: tells a test that a task was stopped before it finished.
+    struct DropFlag(Option<oneshot::Sender<()>>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    async fn chat_node(name: &str, epmd: &PortMapperServerHandle) -> Node {
+        let node = node(name, epmd).await;
+        TaskSupervisor::start(&node, TaskSupervisorConfig::new(SUP))
+            .await
+            .unwrap();
+        let me = name.to_string();
+        node.functions()
+            .register("Chat", "receive_message", move |(msg,): (String,)| {
+                let me = me.clone();
+                async move { format!("{me} got {msg}") }
+            });
+        node.functions().register("Chat", "boom", |(): ()| async {
+            if true {
+                panic!("boom on the remote node");
+            }
+        });
+        node
+    }
+
+    #[tokio::test]
+    async fn a_function_runs_on_the_peer_under_its_supervisor() {
+        let epmd = port_mapper().await;
+        let alex = chat_node("alex@localhost", &epmd).await;
+        let kate = chat_node("kate@localhost", &epmd).await;
+        // Not connected yet: the call connects implicitly, as on the BEAM.
+        let task = TaskSupervisor::async_on(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Chat",
+            "receive_message",
+            ("hi",),
+        )
+        .await
+        .unwrap();
+        let reply: String = task.await.unwrap();
+        assert_eq!(reply, "kate@localhost got hi", "it ran on kate");
+        assert_eq!(alex.list(), [n("kate@localhost")]);
+        // By pid too.
+        let sup_pid = kate.pid_of(&kate.registry().whereis_cell(SUP).unwrap());
+        let reply: String =
+            TaskSupervisor::async_nolink_on(&alex, sup_pid, "Chat", "receive_message", ("yo",))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        assert_eq!(reply, "kate@localhost got yo");
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn start_errors_come_back_typed_and_no_task_is_made() {
+        let epmd = port_mapper().await;
+        let alex = chat_node("alex@localhost", &epmd).await;
+        let kate = chat_node("kate@localhost", &epmd).await;
+        let ghost = TaskSupervisor::async_on::<_, String>(
+            &alex,
+            (SUP, "ghost@localhost"),
+            "Chat",
+            "receive_message",
+            ("x",),
+        )
+        .await;
+        assert_eq!(
+            ghost.unwrap_err(),
+            TaskError::NoConnection {
+                node: n("ghost@localhost")
+            }
+        );
+        let nosup = TaskSupervisor::async_on::<_, String>(
+            &alex,
+            ("Nope", "kate@localhost"),
+            "Chat",
+            "receive_message",
+            ("x",),
+        )
+        .await;
+        assert_eq!(
+            nosup.unwrap_err(),
+            TaskError::NoProc {
+                name: "Nope".into(),
+                node: n("kate@localhost")
+            }
+        );
+        let undef = TaskSupervisor::async_on::<_, String>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Chat",
+            "nope",
+            (),
+        )
+        .await;
+        assert_eq!(
+            undef.unwrap_err(),
+            TaskError::Undefined {
+                module: "Chat".into(),
+                function: "nope".into()
+            }
+        );
+        let badargs = TaskSupervisor::async_on::<_, String>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Chat",
+            "receive_message",
+            42u64,
+        )
+        .await;
+        assert!(
+            matches!(badargs, Err(TaskError::BadArgs { .. })),
+            "{badargs:?}"
+        );
+        let child = TaskSupervisor::start_child_on(
+            &alex,
+            (SUP, "ghost@localhost"),
+            "Chat",
+            "receive_message",
+            ("x",),
+            Restart::Temporary,
+        )
+        .await;
+        assert!(matches!(child, Err(TaskError::NoConnection { .. })));
+        assert_eq!(
+            TaskSupervisor::whereis(&kate, SUP)
+                .unwrap()
+                .count_children()
+                .await,
+            Ok(0),
+            "no task was made"
+        );
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_remote_panic_reaches_the_caller_and_is_logged_by_the_remote_node() {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let epmd = port_mapper().await;
+        let alex = chat_node("alex@localhost", &epmd).await;
+        let kate = chat_node("kate@localhost", &epmd).await;
+        let task = TaskSupervisor::async_nolink_on::<_, ()>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Chat",
+            "boom",
+            (),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            task.await,
+            Err(TaskError::Panicked {
+                message: "boom on the remote node".into()
+            })
+        );
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.contains("task terminating: panicked: boom on the remote node"));
+        assert!(
+            line.is_some_and(|l| l.contains("node=kate@localhost")),
+            "kate logs it:\n{text}"
+        );
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn when_the_node_dies_mid_task_await_and_yield_return_noconnection_at_once() {
+        let epmd = port_mapper().await;
+        let alex = chat_node("alex@localhost", &epmd).await;
+        let kate = chat_node("kate@localhost", &epmd).await;
+        let (started_tx, mut started) = mpsc::unbounded_channel();
+        kate.functions().register("Slow", "forever", move |(): ()| {
+            let started_tx = started_tx.clone();
+            async move {
+                let _ = started_tx.send(());
+                futures::future::pending::<()>().await;
+            }
+        });
+        let awaited = TaskSupervisor::async_nolink_on::<_, ()>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Slow",
+            "forever",
+            (),
+        )
+        .await
+        .unwrap();
+        let mut yielded = TaskSupervisor::async_on::<_, ()>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Slow",
+            "forever",
+            (),
+        )
+        .await
+        .unwrap();
+        for _ in 0..2 {
+            tokio::time::timeout(DEADLINE, started.recv())
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        assert_eq!(
+            yielded.yield_timeout(Duration::from_millis(10)).await,
+            Ok(None)
+        );
+        kate.shutdown().await;
+        let t0 = tokio::time::Instant::now();
+        let noconn = Err(TaskError::NoConnection {
+            node: n("kate@localhost"),
+        });
+        assert_eq!(awaited.await_timeout(Duration::from_secs(30)).await, noconn);
+        assert_eq!(
+            yielded.yield_timeout(Duration::from_secs(30)).await,
+            noconn.map(Some)
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "at once, not at the timeout"
+        );
+        alex.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn await_timeout_stops_a_linked_task_and_a_nolink_task_goes_on() {
+        let epmd = port_mapper().await;
+        let alex = chat_node("alex@localhost", &epmd).await;
+        let kate = chat_node("kate@localhost", &epmd).await;
+        let (events_tx, mut events) = mpsc::unbounded_channel::<&'static str>();
+        let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+        kate.functions()
+            .register("Job", "wait", move |(label,): (String,)| {
+                let (events_tx, mut go_rx) = (events_tx.clone(), go_rx.clone());
+                async move {
+                    let label: &'static str = if label == "linked" {
+                        "linked"
+                    } else {
+                        "nolink"
+                    };
+                    let (flag_tx, flag_rx) = oneshot::channel();
+                    let _flag = DropFlag(Some(flag_tx));
+                    let watcher = events_tx.clone();
+                    tokio::spawn(async move {
+                        if flag_rx.await.is_ok() {
+                            let _ = watcher.send(if label == "linked" {
+                                "linked stopped"
+                            } else {
+                                "nolink stopped"
+                            });
+                        }
+                    });
+                    let _ = events_tx.send(label);
+                    let _ = go_rx.wait_for(|go| *go).await;
+                    let _ = events_tx.send(if label == "linked" {
+                        "linked finished"
+                    } else {
+                        "nolink finished"
+                    });
+                }
+            });
+        let linked = TaskSupervisor::async_on::<_, ()>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Job",
+            "wait",
+            ("linked",),
+        )
+        .await
+        .unwrap();
+        let nolink = TaskSupervisor::async_nolink_on::<_, ()>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Job",
+            "wait",
+            ("nolink",),
+        )
+        .await
+        .unwrap();
+        let mut seen = vec![];
+        for _ in 0..2 {
+            seen.push(
+                tokio::time::timeout(DEADLINE, events.recv())
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        let timeout = Duration::from_millis(20);
+        assert_eq!(
+            linked.await_timeout(timeout).await,
+            Err(TaskError::Timeout { timeout })
+        );
+        assert_eq!(
+            tokio::time::timeout(DEADLINE, events.recv()).await.unwrap(),
+            Some("linked stopped")
+        );
+        assert_eq!(
+            nolink.await_timeout(timeout).await,
+            Err(TaskError::Timeout { timeout })
+        );
+        go_tx.send(true).unwrap();
+        assert_eq!(
+            tokio::time::timeout(DEADLINE, events.recv()).await.unwrap(),
+            Some("nolink finished"),
+            "the nolink task went on"
+        );
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn start_child_on_a_peer_and_shutdown_of_a_remote_task() {
+        let epmd = port_mapper().await;
+        let alex = chat_node("alex@localhost", &epmd).await;
+        let kate = chat_node("kate@localhost", &epmd).await;
+        let runs = Arc::new(AtomicUsize::new(0));
+        let r = runs.clone();
+        kate.functions()
+            .register("Job", "count", move |(k,): (usize,)| {
+                let r = r.clone();
+                async move {
+                    r.fetch_add(k, AtomicOrdering::SeqCst);
+                }
+            });
+        TaskSupervisor::start_child_on(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Job",
+            "count",
+            (5usize,),
+            Restart::Temporary,
+        )
+        .await
+        .unwrap();
+        eventually("the child to run on kate", || {
+            runs.load(AtomicOrdering::SeqCst) == 5
+        })
+        .await;
+
+        let (dropped_tx, dropped) = oneshot::channel();
+        let dropped_tx = Arc::new(Mutex::new(Some(dropped_tx)));
+        kate.functions().register("Job", "hang", move |(): ()| {
+            let flag = DropFlag(dropped_tx.lock().unwrap().take());
+            async move {
+                let _flag = flag;
+                futures::future::pending::<()>().await;
+            }
+        });
+        let task = TaskSupervisor::async_nolink_on::<_, ()>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Job",
+            "hang",
+            (),
+        )
+        .await
+        .unwrap();
+        assert_eq!(task.shutdown(Shutdown::Timeout(DEADLINE)).await, Ok(None));
+        tokio::time::timeout(DEADLINE, dropped)
+            .await
+            .unwrap()
+            .unwrap();
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_pid_from_before_the_peer_restarted_answers_noproc() {
+        let epmd = port_mapper().await;
+        let alex = chat_node("alex@localhost", &epmd).await;
+        let kate = chat_node("kate@localhost", &epmd).await;
+        let old: Pid = kate.pid_of(&kate.registry().whereis_cell(SUP).unwrap());
+        let ok: String =
+            TaskSupervisor::async_on(&alex, old.clone(), "Chat", "receive_message", ("1",))
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+        assert_eq!(ok, "kate@localhost got 1");
+        kate.shutdown().await;
+        let mut kate2 = Node::start(config("kate@localhost", &epmd, "mycookie")).await;
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while kate2.is_err() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await; // the old registration closes asynchronously
+            kate2 = Node::start(config("kate@localhost", &epmd, "mycookie")).await;
+        }
+        let kate2 = kate2.unwrap();
+        TaskSupervisor::start(&kate2, TaskSupervisorConfig::new(SUP))
+            .await
+            .unwrap();
+        assert_ne!(kate2.creation(), old.creation());
+        let stale =
+            TaskSupervisor::async_on::<_, String>(&alex, old, "Chat", "receive_message", ("2",))
+                .await;
+        assert!(matches!(stale, Err(TaskError::NoProc { .. })), "{stale:?}");
+        alex.shutdown().await;
+        kate2.shutdown().await;
+    }
+}

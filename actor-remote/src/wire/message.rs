@@ -141,4 +141,131 @@ pub enum NodeMsg {
     /// The visible nodes the sender is connected to, sent when a visible session comes up,
     /// so that nodes which meet through a third reach a full mesh (`connect_all`).
     Peers(Vec<NodeName>),
+    /// Start `module.function(args)` under the receiver's task supervisor `supervisor`.
+    SpawnTask {
+        /// The caller's number for this request; answers carry it back.
+        req: u64,
+        /// Which task supervisor.
+        supervisor: Target,
+        /// The module name.
+        module: String,
+        /// The function name.
+        function: String,
+        /// The arguments, encoded by the codec.
+        args: Vec<u8>,
+        /// What kind of task.
+        kind: WireTaskKind,
+    },
+    /// Whether a [`NodeMsg::SpawnTask`] started: the task's number, or why not.
+    TaskStarted {
+        /// The request it answers.
+        req: u64,
+        /// The task's number or the error.
+        result: Result<u64, WireTaskError>,
+    },
+    /// How an async task ended: its encoded result, or how it failed.
+    TaskResult {
+        /// The request that started it.
+        req: u64,
+        /// The encoded result or the error.
+        result: Result<Vec<u8>, WireTaskError>,
+    },
+    /// Stop the task started by `req`: its linked caller went away, or asked for a shutdown.
+    KillTask {
+        /// The request that started it.
+        req: u64,
+    },
+}
+
+/// A registered name or a pid on the receiving node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Target {
+    /// A registered name.
+    Name(String),
+    /// A pid: the receiver's creation it was made in, and its number.
+    Pid {
+        /// The creation of the node when the pid was made.
+        creation: u32,
+        /// The actor's number.
+        id: u64,
+    },
+}
+
+/// The kind of task a [`NodeMsg::SpawnTask`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireTaskKind {
+    /// `async` (linked) or `async_nolink`.
+    Async {
+        /// Linked to the caller.
+        linked: bool,
+    },
+    /// `start_child` with a restart type.
+    Child(WireRestart),
+}
+
+/// A child's restart type on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireRestart {
+    /// Always restarted.
+    Permanent,
+    /// Restarted after an abnormal exit.
+    Transient,
+    /// Never restarted.
+    Temporary,
+}
+
+/// A task's failure on the wire (mirrors `actor_core::TaskError`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireTaskError {
+    /// Did not finish in time.
+    Timeout {
+        /// The timeout in milliseconds.
+        millis: u64,
+    },
+    /// Panicked.
+    Panicked {
+        /// The panic message.
+        message: String,
+    },
+    /// Stopped before finishing.
+    Exited {
+        /// Why.
+        reason: String,
+    },
+    /// A node could not be reached.
+    NoConnection {
+        /// The node.
+        node: NodeName,
+    },
+    /// No such task supervisor.
+    NoProc {
+        /// The name asked for.
+        name: String,
+        /// The node asked.
+        node: NodeName,
+    },
+    /// No such function.
+    Undefined {
+        /// The module.
+        module: String,
+        /// The function.
+        function: String,
+    },
+    /// The arguments did not decode.
+    BadArgs {
+        /// The decoder's words.
+        reason: String,
+    },
+    /// The result did not encode or decode.
+    BadReturn {
+        /// The codec's words.
+        reason: String,
+    },
+    /// The supervisor was full.
+    MaxChildren {
+        /// Its name.
+        name: String,
+        /// Its limit.
+        max: u64,
+    },
 }

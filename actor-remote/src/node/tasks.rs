@@ -1,0 +1,336 @@
+//! Remote tasks: the node's [`Transport`] for callers, and the serving half for peers.
+
+use std::{
+    collections::HashMap,
+    sync::{atomic::Ordering, Arc, Weak},
+    time::Duration,
+};
+
+use actor_core::{
+    transport::{Cancel, RemoteTask, RemoteTaskRequest, TaskKind, Transport},
+    Destination, NodeName, Pid, Restart, TaskError, TaskSupervisor, Value,
+};
+use futures::{future::BoxFuture, FutureExt};
+use tokio::{sync::oneshot, task::AbortHandle};
+use tracing::Instrument;
+
+use super::{connect, Inner};
+use crate::{
+    transport::SessionHandle,
+    wire::message::{NodeMsg, Target, WireRestart, WireTaskError, WireTaskKind},
+};
+
+/// A task this node asked a peer for, waiting for its answers.
+pub(super) struct Outgoing {
+    node: NodeName,
+    started: Option<oneshot::Sender<Result<u64, TaskError>>>,
+    result: Option<oneshot::Sender<Result<Value, TaskError>>>,
+}
+
+/// A task this node runs for a peer.
+pub(super) struct Served {
+    abort: AbortHandle,
+    linked: bool,
+}
+
+/// Remote-task bookkeeping of one node.
+#[derive(Default)]
+pub(super) struct Tasks {
+    outgoing: HashMap<u64, Outgoing>,
+    served: HashMap<(NodeName, u64), Served>,
+}
+
+impl Tasks {
+    /// The session with `peer` went down: callers waiting on it get `NoConnection` at once,
+    /// and tasks it started linked are stopped (their caller's node is gone).
+    pub(super) fn node_down(&mut self, peer: &NodeName) {
+        let lost: Vec<u64> = self
+            .outgoing
+            .iter()
+            .filter(|(_, o)| o.node == *peer)
+            .map(|(req, _)| *req)
+            .collect();
+        for req in lost {
+            if let Some(o) = self.outgoing.remove(&req) {
+                let err = || TaskError::NoConnection { node: peer.clone() };
+                if let Some(tx) = o.started {
+                    let _ = tx.send(Err(err()));
+                }
+                if let Some(tx) = o.result {
+                    let _ = tx.send(Err(err()));
+                }
+            }
+        }
+        self.served.retain(|(node, _), served| {
+            if node != peer {
+                return true;
+            }
+            if served.linked {
+                served.abort.abort();
+            }
+            false
+        });
+    }
+}
+
+impl From<TaskError> for WireTaskError {
+    fn from(e: TaskError) -> Self {
+        match e {
+            TaskError::Timeout { timeout } => Self::Timeout {
+                millis: u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX),
+            },
+            TaskError::Panicked { message } => Self::Panicked { message },
+            TaskError::Exited { reason } => Self::Exited { reason },
+            TaskError::NoConnection { node } => Self::NoConnection { node },
+            TaskError::NoProc { name, node } => Self::NoProc { name, node },
+            TaskError::Undefined { module, function } => Self::Undefined { module, function },
+            TaskError::BadArgs { reason } => Self::BadArgs { reason },
+            TaskError::BadReturn { reason } => Self::BadReturn { reason },
+            TaskError::MaxChildren { name, max } => Self::MaxChildren {
+                name,
+                max: max as u64,
+            },
+            other => Self::Exited {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<WireTaskError> for TaskError {
+    fn from(e: WireTaskError) -> Self {
+        match e {
+            WireTaskError::Timeout { millis } => Self::Timeout {
+                timeout: Duration::from_millis(millis),
+            },
+            WireTaskError::Panicked { message } => Self::Panicked { message },
+            WireTaskError::Exited { reason } => Self::Exited { reason },
+            WireTaskError::NoConnection { node } => Self::NoConnection { node },
+            WireTaskError::NoProc { name, node } => Self::NoProc { name, node },
+            WireTaskError::Undefined { module, function } => Self::Undefined { module, function },
+            WireTaskError::BadArgs { reason } => Self::BadArgs { reason },
+            WireTaskError::BadReturn { reason } => Self::BadReturn { reason },
+            WireTaskError::MaxChildren { name, max } => Self::MaxChildren {
+                name,
+                max: usize::try_from(max).unwrap_or(usize::MAX),
+            },
+        }
+    }
+}
+
+fn to_wire_kind(kind: TaskKind) -> WireTaskKind {
+    match kind {
+        TaskKind::Async { linked } => WireTaskKind::Async { linked },
+        TaskKind::Child(Restart::Permanent) => WireTaskKind::Child(WireRestart::Permanent),
+        TaskKind::Child(Restart::Transient) => WireTaskKind::Child(WireRestart::Transient),
+        TaskKind::Child(Restart::Temporary) => WireTaskKind::Child(WireRestart::Temporary),
+    }
+}
+
+fn from_wire_kind(kind: WireTaskKind) -> TaskKind {
+    match kind {
+        WireTaskKind::Async { linked } => TaskKind::Async { linked },
+        WireTaskKind::Child(WireRestart::Permanent) => TaskKind::Child(Restart::Permanent),
+        WireTaskKind::Child(WireRestart::Transient) => TaskKind::Child(Restart::Transient),
+        WireTaskKind::Child(WireRestart::Temporary) => TaskKind::Child(Restart::Temporary),
+    }
+}
+
+/// The node's distribution as its [`System`](actor_core::System) sees it.
+pub(super) struct NodeTransport(pub(super) Weak<Inner>);
+
+impl Transport for NodeTransport {
+    fn start_task(
+        &self,
+        node: NodeName,
+        request: RemoteTaskRequest,
+    ) -> BoxFuture<'static, Result<RemoteTask, TaskError>> {
+        let weak = self.0.clone();
+        async move {
+            let no_connection = || TaskError::NoConnection { node: node.clone() };
+            let inner = weak.upgrade().ok_or_else(no_connection)?;
+            connect(&inner, &node).await.map_err(|e| {
+                tracing::debug!(parent: &inner.span(), peer = %node, "task not started: {e}");
+                no_connection()
+            })?;
+            let target = match &request.supervisor {
+                Destination::Pid(pid) => Target::Pid {
+                    creation: pid.creation(),
+                    id: pid.id(),
+                },
+                other => Target::Name(other.name().unwrap_or_default().to_string()),
+            };
+            let req = inner.next_id.fetch_add(1, Ordering::Relaxed);
+            let (started_tx, started_rx) = oneshot::channel();
+            let (result_tx, result_rx) = match request.kind {
+                TaskKind::Async { .. } => {
+                    let (tx, rx) = oneshot::channel();
+                    (Some(tx), Some(rx))
+                }
+                TaskKind::Child(_) => (None, None),
+            };
+            let handle = {
+                let mut state = inner.lock();
+                let handle = state
+                    .peers
+                    .get(&node)
+                    .map(|p| p.handle.clone())
+                    .ok_or_else(no_connection)?;
+                state.tasks.outgoing.insert(
+                    req,
+                    Outgoing {
+                        node: node.clone(),
+                        started: Some(started_tx),
+                        result: result_tx,
+                    },
+                );
+                handle
+            };
+            let spawn = NodeMsg::SpawnTask {
+                req,
+                supervisor: target,
+                module: request.module,
+                function: request.function,
+                args: request.args,
+                kind: to_wire_kind(request.kind),
+            };
+            if let Err(e) = handle.send(&spawn) {
+                inner.lock().tasks.outgoing.remove(&req);
+                return Err(match e {
+                    crate::transport::SendError::Frame(f) => TaskError::BadArgs {
+                        reason: f.to_string(),
+                    },
+                    _ => no_connection(),
+                });
+            }
+            let id = started_rx.await.unwrap_or_else(|_| Err(no_connection()))?;
+            let cancel = {
+                let (weak, node) = (weak.clone(), node.clone());
+                Cancel::new(move || {
+                    let Some(inner) = weak.upgrade() else { return };
+                    let handle = {
+                        let mut state = inner.lock();
+                        state.tasks.outgoing.remove(&req);
+                        state.peers.get(&node).map(|p| p.handle.clone())
+                    };
+                    if let Some(handle) = handle {
+                        let _ = handle.send(&NodeMsg::KillTask { req });
+                    }
+                })
+            };
+            Ok(RemoteTask {
+                id,
+                result: result_rx,
+                cancel,
+            })
+        }
+        .boxed()
+    }
+}
+
+/// Handles a task message from `peer`; `handle` is the session it came on.
+pub(super) async fn on_message(
+    inner: &Arc<Inner>,
+    peer: &NodeName,
+    handle: &SessionHandle<NodeMsg>,
+    msg: NodeMsg,
+) {
+    match msg {
+        NodeMsg::SpawnTask {
+            req,
+            supervisor,
+            module,
+            function,
+            args,
+            kind,
+        } => {
+            let dest = match supervisor {
+                Target::Name(name) => Destination::Name(name.into()),
+                Target::Pid { creation, id } => {
+                    Destination::Pid(Pid::new(inner.name.clone(), creation, id))
+                }
+            };
+            let kind = from_wire_kind(kind);
+            match TaskSupervisor::start_for_peer(
+                &inner.system,
+                &dest,
+                &module,
+                &function,
+                args,
+                kind,
+            )
+            .await
+            {
+                Err(e) => {
+                    let _ = handle.send(&NodeMsg::TaskStarted {
+                        req,
+                        result: Err(e.into()),
+                    });
+                }
+                Ok(task) => {
+                    let _ = handle.send(&NodeMsg::TaskStarted {
+                        req,
+                        result: Ok(task.id),
+                    });
+                    if let Some(rx) = task.result {
+                        let linked = matches!(kind, TaskKind::Async { linked: true });
+                        inner.lock().tasks.served.insert(
+                            (peer.clone(), req),
+                            Served {
+                                abort: task.abort,
+                                linked,
+                            },
+                        );
+                        let (weak, peer, handle) =
+                            (Arc::downgrade(inner), peer.clone(), handle.clone());
+                        tokio::spawn(
+                            async move {
+                                let result = match rx.await {
+                                    Ok(Ok(value)) => {
+                                        value.encode().map_err(|e| WireTaskError::BadReturn {
+                                            reason: e.to_string(),
+                                        })
+                                    }
+                                    Ok(Err(e)) => Err(e.into()),
+                                    Err(_) => Err(WireTaskError::Exited {
+                                        reason: "the task supervisor stopped".into(),
+                                    }),
+                                };
+                                if let Some(inner) = weak.upgrade() {
+                                    inner.lock().tasks.served.remove(&(peer, req));
+                                }
+                                let _ = handle.send(&NodeMsg::TaskResult { req, result });
+                            }
+                            .instrument(tracing::Span::current()),
+                        );
+                    }
+                }
+            }
+        }
+        NodeMsg::TaskStarted { req, result } => {
+            let mut state = inner.lock();
+            let Some(outgoing) = state.tasks.outgoing.get_mut(&req) else {
+                return;
+            };
+            let done = result.is_err() || outgoing.result.is_none();
+            if let Some(tx) = outgoing.started.take() {
+                let _ = tx.send(result.map_err(TaskError::from));
+            }
+            if done {
+                state.tasks.outgoing.remove(&req);
+            }
+        }
+        NodeMsg::TaskResult { req, result } => {
+            let outgoing = inner.lock().tasks.outgoing.remove(&req);
+            if let Some(tx) = outgoing.and_then(|o| o.result) {
+                let _ = tx.send(result.map(Value::encoded).map_err(TaskError::from));
+            }
+        }
+        NodeMsg::KillTask { req } => {
+            if let Some(served) = inner.lock().tasks.served.remove(&(peer.clone(), req)) {
+                served.abort.abort();
+            }
+        }
+        NodeMsg::Ping(_) | NodeMsg::Pong(_) | NodeMsg::Peers(_) => {}
+    }
+}
