@@ -9,7 +9,10 @@
 
 use std::sync::Arc;
 
-use nodus::{core::CallContext, Destination, NodeName, System, TaskError, TaskSupervisor, TaskSupervisorConfig};
+use nodus::{
+    core::CallContext, Destination, NodeName, System, TaskError, TaskSupervisor,
+    TaskSupervisorConfig,
+};
 use tokio::sync::mpsc;
 
 /// The task supervisor every chat node runs.
@@ -28,6 +31,7 @@ pub fn remote_supervisor() -> RemoteSupervisor {
 }
 
 /// The tutorial's test setting: this node's supervisor, whatever the recipient.
+#[allow(dead_code)] // used by tests/it/chat.rs, which includes this file
 pub fn local_supervisor() -> RemoteSupervisor {
     Arc::new(|_: &str| Destination::from(SUPERVISOR))
 }
@@ -45,16 +49,24 @@ pub type Inbox = mpsc::UnboundedReceiver<String>;
 impl Chat {
     /// Starts `Chat.TaskSupervisor` on `system` and registers the `Chat` functions. Received
     /// messages are printed and also sent to the returned inbox.
-    pub async fn start(system: &System, route: RemoteSupervisor) -> Result<(Chat, Inbox), Box<dyn std::error::Error>> {
+    pub async fn start(
+        system: &System,
+        route: RemoteSupervisor,
+    ) -> Result<(Chat, Inbox), Box<dyn std::error::Error>> {
         TaskSupervisor::start(system, TaskSupervisorConfig::new(SUPERVISOR)).await?;
         let (tx, inbox) = mpsc::unbounded_channel();
-        let chat = Chat { system: system.clone(), route };
+        let chat = Chat {
+            system: system.clone(),
+            route,
+        };
 
         let received = tx.clone();
-        system.functions().register("Chat", "receive_message", move |(message,): (String,)| {
-            let received = received.clone();
-            async move { receive_message(&received, message) }
-        });
+        system
+            .functions()
+            .register("Chat", "receive_message", move |(message,): (String,)| {
+                let received = received.clone();
+                async move { receive_message(&received, message) }
+            });
 
         let (received, route) = (tx, chat.route.clone());
         system.functions().register_with_context(
@@ -80,15 +92,24 @@ impl Chat {
     pub async fn send_message(&self, recipient: &str, message: &str) -> Result<(), TaskError> {
         if recipient == MOEBI {
             let args = (message.to_string(), self.system.node().clone());
-            self.spawn_task("receive_message_for_moebi", recipient, args).await
+            self.spawn_task("receive_message_for_moebi", recipient, args)
+                .await
         } else {
-            self.spawn_task("receive_message", recipient, (message.to_string(),)).await
+            self.spawn_task("receive_message", recipient, (message.to_string(),))
+                .await
         }
     }
 
-    async fn spawn_task<A: serde::Serialize + Send + 'static>(&self, function: &str, recipient: &str, args: A) -> Result<(), TaskError> {
+    async fn spawn_task<A: serde::Serialize + Send + 'static>(
+        &self,
+        function: &str,
+        recipient: &str,
+        args: A,
+    ) -> Result<(), TaskError> {
         let supervisor = (self.route)(recipient);
-        TaskSupervisor::async_on(&self.system, supervisor, "Chat", function, args).await?.await
+        TaskSupervisor::async_on(&self.system, supervisor, "Chat", function, args)
+            .await?
+            .await
     }
 }
 

@@ -36,7 +36,9 @@ struct Args {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::panic::set_hook(Box::new(|_| {})); // task panics are reported by nodus itself
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
@@ -57,20 +59,27 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Ok(());
     }
 
-    eprintln!("{} is up; type \"<node> <message>\" lines", node.name());
+    eprintln!(
+        "{} is up; type \"<node> <message>\" lines (Ctrl-C to stop)",
+        node.name()
+    );
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
+    let mut reading = true;
     loop {
         tokio::select! {
-            line = lines.next_line() => {
-                let Some(line) = line? else { break };
-                let Some((recipient, message)) = line.trim().split_once(' ') else {
-                    eprintln!("expected \"<node> <message>\"");
-                    continue;
-                };
-                if let Err(e) = chat.send_message(recipient, message.trim()).await {
-                    eprintln!("could not send to {recipient}: {e}");
+            line = lines.next_line(), if reading => match line {
+                // At the end of stdin (or without a terminal) the node keeps serving.
+                Ok(None) | Err(_) => reading = false,
+                Ok(Some(line)) => {
+                    let Some((recipient, message)) = line.trim().split_once(' ') else {
+                        eprintln!("expected \"<node> <message>\"");
+                        continue;
+                    };
+                    if let Err(e) = chat.send_message(recipient, message.trim()).await {
+                        eprintln!("could not send to {recipient}: {e}");
+                    }
                 }
-            }
+            },
             _ = inbox.recv() => {} // already printed by receive_message
             _ = tokio::signal::ctrl_c() => break,
         }

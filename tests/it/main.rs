@@ -1,5 +1,6 @@
 //! The one integration test binary: a module per area.
 
+mod chat;
 mod destinations;
 mod process;
 mod registry;
