@@ -67,6 +67,21 @@ pub enum SendErrorKind {
         /// The unreachable node.
         node: NodeName,
     },
+    /// The message type is not registered for other nodes.
+    #[error("{type_name} cannot go to another node: implement RemoteMessage for it and call System::register_remote_message on both nodes")]
+    NotRemotable {
+        /// The message type.
+        type_name: &'static str,
+    },
+    /// The receiving node refused the message (unknown type there, wrong type for the actor,
+    /// or it did not decode).
+    #[error("{node} refused the message: {reason}; register the same message type on both nodes")]
+    Refused {
+        /// The receiving node.
+        node: NodeName,
+        /// Why.
+        reason: String,
+    },
     /// The registered actor takes a different message type.
     #[error("{dest} does not take messages of type {expected}; look it up with the actor's own message type")]
     WrongType {

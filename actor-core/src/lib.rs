@@ -34,6 +34,7 @@ mod function;
 mod node_name;
 mod pid;
 mod registry;
+mod remote_message;
 mod supervisor;
 mod system;
 mod task_supervisor;
@@ -47,6 +48,9 @@ pub use function::{Args, CallContext, FunctionRegistry, Value};
 pub use node_name::{NameMode, NodeName, NodeNameError};
 pub use pid::Pid;
 pub use registry::Registry;
+pub use remote_message::{
+    bridge_reply, reply_port, DeliverError, RemoteMessage, ReplyBridge, ReplySink, Wire,
+};
 pub use supervisor::{
     ChildInfo, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorArgs, SupervisorMsg,
     SupervisorSpec, SupervisorState,

@@ -13,9 +13,12 @@ use ractor::{
 };
 
 use crate::{
-    supervisor::SupervisorArgs, transport::Transport, CallError, ChildSpec, Destination,
-    FunctionRegistry, NodeName, NodeNameError, Pid, Registry, SendError, SendErrorKind, SpawnError,
-    Supervisor, SupervisorError, SupervisorMsg, SupervisorSpec,
+    remote_message::{DeliverError, RemoteTypes},
+    supervisor::SupervisorArgs,
+    transport::{RemoteSend, Transport},
+    CallError, ChildSpec, Destination, FunctionRegistry, NodeName, NodeNameError, Pid, Registry,
+    RemoteMessage, ReplySink, SendError, SendErrorKind, SpawnError, Supervisor, SupervisorError,
+    SupervisorMsg, SupervisorSpec,
 };
 
 /// The default timeout of calls and task awaits: 5 s, as `GenServer.call` and `Task.await`.
@@ -62,6 +65,7 @@ pub(crate) struct Inner {
     functions: FunctionRegistry,
     root: OnceLock<ActorRef<SupervisorMsg>>,
     transport: OnceLock<Arc<dyn Transport>>,
+    remote_types: RemoteTypes,
     span: tracing::Span,
 }
 
@@ -153,6 +157,7 @@ impl System {
             functions: FunctionRegistry::new(),
             root: OnceLock::new(),
             transport: OnceLock::new(),
+            remote_types: RemoteTypes::default(),
             span,
         });
         let args = SupervisorArgs::new(
@@ -385,6 +390,9 @@ impl System {
         msg: M,
     ) -> Result<(), SendError<M>> {
         let dest = dest.into();
+        if let Some(node) = self.remote_node(&dest) {
+            return self.cast_remote(node, dest, msg);
+        }
         let mut msg = Some(msg);
         let sent = self.with_local(&dest, |cell| {
             if cell.is_message_type_of::<M>() != Some(true) {
@@ -414,6 +422,83 @@ impl System {
         }
     }
 
+    fn cast_remote<M: Message>(
+        &self,
+        node: NodeName,
+        dest: Destination,
+        msg: M,
+    ) -> Result<(), SendError<M>> {
+        let Some(transport) = self.transport() else {
+            return Err(SendError {
+                kind: SendErrorKind::NoConnection { node },
+                message: Some(msg),
+            });
+        };
+        let type_name = std::any::type_name::<M>();
+        match self.inner.remote_types.encode(msg) {
+            Err(msg) => Err(SendError {
+                kind: SendErrorKind::NotRemotable { type_name },
+                message: Some(msg),
+            }),
+            Ok(Err(e)) => Err(SendError {
+                kind: SendErrorKind::Refused {
+                    node: self.inner.node.clone(),
+                    reason: e.to_string(),
+                },
+                message: None,
+            }),
+            Ok(Ok(wire)) => {
+                let message = RemoteSend {
+                    target: dest,
+                    type_name,
+                    payload: wire.payload,
+                };
+                transport.cast(node, message);
+                Ok(())
+            }
+        }
+    }
+
+    /// Registers `M` as a message type that may cross nodes: this node encodes it for
+    /// destinations on other nodes and decodes it for its own actors. Register it on every
+    /// node that sends or receives it.
+    pub fn register_remote_message<M: RemoteMessage>(&self) {
+        self.inner.remote_types.register::<M>();
+    }
+
+    /// For transports: delivers a message that came from another node to the local actor
+    /// `dest`, decoding it as the registered type `type_name`. For a call, `reply` is where
+    /// the answer goes.
+    ///
+    /// # Errors
+    /// `NoProc` for no such actor, [`SendErrorKind::Refused`] for an unregistered type, a
+    /// type the actor does not take, or bytes that do not decode.
+    pub fn deliver_from_peer(
+        &self,
+        dest: &Destination,
+        type_name: &str,
+        payload: &[u8],
+        reply: Option<ReplySink>,
+    ) -> Result<(), SendErrorKind> {
+        let refused = |reason: String| SendErrorKind::Refused {
+            node: self.inner.node.clone(),
+            reason,
+        };
+        let decode = self
+            .inner
+            .remote_types
+            .decoder(type_name)
+            .ok_or_else(|| refused(format!("{type_name} is not registered there")))?;
+        let delivered = self.with_local(dest, |cell| decode(payload, reply, cell))?;
+        delivered.map_err(|e| match e {
+            DeliverError::Stopped => SendErrorKind::NoProc {
+                dest: dest.clone(),
+                node: self.inner.node.clone(),
+            },
+            other => refused(other.to_string()),
+        })
+    }
+
     /// Sends the message `build` makes from a reply port, and waits up to `timeout` for the
     /// reply, as `GenServer.call`. A late reply is dropped.
     ///
@@ -432,6 +517,9 @@ impl System {
         F: FnOnce(RpcReplyPort<R>) -> M,
     {
         let dest = dest.into();
+        if let Some(node) = self.remote_node(&dest) {
+            return self.call_remote(node, dest, build, timeout).await;
+        }
         let actor = self.lookup::<M>(&dest).map_err(CallError::Send)?;
         match actor.call(build, Some(timeout)).await {
             Ok(CallResult::Success(r)) => Ok(r),
@@ -442,6 +530,54 @@ impl System {
                 node: self.inner.node.clone(),
             })),
         }
+    }
+
+    async fn call_remote<M, R, F>(
+        &self,
+        node: NodeName,
+        dest: Destination,
+        build: F,
+        timeout: Duration,
+    ) -> Result<R, CallError>
+    where
+        M: Message,
+        R: Send + 'static,
+        F: FnOnce(RpcReplyPort<R>) -> M,
+    {
+        let transport = self
+            .transport()
+            .ok_or_else(|| CallError::Send(SendErrorKind::NoConnection { node: node.clone() }))?;
+        let type_name = std::any::type_name::<M>();
+        let (tx, rx) = ractor::concurrency::oneshot::<R>();
+        let wire = match self.inner.remote_types.encode(build(tx.into())) {
+            Err(_) => return Err(CallError::Send(SendErrorKind::NotRemotable { type_name })),
+            Ok(Err(e)) => {
+                return Err(CallError::Send(SendErrorKind::Refused {
+                    node: self.inner.node.clone(),
+                    reason: e.to_string(),
+                }))
+            }
+            Ok(Ok(wire)) => wire,
+        };
+        let Some(bridge) = wire.reply else {
+            return Err(CallError::Send(SendErrorKind::Refused {
+                node: self.inner.node.clone(),
+                reason: format!("{type_name}'s to_wire dropped the reply port of a call"),
+            }));
+        };
+        let message = RemoteSend {
+            target: dest.clone(),
+            type_name,
+            payload: wire.payload,
+        };
+        let bytes = transport.call(node.clone(), message, timeout).await?;
+        bridge.answer(&bytes).map_err(|e| {
+            CallError::Send(SendErrorKind::Refused {
+                node,
+                reason: format!("the reply did not decode: {e}"),
+            })
+        })?;
+        rx.await.map_err(|_| CallError::NoReply { dest })
     }
 
     /// Stops the root supervisor, which stops every supervised actor in reverse start order,

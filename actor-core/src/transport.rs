@@ -77,8 +77,35 @@ pub struct RemoteTask {
     pub cancel: Cancel,
 }
 
+/// A message for an actor on another node.
+#[derive(Debug)]
+pub struct RemoteSend {
+    /// The target: a `(name, node)` pair or a pid on that node.
+    pub target: Destination,
+    /// The message type's name (`std::any::type_name`), which the receiver decodes by.
+    pub type_name: &'static str,
+    /// The encoded message.
+    pub payload: Vec<u8>,
+}
+
 /// A node's distribution, as seen by its [`System`](crate::System).
 pub trait Transport: Send + Sync + 'static {
+    /// Sends a cast to `node`, as Erlang's `send`: connects first if needed (queueing the
+    /// message in order meanwhile), and drops it if `node` cannot be reached.
+    fn cast(&self, node: NodeName, message: RemoteSend);
+
+    /// Sends a call to `node` and waits up to `timeout` for the encoded reply.
+    ///
+    /// # Errors
+    /// `NoConnection` if `node` cannot be reached or goes down first, `NoProc`, a refusal of
+    /// the message type, `Timeout`, `NoReply`.
+    fn call(
+        &self,
+        node: NodeName,
+        message: RemoteSend,
+        timeout: std::time::Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, crate::CallError>>;
+
     /// Starts a task on `node` (connecting to it first if needed).
     ///
     /// # Errors

@@ -37,6 +37,7 @@
 //! # hoge.shutdown().await; fuga.shutdown().await; Ok(()) }
 //! ```
 
+mod actors;
 mod config;
 mod error;
 mod tasks;
@@ -217,6 +218,7 @@ struct State {
     pings: HashMap<u64, oneshot::Sender<()>>,
     known: BTreeSet<NodeName>,
     tasks: tasks::Tasks,
+    actors: actors::Actors,
     stopped: bool,
 }
 
@@ -240,6 +242,14 @@ impl Drop for Inner {
         for task in self.lock_tasks().drain(..) {
             task.abort();
         }
+    }
+}
+
+impl State {
+    /// Whether no call to another node's actor is waiting for its reply (for tests).
+    #[cfg(test)]
+    fn actors_is_idle(&self) -> bool {
+        self.actors.is_idle()
     }
 }
 
@@ -818,6 +828,7 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
             },
         );
         state.known.insert(peer.clone());
+        state.actors.flush(&peer, &session.handle);
         let visible: Vec<NodeName> = state
             .peers
             .iter()
@@ -866,6 +877,9 @@ async fn run_session(
             | NodeMsg::TaskStarted { .. }
             | NodeMsg::TaskResult { .. }
             | NodeMsg::KillTask { .. }) => tasks::on_message(&inner, &peer, &handle, other).await,
+            other @ (NodeMsg::Send { .. } | NodeMsg::Reply { .. }) => {
+                actors::on_message(&inner, &peer, &handle, other)
+            }
             NodeMsg::Peers(nodes) => {
                 if hidden || !inner.config.connect_all {
                     continue;
@@ -897,6 +911,7 @@ async fn run_session(
         if state.peers.get(&peer).is_some_and(|p| p.conn == conn) {
             state.peers.remove(&peer);
             state.tasks.node_down(&peer);
+            state.actors.node_down(&peer);
         }
         state.monitors.remove(&peer).unwrap_or_default()
     };

@@ -140,6 +140,30 @@ fn from_wire_kind(kind: WireTaskKind) -> TaskKind {
 pub(super) struct NodeTransport(pub(super) Weak<Inner>);
 
 impl Transport for NodeTransport {
+    fn cast(&self, node: NodeName, message: actor_core::transport::RemoteSend) {
+        if let Some(inner) = self.0.upgrade() {
+            super::actors::cast(&inner, node, message);
+        }
+    }
+
+    fn call(
+        &self,
+        node: NodeName,
+        message: actor_core::transport::RemoteSend,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, actor_core::CallError>> {
+        let weak = self.0.clone();
+        async move {
+            let Some(inner) = weak.upgrade() else {
+                return Err(actor_core::CallError::Send(
+                    actor_core::SendErrorKind::NoConnection { node },
+                ));
+            };
+            super::actors::call(&inner, node, message, timeout).await
+        }
+        .boxed()
+    }
+
     fn start_task(
         &self,
         node: NodeName,
@@ -153,13 +177,7 @@ impl Transport for NodeTransport {
                 tracing::debug!(parent: &inner.span(), peer = %node, "task not started: {e}");
                 no_connection()
             })?;
-            let target = match &request.supervisor {
-                Destination::Pid(pid) => Target::Pid {
-                    creation: pid.creation(),
-                    id: pid.id(),
-                },
-                other => Target::Name(other.name().unwrap_or_default().to_string()),
-            };
+            let target = super::actors::target_of(&request.supervisor);
             let req = inner.next_id.fetch_add(1, Ordering::Relaxed);
             let (started_tx, started_rx) = oneshot::channel();
             let (result_tx, result_rx) = match request.kind {
@@ -331,6 +349,6 @@ pub(super) async fn on_message(
                 served.abort.abort();
             }
         }
-        NodeMsg::Ping(_) | NodeMsg::Pong(_) | NodeMsg::Peers(_) => {}
+        _ => {}
     }
 }

@@ -875,3 +875,226 @@ mod remote_tasks {
         kate2.shutdown().await;
     }
 }
+
+// -------------------------------------------------------------------------------------------
+// Casts and calls to actors on other nodes.
+
+mod remote_actors {
+    use actor_core::{
+        bridge_reply, codec,
+        ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort},
+        reply_port, CallError, RemoteMessage, ReplySink, SendErrorKind, Wire,
+    };
+
+    use super::*;
+
+    struct Counter;
+
+    enum CounterMsg {
+        Add(u64),
+        Get(RpcReplyPort<u64>),
+        Ignore(RpcReplyPort<u64>),
+    }
+
+    impl RemoteMessage for CounterMsg {
+        fn to_wire(self) -> Result<Wire, codec::CodecError> {
+            Ok(match self {
+                CounterMsg::Add(n) => Wire::cast(codec::encode(&(0u8, n))?),
+                CounterMsg::Get(port) => {
+                    Wire::call(codec::encode(&(1u8, 0u64))?, bridge_reply(port))
+                }
+                CounterMsg::Ignore(port) => {
+                    Wire::call(codec::encode(&(2u8, 0u64))?, bridge_reply(port))
+                }
+            })
+        }
+        fn from_wire(payload: &[u8], reply: Option<ReplySink>) -> Result<Self, codec::CodecError> {
+            match (codec::decode::<(u8, u64)>(payload)?, reply) {
+                ((0, n), None) => Ok(CounterMsg::Add(n)),
+                ((1, _), Some(sink)) => Ok(CounterMsg::Get(reply_port(sink))),
+                ((2, _), Some(sink)) => Ok(CounterMsg::Ignore(reply_port(sink))),
+                _ => Err(codec::CodecError::Decode {
+                    expected: "CounterMsg",
+                    reason: "unknown variant".into(),
+                }),
+            }
+        }
+    }
+
+    impl Actor for Counter {
+        type Msg = CounterMsg;
+        type State = (u64, Vec<RpcReplyPort<u64>>);
+        type Arguments = ();
+        async fn pre_start(
+            &self,
+            _: ActorRef<CounterMsg>,
+            _: (),
+        ) -> Result<Self::State, ActorProcessingErr> {
+            Ok((0, Vec::new()))
+        }
+        async fn handle(
+            &self,
+            _: ActorRef<CounterMsg>,
+            msg: CounterMsg,
+            state: &mut Self::State,
+        ) -> Result<(), ActorProcessingErr> {
+            match msg {
+                CounterMsg::Add(k) => state.0 += k,
+                CounterMsg::Get(reply) => {
+                    let _ = reply.send(state.0);
+                }
+                CounterMsg::Ignore(reply) => state.1.push(reply), // never answered
+            }
+            Ok(())
+        }
+    }
+
+    const T: Duration = Duration::from_secs(5);
+
+    async fn pair(epmd: &PortMapperServerHandle) -> (Node, Node, ActorRef<CounterMsg>) {
+        let alex = node("alex@localhost", epmd).await;
+        let kate = node("kate@localhost", epmd).await;
+        alex.register_remote_message::<CounterMsg>();
+        kate.register_remote_message::<CounterMsg>();
+        let (counter, _) = kate.spawn(Some("counter"), Counter, ()).await.unwrap();
+        (alex, kate, counter)
+    }
+
+    #[tokio::test]
+    async fn casts_and_calls_reach_a_named_actor_and_a_pid_on_the_peer_in_order() {
+        let epmd = port_mapper().await;
+        let (alex, kate, counter) = pair(&epmd).await;
+        let dest = ("counter", "kate@localhost");
+        // Not connected yet: the casts are queued, the node connects, and they arrive in order
+        // before the call.
+        for k in 1..=100u64 {
+            alex.cast(dest, CounterMsg::Add(k)).unwrap();
+        }
+        assert_eq!(alex.call(dest, CounterMsg::Get, T).await, Ok(5050));
+        let pid = kate.pid_of(&counter.get_cell());
+        alex.cast(&pid, CounterMsg::Add(1)).unwrap();
+        assert_eq!(alex.call(pid, CounterMsg::Get, T).await, Ok(5051));
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn failures_are_typed() {
+        let epmd = port_mapper().await;
+        let (alex, kate, counter) = pair(&epmd).await;
+        let kate_name = n("kate@localhost");
+
+        // Unregistered on the sender: refused before anything is sent, the message handed back.
+        let err = alex.cast(("counter", "kate@localhost"), 7u32).unwrap_err();
+        assert!(
+            matches!(err.kind, SendErrorKind::NotRemotable { type_name: "u32" }),
+            "{err}"
+        );
+        assert_eq!(err.into_inner(), Some(7));
+
+        // Unregistered on the receiver: the call says so.
+        let carol = node("carol@localhost", &epmd).await;
+        carol.spawn(Some("counter"), Counter, ()).await.unwrap();
+        let err = alex
+            .call(("counter", "carol@localhost"), CounterMsg::Get, T)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, CallError::Send(SendErrorKind::Refused { reason, .. }) if reason.contains("not registered")),
+            "{err}"
+        );
+
+        // No such actor there.
+        let err = alex
+            .call(("nobody", "kate@localhost"), CounterMsg::Get, T)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CallError::Send(SendErrorKind::NoProc { ref node, .. }) if *node == kate_name),
+            "{err}"
+        );
+
+        // A call the actor never answers times out (the late reply, if any, is dropped).
+        let short = Duration::from_millis(50);
+        let err = alex
+            .call(("counter", "kate@localhost"), CounterMsg::Ignore, short)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, CallError::Timeout { timeout, .. } if timeout == short),
+            "{err}"
+        );
+
+        // A node that cannot be reached: a cast is dropped without error, a call fails.
+        alex.cast(("counter", "ghost@localhost"), CounterMsg::Add(1))
+            .unwrap();
+        let err = alex
+            .call(("counter", "ghost@localhost"), CounterMsg::Get, T)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err,
+            CallError::Send(SendErrorKind::NoConnection {
+                node: n("ghost@localhost")
+            })
+        );
+
+        // A pid of a stopped actor.
+        let pid = kate.pid_of(&counter.get_cell());
+        counter.stop(None);
+        eventually("the counter to stop", || {
+            kate.registry().whereis_cell("counter").is_none()
+        })
+        .await;
+        let err = alex.call(pid, CounterMsg::Get, T).await.unwrap_err();
+        assert!(
+            matches!(err, CallError::Send(SendErrorKind::NoProc { .. })),
+            "{err}"
+        );
+        for node in [alex, kate, carol] {
+            node.shutdown().await;
+        }
+    }
+
+    #[tokio::test]
+    async fn a_call_fails_with_noconnection_at_once_when_the_node_goes_down() {
+        let epmd = port_mapper().await;
+        let (alex, kate, _counter) = pair(&epmd).await;
+        assert_eq!(
+            alex.call(("counter", "kate@localhost"), CounterMsg::Get, T)
+                .await,
+            Ok(0)
+        );
+        let pending = {
+            let alex = alex.clone();
+            tokio::spawn(async move {
+                alex.call(
+                    ("counter", "kate@localhost"),
+                    CounterMsg::Ignore,
+                    Duration::from_secs(30),
+                )
+                .await
+            })
+        };
+        // Wait until the call is on the wire, then take kate down.
+        eventually("the call to be pending", || {
+            !alex.inner.lock().actors_is_idle()
+        })
+        .await;
+        let t0 = tokio::time::Instant::now();
+        kate.shutdown().await;
+        let err = tokio::time::timeout(DEADLINE, pending)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(
+            err,
+            CallError::Send(SendErrorKind::NoConnection {
+                node: n("kate@localhost")
+            })
+        );
+        assert!(t0.elapsed() < Duration::from_secs(5));
+        alex.shutdown().await;
+    }
+}

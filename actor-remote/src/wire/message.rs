@@ -175,6 +175,38 @@ pub enum NodeMsg {
         /// The request that started it.
         req: u64,
     },
+    /// A message for an actor of the receiver: a cast, or a call when `call` is set.
+    Send {
+        /// The actor.
+        target: Target,
+        /// The message type's name, which the receiver decodes by.
+        type_name: String,
+        /// The encoded message.
+        payload: Vec<u8>,
+        /// The caller's number for a call; the answer is a [`NodeMsg::Reply`].
+        call: Option<u64>,
+    },
+    /// The answer to a call.
+    Reply {
+        /// The call it answers.
+        call: u64,
+        /// The encoded reply, or why there is none.
+        result: Result<Vec<u8>, WireSendError>,
+    },
+}
+
+/// Why a [`NodeMsg::Send`] call has no reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireSendError {
+    /// No such actor.
+    NoProc,
+    /// The receiver refused the message (type not registered, wrong type, undecodable).
+    Refused {
+        /// Why.
+        reason: String,
+    },
+    /// The actor dropped the reply port without replying.
+    NoReply,
 }
 
 /// A registered name or a pid on the receiving node.
