@@ -363,3 +363,13 @@ fn compile_errors_point_at_the_mistake() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
 }
+
+/// `#[nodus::test]` under the ordinary libtest harness: an untagged test simply runs.
+#[nodus::test]
+async fn nodus_test_runs_under_libtest() -> Res {
+    let system = system().await?;
+    let bell = Bell::spawn(&system, None, Bell).await?;
+    assert_eq!(bell.ring().await?, "ding");
+    system.shutdown().await;
+    Ok(())
+}

@@ -57,7 +57,11 @@ fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
 /// - on `Counter`: `spawn(&system, name, state)` (returns a client addressed to the new pid),
 ///   `client(&system, dest)` and `child_spec(id, state)` for a supervisor.
 ///
-/// Arguments rename the generated types: `#[nodus::actor(msg = M, client = C, actor = A)]`.
+/// The generated types and functions are private to the module, as any item without `pub`
+/// (the macro cannot see the state type's visibility, and a public item may not expose a
+/// private type); `#[nodus::actor(vis = pub)]` (or `pub(crate)`) makes them public. Client
+/// methods keep their handler's visibility. Arguments also rename the generated types:
+/// `#[nodus::actor(msg = M, client = C, actor = A)]`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
