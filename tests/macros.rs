@@ -373,3 +373,33 @@ async fn nodus_test_runs_under_libtest() -> Res {
     system.shutdown().await;
     Ok(())
 }
+
+/// Public generated items for a public state type.
+pub mod public {
+    /// A public actor.
+    #[derive(Clone, Debug, Default)]
+    pub struct Gauge(pub i64);
+
+    #[nodus::actor(vis = pub)]
+    impl Gauge {
+        /// Sets the value.
+        pub fn set(&mut self, v: i64) {
+            self.0 = v;
+        }
+
+        /// The value.
+        pub fn read(&self) -> i64 {
+            self.0
+        }
+    }
+}
+
+#[tokio::test]
+async fn public_generated_items() -> Res {
+    let system = system().await?;
+    let gauge: public::GaugeClient = public::Gauge::spawn(&system, None, public::Gauge(1)).await?;
+    gauge.set(3).await?;
+    assert_eq!(gauge.read().await?, 3);
+    system.shutdown().await;
+    Ok(())
+}
