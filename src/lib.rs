@@ -33,6 +33,10 @@ pub use actor_core as core;
 pub use actor_macros as macros;
 pub use actor_remote as remote;
 
+pub use actor_macros::{actor, remote_module, test};
+
+pub mod testing;
+
 pub use actor_core::{
     codec, ractor, CallError, ChildSpec, Destination, FunctionRegistry, NodeName, Pid, Registry,
     Restart, SendError, Shutdown, SpawnError, Strategy, Supervisor, SupervisorError,
@@ -47,4 +51,15 @@ pub mod prelude {
         SupervisorSpec, System, SystemConfig, Task, TaskError, TaskSupervisor,
         TaskSupervisorConfig,
     };
+}
+
+/// What the code `#[nodus::actor]`, `#[nodus::remote_module]` and `#[nodus::test]` generate
+/// refers to. Not a public API: it changes without notice.
+#[doc(hidden)]
+pub mod __private {
+    pub use actor_core::{
+        ractor, CallContext, CallError, ChildSpec, Destination, SendError, SpawnError, System,
+        TaskError, TaskSupervisor, DEFAULT_TIMEOUT,
+    };
+    pub use inventory;
 }

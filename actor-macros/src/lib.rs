@@ -1,5 +1,186 @@
-//! Derive and attribute macros for nodus.
+//! Attribute macros for nodus, used through the facade: `#[nodus::actor]`,
+//! `#[nodus::remote_module]` and `#[nodus::test]`.
 //!
-//! Nothing is exported yet: the actor derive, `#[remote_module]` and the tag-gated test
-//! attribute are planned (see the project's issues). This crate exists now so that the
-//! workspace layout and the `nodus` facade do not change when they land.
+//! - [`macro@actor`]: a struct (the state) and an `impl` whose methods are the handlers become a
+//!   ractor actor, its message enum and a typed client that works for any
+//!   [`Destination`](../nodus/enum.Destination.html).
+//! - [`macro@remote_module`]: associated functions registered by name in a node's function
+//!   registry, with a typed stub to call them through a `TaskSupervisor` on any node.
+//! - [`macro@test`]: an async test, optionally tagged (`tags = ["distributed"]`) or needing
+//!   nodes (`needs = ["moebi@localhost"]`), decided at run time as ExUnit's `@tag`.
+//!
+//! Generated code names everything through `::nodus`, so depend on `nodus`, not on this
+//! crate. Mistakes are compile errors at the offending span that say what to write instead.
+
+use proc_macro::TokenStream;
+
+mod actor;
+mod remote_module;
+mod test_attr;
+mod util;
+
+fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
+    result.unwrap_or_else(syn::Error::into_compile_error).into()
+}
+
+/// Makes an actor of a state type and an `impl` block of handlers.
+///
+/// # Handlers: cast or call
+///
+/// A *handler* is a method of the `impl` that takes `&self` or `&mut self` and is either
+/// `pub` (any `pub(..)` too) or marked `#[call]` / `#[cast]`. Other methods and associated
+/// functions (constructors, private helpers) are left alone.
+///
+/// - **A handler that returns a value is a call**: the client waits for the reply, as
+///   `GenServer.call`.
+/// - **A handler that returns nothing is a cast**: the client sends and returns, as
+///   `GenServer.cast`.
+/// - `#[call]` makes the choice explicit (a call needs a return type; write `-> ()` for a bare
+///   acknowledgement), and `#[call(timeout_ms = 500)]` changes that call's default timeout
+///   (otherwise 5 s, as `GenServer.call`). `#[cast]` on a handler that returns a value is an
+///   error.
+///
+/// Handlers may be sync or `async`. An `async fn (&self)` handler holds `&State` across its
+/// awaits, so the state must be `Sync` for it; `&mut self` handlers need only `Send`.
+/// Handlers run one at a time, in the order their messages arrive.
+///
+/// # Generated items
+///
+/// For `impl Counter` (generic parameters and `where` clauses are carried over; every type
+/// parameter gets `Send + 'static`):
+///
+/// - `enum CounterMsg`: one variant per handler (a call's last field is its reply port);
+/// - `struct CounterActor`: the [`ractor::Actor`](https://docs.rs/ractor) whose state and
+///   arguments are the `Counter` value;
+/// - `struct CounterClient`: one async method per handler, sent through `System::cast` /
+///   `System::call` to a `Destination`, with `with_timeout` to change the call timeout;
+/// - on `Counter`: `spawn(&system, name, state)` (returns a client addressed to the new pid),
+///   `client(&system, dest)` and `child_spec(id, state)` for a supervisor.
+///
+/// The generated types and functions are private to the module, as any item without `pub`
+/// (the macro cannot see the state type's visibility, and a public item may not expose a
+/// private type); `#[nodus::actor(vis = pub)]` (or `pub(crate)`) makes them public. Client
+/// methods keep their handler's visibility. Arguments also rename the generated types:
+/// `#[nodus::actor(msg = M, client = C, actor = A)]`.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use nodus::{System, SystemConfig};
+///
+/// #[derive(Clone)]
+/// struct Counter {
+///     n: u64,
+/// }
+///
+/// #[nodus::actor]
+/// impl Counter {
+///     /// Adds `k`: a cast, since it returns nothing.
+///     pub fn add(&mut self, k: u64) {
+///         self.n += k;
+///     }
+///
+///     /// The count: a call, since it returns a value.
+///     pub async fn get(&self) -> u64 {
+///         self.n
+///     }
+/// }
+///
+/// let system = System::start(SystemConfig::named("alex@localhost")?).await?;
+/// let counter = Counter::spawn(&system, Some("counter"), Counter { n: 0 }).await?;
+/// counter.add(5).await?;
+/// assert_eq!(counter.get().await?, 5);
+///
+/// // The same actor by name, or by (name, node).
+/// let same = Counter::client(&system, ("counter", "alex@localhost"));
+/// assert_eq!(same.get().await?, 5);
+/// # system.shutdown().await; Ok(()) }
+/// ```
+///
+/// Mistakes are compile errors with the fix, e.g. for a handler taking `self` by value:
+///
+/// ```compile_fail
+/// struct Counter { n: u64 }
+/// #[nodus::actor]
+/// impl Counter {
+///     pub fn take(self) -> u64 { self.n } // error: write `&self` or `&mut self`
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
+    emit(actor::expand(attr.into(), item.into()))
+}
+
+/// Registers the public associated functions of an `impl` as a module of functions callable
+/// by name, as an Elixir module called through `Task.Supervisor.async({name, node}, M, F, A)`.
+///
+/// `#[nodus::remote_module("Chat")]` on `impl Chat` generates:
+///
+/// - `Chat::MODULE`, the module name (`"Chat"`; it defaults to the type's name);
+/// - `Chat::register(&system)`: registers every `pub fn` in `system.functions()` under the
+///   module name, with a tuple of its parameters as the argument. A function whose first
+///   parameter is a `CallContext` is registered with `register_with_context` and is given the
+///   context of the node it runs on;
+/// - `Chat::on(&system, dest)`, a `ChatStub` with one async method per function: the typed
+///   twin of `TaskSupervisor::async_on(&system, dest, "Chat", "f", (args,))` followed by
+///   awaiting the task (5 s, or `with_timeout`), returning `Result<R, TaskError>`.
+///
+/// Functions are associated functions (no `self`), may be sync or `async`, and take and
+/// return owned serializable types. Private functions are helpers and are not registered.
+/// `stub = Name` renames the stub type.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use nodus::{System, SystemConfig, TaskSupervisor, TaskSupervisorConfig};
+///
+/// struct Chat;
+///
+/// #[nodus::remote_module("Chat")]
+/// impl Chat {
+///     /// Answers a message.
+///     pub async fn receive_message(message: String) -> String {
+///         format!("got {message}")
+///     }
+/// }
+///
+/// let system = System::start(SystemConfig::named("alex@localhost")?).await?;
+/// Chat::register(&system);
+/// TaskSupervisor::start(&system, TaskSupervisorConfig::new("Chat.TaskSupervisor")).await?;
+///
+/// // ("Chat.TaskSupervisor", "kate@localhost") reaches a peer the same way.
+/// let reply = Chat::on(&system, "Chat.TaskSupervisor")
+///     .receive_message("hi".to_string())
+///     .await?;
+/// assert_eq!(reply, "got hi");
+/// # system.shutdown().await; Ok(()) }
+/// ```
+#[proc_macro_attribute]
+pub fn remote_module(attr: TokenStream, item: TokenStream) -> TokenStream {
+    emit(remote_module::expand(attr.into(), item.into()))
+}
+
+/// An async test on a tokio runtime, optionally gated by tags and needed nodes, as ExUnit's
+/// `@tag :distributed`.
+///
+/// ```text
+/// #[nodus::test]                                        // always runs
+/// #[nodus::test(tags = ["distributed"])]                // runs when the tag is included
+/// #[nodus::test(tags = ["distributed"], needs = ["moebi@localhost"])]
+///                                                       // ...or when moebi@localhost is up
+/// ```
+///
+/// The decision is made at run time by `nodus::testing::main`, the runner of a test target
+/// with `harness = false`; an excluded test is reported as *ignored* with its reason, never
+/// passed silently. `NODUS_TEST_INCLUDE=distributed` includes a tag (`mix test --include`),
+/// `NODUS_TEST_ONLY=distributed` runs only tests with that tag (`mix test --only`), and a test
+/// whose needed nodes all answer the runner's node probe runs. See `nodus::testing` for the
+/// rules and the runner.
+///
+/// Under the ordinary libtest harness (a unit test or a `harness = true` target), which cannot
+/// ignore a test at run time, an untagged test runs and a tagged one is `#[ignore]`d with its
+/// reason (run it with `--ignored`).
+///
+/// A test may return `()` or a `Result<(), E: Debug>`.
+#[proc_macro_attribute]
+pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    emit(test_attr::expand(attr.into(), item.into()))
+}

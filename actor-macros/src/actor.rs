@@ -1,0 +1,636 @@
+//! `#[actor]`: an `impl` block whose methods are an actor's handlers.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::{
+    parse::Parser, parse_quote, visit_mut::VisitMut, Attribute, Generics, Ident, ImplItem,
+    ImplItemFn, ItemImpl, LitInt, ReturnType, Type, Visibility,
+};
+
+use crate::util::{camel, check_owned, params, Param, ReplaceSelf};
+
+/// Names the generated types; each can be overridden by an argument of `#[actor]`.
+#[derive(Default)]
+struct Args {
+    vis: Option<Visibility>,
+    msg: Option<Ident>,
+    client: Option<Ident>,
+    actor: Option<Ident>,
+}
+
+fn parse_args(attr: TokenStream) -> syn::Result<Args> {
+    let mut args = Args::default();
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("vis") {
+            args.vis = Some(meta.value()?.parse()?);
+            return Ok(());
+        }
+        let slot = if meta.path.is_ident("msg") {
+            &mut args.msg
+        } else if meta.path.is_ident("client") {
+            &mut args.client
+        } else if meta.path.is_ident("actor") {
+            &mut args.actor
+        } else {
+            let name = meta
+                .path
+                .get_ident()
+                .map_or_else(|| "?".to_string(), Ident::to_string);
+            return Err(meta.error(format!(
+                "unknown argument `{name}` of #[nodus::actor]; expected one of: \
+                 `vis = pub`, `msg = Name`, `client = Name`, `actor = Name`"
+            )));
+        };
+        *slot = Some(meta.value()?.parse()?);
+        Ok(())
+    });
+    parser.parse2(attr)?;
+    Ok(args)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Cast,
+    Call,
+}
+
+struct Handler {
+    kind: Kind,
+    ident: Ident,
+    variant: Ident,
+    vis: Visibility,
+    docs: Vec<Attribute>,
+    params: Vec<Param>,
+    /// The reply type of a call (with `Self` replaced).
+    reply: Type,
+    is_async: bool,
+    timeout_ms: Option<LitInt>,
+}
+
+/// Names a handler may not take, because the macro generates items with them.
+const RESERVED_ON_ACTOR: &[&str] = &["spawn", "client", "child_spec"];
+const RESERVED_ON_CLIENT: &[&str] = &["new", "destination", "with_timeout", "timeout"];
+
+/// Takes `#[call]`/`#[cast]` off a method; returns the kind asked for and its timeout.
+fn take_kind_attr(f: &mut ImplItemFn) -> syn::Result<Option<(Kind, Option<LitInt>, Attribute)>> {
+    let mut found: Option<(Kind, Option<LitInt>, Attribute)> = None;
+    let mut err: Option<syn::Error> = None;
+    f.attrs.retain(|attr| {
+        let kind = if attr.path().is_ident("call") {
+            Kind::Call
+        } else if attr.path().is_ident("cast") {
+            Kind::Cast
+        } else {
+            return true;
+        };
+        if found.is_some() {
+            err.get_or_insert(syn::Error::new_spanned(
+                attr,
+                "a handler is either `#[call]` or `#[cast]`, not both: keep one",
+            ));
+            return false;
+        }
+        let mut timeout = None;
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            let res = attr.parse_nested_meta(|meta| {
+                if kind == Kind::Call && meta.path.is_ident("timeout_ms") {
+                    timeout = Some(meta.value()?.parse::<LitInt>()?);
+                    Ok(())
+                } else if kind == Kind::Call {
+                    Err(meta
+                        .error("unknown argument of #[call]; expected one of: `timeout_ms = 1000`"))
+                } else {
+                    Err(meta.error("#[cast] takes no arguments; write `#[cast]`"))
+                }
+            });
+            if let Err(e) = res {
+                err.get_or_insert(e);
+            }
+        }
+        found = Some((kind, timeout, attr.clone()));
+        false
+    });
+    match err {
+        Some(e) => Err(e),
+        None => Ok(found),
+    }
+}
+
+fn is_unit(ty: &Type) -> bool {
+    matches!(ty, Type::Tuple(t) if t.elems.is_empty())
+}
+
+fn handler(f: &mut ImplItemFn, self_ty: &Type) -> syn::Result<Option<Handler>> {
+    let explicit = take_kind_attr(f)?;
+    let is_pub = !matches!(f.vis, Visibility::Inherited);
+    let receiver = f.sig.receiver();
+    if explicit.is_none() && (!is_pub || receiver.is_none()) {
+        // A private helper or an associated function: left as written.
+        return Ok(None);
+    }
+    let sig = &f.sig;
+    let Some(receiver) = receiver else {
+        return Err(syn::Error::new_spanned(
+            &sig.ident,
+            "a handler runs on the actor's state: take `&self` or `&mut self` as the first parameter",
+        ));
+    };
+    if !matches!(&*receiver.ty, Type::Reference(_)) {
+        return Err(syn::Error::new_spanned(
+            receiver,
+            "a handler borrows the actor's state, it cannot take `self` by value: \
+             write `&self` or `&mut self`",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new_spanned(
+            &sig.generics,
+            "a handler cannot be generic: its arguments travel in the message enum, which needs \
+             concrete types; put the type parameter on the actor instead (`impl<T> MyActor<T>`)",
+        ));
+    }
+    if let Some(abi) = &sig.abi {
+        return Err(syn::Error::new_spanned(abi, "a handler cannot be `extern`"));
+    }
+    if let Some(unsafety) = &sig.unsafety {
+        return Err(syn::Error::new_spanned(
+            unsafety,
+            "a handler cannot be `unsafe`: wrap the unsafe code in a safe method",
+        ));
+    }
+    let ident = sig.ident.clone();
+    let name = ident.to_string();
+    if RESERVED_ON_ACTOR.contains(&name.as_str()) || RESERVED_ON_CLIENT.contains(&name.as_str()) {
+        return Err(syn::Error::new_spanned(
+            &sig.ident,
+            format!(
+                "`{name}` is generated by #[nodus::actor]; rename the handler \
+                 (reserved: `spawn`, `client`, `child_spec`, `new`, `destination`, `with_timeout`, `timeout`)"
+            ),
+        ));
+    }
+    let mut ps = params(sig.inputs.iter());
+    for p in &mut ps {
+        check_owned(&p.ty, "a handler argument")?;
+        ReplaceSelf(self_ty).visit_type_mut(&mut p.ty);
+    }
+    let (declared, has_ret) = match &sig.output {
+        ReturnType::Default => (parse_quote!(()), false),
+        ReturnType::Type(_, ty) => {
+            check_owned(ty, "a handler's reply")?;
+            let mut ty = (**ty).clone();
+            ReplaceSelf(self_ty).visit_type_mut(&mut ty);
+            (ty, true)
+        }
+    };
+    let (kind, timeout_ms) = match explicit {
+        Some((Kind::Call, _, attr)) if !has_ret => {
+            return Err(syn::Error::new_spanned(
+                attr,
+                "a `#[call]` replies with its return value, and this handler has none: \
+                 add a return type (`-> ()` for a bare acknowledgement), or make it a `#[cast]`",
+            ))
+        }
+        Some((Kind::Cast, _, _)) if has_ret && !is_unit(&declared) => {
+            return Err(syn::Error::new_spanned(
+                &sig.output,
+                "a `#[cast]` has no reply: remove the return type, or make it a `#[call]`",
+            ))
+        }
+        Some((kind, timeout, _)) => (kind, timeout),
+        None if has_ret && !is_unit(&declared) => (Kind::Call, None),
+        None => (Kind::Cast, None),
+    };
+    let docs = f
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .cloned()
+        .collect();
+    Ok(Some(Handler {
+        kind,
+        variant: camel(&ident),
+        ident,
+        vis: f.vis.clone(),
+        docs,
+        params: ps,
+        reply: declared,
+        is_async: sig.asyncness.is_some(),
+        timeout_ms,
+    }))
+}
+
+/// The generics of every generated item: the impl's, each type parameter `Send + 'static`.
+fn send_generics(generics: &Generics) -> syn::Result<Generics> {
+    let mut g = generics.clone();
+    if let Some(lt) = g.lifetimes().next() {
+        return Err(syn::Error::new_spanned(
+            lt,
+            "an actor's state is `'static` (it lives in its own task): remove the lifetime \
+             parameter and own the data, e.g. `String` instead of `&'a str`",
+        ));
+    }
+    let tys: Vec<Ident> = g.type_params().map(|t| t.ident.clone()).collect();
+    let wc = g.make_where_clause();
+    for t in tys {
+        wc.predicates
+            .push(parse_quote!(#t: ::core::marker::Send + 'static));
+    }
+    Ok(g)
+}
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
+    let args = parse_args(attr)?;
+    let mut imp: ItemImpl = syn::parse2(item)?;
+    if let Some((_, path, _)) = &imp.trait_ {
+        return Err(syn::Error::new_spanned(
+            path,
+            "#[nodus::actor] goes on an inherent impl (`impl MyActor { .. }`), not a trait impl",
+        ));
+    }
+    let self_ty = (*imp.self_ty).clone();
+    let base = match &self_ty {
+        Type::Path(p) if p.qself.is_none() => p.path.segments.last().map(|s| s.ident.clone()),
+        _ => None,
+    };
+    let Some(base) = base else {
+        return Err(syn::Error::new_spanned(
+            &self_ty,
+            "#[nodus::actor] needs a named struct or enum as the actor's state: `impl MyActor { .. }`",
+        ));
+    };
+
+    let mut handlers = Vec::new();
+    let mut errors: Option<syn::Error> = None;
+    for item in &mut imp.items {
+        if let ImplItem::Fn(f) = item {
+            match handler(f, &self_ty) {
+                Ok(Some(h)) => handlers.push(h),
+                Ok(None) => {}
+                Err(e) => match &mut errors {
+                    Some(all) => all.combine(e),
+                    None => errors = Some(e),
+                },
+            }
+        }
+    }
+    if let Some(e) = errors {
+        return Err(e);
+    }
+    let generics = send_generics(&imp.generics)?;
+
+    let msg = args.msg.unwrap_or_else(|| format_ident!("{}Msg", base));
+    let client = args
+        .client
+        .unwrap_or_else(|| format_ident!("{}Client", base));
+    let actor = args.actor.unwrap_or_else(|| format_ident!("{}Actor", base));
+    let p = quote!(::nodus::__private);
+    // Private by default, as any item without `pub`: the generated types name the state type,
+    // whose visibility the macro cannot see.
+    let vis = args.vis.unwrap_or(Visibility::Inherited);
+
+    let (impl_g, ty_g, where_c) = generics.split_for_impl();
+    let type_params: Vec<&Ident> = generics.type_params().map(|t| &t.ident).collect();
+    let phantom_ty = quote!(::core::marker::PhantomData<fn() -> (#(#type_params,)*)>);
+    let has_params = !type_params.is_empty();
+
+    let base_doc = format!("[`{base}`]");
+
+    // The message enum.
+    let variants = handlers.iter().map(|h| {
+        let v = &h.variant;
+        let docs = &h.docs;
+        let tys = h.params.iter().map(|p| &p.ty);
+        let reply = match h.kind {
+            Kind::Call => {
+                let r = &h.reply;
+                Some(quote!(#p::ractor::RpcReplyPort<#r>))
+            }
+            Kind::Cast => None,
+        };
+        let kind = match h.kind {
+            Kind::Call => "a call: its last field is the reply port",
+            Kind::Cast => "a cast",
+        };
+        let line = format!("The message of `{}`, {kind}.", h.ident);
+        quote! {
+            #[doc = #line]
+            #[doc = ""]
+            #(#docs)*
+            #v(#(#tys,)* #reply)
+        }
+    });
+    let phantom_variant = has_params.then(|| {
+        quote! {
+            #[doc(hidden)]
+            __Phantom(#phantom_ty, ::core::convert::Infallible)
+        }
+    });
+    let phantom_arm = has_params.then(|| quote!(#msg::__Phantom(_, never) => match never {},));
+    let phantom_ref_arm = has_params.then(|| quote!(#msg::__Phantom(_, never) => match *never {},));
+    let turbofish = ty_g.as_turbofish();
+    let debug_arms = handlers.iter().map(|h| {
+        let v = &h.variant;
+        let name = v.to_string();
+        quote!(#msg::#v(..) => f.write_str(#name),)
+    });
+    let msg_doc = format!(
+        "The messages of the {base_doc} actor, one variant per handler; generated by `#[nodus::actor]`."
+    );
+    let msg_enum = quote! {
+        #[doc = #msg_doc]
+        #[allow(dead_code)]
+        #vis enum #msg #impl_g #where_c {
+            #(#variants,)*
+            #phantom_variant
+        }
+
+        impl #impl_g ::core::fmt::Debug for #msg #ty_g #where_c {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                #[allow(unreachable_code)]
+                match self {
+                    #(#debug_arms)*
+                    #phantom_ref_arm
+                }
+            }
+        }
+    };
+
+    // The ractor behaviour.
+    let arms = handlers.iter().map(|h| {
+        let v = &h.variant;
+        let m = &h.ident;
+        let names: Vec<&Ident> = h.params.iter().map(|p| &p.name).collect();
+        let aw = h.is_async.then(|| quote!(.await));
+        match h.kind {
+            Kind::Cast => quote! {
+                #msg::#v(#(#names,)*) => { state.#m(#(#names),*)#aw; }
+            },
+            Kind::Call => quote! {
+                #msg::#v(#(#names,)* __reply) => {
+                    let __value = state.#m(#(#names),*)#aw;
+                    // The caller may have given up (timeout); its reply is then dropped.
+                    let _ = __reply.send(__value);
+                }
+            },
+        }
+    });
+    let actor_doc = format!(
+        "The `ractor::Actor` that runs {base_doc}: its state is the \
+         `{base}` value, its messages [`{msg}`]. Generated by `#[nodus::actor]`; most code uses \
+         `{base}::spawn`, `{base}::child_spec` and [`{client}`] instead."
+    );
+    let actor_def = quote! {
+        #[doc = #actor_doc]
+        #[allow(dead_code)]
+        #vis struct #actor #impl_g (#phantom_ty) #where_c;
+
+        impl #impl_g ::core::default::Default for #actor #ty_g #where_c {
+            fn default() -> Self {
+                Self(::core::marker::PhantomData)
+            }
+        }
+
+        impl #impl_g ::core::clone::Clone for #actor #ty_g #where_c {
+            fn clone(&self) -> Self {
+                Self(::core::marker::PhantomData)
+            }
+        }
+
+        impl #impl_g ::core::fmt::Debug for #actor #ty_g #where_c {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.write_str(::core::stringify!(#actor))
+            }
+        }
+
+        impl #impl_g #p::ractor::Actor for #actor #ty_g #where_c {
+            type Msg = #msg #ty_g;
+            type State = #self_ty;
+            type Arguments = #self_ty;
+
+            async fn pre_start(
+                &self,
+                _myself: #p::ractor::ActorRef<Self::Msg>,
+                state: Self::Arguments,
+            ) -> ::core::result::Result<Self::State, #p::ractor::ActorProcessingErr> {
+                ::core::result::Result::Ok(state)
+            }
+
+            async fn handle(
+                &self,
+                _myself: #p::ractor::ActorRef<Self::Msg>,
+                message: Self::Msg,
+                state: &mut Self::State,
+            ) -> ::core::result::Result<(), #p::ractor::ActorProcessingErr> {
+                match message {
+                    #(#arms)*
+                    #phantom_arm
+                }
+                ::core::result::Result::Ok(())
+            }
+        }
+    };
+
+    // The typed client.
+    let methods = handlers.iter().map(|h| {
+        let v = &h.variant;
+        let m = &h.ident;
+        let vis = &h.vis;
+        let docs = &h.docs;
+        let names: Vec<&Ident> = h.params.iter().map(|p| &p.name).collect();
+        let tys = h.params.iter().map(|p| &p.ty);
+        let span = h.ident.span();
+        match h.kind {
+            Kind::Cast => {
+                let line = format!(
+                    "Casts `{m}` to the actor: sends the message and returns without waiting. \
+                     A return value of `Ok` does not mean the message will be handled: the actor \
+                     may stop first."
+                );
+                let errors = format!(
+                    "`SendError` with the message handed back: no such actor, \
+                     the actor at the destination is not a `{base}`, or its node cannot be reached."
+                );
+                quote_spanned! {span=>
+                    #(#docs)*
+                    #[doc = ""]
+                    #[doc = #line]
+                    #[doc = ""]
+                    #[doc = "# Errors"]
+                    #[doc = #errors]
+                    #vis async fn #m(&self, #(#names: #tys),*)
+                        -> ::core::result::Result<(), #p::SendError<#msg #ty_g>>
+                    {
+                        self.system.cast(&self.dest, #msg #turbofish::#v(#(#names),*))
+                    }
+                }
+            }
+            Kind::Call => {
+                let r = &h.reply;
+                // A variant with only the reply port is its own constructor function.
+                let build = if names.is_empty() {
+                    quote!(#msg #turbofish::#v)
+                } else {
+                    quote!(move |__reply| #msg #turbofish::#v(#(#names,)* __reply))
+                };
+                let default = match &h.timeout_ms {
+                    Some(ms) => quote!(::core::time::Duration::from_millis(#ms)),
+                    None => quote!(#p::DEFAULT_TIMEOUT),
+                };
+                let line = format!(
+                    "Calls `{m}` on the actor and waits for its reply, as `GenServer.call`: up to \
+                     the client's timeout (see `with_timeout`), else {}.",
+                    match &h.timeout_ms {
+                        Some(ms) => format!("{ms} ms"),
+                        None => "5 s".to_string(),
+                    }
+                );
+                quote_spanned! {span=>
+                    #(#docs)*
+                    #[doc = ""]
+                    #[doc = #line]
+                    #[doc = ""]
+                    #[doc = "# Errors"]
+                    #[doc = "`CallError`: not delivered, no reply in time, or the actor stopped without replying."]
+                    #vis async fn #m(&self, #(#names: #tys),*)
+                        -> ::core::result::Result<#r, #p::CallError>
+                    {
+                        let timeout = self.timeout.unwrap_or(#default);
+                        self.system.call(&self.dest, #build, timeout).await
+                    }
+                }
+            }
+        }
+    });
+    let client_doc = format!(
+        "A typed client of the {base_doc} actor at a `Destination`: one \
+         method per handler. Generated by `#[nodus::actor]`.\n\n\
+         The client goes through `System::cast` and \
+         `System::call`, so it works the same for a name on this node, a \
+         `(name, node)` pair and a pid; a destination on a node that cannot be reached answers \
+         `NoConnection`. It is cheap to clone."
+    );
+    let client_def = quote! {
+        #[doc = #client_doc]
+        #[allow(dead_code)]
+        #vis struct #client #impl_g #where_c {
+            system: #p::System,
+            dest: #p::Destination,
+            timeout: ::core::option::Option<::core::time::Duration>,
+            _types: #phantom_ty,
+        }
+
+        impl #impl_g ::core::clone::Clone for #client #ty_g #where_c {
+            fn clone(&self) -> Self {
+                Self {
+                    system: ::core::clone::Clone::clone(&self.system),
+                    dest: ::core::clone::Clone::clone(&self.dest),
+                    timeout: self.timeout,
+                    _types: ::core::marker::PhantomData,
+                }
+            }
+        }
+
+        impl #impl_g ::core::fmt::Debug for #client #ty_g #where_c {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                f.debug_struct(::core::stringify!(#client))
+                    .field("dest", &self.dest)
+                    .field("timeout", &self.timeout)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        #[allow(dead_code)]
+        impl #impl_g #client #ty_g #where_c {
+            /// A client of the actor at `dest`, sending through `system`. Nothing is checked
+            /// until the first message: a wrong destination answers then.
+            #vis fn new(system: &#p::System, dest: impl ::core::convert::Into<#p::Destination>) -> Self {
+                Self {
+                    system: ::core::clone::Clone::clone(system),
+                    dest: dest.into(),
+                    timeout: ::core::option::Option::None,
+                    _types: ::core::marker::PhantomData,
+                }
+            }
+
+            /// Where the messages go.
+            #vis fn destination(&self) -> &#p::Destination {
+                &self.dest
+            }
+
+            /// The same client with `timeout` for every call (instead of each call's default,
+            /// 5 s unless its handler says `#[call(timeout_ms = ..)]`).
+            #[must_use]
+            #vis fn with_timeout(mut self, timeout: ::core::time::Duration) -> Self {
+                self.timeout = ::core::option::Option::Some(timeout);
+                self
+            }
+
+            /// The timeout set with `with_timeout`, if any.
+            #vis fn timeout(&self) -> ::core::option::Option<::core::time::Duration> {
+                self.timeout
+            }
+
+            #(#methods)*
+        }
+    };
+
+    // Constructors on the state type.
+    let spawn_doc = format!(
+        "Spawns the {base_doc} actor with `state` as its initial state, unsupervised, registered \
+         as `name` if one is given, and returns a client addressed to its pid."
+    );
+    let client_fn_doc = format!(
+        "A client of the {base_doc} actor at `dest`: a name on this node, a `(name, node)` pair \
+         or a pid."
+    );
+    let spec_doc = format!(
+        "A child spec that starts the {base_doc} actor with `state` (cloned for every restart), \
+         for a `Supervisor` or `System::start_child`. \
+         Chain `.name(..)` to register it, `.restart(..)` and `.shutdown(..)` as for any child."
+    );
+    let ctors = quote! {
+        #[allow(dead_code)]
+        impl #impl_g #self_ty #where_c {
+            #[doc = #spawn_doc]
+            ///
+            /// # Errors
+            /// `SpawnError` if the name is taken or the actor fails to start.
+            #vis async fn spawn(
+                system: &#p::System,
+                name: ::core::option::Option<&str>,
+                state: Self,
+            ) -> ::core::result::Result<#client #ty_g, #p::SpawnError> {
+                let (actor, _handle) = system
+                    .spawn(name, <#actor #ty_g as ::core::default::Default>::default(), state)
+                    .await?;
+                let pid = system.pid_of(&actor.get_cell());
+                ::core::result::Result::Ok(#client::new(system, pid))
+            }
+
+            #[doc = #client_fn_doc]
+            #vis fn client(
+                system: &#p::System,
+                dest: impl ::core::convert::Into<#p::Destination>,
+            ) -> #client #ty_g {
+                #client::new(system, dest)
+            }
+
+            #[doc = #spec_doc]
+            #vis fn child_spec(id: impl ::core::convert::Into<::std::string::String>, state: Self) -> #p::ChildSpec
+            where
+                for<'__nodus> Self: ::core::clone::Clone + ::core::marker::Sync,
+            {
+                #p::ChildSpec::new(id, <#actor #ty_g as ::core::default::Default>::default(), state)
+            }
+        }
+    };
+
+    Ok(quote! {
+        #imp
+        #msg_enum
+        #actor_def
+        #client_def
+        #ctors
+    })
+}

@@ -1,0 +1,405 @@
+//! `#[nodus::actor]` and `#[nodus::remote_module]` end to end on one node, and their compile
+//! errors (trybuild, `tests/ui`).
+
+use std::{collections::HashMap, hash::Hash, time::Duration};
+
+use nodus::{
+    core::{CallContext, SendErrorKind},
+    CallError, System, SystemConfig, TaskError, TaskSupervisor, TaskSupervisorConfig,
+};
+
+type Res = Result<(), Box<dyn std::error::Error>>;
+
+async fn system() -> Result<System, Box<dyn std::error::Error>> {
+    Ok(System::start(SystemConfig::named("alex@localhost")?).await?)
+}
+
+#[derive(Clone, Debug, PartialEq)]
+struct Counter {
+    n: u64,
+}
+
+#[nodus::actor]
+impl Counter {
+    /// A sync cast.
+    pub fn add(&mut self, k: u64) {
+        self.n += k;
+    }
+
+    /// An async call.
+    pub async fn get(&self) -> u64 {
+        self.n
+    }
+
+    /// `Self` in a reply names the state type.
+    pub fn snapshot(&self) -> Self {
+        self.clone()
+    }
+
+    /// An explicit, acknowledged call with no value, and several arguments.
+    #[call]
+    pub async fn set(&mut self, high: u64, low: u64) -> () {
+        self.n = high * 10 + low;
+    }
+
+    /// An explicit cast that is not `pub`: still a handler.
+    #[cast]
+    fn reset(&mut self) {
+        self.n = 0;
+    }
+
+    /// A call that never replies, with its own default timeout.
+    #[call(timeout_ms = 20)]
+    pub async fn stall(&self) -> u64 {
+        std::future::pending().await
+    }
+
+    /// Not a handler: an associated function.
+    pub fn zero() -> Self {
+        Counter { n: 0 }
+    }
+
+    /// Not a handler: a private helper.
+    #[allow(dead_code)]
+    fn double(&self) -> u64 {
+        self.n * 2
+    }
+}
+
+#[tokio::test]
+async fn actor_casts_and_calls_by_pid_name_and_name_on_node() -> Res {
+    let system = system().await?;
+    let counter = Counter::spawn(&system, Some("counter"), Counter::zero()).await?;
+    assert!(matches!(counter.destination(), nodus::Destination::Pid(_)));
+    counter.add(5).await?;
+    assert_eq!(counter.get().await?, 5);
+    counter.set(4, 2).await?;
+    assert_eq!(counter.snapshot().await?, Counter { n: 42 });
+
+    for same in [
+        Counter::client(&system, "counter"),
+        Counter::client(&system, ("counter", "alex@localhost")),
+        counter.clone(),
+    ] {
+        same.add(1).await?;
+    }
+    assert_eq!(Counter::client(&system, "counter").get().await?, 45);
+    counter.reset().await?;
+    assert_eq!(counter.get().await?, 0);
+    system.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn actor_client_errors_are_typed() -> Res {
+    let system = system().await?;
+    Counter::spawn(&system, Some("counter"), Counter::zero()).await?;
+
+    // Another node: no transport in this branch, so NoConnection.
+    let remote = Counter::client(&system, ("counter", "kate@localhost"));
+    let err = remote.get().await.err();
+    assert!(
+        matches!(&err, Some(CallError::Send(SendErrorKind::NoConnection { node })) if node.as_str() == "kate@localhost"),
+        "{err:?}"
+    );
+    let err = remote.add(1).await.err();
+    assert!(
+        matches!(&err, Some(e) if matches!(e.kind, SendErrorKind::NoConnection { .. })),
+        "{err:?}"
+    );
+    // The message comes back.
+    assert!(matches!(
+        err.and_then(|e| e.into_inner()),
+        Some(CounterMsg::Add(1))
+    ));
+
+    let missing = Counter::client(&system, "nobody");
+    let err = missing.get().await.err();
+    assert!(
+        matches!(err, Some(CallError::Send(SendErrorKind::NoProc { .. }))),
+        "{err:?}"
+    );
+
+    // A name taken by another actor type.
+    Store::<String, u32>::spawn(&system, Some("store"), Store::default()).await?;
+    let err = Counter::client(&system, "store").get().await.err();
+    assert!(
+        matches!(err, Some(CallError::Send(SendErrorKind::WrongType { .. }))),
+        "{err:?}"
+    );
+    system.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_time_out_after_their_default_or_the_clients_timeout() -> Res {
+    let system = system().await?;
+    let counter = Counter::spawn(&system, None, Counter::zero()).await?;
+    let err = counter.stall().await.err();
+    assert!(
+        matches!(err, Some(CallError::Timeout { timeout, .. }) if timeout == Duration::from_millis(20)),
+        "{err:?}"
+    );
+    // The actor is stuck in `stall`; another one answers the client's own timeout.
+    let other = Counter::spawn(&system, None, Counter::zero()).await?;
+    let other = other.with_timeout(Duration::from_millis(7));
+    let err = other.stall().await.err();
+    assert!(
+        matches!(err, Some(CallError::Timeout { timeout, .. }) if timeout == Duration::from_millis(7)),
+        "{err:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn actor_child_spec_starts_under_a_supervisor() -> Res {
+    let system = system().await?;
+    let spec = Counter::child_spec("counter", Counter { n: 7 }).name("counter");
+    assert_eq!(spec.id(), "counter");
+    system.start_child(spec).await?;
+    assert_eq!(Counter::client(&system, "counter").get().await?, 7);
+    system.shutdown().await;
+    Ok(())
+}
+
+/// A generic actor with a `where` clause on the struct and the impl.
+#[derive(Clone, Debug)]
+struct Store<K, V>
+where
+    K: Eq + Hash,
+{
+    map: HashMap<K, V>,
+}
+
+impl<K: Eq + Hash, V> Default for Store<K, V> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+        }
+    }
+}
+
+#[nodus::actor]
+impl<K, V> Store<K, V>
+where
+    K: Eq + Hash + Clone + Sync,
+    V: Clone + Sync,
+{
+    /// Stores `v` under `k`.
+    pub fn put(&mut self, k: K, v: V) {
+        self.map.insert(k, v);
+    }
+
+    /// The value under `k`.
+    pub async fn get(&self, k: K) -> Option<V> {
+        self.map.get(&k).cloned()
+    }
+
+    /// How many keys.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+}
+
+#[tokio::test]
+async fn generic_actors_work() -> Res {
+    let system = system().await?;
+    let store = Store::<String, Vec<u8>>::spawn(&system, Some("store"), Store::default()).await?;
+    store.put("a".to_string(), vec![1, 2]).await?;
+    assert_eq!(store.get("a".to_string()).await?, Some(vec![1, 2]));
+    assert_eq!(store.get("b".to_string()).await?, None);
+
+    let by_name: StoreClient<String, Vec<u8>> = Store::client(&system, "store");
+    assert_eq!(by_name.len().await?, 1);
+    // Another instantiation is another message type.
+    let err = Store::<u32, u32>::client(&system, "store")
+        .len()
+        .await
+        .err();
+    assert!(
+        matches!(err, Some(CallError::Send(SendErrorKind::WrongType { .. }))),
+        "{err:?}"
+    );
+    system
+        .start_child(Store::<u32, u32>::child_spec("ints", Store::default()).name("ints"))
+        .await?;
+    Store::<u32, u32>::client(&system, "ints").put(1, 2).await?;
+    assert_eq!(
+        Store::<u32, u32>::client(&system, "ints").get(1).await?,
+        Some(2)
+    );
+    system.shutdown().await;
+    Ok(())
+}
+
+/// Renamed generated types.
+struct Bell;
+
+#[nodus::actor(msg = BellMessage, client = BellHandle, actor = BellBehaviour)]
+impl Bell {
+    /// Rings.
+    pub fn ring(&self) -> &'static str {
+        "ding"
+    }
+}
+
+#[tokio::test]
+async fn generated_names_can_be_chosen() -> Res {
+    let system = system().await?;
+    let bell: BellHandle = Bell::spawn(&system, None, Bell).await?;
+    assert_eq!(bell.ring().await?, "ding");
+    let _: Option<BellMessage> = None;
+    let (_actor, _) = system.spawn(None, BellBehaviour::default(), Bell).await?;
+    system.shutdown().await;
+    Ok(())
+}
+
+struct Chat;
+
+#[nodus::remote_module("Chat")]
+impl Chat {
+    /// Answers a message.
+    pub async fn receive_message(message: String) -> String {
+        format!("got {message}")
+    }
+
+    /// A sync function of several arguments.
+    pub fn add(a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    /// No argument, no result.
+    pub fn ping() {}
+
+    /// Given the context of the node it runs on.
+    pub async fn node(ctx: CallContext, greeting: String) -> String {
+        let node = ctx
+            .system()
+            .map(|s| s.node().to_string())
+            .unwrap_or_default();
+        format!("{greeting} from {node}")
+    }
+
+    /// Not registered: a helper.
+    #[allow(dead_code)]
+    fn helper() {}
+}
+
+#[tokio::test]
+async fn remote_module_registers_and_calls_through_the_stub() -> Res {
+    let system = system().await?;
+    assert_eq!(Chat::MODULE, "Chat");
+    Chat::register(&system);
+    let mut listed = system.functions().list();
+    listed.sort();
+    let expect =
+        ["add", "node", "ping", "receive_message"].map(|f| ("Chat".to_string(), f.to_string()));
+    assert_eq!(listed, expect);
+    TaskSupervisor::start(&system, TaskSupervisorConfig::new("Chat.TaskSupervisor")).await?;
+
+    let chat = Chat::on(&system, "Chat.TaskSupervisor");
+    assert_eq!(chat.receive_message("hi".to_string()).await?, "got hi");
+    assert_eq!(chat.add(2, 3).await?, 5);
+    chat.ping().await?;
+    assert_eq!(
+        chat.node("hello".to_string()).await?,
+        "hello from alex@localhost"
+    );
+
+    // The typed twin of TaskSupervisor::async_on.
+    let untyped: String = TaskSupervisor::async_on(
+        &system,
+        "Chat.TaskSupervisor",
+        "Chat",
+        "receive_message",
+        ("hi",),
+    )
+    .await?
+    .await?;
+    assert_eq!(untyped, "got hi");
+
+    // (name, this node) is the same supervisor.
+    let same = Chat::on(&system, ("Chat.TaskSupervisor", "alex@localhost"))
+        .with_timeout(Duration::from_secs(1));
+    assert_eq!(same.add(1, 1).await?, 2);
+    system.shutdown().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn remote_module_errors_are_typed() -> Res {
+    let system = system().await?;
+    TaskSupervisor::start(&system, TaskSupervisorConfig::new("Chat.TaskSupervisor")).await?;
+    // Not registered on this node.
+    let err = Chat::on(&system, "Chat.TaskSupervisor")
+        .receive_message("hi".into())
+        .await
+        .err();
+    assert!(
+        matches!(&err, Some(TaskError::Undefined { module, function }) if module == "Chat" && function == "receive_message"),
+        "{err:?}"
+    );
+    Chat::register(&system);
+    // Another node: no transport in this branch.
+    let err = Chat::on(&system, ("Chat.TaskSupervisor", "moebi@localhost"))
+        .add(1, 2)
+        .await
+        .err();
+    assert!(
+        matches!(&err, Some(TaskError::NoConnection { node }) if node.as_str() == "moebi@localhost"),
+        "{err:?}"
+    );
+    // No such supervisor.
+    let err = Chat::on(&system, "Nope.TaskSupervisor").ping().await.err();
+    assert!(matches!(err, Some(TaskError::NoProc { .. })), "{err:?}");
+    system.shutdown().await;
+    Ok(())
+}
+
+/// The compile errors users see, with their spans and fixes. Slow (it builds a crate per
+/// case), so the cases are few.
+#[test]
+fn compile_errors_point_at_the_mistake() {
+    let t = trybuild::TestCases::new();
+    t.compile_fail("tests/ui/*.rs");
+}
+
+/// `#[nodus::test]` under the ordinary libtest harness: an untagged test simply runs.
+#[nodus::test]
+async fn nodus_test_runs_under_libtest() -> Res {
+    let system = system().await?;
+    let bell = Bell::spawn(&system, None, Bell).await?;
+    assert_eq!(bell.ring().await?, "ding");
+    system.shutdown().await;
+    Ok(())
+}
+
+/// Public generated items for a public state type.
+pub mod public {
+    /// A public actor.
+    #[derive(Clone, Debug, Default)]
+    pub struct Gauge(pub i64);
+
+    #[nodus::actor(vis = pub)]
+    impl Gauge {
+        /// Sets the value.
+        pub fn set(&mut self, v: i64) {
+            self.0 = v;
+        }
+
+        /// The value.
+        pub fn read(&self) -> i64 {
+            self.0
+        }
+    }
+}
+
+#[tokio::test]
+async fn public_generated_items() -> Res {
+    let system = system().await?;
+    let gauge: public::GaugeClient = public::Gauge::spawn(&system, None, public::Gauge(1)).await?;
+    gauge.set(3).await?;
+    assert_eq!(gauge.read().await?, 3);
+    system.shutdown().await;
+    Ok(())
+}
