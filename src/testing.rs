@@ -149,13 +149,65 @@ impl<F: Fn(&str) -> bool + Send + Sync> NodeProbe for F {
     }
 }
 
-/// The default [`NodeProbe`]: no node is alive.
+/// A [`NodeProbe`] for which no node is alive (for tests of the runner itself).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoNodes;
 
 impl NodeProbe for NoNodes {
     fn is_alive(&self, _node: &str) -> bool {
         false
+    }
+}
+
+/// The default [`NodeProbe`]: a node is alive when its host's port mapper knows it (the
+/// port mapper on the node's host at `ERL_EPMD_PORT`, else 4369), as `epmd -names` would
+/// show it. Each lookup is bounded by two seconds; an unreachable port mapper means the node
+/// is not alive.
+#[derive(Debug, Clone, Copy)]
+pub struct PortMapperProbe {
+    port: u16,
+}
+
+impl PortMapperProbe {
+    /// The probe for the port mapper port of the environment (`ERL_EPMD_PORT`, else 4369).
+    pub fn from_env() -> Self {
+        let port = std::env::var("ERL_EPMD_PORT")
+            .ok()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(actor_remote::port_mapper::EPMD_PORT);
+        Self { port }
+    }
+}
+
+impl NodeProbe for PortMapperProbe {
+    fn is_alive(&self, node: &str) -> bool {
+        let Ok(node) = actor_core::NodeName::parse(node) else {
+            return false;
+        };
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return false;
+        };
+        runtime.block_on(async {
+            let Ok(Ok(addrs)) = tokio::time::timeout(
+                std::time::Duration::from_secs(2),
+                tokio::net::lookup_host((node.host(), self.port)),
+            )
+            .await
+            else {
+                return false;
+            };
+            for addr in addrs.filter(std::net::SocketAddr::is_ipv4) {
+                let client = actor_remote::port_mapper::PortMapperClient::new(addr)
+                    .with_timeout(std::time::Duration::from_secs(2));
+                if let Ok(found) = client.port_please(node.name()).await {
+                    return found.is_some();
+                }
+            }
+            false
+        })
     }
 }
 
@@ -279,7 +331,7 @@ pub fn decide(tags: &[&str], needs: &[&str], filter: &Filter, probe: &dyn NodePr
 ///
 /// ```no_run
 /// // The `fn main` of tests/distributed.rs, a `harness = false` target:
-/// let moebi_up = |node: &str| node == "moebi@localhost"; // the node layer's ping here
+/// let moebi_up = |node: &str| node == "moebi@localhost"; // any NodeProbe
 /// nodus::testing::Runner::from_env().probe(moebi_up).run();
 /// ```
 pub struct Runner {
@@ -296,11 +348,11 @@ impl fmt::Debug for Runner {
 }
 
 impl Runner {
-    /// A runner with the [`Filter::from_env`] filter and the [`NoNodes`] probe.
+    /// A runner with the [`Filter::from_env`] filter and the [`PortMapperProbe`].
     pub fn from_env() -> Self {
         Self {
             filter: Filter::from_env(),
-            probe: Box::new(NoNodes),
+            probe: Box::new(PortMapperProbe::from_env()),
         }
     }
 
@@ -359,8 +411,9 @@ impl Runner {
     }
 }
 
-/// Runs the registered tests with the environment's filter and no live nodes: the whole
-/// `main` of a `harness = false` test target. See [`Runner`] to plug in a node probe.
+/// Runs the registered tests with the environment's filter, asking the port mapper which
+/// needed nodes are alive: the whole `main` of a `harness = false` test target. See
+/// [`Runner`] to plug in another node probe.
 pub fn main() -> ! {
     Runner::from_env().run()
 }

@@ -1,11 +1,10 @@
 //! Tag-gated tests (`#[nodus::test]`), run by `nodus::testing::main` (`harness = false`).
 //!
-//! Without moebi@localhost, `cargo test --test tagged` reports `needs_moebi` as ignored with
-//! its reason; `NODUS_TEST_INCLUDE=distributed` runs it (and it fails with NoConnection until
-//! the node layer lands, as the ExUnit test fails without its peer).
+//! `needs_nobody` needs a node that never runs, so `cargo test --test tagged` reports it as
+//! ignored with its reason. The real seed-004 test against moebi is in `tests/distributed.rs`.
 
 use nodus::{
-    testing::{Decision, Filter, Runner},
+    testing::{Decision, Filter, NoNodes, Runner},
     System, SystemConfig, TaskError, TaskSupervisor, TaskSupervisorConfig,
 };
 
@@ -41,16 +40,25 @@ async fn untagged_runs() -> Result<(), TaskError> {
     Ok(())
 }
 
-/// The Moebi test of the Elixir guide: needs the peer node.
-#[nodus::test(tags = ["distributed"], needs = ["moebi@localhost"])]
-async fn needs_moebi() {
-    let system = System::start(SystemConfig::named("alex@localhost").expect("a valid name"))
-        .await
-        .expect("the system starts");
-    let reply = Chat::on(&system, ("Chat.TaskSupervisor", "moebi@localhost"))
-        .receive_message("hi".into())
-        .await;
-    assert_eq!(reply.expect("moebi@localhost must be up"), "got hi");
+/// A test that needs a node that never runs: reported as ignored, with its reason. Forced
+/// (`--include-ignored`), it checks that the node is indeed absent.
+#[nodus::test(tags = ["distributed"], needs = ["nobody@localhost"])]
+async fn needs_nobody() {
+    let epmd = nodus::remote::port_mapper::PortMapperServer::bind(
+        "127.0.0.1:0".parse().expect("an address"),
+    )
+    .await
+    .expect("a port mapper")
+    .spawn();
+    let config =
+        nodus::remote::NodeConfig::sname("tagged@localhost").port_mapper(epmd.local_addr());
+    let config = config.cookie(nodus::remote::Cookie::new("tagged").expect("a cookie"));
+    let node = nodus::remote::Node::start(config).await.expect("a node");
+    assert_eq!(
+        node.ping("nobody@localhost").await,
+        nodus::remote::Ping::Pang
+    );
+    node.shutdown().await;
 }
 
 /// Tagged, needs no node: runs only when its tag is included.
@@ -66,20 +74,20 @@ fn check_plan() {
             .map(|(case, d)| (case.name(), d == Decision::Run))
             .collect()
     };
-    let none = || Runner::from_env().filter(Filter::default());
+    let none = || Runner::from_env().filter(Filter::default()).probe(NoNodes);
     assert_eq!(
         plan(none()),
         [
-            ("needs_moebi", false),
+            ("needs_nobody", false),
             ("slow_only_when_included", false),
             ("untagged_runs", true)
         ]
     );
-    let moebi_up = |node: &str| node == "moebi@localhost";
+    let moebi_up = |node: &str| node == "nobody@localhost";
     assert_eq!(
         plan(none().probe(moebi_up)),
         [
-            ("needs_moebi", true),
+            ("needs_nobody", true),
             ("slow_only_when_included", false),
             ("untagged_runs", true)
         ]
@@ -87,7 +95,7 @@ fn check_plan() {
     assert_eq!(
         plan(none().filter(Filter::default().include("slow"))),
         [
-            ("needs_moebi", false),
+            ("needs_nobody", false),
             ("slow_only_when_included", true),
             ("untagged_runs", true)
         ]
@@ -95,16 +103,16 @@ fn check_plan() {
     assert_eq!(
         plan(none().filter(Filter::default().only("distributed"))),
         [
-            ("needs_moebi", true),
+            ("needs_nobody", true),
             ("slow_only_when_included", false),
             ("untagged_runs", false)
         ]
     );
     let (case, decision) = none().plan().remove(0);
     assert_eq!(case.tags(), ["distributed"]);
-    assert_eq!(case.needs(), ["moebi@localhost"]);
+    assert_eq!(case.needs(), ["nobody@localhost"]);
     assert!(
-        matches!(&decision, Decision::Exclude(why) if why.contains("needs moebi@localhost") && why.contains("NODUS_TEST_INCLUDE=distributed")),
+        matches!(&decision, Decision::Exclude(why) if why.contains("needs nobody@localhost") && why.contains("NODUS_TEST_INCLUDE=distributed")),
         "{decision:?}"
     );
 }
