@@ -31,8 +31,10 @@ pub mod codec;
 mod destination;
 mod error;
 mod function;
+mod monitor;
 mod node_name;
 mod pid;
+pub mod proxy;
 mod registry;
 mod remote_message;
 mod supervisor;
@@ -45,8 +47,10 @@ pub use error::{
     CallError, RegistryError, SendError, SendErrorKind, SpawnError, SupervisorError, TaskError,
 };
 pub use function::{Args, CallContext, FunctionRegistry, Value};
+pub use monitor::{Down, DownReason, Monitor};
 pub use node_name::{NameMode, NodeName, NodeNameError};
 pub use pid::Pid;
+pub use proxy::RemoteProxy;
 pub use registry::Registry;
 pub use remote_message::{
     bridge_reply, reply_port, DeliverError, RemoteMessage, ReplyBridge, ReplySink, Wire,

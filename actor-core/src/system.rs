@@ -459,6 +459,81 @@ impl System {
         }
     }
 
+    /// Monitors `dest`, as `Process.monitor/1`: the returned [`Monitor`](crate::Monitor)
+    /// resolves once, with `NoProc` at once if nothing lives there, `Exited` when the actor
+    /// stops, `NoConnection` when its node cannot be reached or goes down. Dropping it
+    /// demonitors.
+    pub fn monitor(&self, dest: impl Into<Destination>) -> crate::Monitor {
+        let dest = dest.into();
+        if let Some(node) = self.remote_node(&dest) {
+            return match self.transport() {
+                Some(transport) => transport.monitor(node, dest),
+                None => crate::Monitor::down(dest, crate::DownReason::NoConnection),
+            };
+        }
+        match self.resolve(&dest) {
+            Err(_) => crate::Monitor::down(dest, crate::DownReason::NoProc),
+            Ok(cell) => {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                let watcher = tokio::spawn(async move {
+                    let _ = cell.wait(None).await;
+                    let _ = tx.send(crate::DownReason::Exited);
+                });
+                let abort = watcher.abort_handle();
+                let cancel = crate::transport::Cancel::new(move || abort.abort());
+                crate::Monitor::new(dest, rx, Some(cancel))
+            }
+        }
+    }
+
+    /// Sends `msg` to `dest` whatever it is, for proxies: a cast as [`System::cast`]; for a
+    /// call to another node, the reply goes back to the port inside `msg` (a reply not in
+    /// within `timeout` is dropped, and the caller's own call times out).
+    ///
+    /// # Errors
+    /// As [`System::cast`], without the message.
+    pub fn forward<M: Message>(
+        &self,
+        dest: &Destination,
+        msg: M,
+        timeout: Duration,
+    ) -> Result<(), SendErrorKind> {
+        let Some(node) = self.remote_node(dest) else {
+            return self.cast(dest, msg).map_err(|e| e.kind);
+        };
+        let transport = self
+            .transport()
+            .ok_or_else(|| SendErrorKind::NoConnection { node: node.clone() })?;
+        let type_name = std::any::type_name::<M>();
+        let wire = match self.inner.remote_types.encode(msg) {
+            Err(_) => return Err(SendErrorKind::NotRemotable { type_name }),
+            Ok(Err(e)) => {
+                return Err(SendErrorKind::Refused {
+                    node: self.inner.node.clone(),
+                    reason: e.to_string(),
+                })
+            }
+            Ok(Ok(wire)) => wire,
+        };
+        let message = RemoteSend {
+            target: dest.clone(),
+            type_name,
+            payload: wire.payload,
+        };
+        match wire.reply {
+            None => transport.cast(node, message),
+            Some(bridge) => {
+                let call = transport.call(node, message, timeout);
+                tokio::spawn(async move {
+                    if let Ok(bytes) = call.await {
+                        let _ = bridge.answer(&bytes);
+                    } // else the caller's port is dropped: its call ends
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Registers `M` as a message type that may cross nodes: this node encodes it for
     /// destinations on other nodes and decodes it for its own actors. Register it on every
     /// node that sends or receives it.

@@ -94,6 +94,10 @@ pub trait Transport: Send + Sync + 'static {
     /// message in order meanwhile), and drops it if `node` cannot be reached.
     fn cast(&self, node: NodeName, message: RemoteSend);
 
+    /// Monitors the actor `target` on `node` (connecting first if needed); the monitor
+    /// resolves with `NoConnection` when `node` cannot be reached or goes down.
+    fn monitor(&self, node: NodeName, target: Destination) -> crate::Monitor;
+
     /// Sends a call to `node` and waits up to `timeout` for the encoded reply.
     ///
     /// # Errors

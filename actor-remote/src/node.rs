@@ -40,6 +40,7 @@
 mod actors;
 mod config;
 mod error;
+mod monitors;
 mod tasks;
 #[cfg(test)]
 mod tests;
@@ -219,6 +220,7 @@ struct State {
     known: BTreeSet<NodeName>,
     tasks: tasks::Tasks,
     actors: actors::Actors,
+    monitors_remote: monitors::Monitors,
     stopped: bool,
 }
 
@@ -250,6 +252,18 @@ impl State {
     #[cfg(test)]
     fn actors_is_idle(&self) -> bool {
         self.actors.is_idle()
+    }
+
+    /// Whether no peer monitors any of this node's actors (for tests).
+    #[cfg(test)]
+    fn monitors_remote_is_idle(&self) -> bool {
+        self.monitors_remote.served_len() == 0
+    }
+
+    /// How many monitors peers have on this node's actors (for tests).
+    #[cfg(test)]
+    fn monitors_remote_len(&self) -> usize {
+        self.monitors_remote.served_len()
     }
 }
 
@@ -880,6 +894,10 @@ async fn run_session(
             other @ (NodeMsg::Send { .. } | NodeMsg::Reply { .. }) => {
                 actors::on_message(&inner, &peer, &handle, other)
             }
+            other
+            @ (NodeMsg::Monitor { .. } | NodeMsg::Demonitor { .. } | NodeMsg::Down { .. }) => {
+                monitors::on_message(&inner, &peer, &handle, other)
+            }
             NodeMsg::Peers(nodes) => {
                 if hidden || !inner.config.connect_all {
                     continue;
@@ -912,6 +930,7 @@ async fn run_session(
             state.peers.remove(&peer);
             state.tasks.node_down(&peer);
             state.actors.node_down(&peer);
+            state.monitors_remote.node_down(&peer);
         }
         state.monitors.remove(&peer).unwrap_or_default()
     };

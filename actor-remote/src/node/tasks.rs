@@ -146,6 +146,13 @@ impl Transport for NodeTransport {
         }
     }
 
+    fn monitor(&self, node: NodeName, target: Destination) -> actor_core::Monitor {
+        match self.0.upgrade() {
+            Some(inner) => super::monitors::monitor(&inner, node, target),
+            None => actor_core::Monitor::down(target, actor_core::DownReason::NoConnection),
+        }
+    }
+
     fn call(
         &self,
         node: NodeName,

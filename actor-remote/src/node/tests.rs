@@ -1097,4 +1097,128 @@ mod remote_actors {
         assert!(t0.elapsed() < Duration::from_secs(5));
         alex.shutdown().await;
     }
+
+    #[tokio::test]
+    async fn monitors_of_remote_actors_fire_once_with_the_reason() {
+        use actor_core::DownReason;
+        let epmd = port_mapper().await;
+        let (alex, kate, counter) = pair(&epmd).await;
+        let stopped = alex.monitor(("counter", "kate@localhost"));
+        let noproc = alex.monitor(("nobody", "kate@localhost"));
+        assert_eq!(
+            tokio::time::timeout(DEADLINE, noproc).await.unwrap().reason,
+            DownReason::NoProc
+        );
+        // Make sure the monitor is set on kate before the counter stops.
+        assert_eq!(
+            alex.call(("counter", "kate@localhost"), CounterMsg::Get, T)
+                .await,
+            Ok(0)
+        );
+        eventually("kate to watch the counter", || {
+            !kate.inner.lock().monitors_remote_is_idle()
+        })
+        .await;
+        counter.stop(None);
+        assert_eq!(
+            tokio::time::timeout(DEADLINE, stopped)
+                .await
+                .unwrap()
+                .reason,
+            DownReason::Exited
+        );
+
+        let (again, _) = kate.spawn(Some("counter"), Counter, ()).await.unwrap();
+        let by_name = alex.monitor(("counter", "kate@localhost"));
+        let by_pid = alex.monitor(kate.pid_of(&again.get_cell()));
+        eventually("kate to watch both", || {
+            kate.inner.lock().monitors_remote_len() == 2
+        })
+        .await;
+        kate.shutdown().await;
+        for m in [by_name, by_pid] {
+            assert_eq!(
+                tokio::time::timeout(DEADLINE, m).await.unwrap().reason,
+                DownReason::NoConnection,
+                "every monitor of the node's actors"
+            );
+        }
+        let ghost = alex.monitor(("counter", "ghost@localhost"));
+        assert_eq!(
+            tokio::time::timeout(DEADLINE, ghost).await.unwrap().reason,
+            DownReason::NoConnection
+        );
+        alex.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_proxy_is_an_ordinary_actor_ref_and_a_supervisor_restarts_it_when_the_remote_exits() {
+        use actor_core::{RemoteProxy, Restart, Supervisor, SupervisorSpec};
+        let epmd = port_mapper().await;
+        let alex = node("alex@localhost", &epmd).await;
+        let kate = node("kate@localhost", &epmd).await;
+        alex.register_remote_message::<CounterMsg>();
+        kate.register_remote_message::<CounterMsg>();
+        // On kate, the counter is supervised: a crash restarts it under the same name.
+        let kate_sup = SupervisorSpec::default().child(
+            actor_core::ChildSpec::from_fn(
+                "counter",
+                |_system: actor_core::System, sup| async move {
+                    let (counter, _) =
+                        Actor::spawn_linked(None, Counter, (), sup)
+                            .await
+                            .map_err(|e| actor_core::SpawnError::StartFailed {
+                                what: "counter".into(),
+                                reason: e.to_string(),
+                            })?;
+                    Ok::<_, actor_core::SpawnError>(counter.get_cell())
+                },
+            )
+            .name("counter"),
+        );
+        Supervisor::start(&kate, None, kate_sup).await.unwrap();
+
+        // On alex, a supervised proxy for it, registered locally as "kate.counter".
+        let spec = SupervisorSpec::default().child(
+            RemoteProxy::<CounterMsg>::child_spec("proxy", ("counter", "kate@localhost"))
+                .restart(Restart::Transient)
+                .name("kate.counter"),
+        );
+        Supervisor::start(&alex, None, spec).await.unwrap();
+        let proxy: ActorRef<CounterMsg> = alex.whereis("kate.counter").unwrap();
+        proxy.cast(CounterMsg::Add(3)).unwrap();
+        let got = proxy.call(CounterMsg::Get, Some(T)).await.unwrap();
+        assert!(
+            matches!(got, actor_core::ractor::rpc::CallResult::Success(3)),
+            "{got:?}"
+        );
+
+        // The remote counter stops: the proxy exits ("exited"), the supervisor restarts it.
+        let old = proxy.get_id();
+        kate.whereis::<CounterMsg>("counter")
+            .unwrap()
+            .stop(Some("crash".into()));
+        eventually("the proxy to be restarted", || {
+            alex.whereis::<CounterMsg>("kate.counter")
+                .is_some_and(|p| p.get_id() != old)
+        })
+        .await;
+        let fresh: ActorRef<CounterMsg> = alex.whereis("kate.counter").unwrap();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            // The new proxy reaches kate's restarted counter (fresh state).
+            if let Ok(actor_core::ractor::rpc::CallResult::Success(n)) =
+                fresh.call(CounterMsg::Get, Some(T)).await
+            {
+                assert_eq!(n, 0);
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the restarted proxy never reached the counter"
+            );
+        }
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
 }

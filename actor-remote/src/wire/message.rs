@@ -193,6 +193,34 @@ pub enum NodeMsg {
         /// The encoded reply, or why there is none.
         result: Result<Vec<u8>, WireSendError>,
     },
+    /// Monitor an actor of the receiver; answered once with [`NodeMsg::Down`].
+    Monitor {
+        /// The sender's number for this monitor.
+        id: u64,
+        /// The actor.
+        target: Target,
+    },
+    /// Remove a monitor.
+    Demonitor {
+        /// The monitor.
+        id: u64,
+    },
+    /// A monitored actor is down.
+    Down {
+        /// The monitor.
+        id: u64,
+        /// Why.
+        reason: WireDownReason,
+    },
+}
+
+/// Why a monitored actor is down, on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireDownReason {
+    /// It stopped.
+    Exited,
+    /// Nothing lived there.
+    NoProc,
 }
 
 /// Why a [`NodeMsg::Send`] call has no reply.
