@@ -3,7 +3,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock, Weak},
+    sync::{Arc, OnceLock, PoisonError, RwLock, Weak},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -13,9 +13,9 @@ use ractor::{
 };
 
 use crate::{
-    supervisor::SupervisorArgs, transport::Transport, CallError, ChildSpec, Destination,
-    FunctionRegistry, NodeName, NodeNameError, Pid, Registry, SendError, SendErrorKind, SpawnError,
-    Supervisor, SupervisorError, SupervisorMsg, SupervisorSpec,
+    io::Output, supervisor::SupervisorArgs, transport::Transport, CallError, ChildSpec,
+    Destination, FunctionRegistry, NodeName, NodeNameError, Pid, Registry, SendError,
+    SendErrorKind, SpawnError, Supervisor, SupervisorError, SupervisorMsg, SupervisorSpec,
 };
 
 /// The default timeout of calls and task awaits: 5 s, as `GenServer.call` and `Task.await`.
@@ -63,6 +63,7 @@ pub(crate) struct Inner {
     root: OnceLock<ActorRef<SupervisorMsg>>,
     transport: OnceLock<Arc<dyn Transport>>,
     span: tracing::Span,
+    output: RwLock<Output>,
 }
 
 impl Drop for Inner {
@@ -154,6 +155,7 @@ impl System {
             root: OnceLock::new(),
             transport: OnceLock::new(),
             span,
+            output: RwLock::new(Output::stdout()),
         });
         let args = SupervisorArgs::new(
             WeakSystem(Arc::downgrade(&inner)),
@@ -233,6 +235,26 @@ impl System {
     /// The node's distribution, if it has one.
     pub fn transport(&self) -> Option<&Arc<dyn Transport>> {
         self.inner.transport.get()
+    }
+
+    /// The node's output, where its tasks print (see [`io`](crate::io)): stdout unless
+    /// [`System::set_output`] changed it.
+    pub fn output(&self) -> Output {
+        self.inner
+            .output
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends the node's output to `output` (a capture in tests). Tasks started from now on
+    /// print there; running ones keep the group leader they started with.
+    pub fn set_output(&self, output: Output) {
+        *self
+            .inner
+            .output
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = output;
     }
 
     /// The node `dest` names, when that is another node.
