@@ -865,7 +865,9 @@ async fn run_session(
             other @ (NodeMsg::SpawnTask { .. }
             | NodeMsg::TaskStarted { .. }
             | NodeMsg::TaskResult { .. }
-            | NodeMsg::KillTask { .. }) => tasks::on_message(&inner, &peer, &handle, other).await,
+            | NodeMsg::KillTask { .. }
+            | NodeMsg::SpawnPlain { .. }
+            | NodeMsg::Output { .. }) => tasks::on_message(&inner, &peer, &handle, other).await,
             NodeMsg::Peers(nodes) => {
                 if hidden || !inner.config.connect_all {
                     continue;
