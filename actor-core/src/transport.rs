@@ -1,4 +1,4 @@
-//! The seam between a node's [`System`](crate::System) and its distribution.
+//! The seam between a node's [`System`] and its distribution.
 //!
 //! `actor-core` has no sockets. A distributed node (`actor-remote`'s `Node`) installs a
 //! [`Transport`] with [`System::set_transport`](crate::System::set_transport); from then on,
@@ -85,7 +85,7 @@ pub struct RemoteTask {
     pub cancel: Cancel,
 }
 
-/// A node's distribution, as seen by its [`System`](crate::System).
+/// A node's distribution, as seen by its [`System`].
 pub trait Transport: Send + Sync + 'static {
     /// Starts a task on `node` (connecting to it first if needed).
     ///
