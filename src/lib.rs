@@ -11,6 +11,9 @@
 //!   [`Registry`], [`FunctionRegistry`] and root [`Supervisor`].
 //! - [`remote`] (`actor-remote`): everything that crosses a node boundary.
 //! - [`macros`] (`actor-macros`): derive and attribute macros.
+//! - [`io`] and [`puts!`]: what a task prints goes to its *group leader*: the node of its
+//!   `TaskSupervisor`, or the caller's node for a plain remote spawn
+//!   (`nodus::remote::Node::spawn_on`).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -30,6 +33,10 @@
 //! ```
 
 pub use actor_core as core;
+pub use actor_core::io;
+/// Output macros that write to the current task's group leader (see [`io`]). `print!` is
+/// named as std's on purpose: call it by path, `nodus::print!(..)`; neither is in the prelude.
+pub use actor_core::{print, puts};
 pub use actor_macros as macros;
 pub use actor_remote as remote;
 

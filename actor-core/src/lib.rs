@@ -10,6 +10,8 @@
 //! - [`Destination`]: a name, `(name, node)` or [`Pid`], taken by [`System::cast`],
 //!   [`System::call`] and the task functions.
 //! - [`codec`]: the one place values are serialized.
+//! - [`io`]: each node's [`io::Output`] and the group leader of a task, where [`puts!`] and
+//!   [`print!`] write.
 //!
 //! Actors are plain [`ractor::Actor`]s; nodus spawns them unnamed and keeps their names in
 //! the node's registry, never in ractor's process-global one.
@@ -32,6 +34,7 @@ mod destination;
 mod error;
 mod function;
 mod monitor;
+pub mod io;
 mod node_name;
 mod pid;
 pub mod proxy;

@@ -3,7 +3,7 @@
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock, Weak},
+    sync::{Arc, OnceLock, PoisonError, RwLock, Weak},
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -13,6 +13,7 @@ use ractor::{
 };
 
 use crate::{
+    io::Output,
     remote_message::{DeliverError, RemoteTypes},
     supervisor::SupervisorArgs,
     transport::{RemoteSend, Transport},
@@ -67,6 +68,7 @@ pub(crate) struct Inner {
     transport: OnceLock<Arc<dyn Transport>>,
     remote_types: RemoteTypes,
     span: tracing::Span,
+    output: RwLock<Output>,
 }
 
 impl Drop for Inner {
@@ -159,6 +161,7 @@ impl System {
             transport: OnceLock::new(),
             remote_types: RemoteTypes::default(),
             span,
+            output: RwLock::new(Output::stdout()),
         });
         let args = SupervisorArgs::new(
             WeakSystem(Arc::downgrade(&inner)),
@@ -238,6 +241,26 @@ impl System {
     /// The node's distribution, if it has one.
     pub fn transport(&self) -> Option<&Arc<dyn Transport>> {
         self.inner.transport.get()
+    }
+
+    /// The node's output, where its tasks print (see [`io`](crate::io)): stdout unless
+    /// [`System::set_output`] changed it.
+    pub fn output(&self) -> Output {
+        self.inner
+            .output
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Sends the node's output to `output` (a capture in tests). Tasks started from now on
+    /// print there; running ones keep the group leader they started with.
+    pub fn set_output(&self, output: Output) {
+        *self
+            .inner
+            .output
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = output;
     }
 
     /// The node `dest` names, when that is another node.

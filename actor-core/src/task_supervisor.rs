@@ -19,6 +19,10 @@
 //! a panic reaches the caller as [`TaskError::Panicked`] and is logged by the supervisor's
 //! node; an await past its timeout is [`TaskError::Timeout`].
 //!
+//! Every task runs with its supervisor's node output as its group leader: what it prints
+//! with [`puts!`](crate::puts) appears on the supervisor's node, wherever the caller is
+//! (see [`io`](crate::io)).
+//!
 //! Past `max_children` running tasks, starting another is [`TaskError::MaxChildren`].
 //! Restarted children (`start_child` with a [`Restart`] other than `Temporary`) count
 //! against the supervisor's restart intensity (default 3 in 5 s); past it the supervisor
@@ -195,7 +199,7 @@ impl Drop for ExitGuard {
     }
 }
 
-fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     match payload.downcast::<String>() {
         Ok(s) => *s,
         Err(payload) => match payload.downcast::<&'static str>() {
@@ -279,6 +283,12 @@ impl TaskSupervisorState {
         };
         let span =
             tracing::debug_span!(parent: &self.span, "task", supervisor = %self.name, task = id);
+        // The group leader of every task is its supervisor's node output (reference/beam.md §2).
+        let leader = self
+            .system
+            .upgrade()
+            .map_or_else(crate::io::Output::stdout, |system| system.output());
+        let future = crate::io::with_group_leader(leader, future);
         let handle = tokio::spawn(
             async move {
                 match std::panic::AssertUnwindSafe(future).catch_unwind().await {

@@ -1,4 +1,4 @@
-//! The seam between a node's [`System`](crate::System) and its distribution.
+//! The seam between a node's [`System`] and its distribution.
 //!
 //! `actor-core` has no sockets. A distributed node (`actor-remote`'s `Node`) installs a
 //! [`Transport`] with [`System::set_transport`](crate::System::set_transport); from then on,
@@ -6,14 +6,22 @@
 //! `NoConnection`.
 //!
 //! The serving side uses [`TaskSupervisor::start_for_peer`](crate::TaskSupervisor::start_for_peer)
-//! to run what a peer asked for under a local task supervisor.
+//! to run what a peer asked for under a local task supervisor, and [`spawn_plain`] for a plain
+//! spawn (`Node.spawn/4`), which runs under no supervisor with the group leader the caller
+//! gives.
 
 use std::{fmt, sync::Arc};
 
-use futures::future::BoxFuture;
+use futures::{future::BoxFuture, FutureExt};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 
-use crate::{function::Value, Destination, NodeName, Restart, TaskError, TaskId};
+use crate::{
+    function::{Args, Value},
+    io::{self, Output},
+    task_supervisor::panic_message,
+    Destination, NodeName, Restart, System, TaskError, TaskId,
+};
 
 /// What kind of task a peer asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,7 +96,7 @@ pub struct RemoteSend {
     pub payload: Vec<u8>,
 }
 
-/// A node's distribution, as seen by its [`System`](crate::System).
+/// A node's distribution, as seen by its [`System`].
 pub trait Transport: Send + Sync + 'static {
     /// Sends a cast to `node`, as Erlang's `send`: connects first if needed (queueing the
     /// message in order meanwhile), and drops it if `node` cannot be reached.
@@ -121,4 +129,38 @@ pub trait Transport: Send + Sync + 'static {
         node: NodeName,
         request: RemoteTaskRequest,
     ) -> BoxFuture<'static, Result<RemoteTask, TaskError>>;
+}
+
+/// Runs `module.function(args)` on `system`'s node as a plain tokio task: under no
+/// supervisor, fire and forget, with `group_leader` as its group leader. The serving half of
+/// a plain spawn (`Node.spawn/4`); a transport passes a forwarder to the caller's node as the
+/// group leader. A panic is logged in the node's span; the result is dropped.
+///
+/// Call it inside a tokio runtime (it uses `tokio::spawn`).
+///
+/// # Errors
+/// [`TaskError::Undefined`] for an unknown function, [`TaskError::BadArgs`] for arguments
+/// that do not decode; nothing runs then.
+pub fn spawn_plain(
+    system: &System,
+    module: &str,
+    function: &str,
+    args: Args,
+    group_leader: Output,
+) -> Result<(), TaskError> {
+    let future = system
+        .functions()
+        .prepare(system.downgrade(), module, function, args)?;
+    let span = tracing::debug_span!(parent: system.span(), "process", module, function);
+    let what = format!("{module}.{function}");
+    let run = std::panic::AssertUnwindSafe(future)
+        .catch_unwind()
+        .map(move |outcome| {
+            if let Err(payload) = outcome {
+                let message = panic_message(payload);
+                tracing::error!("process {what} terminating: panicked: {message}");
+            }
+        });
+    tokio::spawn(io::with_group_leader(group_leader, run).instrument(span));
+    Ok(())
 }

@@ -890,7 +890,9 @@ async fn run_session(
             other @ (NodeMsg::SpawnTask { .. }
             | NodeMsg::TaskStarted { .. }
             | NodeMsg::TaskResult { .. }
-            | NodeMsg::KillTask { .. }) => tasks::on_message(&inner, &peer, &handle, other).await,
+            | NodeMsg::KillTask { .. }
+            | NodeMsg::SpawnPlain { .. }
+            | NodeMsg::Output { .. }) => tasks::on_message(&inner, &peer, &handle, other).await,
             other @ (NodeMsg::Send { .. } | NodeMsg::Reply { .. }) => {
                 actors::on_message(&inner, &peer, &handle, other)
             }

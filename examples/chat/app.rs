@@ -2,7 +2,8 @@
 //!
 //! Every node runs a `Chat.TaskSupervisor` and registers the `Chat` functions. Sending a
 //! message runs `Chat.receive_message` on the recipient, under the recipient's supervisor,
-//! so it prints there. Messages to moebi run `Chat.receive_message_for_moebi` instead, which
+//! so it prints there (`nodus::puts!` writes to the task's group leader, the recipient's
+//! node output). Messages to moebi run `Chat.receive_message_for_moebi` instead, which
 //! prints the message on moebi and answers `chicken?` back to the sender.
 //!
 //! Shared by `examples/chat/main.rs` and the tests (`tests/it/chat.rs`).
@@ -114,6 +115,8 @@ impl Chat {
 }
 
 fn receive_message(received: &mpsc::UnboundedSender<String>, message: String) {
-    println!("{message}");
+    // To the task's group leader: the output of the node whose supervisor runs it, the
+    // recipient's (stdout unless `System::set_output` changed it).
+    nodus::puts!("{message}");
     let _ = received.send(message);
 }

@@ -41,6 +41,12 @@ async fn moebi_answers_chicken_to_whoever_writes_to_it() {
     let (_kate_chat, mut kate_inbox) = app::Chat::start(&kate, app::remote_supervisor())
         .await
         .unwrap();
+    let capture = |node: &Node| {
+        let (output, captured) = nodus::io::Output::capture();
+        node.set_output(output);
+        captured
+    };
+    let (alex_out, moebi_out, kate_out) = (capture(&alex), capture(&moebi), capture(&kate));
 
     // send_message(:moebi@localhost, "hi") == :ok; moebi prints "hi", alex prints "chicken?".
     assert_eq!(alex_chat.send_message(app::MOEBI, "hi").await, Ok(()));
@@ -53,6 +59,10 @@ async fn moebi_answers_chicken_to_whoever_writes_to_it() {
         Ok(())
     );
     assert_eq!(recv(&mut kate_inbox).await, "hello kate");
+    // Each message was printed by the node that received it (its group leader).
+    assert_eq!(moebi_out.lines(), ["hi"]);
+    assert_eq!(alex_out.lines(), ["chicken?"]);
+    assert_eq!(kate_out.lines(), ["hello kate"]);
 
     // A node that is not there: the call fails cleanly, as `no connection to ghost@localhost`.
     let err = alex_chat

@@ -1222,3 +1222,172 @@ mod remote_actors {
         kate.shutdown().await;
     }
 }
+
+mod group_leader {
+    use actor_core::{
+        io::{Captured, Output},
+        puts, TaskError, TaskSupervisor, TaskSupervisorConfig,
+    };
+
+    use super::*;
+
+    const SUP: &str = "Chat.TaskSupervisor";
+
+    /// A node with a captured output, a task supervisor, and `IO.say(text)` that prints it.
+    async fn io_node(name: &str, epmd: &PortMapperServerHandle) -> (Node, Captured) {
+        let node = node(name, epmd).await;
+        let (output, captured) = Output::capture();
+        node.set_output(output);
+        TaskSupervisor::start(&node, TaskSupervisorConfig::new(SUP))
+            .await
+            .unwrap();
+        node.functions()
+            .register("IO", "say", |(text,): (String,)| async move {
+                puts!("{text}");
+            });
+        node.functions()
+            .register("IO", "write", |(a, b): (String, String)| async move {
+                actor_core::print!("{a}");
+                actor_core::print!("{b}\n");
+            });
+        (node, captured)
+    }
+
+    async fn line_arrives(captured: &Captured, line: &str) {
+        eventually(line, || captured.lines().iter().any(|l| l == line)).await;
+    }
+
+    #[tokio::test]
+    async fn a_task_under_the_remote_supervisor_prints_on_the_remote_node() {
+        let epmd = port_mapper().await;
+        let (alex, alex_out) = io_node("alex@localhost", &epmd).await;
+        let (kate, kate_out) = io_node("kate@localhost", &epmd).await;
+        TaskSupervisor::async_on::<_, ()>(&alex, (SUP, "kate@localhost"), "IO", "say", ("hi",))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        // `puts!` ran inside the task, before its result was sent.
+        assert_eq!(kate_out.lines(), ["hi"], "printed on kate, the remote node");
+        // A fire-and-forget child too.
+        TaskSupervisor::start_child_on(
+            &alex,
+            (SUP, "kate@localhost"),
+            "IO",
+            "say",
+            ("child",),
+            actor_core::Restart::Temporary,
+        )
+        .await
+        .unwrap();
+        line_arrives(&kate_out, "child").await;
+        // Nothing came back to alex: a marker printed later on kate for alex (a plain spawn)
+        // comes over the same ordered session, and arrives alone.
+        alex.spawn_on(kate.name(), "IO", "say", ("marker",))
+            .await
+            .unwrap();
+        line_arrives(&alex_out, "marker").await;
+        assert_eq!(
+            alex_out.lines(),
+            ["marker"],
+            "nothing printed on alex, the caller"
+        );
+        assert_eq!(kate_out.lines(), ["hi", "child"]);
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_plain_remote_spawn_prints_on_the_callers_node() {
+        let epmd = port_mapper().await;
+        let (alex, alex_out) = io_node("alex@localhost", &epmd).await;
+        let (kate, kate_out) = io_node("kate@localhost", &epmd).await;
+        // Not connected yet: the spawn connects implicitly.
+        alex.spawn_on(kate.name(), "IO", "say", ("from kate",))
+            .await
+            .unwrap();
+        alex.spawn_on(kate.name(), "IO", "write", ("a", "b"))
+            .await
+            .unwrap();
+        line_arrives(&alex_out, "from kate").await;
+        line_arrives(&alex_out, "ab").await;
+        assert_eq!(alex_out.lines(), ["from kate", "ab"]);
+        assert!(kate_out.text().is_empty(), "nothing printed on kate");
+
+        // Spawned from a task under alex's supervisor: still alex's output.
+        let me = alex.clone();
+        TaskSupervisor::whereis(&alex, SUP)
+            .unwrap()
+            .async_fn(move || async move {
+                me.spawn_on(&n("kate@localhost"), "IO", "say", ("nested",))
+                    .await
+            })
+            .await
+            .unwrap()
+            .await
+            .unwrap()
+            .unwrap();
+        line_arrives(&alex_out, "nested").await;
+        assert!(kate_out.text().is_empty(), "nothing printed on kate");
+
+        // Typed errors: an unknown function, undecodable arguments, an unreachable node.
+        let err = alex
+            .spawn_on(kate.name(), "IO", "nope", ())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TaskError::Undefined { .. }), "{err:?}");
+        let err = alex
+            .spawn_on(kate.name(), "IO", "say", 42u64)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, TaskError::BadArgs { .. }), "{err:?}");
+        let err = tokio::time::timeout(
+            DEADLINE,
+            alex.spawn_on(&n("ghost@localhost"), "IO", "say", ("boo",)),
+        )
+        .await
+        .expect("at once")
+        .unwrap_err();
+        assert_eq!(
+            err,
+            TaskError::NoConnection {
+                node: n("ghost@localhost")
+            }
+        );
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_local_task_prints_on_its_node_and_outside_a_task_puts_goes_to_stdout() {
+        let epmd = port_mapper().await;
+        let (alex, alex_out) = io_node("alex@localhost", &epmd).await;
+        let tasks = TaskSupervisor::whereis(&alex, SUP).unwrap();
+        tasks
+            .async_fn(|| async { puts!("a local future") })
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        TaskSupervisor::async_on::<_, ()>(&alex, SUP, "IO", "say", ("by name",))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert_eq!(alex_out.lines(), ["a local future", "by name"]);
+        // A plain spawn on this node itself inherits the caller's group leader.
+        let (other, other_out) = Output::capture();
+        actor_core::io::with_group_leader(
+            other,
+            alex.spawn_on(alex.name(), "IO", "say", ("inherited",)),
+        )
+        .await
+        .unwrap();
+        line_arrives(&other_out, "inherited").await;
+        assert_eq!(alex_out.lines(), ["a local future", "by name"]);
+        // Not in a task with a group leader: stdout, and no panic.
+        assert!(actor_core::io::group_leader().is_none());
+        puts!("group_leader test: outside any task, to stdout");
+        alex.shutdown().await;
+    }
+}

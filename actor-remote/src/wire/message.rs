@@ -212,6 +212,25 @@ pub enum NodeMsg {
         /// Why.
         reason: WireDownReason,
     },
+    /// Run `module.function(args)` on the receiver as a plain process (`Node.spawn/4`): under
+    /// no supervisor, fire and forget, with the sender as its group leader (what it prints
+    /// comes back as [`NodeMsg::Output`]). Answered with [`NodeMsg::TaskStarted`].
+    SpawnPlain {
+        /// The caller's number for this request; the answer carries it back.
+        req: u64,
+        /// The module name.
+        module: String,
+        /// The function name.
+        function: String,
+        /// The arguments, encoded by the codec.
+        args: Vec<u8>,
+    },
+    /// Text printed by a process whose group leader is on the receiver (a plain spawn the
+    /// receiver asked for); the receiver writes it to its output.
+    Output {
+        /// The text, line ends included.
+        text: String,
+    },
 }
 
 /// Why a monitored actor is down, on the wire.
