@@ -1099,6 +1099,51 @@ mod remote_actors {
     }
 
     #[tokio::test]
+    async fn after_a_disconnect_the_next_send_reconnects() {
+        let epmd = port_mapper().await;
+        let (alex, kate, _counter) = pair(&epmd).await;
+        let dest = ("counter", "kate@localhost");
+        alex.cast(dest, CounterMsg::Add(1)).unwrap();
+        assert_eq!(alex.call(dest, CounterMsg::Get, T).await, Ok(1));
+        let mut events = alex.events();
+        assert!(alex.disconnect(&n("kate@localhost")));
+        let down = tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(
+                down,
+                NodeEvent::NodeDown {
+                    reason: NodeDownReason::Disconnect,
+                    ..
+                }
+            ),
+            "{down:?}"
+        );
+        assert!(alex.list().is_empty());
+        alex.cast(dest, CounterMsg::Add(1)).unwrap(); // reconnects, as the BEAM's send does
+        let up = tokio::time::timeout(DEADLINE, events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            up,
+            NodeEvent::NodeUp {
+                node: n("kate@localhost"),
+                hidden: false
+            }
+        );
+        assert_eq!(
+            alex.call(dest, CounterMsg::Get, T).await,
+            Ok(2),
+            "the cast was delivered"
+        );
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn monitors_of_remote_actors_fire_once_with_the_reason() {
         use actor_core::DownReason;
         let epmd = port_mapper().await;
