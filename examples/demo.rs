@@ -123,8 +123,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let n = system.call("counter", CounterMsg::Get, T).await?;
     println!("counter crashed; supervisor restarted it as {after}, which holds {n}");
 
-    // 2. Functions by name, run under the task supervisor. The destination may also be a
-    //    (name, node) pair; running it on another node is the next step of the roadmap.
+    // 2. Functions by name, run under a task supervisor: here, and on another node.
     system
         .functions()
         .register("Demo", "shout", |(text,): (String,)| async move {
@@ -151,6 +150,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let undefined =
         TaskSupervisor::async_on::<_, ()>(system, sup_name, "Demo", "missing", ()).await;
     println!("Demo.missing() -> {}", describe(undefined.map(|_| ())));
+
+    // The headline: the same call with (supervisor, node) runs on kate, under kate's own
+    // supervisor, and the reply comes back here.
+    TaskSupervisor::start(&kate, TaskSupervisorConfig::new(sup_name)).await?;
+    let kate_name = kate.name().to_string();
+    kate.functions()
+        .register("Demo", "shout", move |(text,): (String,)| {
+            let me = kate_name.clone();
+            async move { format!("{} (shouted on {me})", text.to_uppercase()) }
+        });
+    let remote: String = TaskSupervisor::async_on(
+        system,
+        (sup_name, "kate@localhost"),
+        "Demo",
+        "shout",
+        ("hi kate",),
+    )
+    .await?
+    .await?;
+    println!("on kate@localhost: Demo.shout(\"hi kate\") = {remote:?}");
+    let ghost = TaskSupervisor::async_on::<_, String>(
+        system,
+        (sup_name, "ghost@localhost"),
+        "Demo",
+        "shout",
+        ("hi",),
+    )
+    .await;
+    println!("on ghost@localhost -> {}", describe(ghost.map(|_| ())));
 
     // 3. A node goes down: everyone monitoring it hears once, with the reason.
     let watch = kate.monitor_node(moebi.name()).await;
