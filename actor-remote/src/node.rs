@@ -248,6 +248,11 @@ impl Drop for Inner {
 }
 
 impl State {
+    /// The session handle of a connected peer.
+    fn handle_of(&self, node: &NodeName) -> Option<SessionHandle<NodeMsg>> {
+        self.peers.get(node).map(|p| p.handle.clone())
+    }
+
     /// Whether no call to another node's actor is waiting for its reply (for tests).
     #[cfg(test)]
     fn actors_is_idle(&self) -> bool {
@@ -487,7 +492,7 @@ impl Node {
         let (tx, rx) = oneshot::channel();
         let handle = {
             let mut state = self.inner.lock();
-            let handle = state.peers.get(node).map(|p| p.handle.clone());
+            let handle = state.handle_of(node);
             if handle.is_some() {
                 state.pings.insert(id, tx);
             }

@@ -74,7 +74,8 @@ pub(super) fn target_of(dest: &Destination) -> Target {
     }
 }
 
-fn destination(inner: &Inner, target: Target) -> Destination {
+/// The local destination a peer's `Target` names on this node.
+pub(super) fn destination(inner: &Inner, target: Target) -> Destination {
     match target {
         Target::Name(name) => Destination::Name(name.into()),
         Target::Pid { creation, id } => {
@@ -138,11 +139,7 @@ pub(super) async fn call(
     let (tx, rx) = oneshot::channel();
     let handle = {
         let mut state = inner.lock();
-        let handle = state
-            .peers
-            .get(&node)
-            .map(|p| p.handle.clone())
-            .ok_or_else(no_connection)?;
+        let handle = state.handle_of(&node).ok_or_else(no_connection)?;
         state.actors.calls.insert(
             id,
             PendingCall {

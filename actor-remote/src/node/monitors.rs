@@ -8,7 +8,7 @@ use tokio::{sync::oneshot, task::AbortHandle};
 use super::{actors::target_of, connect, Inner};
 use crate::{
     transport::SessionHandle,
-    wire::message::{NodeMsg, Target, WireDownReason},
+    wire::message::{NodeMsg, WireDownReason},
 };
 
 /// Monitors this node set on peers' actors, and those peers set on ours.
@@ -64,7 +64,7 @@ pub(super) fn monitor(inner: &Arc<Inner>, node: NodeName, dest: Destination) -> 
                 return;
             }
             let mut state = inner.lock();
-            match state.peers.get(&node).map(|p| p.handle.clone()) {
+            match state.handle_of(&node) {
                 None => {
                     let _ = tx.send(DownReason::NoConnection);
                 }
@@ -99,12 +99,7 @@ pub(super) fn on_message(
 ) {
     match msg {
         NodeMsg::Monitor { id, target } => {
-            let dest = match target {
-                Target::Name(name) => Destination::Name(name.into()),
-                Target::Pid { creation, id } => {
-                    Destination::Pid(actor_core::Pid::new(inner.name.clone(), creation, id))
-                }
-            };
+            let dest = super::actors::destination(inner, target);
             let Ok(cell) = inner.system.resolve(&dest) else {
                 let _ = handle.send(&NodeMsg::Down {
                     id,

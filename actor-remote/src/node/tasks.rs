@@ -10,7 +10,7 @@ use actor_core::{
     codec,
     io::{self, Output},
     transport::{spawn_plain, Cancel, RemoteTask, RemoteTaskRequest, TaskKind, Transport},
-    Args, Destination, NodeName, Pid, Restart, TaskError, TaskSupervisor, Value,
+    Args, Destination, NodeName, Restart, TaskError, TaskSupervisor, Value,
 };
 use futures::{future::BoxFuture, FutureExt};
 use tokio::{sync::oneshot, task::AbortHandle};
@@ -19,7 +19,7 @@ use tracing::Instrument;
 use super::{connect, Inner, Node};
 use crate::{
     transport::SessionHandle,
-    wire::message::{NodeMsg, Target, WireRestart, WireTaskError, WireTaskKind},
+    wire::message::{NodeMsg, WireRestart, WireTaskError, WireTaskKind},
 };
 
 /// A task this node asked a peer for, waiting for its answers.
@@ -198,11 +198,7 @@ impl Transport for NodeTransport {
             };
             let handle = {
                 let mut state = inner.lock();
-                let handle = state
-                    .peers
-                    .get(&node)
-                    .map(|p| p.handle.clone())
-                    .ok_or_else(no_connection)?;
+                let handle = state.handle_of(&node).ok_or_else(no_connection)?;
                 state.tasks.outgoing.insert(
                     req,
                     Outgoing {
@@ -238,7 +234,7 @@ impl Transport for NodeTransport {
                     let handle = {
                         let mut state = inner.lock();
                         state.tasks.outgoing.remove(&req);
-                        state.peers.get(&node).map(|p| p.handle.clone())
+                        state.handle_of(&node)
                     };
                     if let Some(handle) = handle {
                         let _ = handle.send(&NodeMsg::KillTask { req });
@@ -271,12 +267,7 @@ pub(super) async fn on_message(
             args,
             kind,
         } => {
-            let dest = match supervisor {
-                Target::Name(name) => Destination::Name(name.into()),
-                Target::Pid { creation, id } => {
-                    Destination::Pid(Pid::new(inner.name.clone(), creation, id))
-                }
-            };
+            let dest = super::actors::destination(inner, supervisor);
             let kind = from_wire_kind(kind);
             match TaskSupervisor::start_for_peer(
                 &inner.system,
