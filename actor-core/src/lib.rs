@@ -64,7 +64,8 @@ pub use supervisor::{
 };
 pub use system::{System, SystemConfig, WeakSystem, DEFAULT_TIMEOUT};
 pub use task_supervisor::{
-    PeerTask, Task, TaskId, TaskSupervisor, TaskSupervisorConfig, TaskSupervisorMsg,
+    OnTimeout, PeerTask, StreamOptions, Task, TaskId, TaskSupervisor, TaskSupervisorConfig,
+    TaskSupervisorMsg,
 };
 
 /// The actor runtime nodus builds on, re-exported so users name the same version.

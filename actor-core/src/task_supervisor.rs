@@ -543,21 +543,24 @@ fn call_job<A: Serialize + Send + 'static>(
     })
 }
 
-async fn start_remote<A: Serialize>(
+fn encode_args<A: Serialize>(args: &A) -> Result<Vec<u8>, TaskError> {
+    codec::encode(args).map_err(|e| TaskError::BadArgs {
+        reason: e.to_string(),
+    })
+}
+
+async fn start_remote(
     system: &System,
     node: NodeName,
     supervisor: Destination,
     module: &str,
     function: &str,
-    args: &A,
+    args: Vec<u8>,
     kind: TaskKind,
 ) -> Result<RemoteTask, TaskError> {
     let transport = system
         .transport()
         .ok_or_else(|| TaskError::NoConnection { node: node.clone() })?;
-    let args = codec::encode(args).map_err(|e| TaskError::BadArgs {
-        reason: e.to_string(),
-    })?;
     let request = RemoteTaskRequest {
         supervisor,
         module: module.to_string(),
@@ -566,6 +569,42 @@ async fn start_remote<A: Serialize>(
         kind,
     };
     transport.start_task(node, request).await
+}
+
+/// What [`TaskSupervisor::async_stream_on`] does when a task runs past its timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnTimeout {
+    /// Yield [`TaskError::Timeout`] and end the stream (Elixir's `:exit`); the other tasks
+    /// in flight are stopped.
+    #[default]
+    Exit,
+    /// Stop that task, yield [`TaskError::Timeout`] for it, and go on (`:kill_task`).
+    KillTask,
+}
+
+/// Options of [`TaskSupervisor::async_stream_on`], with Elixir's defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamOptions {
+    /// Tasks in flight at once (default: this machine's parallelism, as
+    /// `System.schedulers_online()`).
+    pub max_concurrency: usize,
+    /// Results in input order (default) or as they finish.
+    pub ordered: bool,
+    /// Each task's timeout (default 5 s).
+    pub timeout: Duration,
+    /// What a timeout does (default [`OnTimeout::Exit`]).
+    pub on_timeout: OnTimeout,
+}
+
+impl Default for StreamOptions {
+    fn default() -> Self {
+        Self {
+            max_concurrency: std::thread::available_parallelism().map_or(1, usize::from),
+            ordered: true,
+            timeout: crate::DEFAULT_TIMEOUT,
+            on_timeout: OnTimeout::Exit,
+        }
+    }
 }
 
 /// A task started for a peer by [`TaskSupervisor::start_for_peer`].
@@ -727,6 +766,83 @@ impl TaskSupervisor {
             .id)
     }
 
+    /// Runs `module.function(item)` for every item of `inputs` under the task supervisor
+    /// `dest` (here or on another node), at most `options.max_concurrency` at a time, as
+    /// `Task.Supervisor.async_stream/6`. The stream yields each task's result, in input order
+    /// unless `options.ordered` is false.
+    ///
+    /// The tasks are linked to the stream: dropping it stops those in flight. A task that
+    /// fails yields its error and the stream goes on; one past `options.timeout` yields
+    /// [`TaskError::Timeout`] and then ends the stream, or only stops that task with
+    /// [`OnTimeout::KillTask`].
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use futures::StreamExt;
+    /// use actor_core::{StreamOptions, System, SystemConfig, TaskSupervisor, TaskSupervisorConfig};
+    /// let system = System::start(SystemConfig::default()).await?;
+    /// system.functions().register("String", "upcase", |s: String| async move { s.to_uppercase() });
+    /// TaskSupervisor::start(&system, TaskSupervisorConfig::new("Sup")).await?;
+    /// let results: Vec<_> = TaskSupervisor::async_stream_on::<_, String, _>(
+    ///     &system, "Sup", "String", "upcase", ["a", "b"], StreamOptions::default(),
+    /// )
+    /// .collect()
+    /// .await;
+    /// assert_eq!(results, [Ok("A".to_string()), Ok("B".to_string())]);
+    /// # system.shutdown().await; Ok(()) }
+    /// ```
+    pub fn async_stream_on<A, R, I>(
+        system: &System,
+        dest: impl Into<Destination>,
+        module: &str,
+        function: &str,
+        inputs: I,
+        options: StreamOptions,
+    ) -> futures::stream::BoxStream<'static, Result<R, TaskError>>
+    where
+        A: Serialize + Send + 'static,
+        R: DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = A>,
+        I::IntoIter: Send + 'static,
+    {
+        use futures::StreamExt;
+        let (system, dest) = (system.clone(), dest.into());
+        let (module, function) = (module.to_string(), function.to_string());
+        let timeout = options.timeout;
+        let tasks = futures::stream::iter(inputs).map(move |args| {
+            let (system, dest, module, function) = (
+                system.clone(),
+                dest.clone(),
+                module.clone(),
+                function.clone(),
+            );
+            async move {
+                let task =
+                    Self::async_call::<A, R>(&system, dest, &module, &function, args, true).await?;
+                task.await_timeout(timeout).await
+            }
+        });
+        let max = options.max_concurrency.max(1);
+        let results = if options.ordered {
+            tasks.buffered(max).boxed()
+        } else {
+            tasks.buffer_unordered(max).boxed()
+        };
+        match options.on_timeout {
+            OnTimeout::KillTask => results,
+            OnTimeout::Exit => {
+                let mut ended = false;
+                results
+                    .take_while(move |r| {
+                        let go = !ended;
+                        ended |= matches!(r, Err(TaskError::Timeout { .. }));
+                        futures::future::ready(go)
+                    })
+                    .boxed()
+            }
+        }
+    }
+
     /// For transports: runs `module.function(args)` (encoded arguments from a peer) under
     /// the local task supervisor `dest`, as the serving half of
     /// [`TaskSupervisor::async_on`] and [`TaskSupervisor::start_child_on`].
@@ -807,7 +923,16 @@ impl TaskSupervisor {
         let supervisor = dest.name().unwrap_or_default().to_string();
         if let Some(node) = system.remote_node(&dest) {
             let kind = TaskKind::Async { linked };
-            let remote = start_remote(system, node, dest, module, function, &args, kind).await?;
+            let remote = start_remote(
+                system,
+                node,
+                dest,
+                module,
+                function,
+                encode_args(&args)?,
+                kind,
+            )
+            .await?;
             return Ok(Task {
                 id: remote.id,
                 supervisor,
@@ -893,11 +1018,17 @@ impl TaskSupervisor {
         let dest = dest.into();
         if let Some(node) = system.remote_node(&dest) {
             let kind = TaskKind::Child(restart);
-            return Ok(
-                start_remote(system, node, dest, module, function, &args, kind)
-                    .await?
-                    .id,
-            );
+            return Ok(start_remote(
+                system,
+                node,
+                dest,
+                module,
+                function,
+                encode_args(&args)?,
+                kind,
+            )
+            .await?
+            .id);
         }
         let job = call_job(module, function, args, restart != Restart::Temporary)?;
         Ok(request(system, dest, job, Kind::Child(restart)).await?.id)

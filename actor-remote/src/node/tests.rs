@@ -787,6 +787,34 @@ mod remote_tasks {
     }
 
     #[tokio::test]
+    async fn async_stream_on_a_peer() {
+        use actor_core::StreamOptions;
+        use futures::StreamExt;
+        let epmd = port_mapper().await;
+        let alex = chat_node("alex@localhost", &epmd).await;
+        let kate = chat_node("kate@localhost", &epmd).await;
+        let results: Vec<Result<String, TaskError>> = TaskSupervisor::async_stream_on(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Chat",
+            "receive_message",
+            [("a",), ("b",)],
+            StreamOptions::default(),
+        )
+        .collect()
+        .await;
+        assert_eq!(
+            results,
+            [
+                Ok("kate@localhost got a".to_string()),
+                Ok("kate@localhost got b".to_string())
+            ]
+        );
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn start_child_on_a_peer_and_shutdown_of_a_remote_task() {
         let epmd = port_mapper().await;
         let alex = chat_node("alex@localhost", &epmd).await;
