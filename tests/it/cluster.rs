@@ -201,3 +201,30 @@ async fn process_nodes_mesh_pause_and_die() {
     );
     cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_kv_service_example_crashes_restarts_and_repairs() {
+    let Some(example) = example_binary("kv_service") else {
+        panic!("the kv_service example is missing: run `cargo build --example kv_service` (cargo test builds it)");
+    };
+    let run = tokio::process::Command::new(example)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the example finishes within 30 s")
+        .expect("the example runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for line in [
+        "put color=blue: 3 of 3 replicas",
+        "reads color on kv3_",
+        "was restarted as",
+        "restored 2 keys",
+        "(connection_closed)",
+        "put size=large: 2 of 2 replicas",
+        "shut down cleanly",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+}
