@@ -30,10 +30,10 @@ struct Store {
 
 #[nodus::actor]
 impl Store {
-    /// Stores `value` under `key` (a call, so the writer knows it landed).
-    #[call]
-    pub fn put(&mut self, key: String, value: String) -> () {
-        self.data.insert(key, value);
+    /// Stores `value` under `key`; returns the value it replaces. A call, since it returns
+    /// a value: the writer knows the write landed.
+    pub fn put(&mut self, key: String, value: String) -> Option<String> {
+        self.data.insert(key, value)
     }
 
     /// The value under `key`.
