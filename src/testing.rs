@@ -1,4 +1,9 @@
-//! Tag-gated tests, as ExUnit's `@tag :distributed`: the runner behind [`macro@crate::test`].
+//! Test support: [`LocalCluster`] (N nodes on loopback with kill, pause, partition and heal;
+//! see [`cluster`]) and tag-gated tests.
+//!
+//! # Tag-gated tests
+//!
+//! The runner behind [`macro@crate::test`], as ExUnit's `@tag :distributed`.
 //!
 //! ExUnit marks a test that needs a peer node with `@tag :distributed`, and `test_helper.exs`
 //! excludes the tag unless the node is alive:
@@ -62,8 +67,13 @@ use std::{collections::HashMap, fmt, future::Future};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
+pub mod cluster;
+mod logs;
 #[cfg(test)]
 mod tests;
+
+pub use cluster::{example_binary, ClusterBuilder, ClusterError, LocalCluster};
+pub use logs::log_layer;
 
 /// One test registered by [`macro@crate::test`]. Collected at link time; see [`cases`].
 pub struct TestCase {

@@ -369,6 +369,7 @@ impl Node {
             max_frame_len: config.max_frame_len,
             tick_time: config.tick_time,
             tick_intensity: config.tick_intensity.max(1),
+            faults: config.faults.clone(),
         };
         let (events, _) = broadcast::channel(1024);
         let inner = Arc::new(Inner {
@@ -667,6 +668,12 @@ async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
                         }
                     }
                 };
+                // A frozen node answers nobody (as a stopped process): the peer's setup times out.
+                let faults = &inner.session.faults;
+                if faults.is_active() {
+                    let _ =
+                        tokio::time::timeout(inner.config.handshake_timeout, faults.thawed()).await;
+                }
                 match handshake_over(stream, Direction::Incoming, &inner.handshake, registered)
                     .await
                 {
@@ -759,6 +766,19 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<(), ConnectError> {
             }
         };
         let addr = SocketAddr::new(epmd.ip(), info.port);
+        let faults = &inner.session.faults;
+        if faults.is_active()
+            && !matches!(
+                tokio::time::timeout(timeout, faults.pass(node)).await,
+                Ok(true)
+            )
+        {
+            return Err(ConnectError::Connect {
+                node: node.clone(),
+                addr,
+                reason: "cut off by an injected fault (Faults)".into(),
+            });
+        }
         let stream = match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {

@@ -9,7 +9,9 @@
 //!   next single `write_all`;
 //! - the writer also runs the [`Ticker`](crate::proto::Ticker): an idle session sends a tick
 //!   every `tick_time / tick_intensity`, and a peer silent for `tick_time` closes the session
-//!   with [`CloseReason::TickTimeout`].
+//!   with [`CloseReason::TickTimeout`];
+//! - both consult the session's [`Faults`] (tests only: freeze the node, drop a peer's
+//!   frames) with one relaxed atomic load per read and per write.
 //!
 //! Frames of a session are [`SessionFrame<T>`](crate::wire::message::SessionFrame): a tick or
 //! one message of the node layer's type `T`, so ticks need nothing from `T`.
@@ -22,9 +24,11 @@
 //! ends, and the reason is sent on [`Session::closed`]. Messages still queued are dropped:
 //! delivery is at most once.
 
+mod faults;
 mod handshake;
 mod session;
 
+pub use faults::Faults;
 pub use handshake::{handshake_over, Connected, Direction};
 pub use session::{CloseReason, SendError, Session, SessionConfig, SessionHandle};
 

@@ -9,6 +9,7 @@ use actor_core::NameMode;
 
 use crate::{
     proto::{DEFAULT_SETUP_TIME, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
+    transport::Faults,
     wire::DEFAULT_MAX_FRAME_LEN,
     Cookie,
 };
@@ -57,6 +58,9 @@ pub struct NodeConfig {
     pub hidden: bool,
     /// The largest frame sent or accepted (default 64 MiB). A larger one closes the session.
     pub max_frame_len: usize,
+    /// Injected network faults, for tests (default: none). Keep a clone to freeze the node
+    /// or cut it off from peers; see [`Faults`].
+    pub faults: Faults,
 }
 
 impl NodeConfig {
@@ -74,6 +78,7 @@ impl NodeConfig {
             connect_all: true,
             hidden: false,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            faults: Faults::default(),
         }
     }
 
@@ -133,6 +138,12 @@ impl NodeConfig {
     /// Sets the largest frame.
     pub fn max_frame_len(mut self, max: usize) -> Self {
         self.max_frame_len = max;
+        self
+    }
+
+    /// Sets the fault-injection handle (tests).
+    pub fn faults(mut self, faults: Faults) -> Self {
+        self.faults = faults;
         self
     }
 

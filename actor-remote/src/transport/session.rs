@@ -19,7 +19,7 @@ use tokio::{
 };
 use tracing::Instrument;
 
-use super::Connected;
+use super::{Connected, Faults};
 use crate::{
     proto::{Established, TickAction, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
     wire::{
@@ -27,6 +27,7 @@ use crate::{
         DEFAULT_MAX_FRAME_LEN,
     },
 };
+use actor_core::NodeName;
 
 /// The reader's buffer: one read takes up to this many bytes, however many frames they hold.
 const READ_BUF: usize = 64 << 10;
@@ -43,6 +44,9 @@ pub struct SessionConfig {
     pub tick_time: Duration,
     /// An idle session ticks every `tick_time / tick_intensity` (default 4).
     pub tick_intensity: u32,
+    /// Injected faults (tests only): a frozen node's sessions neither read nor write, and
+    /// frames with a blocked peer are dropped. The default injects none.
+    pub faults: Faults,
 }
 
 impl Default for SessionConfig {
@@ -51,6 +55,7 @@ impl Default for SessionConfig {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             tick_time: DEFAULT_TICK_TIME,
             tick_intensity: DEFAULT_TICK_INTENSITY,
+            faults: Faults::default(),
         }
     }
 }
@@ -229,6 +234,7 @@ where
         let (closed_tx, closed) = oneshot::channel();
         let base = Instant::now();
         let last_received = Arc::new(AtomicU64::new(0));
+        let peer = established.peer.clone();
 
         let reader = tokio::spawn(
             read_loop::<T>(
@@ -238,12 +244,21 @@ where
                 close_tx.clone(),
                 base,
                 last_received.clone(),
+                (cfg.faults.clone(), peer.clone()),
             )
             .instrument(span.clone()),
         );
         let writer = tokio::spawn(
-            write_loop::<T>(write, frames_rx, close_tx.clone(), cfg, base, last_received)
-                .instrument(span.clone()),
+            write_loop::<T>(
+                write,
+                frames_rx,
+                close_tx.clone(),
+                cfg,
+                base,
+                last_received,
+                peer,
+            )
+            .instrument(span.clone()),
         );
         tokio::spawn(
             async move {
@@ -283,11 +298,15 @@ async fn read_loop<T: DeserializeOwned>(
     close: mpsc::UnboundedSender<CloseReason>,
     base: Instant,
     last_received: Arc<AtomicU64>,
+    (faults, peer): (Faults, NodeName),
 ) {
     let mut buf = vec![0u8; READ_BUF];
+    // Whether the frames of the last read are dropped (an injected fault blocks the peer).
+    let mut dropping = false;
     let reason = 'session: loop {
         loop {
             match decoder.decode() {
+                Ok(Some(_)) if dropping => tracing::trace!("frame dropped (injected fault)"),
                 Ok(Some(body)) => match decode_body::<SessionFrame<T>>(body) {
                     Ok(SessionFrame::Tick) => tracing::trace!("tick received"),
                     Ok(SessionFrame::Msg(msg)) => {
@@ -313,10 +332,17 @@ async fn read_loop<T: DeserializeOwned>(
                 }
             }
         }
+        if faults.is_active() {
+            // A frozen node reads nothing, so its peers' bytes pile up in the socket.
+            faults.pass(&peer).await;
+        }
         match read.read(&mut buf).await {
             Ok(0) => break CloseReason::ConnectionClosed,
             Ok(n) => {
-                mark_received(base, &last_received);
+                dropping = faults.is_active() && !faults.pass(&peer).await;
+                if !dropping {
+                    mark_received(base, &last_received);
+                }
                 decoder.extend(&buf[..n]);
             }
             Err(e) => break CloseReason::io(&e),
@@ -336,7 +362,9 @@ async fn write_loop<T: Serialize>(
     cfg: SessionConfig,
     base: Instant,
     last_received: Arc<AtomicU64>,
+    peer: NodeName,
 ) {
+    let faults = cfg.faults.clone();
     let mut ticker = Ticker::new(base, cfg.tick_time, cfg.tick_intensity);
     let mut tick = Vec::new();
     if let Err(e) = encode_frame(&SessionFrame::<T>::Tick, &mut tick, usize::MAX) {
@@ -371,6 +399,10 @@ async fn write_loop<T: Serialize>(
                         std::mem::take(&mut batch)
                     }
                 };
+                if faults.is_active() && !faults.pass(&peer).await {
+                    tracing::trace!(frame.len = out.len(), "frames dropped (injected fault)");
+                    continue;
+                }
                 tracing::trace!(frame.len = out.len(), "write");
                 if let Err(reason) = watched_write(&mut write, &out, &mut ticker, base, &last_received).await {
                     break reason;
@@ -382,8 +414,11 @@ async fn write_loop<T: Serialize>(
                 }
             }
             () = tokio::time::sleep_until(deadline) => {
+                // A frozen node's ticker stands still; a blocked peer gets no ticks.
+                let open = !faults.is_active() || faults.pass(&peer).await;
                 sync_received(&mut ticker, base, &last_received);
                 match ticker.handle_timeout(Instant::now()) {
+                    Some(TickAction::SendTick) if !open => tracing::trace!("tick dropped (injected fault)"),
                     Some(TickAction::SendTick) => {
                         tracing::trace!("tick sent");
                         if let Err(reason) = watched_write(&mut write, &tick, &mut ticker, base, &last_received).await {

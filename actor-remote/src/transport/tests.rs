@@ -326,3 +326,52 @@ async fn a_peer_that_stops_reading_is_a_tick_timeout_even_mid_write() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_blocked_peer_is_a_tick_timeout_on_both_sides_and_a_thawed_session_goes_on() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        // Blocked on a's side only: a drops what it sends and what it receives, so both
+        // sides hear nothing.
+        let (ca, cb) = connected(&a, &b).await;
+        let faults = Faults::new();
+        let with_faults = SessionConfig {
+            faults: faults.clone(),
+            ..quick_ticks()
+        };
+        let mut sa = Session::<TestMsg>::start(ca, with_faults.clone());
+        let mut sb = Session::<TestMsg>::start(cb, quick_ticks());
+        sa.handle.send(&TestMsg::Ping(1)).unwrap();
+        assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(1)));
+        faults.block(b.name.clone());
+        sa.handle.send(&TestMsg::Ping(2)).unwrap();
+        sb.handle.send(&TestMsg::Ping(3)).unwrap();
+        let (ra, rb) = tokio::join!(&mut sa.closed, &mut sb.closed);
+        assert_eq!(ra.unwrap(), CloseReason::TickTimeout);
+        // b may see a's close (the socket) before its own tick timeout: either is down.
+        assert!(matches!(
+            rb.unwrap(),
+            CloseReason::TickTimeout | CloseReason::ConnectionClosed
+        ));
+        assert_eq!(sa.incoming.recv().await, None);
+        assert_eq!(sb.incoming.recv().await, None);
+
+        // Frozen briefly (well under the tick time), then thawed: the session carries on and
+        // what was queued meanwhile arrives.
+        faults.clear();
+        let (ca, cb) = connected(&a, &b).await;
+        let mut sa = Session::<TestMsg>::start(ca, with_faults);
+        let mut sb = Session::<TestMsg>::start(cb, quick_ticks());
+        faults.freeze();
+        sa.handle.send(&TestMsg::Ping(4)).unwrap();
+        // Asserts that nothing arrives while frozen; it synchronises nothing.
+        assert!(timeout(Duration::from_millis(200), sb.incoming.recv())
+            .await
+            .is_err());
+        faults.thaw();
+        assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(4)));
+        sb.handle.send(&TestMsg::Ping(5)).unwrap();
+        assert_eq!(sa.incoming.recv().await, Some(TestMsg::Ping(5)));
+    })
+    .await;
+}

@@ -1,0 +1,179 @@
+//! Fault injection for tests: freeze a node's traffic, or cut it off from given peers.
+//!
+//! A [`Faults`] handle is carried in a node's configuration
+//! ([`NodeConfig::faults`](crate::NodeConfig::faults)) and in each of its sessions'
+//! [`SessionConfig`](super::SessionConfig). It is the shim Akka's TestConductor plugs into its
+//! transport (`blackhole`, `passThrough`), reduced to what failure detection needs:
+//!
+//! - [`Faults::freeze`]: every session of the node stops reading and writing (and the node
+//!   dials nobody) until [`Faults::thaw`], as if its process were stopped with `SIGSTOP`.
+//!   Peers see nothing for `tick_time` and close their sessions with `tick_timeout`.
+//! - [`Faults::block`]: frames to and from one peer are dropped (whole frames, so the stream
+//!   stays decodable), and dialing it fails, until [`Faults::unblock`]. Block each side of a
+//!   pair on its own node's handle for a partition that both sides see.
+//!
+//! A fresh handle injects nothing. The sessions check it with one relaxed atomic load per
+//! read and per write, and look further only while a fault is set.
+//!
+//! ```
+//! use actor_remote::transport::Faults;
+//! let faults = Faults::new();
+//! let peer: actor_core::NodeName = "b@localhost".parse()?;
+//! faults.block(peer.clone());
+//! assert!(faults.is_blocked(&peer));
+//! faults.unblock(&peer);
+//! assert!(!faults.is_blocked(&peer) && !faults.is_frozen());
+//! # Ok::<(), actor_core::NodeNameError>(())
+//! ```
+
+use std::{
+    collections::BTreeSet,
+    fmt,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError,
+    },
+};
+
+use actor_core::NodeName;
+use tokio::sync::Notify;
+
+/// A switchboard of injected network faults, shared by a node and its sessions. Cheap to clone;
+/// clones share the faults. `Default` (and [`Faults::new`]) injects none.
+#[derive(Clone, Default)]
+pub struct Faults {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Whether any fault is set: the only thing the hot path reads.
+    active: AtomicBool,
+    state: Mutex<State>,
+    /// Woken on every change, for sessions waiting out a freeze.
+    changed: Notify,
+}
+
+#[derive(Default, Debug)]
+struct State {
+    frozen: bool,
+    blocked: BTreeSet<NodeName>,
+}
+
+impl fmt::Debug for Faults {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Faults")
+            .field("frozen", &state.frozen)
+            .field("blocked", &state.blocked)
+            .finish()
+    }
+}
+
+/// Two handles are equal when they are clones of one another (they share their faults).
+impl PartialEq for Faults {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+}
+
+impl Eq for Faults {}
+
+impl Faults {
+    /// A handle that injects nothing until told to.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn update(&self, change: impl FnOnce(&mut State)) {
+        {
+            let mut state = self.lock();
+            change(&mut state);
+            let active = state.frozen || !state.blocked.is_empty();
+            self.inner.active.store(active, Ordering::Relaxed);
+        }
+        self.inner.changed.notify_waiters();
+    }
+
+    /// Stops all traffic of the node's sessions (and its dialing) until [`Faults::thaw`].
+    pub fn freeze(&self) {
+        self.update(|s| s.frozen = true);
+    }
+
+    /// Lets a frozen node's sessions read and write again.
+    pub fn thaw(&self) {
+        self.update(|s| s.frozen = false);
+    }
+
+    /// Whether the node is frozen.
+    pub fn is_frozen(&self) -> bool {
+        self.lock().frozen
+    }
+
+    /// Drops every frame to and from `peer`, and fails dialing it, until [`Faults::unblock`].
+    pub fn block(&self, peer: NodeName) {
+        self.update(|s| {
+            s.blocked.insert(peer);
+        });
+    }
+
+    /// Lets traffic with `peer` through again.
+    pub fn unblock(&self, peer: &NodeName) {
+        self.update(|s| {
+            s.blocked.remove(peer);
+        });
+    }
+
+    /// Whether traffic with `peer` is dropped.
+    pub fn is_blocked(&self, peer: &NodeName) -> bool {
+        self.lock().blocked.contains(peer)
+    }
+
+    /// Removes every fault.
+    pub fn clear(&self) {
+        self.update(|s| *s = State::default());
+    }
+
+    /// Whether any fault is set: one relaxed load, for the hot path.
+    #[inline]
+    pub(crate) fn is_active(&self) -> bool {
+        self.inner.active.load(Ordering::Relaxed)
+    }
+
+    /// Waits while the node is frozen.
+    pub(crate) async fn thawed(&self) {
+        loop {
+            let changed = self.inner.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            if !self.lock().frozen {
+                return;
+            }
+            changed.await;
+        }
+    }
+
+    /// Waits while the node is frozen, then says whether traffic with `peer` may pass
+    /// (`false`: it is blocked and must be dropped).
+    pub(crate) async fn pass(&self, peer: &NodeName) -> bool {
+        loop {
+            let changed = self.inner.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let state = self.lock();
+                if !state.frozen {
+                    return !state.blocked.contains(peer);
+                }
+            }
+            changed.await;
+        }
+    }
+}

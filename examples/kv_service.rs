@@ -1,0 +1,192 @@
+//! A replicated key-value service on three nodes: `#[nodus::actor]` for the store,
+//! `#[nodus::remote_module]` for the operations other nodes run, a supervision tree on each
+//! node, a crash, a restart, and a repair from a replica.
+//!
+//! ```sh
+//! cargo run --example kv_service
+//! ```
+//!
+//! The three nodes live in this process ([`LocalCluster`], with its own port mapper on a port
+//! the OS picks). Each runs the same tree:
+//!
+//! ```text
+//! Kv.Supervisor (one_for_one)
+//! ├── kv                  the Store actor (named, re-registered on restart)
+//! └── Kv.TaskSupervisor   runs the Kv module's functions for any node
+//! ```
+//!
+//! A write goes to every node: the writer runs `Kv.put` on each replica through its
+//! `Kv.TaskSupervisor` (a remote task, as `Task.Supervisor.async({sup, node}, Kv, :put, ..)`).
+
+use std::{collections::BTreeMap, time::Duration};
+
+use nodus::{core::CallContext, prelude::*, remote::Node, testing::LocalCluster};
+
+/// The store: one node's replica of the data.
+#[derive(Clone, Default)]
+struct Store {
+    data: BTreeMap<String, String>,
+}
+
+#[nodus::actor]
+impl Store {
+    /// Stores `value` under `key`; returns the value it replaces. A call, since it returns
+    /// a value: the writer knows the write landed.
+    pub fn put(&mut self, key: String, value: String) -> Option<String> {
+        self.data.insert(key, value)
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: String) -> Option<String> {
+        self.data.get(&key).cloned()
+    }
+
+    /// Everything stored.
+    pub fn dump(&self) -> BTreeMap<String, String> {
+        self.data.clone()
+    }
+
+    /// Crashes the store (a bug, say): its supervisor restarts it, empty.
+    pub fn crash(&mut self) {
+        panic!("the store was asked to crash");
+    }
+}
+
+/// The operations any node may run on any node, by name.
+struct Kv;
+
+#[nodus::remote_module("Kv")]
+impl Kv {
+    /// Stores `value` under `key` in this node's store.
+    pub async fn put(ctx: CallContext, key: String, value: String) -> bool {
+        match ctx.system() {
+            Some(system) => Store::client(&system, "kv").put(key, value).await.is_ok(),
+            None => false,
+        }
+    }
+
+    /// The value under `key` in this node's store.
+    pub async fn get(ctx: CallContext, key: String) -> Option<String> {
+        let system = ctx.system()?;
+        Store::client(&system, "kv").get(key).await.ok().flatten()
+    }
+
+    /// Everything in this node's store.
+    pub async fn dump(ctx: CallContext) -> BTreeMap<String, String> {
+        match ctx.system() {
+            Some(system) => Store::client(&system, "kv")
+                .dump()
+                .await
+                .unwrap_or_default(),
+            None => BTreeMap::new(),
+        }
+    }
+}
+
+const TASKS: &str = "Kv.TaskSupervisor";
+
+/// Starts the service's supervision tree on `node`.
+async fn start_service(node: &Node) -> Result<(), Box<dyn std::error::Error>> {
+    Kv::register(node);
+    let tree = SupervisorSpec::new(Strategy::OneForOne)
+        .child(Store::child_spec("kv", Store::default()).name("kv"))
+        .child(TaskSupervisor::child_spec(TaskSupervisorConfig::new(TASKS)));
+    Supervisor::start(node, Some("Kv.Supervisor"), tree).await?;
+    Ok(())
+}
+
+/// Writes `key` on every node `from` is connected to, and on `from`: returns how many
+/// replicas took it.
+async fn replicated_put(from: &Node, key: &str, value: &str) -> usize {
+    let mut replicas = vec![from.name().clone()];
+    replicas.extend(from.list());
+    let mut acks = 0;
+    for replica in &replicas {
+        let op = Kv::on(from, (TASKS, replica.as_str()));
+        if let Ok(true) = op.put(key.to_string(), value.to_string()).await {
+            acks += 1;
+        }
+    }
+    acks
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // The crash is deliberate: its supervisor reports it; skip the default panic message.
+    std::panic::set_hook(Box::new(|_| {}));
+    let deadline = Duration::from_secs(10);
+
+    // 1. Three nodes, meshed, each running the service.
+    let mut cluster = LocalCluster::builder()
+        .nodes(3)
+        .prefix("kv")
+        .start()
+        .await?;
+    cluster.await_mesh(deadline).await?;
+    for i in 0..cluster.len() {
+        start_service(cluster.node(i)).await?;
+    }
+    let (a, b, c) = (cluster.node(0), cluster.node(1), cluster.node(2));
+    println!("nodes: {}, {}, {}", a.name(), b.name(), c.name());
+
+    // 2. Replicated writes from a; a remote read on c.
+    for (key, value) in [("color", "blue"), ("shape", "circle")] {
+        let acks = replicated_put(a, key, value).await;
+        println!("{} put {key}={value}: {acks} of 3 replicas", a.name());
+    }
+    let on_c = Kv::on(a, (TASKS, c.name().as_str()))
+        .get("color".into())
+        .await?;
+    println!("{} reads color on {}: {on_c:?}", a.name(), c.name());
+
+    // 3. b's store crashes; its supervisor restarts it, empty.
+    let store_b = Store::client(b, "kv");
+    let before = b.registry().whereis_cell("kv").map(|cell| b.pid_of(&cell));
+    store_b.crash().await?;
+    let after = loop {
+        // The restart is asynchronous: look until the name points at a new actor.
+        if let Some(pid) = b.registry().whereis_cell("kv").map(|cell| b.pid_of(&cell)) {
+            if before.as_ref() != Some(&pid) {
+                break pid;
+            }
+        }
+        tokio::task::yield_now().await;
+    };
+    let empty = store_b.dump().await?;
+    println!(
+        "{}'s store crashed and was restarted as {after}: {} keys",
+        b.name(),
+        empty.len()
+    );
+
+    // 4. b repairs from a replica on another node (a remote task on a).
+    let replica = Kv::on(b, (TASKS, a.name().as_str())).dump().await?;
+    for (key, value) in &replica {
+        store_b.put(key.clone(), value.clone()).await?;
+    }
+    println!(
+        "{} restored {} keys from {}: {:?}",
+        b.name(),
+        replica.len(),
+        a.name(),
+        store_b.dump().await?
+    );
+
+    // 5. c dies; writes go on with the two replicas left.
+    let c_name = c.name().clone();
+    let watch = a.monitor_node(&c_name).await;
+    cluster.kill(2).await?;
+    let down = tokio::time::timeout(deadline, watch).await?;
+    println!(
+        "{} saw {} go down ({})",
+        cluster.name(0),
+        down.node,
+        down.reason
+    );
+    let acks = replicated_put(cluster.node(0), "size", "large").await;
+    println!("put size=large: {acks} of 2 replicas");
+
+    cluster.shutdown().await;
+    println!("shut down cleanly");
+    Ok(())
+}

@@ -1,0 +1,767 @@
+//! [`LocalCluster`]: N nodes on loopback for tests, with faults on demand.
+//!
+//! A cluster starts its own port mapper on a port the OS picks, then N nodes with unique
+//! names (`node1_7@localhost`, …), one cookie and a short tick time (1 s unless set). Nodes
+//! run in this process by default, or as child processes of a node binary (the `ping`
+//! example, or any binary that takes the same flags). Then:
+//!
+//! - [`LocalCluster::await_mesh`] connects every pair that is not connected (as a clustering
+//!   strategy would; nodes do not reconnect on their own, as on the BEAM) and polls, every
+//!   20 ms, until each live node lists all the others, or the deadline passes;
+//! - [`LocalCluster::kill`] stops a node at once (`SIGKILL` for a process; an in-process
+//!   node shuts down, so its peers see `connection_closed` as they would for a killed one);
+//! - [`LocalCluster::pause`] / [`LocalCluster::resume`]: `SIGSTOP`/`SIGCONT` for a process;
+//!   an in-process node's transport freezes (its sessions neither read nor write, it answers
+//!   no handshake), so its peers see `tick_timeout`;
+//! - [`LocalCluster::partition`] / [`LocalCluster::heal`]: frames between two nodes are
+//!   dropped both ways (the [`Faults`] shim in their transports), so both see `tick_timeout`;
+//!   after healing, [`LocalCluster::await_mesh`] reconnects them;
+//! - [`LocalCluster::logs`]: a node's log (its `tracing` events, debug and above; the
+//!   standard error of a process node), and [`LocalCluster::output`]: a process node's
+//!   standard output.
+//!
+//! Dropping the cluster kills its child processes, stops its in-process nodes' tasks, and
+//! stops its port mapper; [`LocalCluster::shutdown`] does the same and waits for it.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::time::Duration;
+//! use nodus::{remote::{NodeDownReason, NodeEvent}, testing::LocalCluster};
+//!
+//! let mut cluster = LocalCluster::builder().nodes(3).tick_time(Duration::from_millis(600)).start().await?;
+//! cluster.await_mesh(Duration::from_secs(5)).await?;
+//! assert_eq!(cluster.node(0).list().len(), 2);
+//!
+//! // Cut node 0 off from node 1: both sides time out; node 2 still sees both.
+//! let mut events = cluster.node(0).events();
+//! cluster.partition(0, 1)?;
+//! let down = loop {
+//!     if let NodeEvent::NodeDown { node, reason, .. } = events.recv().await? {
+//!         break (node, reason);
+//!     }
+//! };
+//! assert_eq!(down, (cluster.name(1).clone(), NodeDownReason::TickTimeout));
+//! cluster.heal(0, 1)?;
+//! cluster.await_mesh(Duration::from_secs(5)).await?;
+//! assert!(cluster.logs(0).iter().any(|line| line.contains("nodedown")));
+//! cluster.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        PoisonError,
+    },
+    time::Duration,
+};
+
+use actor_core::NodeName;
+use actor_remote::{
+    port_mapper::{PortMapperError, PortMapperServer, PortMapperServerHandle},
+    transport::Faults,
+    Cookie, Node, NodeConfig, NodeError,
+};
+use tokio::{
+    io::{AsyncBufRead, AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    time::Instant,
+};
+
+use super::logs::{self, LogBuffer};
+
+/// How often [`LocalCluster::await_mesh`] looks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// How long a process node has to print that it is up.
+const PROCESS_START: Duration = Duration::from_secs(20);
+
+/// Clusters started by this process, for unique node names.
+static CLUSTERS: AtomicU64 = AtomicU64::new(0);
+
+/// Setting up or driving a [`LocalCluster`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClusterError {
+    /// The cluster's port mapper could not start.
+    #[error("the cluster's port mapper could not start: {0}")]
+    PortMapper(#[source] PortMapperError),
+    /// An in-process node could not start.
+    #[error("node {name} could not start: {source}")]
+    Node {
+        /// The node.
+        name: String,
+        /// Why.
+        #[source]
+        source: NodeError,
+    },
+    /// A process node could not be spawned, or did not say it was up in time.
+    #[error("process node {name} did not start ({reason}); its output: {output:?}")]
+    Process {
+        /// The node.
+        name: String,
+        /// What failed.
+        reason: String,
+        /// What it printed (standard output, then standard error).
+        output: Vec<String>,
+    },
+    /// The deadline passed before every live node listed every other.
+    #[error("no full mesh within {deadline:?}; each live node's list: {views:?}")]
+    NoMesh {
+        /// The deadline given.
+        deadline: Duration,
+        /// Each live node and the nodes it listed last.
+        views: Vec<(NodeName, Vec<NodeName>)>,
+    },
+    /// There is no member with this index.
+    #[error("the cluster has {size} nodes; there is no node {index}")]
+    NoMember {
+        /// The index given.
+        index: usize,
+        /// The number of nodes.
+        size: usize,
+    },
+    /// The node was killed.
+    #[error("node {name} was killed")]
+    Killed {
+        /// The node.
+        name: NodeName,
+    },
+    /// The operation needs an in-process node.
+    #[error("{what} needs at least one in-process node (its transport carries the fault)")]
+    Unsupported {
+        /// The operation.
+        what: &'static str,
+    },
+    /// A signal could not be sent to a process node.
+    #[error("could not signal {name}: {reason}")]
+    Signal {
+        /// The node.
+        name: NodeName,
+        /// What failed.
+        reason: String,
+    },
+}
+
+/// How to start a [`LocalCluster`]; from [`LocalCluster::builder`].
+#[derive(Debug, Clone)]
+pub struct ClusterBuilder {
+    nodes: usize,
+    processes: usize,
+    binary: Option<PathBuf>,
+    prefix: String,
+    cookie: String,
+    tick_time: Duration,
+    handshake_timeout: Duration,
+}
+
+impl Default for ClusterBuilder {
+    fn default() -> Self {
+        Self {
+            nodes: 3,
+            processes: 0,
+            binary: None,
+            prefix: "node".into(),
+            cookie: "localcluster".into(),
+            tick_time: Duration::from_secs(1),
+            handshake_timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+impl ClusterBuilder {
+    /// The number of in-process nodes (default 3). They come first: indexes `0..n`.
+    pub fn nodes(mut self, n: usize) -> Self {
+        self.nodes = n;
+        self
+    }
+
+    /// Adds `n` nodes as child processes of `binary`, after the in-process ones. The binary
+    /// takes the `ping` example's flags (`--sname`, `--cookie`, `--port-mapper`,
+    /// `--tick-time-ms`, `--ping`) and prints `node NAME is up` and `Node.list: [..]` lines
+    /// as it does; [`example_binary`] finds the example.
+    pub fn processes(mut self, n: usize, binary: impl Into<PathBuf>) -> Self {
+        self.processes = n;
+        self.binary = Some(binary.into());
+        self
+    }
+
+    /// The first part of the node names (default `node`: `node1_0@localhost`, …).
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// The cookie all nodes share (default `localcluster`).
+    pub fn cookie(mut self, cookie: &str) -> Self {
+        self.cookie = cookie.into();
+        self
+    }
+
+    /// The nodes' tick time (default 1 s): a paused or cut-off peer is down after about this
+    /// long.
+    pub fn tick_time(mut self, tick_time: Duration) -> Self {
+        self.tick_time = tick_time;
+        self
+    }
+
+    /// The in-process nodes' handshake (connect) timeout (default 3 s).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Starts the port mapper and the nodes. In-process nodes start first; each process node
+    /// pings the first node at start.
+    ///
+    /// # Errors
+    /// [`ClusterError`] if the port mapper or a node does not start.
+    pub async fn start(self) -> Result<LocalCluster, ClusterError> {
+        let captured = logs::install();
+        let port_mapper = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+            .await
+            .map_err(ClusterError::PortMapper)?
+            .spawn();
+        let id = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let mut cluster = LocalCluster {
+            members: Vec::new(),
+            port_mapper: Some(port_mapper),
+            captured,
+        };
+        let cookie = Cookie::new(self.cookie.as_str()).map_err(|e| ClusterError::Node {
+            name: String::new(),
+            source: NodeError::Cookie(e),
+        })?;
+        let total = self.nodes + self.processes;
+        for i in 0..total {
+            let name = format!("{}{}_{id}@localhost", self.prefix, i + 1);
+            let parsed: NodeName = name.parse().map_err(|e| ClusterError::Node {
+                name: name.clone(),
+                source: NodeError::from(e),
+            })?;
+            let buffer = logs::register(&name);
+            let output = LogBuffer::default();
+            let faults = Faults::new();
+            let kind = if i < self.nodes {
+                let config = NodeConfig::sname(&name)
+                    .cookie(cookie.clone())
+                    .port_mapper(cluster.port_mapper_addr())
+                    .tick_time(self.tick_time)
+                    .handshake_timeout(self.handshake_timeout)
+                    .faults(faults.clone());
+                let node = Node::start(config)
+                    .await
+                    .map_err(|source| ClusterError::Node {
+                        name: name.clone(),
+                        source,
+                    });
+                match node {
+                    Ok(node) => Kind::InProcess(node),
+                    Err(e) => {
+                        logs::unregister(&name);
+                        return Err(e);
+                    }
+                }
+            } else {
+                let binary = self.binary.clone().unwrap_or_default();
+                let first = cluster.members.first().map(|m| m.name.to_string());
+                let child = spawn_process(
+                    &binary,
+                    &name,
+                    &self,
+                    cluster.port_mapper_addr(),
+                    first,
+                    &buffer,
+                    &output,
+                )
+                .await;
+                match child {
+                    Ok(child) => Kind::Process(child),
+                    Err(e) => {
+                        logs::unregister(&name);
+                        return Err(e);
+                    }
+                }
+            };
+            cluster.members.push(Member {
+                name: parsed,
+                kind,
+                faults,
+                logs: buffer,
+                output,
+                paused: false,
+            });
+        }
+        Ok(cluster)
+    }
+}
+
+/// Spawns a process node and waits for its `node NAME is up` line.
+async fn spawn_process(
+    binary: &Path,
+    name: &str,
+    cfg: &ClusterBuilder,
+    port_mapper: std::net::SocketAddr,
+    ping: Option<String>,
+    logs: &LogBuffer,
+    output: &LogBuffer,
+) -> Result<Child, ClusterError> {
+    let failed = |reason: String| ClusterError::Process {
+        name: name.to_string(),
+        reason,
+        output: snapshot(output).into_iter().chain(snapshot(logs)).collect(),
+    };
+    let mut command = Command::new(binary);
+    command
+        .args(["--sname", name, "--cookie", &cfg.cookie])
+        .args(["--port-mapper", &port_mapper.to_string()])
+        .args(["--tick-time-ms", &cfg.tick_time.as_millis().to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(first) = &ping {
+        command.args(["--ping", first]);
+    }
+    let mut child = command
+        .spawn()
+        .map_err(|e| failed(format!("cannot run {}: {e}", binary.display())))?;
+    let (up_tx, up_rx) = tokio::sync::oneshot::channel();
+    if let Some(stdout) = child.stdout.take() {
+        let up = format!("node {name} is up");
+        tokio::spawn(collect(
+            BufReader::new(stdout),
+            output.clone(),
+            Some((up, up_tx)),
+        ));
+    }
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(collect(BufReader::new(stderr), logs.clone(), None));
+    }
+    match tokio::time::timeout(PROCESS_START, up_rx).await {
+        Ok(Ok(())) => Ok(child),
+        Ok(Err(_)) => Err(failed("it exited before it was up".into())),
+        Err(_) => Err(failed(format!("not up within {PROCESS_START:?}"))),
+    }
+}
+
+/// Appends each line of `reader` to `buffer`; says when a line starts with `up`.
+async fn collect(
+    reader: impl AsyncBufRead + Unpin,
+    buffer: LogBuffer,
+    mut up: Option<(String, tokio::sync::oneshot::Sender<()>)>,
+) {
+    let mut lines = reader.lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        if up
+            .as_ref()
+            .is_some_and(|(prefix, _)| line.starts_with(prefix))
+        {
+            if let Some((_, tx)) = up.take() {
+                let _ = tx.send(());
+            }
+        }
+        logs::push(&buffer, line);
+    }
+}
+
+fn snapshot(buffer: &LogBuffer) -> Vec<String> {
+    buffer
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .cloned()
+        .collect()
+}
+
+/// Where `cargo` put the example `name` of the package under test (`target/<profile>/examples`),
+/// found from the test binary's own path. `cargo test` builds the examples first; run `cargo
+/// build --example NAME` before running one test binary alone. `None` if it is not there.
+pub fn example_binary(name: &str) -> Option<PathBuf> {
+    let exe = std::env::current_exe().ok()?;
+    let profile_dir = exe.parent()?.parent()?;
+    let path = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    path.exists().then_some(path)
+}
+
+enum Kind {
+    InProcess(Node),
+    Process(Child),
+    Killed,
+}
+
+struct Member {
+    name: NodeName,
+    kind: Kind,
+    faults: Faults,
+    logs: LogBuffer,
+    output: LogBuffer,
+    paused: bool,
+}
+
+impl Member {
+    /// The nodes this member lists, as far as the cluster can tell.
+    fn view(&self) -> Vec<NodeName> {
+        match &self.kind {
+            Kind::InProcess(node) => node.list(),
+            Kind::Process(_) => {
+                let output = self.output.lock().unwrap_or_else(PoisonError::into_inner);
+                output
+                    .iter()
+                    .rev()
+                    .find_map(|line| line.strip_prefix("Node.list: "))
+                    .map(parse_list)
+                    .unwrap_or_default()
+            }
+            Kind::Killed => Vec::new(),
+        }
+    }
+}
+
+/// Parses `[a@h, b@h]`.
+fn parse_list(list: &str) -> Vec<NodeName> {
+    list.trim_matches(|c| c == '[' || c == ']')
+        .split(", ")
+        .filter_map(|name| name.parse().ok())
+        .collect()
+}
+
+/// N nodes on loopback with their own port mapper; see the [module documentation](self).
+pub struct LocalCluster {
+    members: Vec<Member>,
+    port_mapper: Option<PortMapperServerHandle>,
+    captured: bool,
+}
+
+impl fmt::Debug for LocalCluster {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.members.iter().map(|m| m.name.as_str()).collect();
+        f.debug_struct("LocalCluster")
+            .field("nodes", &names)
+            .field("port_mapper", &self.port_mapper_addr())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalCluster {
+    /// A builder: 3 in-process nodes, a 1 s tick time, no process nodes.
+    pub fn builder() -> ClusterBuilder {
+        ClusterBuilder::default()
+    }
+
+    /// Starts `n` in-process nodes with the defaults.
+    ///
+    /// # Errors
+    /// As [`ClusterBuilder::start`].
+    pub async fn start(n: usize) -> Result<LocalCluster, ClusterError> {
+        Self::builder().nodes(n).start().await
+    }
+
+    /// The cluster's port mapper.
+    pub fn port_mapper_addr(&self) -> std::net::SocketAddr {
+        self.port_mapper
+            .as_ref()
+            .map_or(([127, 0, 0, 1], 0).into(), |p| p.local_addr())
+    }
+
+    /// The number of nodes, killed ones included.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    /// Whether the cluster has no nodes.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// Every node's name, in index order.
+    pub fn names(&self) -> Vec<NodeName> {
+        self.members.iter().map(|m| m.name.clone()).collect()
+    }
+
+    /// Node `i`'s name.
+    ///
+    /// # Panics
+    /// If there is no node `i`.
+    pub fn name(&self, i: usize) -> &NodeName {
+        &self.members[i].name
+    }
+
+    /// In-process node `i`, or `None` for a process node, a killed node or no node `i`.
+    pub fn try_node(&self, i: usize) -> Option<&Node> {
+        match &self.members.get(i)?.kind {
+            Kind::InProcess(node) => Some(node),
+            _ => None,
+        }
+    }
+
+    /// In-process node `i`.
+    ///
+    /// # Panics
+    /// If node `i` is a process node, was killed, or does not exist.
+    pub fn node(&self, i: usize) -> &Node {
+        match self.try_node(i) {
+            Some(node) => node,
+            None => panic!(
+                "LocalCluster::node({i}): not a live in-process node (cluster of {})",
+                self.len()
+            ),
+        }
+    }
+
+    /// Node `i`'s captured log: its `tracing` events (debug and above) for an in-process
+    /// node, standard error (at `RUST_LOG=info`) for a process node. Empty for an in-process
+    /// node if another global `tracing` subscriber without [`log_layer`](super::log_layer)
+    /// was installed first (see [`LocalCluster::logs_captured`]).
+    pub fn logs(&self, i: usize) -> Vec<String> {
+        self.members
+            .get(i)
+            .map_or_else(Vec::new, |m| snapshot(&m.logs))
+    }
+
+    /// Whether in-process nodes' logs are captured (the cluster's log layer is installed).
+    pub fn logs_captured(&self) -> bool {
+        self.captured
+    }
+
+    /// Node `i`'s standard output (process nodes; empty for in-process ones).
+    pub fn output(&self, i: usize) -> Vec<String> {
+        self.members
+            .get(i)
+            .map_or_else(Vec::new, |m| snapshot(&m.output))
+    }
+
+    fn member(&self, i: usize) -> Result<&Member, ClusterError> {
+        self.members.get(i).ok_or(ClusterError::NoMember {
+            index: i,
+            size: self.members.len(),
+        })
+    }
+
+    fn member_mut(&mut self, i: usize) -> Result<&mut Member, ClusterError> {
+        let size = self.members.len();
+        self.members
+            .get_mut(i)
+            .ok_or(ClusterError::NoMember { index: i, size })
+    }
+
+    /// Connects every live in-process node to each live node it does not list, and polls
+    /// until every live node lists every other live node.
+    ///
+    /// # Errors
+    /// [`ClusterError::NoMesh`], with each node's last list, when `deadline` passes first.
+    pub async fn await_mesh(&self, deadline: Duration) -> Result<(), ClusterError> {
+        let until = Instant::now() + deadline;
+        loop {
+            let live: Vec<&Member> = self
+                .members
+                .iter()
+                .filter(|m| !matches!(m.kind, Kind::Killed))
+                .collect();
+            let mut whole = true;
+            for member in &live {
+                let view = member.view();
+                let missing: Vec<&NodeName> = live
+                    .iter()
+                    .map(|m| &m.name)
+                    .filter(|n| **n != member.name && !view.contains(n))
+                    .collect();
+                if missing.is_empty() {
+                    continue;
+                }
+                whole = false;
+                if let Kind::InProcess(node) = &member.kind {
+                    for peer in missing {
+                        let left = until.saturating_duration_since(Instant::now());
+                        // A failed attempt is retried on the next round, until the deadline.
+                        let _ = tokio::time::timeout(left, node.connect(peer)).await;
+                    }
+                }
+            }
+            if whole {
+                return Ok(());
+            }
+            if Instant::now() + POLL > until {
+                return Err(ClusterError::NoMesh {
+                    deadline,
+                    views: live.iter().map(|m| (m.name.clone(), m.view())).collect(),
+                });
+            }
+            tokio::time::sleep(POLL).await; // the poll interval
+        }
+    }
+
+    /// Kills node `i`: `SIGKILL` for a process node; an in-process node shuts down (its
+    /// sockets close, so peers see `connection_closed` at once, as for a killed process).
+    ///
+    /// # Errors
+    /// [`ClusterError::NoMember`] or [`ClusterError::Killed`].
+    pub async fn kill(&mut self, i: usize) -> Result<(), ClusterError> {
+        let member = self.member_mut(i)?;
+        member.faults.clear();
+        match std::mem::replace(&mut member.kind, Kind::Killed) {
+            Kind::InProcess(node) => node.shutdown().await,
+            Kind::Process(mut child) => {
+                let _ = child.kill().await;
+            }
+            Kind::Killed => {
+                return Err(ClusterError::Killed {
+                    name: member.name.clone(),
+                })
+            }
+        }
+        member.paused = false;
+        Ok(())
+    }
+
+    /// Pauses node `i`: `SIGSTOP` for a process node; an in-process node's transport freezes
+    /// (its sessions neither read nor write, and it answers no handshake). Peers see
+    /// `tick_timeout` after about the tick time.
+    ///
+    /// # Errors
+    /// [`ClusterError::NoMember`], [`ClusterError::Killed`], or [`ClusterError::Signal`].
+    pub async fn pause(&mut self, i: usize) -> Result<(), ClusterError> {
+        self.stop_or_continue(i, true).await
+    }
+
+    /// Resumes a paused node: `SIGCONT`, or thaws the in-process node's transport.
+    ///
+    /// # Errors
+    /// As [`LocalCluster::pause`].
+    pub async fn resume(&mut self, i: usize) -> Result<(), ClusterError> {
+        self.stop_or_continue(i, false).await
+    }
+
+    async fn stop_or_continue(&mut self, i: usize, pause: bool) -> Result<(), ClusterError> {
+        let member = self.member_mut(i)?;
+        match &member.kind {
+            Kind::InProcess(_) if pause => member.faults.freeze(),
+            Kind::InProcess(_) => member.faults.thaw(),
+            Kind::Process(child) => {
+                let signal = if pause { "-STOP" } else { "-CONT" };
+                signal_process(&member.name, child, signal).await?;
+            }
+            Kind::Killed => {
+                return Err(ClusterError::Killed {
+                    name: member.name.clone(),
+                })
+            }
+        }
+        member.paused = pause;
+        Ok(())
+    }
+
+    /// Cuts nodes `a` and `b` off from each other: frames between them are dropped both ways
+    /// and they cannot connect, so both see `tick_timeout` after about the tick time (unless
+    /// one of them is paused or killed first). Other nodes are unaffected.
+    ///
+    /// # Errors
+    /// [`ClusterError::NoMember`], or [`ClusterError::Unsupported`] if both are process nodes.
+    pub fn partition(&self, a: usize, b: usize) -> Result<(), ClusterError> {
+        self.cut(a, b, true)
+    }
+
+    /// Lets frames between `a` and `b` through again. They stay disconnected if they timed
+    /// out meanwhile; [`LocalCluster::await_mesh`] connects them again.
+    ///
+    /// # Errors
+    /// As [`LocalCluster::partition`].
+    pub fn heal(&self, a: usize, b: usize) -> Result<(), ClusterError> {
+        self.cut(a, b, false)
+    }
+
+    fn cut(&self, a: usize, b: usize, cut: bool) -> Result<(), ClusterError> {
+        let (ma, mb) = (self.member(a)?, self.member(b)?);
+        let in_process = |m: &Member| !matches!(m.kind, Kind::Process(_));
+        if !in_process(ma) && !in_process(mb) {
+            return Err(ClusterError::Unsupported {
+                what: "partition between two process nodes",
+            });
+        }
+        // Each in-process side drops the other's frames; one side is enough for both to see
+        // silence, and a process side cannot be told.
+        for (m, peer) in [(ma, &mb.name), (mb, &ma.name)] {
+            if in_process(m) {
+                if cut {
+                    m.faults.block(peer.clone());
+                } else {
+                    m.faults.unblock(peer);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Shuts every node down (killing process nodes) and stops the port mapper.
+    pub async fn shutdown(mut self) {
+        for i in 0..self.members.len() {
+            let _ = self.kill(i).await;
+        }
+        if let Some(port_mapper) = self.port_mapper.take() {
+            port_mapper.shutdown().await;
+        }
+    }
+}
+
+async fn signal_process(name: &NodeName, child: &Child, signal: &str) -> Result<(), ClusterError> {
+    let failed = |reason: String| ClusterError::Signal {
+        name: name.clone(),
+        reason,
+    };
+    let pid = child.id().ok_or_else(|| failed("it has exited".into()))?;
+    let status = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .await
+        .map_err(|e| failed(format!("cannot run kill: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(failed(format!("kill {signal} {pid}: {status}")))
+    }
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for member in &mut self.members {
+            member.faults.clear();
+            logs::unregister(member.name.as_str());
+            match std::mem::replace(&mut member.kind, Kind::Killed) {
+                Kind::InProcess(node) => {
+                    // Shut down in the background if a runtime is still there; otherwise
+                    // dropping the node stops its listener, and the runtime's end its sessions.
+                    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                        rt.spawn(node.shutdown());
+                    }
+                }
+                Kind::Process(mut child) => {
+                    let _ = child.start_kill();
+                }
+                Kind::Killed => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_node_list() {
+        assert_eq!(
+            parse_list("[a@localhost, b@localhost]"),
+            vec![
+                "a@localhost".parse::<NodeName>().unwrap(),
+                "b@localhost".parse().unwrap()
+            ]
+        );
+        assert!(parse_list("[]").is_empty());
+    }
+}

@@ -1,0 +1,230 @@
+//! `nodus::testing::LocalCluster`: partitions, pauses and kills, in-process and as processes.
+
+use std::time::Duration;
+
+use nodus::{
+    remote::{NodeDownReason, NodeEvent},
+    testing::{example_binary, ClusterError, LocalCluster},
+    NodeName,
+};
+use tokio::sync::broadcast;
+
+const DEADLINE: Duration = Duration::from_secs(10);
+const TICK: Duration = Duration::from_millis(600);
+
+/// The reason of the next `NodeDown` for `peer` on `events`, within the deadline.
+async fn down(events: &mut broadcast::Receiver<NodeEvent>, peer: &NodeName) -> NodeDownReason {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(NodeEvent::NodeDown { node, reason, .. }) if node == *peer => return reason,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("events ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("no NodeDown for {peer} within {DEADLINE:?}"))
+}
+
+/// Waits (polling, bounded) until process node `i` has printed a line containing `text`.
+async fn printed(cluster: &LocalCluster, i: usize, text: &str) {
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while !cluster.output(i).iter().any(|l| l.contains(text)) {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "node {i} never printed {text:?}: {:?}",
+            cluster.output(i)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await; // poll interval
+    }
+}
+
+#[tokio::test]
+async fn a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals() {
+    let cluster = LocalCluster::builder()
+        .nodes(3)
+        .tick_time(TICK)
+        .start()
+        .await
+        .unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let (a, b, c) = (cluster.name(0), cluster.name(1), cluster.name(2));
+    let (mut events_a, mut events_b) = (cluster.node(0).events(), cluster.node(1).events());
+
+    cluster.partition(0, 1).unwrap();
+    let started = tokio::time::Instant::now();
+    assert_eq!(down(&mut events_a, b).await, NodeDownReason::TickTimeout);
+    assert_eq!(down(&mut events_b, a).await, NodeDownReason::TickTimeout);
+    assert!(
+        started.elapsed() >= TICK - TICK / 4,
+        "{:?}",
+        started.elapsed()
+    );
+    // The third node still sees both sides, and the cut-off pair cannot reconnect.
+    assert_eq!(cluster.node(2).list(), [a.clone(), b.clone()]);
+    assert_eq!(cluster.node(0).list(), std::slice::from_ref(c));
+    assert!(cluster.node(0).connect(b).await.is_err());
+    assert!(matches!(
+        cluster.await_mesh(Duration::from_millis(300)).await,
+        Err(ClusterError::NoMesh { .. })
+    ));
+
+    cluster.heal(0, 1).unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    assert_eq!(cluster.node(0).list(), [b.clone(), c.clone()]);
+    assert_eq!(cluster.node(1).list(), [a.clone(), c.clone()]);
+    // Each node's log was captured on its own.
+    if cluster.logs_captured() {
+        let logs = cluster.logs(0);
+        assert!(
+            logs.iter()
+                .any(|l| l.contains("nodedown") && l.contains(b.as_str())),
+            "{logs:?}"
+        );
+        assert!(!cluster.logs(2).iter().any(|l| l.contains("nodedown")));
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_paused_node_times_out_and_rejoins_when_resumed() {
+    let mut cluster = LocalCluster::builder()
+        .nodes(3)
+        .tick_time(TICK)
+        .handshake_timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let paused = cluster.name(1).clone();
+    let (mut events_a, mut events_c) = (cluster.node(0).events(), cluster.node(2).events());
+    cluster.pause(1).await.unwrap();
+    assert_eq!(
+        down(&mut events_a, &paused).await,
+        NodeDownReason::TickTimeout
+    );
+    assert_eq!(
+        down(&mut events_c, &paused).await,
+        NodeDownReason::TickTimeout
+    );
+    // Frozen: it answers no handshake either (the attempt times out after 1 s).
+    assert!(cluster.node(0).connect(&paused).await.is_err());
+    cluster.resume(1).await.unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    assert_eq!(cluster.node(1).list().len(), 2);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_killed_node_is_down_at_once_and_the_rest_stays_meshed() {
+    let mut cluster = LocalCluster::builder()
+        .nodes(3)
+        .tick_time(Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let killed = cluster.name(2).clone();
+    let monitor = cluster.node(0).monitor_node(&killed).await;
+    cluster.kill(2).await.unwrap();
+    // The tick time is 60 s: only the closed connection explains a prompt NodeDown.
+    let down = tokio::time::timeout(Duration::from_secs(5), monitor)
+        .await
+        .expect("NodeDown at once");
+    assert_eq!(down.reason, NodeDownReason::ConnectionClosed);
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    assert_eq!(cluster.node(0).list(), [cluster.name(1).clone()]);
+    assert!(cluster.try_node(2).is_none());
+    assert!(matches!(
+        cluster.kill(2).await,
+        Err(ClusterError::Killed { .. })
+    ));
+    assert!(matches!(
+        cluster.kill(7).await,
+        Err(ClusterError::NoMember { index: 7, size: 3 })
+    ));
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn process_nodes_mesh_pause_and_die() {
+    let Some(ping) = example_binary("ping") else {
+        panic!(
+            "the ping example is missing: run `cargo build --example ping` (cargo test builds it)"
+        );
+    };
+    let mut cluster = LocalCluster::builder()
+        .nodes(1)
+        .processes(2, ping)
+        .tick_time(TICK)
+        .start()
+        .await
+        .unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let names = cluster.names();
+    assert_eq!(cluster.node(0).list(), names[1..]);
+    printed(&cluster, 1, &format!("{}: pong", names[0])).await;
+
+    // SIGSTOP: both the in-process node and the other process see a tick timeout.
+    let mut events = cluster.node(0).events();
+    cluster.pause(1).await.unwrap();
+    assert_eq!(
+        down(&mut events, &names[1]).await,
+        NodeDownReason::TickTimeout
+    );
+    printed(
+        &cluster,
+        2,
+        &format!("nodedown {} (net_tick_timeout)", names[1]),
+    )
+    .await;
+    cluster.resume(1).await.unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+
+    // Two process nodes cannot be partitioned (neither transport is ours).
+    assert!(matches!(
+        cluster.partition(1, 2),
+        Err(ClusterError::Unsupported { .. })
+    ));
+
+    // SIGKILL: the connection closes at once.
+    cluster.kill(2).await.unwrap();
+    assert_eq!(
+        down(&mut events, &names[2]).await,
+        NodeDownReason::ConnectionClosed
+    );
+    assert!(
+        !cluster.logs(1).is_empty(),
+        "stderr of a process node is captured"
+    );
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_kv_service_example_crashes_restarts_and_repairs() {
+    let Some(example) = example_binary("kv_service") else {
+        panic!("the kv_service example is missing: run `cargo build --example kv_service` (cargo test builds it)");
+    };
+    let run = tokio::process::Command::new(example)
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(Duration::from_secs(30), run)
+        .await
+        .expect("the example finishes within 30 s")
+        .expect("the example runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    for line in [
+        "put color=blue: 3 of 3 replicas",
+        "reads color on kv3_",
+        "was restarted as",
+        "restored 2 keys",
+        "(connection_closed)",
+        "put size=large: 2 of 2 replicas",
+        "shut down cleanly",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+}
