@@ -64,9 +64,47 @@ pub mod prelude {
 /// refers to. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use actor_core::{bridge_reply, codec, reply_port, RemoteMessage, ReplySink, Wire};
     pub use actor_core::{
         ractor, CallContext, CallError, ChildSpec, Destination, SendError, SpawnError, System,
         TaskError, TaskSupervisor, DEFAULT_TIMEOUT,
     };
     pub use inventory;
+    pub use serde;
+
+    /// The wire format of `#[nodus::actor(remote)]` messages: the variant's index, then the
+    /// encoded tuple of its arguments.
+    pub mod remote {
+        use actor_core::codec::{self, CodecError};
+        use serde::{de::DeserializeOwned, Serialize};
+
+        /// Encodes variant `index` with its arguments `args` (a tuple).
+        ///
+        /// # Errors
+        /// The codec's error.
+        pub fn encode<A: Serialize + ?Sized>(index: u32, args: &A) -> Result<Vec<u8>, CodecError> {
+            codec::encode(&(index, codec::encode(args)?))
+        }
+
+        /// Splits a payload into the variant's index and its encoded arguments.
+        ///
+        /// # Errors
+        /// The codec's error.
+        pub fn split(payload: &[u8]) -> Result<(u32, Vec<u8>), CodecError> {
+            codec::decode(payload)
+        }
+
+        /// Decodes a variant's arguments.
+        ///
+        /// # Errors
+        /// The codec's error.
+        pub fn args<A: DeserializeOwned>(bytes: &[u8]) -> Result<A, CodecError> {
+            codec::decode(bytes)
+        }
+
+        /// The error for a payload that is no variant of `expected`.
+        pub fn bad(expected: &'static str, reason: String) -> CodecError {
+            CodecError::Decode { expected, reason }
+        }
+    }
 }

@@ -403,3 +403,215 @@ async fn public_generated_items() -> Res {
     system.shutdown().await;
     Ok(())
 }
+
+/// `#[nodus::actor(remote)]`: the same client for an actor on another node.
+mod remote_actor {
+    use std::time::Duration;
+
+    use nodus::{
+        core::{codec, RemoteMessage, ReplySink, SendErrorKind},
+        remote::{
+            port_mapper::{PortMapperServer, PortMapperServerHandle},
+            Cookie, Node, NodeConfig,
+        },
+        CallError,
+    };
+    use serde::{Deserialize, Serialize};
+
+    type Res = Result<(), Box<dyn std::error::Error>>;
+
+    /// Every call in these tests waits at most this long.
+    const T: Duration = Duration::from_secs(5);
+
+    async fn port_mapper() -> PortMapperServerHandle {
+        PortMapperServer::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap()
+            .spawn()
+    }
+
+    async fn node(name: &str, epmd: &PortMapperServerHandle) -> Node {
+        Node::start(
+            NodeConfig::sname(name)
+                .cookie(Cookie::new("macros").unwrap())
+                .port_mapper(epmd.local_addr())
+                .handshake_timeout(Duration::from_secs(3)),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+    struct Counter {
+        n: u64,
+    }
+
+    #[nodus::actor(remote)]
+    impl Counter {
+        /// A cast.
+        pub fn add(&mut self, k: u64) {
+            self.n += k;
+        }
+
+        /// A call of no argument.
+        pub async fn get(&self) -> u64 {
+            self.n
+        }
+
+        /// A call of several arguments, acknowledged.
+        #[call]
+        pub async fn set(&mut self, high: u64, low: u64) -> () {
+            self.n = high * 10 + low;
+        }
+
+        /// A serde reply of the state type.
+        pub fn snapshot(&self) -> Self {
+            self.clone()
+        }
+
+        /// A cast of no argument.
+        #[cast]
+        pub fn reset(&mut self) {
+            self.n = 0;
+        }
+    }
+
+    /// A generic remote actor: the serde bounds are added by the macro.
+    #[derive(Clone, Debug, Default)]
+    struct Slot<T> {
+        value: Option<T>,
+    }
+
+    #[nodus::actor(remote)]
+    impl<T> Slot<T>
+    where
+        T: Clone + Sync,
+    {
+        /// Replaces the value, returning the old one.
+        pub fn swap(&mut self, value: T) -> Option<T> {
+            self.value.replace(value)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_remote_actor_answers_the_same_client_on_another_node() -> Res {
+        let epmd = port_mapper().await;
+        let a = node("a@localhost", &epmd).await;
+        let b = node("b@localhost", &epmd).await;
+        // `spawn` registers the message type on b; the sender registers it on a.
+        Counter::spawn(&b, Some("counter"), Counter { n: 0 }).await?;
+        Counter::register_remote(&a);
+
+        let counter = Counter::client(&a, ("counter", "b@localhost")).with_timeout(T);
+        counter.add(5).await?;
+        assert_eq!(counter.get().await?, 5);
+        counter.set(4, 2).await?;
+        assert_eq!(counter.snapshot().await?, Counter { n: 42 });
+        counter.reset().await?;
+        counter.add(1).await?;
+        assert_eq!(counter.get().await?, 1);
+        // The same actor, locally on b.
+        assert_eq!(Counter::client(&b, "counter").get().await?, 1);
+
+        // A generic actor.
+        Slot::<String>::spawn(&b, Some("slot"), Slot::default()).await?;
+        Slot::<String>::register_remote(&a);
+        let slot = Slot::<String>::client(&a, ("slot", "b@localhost")).with_timeout(T);
+        assert_eq!(slot.swap("x".to_string()).await?, None);
+        assert_eq!(slot.swap("y".to_string()).await?, Some("x".to_string()));
+
+        a.shutdown().await;
+        b.shutdown().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn remote_actor_failures_are_typed() -> Res {
+        let epmd = port_mapper().await;
+        let a = node("a@localhost", &epmd).await;
+        let c = node("c@localhost", &epmd).await;
+        Counter::register_remote(&a);
+
+        // A node that does not exist.
+        let err = Counter::client(&a, ("counter", "ghost@localhost"))
+            .with_timeout(T)
+            .get()
+            .await
+            .err();
+        assert!(
+            matches!(&err, Some(CallError::Send(SendErrorKind::NoConnection { node })) if node.as_str() == "ghost@localhost"),
+            "{err:?}"
+        );
+
+        // Registered on the sender only: c runs the actor (spawned without `Counter::spawn`,
+        // so nothing registered it there) and refuses the message.
+        c.spawn(Some("counter"), CounterActor::default(), Counter { n: 0 })
+            .await?;
+        let err = Counter::client(&a, ("counter", "c@localhost"))
+            .with_timeout(T)
+            .get()
+            .await
+            .err();
+        assert!(
+            matches!(&err, Some(CallError::Send(SendErrorKind::Refused { node, reason }))
+                if node.as_str() == "c@localhost" && reason.contains("CounterMsg is not registered")),
+            "{err:?}"
+        );
+
+        // Registered on neither side of the send: refused on c before anything is sent.
+        let err = Counter::client(&c, ("counter", "a@localhost"))
+            .add(1)
+            .await
+            .err();
+        assert!(
+            matches!(&err, Some(e) if matches!(e.kind, SendErrorKind::NotRemotable { .. })),
+            "{err:?}"
+        );
+
+        a.shutdown().await;
+        c.shutdown().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn bad_payloads_are_decode_errors() -> Res {
+        let sink = || ReplySink::new(|_| {});
+        let decode_error = |r: Result<CounterMsg, codec::CodecError>| {
+            matches!(
+                r,
+                Err(codec::CodecError::Decode {
+                    expected: "CounterMsg",
+                    ..
+                })
+            )
+        };
+        // Round trips.
+        let add = CounterMsg::Add(3).to_wire()?;
+        assert!(add.reply.is_none());
+        assert!(matches!(
+            CounterMsg::from_wire(&add.payload, None),
+            Ok(CounterMsg::Add(3))
+        ));
+        let (port, _rx) = nodus::ractor::concurrency::oneshot::<u64>();
+        let get = CounterMsg::Get(port.into()).to_wire()?;
+        assert!(get.reply.is_some());
+        assert!(matches!(
+            CounterMsg::from_wire(&get.payload, Some(sink())),
+            Ok(CounterMsg::Get(_))
+        ));
+        // A cast with a reply port, a call without one.
+        assert!(decode_error(CounterMsg::from_wire(
+            &add.payload,
+            Some(sink())
+        )));
+        assert!(decode_error(CounterMsg::from_wire(&get.payload, None)));
+        // An index no handler has.
+        let unknown = codec::encode(&(99u32, codec::encode(&())?))?;
+        assert!(decode_error(CounterMsg::from_wire(&unknown, None)));
+        // Arguments of the wrong type, and bytes that are no message at all.
+        let wrong = codec::encode(&(0u32, codec::encode(&("three",))?))?;
+        assert!(CounterMsg::from_wire(&wrong, None).is_err());
+        assert!(CounterMsg::from_wire(&[0xff, 0xff, 0xff], None).is_err());
+        Ok(())
+    }
+}

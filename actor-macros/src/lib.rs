@@ -55,13 +55,16 @@ fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
 /// - `struct CounterClient`: one async method per handler, sent through `System::cast` /
 ///   `System::call` to a `Destination`, with `with_timeout` to change the call timeout;
 /// - on `Counter`: `spawn(&system, name, state)` (returns a client addressed to the new pid),
-///   `client(&system, dest)` and `child_spec(id, state)` for a supervisor.
+///   `client(&system, dest)` and `child_spec(id, state)` for a supervisor;
+/// - with `remote` (see below): `impl RemoteMessage for CounterMsg` and
+///   `Counter::register_remote(&system)`.
 ///
 /// The generated types and functions are private to the module, as any item without `pub`
 /// (the macro cannot see the state type's visibility, and a public item may not expose a
 /// private type); `#[nodus::actor(vis = pub)]` (or `pub(crate)`) makes them public. Client
 /// methods keep their handler's visibility. Arguments also rename the generated types:
-/// `#[nodus::actor(msg = M, client = C, actor = A)]`.
+/// `#[nodus::actor(msg = M, client = C, actor = A)]`, and combine: `#[nodus::actor(remote,
+/// vis = pub)]`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -94,6 +97,64 @@ fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
 /// let same = Counter::client(&system, ("counter", "alex@localhost"));
 /// assert_eq!(same.get().await?, 5);
 /// # system.shutdown().await; Ok(()) }
+/// ```
+///
+/// # Remote actors: `#[nodus::actor(remote)]`
+///
+/// With `remote`, the message enum also implements `RemoteMessage`, so the client reaches an
+/// actor on another node, `("counter", "kate@localhost")`, with the same methods. It is opt-in
+/// because every handler argument and every call's reply must then be `serde::Serialize` and
+/// `serde::de::DeserializeOwned`; one that is not is a compile error at its type. On the wire,
+/// a message is the handler's index (in source order) and the tuple of its arguments, encoded
+/// with `nodus::codec`; a call's reply port stays on the caller's node and the reply comes back
+/// encoded. Both nodes must run the same `impl`: a payload that does not decode (an unknown
+/// index, a call without a reply port) is refused, never a panic.
+///
+/// `remote` adds `Counter::register_remote(&system)`, which registers `CounterMsg` with
+/// `System::register_remote_message`. A message type must be registered on **both** nodes:
+/// `Counter::spawn` registers it on the node it spawns on, and every node that *sends* to a
+/// remote `Counter` must call `Counter::register_remote` itself (a `child_spec` does not
+/// register either). An unregistered sender gets `SendErrorKind::NotRemotable`; an
+/// unregistered receiver refuses the message with `SendErrorKind::Refused` ("… is not
+/// registered there").
+///
+/// Generic actors may be `remote`: the `RemoteMessage` impl requires each argument and reply
+/// type to be serde, so `Store::<String, u32>` is remotable when `String` and `u32` are, and
+/// `spawn` and `register_remote` require `StoreMsg<K, V>: RemoteMessage` of the instance used.
+/// Each instance is its own message type, registered separately.
+///
+/// ```no_run
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use nodus::remote::{Node, NodeConfig};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Clone, Serialize, Deserialize)]
+/// struct Counter {
+///     n: u64,
+/// }
+///
+/// #[nodus::actor(remote)]
+/// impl Counter {
+///     pub fn add(&mut self, k: u64) {
+///         self.n += k;
+///     }
+///
+///     pub async fn get(&self) -> u64 {
+///         self.n
+///     }
+/// }
+///
+/// // Two nodes (in two processes, or here in one).
+/// let kate = Node::start(NodeConfig::sname("kate@localhost")).await?;
+/// let alex = Node::start(NodeConfig::sname("alex@localhost")).await?;
+///
+/// Counter::spawn(&kate, Some("counter"), Counter { n: 0 }).await?; // registers on kate
+/// Counter::register_remote(&alex); // the sender registers too
+///
+/// let counter = Counter::client(&alex, ("counter", "kate@localhost"));
+/// counter.add(5).await?;
+/// assert_eq!(counter.get().await?, 5);
+/// # alex.shutdown().await; kate.shutdown().await; Ok(()) }
 /// ```
 ///
 /// Mistakes are compile errors with the fix, e.g. for a handler taking `self` by value:
