@@ -2,7 +2,7 @@
 //! processes on loopback, against plain TCP in the same run (issue 4, item 7).
 //!
 //! ```sh
-//! cargo bench --bench remote        # release mode; about 20 s
+//! cargo bench --bench remote        # release mode; about 10 s
 //! NODUS_BENCH_RUNTIME=current cargo bench --bench remote   # current-thread runtimes
 //! ```
 //!
@@ -420,7 +420,14 @@ fn measure() {
             .spawn()
     });
     let epmd_addr = epmd.local_addr();
-    let (peer, port) = start_peer(&[PEER_ARG, &epmd_addr.to_string()]);
+    // Wait for the peer inside the runtime: on a current-thread runtime the port mapper the
+    // peer registers with only runs while the runtime is driven.
+    let (peer, port) = rt
+        .block_on(async move {
+            tokio::task::spawn_blocking(move || start_peer(&[PEER_ARG, &epmd_addr.to_string()]))
+                .await
+        })
+        .expect("bench setup: starting the peer panicked");
     let mut tcp = TcpClient::connect(port);
     let mut client = rt.block_on(async {
         let node = Node::start(config(BENCH_NODE, epmd_addr))
