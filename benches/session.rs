@@ -28,12 +28,10 @@
 //! runtime instead of the default multi-thread one, to separate the cost of cross-thread
 //! wake-ups from the rest.
 
-use std::{
-    io::{BufRead, BufReader, BufWriter, Read, Write},
-    net::TcpStream as StdTcpStream,
-    process::{Child, Command, Stdio},
-    time::Instant,
-};
+#[path = "support/two_process.rs"]
+mod two_process;
+
+use std::time::Instant;
 
 use nodus::remote::{
     proto::{Existing, HandshakeConfig},
@@ -41,6 +39,11 @@ use nodus::remote::{
 };
 use nodus::NodeName;
 use serde::{Deserialize, Serialize};
+use two_process::{
+    exit_with_parent, frame, median, median_ratio, on_runtime, runtime, say_ready, serve_baseline,
+    start_peer, TcpClient, PAYLOAD,
+};
+
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -49,10 +52,6 @@ use tokio::{
 
 /// The argument that makes the binary the peer.
 const PEER_ARG: &str = "--nodus-session-peer";
-/// Selects the runtime flavour of the sessions (`multi`, the default, or `current`).
-const RUNTIME_ENV: &str = "NODUS_BENCH_RUNTIME";
-
-const PAYLOAD: usize = 64;
 /// Round trips per round and variant, measured in `CHUNKS` alternating chunks.
 const ROUND_TRIPS: usize = 3_000;
 const CHUNKS: usize = 10;
@@ -60,8 +59,6 @@ const FRAMES: u64 = 300_000;
 const ROUNDS: usize = 9;
 
 /// The first byte on each connection says what the peer serves on it.
-const KIND_ECHO: u8 = b'E';
-const KIND_COUNT: u8 = b'C';
 const KIND_SESSION: u8 = b'S';
 const KIND_TOKIO_ECHO: u8 = b'T';
 
@@ -82,19 +79,6 @@ fn main() {
     }
 }
 
-fn runtime() -> tokio::runtime::Runtime {
-    let current = std::env::var(RUNTIME_ENV).is_ok_and(|v| v == "current");
-    let mut builder = if current {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-    };
-    builder
-        .enable_all()
-        .build()
-        .expect("bench setup: cannot build a tokio runtime")
-}
-
 fn name(text: &str) -> NodeName {
     NodeName::parse(text).expect("bench setup: invalid node name")
 }
@@ -108,10 +92,7 @@ fn no_session(_: NodeName) -> std::future::Ready<Existing> {
 
 fn serve() {
     // The parent kills us at the end; if it dies first, our stdin closes and we exit too.
-    std::thread::spawn(|| {
-        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
-        std::process::exit(0);
-    });
+    exit_with_parent();
     runtime().block_on(async {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
@@ -120,10 +101,7 @@ fn serve() {
             .local_addr()
             .expect("peer: no local address")
             .port();
-        println!("ready {port}");
-        std::io::stdout()
-            .flush()
-            .expect("peer: cannot write stdout");
+        say_ready(port);
         loop {
             let (stream, _) = listener.accept().await.expect("peer: accept failed");
             tokio::spawn(serve_connection(stream));
@@ -145,34 +123,9 @@ async fn serve_connection(mut stream: TcpStream) {
         }
         kind => {
             // The baseline uses blocking sockets on a thread of its own.
-            let std = stream.into_std().expect("peer: into_std failed");
-            std.set_nonblocking(false).expect("peer: set_nonblocking");
-            std.set_nodelay(true).expect("peer: set_nodelay");
-            std::thread::spawn(move || {
-                // The client closing its end ends the thread with an EOF error.
-                let _ = if kind == KIND_ECHO {
-                    tcp_echo(std)
-                } else {
-                    tcp_count(std)
-                };
-            });
+            serve_baseline(stream.into_std().expect("peer: into_std failed"), kind);
         }
     }
-}
-
-/// Reads one frame into `body`.
-fn read_frame(r: &mut impl Read, body: &mut Vec<u8>) -> std::io::Result<()> {
-    let mut len = [0u8; 4];
-    r.read_exact(&mut len)?;
-    body.resize(u32::from_be_bytes(len) as usize, 0);
-    r.read_exact(body)
-}
-
-fn frame(body: &[u8]) -> Vec<u8> {
-    let len = u32::try_from(body.len()).expect("a small frame");
-    let mut out = len.to_be_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
 }
 
 /// Echoes whatever arrives: frames come back as they went.
@@ -184,37 +137,6 @@ async fn tokio_echo(mut stream: TcpStream) -> std::io::Result<()> {
             return Ok(());
         }
         stream.write_all(&buf[..n]).await?;
-    }
-}
-
-fn tcp_echo(stream: StdTcpStream) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(64 << 10, stream.try_clone()?);
-    let mut writer = stream;
-    let mut body = Vec::new();
-    let mut out = Vec::new();
-    loop {
-        read_frame(&mut reader, &mut body)?;
-        out.clear();
-        out.extend_from_slice(&frame(&body));
-        writer.write_all(&out)?;
-    }
-}
-
-/// Reads a u64 count `n`, then `n` frames, and answers with the number of frames read.
-fn tcp_count(stream: StdTcpStream) -> std::io::Result<()> {
-    let mut reader = BufReader::with_capacity(64 << 10, stream.try_clone()?);
-    let mut writer = stream;
-    let mut body = Vec::new();
-    loop {
-        let mut n = [0u8; 8];
-        reader.read_exact(&mut n)?;
-        let n = u64::from_be_bytes(n);
-        let mut seen = 0u64;
-        for _ in 0..n {
-            read_frame(&mut reader, &mut body)?;
-            seen += 1;
-        }
-        writer.write_all(&seen.to_be_bytes())?;
     }
 }
 
@@ -243,109 +165,6 @@ async fn serve_session(stream: TcpStream) {
 
 // ---------------------------------------------------------------------------------------------
 // The measuring process.
-
-/// The peer process; killed when dropped, so also on panics.
-struct Peer(Child);
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_peer() -> (Peer, u16) {
-    let exe = std::env::current_exe().expect("bench setup: current_exe unavailable");
-    let child = Command::new(exe)
-        .arg(PEER_ARG)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("bench setup: cannot start the peer process");
-    let mut peer = Peer(child);
-    let stdout = peer.0.stdout.take().expect("bench setup: no peer stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("bench setup: cannot read the peer's ready line");
-    let port = line
-        .trim()
-        .strip_prefix("ready ")
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("bench setup: the peer did not say `ready <port>`: {line:?}"));
-    (peer, port)
-}
-
-/// The median of the per-round ratios `num[i] / den[i]`.
-fn median_ratio(num: &[f64], den: &[f64]) -> f64 {
-    median(num.iter().zip(den).map(|(n, d)| n / d).collect())
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-fn tcp_connect(port: u16, kind: u8) -> StdTcpStream {
-    let mut s = StdTcpStream::connect(("127.0.0.1", port)).expect("bench setup: connect failed");
-    s.set_nodelay(true).expect("bench setup: set_nodelay");
-    s.write_all(&[kind]).expect("bench setup: write failed");
-    s
-}
-
-struct TcpClient {
-    echo: StdTcpStream,
-    echo_reader: BufReader<StdTcpStream>,
-    count: BufWriter<StdTcpStream>,
-    count_reader: StdTcpStream,
-}
-
-impl TcpClient {
-    fn connect(port: u16) -> Self {
-        let echo = tcp_connect(port, KIND_ECHO);
-        let count = tcp_connect(port, KIND_COUNT);
-        Self {
-            echo_reader: BufReader::with_capacity(64 << 10, echo.try_clone().expect("clone")),
-            echo,
-            count_reader: count.try_clone().expect("clone"),
-            count: BufWriter::with_capacity(64 << 10, count),
-        }
-    }
-
-    /// Seconds for `n` round trips.
-    fn round_trips(&mut self, n: usize) -> f64 {
-        let ping = frame(&[7u8; PAYLOAD]);
-        let mut body = Vec::new();
-        let start = Instant::now();
-        for _ in 0..n {
-            self.echo.write_all(&ping).expect("tcp echo write");
-            read_frame(&mut self.echo_reader, &mut body).expect("tcp echo read");
-            assert_eq!(body.len(), PAYLOAD, "tcp echo: wrong frame");
-        }
-        start.elapsed().as_secs_f64()
-    }
-
-    /// Frames per second, one way.
-    fn frames(&mut self) -> f64 {
-        let data = frame(&[7u8; PAYLOAD]);
-        let start = Instant::now();
-        self.count
-            .write_all(&FRAMES.to_be_bytes())
-            .expect("tcp count write");
-        for _ in 0..FRAMES {
-            self.count.write_all(&data).expect("tcp count write");
-        }
-        self.count.flush().expect("tcp count flush");
-        let mut seen = [0u8; 8];
-        self.count_reader
-            .read_exact(&mut seen)
-            .expect("tcp count read");
-        let elapsed = start.elapsed().as_secs_f64();
-        assert_eq!(u64::from_be_bytes(seen), FRAMES, "tcp count: frames lost");
-        FRAMES as f64 / elapsed
-    }
-}
 
 struct SessionClient {
     handle: SessionHandle<Msg>,
@@ -446,16 +265,6 @@ impl TokioClient {
     }
 }
 
-/// Runs `measured` as a task of `rt` (as an actor would run, not on the blocked main thread);
-/// it gives its client back with the figure.
-fn on_runtime<C: Send + 'static>(
-    rt: &tokio::runtime::Runtime,
-    measured: impl std::future::Future<Output = (C, f64)> + Send + 'static,
-) -> (C, f64) {
-    rt.block_on(rt.spawn(measured))
-        .expect("bench: a measuring task panicked")
-}
-
 #[derive(Default)]
 struct Figures {
     tokio_rtt: Vec<f64>,
@@ -466,7 +275,7 @@ struct Figures {
 }
 
 fn measure() {
-    let (peer, port) = start_peer();
+    let (peer, port) = start_peer(&[PEER_ARG]);
     let rt = runtime();
     let mut tcp = TcpClient::connect(port);
     let mut session = rt
@@ -497,7 +306,7 @@ fn measure() {
             tokio_s += t;
         }
         let per_rtt = 1e6 / (chunk * CHUNKS) as f64;
-        let tcp_frames = tcp.frames();
+        let tcp_frames = tcp.frames(FRAMES);
         let session_frames;
         (session, session_frames) = on_runtime(&rt, async move {
             let f = session.frames().await;

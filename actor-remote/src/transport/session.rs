@@ -32,6 +32,9 @@ use actor_core::NodeName;
 /// The reader's buffer: one read takes up to this many bytes, however many frames they hold.
 const READ_BUF: usize = 64 << 10;
 
+/// The capacity a frame's buffer starts with.
+const SMALL_FRAME: usize = 128;
+
 /// The writer stops adding queued frames to one write past this many bytes.
 const COALESCE_LIMIT: usize = 1 << 20;
 
@@ -181,7 +184,8 @@ impl<T: Serialize> SessionHandle<T> {
         if self.frames.is_closed() {
             return Err(SendError::Closed);
         }
-        let mut frame = Vec::new();
+        // Room for a small message, so that encoding it does not grow the buffer step by step.
+        let mut frame = Vec::with_capacity(SMALL_FRAME);
         encode_frame(&SessionFrame::Msg(msg), &mut frame, self.max_frame_len)
             .map_err(SendError::Frame)?;
         self.frames.send(frame).map_err(|_| SendError::Closed)

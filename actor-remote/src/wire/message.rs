@@ -152,6 +152,7 @@ pub enum NodeMsg {
         /// The function name.
         function: String,
         /// The arguments, encoded by the codec.
+        #[serde(with = "bytes")]
         args: Vec<u8>,
         /// What kind of task.
         kind: WireTaskKind,
@@ -168,6 +169,7 @@ pub enum NodeMsg {
         /// The request that started it.
         req: u64,
         /// The encoded result or the error.
+        #[serde(with = "result_bytes")]
         result: Result<Vec<u8>, WireTaskError>,
     },
     /// Stop the task started by `req`: its linked caller went away, or asked for a shutdown.
@@ -182,6 +184,7 @@ pub enum NodeMsg {
         /// The message type's name, which the receiver decodes by.
         type_name: String,
         /// The encoded message.
+        #[serde(with = "bytes")]
         payload: Vec<u8>,
         /// The caller's number for a call; the answer is a [`NodeMsg::Reply`].
         call: Option<u64>,
@@ -191,6 +194,7 @@ pub enum NodeMsg {
         /// The call it answers.
         call: u64,
         /// The encoded reply, or why there is none.
+        #[serde(with = "result_bytes")]
         result: Result<Vec<u8>, WireSendError>,
     },
     /// Monitor an actor of the receiver; answered once with [`NodeMsg::Down`].
@@ -347,4 +351,241 @@ pub enum WireTaskError {
         /// Its limit.
         max: u64,
     },
+}
+
+/// Encoded payloads inside [`NodeMsg`] go through serde as one byte string instead of a
+/// sequence of `u8`s, which bincode would encode and decode one element at a time. The bytes
+/// on the wire are the same (a varint length, then the bytes), so this is no protocol change;
+/// `tests::byte_strings_encode_as_sequences_did` holds it to that.
+mod bytes {
+    use std::fmt;
+
+    use serde::{de, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        // `deserialize_bytes`: bincode then borrows the bytes from the frame, so nothing is
+        // allocated for a length the frame does not actually hold.
+        d.deserialize_bytes(Visitor)
+    }
+
+    struct Visitor;
+
+    impl<'de> de::Visitor<'de> for Visitor {
+        type Value = Vec<u8>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+
+        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+            while let Some(b) = seq.next_element()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// `Result<Vec<u8>, E>` with the `Ok` bytes as one byte string (see [`bytes`]); encoded as
+/// serde encodes a `Result`.
+mod result_bytes {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize)]
+    #[serde(rename = "Result")]
+    enum Ref<'a, E> {
+        Ok(#[serde(with = "super::bytes")] &'a [u8]),
+        Err(&'a E),
+    }
+
+    #[derive(Deserialize)]
+    #[serde(rename = "Result")]
+    enum Owned<E> {
+        Ok(#[serde(with = "super::bytes")] Vec<u8>),
+        Err(E),
+    }
+
+    pub(super) fn serialize<S: Serializer, E: Serialize>(
+        v: &Result<Vec<u8>, E>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match v {
+            Ok(bytes) => Ref::Ok(bytes),
+            Err(e) => Ref::Err(e),
+        }
+        .serialize(s)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>, E: Deserialize<'de>>(
+        d: D,
+    ) -> Result<Result<Vec<u8>, E>, D::Error> {
+        Ok(match Owned::deserialize(d)? {
+            Owned::Ok(bytes) => Ok(bytes),
+            Owned::Err(e) => Err(e),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actor_core::codec;
+
+    use super::*;
+
+    /// What `NodeMsg` was before its byte payloads became byte strings.
+    #[derive(Serialize, Deserialize)]
+    enum OldNodeMsg {
+        Ping(u64),
+        Pong(u64),
+        Peers(Vec<NodeName>),
+        SpawnTask {
+            req: u64,
+            supervisor: Target,
+            module: String,
+            function: String,
+            args: Vec<u8>,
+            kind: WireTaskKind,
+        },
+        TaskStarted {
+            req: u64,
+            result: Result<u64, WireTaskError>,
+        },
+        TaskResult {
+            req: u64,
+            result: Result<Vec<u8>, WireTaskError>,
+        },
+        KillTask {
+            req: u64,
+        },
+        Send {
+            target: Target,
+            type_name: String,
+            payload: Vec<u8>,
+            call: Option<u64>,
+        },
+        Reply {
+            call: u64,
+            result: Result<Vec<u8>, WireSendError>,
+        },
+    }
+
+    #[test]
+    fn byte_strings_encode_as_sequences_did() {
+        for len in [0usize, 1, 64, 250, 251, 300, 70_000] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            let pairs = [
+                (
+                    NodeMsg::Send {
+                        target: Target::Name("bench".into()),
+                        type_name: "a::Msg".into(),
+                        payload: bytes.clone(),
+                        call: Some(7),
+                    },
+                    OldNodeMsg::Send {
+                        target: Target::Name("bench".into()),
+                        type_name: "a::Msg".into(),
+                        payload: bytes.clone(),
+                        call: Some(7),
+                    },
+                ),
+                (
+                    NodeMsg::Reply {
+                        call: 3,
+                        result: Ok(bytes.clone()),
+                    },
+                    OldNodeMsg::Reply {
+                        call: 3,
+                        result: Ok(bytes.clone()),
+                    },
+                ),
+                (
+                    NodeMsg::Reply {
+                        call: 3,
+                        result: Err(WireSendError::NoProc),
+                    },
+                    OldNodeMsg::Reply {
+                        call: 3,
+                        result: Err(WireSendError::NoProc),
+                    },
+                ),
+                (
+                    NodeMsg::SpawnTask {
+                        req: 1,
+                        supervisor: Target::Pid { creation: 2, id: 3 },
+                        module: "M".into(),
+                        function: "f".into(),
+                        args: bytes.clone(),
+                        kind: WireTaskKind::Async { linked: true },
+                    },
+                    OldNodeMsg::SpawnTask {
+                        req: 1,
+                        supervisor: Target::Pid { creation: 2, id: 3 },
+                        module: "M".into(),
+                        function: "f".into(),
+                        args: bytes.clone(),
+                        kind: WireTaskKind::Async { linked: true },
+                    },
+                ),
+                (
+                    NodeMsg::TaskResult {
+                        req: 9,
+                        result: Ok(bytes.clone()),
+                    },
+                    OldNodeMsg::TaskResult {
+                        req: 9,
+                        result: Ok(bytes.clone()),
+                    },
+                ),
+                (
+                    NodeMsg::TaskResult {
+                        req: 9,
+                        result: Err(WireTaskError::BadArgs {
+                            reason: "no".into(),
+                        }),
+                    },
+                    OldNodeMsg::TaskResult {
+                        req: 9,
+                        result: Err(WireTaskError::BadArgs {
+                            reason: "no".into(),
+                        }),
+                    },
+                ),
+            ];
+            for (new, old) in pairs {
+                let new_bytes = codec::encode(&new).unwrap();
+                assert_eq!(new_bytes, codec::encode(&old).unwrap(), "len {len}");
+                assert_eq!(codec::decode::<NodeMsg>(&new_bytes).unwrap(), new);
+            }
+        }
+    }
+
+    #[test]
+    fn a_byte_string_longer_than_its_frame_is_refused() {
+        let mut body = codec::encode(&NodeMsg::Send {
+            target: Target::Name("x".into()),
+            type_name: "t".into(),
+            payload: vec![1; 8],
+            call: None,
+        })
+        .unwrap();
+        // Claim 60 MiB of payload in a frame that holds 8 bytes of it.
+        let len_at = body.len() - 8 - 1 - 1; // payload, its 1-byte length, `call: None`
+        assert_eq!(body[len_at], 8);
+        body[len_at] = 252; // varint: a u32 follows
+        body.splice(len_at + 1..len_at + 1, (60u32 << 20).to_le_bytes());
+        assert!(codec::decode::<NodeMsg>(&body).is_err());
+    }
 }

@@ -1,0 +1,500 @@
+//! Remote actors, remote tasks and the Moebi round trip between two nodus nodes in two OS
+//! processes on loopback, against plain TCP in the same run (issue 4, item 7).
+//!
+//! ```sh
+//! cargo bench --bench remote        # release mode; about 10 s
+//! NODUS_BENCH_RUNTIME=current cargo bench --bench remote   # current-thread runtimes
+//! ```
+//!
+//! The bench binary runs as three processes: the one cargo starts only forwards the figures
+//! (the Chat app prints each message it receives, `chicken?` included, on stdout, so the
+//! measuring process's stdout is filtered down to its `key=value` lines); the measuring
+//! process starts a port mapper on `127.0.0.1:0` and re-executes the binary as the peer,
+//! passing the port mapper's address. The peer is the node `moebi@localhost`, with
+//!
+//! - an actor registered as `bench` that takes the registered remote message type
+//!   `BenchMsg`: a cast of a 64-byte payload (counted), a call that echoes 64 bytes, and a
+//!   call that answers how many casts it has counted so far;
+//! - the Chat app (`examples/chat/app.rs`: `Chat.TaskSupervisor` and the `Chat` functions,
+//!   moebi's included) and a registered function `Bench.echo` that returns its argument;
+//! - a plain-TCP echo listener for the baseline.
+//!
+//! The measuring process is the node `bench@localhost`, running the Chat app too. Each round
+//! measures, with TCP and nodus round trips alternating in chunks so that machine noise hits
+//! both alike:
+//!
+//! - `tcp_roundtrip_us`: ping-pong of 64-byte frames (u32 big-endian length, `TCP_NODELAY`,
+//!   blocking sockets), µs per round trip;
+//! - W1 `call_roundtrip_us`: sequential `System::call` of the echo to `(bench, moebi)`;
+//! - W2 `cast_msgs_per_s`: 1,000,000 `System::cast`s of 64 bytes back to back, until a call
+//!   to the actor confirms it has counted them all;
+//! - W3 `task_async_seq_us`: sequential `TaskSupervisor::async_on` of `Bench.echo` (64
+//!   bytes) under moebi's `Chat.TaskSupervisor`, each awaited, µs per task;
+//! - W4 `task_async_c64_tasks_per_s`: the same with 64 tasks in flight;
+//! - W5 `moebi_roundtrip_us`: `Chat::send_message("moebi@localhost", "hi")`, until this
+//!   node's inbox receives moebi's `chicken?` (its task ran here, under this node's
+//!   supervisor).
+//!
+//! Every figure is the median of the measured rounds (one untimed warm-up round first); then
+//! come the ratios: `ratio_call_vs_tcp` (the median of the per-round ratios; target ≤ 1.15),
+//! `ratio_cast_vs_target` (against 3,000,000 casts/s) and `ratio_task_c64_vs_target`
+//! (against 30,000 tasks/s); a ratio ≥ 1 meets those two targets. No sleeps: every step
+//! waits for the answer it needs, and every wait is bounded by a timeout.
+//!
+//! `NODUS_BENCH_RUNTIME=current` runs both nodes on current-thread tokio runtimes instead of
+//! the default multi-thread ones.
+
+#[path = "support/two_process.rs"]
+mod two_process;
+
+#[path = "../examples/chat/app.rs"]
+#[allow(dead_code)] // the bench uses part of the app
+mod app;
+
+use std::{
+    io::{BufRead, BufReader},
+    net::SocketAddr,
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use nodus::core::{bridge_reply, codec, reply_port, RemoteMessage, ReplySink, Wire};
+use nodus::prelude::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
+use nodus::remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig};
+use nodus::{Destination, TaskSupervisor};
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+use tokio::{io::AsyncReadExt, net::TcpListener};
+use two_process::{
+    exit_with_parent, median, median_ratio, on_runtime, runtime, say_ready, serve_baseline,
+    start_peer, TcpClient, PAYLOAD,
+};
+
+/// The argument that makes the binary the peer node; the port mapper's address follows.
+const PEER_ARG: &str = "--nodus-remote-peer";
+/// The argument that makes the binary the measuring process.
+const MEASURE_ARG: &str = "--nodus-remote-measure";
+
+const COOKIE: &str = "nodus-bench";
+const BENCH_NODE: &str = "bench@localhost";
+/// The name of the peer's actor.
+const ACTOR: &str = "bench";
+
+/// Measured rounds (after one warm-up round).
+const ROUNDS: usize = 5;
+/// Round trips per round and variant (TCP, W1), in `CHUNKS` alternating chunks.
+const ROUND_TRIPS: usize = 2_000;
+const CHUNKS: usize = 10;
+const CASTS: u64 = 1_000_000;
+const TASKS_SEQ: usize = 1_000;
+const TASKS_C64: usize = 20_000;
+const IN_FLIGHT: usize = 64;
+const MOEBI_TRIPS: usize = 300;
+
+/// The bound on each call, task and inbox wait.
+const TIMEOUT: Duration = Duration::from_secs(5);
+/// The bound on W2's confirmation, which waits for every cast to be handled.
+const CAST_CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
+
+const CAST_TARGET: f64 = 3_000_000.0;
+const TASK_C64_TARGET: f64 = 30_000.0;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == PEER_ARG) {
+        let epmd = args
+            .get(i + 1)
+            .and_then(|a| a.parse().ok())
+            .expect("peer: the port mapper's address must follow --nodus-remote-peer");
+        serve(epmd);
+    } else if args.iter().any(|a| a == MEASURE_ARG) {
+        measure();
+    } else {
+        forward_figures();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The message type of the peer's actor.
+
+/// What the peer's `bench` actor takes.
+enum BenchMsg {
+    /// A cast: counted.
+    Data(Vec<u8>),
+    /// A call: the payload comes back.
+    Echo(Vec<u8>, RpcReplyPort<ByteBuf>),
+    /// A call: how many `Data` casts so far.
+    Count(RpcReplyPort<u64>),
+}
+
+/// `BenchMsg` on the wire, its payloads as byte strings.
+#[derive(Serialize, Deserialize)]
+enum WireMsg {
+    Data(#[serde(with = "serde_bytes")] Vec<u8>),
+    Echo(#[serde(with = "serde_bytes")] Vec<u8>),
+    Count,
+}
+
+impl RemoteMessage for BenchMsg {
+    fn to_wire(self) -> Result<Wire, codec::CodecError> {
+        Ok(match self {
+            BenchMsg::Data(p) => Wire::cast(codec::encode(&WireMsg::Data(p))?),
+            BenchMsg::Echo(p, port) => {
+                Wire::call(codec::encode(&WireMsg::Echo(p))?, bridge_reply(port))
+            }
+            BenchMsg::Count(port) => {
+                Wire::call(codec::encode(&WireMsg::Count)?, bridge_reply(port))
+            }
+        })
+    }
+
+    fn from_wire(payload: &[u8], reply: Option<ReplySink>) -> Result<Self, codec::CodecError> {
+        match (codec::decode::<WireMsg>(payload)?, reply) {
+            (WireMsg::Data(p), None) => Ok(BenchMsg::Data(p)),
+            (WireMsg::Echo(p), Some(sink)) => Ok(BenchMsg::Echo(p, reply_port(sink))),
+            (WireMsg::Count, Some(sink)) => Ok(BenchMsg::Count(reply_port(sink))),
+            _ => Err(codec::CodecError::Decode {
+                expected: "BenchMsg",
+                reason: "a cast with a reply port, or a call without one".into(),
+            }),
+        }
+    }
+}
+
+/// The peer's actor: counts casts, echoes calls.
+struct Bench;
+
+impl Actor for Bench {
+    type Msg = BenchMsg;
+    type State = u64;
+    type Arguments = ();
+
+    async fn pre_start(&self, _: ActorRef<BenchMsg>, _: ()) -> Result<u64, ActorProcessingErr> {
+        Ok(0)
+    }
+
+    async fn handle(
+        &self,
+        _: ActorRef<BenchMsg>,
+        msg: BenchMsg,
+        count: &mut u64,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            BenchMsg::Data(p) => *count += u64::from(p.len() == PAYLOAD),
+            BenchMsg::Echo(p, reply) => {
+                let _ = reply.send(ByteBuf::from(p));
+            }
+            BenchMsg::Count(reply) => {
+                let _ = reply.send(*count);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn config(name: &str, epmd: SocketAddr) -> NodeConfig {
+    NodeConfig::sname(name)
+        .cookie(Cookie::new(COOKIE).expect("bench setup: invalid cookie"))
+        .port_mapper(epmd)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The peer process: the node moebi@localhost, and the plain-TCP echo.
+
+fn serve(epmd: SocketAddr) {
+    // The parent kills us at the end; if it dies first, our stdin closes and we exit too.
+    exit_with_parent();
+    runtime().block_on(async move {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("peer: cannot listen on 127.0.0.1:0");
+        let port = listener
+            .local_addr()
+            .expect("peer: no local address")
+            .port();
+        let node = Node::start(config(app::MOEBI, epmd))
+            .await
+            .expect("peer: cannot start the node");
+        node.register_remote_message::<BenchMsg>();
+        node.spawn(Some(ACTOR), Bench, ())
+            .await
+            .expect("peer: cannot spawn the bench actor");
+        let (_chat, inbox) = app::Chat::start(&node, app::remote_supervisor())
+            .await
+            .expect("peer: cannot start the Chat app");
+        drop(inbox); // what moebi receives is printed (and discarded by the parent)
+        node.functions()
+            .register("Bench", "echo", |(p,): (ByteBuf,)| async move { p });
+        say_ready(port);
+        loop {
+            let (mut stream, _) = listener.accept().await.expect("peer: accept failed");
+            let mut kind = [0u8];
+            stream
+                .read_exact(&mut kind)
+                .await
+                .expect("peer: no connection kind");
+            serve_baseline(stream.into_std().expect("peer: into_std failed"), kind[0]);
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// The process cargo starts: runs the measuring process and passes its figures on.
+
+fn forward_figures() {
+    let exe = std::env::current_exe().expect("bench setup: current_exe unavailable");
+    let mut child = Command::new(exe)
+        .arg(MEASURE_ARG)
+        .stdin(Stdio::piped()) // closes when we die, which stops the child (exit_with_parent)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("bench setup: cannot start the measuring process");
+    let stdout = child.stdout.take().expect("bench setup: no stdout");
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("bench: cannot read the measuring process's output");
+        let is_figure = line.split_once('=').is_some_and(|(key, _)| {
+            !key.is_empty()
+                && key
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
+        if is_figure {
+            println!("{line}");
+        }
+    }
+    let status = child
+        .wait()
+        .expect("bench: cannot wait for the measuring process");
+    std::process::exit(status.code().unwrap_or(1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The measuring process: the node bench@localhost.
+
+struct Client {
+    node: Node,
+    chat: app::Chat,
+    inbox: app::Inbox,
+    /// `(bench, moebi@localhost)`.
+    actor: Destination,
+    /// `(Chat.TaskSupervisor, moebi@localhost)`.
+    supervisor: Destination,
+    payload: Vec<u8>,
+    /// Casts sent so far, over all rounds.
+    casts: u64,
+}
+
+impl Client {
+    /// W1: seconds for `n` sequential echo calls.
+    async fn calls(&mut self, n: usize) -> f64 {
+        let start = Instant::now();
+        for _ in 0..n {
+            let echo: ByteBuf = self
+                .node
+                .call(
+                    self.actor.clone(),
+                    |port| BenchMsg::Echo(self.payload.clone(), port),
+                    TIMEOUT,
+                )
+                .await
+                .unwrap_or_else(|e| panic!("W1: the echo call failed: {e}"));
+            assert_eq!(echo.len(), PAYLOAD, "W1: wrong echo");
+        }
+        start.elapsed().as_secs_f64()
+    }
+
+    /// W2: casts per second, until the peer's actor confirms it has them all.
+    async fn casts(&mut self, n: u64) -> f64 {
+        let start = Instant::now();
+        for _ in 0..n {
+            if let Err(e) = self
+                .node
+                .cast(self.actor.clone(), BenchMsg::Data(self.payload.clone()))
+            {
+                panic!("W2: cast refused: {e}");
+            }
+        }
+        let seen = self
+            .node
+            .call(self.actor.clone(), BenchMsg::Count, CAST_CONFIRM_TIMEOUT)
+            .await
+            .unwrap_or_else(|e| panic!("W2: the count call failed: {e}"));
+        let elapsed = start.elapsed().as_secs_f64();
+        self.casts += n;
+        assert_eq!(seen, self.casts, "W2: casts lost");
+        n as f64 / elapsed
+    }
+
+    /// One `Bench.echo` task under moebi's supervisor, awaited.
+    fn echo_task(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let node = self.node.clone();
+        let supervisor = self.supervisor.clone();
+        let payload = ByteBuf::from(self.payload.clone());
+        async move {
+            let task = TaskSupervisor::async_on(&node, supervisor, "Bench", "echo", (payload,))
+                .await
+                .unwrap_or_else(|e| panic!("W3/W4: async_on failed: {e}"));
+            let echo: ByteBuf = task
+                .await
+                .unwrap_or_else(|e| panic!("W3/W4: the task failed: {e}"));
+            assert_eq!(echo.len(), PAYLOAD, "W3/W4: wrong echo");
+        }
+    }
+
+    /// W3: seconds for `n` sequential tasks.
+    async fn tasks_seq(&mut self, n: usize) -> f64 {
+        let start = Instant::now();
+        for _ in 0..n {
+            self.echo_task().await;
+        }
+        start.elapsed().as_secs_f64()
+    }
+
+    /// W4: tasks per second, `IN_FLIGHT` at a time.
+    async fn tasks_concurrent(&mut self, n: usize) -> f64 {
+        let start = Instant::now();
+        let mut in_flight = FuturesUnordered::new();
+        let mut started = 0;
+        while started < n.min(IN_FLIGHT) {
+            in_flight.push(self.echo_task());
+            started += 1;
+        }
+        while in_flight.next().await.is_some() {
+            if started < n {
+                in_flight.push(self.echo_task());
+                started += 1;
+            }
+        }
+        n as f64 / start.elapsed().as_secs_f64()
+    }
+
+    /// W5: seconds for `n` Moebi round trips.
+    async fn moebi(&mut self, n: usize) -> f64 {
+        let start = Instant::now();
+        for _ in 0..n {
+            self.chat
+                .send_message(app::MOEBI, "hi")
+                .await
+                .unwrap_or_else(|e| panic!("W5: send_message failed: {e}"));
+            let answer = tokio::time::timeout(TIMEOUT, self.inbox.recv())
+                .await
+                .expect("W5: no answer from moebi in time");
+            assert_eq!(answer.as_deref(), Some("chicken?"), "W5: wrong answer");
+        }
+        start.elapsed().as_secs_f64()
+    }
+}
+
+/// Runs `f` on `client` as a task of `rt`, and gives the client back with the figure.
+macro_rules! run {
+    ($rt:expr, $client:ident, |$c:ident| $body:expr) => {{
+        let figure;
+        ($client, figure) = on_runtime($rt, async move {
+            let mut $c = $client;
+            let figure = $body;
+            ($c, figure)
+        });
+        figure
+    }};
+}
+
+#[derive(Default)]
+struct Figures {
+    tcp_rtt: Vec<f64>,
+    call_rtt: Vec<f64>,
+    casts: Vec<f64>,
+    task_seq: Vec<f64>,
+    task_c64: Vec<f64>,
+    moebi: Vec<f64>,
+}
+
+fn measure() {
+    exit_with_parent();
+    let rt = runtime();
+    let epmd = rt.block_on(async {
+        PortMapperServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bench setup: cannot start the port mapper")
+            .spawn()
+    });
+    let epmd_addr = epmd.local_addr();
+    // Wait for the peer inside the runtime: on a current-thread runtime the port mapper the
+    // peer registers with only runs while the runtime is driven.
+    let (peer, port) = rt
+        .block_on(async move {
+            tokio::task::spawn_blocking(move || start_peer(&[PEER_ARG, &epmd_addr.to_string()]))
+                .await
+        })
+        .expect("bench setup: starting the peer panicked");
+    let mut tcp = TcpClient::connect(port);
+    let mut client = rt.block_on(async {
+        let node = Node::start(config(BENCH_NODE, epmd_addr))
+            .await
+            .expect("bench setup: cannot start the node");
+        node.register_remote_message::<BenchMsg>();
+        let (chat, inbox) = app::Chat::start(&node, app::remote_supervisor())
+            .await
+            .expect("bench setup: cannot start the Chat app");
+        Client {
+            node,
+            chat,
+            inbox,
+            actor: Destination::from((ACTOR, app::MOEBI)),
+            supervisor: Destination::from((app::SUPERVISOR, app::MOEBI)),
+            payload: vec![7; PAYLOAD],
+            casts: 0,
+        }
+    });
+
+    // One untimed round to warm up (and connect), then the measured rounds.
+    let mut figures = Figures::default();
+    let chunk = ROUND_TRIPS / CHUNKS;
+    let per_rtt = 1e6 / (chunk * CHUNKS) as f64;
+    for round in 0..=ROUNDS {
+        let (mut tcp_s, mut call_s) = (0.0, 0.0);
+        for _ in 0..CHUNKS {
+            tcp_s += tcp.round_trips(chunk);
+            call_s += run!(&rt, client, |c| c.calls(chunk).await);
+        }
+        let casts = run!(&rt, client, |c| c.casts(CASTS).await);
+        let task_seq = run!(&rt, client, |c| c.tasks_seq(TASKS_SEQ).await);
+        let task_c64 = run!(&rt, client, |c| c.tasks_concurrent(TASKS_C64).await);
+        let moebi = run!(&rt, client, |c| c.moebi(MOEBI_TRIPS).await);
+        if round > 0 {
+            figures.tcp_rtt.push(tcp_s * per_rtt);
+            figures.call_rtt.push(call_s * per_rtt);
+            figures.casts.push(casts);
+            figures.task_seq.push(task_seq * 1e6 / TASKS_SEQ as f64);
+            figures.task_c64.push(task_c64);
+            figures.moebi.push(moebi * 1e6 / MOEBI_TRIPS as f64);
+        }
+    }
+    drop(client);
+    drop(tcp);
+    drop(peer);
+
+    let ratio_call = median_ratio(&figures.call_rtt, &figures.tcp_rtt);
+    let tcp_rtt = median(figures.tcp_rtt);
+    let call_rtt = median(figures.call_rtt);
+    let casts = median(figures.casts);
+    let task_seq = median(figures.task_seq);
+    let task_c64 = median(figures.task_c64);
+    let moebi = median(figures.moebi);
+    println!("tcp_roundtrip_us={tcp_rtt:.2}");
+    println!("call_roundtrip_us={call_rtt:.2}");
+    println!("cast_msgs_per_s={casts:.0}");
+    println!("task_async_seq_us={task_seq:.2}");
+    println!("task_async_c64_tasks_per_s={task_c64:.0}");
+    println!("moebi_roundtrip_us={moebi:.2}");
+    println!("ratio_call_vs_tcp={ratio_call:.3} (target <= 1.15)");
+    println!(
+        "ratio_cast_vs_target={:.3} (cast_msgs_per_s / 3000000, target >= 1)",
+        casts / CAST_TARGET
+    );
+    println!(
+        "ratio_task_c64_vs_target={:.3} (task_async_c64_tasks_per_s / 30000, target >= 1)",
+        task_c64 / TASK_C64_TARGET
+    );
+}
