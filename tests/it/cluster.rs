@@ -57,8 +57,10 @@ async fn a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals() {
     let started = tokio::time::Instant::now();
     assert_eq!(down(&mut events_a, b).await, NodeDownReason::TickTimeout);
     assert_eq!(down(&mut events_b, a).await, NodeDownReason::TickTimeout);
+    // Detected by ticks, not at once: the peer's last tick came at most about T/I before the
+    // cut, so detection takes about T - T/I or more (half T leaves room for timer jitter).
     assert!(
-        started.elapsed() >= TICK - TICK / 4,
+        started.elapsed() >= TICK / 2,
         "{:?}",
         started.elapsed()
     );
