@@ -160,6 +160,22 @@ impl Faults {
         }
     }
 
+    /// Waits while traffic with `peer` is blocked or the node is frozen.
+    pub(crate) async fn unblocked(&self, peer: &NodeName) {
+        loop {
+            let changed = self.inner.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let state = self.lock();
+                if !state.frozen && !state.blocked.contains(peer) {
+                    return;
+                }
+            }
+            changed.await;
+        }
+    }
+
     /// Waits while the node is frozen, then says whether traffic with `peer` may pass
     /// (`false`: it is blocked and must be dropped).
     pub(crate) async fn pass(&self, peer: &NodeName) -> bool {

@@ -341,7 +341,14 @@ async fn read_loop<T: DeserializeOwned>(
             faults.pass(&peer).await;
         }
         match read.read(&mut buf).await {
-            Ok(0) => break CloseReason::ConnectionClosed,
+            Ok(0) => {
+                if faults.is_active() {
+                    // A partition or a frozen node would not let the peer's close through
+                    // either: until it is lifted, only the tick timeout ends the session.
+                    faults.unblocked(&peer).await;
+                }
+                break CloseReason::ConnectionClosed;
+            }
             Ok(n) => {
                 dropping = faults.is_active() && !faults.pass(&peer).await;
                 if !dropping {
