@@ -849,7 +849,21 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
     let established = conn.established().clone();
     let peer = established.peer.clone();
     let hidden = established.hidden || inner.config.hidden;
-    let session: Session<NodeMsg> = Session::start(conn, inner.session.clone());
+    // Actor messages and replies are handled in the session's reader task: no hop through
+    // the channel and the session task on the way to the actor (or back to the caller).
+    let inline: crate::transport::Inline<NodeMsg> = {
+        let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+        Box::new(move |msg, responder| match msg {
+            NodeMsg::Send { .. } | NodeMsg::Reply { .. } => {
+                if let Some(inner) = weak.upgrade() {
+                    actors::on_message(&inner, &peer, responder, msg);
+                }
+                None
+            }
+            other => Some(other),
+        })
+    };
+    let session: Session<NodeMsg> = Session::start_with(conn, inner.session.clone(), Some(inline));
     let conn_id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     let peers_to_share = {
         let mut state = inner.lock();
@@ -919,7 +933,8 @@ async fn run_session(
             | NodeMsg::SpawnPlain { .. }
             | NodeMsg::Output { .. }) => tasks::on_message(&inner, &peer, &handle, other).await,
             other @ (NodeMsg::Send { .. } | NodeMsg::Reply { .. }) => {
-                actors::on_message(&inner, &peer, &handle, other)
+                // Normally handled inline by the reader (see `install`).
+                actors::on_message(&inner, &peer, &handle.responder(), other)
             }
             other
             @ (NodeMsg::Monitor { .. } | NodeMsg::Demonitor { .. } | NodeMsg::Down { .. }) => {

@@ -30,7 +30,9 @@ mod session;
 
 pub use faults::Faults;
 pub use handshake::{handshake_over, Connected, Direction};
-pub use session::{CloseReason, SendError, Session, SessionConfig, SessionHandle};
+pub use session::{
+    CloseReason, Inline, Responder, SendError, Session, SessionConfig, SessionHandle,
+};
 
 #[cfg(test)]
 mod tests;

@@ -9,7 +9,7 @@ use tokio::sync::oneshot;
 
 use super::{connect, Inner};
 use crate::{
-    transport::SessionHandle,
+    transport::{Responder, SessionHandle},
     wire::message::{NodeMsg, Target, WireSendError},
 };
 
@@ -176,11 +176,12 @@ pub(super) async fn call(
     }
 }
 
-/// Handles an actor message from a peer; `handle` is the session it came on.
+/// Handles an actor message from a peer, in the session's reader task (see `install`):
+/// `responder` answers on the session it came on.
 pub(super) fn on_message(
     inner: &Arc<Inner>,
     peer: &NodeName,
-    handle: &SessionHandle<NodeMsg>,
+    responder: &Responder<NodeMsg>,
     msg: NodeMsg,
 ) {
     match msg {
@@ -192,10 +193,10 @@ pub(super) fn on_message(
         } => {
             let dest = destination(inner, target);
             let sink = call.map(|call| {
-                let handle = handle.clone();
+                let responder = responder.clone();
                 ReplySink::new(move |bytes| {
                     let result = bytes.ok_or(WireSendError::NoReply);
-                    let _ = handle.send(&NodeMsg::Reply { call, result });
+                    let _ = responder.send(&NodeMsg::Reply { call, result });
                 })
             });
             if let Err(kind) = inner
@@ -210,7 +211,7 @@ pub(super) fn on_message(
                             reason: other.to_string(),
                         },
                     });
-                    let _ = handle.send(&NodeMsg::Reply { call, result });
+                    let _ = responder.send(&NodeMsg::Reply { call, result });
                 }
             }
         }

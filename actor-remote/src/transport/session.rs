@@ -209,6 +209,61 @@ impl<T> SessionHandle<T> {
     }
 }
 
+/// Sends on a session without keeping it open: what an [`Inline`] handler answers with.
+pub struct Responder<T> {
+    frames: mpsc::WeakUnboundedSender<Vec<u8>>,
+    max_frame_len: usize,
+    _msg: PhantomData<fn(&T)>,
+}
+
+impl<T> Clone for Responder<T> {
+    fn clone(&self) -> Self {
+        Self {
+            frames: self.frames.clone(),
+            max_frame_len: self.max_frame_len,
+            _msg: PhantomData,
+        }
+    }
+}
+
+impl<T> fmt::Debug for Responder<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder").finish_non_exhaustive()
+    }
+}
+
+impl<T: Serialize> Responder<T> {
+    /// Queues `msg` for the peer, as [`SessionHandle::send`].
+    ///
+    /// # Errors
+    /// [`SendError::Closed`] once the session is closed (or every handle was dropped),
+    /// [`SendError::Frame`] if the message does not fit.
+    pub fn send(&self, msg: &T) -> Result<(), SendError> {
+        let frames = self.frames.upgrade().ok_or(SendError::Closed)?;
+        let mut frame = Vec::with_capacity(SMALL_FRAME);
+        encode_frame(&SessionFrame::Msg(msg), &mut frame, self.max_frame_len)
+            .map_err(SendError::Frame)?;
+        frames.send(frame).map_err(|_| SendError::Closed)
+    }
+}
+
+impl<T> SessionHandle<T> {
+    /// A sender that does not keep the session open.
+    pub fn responder(&self) -> Responder<T> {
+        Responder {
+            frames: self.frames.downgrade(),
+            max_frame_len: self.max_frame_len,
+            _msg: PhantomData,
+        }
+    }
+}
+
+/// Handles incoming messages in the session's reader task, before they reach
+/// [`Session::incoming`]: return `None` for a message it handled, `Some(msg)` to pass it on.
+/// It runs on the reader's task, so it must not block; it saves the hop through the
+/// channel for messages that need no await (nodus uses it for actor messages).
+pub type Inline<T> = Box<dyn FnMut(T, &Responder<T>) -> Option<T> + Send>;
+
 impl<T> Session<T>
 where
     T: Serialize + DeserializeOwned + Send + 'static,
@@ -218,6 +273,14 @@ where
     /// # Panics
     /// Outside a tokio runtime, as `tokio::spawn` does.
     pub fn start(conn: Connected, cfg: SessionConfig) -> Self {
+        Self::start_with(conn, cfg, None)
+    }
+
+    /// As [`Session::start`], with messages first offered to `inline` in the reader task.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, as `tokio::spawn` does.
+    pub fn start_with(conn: Connected, cfg: SessionConfig, inline: Option<Inline<T>>) -> Self {
         let Connected {
             established,
             stream,
@@ -240,11 +303,16 @@ where
         let last_received = Arc::new(AtomicU64::new(0));
         let peer = established.peer.clone();
 
+        let responder = Responder {
+            frames: frames_tx.downgrade(),
+            max_frame_len,
+            _msg: PhantomData,
+        };
         let reader = tokio::spawn(
             read_loop::<T>(
                 read,
                 decoder,
-                incoming_tx,
+                (incoming_tx, inline, responder),
                 close_tx.clone(),
                 base,
                 last_received.clone(),
@@ -298,7 +366,7 @@ fn mark_received(base: Instant, last_received: &AtomicU64) {
 async fn read_loop<T: DeserializeOwned>(
     mut read: OwnedReadHalf,
     mut decoder: FrameDecoder,
-    incoming: mpsc::UnboundedSender<T>,
+    (incoming, mut inline, responder): (mpsc::UnboundedSender<T>, Option<Inline<T>>, Responder<T>),
     close: mpsc::UnboundedSender<CloseReason>,
     base: Instant,
     last_received: Arc<AtomicU64>,
@@ -314,8 +382,14 @@ async fn read_loop<T: DeserializeOwned>(
                 Ok(Some(body)) => match decode_body::<SessionFrame<T>>(body) {
                     Ok(SessionFrame::Tick) => tracing::trace!("tick received"),
                     Ok(SessionFrame::Msg(msg)) => {
-                        // Nobody listening any more is not the peer's fault: drop the message.
-                        let _ = incoming.send(msg);
+                        let msg = match inline.as_mut() {
+                            Some(handle) => handle(msg, &responder),
+                            None => Some(msg),
+                        };
+                        if let Some(msg) = msg {
+                            // Nobody listening any more is not the peer's fault: drop it.
+                            let _ = incoming.send(msg);
+                        }
                     }
                     Err(e) => {
                         let reason = match std::error::Error::source(&e) {
