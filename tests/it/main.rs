@@ -3,5 +3,6 @@
 mod chat;
 mod cluster;
 mod destinations;
+mod kv;
 mod process;
 mod registry;

@@ -1,0 +1,109 @@
+//! The key-value service of `examples/kv_service` on a LocalCluster: replication, and a
+//! replica cut off by a partition that repairs itself after the heal.
+
+use std::time::Duration;
+
+use nodus::{
+    remote::{NodeDownReason, NodeEvent},
+    testing::LocalCluster,
+};
+
+#[path = "../../examples/kv_service/service.rs"]
+#[allow(dead_code)] // the example uses every item; each test binary only some
+mod service;
+
+use service::{replicated_put, start_service, Kv, Store, TASKS};
+
+const DEADLINE: Duration = Duration::from_secs(10);
+const TICK: Duration = Duration::from_millis(600);
+
+async fn cluster(prefix: &str) -> LocalCluster {
+    let cluster = LocalCluster::builder()
+        .nodes(3)
+        .prefix(prefix)
+        .tick_time(TICK)
+        .start()
+        .await
+        .expect("a cluster");
+    cluster.await_mesh(DEADLINE).await.expect("a mesh");
+    for i in 0..cluster.len() {
+        start_service(cluster.node(i))
+            .await
+            .expect("the service starts");
+    }
+    cluster
+}
+
+#[tokio::test]
+async fn writes_reach_every_replica_and_any_node_reads_any_replica() {
+    let cluster = cluster("kvr").await;
+    let (a, b, c) = (cluster.node(0), cluster.node(1), cluster.node(2));
+    assert_eq!(replicated_put(a, "color", "blue").await, 3);
+    for reader in [a, b, c] {
+        for replica in [a, b, c] {
+            let got = Kv::on(reader, (TASKS, replica.name().as_str()))
+                .get("color".into())
+                .await;
+            assert_eq!(
+                got,
+                Ok(Some("blue".to_string())),
+                "{} reading {}",
+                reader.name(),
+                replica.name()
+            );
+        }
+    }
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_partitioned_replica_misses_writes_and_repairs_after_the_heal() {
+    let cluster = cluster("kvp").await;
+    let (a, c) = (cluster.node(0), cluster.node(2));
+    assert_eq!(replicated_put(a, "color", "blue").await, 3);
+
+    let mut events = a.events();
+    cluster.partition(0, 2).expect("partition");
+    let reason = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(NodeEvent::NodeDown { node, reason, .. }) = events.recv().await {
+                if node == *c.name() {
+                    return reason;
+                }
+            }
+        }
+    })
+    .await
+    .expect("a sees c go down");
+    assert_eq!(reason, NodeDownReason::TickTimeout);
+
+    // Cut off from a, c misses the write; the other two take it.
+    assert_eq!(replicated_put(a, "shape", "circle").await, 2);
+    assert_eq!(Store::client(c, "kv").get("shape".into()).await, Ok(None));
+
+    cluster.heal(0, 2).expect("heal");
+    cluster
+        .await_mesh(DEADLINE)
+        .await
+        .expect("the mesh is whole again");
+    // c repairs from a's replica, through a remote task on a.
+    let replica = Kv::on(c, (TASKS, a.name().as_str()))
+        .dump()
+        .await
+        .expect("a's dump");
+    for (key, value) in replica {
+        Store::client(c, "kv")
+            .put(key, value)
+            .await
+            .expect("c's store takes it");
+    }
+    let got = Kv::on(a, (TASKS, c.name().as_str()))
+        .get("shape".into())
+        .await;
+    assert_eq!(
+        got,
+        Ok(Some("circle".to_string())),
+        "c has the write it missed"
+    );
+    cluster.shutdown().await;
+}
