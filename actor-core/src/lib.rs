@@ -62,7 +62,7 @@ pub use supervisor::{
     ChildInfo, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorArgs, SupervisorMsg,
     SupervisorSpec, SupervisorState,
 };
-pub use system::{System, SystemConfig, WeakSystem, DEFAULT_TIMEOUT};
+pub use system::{PeerTarget, System, SystemConfig, WeakSystem, DEFAULT_TIMEOUT};
 pub use task_supervisor::{
     OnTimeout, PeerTask, StreamOptions, Task, TaskId, TaskSupervisor, TaskSupervisorConfig,
     TaskSupervisorMsg,

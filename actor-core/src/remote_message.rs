@@ -204,13 +204,14 @@ pub enum DeliverError {
     Stopped,
 }
 
-type Encoder = fn(Box<dyn Any + Send>) -> Result<Wire, CodecError>;
+/// Takes the message out of `&mut Option<M>` (type-erased, so no box per message).
+type Encoder = fn(&mut dyn Any) -> Result<Wire, CodecError>;
 type Decoder = fn(&[u8], Option<ReplySink>, &ActorCell) -> Result<(), DeliverError>;
 
-fn encoder<M: RemoteMessage>(msg: Box<dyn Any + Send>) -> Result<Wire, CodecError> {
-    match msg.downcast::<M>() {
-        Ok(msg) => msg.to_wire(),
-        Err(_) => Err(CodecError::Encode {
+fn encoder<M: RemoteMessage>(slot: &mut dyn Any) -> Result<Wire, CodecError> {
+    match slot.downcast_mut::<Option<M>>().and_then(Option::take) {
+        Some(msg) => msg.to_wire(),
+        None => Err(CodecError::Encode {
             reason: format!("internal: not a {}", std::any::type_name::<M>()),
         }),
     }
@@ -262,7 +263,7 @@ impl RemoteTypes {
             .get(&TypeId::of::<M>())
             .copied();
         match encode {
-            Some(encode) => Ok(encode(Box::new(msg))),
+            Some(encode) => Ok(encode(&mut Some(msg))),
             None => Err(msg),
         }
     }

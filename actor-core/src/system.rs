@@ -22,6 +22,33 @@ use crate::{
     SupervisorMsg, SupervisorSpec,
 };
 
+/// A local actor as a peer names it: a registered name, or a pid of this node (with the
+/// creation it was made in). Borrowed from the frame, so delivery allocates nothing for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerTarget<'a> {
+    /// A registered name.
+    Name(&'a str),
+    /// A pid of this node.
+    Pid {
+        /// The creation the pid was made in.
+        creation: u32,
+        /// The actor's number.
+        id: u64,
+    },
+}
+
+impl PeerTarget<'_> {
+    /// The destination this names on `node`.
+    pub fn to_destination(&self, node: &NodeName) -> Destination {
+        match *self {
+            PeerTarget::Name(name) => Destination::Name(name.into()),
+            PeerTarget::Pid { creation, id } => {
+                Destination::Pid(Pid::new(node.clone(), creation, id))
+            }
+        }
+    }
+}
+
 /// The default timeout of calls and task awaits: 5 s, as `GenServer.call` and `Task.await`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -565,15 +592,16 @@ impl System {
     }
 
     /// For transports: delivers a message that came from another node to the local actor
-    /// `dest`, decoding it as the registered type `type_name`. For a call, `reply` is where
+    /// `target`, decoding it as the registered type `type_name`. For a call, `reply` is where
     /// the answer goes.
     ///
     /// # Errors
-    /// `NoProc` for no such actor, [`SendErrorKind::Refused`] for an unregistered type, a
-    /// type the actor does not take, or bytes that do not decode.
+    /// `NoProc` for no such actor (or a pid of an earlier incarnation of this node),
+    /// [`SendErrorKind::Refused`] for an unregistered type, a type the actor does not take, or
+    /// bytes that do not decode.
     pub fn deliver_from_peer(
         &self,
-        dest: &Destination,
+        target: PeerTarget<'_>,
         type_name: &str,
         payload: &[u8],
         reply: Option<ReplySink>,
@@ -582,19 +610,27 @@ impl System {
             node: self.inner.node.clone(),
             reason,
         };
+        // Built only for an error: the hot path borrows the name from the frame.
+        let noproc = || SendErrorKind::NoProc {
+            dest: target.to_destination(&self.inner.node),
+            node: self.inner.node.clone(),
+        };
         let decode = self
             .inner
             .remote_types
             .decoder(type_name)
             .ok_or_else(|| refused(format!("{type_name} is not registered there")))?;
-        let delivered = self.with_local(dest, |cell| decode(payload, reply, cell))?;
-        delivered.map_err(|e| match e {
-            DeliverError::Stopped => SendErrorKind::NoProc {
-                dest: dest.clone(),
-                node: self.inner.node.clone(),
-            },
-            other => refused(other.to_string()),
-        })
+        let deliver = |cell: &ActorCell| decode(payload, reply, cell);
+        let delivered = match target {
+            PeerTarget::Name(name) => self.inner.registry.with_name(name, deliver),
+            PeerTarget::Pid { creation, .. } if creation != self.inner.creation => None,
+            PeerTarget::Pid { id, .. } => self.inner.registry.with_pid(id, deliver),
+        };
+        match delivered {
+            None | Some(Err(DeliverError::Stopped)) => Err(noproc()),
+            Some(Err(other)) => Err(refused(other.to_string())),
+            Some(Ok(())) => Ok(()),
+        }
     }
 
     /// Sends the message `build` makes from a reply port, and waits up to `timeout` for the

@@ -191,7 +191,13 @@ pub(super) fn on_message(
             payload,
             call,
         } => {
-            let dest = destination(inner, target);
+            let target = match &target {
+                Target::Name(name) => actor_core::PeerTarget::Name(name),
+                Target::Pid { creation, id } => actor_core::PeerTarget::Pid {
+                    creation: *creation,
+                    id: *id,
+                },
+            };
             let sink = call.map(|call| {
                 let responder = responder.clone();
                 ReplySink::new(move |bytes| {
@@ -201,9 +207,9 @@ pub(super) fn on_message(
             });
             if let Err(kind) = inner
                 .system
-                .deliver_from_peer(&dest, &type_name, &payload, sink)
+                .deliver_from_peer(target, &type_name, &payload, sink)
             {
-                tracing::debug!(%peer, %dest, "message not delivered: {kind}");
+                tracing::debug!(%peer, ?target, "message not delivered: {kind}");
                 if let Some(call) = call {
                     let result = Err(match kind {
                         SendErrorKind::NoProc { .. } => WireSendError::NoProc,
