@@ -259,7 +259,15 @@ impl ClusterBuilder {
                         source,
                     });
                 match node {
-                    Ok(node) => Kind::InProcess(node),
+                    Ok(node) => {
+                        // What the node's tasks print (nodus::puts!) is its output.
+                        let lines = output.clone();
+                        node.set_output(actor_core::io::Output::new(move |text| {
+                            let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
+                            lines.extend(text.lines().map(str::to_string));
+                        }));
+                        Kind::InProcess(node)
+                    }
                     Err(e) => {
                         logs::unregister(&name);
                         return Err(e);
@@ -530,7 +538,8 @@ impl LocalCluster {
         self.captured
     }
 
-    /// Node `i`'s standard output (process nodes; empty for in-process ones).
+    /// Node `i`'s output, line by line: what its tasks print with `nodus::puts!` for an
+    /// in-process node (its `System` output), standard output for a process node.
     pub fn output(&self, i: usize) -> Vec<String> {
         self.members
             .get(i)

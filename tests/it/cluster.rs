@@ -226,3 +226,35 @@ async fn the_kv_service_example_crashes_restarts_and_repairs() {
         assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
     }
 }
+
+#[tokio::test]
+async fn each_in_process_node_has_its_own_captured_output() {
+    use nodus::{TaskSupervisor, TaskSupervisorConfig};
+    let cluster = LocalCluster::builder().nodes(2).start().await.unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let (a, b) = (cluster.node(0), cluster.node(1));
+    for node in [a, b] {
+        TaskSupervisor::start(node, TaskSupervisorConfig::new("Out.TaskSupervisor"))
+            .await
+            .unwrap();
+        node.functions()
+            .register("Out", "say", |(text,): (String,)| async move {
+                nodus::puts!("{text}");
+            });
+    }
+    // A task under b's supervisor prints on b (its group leader), not on a.
+    TaskSupervisor::async_on::<_, ()>(
+        a,
+        ("Out.TaskSupervisor", b.name()),
+        "Out",
+        "say",
+        ("hello from b",),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    assert_eq!(cluster.output(1), ["hello from b"]);
+    assert!(cluster.output(0).is_empty(), "{:?}", cluster.output(0));
+    cluster.shutdown().await;
+}
