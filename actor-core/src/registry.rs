@@ -203,16 +203,6 @@ impl Registry {
         self.watch(cell, None);
     }
 
-    /// The live actor with local number `id`.
-    pub(crate) fn by_pid(&self, id: u64) -> Option<ActorCell> {
-        let pids = self
-            .inner
-            .pids
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        pids.get(&id).filter(|c| is_alive(c)).cloned()
-    }
-
     fn forget_name(&self, name: &str, cell: &ActorCell) {
         let mut names = self
             .inner

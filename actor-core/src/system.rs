@@ -356,28 +356,7 @@ impl System {
     /// [`SendErrorKind::NoProc`] when nothing lives there, [`SendErrorKind::NoConnection`]
     /// when `dest` is on another node (this crate has no transport).
     pub fn resolve(&self, dest: &Destination) -> Result<ActorCell, SendErrorKind> {
-        let noproc = || SendErrorKind::NoProc {
-            dest: dest.clone(),
-            node: self.inner.node.clone(),
-        };
-        match dest {
-            Destination::Name(name) => self.inner.registry.whereis_cell(name).ok_or_else(noproc),
-            Destination::Remote { name, node } if self.is_local(node) => {
-                self.inner.registry.whereis_cell(name).ok_or_else(noproc)
-            }
-            Destination::Pid(pid) if self.is_local(pid.node()) => {
-                if pid.creation() != self.inner.creation {
-                    return Err(noproc());
-                }
-                self.inner.registry.by_pid(pid.id()).ok_or_else(noproc)
-            }
-            Destination::Remote { node, .. } => {
-                Err(SendErrorKind::NoConnection { node: node.clone() })
-            }
-            Destination::Pid(pid) => Err(SendErrorKind::NoConnection {
-                node: pid.node().clone(),
-            }),
-        }
+        self.with_local(dest, ActorCell::clone)
     }
 
     /// Resolves `dest` to a typed local actor reference.

@@ -3,7 +3,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actor_core::{
-    transport::RemoteSend, CallError, Destination, NodeName, Pid, ReplySink, SendErrorKind,
+    transport::RemoteSend, CallError, Destination, NodeName, ReplySink, SendErrorKind,
 };
 use tokio::sync::oneshot;
 
@@ -74,14 +74,20 @@ pub(super) fn target_of(dest: &Destination) -> Target {
     }
 }
 
+/// A peer's `Target`, as this node's system takes it (borrowing the name).
+pub(super) fn peer_target(target: &Target) -> actor_core::PeerTarget<'_> {
+    match target {
+        Target::Name(name) => actor_core::PeerTarget::Name(name),
+        Target::Pid { creation, id } => actor_core::PeerTarget::Pid {
+            creation: *creation,
+            id: *id,
+        },
+    }
+}
+
 /// The local destination a peer's `Target` names on this node.
 pub(super) fn destination(inner: &Inner, target: Target) -> Destination {
-    match target {
-        Target::Name(name) => Destination::Name(name.into()),
-        Target::Pid { creation, id } => {
-            Destination::Pid(Pid::new(inner.name.clone(), creation, id))
-        }
-    }
+    peer_target(&target).to_destination(&inner.name)
 }
 
 /// `Transport::cast`: send now if a session exists, else queue and connect.
@@ -191,13 +197,7 @@ pub(super) fn on_message(
             payload,
             call,
         } => {
-            let target = match &target {
-                Target::Name(name) => actor_core::PeerTarget::Name(name),
-                Target::Pid { creation, id } => actor_core::PeerTarget::Pid {
-                    creation: *creation,
-                    id: *id,
-                },
-            };
+            let target = peer_target(&target);
             let sink = call.map(|call| {
                 let responder = responder.clone();
                 ReplySink::new(move |bytes| {
