@@ -668,12 +668,11 @@ async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
                         }
                     }
                 };
-                // A frozen node answers nobody (as a stopped process): the peer's setup times out.
-                let faults = &inner.session.faults;
-                if faults.is_active() {
-                    let _ =
-                        tokio::time::timeout(inner.config.handshake_timeout, faults.thawed()).await;
-                }
+                crate::transport::faults::hold_accept(
+                    &inner.session,
+                    inner.config.handshake_timeout,
+                )
+                .await;
                 match handshake_over(stream, Direction::Incoming, &inner.handshake, registered)
                     .await
                 {
@@ -766,13 +765,7 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<(), ConnectError> {
             }
         };
         let addr = SocketAddr::new(epmd.ip(), info.port);
-        let faults = &inner.session.faults;
-        if faults.is_active()
-            && !matches!(
-                tokio::time::timeout(timeout, faults.pass(node)).await,
-                Ok(true)
-            )
-        {
+        if !crate::transport::faults::may_dial(&inner.session, node, timeout).await {
             return Err(ConnectError::Connect {
                 node: node.clone(),
                 addr,

@@ -24,7 +24,7 @@
 //! ends, and the reason is sent on [`Session::closed`]. Messages still queued are dropped:
 //! delivery is at most once.
 
-mod faults;
+pub(crate) mod faults;
 mod handshake;
 mod session;
 

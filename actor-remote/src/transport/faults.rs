@@ -193,3 +193,27 @@ impl Faults {
         }
     }
 }
+
+/// Before an incoming handshake: a frozen node answers nobody (as a stopped process), so this
+/// waits while the node is frozen, at most `timeout`, and the peer's setup times out.
+pub(crate) async fn hold_accept(cfg: &super::SessionConfig, timeout: std::time::Duration) {
+    let faults = &cfg.faults;
+    if faults.is_active() {
+        let _ = tokio::time::timeout(timeout, faults.thawed()).await;
+    }
+}
+
+/// Before dialing `node`: whether the injected faults let it through (waiting out a freeze,
+/// at most `timeout`).
+pub(crate) async fn may_dial(
+    cfg: &super::SessionConfig,
+    node: &NodeName,
+    timeout: std::time::Duration,
+) -> bool {
+    let faults = &cfg.faults;
+    !faults.is_active()
+        || matches!(
+            tokio::time::timeout(timeout, faults.pass(node)).await,
+            Ok(true)
+        )
+}
