@@ -1106,7 +1106,7 @@ mod remote_actors {
         };
         // Wait until the call is on the wire, then take kate down.
         eventually("the call to be pending", || {
-            !alex.inner.lock().actors_is_idle()
+            alex.inner.lock().outstanding("call") != 0
         })
         .await;
         let t0 = tokio::time::Instant::now();
@@ -1189,7 +1189,7 @@ mod remote_actors {
             Ok(0)
         );
         eventually("kate to watch the counter", || {
-            !kate.inner.lock().monitors_remote_is_idle()
+            kate.inner.lock().served_watches() != 0
         })
         .await;
         counter.stop(None);
@@ -1205,7 +1205,7 @@ mod remote_actors {
         let by_name = alex.monitor(("counter", "kate@localhost"));
         let by_pid = alex.monitor(kate.pid_of(&again.get_cell()));
         eventually("kate to watch both", || {
-            kate.inner.lock().monitors_remote_len() == 2
+            kate.inner.lock().served_watches() == 2
         })
         .await;
         kate.shutdown().await;

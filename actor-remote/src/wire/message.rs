@@ -129,20 +129,40 @@ pub enum SessionFrame<T> {
     Msg(T),
 }
 
-/// What nodes say to each other on a session, after the handshake (protocol version 1).
+/// What nodes say to each other on a session, after the handshake (protocol version 2), by
+/// concern: the connection itself, tasks, actor messages, and watches of actors (remote
+/// `Process.monitor`; monitors of whole nodes need no message).
 ///
 /// Variants are only ever appended (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum NodeMsg {
-    /// A liveness probe; answered with [`NodeMsg::Pong`] carrying the same number.
+    /// About the connection: liveness and the mesh.
+    Control(ControlMsg),
+    /// Tasks under a task supervisor, and plain spawns.
+    Task(TaskMsg),
+    /// Casts and calls to actors, and call replies.
+    Actor(ActorMsg),
+    /// Watches of actors (a remote `Process.monitor`).
+    Watch(WatchMsg),
+}
+
+/// About the connection itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ControlMsg {
+    /// A liveness probe; answered with [`ControlMsg::Pong`] carrying the same number.
     Ping(u64),
-    /// The answer to [`NodeMsg::Ping`].
+    /// The answer to [`ControlMsg::Ping`].
     Pong(u64),
     /// The visible nodes the sender is connected to, sent when a visible session comes up,
     /// so that nodes which meet through a third reach a full mesh (`connect_all`).
     Peers(Vec<NodeName>),
+}
+
+/// Tasks: started under a task supervisor of the receiver, or plain spawns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TaskMsg {
     /// Start `module.function(args)` under the receiver's task supervisor `supervisor`.
-    SpawnTask {
+    Spawn {
         /// The caller's number for this request; answers carry it back.
         req: u64,
         /// Which task supervisor.
@@ -157,15 +177,16 @@ pub enum NodeMsg {
         /// What kind of task.
         kind: WireTaskKind,
     },
-    /// Whether a [`NodeMsg::SpawnTask`] started: the task's number, or why not.
-    TaskStarted {
+    /// Whether a [`TaskMsg::Spawn`] or [`TaskMsg::SpawnPlain`] started: the task's number,
+    /// or why not.
+    Started {
         /// The request it answers.
         req: u64,
         /// The task's number or the error.
         result: Result<u64, WireTaskError>,
     },
     /// How an async task ended: its encoded result, or how it failed.
-    TaskResult {
+    Result {
         /// The request that started it.
         req: u64,
         /// The encoded result or the error.
@@ -173,20 +194,46 @@ pub enum NodeMsg {
         result: Result<Vec<u8>, WireTaskError>,
     },
     /// Stop the task started by `req`: its linked caller went away, or asked for a shutdown.
-    KillTask {
+    Kill {
         /// The request that started it.
         req: u64,
     },
+    /// Run `module.function(args)` on the receiver as a plain process (`Node.spawn/4`): under
+    /// no supervisor, fire and forget, with the sender as its group leader (what it prints
+    /// comes back as [`TaskMsg::Output`]). Answered with [`TaskMsg::Started`].
+    SpawnPlain {
+        /// The caller's number for this request; the answer carries it back.
+        req: u64,
+        /// The module name.
+        module: String,
+        /// The function name.
+        function: String,
+        /// The arguments, encoded by the codec.
+        #[serde(with = "bytes")]
+        args: Vec<u8>,
+    },
+    /// Text printed by a process whose group leader is on the receiver (a plain spawn the
+    /// receiver asked for); the receiver writes it to its output.
+    Output {
+        /// The text, line ends included.
+        text: String,
+    },
+}
+
+/// Messages for actors, and the replies to calls.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ActorMsg {
     /// A message for an actor of the receiver: a cast, or a call when `call` is set.
     Send {
         /// The actor.
         target: Target,
-        /// The message type's name, which the receiver decodes by.
-        type_name: String,
+        /// The message type's stable name (`RemoteMessage::NAME`), which the receiver
+        /// decodes by.
+        name: String,
         /// The encoded message.
         #[serde(with = "bytes")]
         payload: Vec<u8>,
-        /// The caller's number for a call; the answer is a [`NodeMsg::Reply`].
+        /// The caller's number for a call; the answer is an [`ActorMsg::Reply`].
         call: Option<u64>,
     },
     /// The answer to a call.
@@ -197,43 +244,29 @@ pub enum NodeMsg {
         #[serde(with = "result_bytes")]
         result: Result<Vec<u8>, WireSendError>,
     },
-    /// Monitor an actor of the receiver; answered once with [`NodeMsg::Down`].
-    Monitor {
-        /// The sender's number for this monitor.
+}
+
+/// Watches of the receiver's actors: a remote `Process.monitor`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WatchMsg {
+    /// Watch an actor of the receiver; answered once with [`WatchMsg::Down`].
+    Watch {
+        /// The sender's number for this watch.
         id: u64,
         /// The actor.
         target: Target,
     },
-    /// Remove a monitor.
-    Demonitor {
-        /// The monitor.
+    /// Remove a watch.
+    Unwatch {
+        /// The watch.
         id: u64,
     },
-    /// A monitored actor is down.
+    /// A watched actor is down.
     Down {
-        /// The monitor.
+        /// The watch.
         id: u64,
         /// Why.
         reason: WireDownReason,
-    },
-    /// Run `module.function(args)` on the receiver as a plain process (`Node.spawn/4`): under
-    /// no supervisor, fire and forget, with the sender as its group leader (what it prints
-    /// comes back as [`NodeMsg::Output`]). Answered with [`NodeMsg::TaskStarted`].
-    SpawnPlain {
-        /// The caller's number for this request; the answer carries it back.
-        req: u64,
-        /// The module name.
-        module: String,
-        /// The function name.
-        function: String,
-        /// The arguments, encoded by the codec.
-        args: Vec<u8>,
-    },
-    /// Text printed by a process whose group leader is on the receiver (a plain spawn the
-    /// receiver asked for); the receiver writes it to its output.
-    Output {
-        /// The text, line ends included.
-        text: String,
     },
 }
 
@@ -246,7 +279,7 @@ pub enum WireDownReason {
     NoProc,
 }
 
-/// Why a [`NodeMsg::Send`] call has no reply.
+/// Why a [`ActorMsg::Send`] call has no reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireSendError {
     /// No such actor.
@@ -274,7 +307,7 @@ pub enum Target {
     },
 }
 
-/// The kind of task a [`NodeMsg::SpawnTask`] asks for.
+/// The kind of task a [`TaskMsg::Spawn`] asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireTaskKind {
     /// `async` (linked) or `async_nolink`.
@@ -445,34 +478,12 @@ mod tests {
 
     use super::*;
 
-    /// What `NodeMsg` was before its byte payloads became byte strings.
+    /// What the byte-string fields would be as plain `Vec<u8>`s.
     #[derive(Serialize, Deserialize)]
-    enum OldNodeMsg {
-        Ping(u64),
-        Pong(u64),
-        Peers(Vec<NodeName>),
-        SpawnTask {
-            req: u64,
-            supervisor: Target,
-            module: String,
-            function: String,
-            args: Vec<u8>,
-            kind: WireTaskKind,
-        },
-        TaskStarted {
-            req: u64,
-            result: Result<u64, WireTaskError>,
-        },
-        TaskResult {
-            req: u64,
-            result: Result<Vec<u8>, WireTaskError>,
-        },
-        KillTask {
-            req: u64,
-        },
+    enum PlainActorMsg {
         Send {
             target: Target,
-            type_name: String,
+            name: String,
             payload: Vec<u8>,
             call: Option<u64>,
         },
@@ -483,103 +494,67 @@ mod tests {
     }
 
     #[test]
-    fn byte_strings_encode_as_sequences_did() {
+    fn byte_strings_encode_as_sequences_would() {
         for len in [0usize, 1, 64, 250, 251, 300, 70_000] {
             let bytes: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let pairs = [
                 (
-                    NodeMsg::Send {
+                    ActorMsg::Send {
                         target: Target::Name("bench".into()),
-                        type_name: "a::Msg".into(),
+                        name: "Msg".into(),
                         payload: bytes.clone(),
                         call: Some(7),
                     },
-                    OldNodeMsg::Send {
+                    PlainActorMsg::Send {
                         target: Target::Name("bench".into()),
-                        type_name: "a::Msg".into(),
+                        name: "Msg".into(),
                         payload: bytes.clone(),
                         call: Some(7),
                     },
                 ),
                 (
-                    NodeMsg::Reply {
+                    ActorMsg::Reply {
                         call: 3,
                         result: Ok(bytes.clone()),
                     },
-                    OldNodeMsg::Reply {
+                    PlainActorMsg::Reply {
                         call: 3,
                         result: Ok(bytes.clone()),
                     },
                 ),
                 (
-                    NodeMsg::Reply {
-                        call: 3,
-                        result: Err(WireSendError::NoProc),
-                    },
-                    OldNodeMsg::Reply {
+                    ActorMsg::Reply {
                         call: 3,
                         result: Err(WireSendError::NoProc),
                     },
-                ),
-                (
-                    NodeMsg::SpawnTask {
-                        req: 1,
-                        supervisor: Target::Pid { creation: 2, id: 3 },
-                        module: "M".into(),
-                        function: "f".into(),
-                        args: bytes.clone(),
-                        kind: WireTaskKind::Async { linked: true },
-                    },
-                    OldNodeMsg::SpawnTask {
-                        req: 1,
-                        supervisor: Target::Pid { creation: 2, id: 3 },
-                        module: "M".into(),
-                        function: "f".into(),
-                        args: bytes.clone(),
-                        kind: WireTaskKind::Async { linked: true },
-                    },
-                ),
-                (
-                    NodeMsg::TaskResult {
-                        req: 9,
-                        result: Ok(bytes.clone()),
-                    },
-                    OldNodeMsg::TaskResult {
-                        req: 9,
-                        result: Ok(bytes.clone()),
-                    },
-                ),
-                (
-                    NodeMsg::TaskResult {
-                        req: 9,
-                        result: Err(WireTaskError::BadArgs {
-                            reason: "no".into(),
-                        }),
-                    },
-                    OldNodeMsg::TaskResult {
-                        req: 9,
-                        result: Err(WireTaskError::BadArgs {
-                            reason: "no".into(),
-                        }),
+                    PlainActorMsg::Reply {
+                        call: 3,
+                        result: Err(WireSendError::NoProc),
                     },
                 ),
             ];
-            for (new, old) in pairs {
+            for (new, plain) in pairs {
                 let new_bytes = codec::encode(&new).unwrap();
-                assert_eq!(new_bytes, codec::encode(&old).unwrap(), "len {len}");
-                assert_eq!(codec::decode::<NodeMsg>(&new_bytes).unwrap(), new);
+                assert_eq!(new_bytes, codec::encode(&plain).unwrap(), "len {len}");
+                assert_eq!(codec::decode::<ActorMsg>(&new_bytes).unwrap(), new);
             }
+            let task = NodeMsg::Task(TaskMsg::Result {
+                req: 9,
+                result: Ok(bytes.clone()),
+            });
+            let encoded = codec::encode(&task).unwrap();
+            assert_eq!(codec::decode::<NodeMsg>(&encoded).unwrap(), task);
         }
     }
 
     #[test]
     fn a_byte_string_longer_than_its_frame_is_refused() {
-        let mut body = codec::encode(&NodeMsg::Send {
+        let mut body = codec::encode(&NodeMsg::Actor(ActorMsg::Send {
             target: Target::Name("x".into()),
-            type_name: "t".into(),
+            name: "t".into(),
             payload: vec![1; 8],
             call: None,
-        })
+        }))
         .unwrap();
         // Claim 60 MiB of payload in a frame that holds 8 bytes of it.
         let len_at = body.len() - 8 - 1 - 1; // payload, its 1-byte length, `call: None`

@@ -1,0 +1,64 @@
+//! Addressing across the wire: an `actor_core::Destination` on another node becomes a wire
+//! [`Target`] (a name or a pid of the receiver), and a [`Target`] from a peer becomes a
+//! `PeerTarget` borrowing from the frame (delivery) or a `Destination` on this node.
+
+use actor_core::{Destination, NodeName, PeerTarget};
+
+use crate::wire::message::Target;
+
+/// The wire target for `dest`, an actor on the receiving node.
+pub(crate) fn target_of(dest: &Destination) -> Target {
+    match dest {
+        Destination::Pid(pid) => Target::Pid {
+            creation: pid.creation(),
+            id: pid.id(),
+        },
+        other => Target::Name(other.name().unwrap_or_default().to_string()),
+    }
+}
+
+/// A peer's `Target`, as this node's system takes it (borrowing the name).
+pub(crate) fn peer_target(target: &Target) -> PeerTarget<'_> {
+    match target {
+        Target::Name(name) => PeerTarget::Name(name),
+        Target::Pid { creation, id } => PeerTarget::Pid {
+            creation: *creation,
+            id: *id,
+        },
+    }
+}
+
+/// The destination a peer's `Target` names on this node, `me`.
+pub(crate) fn destination(me: &NodeName, target: &Target) -> Destination {
+    peer_target(target).to_destination(me)
+}
+
+#[cfg(test)]
+mod tests {
+    use actor_core::Pid;
+
+    use super::*;
+
+    #[test]
+    fn a_target_names_the_same_actor_on_both_sides() {
+        let me: NodeName = "b@localhost".parse().unwrap();
+        let by_name = Destination::Remote {
+            name: "counter".into(),
+            node: me.clone(),
+        };
+        assert_eq!(target_of(&by_name), Target::Name("counter".into()));
+        assert_eq!(
+            destination(&me, &target_of(&by_name)),
+            Destination::Name("counter".into())
+        );
+        let pid = Destination::Pid(Pid::new(me.clone(), 7, 42));
+        assert_eq!(
+            target_of(&pid),
+            Target::Pid {
+                creation: 7,
+                id: 42
+            }
+        );
+        assert_eq!(destination(&me, &target_of(&pid)), pid);
+    }
+}

@@ -1,0 +1,169 @@
+//! What a node does for its peers: delivers their messages to its actors, starts the tasks
+//! they ask for, runs their plain spawns, watches its actors for them, and prints what its
+//! own plain spawns on them print. Each piece of work reports back to the machine, which
+//! answers the peer.
+
+use std::sync::Arc;
+
+use actor_core::{
+    io::Output,
+    transport::{spawn_plain, TaskKind},
+    Args, NodeName, ReplySink, TaskSupervisor,
+};
+use tracing::Instrument;
+
+use super::{
+    addressing::{destination, peer_target},
+    driver::Inner,
+    outcomes::{from_wire_kind, wire_send_error},
+    state::Serve,
+};
+use crate::{
+    transport::{Responder, SessionHandle},
+    wire::message::{ActorMsg, NodeMsg, TaskMsg, WireSendError, WireTaskError},
+};
+
+/// An actor message from `peer`, in the session's reader task: a message for a local actor
+/// (delivered on the spot; a call's reply goes back through `responder`), or the reply to one
+/// of this node's calls.
+pub(super) fn on_actor(
+    inner: &Arc<Inner>,
+    peer: &NodeName,
+    responder: &Responder<NodeMsg>,
+    msg: ActorMsg,
+) {
+    match msg {
+        ActorMsg::Send {
+            target,
+            name,
+            payload,
+            call,
+        } => {
+            let target = peer_target(&target);
+            let sink = call.map(|call| {
+                let responder = responder.clone();
+                ReplySink::new(move |bytes| {
+                    let result = bytes.ok_or(WireSendError::NoReply);
+                    let _ = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
+                })
+            });
+            if let Err(kind) = inner
+                .system
+                .deliver_from_peer(target, &name, &payload, sink)
+            {
+                tracing::debug!(%peer, ?target, "message not delivered: {kind}");
+                if let Some(call) = call {
+                    let result = Err(wire_send_error(kind));
+                    let _ = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
+                }
+            }
+        }
+        ActorMsg::Reply { call, result } => {
+            inner.with_state(|s| s.handle_reply(peer, call, result))
+        }
+    }
+}
+
+/// Does the local work `peer` asked for on the session `conn` (`handle`), and reports back.
+pub(super) async fn serve(
+    inner: &Arc<Inner>,
+    peer: &NodeName,
+    conn: u64,
+    handle: &SessionHandle<NodeMsg>,
+    work: Serve,
+) {
+    match work {
+        Serve::Task {
+            req,
+            supervisor,
+            module,
+            function,
+            args,
+            kind,
+        } => {
+            let dest = destination(&inner.name, &supervisor);
+            let kind = from_wire_kind(kind);
+            let started = TaskSupervisor::start_for_peer(
+                &inner.system,
+                &dest,
+                &module,
+                &function,
+                args,
+                kind,
+            )
+            .await;
+            inner.with_state(|s| match started {
+                Err(e) => s.handle_task_served(peer, conn, req, Err(e.into())),
+                Ok(task) => {
+                    let Some(rx) = task.result else {
+                        return s.handle_task_served(peer, conn, req, Ok((task.id, None)));
+                    };
+                    let linked = matches!(kind, TaskKind::Async { linked: true });
+                    s.handle_task_served(
+                        peer,
+                        conn,
+                        req,
+                        Ok((task.id, Some((task.abort, linked)))),
+                    );
+                    // Spawned under the machine's lock: its report cannot overtake the above.
+                    let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+                    tokio::spawn(
+                        async move {
+                            let result = match rx.await {
+                                Ok(Ok(value)) => {
+                                    value.encode().map_err(|e| WireTaskError::BadReturn {
+                                        reason: e.to_string(),
+                                    })
+                                }
+                                Ok(Err(e)) => Err(e.into()),
+                                Err(_) => Err(WireTaskError::Exited {
+                                    reason: "the task supervisor stopped".into(),
+                                }),
+                            };
+                            if let Some(inner) = weak.upgrade() {
+                                inner.with_state(|s| s.handle_task_finished(&peer, req, result));
+                            }
+                        }
+                        .instrument(tracing::Span::current()),
+                    );
+                }
+            });
+        }
+        Serve::Plain {
+            req,
+            module,
+            function,
+            args,
+        } => {
+            // The group leader is the caller's node: what the process prints goes back.
+            let forward = handle.clone();
+            let leader = Output::new(move |text| {
+                let text = text.to_string();
+                let _ = forward.send(&NodeMsg::Task(TaskMsg::Output { text }));
+            });
+            let result = spawn_plain(&inner.system, &module, &function, Args::Bytes(args), leader)
+                .map(|()| 0)
+                .map_err(WireTaskError::from);
+            inner.with_state(|s| s.handle_plain_served(peer, req, result));
+        }
+        Serve::Watch { id, target } => {
+            let dest = destination(&inner.name, &target);
+            let cell = inner.system.resolve(&dest).ok();
+            inner.with_state(|s| {
+                // Spawned under the machine's lock: its report cannot overtake the watch.
+                let watcher = cell.map(|cell| {
+                    let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+                    tokio::spawn(async move {
+                        let _ = cell.wait(None).await;
+                        if let Some(inner) = weak.upgrade() {
+                            inner.with_state(|s| s.handle_watched_exit(&peer, id));
+                        }
+                    })
+                    .abort_handle()
+                });
+                s.handle_watch_served(peer, conn, id, watcher);
+            });
+        }
+        Serve::Print(text) => inner.system.output().write(&text),
+    }
+}

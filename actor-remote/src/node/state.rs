@@ -1,0 +1,1265 @@
+//! The node's protocol state as one sans-IO machine.
+//!
+//! [`NodeState`] holds everything a node knows about its peers: which are connected (and on
+//! which session) or being connected to, the casts waiting for a connection, every request
+//! this node has outstanding with a peer, and the work this node does for peers. It takes
+//! inputs (`handle_*` for what arrives from a peer or a session, `request_*`/`cast` for what
+//! the API asks, `handle_timeout(now)` for the clock) and yields outputs: frames to send
+//! ([`NodeState::poll_transmit`]), outcomes for waiters ([`NodeState::poll_completion`]),
+//! [`NodeEvent`]s ([`NodeState::poll_event`]) and [`Action`]s (dial a node, close a session,
+//! stop local work done for a peer). It does no IO, spawns nothing, and never reads the clock:
+//! the driver (`driver.rs`) owns sockets, tasks and time, and the unit tests
+//! (`state/tests.rs`) drive it with plain values and a virtual clock.
+//!
+//! Invariants:
+//! - **One outstanding-request table.** Every request this node has made of a peer (a
+//!   connect, a node monitor, a ping, a task start and its result, a plain spawn, a call, a
+//!   watch of an actor) is one [`Request`] in `requests`, keyed by (peer, id): ids are unique
+//!   on this node and an answer only counts when it comes from the peer the request went to.
+//! - **One node-down path.** [`NodeState::handle_session_down`] is the only place a peer's
+//!   requests are failed and the work done for it is stopped.
+//! - Frames leave in the order the machine queued them: the driver sends every transmit
+//!   before another input is taken (casts queued during a connect go first).
+
+use std::{
+    collections::{BTreeSet, HashMap, VecDeque},
+    time::{Duration, Instant},
+};
+
+use actor_core::{CallError, Destination, DownReason, NodeName, SendErrorKind, TaskError};
+
+use super::{
+    addressing::target_of,
+    events::{ListKind, NodeDown, NodeDownReason, NodeEvent},
+    outcomes::call_error,
+    ConnectError,
+};
+use crate::{
+    proto::Existing,
+    wire::message::{
+        ActorMsg, ControlMsg, NodeMsg, Target, TaskMsg, WatchMsg, WireDownReason, WireTaskError,
+        WireTaskKind,
+    },
+};
+
+#[cfg(test)]
+mod tests;
+
+/// The driver's types, which the machine stores and hands back without looking inside.
+pub(crate) trait Effects {
+    /// Where frames to one peer go (the driver's session handle).
+    type Session: Clone;
+    /// Who waits for one [`Outcome`] (the driver's oneshot sender).
+    type Waiter;
+    /// Stops local work done for a peer (a task's or a watcher's abort handle).
+    type Abort;
+}
+
+/// The result of one request, handed to its waiter.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// A connect finished.
+    Connected(Result<(), ConnectError>),
+    /// A ping was answered, or not.
+    Pong(Result<(), ConnectError>),
+    /// A task (or a plain spawn) started on the peer, with its number, or did not.
+    Started(Result<u64, TaskError>),
+    /// An async task ended: its encoded result, or how it failed.
+    TaskDone(Result<Vec<u8>, TaskError>),
+    /// A call's encoded reply, or why there is none.
+    Reply(Result<Vec<u8>, CallError>),
+    /// A watched actor is down.
+    Down(DownReason),
+    /// A monitored node went down.
+    NodeDown(NodeDown),
+}
+
+/// A frame to send on a session.
+#[derive(Debug)]
+pub(crate) struct Transmit<S> {
+    /// The session.
+    pub session: S,
+    /// The frame.
+    pub msg: NodeMsg,
+    /// The request the frame carries, whose waiter hears about a frame that cannot be sent
+    /// (see [`NodeState::handle_send_failed`]).
+    pub request: Option<u64>,
+}
+
+/// Something the driver must do.
+#[derive(Debug)]
+pub(crate) enum Action<E: Effects> {
+    /// Connect to this node (port mapper, TCP, handshake), then report with
+    /// [`NodeState::handle_session_up`] or [`NodeState::handle_dial_failed`].
+    Dial(NodeName),
+    /// Close this session (a disconnect, a shutdown, or a second session with one peer).
+    Close(E::Session),
+    /// Stop local work done for a peer that went away or asked for it.
+    Abort(E::Abort),
+}
+
+/// Local work a peer asked for, returned to the driver, which reports back with
+/// `handle_*_served`.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Serve {
+    /// Start a task under a local task supervisor.
+    Task {
+        /// The peer's request number.
+        req: u64,
+        /// The task supervisor.
+        supervisor: Target,
+        /// The module name.
+        module: String,
+        /// The function name.
+        function: String,
+        /// The encoded arguments.
+        args: Vec<u8>,
+        /// What kind of task.
+        kind: WireTaskKind,
+    },
+    /// Run a plain process whose group leader is the peer.
+    Plain {
+        /// The peer's request number.
+        req: u64,
+        /// The module name.
+        module: String,
+        /// The function name.
+        function: String,
+        /// The encoded arguments.
+        args: Vec<u8>,
+    },
+    /// Watch a local actor for the peer.
+    Watch {
+        /// The peer's watch number.
+        id: u64,
+        /// The actor.
+        target: Target,
+    },
+    /// Print text from a plain process this node started on the peer.
+    Print(String),
+}
+
+/// How starting a task for a peer went: the task's number and, for an async task, what stops
+/// it and whether it is linked to the peer; or why it did not start.
+pub(crate) type TaskServed<A> = Result<(u64, Option<(A, bool)>), WireTaskError>;
+
+/// What kind of request, and what its failure looks like.
+#[derive(Debug)]
+enum Pending {
+    Connect,
+    NodeMonitor,
+    Ping {
+        timeout: Duration,
+    },
+    Task,
+    Plain,
+    Call {
+        dest: Destination,
+        timeout: Duration,
+    },
+    Watch,
+}
+
+/// One outstanding request of this node to `peer`.
+#[derive(Debug)]
+struct Request<W> {
+    peer: NodeName,
+    kind: Pending,
+    /// Who hears the (first) outcome: `None` once it has.
+    waiter: Option<W>,
+    /// An async task's second waiter, for its result.
+    result: Option<W>,
+    deadline: Option<Instant>,
+}
+
+/// Work this node does for a peer, on the session `conn`.
+#[derive(Debug)]
+struct Served<A> {
+    conn: u64,
+    abort: Option<A>,
+    /// Stopped when the peer goes down (a linked task, or a watch).
+    linked: bool,
+}
+
+#[derive(Debug)]
+enum Peer<S> {
+    /// Being dialled (or waiting for the peer's own connection to win a simultaneous
+    /// connect, until `race_deadline`); casts wait in `queued`, in order.
+    Connecting {
+        queued: Vec<NodeMsg>,
+        race_deadline: Option<Instant>,
+    },
+    Up {
+        session: S,
+        conn: u64,
+        hidden: bool,
+    },
+}
+
+/// A node's protocol state (see the module docs).
+#[derive(Debug)]
+pub(crate) struct NodeState<E: Effects> {
+    me: NodeName,
+    /// This node is hidden: every session of it is.
+    hidden: bool,
+    connect_all: bool,
+    /// How long a dial that lost a simultaneous connect waits for the peer's session.
+    race_timeout: Duration,
+    stopped: bool,
+    peers: HashMap<NodeName, Peer<E::Session>>,
+    known: BTreeSet<NodeName>,
+    requests: HashMap<u64, Request<E::Waiter>>,
+    served: HashMap<(NodeName, u64), Served<E::Abort>>,
+    next_id: u64,
+    transmits: VecDeque<Transmit<E::Session>>,
+    completions: VecDeque<(E::Waiter, Outcome)>,
+    events: VecDeque<NodeEvent>,
+    actions: VecDeque<Action<E>>,
+}
+
+impl<E: Effects> NodeState<E>
+where
+    E::Session: std::fmt::Debug,
+    E::Waiter: std::fmt::Debug,
+    E::Abort: std::fmt::Debug,
+{
+    /// A node named `me` with no peers. `race_timeout` bounds the wait of a dial that lost a
+    /// simultaneous connect.
+    pub(crate) fn new(
+        me: NodeName,
+        hidden: bool,
+        connect_all: bool,
+        race_timeout: Duration,
+    ) -> Self {
+        Self {
+            me,
+            hidden,
+            connect_all,
+            race_timeout,
+            stopped: false,
+            peers: HashMap::new(),
+            known: BTreeSet::new(),
+            requests: HashMap::new(),
+            served: HashMap::new(),
+            next_id: 1,
+            transmits: VecDeque::new(),
+            completions: VecDeque::new(),
+            events: VecDeque::new(),
+            actions: VecDeque::new(),
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next frame to send.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit<E::Session>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next outcome for a waiter.
+    pub(crate) fn poll_completion(&mut self) -> Option<(E::Waiter, Outcome)> {
+        self.completions.pop_front()
+    }
+
+    /// The next node event.
+    pub(crate) fn poll_event(&mut self) -> Option<NodeEvent> {
+        self.events.pop_front()
+    }
+
+    /// The next action for the driver.
+    pub(crate) fn poll_action(&mut self) -> Option<Action<E>> {
+        self.actions.pop_front()
+    }
+
+    /// Whether any output other than a frame is waiting.
+    pub(crate) fn has_effects(&self) -> bool {
+        !(self.completions.is_empty() && self.events.is_empty() && self.actions.is_empty())
+    }
+
+    /// The earliest deadline of a request, if any: call [`NodeState::handle_timeout`] then.
+    /// (The driver needs no timer of its own: each deadline belongs to a waiter whose own
+    /// timer calls `handle_timeout` when it fires.)
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) fn poll_timeout(&self) -> Option<Instant> {
+        let requests = self.requests.values().filter_map(|r| r.deadline);
+        let races = self.peers.values().filter_map(|p| match p {
+            Peer::Connecting { race_deadline, .. } => *race_deadline,
+            Peer::Up { .. } => None,
+        });
+        requests.chain(races).min()
+    }
+
+    // ----- queries -----
+
+    /// Whether the node has shut down.
+    pub(crate) fn is_stopped(&self) -> bool {
+        self.stopped
+    }
+
+    /// Whether a session with `peer` is up.
+    pub(crate) fn is_connected(&self, peer: &NodeName) -> bool {
+        matches!(self.peers.get(peer), Some(Peer::Up { .. }))
+    }
+
+    /// What the handshake of an incoming connection from `peer` should know.
+    pub(crate) fn existing(&self, peer: &NodeName) -> Existing {
+        match self.peers.get(peer) {
+            _ if self.stopped => Existing::Established,
+            Some(Peer::Up { .. }) => Existing::Established,
+            Some(Peer::Connecting { .. }) => Existing::PendingOutgoing,
+            None => Existing::None,
+        }
+    }
+
+    /// Nodes of one kind, sorted, as `Node.list/1`.
+    pub(crate) fn list(&self, kind: ListKind) -> Vec<NodeName> {
+        let up = self.peers.iter().filter_map(|(name, peer)| match peer {
+            Peer::Up { hidden, .. } => Some((name, *hidden)),
+            Peer::Connecting { .. } => None,
+        });
+        let mut out: Vec<NodeName> = match kind {
+            ListKind::This => vec![self.me.clone()],
+            ListKind::Known => self.known.iter().chain([&self.me]).cloned().collect(),
+            ListKind::Visible => up.filter(|(_, h)| !h).map(|(n, _)| n.clone()).collect(),
+            ListKind::Hidden => up.filter(|(_, h)| *h).map(|(n, _)| n.clone()).collect(),
+            ListKind::Connected => up.map(|(n, _)| n.clone()).collect(),
+        };
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// How many requests are outstanding, and how much work is done for peers (for tests).
+    #[cfg(test)]
+    pub(crate) fn load(&self) -> (usize, usize) {
+        (self.requests.len(), self.served.len())
+    }
+
+    /// How many requests of one kind are outstanding: `"call"`, `"watch"`, ... (for tests).
+    #[cfg(test)]
+    pub(crate) fn outstanding(&self, kind: &str) -> usize {
+        self.requests
+            .values()
+            .filter(|r| format!("{:?}", r.kind).to_lowercase().starts_with(kind))
+            .count()
+    }
+
+    /// How many watches peers hold on this node's actors (for tests).
+    #[cfg(test)]
+    pub(crate) fn served_watches(&self) -> usize {
+        self.served
+            .values()
+            .filter(|s| s.linked && s.abort.is_some())
+            .count()
+    }
+
+    // ----- requests from the API -----
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn session_of(&self, peer: &NodeName) -> Option<&E::Session> {
+        match self.peers.get(peer) {
+            Some(Peer::Up { session, .. }) => Some(session),
+            _ => None,
+        }
+    }
+
+    fn complete(&mut self, waiter: E::Waiter, outcome: Outcome) {
+        self.completions.push_back((waiter, outcome));
+    }
+
+    fn send(&mut self, session: E::Session, msg: NodeMsg, request: Option<u64>) {
+        self.transmits.push_back(Transmit {
+            session,
+            msg,
+            request,
+        });
+    }
+
+    /// Starts dialling `peer` unless a session exists or a dial is under way.
+    fn ensure_dial(&mut self, peer: &NodeName) {
+        if self.stopped || *peer == self.me || self.peers.contains_key(peer) {
+            return;
+        }
+        self.peers.insert(
+            peer.clone(),
+            Peer::Connecting {
+                queued: Vec::new(),
+                race_deadline: None,
+            },
+        );
+        self.actions.push_back(Action::Dial(peer.clone()));
+    }
+
+    fn insert(&mut self, peer: &NodeName, kind: Pending, waiter: E::Waiter) -> u64 {
+        let id = self.new_id();
+        self.requests.insert(
+            id,
+            Request {
+                peer: peer.clone(),
+                kind,
+                waiter: Some(waiter),
+                result: None,
+                deadline: None,
+            },
+        );
+        id
+    }
+
+    /// Connects to `peer` unless a session exists, as `Node.connect/1`: `waiter` hears
+    /// [`Outcome::Connected`] once the session is up or the attempt failed. Concurrent
+    /// connects to one peer share one dial.
+    pub(crate) fn request_connect(&mut self, peer: &NodeName, waiter: E::Waiter) {
+        if self.stopped {
+            return self.complete(waiter, Outcome::Connected(Err(ConnectError::NotAlive)));
+        }
+        if *peer == self.me || self.is_connected(peer) {
+            return self.complete(waiter, Outcome::Connected(Ok(())));
+        }
+        self.ensure_dial(peer);
+        self.insert(peer, Pending::Connect, waiter);
+    }
+
+    /// Monitors `peer`, as `Node.monitor/2`: `waiter` hears one [`Outcome::NodeDown`]. A peer
+    /// not connected is down at once (`connection_closed`).
+    pub(crate) fn monitor_node(&mut self, peer: &NodeName, waiter: E::Waiter) {
+        if self.is_connected(peer) {
+            self.insert(peer, Pending::NodeMonitor, waiter);
+        } else {
+            let down = NodeDown {
+                node: peer.clone(),
+                reason: NodeDownReason::ConnectionClosed,
+            };
+            self.complete(waiter, Outcome::NodeDown(down));
+        }
+    }
+
+    /// Pings a connected `peer`: `waiter` hears [`Outcome::Pong`], or a `Timeout` (naming
+    /// `timeout`) at `deadline`.
+    pub(crate) fn request_ping(
+        &mut self,
+        deadline: Instant,
+        peer: &NodeName,
+        timeout: Duration,
+        waiter: E::Waiter,
+    ) {
+        let Some(session) = self.session_of(peer).cloned() else {
+            let err = ConnectError::Timeout {
+                node: peer.clone(),
+                timeout,
+            };
+            return self.complete(waiter, Outcome::Pong(Err(err)));
+        };
+        let id = self.insert(peer, Pending::Ping { timeout }, waiter);
+        self.set_deadline(id, deadline);
+        self.send(session, NodeMsg::Control(ControlMsg::Ping(id)), None);
+    }
+
+    fn set_deadline(&mut self, id: u64, deadline: Instant) {
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.deadline = Some(deadline);
+        }
+    }
+
+    /// A cast to an actor on `peer`, as Erlang's `send`: sent now if a session is up, else
+    /// queued in order and a dial started; dropped when this node has stopped.
+    pub(crate) fn cast(
+        &mut self,
+        peer: &NodeName,
+        dest: &Destination,
+        name: &str,
+        payload: Vec<u8>,
+    ) {
+        let msg = NodeMsg::Actor(ActorMsg::Send {
+            target: target_of(dest),
+            name: name.to_string(),
+            payload,
+            call: None,
+        });
+        if self.stopped {
+            return;
+        }
+        self.ensure_dial(peer);
+        match self.peers.get_mut(peer) {
+            Some(Peer::Up { session, .. }) => {
+                let session = session.clone();
+                self.send(session, msg, None);
+            }
+            Some(Peer::Connecting { queued, .. }) => queued.push(msg),
+            None => {} // this node itself: the system delivers locally
+        }
+    }
+
+    /// A call to an actor on a connected `peer`: `waiter` hears [`Outcome::Reply`], a
+    /// `Timeout` (naming `timeout`) at `deadline`, or `NoConnection` if the peer is not
+    /// connected or goes down.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn request_call(
+        &mut self,
+        deadline: Instant,
+        peer: &NodeName,
+        dest: &Destination,
+        name: &str,
+        payload: Vec<u8>,
+        timeout: Duration,
+        waiter: E::Waiter,
+    ) {
+        let Some(session) = self.session_of(peer).cloned() else {
+            let err = CallError::Send(SendErrorKind::NoConnection { node: peer.clone() });
+            return self.complete(waiter, Outcome::Reply(Err(err)));
+        };
+        let kind = Pending::Call {
+            dest: dest.clone(),
+            timeout,
+        };
+        let id = self.insert(peer, kind, waiter);
+        self.set_deadline(id, deadline);
+        let msg = NodeMsg::Actor(ActorMsg::Send {
+            target: target_of(dest),
+            name: name.to_string(),
+            payload,
+            call: Some(id),
+        });
+        self.send(session, msg, Some(id));
+    }
+
+    /// Starts a task under the task supervisor `supervisor` of a connected `peer`: `waiter`
+    /// hears [`Outcome::Started`], and `result` (for an async task) [`Outcome::TaskDone`].
+    /// Returns the request's id, which [`NodeState::cancel_task`] takes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn request_task(
+        &mut self,
+        peer: &NodeName,
+        supervisor: &Destination,
+        module: &str,
+        function: &str,
+        args: Vec<u8>,
+        kind: WireTaskKind,
+        waiter: E::Waiter,
+        result: Option<E::Waiter>,
+    ) -> Option<u64> {
+        let Some(session) = self.session_of(peer).cloned() else {
+            let err = TaskError::NoConnection { node: peer.clone() };
+            self.complete(waiter, Outcome::Started(Err(err.clone())));
+            if let Some(result) = result {
+                self.complete(result, Outcome::TaskDone(Err(err)));
+            }
+            return None;
+        };
+        let id = self.insert(peer, Pending::Task, waiter);
+        if let Some(request) = self.requests.get_mut(&id) {
+            request.result = result;
+        }
+        let msg = NodeMsg::Task(TaskMsg::Spawn {
+            req: id,
+            supervisor: target_of(supervisor),
+            module: module.to_string(),
+            function: function.to_string(),
+            args,
+            kind,
+        });
+        self.send(session, msg, Some(id));
+        Some(id)
+    }
+
+    /// Stops the task of request `id` on `peer` (its linked caller went away): forgets the
+    /// request and asks the peer to kill the task.
+    pub(crate) fn cancel_task(&mut self, peer: &NodeName, id: u64) {
+        if self.requests.get(&id).is_some_and(|r| r.peer == *peer) {
+            self.requests.remove(&id);
+        }
+        if let Some(session) = self.session_of(peer).cloned() {
+            self.send(session, NodeMsg::Task(TaskMsg::Kill { req: id }), None);
+        }
+    }
+
+    /// Runs a plain process on a connected `peer` (`Node.spawn/4`): `waiter` hears
+    /// [`Outcome::Started`].
+    pub(crate) fn request_plain(
+        &mut self,
+        peer: &NodeName,
+        module: &str,
+        function: &str,
+        args: Vec<u8>,
+        waiter: E::Waiter,
+    ) {
+        let Some(session) = self.session_of(peer).cloned() else {
+            let err = TaskError::NoConnection { node: peer.clone() };
+            return self.complete(waiter, Outcome::Started(Err(err)));
+        };
+        let id = self.insert(peer, Pending::Plain, waiter);
+        let msg = NodeMsg::Task(TaskMsg::SpawnPlain {
+            req: id,
+            module: module.to_string(),
+            function: function.to_string(),
+            args,
+        });
+        self.send(session, msg, Some(id));
+    }
+
+    /// Watches the actor `dest` on a connected `peer` (a remote `Process.monitor`): `waiter`
+    /// hears one [`Outcome::Down`]. Returns the watch's id for [`NodeState::cancel_watch`].
+    pub(crate) fn request_watch(
+        &mut self,
+        peer: &NodeName,
+        dest: &Destination,
+        waiter: E::Waiter,
+    ) -> Option<u64> {
+        let Some(session) = self.session_of(peer).cloned() else {
+            self.complete(waiter, Outcome::Down(DownReason::NoConnection));
+            return None;
+        };
+        let id = self.insert(peer, Pending::Watch, waiter);
+        let msg = NodeMsg::Watch(WatchMsg::Watch {
+            id,
+            target: target_of(dest),
+        });
+        self.send(session, msg, None);
+        Some(id)
+    }
+
+    /// Removes the watch `id` (its monitor was dropped), telling the peer.
+    pub(crate) fn cancel_watch(&mut self, id: u64) {
+        let Some(request) = self.requests.remove(&id) else {
+            return;
+        };
+        if let Some(session) = self.session_of(&request.peer).cloned() {
+            self.send(session, NodeMsg::Watch(WatchMsg::Unwatch { id }), None);
+        }
+    }
+
+    /// Closes the session with `peer`, as `Node.disconnect/1`: whether there was one. The
+    /// node-down follows when the session has closed.
+    pub(crate) fn disconnect(&mut self, peer: &NodeName) -> bool {
+        match self.session_of(peer).cloned() {
+            Some(session) => {
+                self.actions.push_back(Action::Close(session));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The node stops: every session closes, no new one is made or accepted, and connects
+    /// under way fail with `NotAlive`.
+    pub(crate) fn shutdown(&mut self) {
+        self.stopped = true;
+        let connecting: Vec<NodeName> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| matches!(p, Peer::Connecting { .. }))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for peer in connecting {
+            self.fail_dial(&peer, ConnectError::NotAlive);
+        }
+        let sessions: Vec<E::Session> = self
+            .peers
+            .values()
+            .filter_map(|p| match p {
+                Peer::Up { session, .. } => Some(session.clone()),
+                Peer::Connecting { .. } => None,
+            })
+            .collect();
+        self.actions.extend(sessions.into_iter().map(Action::Close));
+    }
+
+    // ----- the clock -----
+
+    /// Expires every request whose deadline has passed: pings and calls fail with `Timeout`,
+    /// a dial that lost a simultaneous connect and saw no session gives up.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        let expired: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.deadline.is_some_and(|d| d <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            let Some(request) = self.requests.remove(&id) else {
+                continue;
+            };
+            let Some(waiter) = request.waiter else {
+                continue;
+            };
+            let outcome = match request.kind {
+                Pending::Ping { timeout } => Outcome::Pong(Err(ConnectError::Timeout {
+                    node: request.peer,
+                    timeout,
+                })),
+                Pending::Call { dest, timeout } => {
+                    Outcome::Reply(Err(CallError::Timeout { dest, timeout }))
+                }
+                // Only pings and calls have deadlines.
+                other => {
+                    debug_assert!(false, "a deadline on {other:?}");
+                    continue;
+                }
+            };
+            self.complete(waiter, outcome);
+        }
+        let races: Vec<NodeName> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| match p {
+                Peer::Connecting { race_deadline, .. } => race_deadline.is_some_and(|d| d <= now),
+                Peer::Up { .. } => false,
+            })
+            .map(|(n, _)| n.clone())
+            .collect();
+        for peer in races {
+            let err = ConnectError::Timeout {
+                node: peer.clone(),
+                timeout: self.race_timeout,
+            };
+            self.fail_dial(&peer, err);
+        }
+    }
+
+    // ----- sessions -----
+
+    /// A dial of `peer` failed: its connect waiters hear why and the casts queued for it are
+    /// dropped, as the BEAM drops sends to an unreachable node. Returns how many were dropped.
+    pub(crate) fn handle_dial_failed(&mut self, peer: &NodeName, error: ConnectError) -> usize {
+        self.fail_dial(peer, error)
+    }
+
+    /// A dial of `peer` lost a simultaneous connect: the peer's own connection to this node
+    /// goes on; wait for it until `now + race_timeout`.
+    pub(crate) fn handle_dial_lost_race(&mut self, now: Instant, peer: &NodeName) {
+        if let Some(Peer::Connecting { race_deadline, .. }) = self.peers.get_mut(peer) {
+            *race_deadline = Some(now + self.race_timeout);
+        }
+    }
+
+    fn fail_dial(&mut self, peer: &NodeName, error: ConnectError) -> usize {
+        let dropped = match self.peers.get(peer) {
+            Some(Peer::Connecting { queued, .. }) => queued.len(),
+            _ => return 0, // connected after all (the peer's own connection came up)
+        };
+        self.peers.remove(peer);
+        let waiting: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.peer == *peer && matches!(r.kind, Pending::Connect))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            if let Some(waiter) = self.requests.remove(&id).and_then(|r| r.waiter) {
+                self.complete(waiter, Outcome::Connected(Err(error.clone())));
+            }
+        }
+        dropped
+    }
+
+    /// A session with `peer` completed its handshake. Returns its connection number, or
+    /// `None` when it is refused (this node stopped, or a session with `peer` is up
+    /// already): the driver then closes it.
+    pub(crate) fn handle_session_up(
+        &mut self,
+        peer: &NodeName,
+        peer_hidden: bool,
+        session: E::Session,
+    ) -> Option<u64> {
+        if self.stopped || self.is_connected(peer) {
+            return None;
+        }
+        let hidden = peer_hidden || self.hidden;
+        let conn = self.new_id();
+        let queued = match self.peers.insert(
+            peer.clone(),
+            Peer::Up {
+                session: session.clone(),
+                conn,
+                hidden,
+            },
+        ) {
+            Some(Peer::Connecting { queued, .. }) => queued,
+            _ => Vec::new(),
+        };
+        self.known.insert(peer.clone());
+        // Casts queued while connecting go first, in order.
+        for msg in queued {
+            self.send(session.clone(), msg, None);
+        }
+        if !hidden && self.connect_all {
+            let visible: Vec<NodeName> = self
+                .list(ListKind::Visible)
+                .into_iter()
+                .filter(|n| n != peer)
+                .collect();
+            self.send(session, NodeMsg::Control(ControlMsg::Peers(visible)), None);
+        }
+        let waiting: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.peer == *peer && matches!(r.kind, Pending::Connect))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in waiting {
+            if let Some(waiter) = self.requests.remove(&id).and_then(|r| r.waiter) {
+                self.complete(waiter, Outcome::Connected(Ok(())));
+            }
+        }
+        self.events.push_back(NodeEvent::NodeUp {
+            node: peer.clone(),
+            hidden,
+        });
+        Some(conn)
+    }
+
+    /// The session `conn` with `peer` closed: the one node-down path. Every request to `peer`
+    /// fails (`NoConnection`; node monitors hear `reason`), linked tasks and watches it
+    /// started here are stopped, other work done for it is forgotten, and a `NodeDown` event
+    /// goes out. A session that was refused (`conn` is not the peer's) changes nothing.
+    pub(crate) fn handle_session_down(
+        &mut self,
+        peer: &NodeName,
+        conn: u64,
+        reason: NodeDownReason,
+    ) {
+        let hidden = match self.peers.get(peer) {
+            Some(Peer::Up {
+                conn: c, hidden, ..
+            }) if *c == conn => *hidden,
+            _ => return,
+        };
+        self.peers.remove(peer);
+        let lost: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.peer == *peer)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in lost {
+            let Some(request) = self.requests.remove(&id) else {
+                continue;
+            };
+            let node = || peer.clone();
+            let (first, second) = match request.kind {
+                Pending::Connect => (Outcome::Connected(Ok(())), None), // none: up means done
+                Pending::NodeMonitor => (
+                    Outcome::NodeDown(NodeDown {
+                        node: node(),
+                        reason: reason.clone(),
+                    }),
+                    None,
+                ),
+                Pending::Ping { timeout } => (
+                    Outcome::Pong(Err(ConnectError::Timeout {
+                        node: node(),
+                        timeout,
+                    })),
+                    None,
+                ),
+                Pending::Task => (
+                    Outcome::Started(Err(TaskError::NoConnection { node: node() })),
+                    Some(Outcome::TaskDone(Err(TaskError::NoConnection {
+                        node: node(),
+                    }))),
+                ),
+                Pending::Plain => (
+                    Outcome::Started(Err(TaskError::NoConnection { node: node() })),
+                    None,
+                ),
+                Pending::Call { .. } => (
+                    Outcome::Reply(Err(CallError::Send(SendErrorKind::NoConnection {
+                        node: node(),
+                    }))),
+                    None,
+                ),
+                Pending::Watch => (Outcome::Down(DownReason::NoConnection), None),
+            };
+            if let Some(waiter) = request.waiter {
+                self.complete(waiter, first);
+            }
+            if let (Some(waiter), Some(outcome)) = (request.result, second) {
+                self.complete(waiter, outcome);
+            }
+        }
+        let served: Vec<(NodeName, u64)> = self
+            .served
+            .keys()
+            .filter(|(n, _)| n == peer)
+            .cloned()
+            .collect();
+        for key in served {
+            if let Some(served) = self.served.remove(&key) {
+                if let (true, Some(abort)) = (served.linked, served.abort) {
+                    self.actions.push_back(Action::Abort(abort));
+                }
+            }
+        }
+        self.events.push_back(NodeEvent::NodeDown {
+            node: peer.clone(),
+            hidden,
+            reason,
+        });
+    }
+
+    /// A frame could not be sent (too large, or the session closed under it): the request it
+    /// carried fails at once.
+    pub(crate) fn handle_send_failed(
+        &mut self,
+        request: Option<u64>,
+        error: &crate::transport::SendError,
+    ) {
+        let Some(request) = request.and_then(|id| self.requests.remove(&id)) else {
+            return;
+        };
+        let framing = match error {
+            crate::transport::SendError::Frame(f) => Some(f.to_string()),
+            crate::transport::SendError::Closed => None,
+        };
+        let peer = request.peer.clone();
+        let (first, second) = match (&request.kind, framing) {
+            (Pending::Task | Pending::Plain, Some(reason)) => {
+                let err = TaskError::BadArgs { reason };
+                (
+                    Outcome::Started(Err(err.clone())),
+                    Some(Outcome::TaskDone(Err(err))),
+                )
+            }
+            (Pending::Task | Pending::Plain, None) => {
+                let err = TaskError::NoConnection { node: peer };
+                (
+                    Outcome::Started(Err(err.clone())),
+                    Some(Outcome::TaskDone(Err(err))),
+                )
+            }
+            (Pending::Call { .. }, Some(reason)) => (
+                Outcome::Reply(Err(CallError::Send(SendErrorKind::Refused {
+                    node: self.me.clone(),
+                    reason,
+                }))),
+                None,
+            ),
+            (Pending::Call { .. }, None) => (
+                Outcome::Reply(Err(CallError::Send(SendErrorKind::NoConnection {
+                    node: peer,
+                }))),
+                None,
+            ),
+            // Other requests' frames carry no request id.
+            (other, _) => {
+                debug_assert!(false, "a send failure reported for {other:?}");
+                return;
+            }
+        };
+        if let Some(waiter) = request.waiter {
+            self.complete(waiter, first);
+        }
+        if let (Some(waiter), Some(outcome)) = (request.result, second) {
+            self.complete(waiter, outcome);
+        }
+    }
+
+    // ----- frames from peers -----
+
+    /// Takes the request `id` if it went to `peer` (an answer from another peer is ignored).
+    fn answer(&mut self, peer: &NodeName, id: u64) -> Option<&mut Request<E::Waiter>> {
+        self.requests.get_mut(&id).filter(|r| r.peer == *peer)
+    }
+
+    /// A control frame from `peer`.
+    pub(crate) fn handle_control(&mut self, peer: &NodeName, msg: ControlMsg) {
+        match msg {
+            ControlMsg::Ping(id) => {
+                if let Some(session) = self.session_of(peer).cloned() {
+                    self.send(session, NodeMsg::Control(ControlMsg::Pong(id)), None);
+                }
+            }
+            ControlMsg::Pong(id) => {
+                if self
+                    .answer(peer, id)
+                    .is_some_and(|r| matches!(r.kind, Pending::Ping { .. }))
+                {
+                    if let Some(waiter) = self.requests.remove(&id).and_then(|r| r.waiter) {
+                        self.complete(waiter, Outcome::Pong(Ok(())));
+                    }
+                }
+            }
+            ControlMsg::Peers(nodes) => {
+                let hidden = match self.peers.get(peer) {
+                    Some(Peer::Up { hidden, .. }) => *hidden,
+                    _ => true,
+                };
+                if hidden || !self.connect_all {
+                    return;
+                }
+                for node in nodes {
+                    self.ensure_dial(&node);
+                }
+            }
+        }
+    }
+
+    /// A task frame from `peer`: an answer to this node's request, or local work to do.
+    pub(crate) fn handle_task(&mut self, peer: &NodeName, msg: TaskMsg) -> Option<Serve> {
+        match msg {
+            TaskMsg::Spawn {
+                req,
+                supervisor,
+                module,
+                function,
+                args,
+                kind,
+            } => {
+                return Some(Serve::Task {
+                    req,
+                    supervisor,
+                    module,
+                    function,
+                    args,
+                    kind,
+                })
+            }
+            TaskMsg::SpawnPlain {
+                req,
+                module,
+                function,
+                args,
+            } => {
+                return Some(Serve::Plain {
+                    req,
+                    module,
+                    function,
+                    args,
+                })
+            }
+            TaskMsg::Output { text } => return Some(Serve::Print(text)),
+            TaskMsg::Started { req, result } => {
+                let request = self.answer(peer, req)?;
+                let done = result.is_err() || request.result.is_none();
+                let waiter = request.waiter.take();
+                if done {
+                    self.requests.remove(&req);
+                }
+                if let Some(waiter) = waiter {
+                    self.complete(waiter, Outcome::Started(result.map_err(TaskError::from)));
+                }
+            }
+            TaskMsg::Result { req, result } => {
+                if self.answer(peer, req).is_some() {
+                    let waiter = self.requests.remove(&req).and_then(|r| r.result);
+                    if let Some(waiter) = waiter {
+                        self.complete(waiter, Outcome::TaskDone(result.map_err(TaskError::from)));
+                    }
+                }
+            }
+            TaskMsg::Kill { req } => {
+                if let Some(abort) = self
+                    .served
+                    .remove(&(peer.clone(), req))
+                    .and_then(|s| s.abort)
+                {
+                    self.actions.push_back(Action::Abort(abort));
+                }
+            }
+        }
+        None
+    }
+
+    /// The reply to a call of this node's, from `peer`.
+    pub(crate) fn handle_reply(
+        &mut self,
+        peer: &NodeName,
+        call: u64,
+        result: Result<Vec<u8>, crate::wire::message::WireSendError>,
+    ) {
+        if !self
+            .answer(peer, call)
+            .is_some_and(|r| matches!(r.kind, Pending::Call { .. }))
+        {
+            return; // timed out already, or not this peer's to answer
+        }
+        let Some(request) = self.requests.remove(&call) else {
+            return;
+        };
+        let (Pending::Call { dest, .. }, Some(waiter)) = (request.kind, request.waiter) else {
+            return;
+        };
+        let result = result.map_err(|e| call_error(e, dest, request.peer));
+        self.complete(waiter, Outcome::Reply(result));
+    }
+
+    /// A watch frame from `peer`: a watch of a local actor to set (returned as work), one to
+    /// remove, or the end of one of this node's watches.
+    pub(crate) fn handle_watch(&mut self, peer: &NodeName, msg: WatchMsg) -> Option<Serve> {
+        match msg {
+            WatchMsg::Watch { id, target } => return Some(Serve::Watch { id, target }),
+            WatchMsg::Unwatch { id } => {
+                if let Some(abort) = self
+                    .served
+                    .remove(&(peer.clone(), id))
+                    .and_then(|s| s.abort)
+                {
+                    self.actions.push_back(Action::Abort(abort));
+                }
+            }
+            WatchMsg::Down { id, reason } => {
+                if self
+                    .answer(peer, id)
+                    .is_some_and(|r| matches!(r.kind, Pending::Watch))
+                {
+                    if let Some(waiter) = self.requests.remove(&id).and_then(|r| r.waiter) {
+                        let reason = match reason {
+                            WireDownReason::Exited => DownReason::Exited,
+                            WireDownReason::NoProc => DownReason::NoProc,
+                        };
+                        self.complete(waiter, Outcome::Down(reason));
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    // ----- local work done for peers -----
+
+    fn conn_of(&self, peer: &NodeName) -> Option<u64> {
+        match self.peers.get(peer) {
+            Some(Peer::Up { conn, .. }) => Some(*conn),
+            _ => None,
+        }
+    }
+
+    /// The driver started (or failed to start) the task `req` that `peer` asked for on the
+    /// session `conn`: the answer goes back, and a running async task is remembered until it
+    /// ends (a linked one is stopped if `peer` goes down first). A peer gone meanwhile stops
+    /// a linked task at once.
+    pub(crate) fn handle_task_served(
+        &mut self,
+        peer: &NodeName,
+        conn: u64,
+        req: u64,
+        started: TaskServed<E::Abort>,
+    ) {
+        let session = match self.peers.get(peer) {
+            Some(Peer::Up {
+                session, conn: c, ..
+            }) if *c == conn => session.clone(),
+            _ => {
+                if let Ok((_, Some((abort, true)))) = started {
+                    self.actions.push_back(Action::Abort(abort));
+                }
+                return;
+            }
+        };
+        let result = match started {
+            Ok((task, running)) => {
+                if let Some((abort, linked)) = running {
+                    let served = Served {
+                        conn,
+                        abort: Some(abort),
+                        linked,
+                    };
+                    self.served.insert((peer.clone(), req), served);
+                }
+                Ok(task)
+            }
+            Err(e) => Err(e),
+        };
+        self.send(
+            session,
+            NodeMsg::Task(TaskMsg::Started { req, result }),
+            None,
+        );
+    }
+
+    /// A task `peer` asked for (request `req`) ended: its result goes back on the session it
+    /// was asked on, if that is still up.
+    pub(crate) fn handle_task_finished(
+        &mut self,
+        peer: &NodeName,
+        req: u64,
+        result: Result<Vec<u8>, WireTaskError>,
+    ) {
+        let Some(served) = self.served.remove(&(peer.clone(), req)) else {
+            return; // killed, or its peer went down
+        };
+        if self.conn_of(peer) == Some(served.conn) {
+            if let Some(session) = self.session_of(peer).cloned() {
+                self.send(
+                    session,
+                    NodeMsg::Task(TaskMsg::Result { req, result }),
+                    None,
+                );
+            }
+        }
+    }
+
+    /// The driver ran (or failed to run) the plain spawn `req` of `peer`.
+    pub(crate) fn handle_plain_served(
+        &mut self,
+        peer: &NodeName,
+        req: u64,
+        result: Result<u64, WireTaskError>,
+    ) {
+        if let Some(session) = self.session_of(peer).cloned() {
+            self.send(
+                session,
+                NodeMsg::Task(TaskMsg::Started { req, result }),
+                None,
+            );
+        }
+    }
+
+    /// The driver set the watch `id` that `peer` asked for on session `conn` (`Some`, with
+    /// what stops it), or found no such actor (`None`: the peer hears `noproc`).
+    pub(crate) fn handle_watch_served(
+        &mut self,
+        peer: &NodeName,
+        conn: u64,
+        id: u64,
+        watcher: Option<E::Abort>,
+    ) {
+        let Some(session) = self
+            .session_of(peer)
+            .cloned()
+            .filter(|_| self.conn_of(peer) == Some(conn))
+        else {
+            if let Some(abort) = watcher {
+                self.actions.push_back(Action::Abort(abort));
+            }
+            return;
+        };
+        match watcher {
+            None => {
+                let down = WatchMsg::Down {
+                    id,
+                    reason: WireDownReason::NoProc,
+                };
+                self.send(session, NodeMsg::Watch(down), None);
+            }
+            Some(abort) => {
+                let served = Served {
+                    conn,
+                    abort: Some(abort),
+                    linked: true,
+                };
+                self.served.insert((peer.clone(), id), served);
+            }
+        }
+    }
+
+    /// An actor `peer` watches (watch `id`) stopped: the peer hears `Down`.
+    pub(crate) fn handle_watched_exit(&mut self, peer: &NodeName, id: u64) {
+        let Some(served) = self.served.remove(&(peer.clone(), id)) else {
+            return; // unwatched, or its peer went down
+        };
+        if self.conn_of(peer) == Some(served.conn) {
+            if let Some(session) = self.session_of(peer).cloned() {
+                let down = WatchMsg::Down {
+                    id,
+                    reason: WireDownReason::Exited,
+                };
+                self.send(session, NodeMsg::Watch(down), None);
+            }
+        }
+    }
+}

@@ -1,0 +1,698 @@
+//! The node's protocol state driven by hand: no sockets, no tasks, a virtual clock.
+
+use std::time::{Duration, Instant};
+
+use actor_core::{CallError, Destination, DownReason, NodeName, SendErrorKind, TaskError};
+
+use super::{Action, Effects, NodeState, Outcome, Serve};
+use crate::{
+    node::{
+        events::{ListKind, NodeDownReason, NodeEvent},
+        ConnectError,
+    },
+    proto::Existing,
+    wire::message::{
+        ActorMsg, ControlMsg, NodeMsg, Target, TaskMsg, WatchMsg, WireDownReason, WireSendError,
+        WireTaskError, WireTaskKind,
+    },
+};
+
+/// Sessions, waiters and abort handles are labels.
+#[derive(Debug)]
+struct Labels;
+
+impl Effects for Labels {
+    type Session = &'static str;
+    type Waiter = &'static str;
+    type Abort = &'static str;
+}
+
+type State = NodeState<Labels>;
+
+const T: Duration = Duration::from_secs(5);
+
+fn name(s: &str) -> NodeName {
+    s.parse().unwrap()
+}
+
+fn node() -> State {
+    NodeState::new(name("a@localhost"), false, true, T)
+}
+
+fn up(state: &mut State, peer: &str, session: &'static str) -> u64 {
+    let conn = state
+        .handle_session_up(&name(peer), false, session)
+        .expect("session accepted");
+    drain(state);
+    conn
+}
+
+/// Everything the machine queued.
+#[derive(Debug, Default)]
+struct Out {
+    frames: Vec<(&'static str, NodeMsg)>,
+    done: Vec<(&'static str, Outcome)>,
+    events: Vec<NodeEvent>,
+    actions: Vec<Action<Labels>>,
+}
+
+fn drain(state: &mut State) -> Out {
+    let mut out = Out::default();
+    while let Some(t) = state.poll_transmit() {
+        out.frames.push((t.session, t.msg));
+    }
+    while let Some(c) = state.poll_completion() {
+        out.done.push(c);
+    }
+    while let Some(e) = state.poll_event() {
+        out.events.push(e);
+    }
+    while let Some(a) = state.poll_action() {
+        out.actions.push(a);
+    }
+    out
+}
+
+fn remote(n: &str, node: &str) -> Destination {
+    Destination::Remote {
+        name: n.into(),
+        node: name(node),
+    }
+}
+
+#[test]
+fn concurrent_connects_share_one_dial_and_all_hear_the_outcome() {
+    let mut s = node();
+    let b = name("b@localhost");
+    s.request_connect(&b, "w1");
+    s.request_connect(&b, "w2");
+    let out = drain(&mut s);
+    assert!(matches!(&out.actions[..], [Action::Dial(n)] if *n == b));
+    assert!(out.done.is_empty());
+    assert_eq!(s.existing(&b), Existing::PendingOutgoing);
+
+    up(&mut s, "b@localhost", "sb");
+    s.request_connect(&b, "w3"); // already up: at once
+    let out = drain(&mut s);
+    assert!(out.actions.is_empty());
+    assert!(matches!(out.done[..], [("w3", Outcome::Connected(Ok(())))]));
+    assert_eq!(s.existing(&b), Existing::Established);
+    assert_eq!(s.list(ListKind::Visible), [b]);
+}
+
+#[test]
+fn session_up_completes_connect_waiters_and_announces_the_node() {
+    let mut s = node();
+    let b = name("b@localhost");
+    s.request_connect(&b, "w1");
+    drain(&mut s);
+    assert!(s.handle_session_up(&b, false, "sb").is_some());
+    let out = drain(&mut s);
+    assert!(matches!(out.done[..], [("w1", Outcome::Connected(Ok(())))]));
+    assert_eq!(
+        out.events,
+        [NodeEvent::NodeUp {
+            node: b.clone(),
+            hidden: false
+        }]
+    );
+    // connect_all: the new peer hears of the (other) visible peers.
+    assert_eq!(
+        out.frames,
+        [("sb", NodeMsg::Control(ControlMsg::Peers(vec![])))]
+    );
+}
+
+#[test]
+fn casts_queued_during_a_connect_leave_first_and_in_order() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let dest = remote("counter", "b@localhost");
+    for i in 0..5u8 {
+        s.cast(&b, &dest, "Msg", vec![i]);
+    }
+    let out = drain(&mut s);
+    assert!(out.frames.is_empty());
+    assert!(
+        matches!(&out.actions[..], [Action::Dial(_)]),
+        "one dial for all casts"
+    );
+    s.handle_session_up(&b, false, "sb");
+    s.cast(&b, &dest, "Msg", vec![5]);
+    let payloads: Vec<u8> = drain(&mut s)
+        .frames
+        .into_iter()
+        .filter_map(|(_, msg)| match msg {
+            NodeMsg::Actor(ActorMsg::Send { payload, .. }) => Some(payload[0]),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(payloads, [0, 1, 2, 3, 4, 5]);
+}
+
+#[test]
+fn a_failed_dial_drops_the_queued_casts_and_fails_its_waiters() {
+    let mut s = node();
+    let b = name("b@localhost");
+    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![1]);
+    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![2]);
+    s.request_connect(&b, "w");
+    drain(&mut s);
+    let err = ConnectError::NotRegistered { node: b.clone() };
+    assert_eq!(s.handle_dial_failed(&b, err.clone()), 2);
+    let out = drain(&mut s);
+    assert!(matches!(&out.done[..], [("w", Outcome::Connected(Err(e)))] if *e == err));
+    assert_eq!(s.existing(&b), Existing::None);
+    // The next cast dials again.
+    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![3]);
+    assert!(matches!(&drain(&mut s).actions[..], [Action::Dial(_)]));
+}
+
+#[test]
+fn a_dial_that_lost_the_race_waits_for_the_peers_session_then_times_out() {
+    let t0 = Instant::now();
+    let mut s = node();
+    let b = name("b@localhost");
+    s.request_connect(&b, "w");
+    drain(&mut s);
+    s.handle_dial_lost_race(t0, &b);
+    assert_eq!(s.poll_timeout(), Some(t0 + T));
+    s.handle_timeout(t0 + T - Duration::from_millis(1));
+    assert!(drain(&mut s).done.is_empty(), "not yet");
+    s.handle_timeout(t0 + T);
+    let out = drain(&mut s);
+    assert!(matches!(
+        &out.done[..],
+        [("w", Outcome::Connected(Err(ConnectError::Timeout { .. })))]
+    ));
+
+    // Had the peer's session come up first, the waiter would have heard Ok.
+    s.request_connect(&b, "w2");
+    drain(&mut s);
+    s.handle_dial_lost_race(t0, &b);
+    up(&mut s, "b@localhost", "sb");
+    s.handle_timeout(t0 + T);
+    assert!(drain(&mut s).done.is_empty());
+    assert!(s.is_connected(&b));
+}
+
+#[test]
+fn a_call_times_out_on_the_virtual_clock_and_a_late_reply_is_dropped() {
+    let t0 = Instant::now();
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let dest = remote("counter", "b@localhost");
+    s.request_call(t0 + T, &b, &dest, "Msg", vec![1], T, "call");
+    let out = drain(&mut s);
+    let id = match &out.frames[..] {
+        [(
+            "sb",
+            NodeMsg::Actor(ActorMsg::Send {
+                call: Some(id),
+                name,
+                ..
+            }),
+        )] if name == "Msg" => *id,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(s.poll_timeout(), Some(t0 + T));
+    s.handle_timeout(t0 + T);
+    let out = drain(&mut s);
+    assert!(matches!(
+        &out.done[..],
+        [("call", Outcome::Reply(Err(CallError::Timeout { dest: d, timeout })))] if *d == dest && *timeout == T
+    ));
+    s.handle_reply(&b, id, Ok(vec![9]));
+    assert!(
+        drain(&mut s).done.is_empty(),
+        "a late reply completes nothing"
+    );
+    assert_eq!(s.load(), (0, 0));
+}
+
+#[test]
+fn an_answer_counts_only_from_the_peer_the_request_went_to() {
+    let t0 = Instant::now();
+    let mut s = node();
+    let (b, c) = (name("b@localhost"), name("c@localhost"));
+    up(&mut s, "b@localhost", "sb");
+    up(&mut s, "c@localhost", "sc");
+    s.request_call(
+        t0 + T,
+        &b,
+        &remote("x", "b@localhost"),
+        "Msg",
+        vec![],
+        T,
+        "call",
+    );
+    let id = match drain(&mut s).frames.pop() {
+        Some((_, NodeMsg::Actor(ActorMsg::Send { call: Some(id), .. }))) => id,
+        other => panic!("{other:?}"),
+    };
+    s.handle_reply(&c, id, Ok(vec![1]));
+    assert!(drain(&mut s).done.is_empty(), "c cannot answer b's call");
+    s.handle_reply(&b, id, Err(WireSendError::NoProc));
+    let out = drain(&mut s);
+    assert!(matches!(
+        &out.done[..],
+        [("call", Outcome::Reply(Err(CallError::Send(SendErrorKind::NoProc { node, .. }))))] if *node == b
+    ));
+}
+
+#[test]
+fn node_down_fails_every_outstanding_request_of_that_peer_once() {
+    let t0 = Instant::now();
+    let mut s = node();
+    let (b, c) = (name("b@localhost"), name("c@localhost"));
+    let conn = up(&mut s, "b@localhost", "sb");
+    up(&mut s, "c@localhost", "sc");
+    let dest = remote("x", "b@localhost");
+    s.monitor_node(&b, "nodemon");
+    s.request_ping(t0 + T, &b, T, "ping");
+    s.request_call(t0 + T, &b, &dest, "Msg", vec![], T, "call");
+    s.request_task(
+        &b,
+        &dest,
+        "M",
+        "f",
+        vec![],
+        WireTaskKind::Async { linked: true },
+        "started",
+        Some("result"),
+    );
+    s.request_plain(&b, "M", "f", vec![], "plain");
+    s.request_watch(&b, &dest, "watch");
+    s.request_call(
+        t0 + T,
+        &c,
+        &remote("x", "c@localhost"),
+        "Msg",
+        vec![],
+        T,
+        "other peer",
+    );
+    drain(&mut s);
+
+    s.handle_session_down(&b, conn, NodeDownReason::TickTimeout);
+    let out = drain(&mut s);
+    let mut labels: Vec<&str> = out.done.iter().map(|(w, _)| *w).collect();
+    labels.sort_unstable();
+    assert_eq!(
+        labels,
+        ["call", "nodemon", "ping", "plain", "result", "started", "watch"]
+    );
+    for (waiter, outcome) in &out.done {
+        let ok = match (waiter, outcome) {
+            (&"nodemon", Outcome::NodeDown(d)) => d.reason == NodeDownReason::TickTimeout,
+            (&"ping", Outcome::Pong(Err(_))) => true,
+            (
+                &"call",
+                Outcome::Reply(Err(CallError::Send(SendErrorKind::NoConnection { node }))),
+            ) => *node == b,
+            (&"started" | &"plain", Outcome::Started(Err(TaskError::NoConnection { .. }))) => true,
+            (&"result", Outcome::TaskDone(Err(TaskError::NoConnection { .. }))) => true,
+            (&"watch", Outcome::Down(DownReason::NoConnection)) => true,
+            _ => false,
+        };
+        assert!(ok, "{waiter}: {outcome:?}");
+    }
+    assert!(matches!(
+        &out.events[..],
+        [NodeEvent::NodeDown { node, reason: NodeDownReason::TickTimeout, .. }] if *node == b
+    ));
+    assert_eq!(s.outstanding("call"), 1, "c's call is untouched");
+    assert_eq!(s.list(ListKind::Connected), [c]);
+    assert_eq!(s.list(ListKind::Known).len(), 3, "b stays known");
+}
+
+#[test]
+fn a_refused_second_session_closing_changes_nothing() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    assert_eq!(s.handle_session_up(&b, false, "sb2"), None);
+    s.monitor_node(&b, "nodemon");
+    s.handle_session_down(&b, conn + 100, NodeDownReason::ConnectionClosed);
+    let out = drain(&mut s);
+    assert!(out.done.is_empty() && out.events.is_empty());
+    assert!(s.is_connected(&b));
+}
+
+#[test]
+fn a_task_is_started_then_its_result_arrives() {
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let sup = remote("Chat.TaskSupervisor", "b@localhost");
+    let req = s
+        .request_task(
+            &b,
+            &sup,
+            "M",
+            "f",
+            vec![7],
+            WireTaskKind::Async { linked: true },
+            "started",
+            Some("result"),
+        )
+        .unwrap();
+    let out = drain(&mut s);
+    assert!(matches!(
+        &out.frames[..],
+        [("sb", NodeMsg::Task(TaskMsg::Spawn { req: r, supervisor: Target::Name(n), .. }))] if *r == req && n == "Chat.TaskSupervisor"
+    ));
+    assert_eq!(
+        s.handle_task(
+            &b,
+            TaskMsg::Started {
+                req,
+                result: Ok(42)
+            }
+        ),
+        None
+    );
+    assert!(matches!(
+        drain(&mut s).done[..],
+        [("started", Outcome::Started(Ok(42)))]
+    ));
+    s.handle_task(
+        &b,
+        TaskMsg::Result {
+            req,
+            result: Ok(vec![1, 2]),
+        },
+    );
+    assert!(
+        matches!(&drain(&mut s).done[..], [("result", Outcome::TaskDone(Ok(v)))] if *v == [1, 2])
+    );
+    assert_eq!(s.load(), (0, 0));
+
+    // A refusal ends the request at once, result waiter and all.
+    let req = s
+        .request_task(
+            &b,
+            &sup,
+            "M",
+            "nope",
+            vec![],
+            WireTaskKind::Async { linked: false },
+            "s2",
+            Some("r2"),
+        )
+        .unwrap();
+    let undefined = WireTaskError::Undefined {
+        module: "M".into(),
+        function: "nope".into(),
+    };
+    s.handle_task(
+        &b,
+        TaskMsg::Started {
+            req,
+            result: Err(undefined),
+        },
+    );
+    assert!(matches!(
+        drain(&mut s).done[..],
+        [("s2", Outcome::Started(Err(TaskError::Undefined { .. })))]
+    ));
+    assert_eq!(s.load(), (0, 0));
+}
+
+#[test]
+fn cancelling_a_task_forgets_it_and_asks_the_peer_to_kill_it() {
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let sup = remote("S", "b@localhost");
+    let req = s
+        .request_task(
+            &b,
+            &sup,
+            "M",
+            "f",
+            vec![],
+            WireTaskKind::Async { linked: true },
+            "s",
+            Some("r"),
+        )
+        .unwrap();
+    s.handle_task(&b, TaskMsg::Started { req, result: Ok(1) });
+    drain(&mut s);
+    s.cancel_task(&b, req);
+    let out = drain(&mut s);
+    assert_eq!(out.frames, [("sb", NodeMsg::Task(TaskMsg::Kill { req }))]);
+    s.handle_task(
+        &b,
+        TaskMsg::Result {
+            req,
+            result: Ok(vec![]),
+        },
+    );
+    assert!(drain(&mut s).done.is_empty());
+    assert_eq!(s.load(), (0, 0));
+}
+
+#[test]
+fn work_done_for_a_peer_answers_it_and_linked_work_stops_when_it_goes_down() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    let spawn = TaskMsg::Spawn {
+        req: 5,
+        supervisor: Target::Name("S".into()),
+        module: "M".into(),
+        function: "f".into(),
+        args: vec![],
+        kind: WireTaskKind::Async { linked: true },
+    };
+    assert!(matches!(
+        s.handle_task(&b, spawn),
+        Some(Serve::Task { req: 5, .. })
+    ));
+    s.handle_task_served(&b, conn, 5, Ok((77, Some(("linked task", true)))));
+    s.handle_task_served(&b, conn, 6, Ok((78, Some(("nolink task", false)))));
+    s.handle_watch_served(&b, conn, 7, Some("watcher"));
+    s.handle_watch_served(&b, conn, 8, None);
+    let out = drain(&mut s);
+    assert_eq!(
+        out.frames,
+        [
+            (
+                "sb",
+                NodeMsg::Task(TaskMsg::Started {
+                    req: 5,
+                    result: Ok(77)
+                })
+            ),
+            (
+                "sb",
+                NodeMsg::Task(TaskMsg::Started {
+                    req: 6,
+                    result: Ok(78)
+                })
+            ),
+            (
+                "sb",
+                NodeMsg::Watch(WatchMsg::Down {
+                    id: 8,
+                    reason: WireDownReason::NoProc
+                })
+            ),
+        ]
+    );
+    assert_eq!(s.served_watches(), 2); // the linked task and the watch
+    s.handle_session_down(&b, conn, NodeDownReason::ConnectionClosed);
+    let aborted: Vec<&str> = drain(&mut s)
+        .actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Abort(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    let mut aborted = aborted;
+    aborted.sort_unstable();
+    assert_eq!(
+        aborted,
+        ["linked task", "watcher"],
+        "the nolink task runs on"
+    );
+    assert_eq!(s.load(), (0, 0));
+
+    // A result for a peer that reconnected meanwhile does not go to the new session.
+    let conn2 = up(&mut s, "b@localhost", "sb2");
+    assert_ne!(conn, conn2);
+    s.handle_task_finished(&b, 6, Ok(vec![]));
+    assert!(drain(&mut s).frames.is_empty());
+}
+
+#[test]
+fn a_linked_task_whose_peer_left_before_it_started_is_stopped() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    s.handle_session_down(&b, conn, NodeDownReason::ConnectionClosed);
+    drain(&mut s);
+    s.handle_task_served(&b, conn, 5, Ok((77, Some(("late task", true)))));
+    let out = drain(&mut s);
+    assert!(matches!(&out.actions[..], [Action::Abort("late task")]));
+    assert!(out.frames.is_empty());
+}
+
+#[test]
+fn kill_and_unwatch_stop_the_work_they_name() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    s.handle_task_served(&b, conn, 5, Ok((1, Some(("task", false)))));
+    s.handle_watch_served(&b, conn, 6, Some("watcher"));
+    drain(&mut s);
+    s.handle_task(&b, TaskMsg::Kill { req: 5 });
+    s.handle_watch(&b, WatchMsg::Unwatch { id: 6 });
+    let out = drain(&mut s);
+    assert!(matches!(
+        &out.actions[..],
+        [Action::Abort("task"), Action::Abort("watcher")]
+    ));
+    assert_eq!(s.load(), (0, 0));
+}
+
+#[test]
+fn a_watch_hears_down_once() {
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let id = s
+        .request_watch(&b, &remote("x", "b@localhost"), "watch")
+        .unwrap();
+    drain(&mut s);
+    s.handle_watch(
+        &b,
+        WatchMsg::Down {
+            id,
+            reason: WireDownReason::Exited,
+        },
+    );
+    s.handle_watch(
+        &b,
+        WatchMsg::Down {
+            id,
+            reason: WireDownReason::Exited,
+        },
+    );
+    assert!(matches!(
+        drain(&mut s).done[..],
+        [("watch", Outcome::Down(DownReason::Exited))]
+    ));
+    // A dropped monitor tells the peer.
+    let id = s
+        .request_watch(&b, &remote("x", "b@localhost"), "w2")
+        .unwrap();
+    drain(&mut s);
+    s.cancel_watch(id);
+    assert_eq!(
+        drain(&mut s).frames,
+        [("sb", NodeMsg::Watch(WatchMsg::Unwatch { id }))]
+    );
+}
+
+#[test]
+fn peers_lists_start_dials_only_to_unknown_visible_nodes() {
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let list = vec![name("a@localhost"), b.clone(), name("c@localhost")];
+    s.handle_control(&b, ControlMsg::Peers(list));
+    let out = drain(&mut s);
+    assert!(matches!(&out.actions[..], [Action::Dial(n)] if *n == name("c@localhost")));
+
+    // A hidden peer's list is ignored.
+    let mut s = node();
+    s.handle_session_up(&b, true, "sb");
+    drain(&mut s);
+    s.handle_control(&b, ControlMsg::Peers(vec![name("c@localhost")]));
+    assert!(drain(&mut s).actions.is_empty());
+    assert_eq!(s.list(ListKind::Hidden), [b]);
+}
+
+#[test]
+fn pings_are_answered_and_a_pong_completes_only_its_ping() {
+    let t0 = Instant::now();
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    s.handle_control(&b, ControlMsg::Ping(9));
+    assert_eq!(
+        drain(&mut s).frames,
+        [("sb", NodeMsg::Control(ControlMsg::Pong(9)))]
+    );
+    s.request_ping(t0 + T, &b, T, "ping");
+    let id = match drain(&mut s).frames.pop() {
+        Some((_, NodeMsg::Control(ControlMsg::Ping(id)))) => id,
+        other => panic!("{other:?}"),
+    };
+    s.handle_control(&b, ControlMsg::Pong(id + 1000));
+    assert!(drain(&mut s).done.is_empty());
+    s.handle_control(&b, ControlMsg::Pong(id));
+    assert!(matches!(
+        drain(&mut s).done[..],
+        [("ping", Outcome::Pong(Ok(())))]
+    ));
+}
+
+#[test]
+fn a_frame_that_cannot_be_sent_fails_its_request_at_once() {
+    let t0 = Instant::now();
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    s.request_call(
+        t0 + T,
+        &b,
+        &remote("x", "b@localhost"),
+        "Msg",
+        vec![],
+        T,
+        "call",
+    );
+    let t = s.poll_transmit().unwrap();
+    let too_big =
+        crate::transport::SendError::Frame(crate::wire::FrameError::TooLarge { len: 10, max: 1 });
+    s.handle_send_failed(t.request, &too_big);
+    assert!(matches!(
+        drain(&mut s).done[..],
+        [(
+            "call",
+            Outcome::Reply(Err(CallError::Send(SendErrorKind::Refused { .. })))
+        )]
+    ));
+    assert_eq!(s.load(), (0, 0));
+}
+
+#[test]
+fn a_stopped_node_connects_to_nobody() {
+    let mut s = node();
+    let (b, c) = (name("b@localhost"), name("c@localhost"));
+    up(&mut s, "b@localhost", "sb");
+    s.request_connect(&c, "w");
+    drain(&mut s);
+    s.shutdown();
+    let out = drain(&mut s);
+    assert!(matches!(&out.actions[..], [Action::Close("sb")]));
+    assert!(matches!(
+        &out.done[..],
+        [("w", Outcome::Connected(Err(ConnectError::NotAlive)))]
+    ));
+    s.request_connect(&c, "w2");
+    s.cast(&c, &remote("x", "c@localhost"), "Msg", vec![]);
+    let out = drain(&mut s);
+    assert!(out.actions.is_empty());
+    assert!(matches!(
+        &out.done[..],
+        [("w2", Outcome::Connected(Err(ConnectError::NotAlive)))]
+    ));
+    assert_eq!(s.handle_session_up(&c, false, "sc"), None);
+    assert_eq!(s.existing(&b), Existing::Established);
+}
