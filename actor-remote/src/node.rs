@@ -42,6 +42,7 @@ mod config;
 mod driver;
 mod error;
 mod events;
+mod inner;
 mod node_transport;
 mod outcomes;
 mod serving;
@@ -56,7 +57,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use actor_core::{NodeName, System, SystemConfig};
+use actor_core::{NodeName, System, SystemConfig, TaskError};
 use tokio::{
     net::TcpListener,
     sync::{broadcast, oneshot},
@@ -68,7 +69,8 @@ pub use error::{ConnectError, NodeError};
 pub use events::{ListKind, NodeDown, NodeDownReason, NodeEvent, NodeMonitor, Ping};
 
 use self::{
-    driver::{accept_loop, connect, keep_registered, wait_until, waiter, Inner, Waiter},
+    driver::{accept_loop, keep_registered, spawn_dial},
+    inner::{connect, wait_until, waiter, Inner, Waiter},
     node_transport::NodeTransport,
     state::{NodeState, Outcome},
 };
@@ -189,6 +191,7 @@ impl Node {
             state: Mutex::new(state),
             events,
             tasks: Mutex::new(Vec::new()),
+            dial: spawn_dial,
             config,
         });
         let transport = Arc::new(NodeTransport(Arc::downgrade(&inner)));
@@ -328,6 +331,61 @@ impl Node {
             node: node.clone(),
             rx: Some(rx),
         }
+    }
+
+    /// Runs `module.function(args)` on `node` as a plain process, as `Node.spawn/4`: under
+    /// no supervisor, fire and forget (its result is dropped, a panic is logged on `node`).
+    ///
+    /// Its group leader is the caller's: what it prints with `nodus::puts!` is sent back
+    /// over the session and written to this node's [output](actor_core::System::output),
+    /// not `node`'s (reference/beam.md §2). A task under a remote `TaskSupervisor` prints on
+    /// the remote node instead. On this node itself, the process inherits the calling task's
+    /// group leader (this node's output if it has none).
+    ///
+    /// It connects to `node` if needed, and returns once `node` has started the process (one
+    /// round trip), so that an unknown function is an error here rather than a crash there.
+    ///
+    /// # Errors
+    /// [`TaskError::NoConnection`] at once when `node` cannot be reached (the BEAM returns a
+    /// pid and logs `Can not start M:f on node`; nothing runs either way),
+    /// [`TaskError::Undefined`] when `node` has no such function, [`TaskError::BadArgs`]
+    /// when the arguments do not encode or decode.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actor_core::{io::Output, puts};
+    /// use actor_remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig};
+    /// let epmd = PortMapperServer::bind("127.0.0.1:0".parse()?).await?.spawn();
+    /// let config = |name| NodeConfig::sname(name)
+    ///     .cookie(Cookie::new("mycookie").unwrap())
+    ///     .port_mapper(epmd.local_addr());
+    /// let hoge = Node::start(config("hoge@localhost")).await?;
+    /// let fuga = Node::start(config("fuga@localhost")).await?;
+    /// let (output, captured) = Output::capture();
+    /// hoge.set_output(output);
+    /// fuga.functions().register("IO", "puts", |(text,): (String,)| async move { puts!("{text}") });
+    ///
+    /// hoge.spawn_on(fuga.name(), "IO", "puts", ("hello from fuga",)).await?;
+    /// // It ran on fuga and printed on hoge, the caller.
+    /// # tokio::time::timeout(std::time::Duration::from_secs(10), async {
+    /// #     while captured.lines().is_empty() {
+    /// #         tokio::time::sleep(std::time::Duration::from_millis(5)).await; // polling interval
+    /// #     }
+    /// # }).await?;
+    /// assert_eq!(captured.lines(), ["hello from fuga"]);
+    /// # hoge.shutdown().await; fuga.shutdown().await; Ok(()) }
+    /// ```
+    pub async fn spawn_on<A>(
+        &self,
+        node: &NodeName,
+        module: &str,
+        function: &str,
+        args: A,
+    ) -> Result<(), TaskError>
+    where
+        A: serde::Serialize + Send + 'static,
+    {
+        node_transport::spawn_plain_on(&self.inner, node, module, function, args).await
     }
 
     /// Closes every session (peers see `disconnect`), unregisters from the port mapper, stops

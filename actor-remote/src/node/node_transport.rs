@@ -21,10 +21,9 @@ use futures::{future::BoxFuture, FutureExt};
 use tokio::sync::oneshot;
 
 use super::{
-    driver::{connect, wait_until, waiter, Inner, Waiter},
+    inner::{connect, wait_until, waiter, Inner, Waiter},
     outcomes::to_wire_kind,
     state::Outcome,
-    Node,
 };
 
 /// The node's distribution as its [`System`](actor_core::System) sees it.
@@ -174,77 +173,33 @@ impl Transport for NodeTransport {
     }
 }
 
-impl Node {
-    /// Runs `module.function(args)` on `node` as a plain process, as `Node.spawn/4`: under
-    /// no supervisor, fire and forget (its result is dropped, a panic is logged on `node`).
-    ///
-    /// Its group leader is the caller's: what it prints with `nodus::puts!` is sent back
-    /// over the session and written to this node's [output](actor_core::System::output),
-    /// not `node`'s (reference/beam.md §2). A task under a remote `TaskSupervisor` prints on
-    /// the remote node instead. On this node itself, the process inherits the calling task's
-    /// group leader (this node's output if it has none).
-    ///
-    /// It connects to `node` if needed, and returns once `node` has started the process (one
-    /// round trip), so that an unknown function is an error here rather than a crash there.
-    ///
-    /// # Errors
-    /// [`TaskError::NoConnection`] at once when `node` cannot be reached (the BEAM returns a
-    /// pid and logs `Can not start M:f on node`; nothing runs either way),
-    /// [`TaskError::Undefined`] when `node` has no such function, [`TaskError::BadArgs`]
-    /// when the arguments do not encode or decode.
-    ///
-    /// ```
-    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    /// use actor_core::{io::Output, puts};
-    /// use actor_remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig};
-    /// let epmd = PortMapperServer::bind("127.0.0.1:0".parse()?).await?.spawn();
-    /// let config = |name| NodeConfig::sname(name)
-    ///     .cookie(Cookie::new("mycookie").unwrap())
-    ///     .port_mapper(epmd.local_addr());
-    /// let hoge = Node::start(config("hoge@localhost")).await?;
-    /// let fuga = Node::start(config("fuga@localhost")).await?;
-    /// let (output, captured) = Output::capture();
-    /// hoge.set_output(output);
-    /// fuga.functions().register("IO", "puts", |(text,): (String,)| async move { puts!("{text}") });
-    ///
-    /// hoge.spawn_on(fuga.name(), "IO", "puts", ("hello from fuga",)).await?;
-    /// // It ran on fuga and printed on hoge, the caller.
-    /// # tokio::time::timeout(std::time::Duration::from_secs(10), async {
-    /// #     while captured.lines().is_empty() {
-    /// #         tokio::time::sleep(std::time::Duration::from_millis(5)).await; // polling interval
-    /// #     }
-    /// # }).await?;
-    /// assert_eq!(captured.lines(), ["hello from fuga"]);
-    /// # hoge.shutdown().await; fuga.shutdown().await; Ok(()) }
-    /// ```
-    pub async fn spawn_on<A>(
-        &self,
-        node: &NodeName,
-        module: &str,
-        function: &str,
-        args: A,
-    ) -> Result<(), TaskError>
-    where
-        A: serde::Serialize + Send + 'static,
-    {
-        let inner = &self.inner;
-        if *node == inner.name {
-            let leader = io::group_leader().unwrap_or_else(|| inner.system.output());
-            return spawn_plain(&inner.system, module, function, Args::value(args), leader);
-        }
-        let no_connection = || TaskError::NoConnection { node: node.clone() };
-        let args = codec::encode(&args).map_err(|e| TaskError::BadArgs {
-            reason: e.to_string(),
-        })?;
-        connect(inner, node).await.map_err(|e| {
-            tracing::debug!(parent: &inner.span(), peer = %node, "can not start {module}.{function}: {e}");
-            no_connection()
-        })?;
-        let (started, rx) = waiter();
-        inner.with_state(|s| s.request_plain(node, module, function, args, started));
-        match rx.await {
-            Ok(Outcome::Started(result)) => result.map(|_| ()),
-            Ok(_) | Err(_) => Err(no_connection()),
-        }
+/// `Node::spawn_on`: runs `module.function(args)` on `node` as a plain process.
+pub(super) async fn spawn_plain_on<A>(
+    inner: &Arc<Inner>,
+    node: &NodeName,
+    module: &str,
+    function: &str,
+    args: A,
+) -> Result<(), TaskError>
+where
+    A: serde::Serialize + Send + 'static,
+{
+    if *node == inner.name {
+        let leader = io::group_leader().unwrap_or_else(|| inner.system.output());
+        return spawn_plain(&inner.system, module, function, Args::value(args), leader);
+    }
+    let no_connection = || TaskError::NoConnection { node: node.clone() };
+    let args = codec::encode(&args).map_err(|e| TaskError::BadArgs {
+        reason: e.to_string(),
+    })?;
+    connect(inner, node).await.map_err(|e| {
+        tracing::debug!(parent: &inner.span(), peer = %node, "can not start {module}.{function}: {e}");
+        no_connection()
+    })?;
+    let (started, rx) = waiter();
+    inner.with_state(|s| s.request_plain(node, module, function, args, started));
+    match rx.await {
+        Ok(Outcome::Started(result)) => result.map(|_| ()),
+        Ok(_) | Err(_) => Err(no_connection()),
     }
 }

@@ -14,7 +14,7 @@ use tracing::Instrument;
 
 use super::{
     addressing::{destination, peer_target},
-    driver::Inner,
+    inner::Inner,
     outcomes::{from_wire_kind, wire_send_error},
     state::Serve,
 };

@@ -30,9 +30,9 @@ use actor_core::{CallError, Destination, DownReason, NodeName, SendErrorKind, Ta
 
 use super::{
     addressing::target_of,
+    error::ConnectError,
     events::{ListKind, NodeDown, NodeDownReason, NodeEvent},
     outcomes::call_error,
-    ConnectError,
 };
 use crate::{
     proto::Existing,

@@ -1,0 +1,210 @@
+//! The node's shared state: its configuration, its system and the protocol machine, and
+//! [`Inner::with_state`], the one way an input reaches the machine.
+//!
+//! `with_state` runs one `handle_*`/`request_*` call on the machine under its lock, sends the
+//! frames the machine queued before releasing it (so frames leave in the machine's order),
+//! then, outside the lock, completes waiters, fans events out and carries out actions (dial,
+//! close, abort).
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, MutexGuard, PoisonError},
+};
+
+use actor_core::{DownReason, NodeName, System, TaskError, Value};
+use tokio::{
+    sync::{broadcast, oneshot},
+    task::AbortHandle,
+};
+
+use super::{
+    config::NodeConfig,
+    error::ConnectError,
+    events::{NodeDown, NodeEvent},
+    state::{Action, Effects, NodeState, Outcome},
+};
+use crate::{
+    proto::HandshakeConfig,
+    transport::{SessionConfig, SessionHandle},
+    wire::message::NodeMsg,
+};
+
+/// The driver's side of [`Effects`]: real sessions, oneshot waiters, tokio abort handles.
+#[derive(Debug)]
+pub(super) struct Io;
+
+impl Effects for Io {
+    type Session = SessionHandle<NodeMsg>;
+    type Waiter = Waiter;
+    type Abort = AbortHandle;
+}
+
+/// Who waits for an [`Outcome`], in the form its API hands out.
+#[derive(Debug)]
+pub(super) enum Waiter {
+    /// Any outcome, matched by the caller.
+    Outcome(oneshot::Sender<Outcome>),
+    /// A [`NodeMonitor`](super::NodeMonitor).
+    NodeDown(oneshot::Sender<NodeDown>),
+    /// An actor [`Monitor`](actor_core::Monitor).
+    Down(oneshot::Sender<DownReason>),
+    /// An async task's result, as `actor_core`'s `Task` handle takes it.
+    TaskResult(oneshot::Sender<Result<Value, TaskError>>),
+}
+
+impl Waiter {
+    fn complete(self, outcome: Outcome) {
+        match (self, outcome) {
+            (Waiter::Outcome(tx), outcome) => {
+                let _ = tx.send(outcome);
+            }
+            (Waiter::NodeDown(tx), Outcome::NodeDown(down)) => {
+                let _ = tx.send(down);
+            }
+            (Waiter::Down(tx), Outcome::Down(reason)) => {
+                let _ = tx.send(reason);
+            }
+            (Waiter::TaskResult(tx), Outcome::TaskDone(result)) => {
+                let _ = tx.send(result.map(Value::encoded));
+            }
+            (waiter, outcome) => {
+                tracing::error!("internal: {outcome:?} for {waiter:?}");
+            }
+        }
+    }
+}
+
+/// A new oneshot waiter and its receiver.
+pub(super) fn waiter() -> (Waiter, oneshot::Receiver<Outcome>) {
+    let (tx, rx) = oneshot::channel();
+    (Waiter::Outcome(tx), rx)
+}
+
+/// The node's shared state: its configuration, its system, and the machine.
+pub(super) struct Inner {
+    pub(super) name: NodeName,
+    pub(super) system: System,
+    pub(super) config: NodeConfig,
+    pub(super) handshake: HandshakeConfig,
+    pub(super) session: SessionConfig,
+    pub(super) listen_addr: SocketAddr,
+    pub(super) port_mapper_port: u16,
+    pub(super) state: Mutex<NodeState<Io>>,
+    pub(super) events: broadcast::Sender<NodeEvent>,
+    /// The accept loop and the registration keeper, stopped with the node.
+    pub(super) tasks: Mutex<Vec<AbortHandle>>,
+    /// Starts a dial of a node in the background (the driver's; it reports back to the
+    /// machine).
+    pub(super) dial: fn(&Arc<Inner>, NodeName),
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        for task in self.lock_tasks().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+/// The clock the machine is driven by: tokio's, so that paused test clocks agree.
+pub(super) fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl Inner {
+    /// The machine, for queries (no outputs are produced under this lock).
+    pub(super) fn lock(&self) -> MutexGuard<'_, NodeState<Io>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn lock_tasks(&self) -> MutexGuard<'_, Vec<AbortHandle>> {
+        self.tasks.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn span(&self) -> tracing::Span {
+        self.system.span().clone()
+    }
+
+    /// Runs one input on the machine and carries out its outputs (see the module docs).
+    pub(super) fn with_state<R>(
+        self: &Arc<Self>,
+        input: impl FnOnce(&mut NodeState<Io>) -> R,
+    ) -> R {
+        let mut state = self.lock();
+        let r = input(&mut state);
+        while let Some(t) = state.poll_transmit() {
+            if let Err(e) = t.session.send(&t.msg) {
+                tracing::debug!(parent: &self.span(), peer = %t.session.established().peer, "frame not sent: {e}");
+                state.handle_send_failed(t.request, &e);
+            }
+        }
+        if !state.has_effects() {
+            return r;
+        }
+        let mut completions = Vec::new();
+        while let Some(c) = state.poll_completion() {
+            completions.push(c);
+        }
+        let mut events = Vec::new();
+        while let Some(e) = state.poll_event() {
+            events.push(e);
+        }
+        let mut actions = Vec::new();
+        while let Some(a) = state.poll_action() {
+            actions.push(a);
+        }
+        drop(state);
+        for (waiter, outcome) in completions {
+            waiter.complete(outcome);
+        }
+        for event in events {
+            match &event {
+                NodeEvent::NodeUp { node, hidden } => {
+                    tracing::info!(parent: &self.span(), peer = %node, hidden, "nodeup");
+                }
+                NodeEvent::NodeDown { node, reason, .. } => {
+                    tracing::info!(parent: &self.span(), peer = %node, %reason, "nodedown");
+                }
+            }
+            let _ = self.events.send(event);
+        }
+        for action in actions {
+            match action {
+                Action::Dial(peer) => (self.dial)(self, peer),
+                Action::Close(session) => session.close(),
+                Action::Abort(abort) => abort.abort(),
+            }
+        }
+        r
+    }
+}
+
+/// Connects to `node` unless a session exists; concurrent connects share one dial.
+pub(super) async fn connect(inner: &Arc<Inner>, node: &NodeName) -> Result<(), ConnectError> {
+    let (waiter, rx) = waiter();
+    inner.with_state(|s| s.request_connect(node, waiter));
+    match rx.await {
+        Ok(Outcome::Connected(result)) => result,
+        Ok(other) => {
+            tracing::error!(parent: &inner.span(), "internal: {other:?} for a connect");
+            Err(ConnectError::NotAlive)
+        }
+        Err(_) => Err(ConnectError::NotAlive),
+    }
+}
+
+/// Waits for `rx` until `deadline`; then lets the machine expire what is due and takes the
+/// outcome it gave (a timeout, or the answer that won the race).
+pub(super) async fn wait_until(
+    inner: &Arc<Inner>,
+    deadline: tokio::time::Instant,
+    mut rx: oneshot::Receiver<Outcome>,
+) -> Option<Outcome> {
+    match tokio::time::timeout_at(deadline, &mut rx).await {
+        Ok(outcome) => outcome.ok(),
+        Err(_) => {
+            inner.with_state(|s| s.handle_timeout(now()));
+            rx.try_recv().ok()
+        }
+    }
+}
