@@ -1,17 +1,21 @@
 //! Everything in nodus that crosses a node boundary.
 //!
 //! Named nodes (`name@host`), a cookie checked by challenge/response, an epmd-compatible port
-//! mapper, one TCP session per node pair, full mesh, ping / list / monitor and failure
-//! detection by ticks will live here.
+//! mapper, one TCP session per node pair, the full mesh, ping / list / monitor, failure
+//! detection by ticks, and the [`Transport`](actor_core::transport::Transport) through which a
+//! node's `System` reaches actors and task supervisors on its peers.
 //!
-//! So far: [`wire`] (frames and the versioned messages), [`proto`] (sans-IO handshake and
-//! ticks) and [`transport`] (the tokio driver: handshake over TCP, sessions).
+//! The layers, bottom up: [`wire`] (frames and the versioned messages), [`proto`] (sans-IO
+//! handshake and ticks), [`port_mapper`] (the epmd protocol, client and server),
+//! [`transport`] (the tokio drivers: handshake over TCP, sessions), and [`node`] ([`Node`]:
+//! the node's protocol state as one sans-IO machine and the thin driver around it).
 //!
 //! # Should I use this crate?
 //!
 //! Not if all your actors live in one process: `actor-core` (re-exported by `nodus`) is the
-//! whole local runtime and needs no sockets. Until this crate gains its transport, a remote
-//! destination given to `actor-core` answers `NoConnection`.
+//! whole local runtime and needs no sockets; a destination on another node answers
+//! `NoConnection` there. Start a [`Node`] instead of a bare `System` as soon as a peer is
+//! involved: the same calls then reach it.
 
 pub mod cookie;
 pub mod node;
