@@ -181,6 +181,9 @@ impl Inner {
 
 /// Connects to `node` unless a session exists; concurrent connects share one dial.
 pub(super) async fn connect(inner: &Arc<Inner>, node: &NodeName) -> Result<(), ConnectError> {
+    if inner.lock().is_connected(node) {
+        return Ok(()); // the common case, without a waiter
+    }
     let (waiter, rx) = waiter();
     inner.with_state(|s| s.request_connect(node, waiter));
     match rx.await {
