@@ -43,9 +43,9 @@
 //! ```
 //!
 //! ```text
-//! cargo test --test distributed                                  # sends_to_moebi ... ignored (reason)
-//! NODUS_TEST_INCLUDE=distributed cargo test --test distributed   # runs it
-//! NODUS_TEST_ONLY=distributed cargo test --test distributed      # runs only tagged tests
+//! cargo test --features testing --test distributed                                # sends_to_moebi ... ignored (reason)
+//! NODUS_TEST_INCLUDE=distributed cargo test --features testing --test distributed # runs it
+//! NODUS_TEST_ONLY=distributed cargo test --features testing --test distributed    # runs only tagged tests
 //! ```
 //!
 //! # The rules
