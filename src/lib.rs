@@ -32,6 +32,8 @@
 //! # system.shutdown().await; Ok(()) }
 //! ```
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub use actor_core as core;
 pub use actor_core::io;
 /// Output macros that write to the current task's group leader (see [`io`]). `print!` is
@@ -42,6 +44,8 @@ pub use actor_remote as remote;
 
 pub use actor_macros::{actor, remote_module, test};
 
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
 pub use actor_core::{
@@ -69,8 +73,13 @@ pub mod __private {
         ractor, CallContext, CallError, ChildSpec, Destination, SendError, SpawnError, System,
         TaskError, TaskSupervisor, DEFAULT_TIMEOUT,
     };
+    #[cfg(feature = "testing")]
     pub use inventory;
     pub use serde;
+
+    /// Expanded first by `#[nodus::test]`: nothing with the `testing` feature, and without it
+    /// the one error that says what to do (instead of unresolved `nodus::testing` paths only).
+    pub use crate::__nodus_require_testing as require_testing;
 
     /// The wire format of `#[nodus::actor(remote)]` messages: the variant's index, then the
     /// encoded tuple of its arguments.
@@ -107,4 +116,25 @@ pub mod __private {
             CodecError::Decode { expected, reason }
         }
     }
+}
+
+/// See `__private::require_testing`.
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __nodus_require_testing {
+    () => {};
+}
+
+/// See `__private::require_testing`.
+#[cfg(not(feature = "testing"))]
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __nodus_require_testing {
+    () => {
+        ::core::compile_error!(
+            "#[nodus::test] needs nodus's `testing` feature: add `features = [\"testing\"]` to \
+             the `nodus` entry in [dev-dependencies]"
+        );
+    };
 }

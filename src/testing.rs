@@ -1,6 +1,18 @@
 //! Test support: [`LocalCluster`] (N nodes on loopback with kill, pause, partition and heal;
 //! see [`cluster`]) and tag-gated tests.
 //!
+//! Only with the `testing` feature, which also turns on fault injection in the transport
+//! (`remote::transport::Faults`). Enable it for tests, not for the library a program ships:
+//!
+//! ```toml
+//! [dev-dependencies]
+//! nodus = { version = "...", features = ["testing"] }
+//! ```
+//!
+//! Inside this workspace the tests, the examples and the benches that use it declare
+//! `required-features = ["testing"]` (or a `cfg`), so `cargo test --workspace --all-features`
+//! runs them all.
+//!
 //! # Tag-gated tests
 //!
 //! The runner behind [`macro@crate::test`], as ExUnit's `@tag :distributed`.
@@ -31,9 +43,9 @@
 //! ```
 //!
 //! ```text
-//! cargo test --test distributed                                  # sends_to_moebi ... ignored (reason)
-//! NODUS_TEST_INCLUDE=distributed cargo test --test distributed   # runs it
-//! NODUS_TEST_ONLY=distributed cargo test --test distributed      # runs only tagged tests
+//! cargo test --features testing --test distributed                                # sends_to_moebi ... ignored (reason)
+//! NODUS_TEST_INCLUDE=distributed cargo test --features testing --test distributed # runs it
+//! NODUS_TEST_ONLY=distributed cargo test --features testing --test distributed    # runs only tagged tests
 //! ```
 //!
 //! # The rules

@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! cargo run --example chat -- --sname moebi@localhost --cookie chat &
-//! cargo test --test distributed
+//! cargo test --features testing --test distributed
 //! ```
 //!
 //! `.ci/run` starts moebi, so it runs in CI. `NODUS_TEST_INCLUDE=distributed` forces it

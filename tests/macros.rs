@@ -364,7 +364,9 @@ fn compile_errors_point_at_the_mistake() {
     t.compile_fail("tests/ui/*.rs");
 }
 
-/// `#[nodus::test]` under the ordinary libtest harness: an untagged test simply runs.
+/// `#[nodus::test]` under the ordinary libtest harness: an untagged test simply runs. It needs
+/// the `testing` feature, as every user of `#[nodus::test]` does.
+#[cfg(feature = "testing")]
 #[nodus::test]
 async fn nodus_test_runs_under_libtest() -> Res {
     let system = system().await?;

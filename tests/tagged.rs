@@ -1,7 +1,8 @@
 //! Tag-gated tests (`#[nodus::test]`), run by `nodus::testing::main` (`harness = false`).
 //!
-//! `needs_nobody` needs a node that never runs, so `cargo test --test tagged` reports it as
-//! ignored with its reason. The real seed-004 test against moebi is in `tests/distributed.rs`.
+//! `needs_nobody` needs a node that never runs, so `cargo test --features testing --test
+//! tagged` reports it as ignored with its reason. The real seed-004 test against moebi is in
+//! `tests/distributed.rs`.
 
 use nodus::{
     testing::{Decision, Filter, NoNodes, Runner},

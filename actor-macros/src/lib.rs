@@ -241,6 +241,18 @@ pub fn remote_module(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// reason (run it with `--ignored`).
 ///
 /// A test may return `()` or a `Result<(), E: Debug>`.
+///
+/// # The `testing` feature
+///
+/// The test this generates runs on `nodus::testing`, which exists only with nodus's `testing`
+/// feature. Enable it where the tests are built, not for the library itself:
+///
+/// ```toml
+/// [dev-dependencies]
+/// nodus = { version = "...", features = ["testing"] }
+/// ```
+///
+/// Without it, `#[nodus::test]` fails to compile with an error that says so.
 #[proc_macro_attribute]
 pub fn test(attr: TokenStream, item: TokenStream) -> TokenStream {
     emit(test_attr::expand(attr.into(), item.into()))

@@ -1,4 +1,10 @@
 //! `#[test(tags = [..], needs = [..])]`: an async test that tags gate at run time.
+//!
+//! The expansion names `::nodus::testing` (the runner and the runtime) and
+//! `::nodus::__private::inventory` (the registration), which exist only with nodus's `testing`
+//! feature: users enable it in `[dev-dependencies]`. The expansion starts with
+//! `::nodus::__private::require_testing!`, which turns a missing feature into one error that
+//! says so.
 
 use proc_macro2::TokenStream;
 use quote::quote;
@@ -128,6 +134,9 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let p = quote!(::nodus::__private);
     let inner = quote::format_ident!("__nodus_test_{}", ident);
     Ok(quote! {
+        // A compile error with the fix when nodus is built without its `testing` feature.
+        #p::require_testing! {}
+
         // The test itself; run by the `#[test]` below under libtest, or by
         // `nodus::testing::main` (through the registration) in a `harness = false` target.
         #[doc(hidden)]

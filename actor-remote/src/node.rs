@@ -172,6 +172,7 @@ impl Node {
             max_frame_len: config.max_frame_len,
             tick_time: config.tick_time,
             tick_intensity: config.tick_intensity.max(1),
+            #[cfg(feature = "testing")]
             faults: config.faults.clone(),
         };
         let (events, _) = broadcast::channel(1024);

@@ -10,8 +10,9 @@
 //! - the writer also runs the [`Ticker`](crate::proto::Ticker): an idle session sends a tick
 //!   every `tick_time / tick_intensity`, and a peer silent for `tick_time` closes the session
 //!   with [`CloseReason::TickTimeout`];
-//! - both consult the session's [`Faults`] (tests only: freeze the node, drop a peer's
-//!   frames) with one relaxed atomic load per read and per write.
+//! - with the `testing` feature, both consult the session's `Faults` (freeze the node, drop
+//!   a peer's frames) with one relaxed atomic load per read and per write; without it they
+//!   contain no fault checks at all.
 //!
 //! Frames of a session are [`SessionFrame<T>`](crate::wire::message::SessionFrame): a tick or
 //! one message of the node layer's type `T`, so ticks need nothing from `T`.
@@ -28,6 +29,7 @@ pub(crate) mod faults;
 mod handshake;
 mod session;
 
+#[cfg(feature = "testing")]
 pub use faults::Faults;
 pub use handshake::{handshake_over, Connected, Direction};
 pub use session::{

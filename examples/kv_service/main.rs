@@ -3,7 +3,7 @@
 //! node, a crash, a restart, and a repair from a replica.
 //!
 //! ```sh
-//! cargo run --example kv_service
+//! cargo run --features testing --example kv_service
 //! ```
 //!
 //! The three nodes live in this process ([`LocalCluster`], with its own port mapper on a port

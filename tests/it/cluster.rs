@@ -203,7 +203,7 @@ async fn process_nodes_mesh_pause_and_die() {
 #[tokio::test]
 async fn the_kv_service_example_crashes_restarts_and_repairs() {
     let Some(example) = example_binary("kv_service") else {
-        panic!("the kv_service example is missing: run `cargo build --example kv_service` (cargo test builds it)");
+        panic!("the kv_service example is missing: run `cargo build --features testing --example kv_service` (cargo test --all-features builds it)");
     };
     let run = tokio::process::Command::new(example)
         .kill_on_drop(true)

@@ -9,10 +9,12 @@ use actor_core::NameMode;
 
 use crate::{
     proto::{DEFAULT_SETUP_TIME, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
-    transport::Faults,
     wire::DEFAULT_MAX_FRAME_LEN,
     Cookie,
 };
+
+#[cfg(feature = "testing")]
+use crate::transport::Faults;
 
 /// How to start a [`Node`](crate::Node). Every field has the BEAM's default.
 ///
@@ -59,7 +61,8 @@ pub struct NodeConfig {
     /// The largest frame sent or accepted (default 64 MiB). A larger one closes the session.
     pub max_frame_len: usize,
     /// Injected network faults, for tests (default: none). Keep a clone to freeze the node
-    /// or cut it off from peers; see [`Faults`].
+    /// or cut it off from peers; see [`Faults`]. Only with the `testing` feature.
+    #[cfg(feature = "testing")]
     pub faults: Faults,
 }
 
@@ -78,6 +81,7 @@ impl NodeConfig {
             connect_all: true,
             hidden: false,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            #[cfg(feature = "testing")]
             faults: Faults::default(),
         }
     }
@@ -141,7 +145,8 @@ impl NodeConfig {
         self
     }
 
-    /// Sets the fault-injection handle (tests).
+    /// Sets the fault-injection handle (tests). Only with the `testing` feature.
+    #[cfg(feature = "testing")]
     pub fn faults(mut self, faults: Faults) -> Self {
         self.faults = faults;
         self

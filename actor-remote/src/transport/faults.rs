@@ -1,31 +1,29 @@
 //! Fault injection for tests: freeze a node's traffic, or cut it off from given peers.
 //!
-//! A [`Faults`] handle is carried in a node's configuration
-//! ([`NodeConfig::faults`](crate::NodeConfig::faults)) and in each of its sessions'
-//! [`SessionConfig`](super::SessionConfig). It is the shim Akka's TestConductor plugs into its
-//! transport (`blackhole`, `passThrough`), reduced to what failure detection needs:
+//! Everything here but the two gates ([`hold_accept`], [`may_dial`]) exists only with the
+//! `testing` feature. Without it there is no `Faults` type, no `faults` field in
+//! [`SessionConfig`](super::SessionConfig) or [`NodeConfig`](crate::NodeConfig), and the
+//! sessions' reader and writer contain no fault checks at all (they are compiled out, not
+//! skipped at run time); the gates are then no-ops with the same signatures.
 //!
-//! - [`Faults::freeze`]: every session of the node stops reading and writing (and the node
-//!   dials nobody) until [`Faults::thaw`], as if its process were stopped with `SIGSTOP`.
+//! With the feature, a `Faults` handle is carried in a node's configuration
+//! (`NodeConfig::faults`) and in each of its sessions' `SessionConfig`. It is the shim Akka's
+//! TestConductor plugs into its transport (`blackhole`, `passThrough`), reduced to what
+//! failure detection needs:
+//!
+//! - `Faults::freeze`: every session of the node stops reading and writing (and the node
+//!   dials nobody) until `Faults::thaw`, as if its process were stopped with `SIGSTOP`.
 //!   Peers see nothing for `tick_time` and close their sessions with `tick_timeout`.
-//! - [`Faults::block`]: frames to and from one peer are dropped (whole frames, so the stream
-//!   stays decodable), and dialing it fails, until [`Faults::unblock`]. Block each side of a
+//! - `Faults::block`: frames to and from one peer are dropped (whole frames, so the stream
+//!   stays decodable), and dialing it fails, until `Faults::unblock`. Block each side of a
 //!   pair on its own node's handle for a partition that both sides see.
 //!
 //! A fresh handle injects nothing. The sessions check it with one relaxed atomic load per
 //! read and per write, and look further only while a fault is set.
-//!
-//! ```
-//! use actor_remote::transport::Faults;
-//! let faults = Faults::new();
-//! let peer: actor_core::NodeName = "b@localhost".parse()?;
-//! faults.block(peer.clone());
-//! assert!(faults.is_blocked(&peer));
-//! faults.unblock(&peer);
-//! assert!(!faults.is_blocked(&peer) && !faults.is_frozen());
-//! # Ok::<(), actor_core::NodeNameError>(())
-//! ```
 
+use std::time::Duration;
+
+#[cfg(feature = "testing")]
 use std::{
     collections::BTreeSet,
     fmt,
@@ -36,15 +34,39 @@ use std::{
 };
 
 use actor_core::NodeName;
+#[cfg(feature = "testing")]
 use tokio::sync::Notify;
+
+use super::SessionConfig;
 
 /// A switchboard of injected network faults, shared by a node and its sessions. Cheap to clone;
 /// clones share the faults. `Default` (and [`Faults::new`]) injects none.
+///
+/// Only with the `testing` feature; see [`NodeConfig::faults`](crate::NodeConfig::faults)
+/// for where a node takes it.
+///
+/// - [`Faults::freeze`]: every session of the node stops reading and writing (and the node
+///   dials nobody) until [`Faults::thaw`]; peers close their sessions with `tick_timeout`.
+/// - [`Faults::block`]: frames to and from one peer are dropped, and dialing it fails, until
+///   [`Faults::unblock`].
+///
+/// ```
+/// use actor_remote::transport::Faults;
+/// let faults = Faults::new();
+/// let peer: actor_core::NodeName = "b@localhost".parse()?;
+/// faults.block(peer.clone());
+/// assert!(faults.is_blocked(&peer));
+/// faults.unblock(&peer);
+/// assert!(!faults.is_blocked(&peer) && !faults.is_frozen());
+/// # Ok::<(), actor_core::NodeNameError>(())
+/// ```
+#[cfg(feature = "testing")]
 #[derive(Clone, Default)]
 pub struct Faults {
     inner: Arc<Inner>,
 }
 
+#[cfg(feature = "testing")]
 #[derive(Default)]
 struct Inner {
     /// Whether any fault is set: the only thing the hot path reads.
@@ -54,12 +76,14 @@ struct Inner {
     changed: Notify,
 }
 
+#[cfg(feature = "testing")]
 #[derive(Default, Debug)]
 struct State {
     frozen: bool,
     blocked: BTreeSet<NodeName>,
 }
 
+#[cfg(feature = "testing")]
 impl fmt::Debug for Faults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = self.lock();
@@ -71,14 +95,17 @@ impl fmt::Debug for Faults {
 }
 
 /// Two handles are equal when they are clones of one another (they share their faults).
+#[cfg(feature = "testing")]
 impl PartialEq for Faults {
     fn eq(&self, other: &Self) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
 
+#[cfg(feature = "testing")]
 impl Eq for Faults {}
 
+#[cfg(feature = "testing")]
 impl Faults {
     /// A handle that injects nothing until told to.
     pub fn new() -> Self {
@@ -196,24 +223,31 @@ impl Faults {
 
 /// Before an incoming handshake: a frozen node answers nobody (as a stopped process), so this
 /// waits while the node is frozen, at most `timeout`, and the peer's setup times out.
-pub(crate) async fn hold_accept(cfg: &super::SessionConfig, timeout: std::time::Duration) {
-    let faults = &cfg.faults;
-    if faults.is_active() {
-        let _ = tokio::time::timeout(timeout, faults.thawed()).await;
+/// Without the `testing` feature it returns at once.
+pub(crate) async fn hold_accept(cfg: &SessionConfig, timeout: Duration) {
+    #[cfg(feature = "testing")]
+    if cfg.faults.is_active() {
+        let _ = tokio::time::timeout(timeout, cfg.faults.thawed()).await;
     }
+    #[cfg(not(feature = "testing"))]
+    let _ = (cfg, timeout);
 }
 
 /// Before dialing `node`: whether the injected faults let it through (waiting out a freeze,
-/// at most `timeout`).
-pub(crate) async fn may_dial(
-    cfg: &super::SessionConfig,
-    node: &NodeName,
-    timeout: std::time::Duration,
-) -> bool {
-    let faults = &cfg.faults;
-    !faults.is_active()
-        || matches!(
-            tokio::time::timeout(timeout, faults.pass(node)).await,
-            Ok(true)
-        )
+/// at most `timeout`). Without the `testing` feature it is `true` at once.
+pub(crate) async fn may_dial(cfg: &SessionConfig, node: &NodeName, timeout: Duration) -> bool {
+    #[cfg(feature = "testing")]
+    {
+        let faults = &cfg.faults;
+        !faults.is_active()
+            || matches!(
+                tokio::time::timeout(timeout, faults.pass(node)).await,
+                Ok(true)
+            )
+    }
+    #[cfg(not(feature = "testing"))]
+    {
+        let _ = (cfg, node, timeout);
+        true
+    }
 }

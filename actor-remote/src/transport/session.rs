@@ -19,7 +19,9 @@ use tokio::{
 };
 use tracing::Instrument;
 
-use super::{Connected, Faults};
+use super::Connected;
+#[cfg(feature = "testing")]
+use super::Faults;
 use crate::{
     proto::{Established, TickAction, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
     wire::{
@@ -27,6 +29,7 @@ use crate::{
         DEFAULT_MAX_FRAME_LEN,
     },
 };
+#[cfg(feature = "testing")]
 use actor_core::NodeName;
 
 /// The reader's buffer: one read takes up to this many bytes, however many frames they hold.
@@ -47,8 +50,9 @@ pub struct SessionConfig {
     pub tick_time: Duration,
     /// An idle session ticks every `tick_time / tick_intensity` (default 4).
     pub tick_intensity: u32,
-    /// Injected faults (tests only): a frozen node's sessions neither read nor write, and
-    /// frames with a blocked peer are dropped. The default injects none.
+    /// Injected faults (only with the `testing` feature): a frozen node's sessions neither
+    /// read nor write, and frames with a blocked peer are dropped. The default injects none.
+    #[cfg(feature = "testing")]
     pub faults: Faults,
 }
 
@@ -58,6 +62,7 @@ impl Default for SessionConfig {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             tick_time: DEFAULT_TICK_TIME,
             tick_intensity: DEFAULT_TICK_INTENSITY,
+            #[cfg(feature = "testing")]
             faults: Faults::default(),
         }
     }
@@ -301,6 +306,7 @@ where
         let (closed_tx, closed) = oneshot::channel();
         let base = Instant::now();
         let last_received = Arc::new(AtomicU64::new(0));
+        #[cfg(feature = "testing")]
         let peer = established.peer.clone();
 
         let responder = Responder {
@@ -316,6 +322,7 @@ where
                 close_tx.clone(),
                 base,
                 last_received.clone(),
+                #[cfg(feature = "testing")]
                 (cfg.faults.clone(), peer.clone()),
             )
             .instrument(span.clone()),
@@ -328,6 +335,7 @@ where
                 cfg,
                 base,
                 last_received,
+                #[cfg(feature = "testing")]
                 peer,
             )
             .instrument(span.clone()),
@@ -370,14 +378,16 @@ async fn read_loop<T: DeserializeOwned>(
     close: mpsc::UnboundedSender<CloseReason>,
     base: Instant,
     last_received: Arc<AtomicU64>,
-    (faults, peer): (Faults, NodeName),
+    #[cfg(feature = "testing")] (faults, peer): (Faults, NodeName),
 ) {
     let mut buf = vec![0u8; READ_BUF];
     // Whether the frames of the last read are dropped (an injected fault blocks the peer).
+    #[cfg(feature = "testing")]
     let mut dropping = false;
     let reason = 'session: loop {
         loop {
             match decoder.decode() {
+                #[cfg(feature = "testing")]
                 Ok(Some(_)) if dropping => tracing::trace!("frame dropped (injected fault)"),
                 Ok(Some(body)) => match decode_body::<SessionFrame<T>>(body) {
                     Ok(SessionFrame::Tick) => tracing::trace!("tick received"),
@@ -410,12 +420,14 @@ async fn read_loop<T: DeserializeOwned>(
                 }
             }
         }
+        #[cfg(feature = "testing")]
         if faults.is_active() {
             // A frozen node reads nothing, so its peers' bytes pile up in the socket.
             faults.pass(&peer).await;
         }
         match read.read(&mut buf).await {
             Ok(0) => {
+                #[cfg(feature = "testing")]
                 if faults.is_active() {
                     // A partition or a frozen node would not let the peer's close through
                     // either: until it is lifted, only the tick timeout ends the session.
@@ -424,10 +436,15 @@ async fn read_loop<T: DeserializeOwned>(
                 break CloseReason::ConnectionClosed;
             }
             Ok(n) => {
-                dropping = faults.is_active() && !faults.pass(&peer).await;
-                if !dropping {
-                    mark_received(base, &last_received);
+                #[cfg(feature = "testing")]
+                {
+                    dropping = faults.is_active() && !faults.pass(&peer).await;
+                    if !dropping {
+                        mark_received(base, &last_received);
+                    }
                 }
+                #[cfg(not(feature = "testing"))]
+                mark_received(base, &last_received);
                 decoder.extend(&buf[..n]);
             }
             Err(e) => break CloseReason::io(&e),
@@ -447,8 +464,9 @@ async fn write_loop<T: Serialize>(
     cfg: SessionConfig,
     base: Instant,
     last_received: Arc<AtomicU64>,
-    peer: NodeName,
+    #[cfg(feature = "testing")] peer: NodeName,
 ) {
+    #[cfg(feature = "testing")]
     let faults = cfg.faults.clone();
     let mut ticker = Ticker::new(base, cfg.tick_time, cfg.tick_intensity);
     let mut tick = Vec::new();
@@ -484,6 +502,7 @@ async fn write_loop<T: Serialize>(
                         std::mem::take(&mut batch)
                     }
                 };
+                #[cfg(feature = "testing")]
                 if faults.is_active() && !faults.pass(&peer).await {
                     tracing::trace!(frame.len = out.len(), "frames dropped (injected fault)");
                     continue;
@@ -500,9 +519,11 @@ async fn write_loop<T: Serialize>(
             }
             () = tokio::time::sleep_until(deadline) => {
                 // A frozen node's ticker stands still; a blocked peer gets no ticks.
+                #[cfg(feature = "testing")]
                 let open = !faults.is_active() || faults.pass(&peer).await;
                 sync_received(&mut ticker, base, &last_received);
                 match ticker.handle_timeout(Instant::now()) {
+                    #[cfg(feature = "testing")]
                     Some(TickAction::SendTick) if !open => tracing::trace!("tick dropped (injected fault)"),
                     Some(TickAction::SendTick) => {
                         tracing::trace!("tick sent");

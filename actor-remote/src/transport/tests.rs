@@ -327,6 +327,7 @@ async fn a_peer_that_stops_reading_is_a_tick_timeout_even_mid_write() {
     .await;
 }
 
+#[cfg(feature = "testing")]
 #[tokio::test]
 async fn a_blocked_peer_is_a_tick_timeout_on_both_sides_and_a_thawed_session_goes_on() {
     bounded(async {
