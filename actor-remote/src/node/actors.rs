@@ -94,7 +94,7 @@ pub(super) fn destination(inner: &Inner, target: Target) -> Destination {
 pub(super) fn cast(inner: &Arc<Inner>, node: NodeName, message: RemoteSend) {
     let msg = NodeMsg::Send {
         target: target_of(&message.target),
-        type_name: message.type_name.to_string(),
+        type_name: message.name.to_string(),
         payload: message.payload,
         call: None,
     };
@@ -158,7 +158,7 @@ pub(super) async fn call(
     };
     let msg = NodeMsg::Send {
         target: target_of(&message.target),
-        type_name: message.type_name.to_string(),
+        type_name: message.name.to_string(),
         payload: message.payload,
         call: Some(id),
     };
@@ -213,6 +213,8 @@ pub(super) fn on_message(
                 if let Some(call) = call {
                     let result = Err(match kind {
                         SendErrorKind::NoProc { .. } => WireSendError::NoProc,
+                        // The reason alone: the caller's `Refused` names the node again.
+                        SendErrorKind::Refused { reason, .. } => WireSendError::Refused { reason },
                         other => WireSendError::Refused {
                             reason: other.to_string(),
                         },
