@@ -212,6 +212,21 @@ pub fn reply_port<R: Serialize + Send + 'static>(sink: ReplySink) -> RpcReplyPor
 /// assert_eq!(Shout::NAME, "chat.Shout");
 /// assert_eq!(chat::Join::NAME, "chat.Join");
 /// ```
+///
+/// A path without a name does not compile, with the fix in the message:
+///
+/// ```compile_fail
+/// mod chat {
+///     #[derive(serde::Serialize, serde::Deserialize)]
+///     pub struct Join(pub String);
+/// }
+/// actor_core::serde_message!(chat::Join); // error: write `chat::Join = "Name"`
+/// ```
+///
+/// Generic types are not linked (there is no single instance): implement [`RemoteMessage`]
+/// for them and call [`System::register_remote_message`](crate::System::register_remote_message)
+/// on each node, or use this macro on a concrete instance with a name
+/// (`serde_message!(Pair<u32> = "Pair<u32>")`).
 #[macro_export]
 macro_rules! serde_message {
     () => {};
