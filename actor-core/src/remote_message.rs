@@ -458,30 +458,37 @@ pub(crate) struct NameTaken {
     refused: &'static str,
 }
 
-/// The types of one node, by type (to encode) and by name (to decode).
+type ByType = HashMap<TypeId, (&'static str, Encoder)>;
+type ByName = HashMap<&'static str, Entry>;
+
+/// Adds `entry`, unless another type holds its name (then nothing changes).
+fn add(by_name: &mut ByName, by_type: &mut ByType, entry: Entry) -> Result<(), NameTaken> {
+    if let Some(held) = by_name.get(entry.name) {
+        if held.type_id == entry.type_id {
+            return Ok(());
+        }
+        return Err(NameTaken {
+            name: entry.name,
+            kept: held.rust_name,
+            refused: entry.rust_name,
+        });
+    }
+    by_name.insert(entry.name, entry);
+    by_type.insert(entry.type_id, (entry.name, entry.encoder));
+    Ok(())
+}
+
+/// The types of one program, by type (to encode) and by name (to decode).
 #[derive(Clone, Default)]
 struct Table {
-    by_type: HashMap<TypeId, (&'static str, Encoder)>,
-    by_name: HashMap<&'static str, Entry>,
+    by_type: ByType,
+    by_name: ByName,
 }
 
 impl Table {
     /// Adds `entry`, unless another type holds its name (then the table is unchanged).
     fn add(&mut self, entry: Entry) -> Result<(), NameTaken> {
-        if let Some(held) = self.by_name.get(entry.name) {
-            if held.type_id == entry.type_id {
-                return Ok(());
-            }
-            return Err(NameTaken {
-                name: entry.name,
-                kept: held.rust_name,
-                refused: entry.rust_name,
-            });
-        }
-        self.by_name.insert(entry.name, entry);
-        self.by_type
-            .insert(entry.type_id, (entry.name, entry.encoder));
-        Ok(())
+        add(&mut self.by_name, &mut self.by_type, entry)
     }
 }
 
@@ -506,14 +513,18 @@ fn linked() -> &'static Table {
 }
 
 /// A node's remote message types: those linked into the program, and those registered on it.
+/// Two locks, so that encoding (senders) and decoding (session readers) share no lock word.
 pub(crate) struct RemoteTypes {
-    table: RwLock<Table>,
+    by_type: RwLock<ByType>,
+    by_name: RwLock<ByName>,
 }
 
 impl Default for RemoteTypes {
     fn default() -> Self {
+        let linked = linked();
         Self {
-            table: RwLock::new(linked().clone()),
+            by_type: RwLock::new(linked.by_type.clone()),
+            by_name: RwLock::new(linked.by_name.clone()),
         }
     }
 }
@@ -521,12 +532,10 @@ impl Default for RemoteTypes {
 impl RemoteTypes {
     /// Registers `M` on this node; a name clash is logged at error level and `M` refused.
     pub(crate) fn register<M: RemoteMessage>(&self) {
-        let added = self
-            .table
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .add(Entry::of::<M>());
-        if let Err(e) = added {
+        // Both locks, always in this order (by name, then by type).
+        let mut by_name = self.by_name.write().unwrap_or_else(PoisonError::into_inner);
+        let mut by_type = self.by_type.write().unwrap_or_else(PoisonError::into_inner);
+        if let Err(e) = add(&mut by_name, &mut by_type, Entry::of::<M>()) {
             tracing::error!("{e}");
         }
     }
@@ -538,10 +547,9 @@ impl RemoteTypes {
         msg: M,
     ) -> Result<(&'static str, Result<Wire, CodecError>), M> {
         let found = self
-            .table
+            .by_type
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .by_type
             .get(&TypeId::of::<M>())
             .copied();
         match found {
@@ -552,10 +560,9 @@ impl RemoteTypes {
 
     /// The decoder of the type named `name` on the wire.
     pub(crate) fn decoder(&self, name: &str) -> Option<Decoder> {
-        self.table
+        self.by_name
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .by_name
             .get(name)
             .map(|entry| entry.decoder)
     }
