@@ -137,6 +137,8 @@ enum WireMsg {
 }
 
 impl RemoteMessage for BenchMsg {
+    const NAME: &'static str = "BenchMsg";
+
     fn to_wire(self) -> Result<Wire, codec::CodecError> {
         Ok(match self {
             BenchMsg::Data(p) => Wire::cast(codec::encode(&WireMsg::Data(p))?),

@@ -68,7 +68,10 @@ pub mod prelude {
 /// refers to. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
-    pub use actor_core::{bridge_reply, codec, reply_port, RemoteMessage, ReplySink, Wire};
+    pub use actor_core::{
+        __inventory, bridge_reply, codec, reply_port, LinkedRemoteMessage, Probe, ProbeOther,
+        ProbeRemote, RemoteEntry, RemoteMessage, ReplySink, Wire,
+    };
     pub use actor_core::{
         ractor, CallContext, CallError, ChildSpec, Destination, SendError, SpawnError, System,
         TaskError, TaskSupervisor, DEFAULT_TIMEOUT,

@@ -500,9 +500,8 @@ mod remote_actor {
         let epmd = port_mapper().await;
         let a = node("a@localhost", &epmd).await;
         let b = node("b@localhost", &epmd).await;
-        // `spawn` registers the message type on b; the sender registers it on a.
+        // `CounterMsg` is registered at link time: neither node calls anything for it.
         Counter::spawn(&b, Some("counter"), Counter { n: 0 }).await?;
-        Counter::register_remote(&a);
 
         let counter = Counter::client(&a, ("counter", "b@localhost")).with_timeout(T);
         counter.add(5).await?;
@@ -515,7 +514,7 @@ mod remote_actor {
         // The same actor, locally on b.
         assert_eq!(Counter::client(&b, "counter").get().await?, 1);
 
-        // A generic actor.
+        // A generic actor: `spawn` registers the instance on b, the sender registers it on a.
         Slot::<String>::spawn(&b, Some("slot"), Slot::default()).await?;
         Slot::<String>::register_remote(&a);
         let slot = Slot::<String>::client(&a, ("slot", "b@localhost")).with_timeout(T);
@@ -532,7 +531,6 @@ mod remote_actor {
         let epmd = port_mapper().await;
         let a = node("a@localhost", &epmd).await;
         let c = node("c@localhost", &epmd).await;
-        Counter::register_remote(&a);
 
         // A node that does not exist.
         let err = Counter::client(&a, ("counter", "ghost@localhost"))
@@ -545,30 +543,30 @@ mod remote_actor {
             "{err:?}"
         );
 
-        // Registered on the sender only: c runs the actor (spawned without `Counter::spawn`,
-        // so nothing registered it there) and refuses the message.
+        // c runs the actor, spawned without `Counter::spawn` and with no registration call:
+        // it knows `CounterMsg` from link time all the same.
         c.spawn(Some("counter"), CounterActor::default(), Counter { n: 0 })
             .await?;
-        let err = Counter::client(&a, ("counter", "c@localhost"))
-            .with_timeout(T)
-            .get()
-            .await
-            .err();
-        assert!(
-            matches!(&err, Some(CallError::Send(SendErrorKind::Refused { node, reason }))
-                if node.as_str() == "c@localhost" && reason.contains("CounterMsg is not registered")),
-            "{err:?}"
-        );
+        let counter = Counter::client(&a, ("counter", "c@localhost")).with_timeout(T);
+        counter.add(2).await?;
+        assert_eq!(counter.get().await?, 2);
 
-        // Registered on neither side of the send: refused on c before anything is sent.
-        let err = Counter::client(&c, ("counter", "a@localhost"))
-            .add(1)
+        // A generic instance registered on neither node: refused on c before anything is
+        // sent, with the remedy.
+        let err = Slot::<u64>::client(&c, ("slot", "a@localhost"))
+            .with_timeout(T)
+            .swap(1)
             .await
             .err();
         assert!(
-            matches!(&err, Some(e) if matches!(e.kind, SendErrorKind::NotRemotable { .. })),
+            matches!(
+                &err,
+                Some(CallError::Send(SendErrorKind::NotRemotable { .. }))
+            ),
             "{err:?}"
         );
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert!(text.contains("register_remote_message"), "{text}");
 
         a.shutdown().await;
         c.shutdown().await;
@@ -614,6 +612,137 @@ mod remote_actor {
         let wrong = codec::encode(&(0u32, codec::encode(&("three",))?))?;
         assert!(CounterMsg::from_wire(&wrong, None).is_err());
         assert!(CounterMsg::from_wire(&[0xff, 0xff, 0xff], None).is_err());
+        Ok(())
+    }
+
+    /// A remote actor with a wire name of its own.
+    #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+    struct Renamed;
+
+    #[nodus::actor(remote, name = "macros.Gauge")]
+    impl Renamed {
+        pub fn read(&self) -> u8 {
+            7
+        }
+    }
+
+    #[test]
+    fn the_wire_name_is_the_actors_name_or_the_one_given() {
+        assert_eq!(CounterMsg::NAME, "Counter");
+        assert_eq!(<SlotMsg<String> as RemoteMessage>::NAME, "Slot");
+        assert_eq!(RenamedMsg::NAME, "macros.Gauge");
+    }
+
+    /// The same message, `Echo` on the wire, defined twice in two modules: what two programs
+    /// with different module layouts see. A hand-written `RemoteMessage` is not registered at
+    /// link time, so each node registers its own type, which lets the two live in one test.
+    macro_rules! echo_module {
+        ($module:ident, $state:ident) => {
+            pub mod $module {
+                use nodus::core::{
+                    bridge_reply, codec, codec::CodecError, reply_port, RemoteMessage, ReplySink,
+                    Wire,
+                };
+
+                #[derive(Clone, Debug)]
+                pub struct $state;
+
+                #[nodus::actor(vis = pub, msg = EchoMsg, client = EchoClient, actor = EchoActor)]
+                impl $state {
+                    pub fn double(&self, n: u64) -> u64 {
+                        n * 2
+                    }
+                }
+
+                impl RemoteMessage for EchoMsg {
+                    const NAME: &'static str = "Echo";
+
+                    fn to_wire(self) -> Result<Wire, CodecError> {
+                        match self {
+                            EchoMsg::Double(n, port) => {
+                                Ok(Wire::call(codec::encode(&n)?, bridge_reply(port)))
+                            }
+                        }
+                    }
+
+                    fn from_wire(
+                        payload: &[u8],
+                        reply: Option<ReplySink>,
+                    ) -> Result<Self, CodecError> {
+                        match reply {
+                            Some(sink) => {
+                                Ok(EchoMsg::Double(codec::decode(payload)?, reply_port(sink)))
+                            }
+                            None => Err(CodecError::Decode {
+                                expected: "Echo",
+                                reason: "a call without a reply port".into(),
+                            }),
+                        }
+                    }
+                }
+            }
+        };
+    }
+
+    echo_module!(sender, Sender);
+    echo_module!(receiver, Receiver);
+
+    #[tokio::test]
+    async fn nodes_interoperate_when_the_type_lives_in_another_module() -> Res {
+        let epmd = port_mapper().await;
+        let a = node("a@localhost", &epmd).await;
+        let b = node("b@localhost", &epmd).await;
+        // Two Rust types, `..::sender::EchoMsg` on a and `..::receiver::EchoMsg` on b: only
+        // their wire name is shared.
+        assert_ne!(
+            std::any::type_name::<sender::EchoMsg>(),
+            std::any::type_name::<receiver::EchoMsg>()
+        );
+        a.register_remote_message::<sender::EchoMsg>();
+        b.register_remote_message::<receiver::EchoMsg>();
+        receiver::Receiver::spawn(&b, Some("echo"), receiver::Receiver).await?;
+
+        let echo = sender::Sender::client(&a, ("echo", "b@localhost")).with_timeout(T);
+        assert_eq!(echo.double(21).await?, 42);
+        a.shutdown().await;
+        b.shutdown().await;
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn an_unknown_type_is_named_once_with_the_remedy() -> Res {
+        let epmd = port_mapper().await;
+        let a = node("a@localhost", &epmd).await;
+        let b = node("b@localhost", &epmd).await;
+        // a knows `Echo`, b runs the actor but does not know the name.
+        a.register_remote_message::<sender::EchoMsg>();
+        receiver::Receiver::spawn(&b, Some("echo"), receiver::Receiver).await?;
+
+        let echo = sender::Sender::client(&a, ("echo", "b@localhost")).with_timeout(T);
+        let err = echo.double(1).await.err();
+        assert!(
+            matches!(&err, Some(CallError::Send(SendErrorKind::Refused { node, .. })) if node.as_str() == "b@localhost"),
+            "{err:?}"
+        );
+        let text = err.map(|e| e.to_string()).unwrap_or_default();
+        assert_eq!(text.matches("\"Echo\"").count(), 1, "the name once: {text}");
+        assert_eq!(text.matches("refused").count(), 1, "said once: {text}");
+        assert_eq!(
+            text.matches("b@localhost").count(),
+            1,
+            "the node once: {text}"
+        );
+        assert!(text.contains("is not registered there"), "{text}");
+        assert!(
+            text.contains("System::register_remote_message"),
+            "the remedy: {text}"
+        );
+
+        // Doing what it says makes the same call go through.
+        b.register_remote_message::<receiver::EchoMsg>();
+        assert_eq!(echo.double(1).await?, 2);
+        a.shutdown().await;
+        b.shutdown().await;
         Ok(())
     }
 }

@@ -67,15 +67,15 @@ pub enum SendErrorKind {
         /// The unreachable node.
         node: NodeName,
     },
-    /// The message type is not registered for other nodes.
-    #[error("{type_name} cannot go to another node: implement RemoteMessage for it and call System::register_remote_message on both nodes")]
+    /// The message type is not registered for other nodes on this node.
+    #[error("{type_name} cannot go to another node: this node knows no RemoteMessage impl for it; derive one with #[nodus::actor(remote)] or serde_message!, or, for a generic type or a hand-written impl, call System::register_remote_message for it on every node that sends or receives it")]
     NotRemotable {
-        /// The message type.
+        /// The Rust type's name (local: a type without a stable name never reaches the wire).
         type_name: &'static str,
     },
     /// The receiving node refused the message (unknown type there, wrong type for the actor,
-    /// or it did not decode).
-    #[error("{node} refused the message: {reason}; register the same message type on both nodes")]
+    /// or it did not decode). `reason` says which, and what to do.
+    #[error("{node} refused the message: {reason}")]
     Refused {
         /// The receiving node.
         node: NodeName,

@@ -50,6 +50,10 @@ pub use error::{
     CallError, RegistryError, SendError, SendErrorKind, SpawnError, SupervisorError, TaskError,
 };
 pub use function::{Args, CallContext, FunctionRegistry, Value};
+/// Not a public API: the link-time registry that `serde_message!` and
+/// `#[nodus::actor(remote)]` submit remote message types to.
+#[doc(hidden)]
+pub use inventory as __inventory;
 pub use monitor::{Down, DownReason, Monitor};
 pub use node_name::{NameMode, NodeName, NodeNameError};
 pub use pid::Pid;
@@ -57,6 +61,10 @@ pub use proxy::RemoteProxy;
 pub use registry::Registry;
 pub use remote_message::{
     bridge_reply, reply_port, DeliverError, RemoteMessage, ReplyBridge, ReplySink, Wire,
+};
+#[doc(hidden)]
+pub use remote_message::{
+    Entry as RemoteEntry, LinkedRemoteMessage, Probe, ProbeOther, ProbeRemote,
 };
 pub use supervisor::{
     ChildInfo, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorArgs, SupervisorMsg,

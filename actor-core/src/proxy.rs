@@ -10,8 +10,9 @@
 //! these are abnormal exits, so a supervisor of the proxy sees an ordinary supervision event
 //! and applies its strategy (a permanent or transient proxy is restarted and monitors again).
 //!
-//! `M` must implement [`RemoteMessage`](crate::RemoteMessage) and be registered with
-//! [`System::register_remote_message`] on both nodes.
+//! `M` must implement [`RemoteMessage`](crate::RemoteMessage) and be known to both nodes:
+//! at link time for `#[nodus::actor(remote)]` and `serde_message!` types, else with
+//! [`System::register_remote_message`] on each.
 
 use std::{marker::PhantomData, time::Duration};
 

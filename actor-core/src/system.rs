@@ -463,23 +463,24 @@ impl System {
                 message: Some(msg),
             });
         };
-        let type_name = std::any::type_name::<M>();
         match self.inner.remote_types.encode(msg) {
             Err(msg) => Err(SendError {
-                kind: SendErrorKind::NotRemotable { type_name },
+                kind: SendErrorKind::NotRemotable {
+                    type_name: std::any::type_name::<M>(), // local only
+                },
                 message: Some(msg),
             }),
-            Ok(Err(e)) => Err(SendError {
+            Ok((_, Err(e))) => Err(SendError {
                 kind: SendErrorKind::Refused {
                     node: self.inner.node.clone(),
                     reason: e.to_string(),
                 },
                 message: None,
             }),
-            Ok(Ok(wire)) => {
+            Ok((name, Ok(wire))) => {
                 let message = RemoteSend {
                     target: dest,
-                    type_name,
+                    name,
                     payload: wire.payload,
                 };
                 transport.cast(node, message);
@@ -533,20 +534,23 @@ impl System {
         let transport = self
             .transport()
             .ok_or_else(|| SendErrorKind::NoConnection { node: node.clone() })?;
-        let type_name = std::any::type_name::<M>();
-        let wire = match self.inner.remote_types.encode(msg) {
-            Err(_) => return Err(SendErrorKind::NotRemotable { type_name }),
-            Ok(Err(e)) => {
+        let (name, wire) = match self.inner.remote_types.encode(msg) {
+            Err(_) => {
+                return Err(SendErrorKind::NotRemotable {
+                    type_name: std::any::type_name::<M>(), // local only
+                });
+            }
+            Ok((_, Err(e))) => {
                 return Err(SendErrorKind::Refused {
                     node: self.inner.node.clone(),
                     reason: e.to_string(),
                 })
             }
-            Ok(Ok(wire)) => wire,
+            Ok((name, Ok(wire))) => (name, wire),
         };
         let message = RemoteSend {
             target: dest.clone(),
-            type_name,
+            name,
             payload: wire.payload,
         };
         match wire.reply {
@@ -564,15 +568,18 @@ impl System {
     }
 
     /// Registers `M` as a message type that may cross nodes: this node encodes it for
-    /// destinations on other nodes and decodes it for its own actors. Register it on every
-    /// node that sends or receives it.
+    /// destinations on other nodes and decodes it for its own actors (by
+    /// [`RemoteMessage::NAME`]). Only for types not registered at link time: generic types and
+    /// hand-written impls (`#[nodus::actor(remote)]` and `serde_message!` types need no call);
+    /// register those on every node that sends or receives them. A type whose name another
+    /// type holds on this node is refused, with an error logged naming both.
     pub fn register_remote_message<M: RemoteMessage>(&self) {
         self.inner.remote_types.register::<M>();
     }
 
     /// For transports: delivers a message that came from another node to the local actor
-    /// `target`, decoding it as the registered type `type_name`. For a call, `reply` is where
-    /// the answer goes.
+    /// `target`, decoding it as the type registered under the stable name `name`. For a
+    /// call, `reply` is where the answer goes.
     ///
     /// # Errors
     /// `NoProc` for no such actor (or a pid of an earlier incarnation of this node),
@@ -581,7 +588,7 @@ impl System {
     pub fn deliver_from_peer(
         &self,
         target: PeerTarget<'_>,
-        type_name: &str,
+        name: &str,
         payload: &[u8],
         reply: Option<ReplySink>,
     ) -> Result<(), SendErrorKind> {
@@ -597,8 +604,8 @@ impl System {
         let decode = self
             .inner
             .remote_types
-            .decoder(type_name)
-            .ok_or_else(|| refused(format!("{type_name} is not registered there")))?;
+            .decoder(name)
+            .ok_or_else(|| refused(crate::remote_message::not_registered(name)))?;
         let deliver = |cell: &ActorCell| decode(payload, reply, cell);
         let delivered = match target {
             PeerTarget::Name(name) => self.inner.registry.with_name(name, deliver),
@@ -660,27 +667,30 @@ impl System {
         let transport = self
             .transport()
             .ok_or_else(|| CallError::Send(SendErrorKind::NoConnection { node: node.clone() }))?;
-        let type_name = std::any::type_name::<M>();
         let (tx, rx) = ractor::concurrency::oneshot::<R>();
-        let wire = match self.inner.remote_types.encode(build(tx.into())) {
-            Err(_) => return Err(CallError::Send(SendErrorKind::NotRemotable { type_name })),
-            Ok(Err(e)) => {
+        let (name, wire) = match self.inner.remote_types.encode(build(tx.into())) {
+            Err(_) => {
+                return Err(CallError::Send(SendErrorKind::NotRemotable {
+                    type_name: std::any::type_name::<M>(), // local only
+                }));
+            }
+            Ok((_, Err(e))) => {
                 return Err(CallError::Send(SendErrorKind::Refused {
                     node: self.inner.node.clone(),
                     reason: e.to_string(),
                 }))
             }
-            Ok(Ok(wire)) => wire,
+            Ok((name, Ok(wire))) => (name, wire),
         };
         let Some(bridge) = wire.reply else {
             return Err(CallError::Send(SendErrorKind::Refused {
                 node: self.inner.node.clone(),
-                reason: format!("{type_name}'s to_wire dropped the reply port of a call"),
+                reason: format!("{name:?}'s to_wire dropped the reply port of a call"),
             }));
         };
         let message = RemoteSend {
             target: dest.clone(),
-            type_name,
+            name,
             payload: wire.payload,
         };
         let bytes = transport.call(node.clone(), message, timeout).await?;

@@ -90,8 +90,9 @@ pub struct RemoteTask {
 pub struct RemoteSend {
     /// The target: a `(name, node)` pair or a pid on that node.
     pub target: Destination,
-    /// The message type's name (`std::any::type_name`), which the receiver decodes by.
-    pub type_name: &'static str,
+    /// The message type's stable name ([`RemoteMessage::NAME`](crate::RemoteMessage::NAME)),
+    /// which the receiver decodes by.
+    pub name: &'static str,
     /// The encoded message.
     pub payload: Vec<u8>,
 }

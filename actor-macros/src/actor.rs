@@ -4,7 +4,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned};
 use syn::{
     parse::Parser, parse_quote, parse_quote_spanned, spanned::Spanned, visit_mut::VisitMut,
-    Attribute, Generics, Ident, ImplItem, ImplItemFn, ItemImpl, LitInt, ReturnType, Type,
+    Attribute, Generics, Ident, ImplItem, ImplItemFn, ItemImpl, LitInt, LitStr, ReturnType, Type,
     Visibility,
 };
 
@@ -19,6 +19,8 @@ struct Args {
     actor: Option<Ident>,
     /// `remote`: also generate `RemoteMessage` for the message enum.
     remote: bool,
+    /// `name = "..."`: the wire name of a remote actor's messages (else the actor's name).
+    name: Option<LitStr>,
 }
 
 fn parse_args(attr: TokenStream) -> syn::Result<Args> {
@@ -29,6 +31,17 @@ fn parse_args(attr: TokenStream) -> syn::Result<Args> {
                 return Err(meta.error("`remote` is a flag: write `#[nodus::actor(remote)]`"));
             }
             args.remote = true;
+            return Ok(());
+        }
+        if meta.path.is_ident("name") {
+            let name: LitStr = meta.value()?.parse()?;
+            if name.value().is_empty() {
+                return Err(syn::Error::new_spanned(
+                    name,
+                    "the wire name cannot be empty: write `name = \"Counter\"`",
+                ));
+            }
+            args.name = Some(name);
             return Ok(());
         }
         if meta.path.is_ident("vis") {
@@ -48,13 +61,21 @@ fn parse_args(attr: TokenStream) -> syn::Result<Args> {
                 .map_or_else(|| "?".to_string(), Ident::to_string);
             return Err(meta.error(format!(
                 "unknown argument `{name}` of #[nodus::actor]; expected one of: \
-                 `remote`, `vis = pub`, `msg = Name`, `client = Name`, `actor = Name`"
+                 `remote`, `name = \"WireName\"`, `vis = pub`, `msg = Name`, `client = Name`, \
+                 `actor = Name`"
             )));
         };
         *slot = Some(meta.value()?.parse()?);
         Ok(())
     });
     parser.parse2(attr)?;
+    if let (Some(name), false) = (&args.name, args.remote) {
+        return Err(syn::Error::new_spanned(
+            name,
+            "`name` is the wire name of a remote actor's messages: add `remote`, as in \
+             `#[nodus::actor(remote, name = \"Counter\")]`",
+        ));
+    }
     Ok(args)
 }
 
@@ -586,12 +607,33 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         }
     };
 
+    let wire_name = args
+        .name
+        .as_ref()
+        .map_or_else(|| base.to_string(), LitStr::value);
     let remote = args
         .remote
-        .then(|| remote_impl(&handlers, &msg, &generics, &base_doc));
+        .then(|| remote_impl(&handlers, &msg, &generics, &base_doc, &wire_name));
+    // A non-generic message type is registered at link time, on every node of the program;
+    // a generic one has no single instance to register there, so `spawn` and `register_remote`
+    // register the instance used, at run time.
+    let link = (remote.is_some() && !has_params).then(|| {
+        quote! {
+            const _: () = {
+                // Probed, not required: a handler type that is not serde is reported once, by
+                // the `RemoteMessage` impl, and not again here.
+                fn __nodus_link() -> ::core::option::Option<#p::RemoteEntry> {
+                    use #p::{ProbeOther as _, ProbeRemote as _};
+                    (&#p::Probe::<#msg>::new()).entry()
+                }
+                #p::__inventory::submit! { #p::LinkedRemoteMessage::probed(__nodus_link) }
+            };
+        }
+    });
+    let runtime_registration = remote.is_some() && has_params;
     let (register_on_spawn, spawn_bound) = if remote.is_some() {
         (
-            Some(quote!(system.register_remote_message::<#msg #ty_g>();)),
+            runtime_registration.then(|| quote!(system.register_remote_message::<#msg #ty_g>();)),
             // Higher-ranked so that the bound is checked where `spawn` is used, not here: a
             // handler type that is not serde is reported once, at that type.
             Some(quote!(where for<'__nodus> #msg #ty_g: #p::RemoteMessage)),
@@ -599,11 +641,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     } else {
         (None, None)
     };
-    let spawn_remote_doc = remote.is_some().then(|| {
+    let spawn_remote_doc = runtime_registration.then(|| {
         quote! {
             ///
-            /// The message type is registered for remote messaging on `system` (see
-            /// `register_remote`); a node that sends to the actor must register it too.
+            /// The message type (generic, so not registered at link time) is registered for
+            /// remote messaging on `system`; a node that sends to the actor must call
+            /// `register_remote` for the same instance.
         }
     });
 
@@ -662,11 +705,13 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         }
     };
 
-    let register = remote.as_ref().map(|_| {
+    let register = runtime_registration.then(|| {
         let doc = format!(
-            "Registers [`{msg}`] for remote messaging on `system`: needed on every node that \
+            "Registers this instance of [`{msg}`] for remote messaging on `system`: a generic \
+             message type is not registered at link time, so this is needed on every node that \
              sends to a {base_doc} actor on another node, and on the node that runs one (`spawn` \
-             does it there; `child_spec` does not)."
+             does it there; `child_spec` does not). Every instance has the wire name \
+             `{wire_name:?}`: one instance per program can be remote."
         );
         quote! {
             #[allow(dead_code)]
@@ -689,6 +734,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         #client_def
         #ctors
         #remote
+        #link
         #register
     })
 }
@@ -708,6 +754,7 @@ fn remote_impl(
     msg: &Ident,
     generics: &Generics,
     base_doc: &str,
+    wire_name: &str,
 ) -> TokenStream {
     let p = quote!(::nodus::__private);
     let (impl_g, ty_g, _) = generics.split_for_impl();
@@ -774,11 +821,14 @@ fn remote_impl(
     let phantom_arm = has_params.then(|| quote!(#msg::__Phantom(_, never) => match never {},));
     let doc = format!(
         "Generated by `#[nodus::actor(remote)]`: a message to a {base_doc} actor on another \
-         node is its variant's index and the tuple of its arguments."
+         node is its variant's index and the tuple of its arguments, under the wire name \
+         `{wire_name:?}`."
     );
     quote! {
         #[doc = #doc]
         impl #impl_g #p::RemoteMessage for #msg #ty_g #where_c {
+            const NAME: &'static str = #wire_name;
+
             #[allow(unreachable_code)]
             fn to_wire(self) -> ::core::result::Result<#p::Wire, #p::codec::CodecError> {
                 ::core::result::Result::Ok(match self {

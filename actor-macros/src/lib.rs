@@ -56,8 +56,8 @@ fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
 ///   `System::call` to a `Destination`, with `with_timeout` to change the call timeout;
 /// - on `Counter`: `spawn(&system, name, state)` (returns a client addressed to the new pid),
 ///   `client(&system, dest)` and `child_spec(id, state)` for a supervisor;
-/// - with `remote` (see below): `impl RemoteMessage for CounterMsg` and
-///   `Counter::register_remote(&system)`.
+/// - with `remote` (see below): `impl RemoteMessage for CounterMsg`, registered at link time
+///   (for a generic actor, `Counter::register_remote(&system)` instead).
 ///
 /// The generated types and functions are private to the module, as any item without `pub`
 /// (the macro cannot see the state type's visibility, and a public item may not expose a
@@ -110,18 +110,26 @@ fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
 /// encoded. Both nodes must run the same `impl`: a payload that does not decode (an unknown
 /// index, a call without a reply port) is refused, never a panic.
 ///
-/// `remote` adds `Counter::register_remote(&system)`, which registers `CounterMsg` with
-/// `System::register_remote_message`. A message type must be registered on **both** nodes:
-/// `Counter::spawn` registers it on the node it spawns on, and every node that *sends* to a
-/// remote `Counter` must call `Counter::register_remote` itself (a `child_spec` does not
-/// register either). An unregistered sender gets `SendErrorKind::NotRemotable`; an
-/// unregistered receiver refuses the message with `SendErrorKind::Refused` ("… is not
-/// registered there").
+/// On the wire the message type is a stable name, `RemoteMessage::NAME`: the actor's name
+/// (`"Counter"` for `impl Counter`), or the one given with `#[nodus::actor(remote, name =
+/// "billing.Counter")]`. It does not change when the type moves to another module or the
+/// program is built by another compiler, so nodes built from different layouts interoperate;
+/// changing it is a wire-protocol change between your nodes. Two remote types of one name in
+/// one program are an error: the second is refused on every node, with an error logged naming
+/// both; give one of them a `name`.
+///
+/// `CounterMsg` is registered **at link time**: every node of a program that links the `impl`
+/// knows it, with nothing to call. A node that does not know a name refuses the message with
+/// `SendErrorKind::Refused` ("the message type \"Counter\" is not registered there; …"), which
+/// says what to do.
 ///
 /// Generic actors may be `remote`: the `RemoteMessage` impl requires each argument and reply
-/// type to be serde, so `Store::<String, u32>` is remotable when `String` and `u32` are, and
-/// `spawn` and `register_remote` require `StoreMsg<K, V>: RemoteMessage` of the instance used.
-/// Each instance is its own message type, registered separately.
+/// type to be serde, so `Store::<String, u32>` is remotable when `String` and `u32` are. A
+/// generic message type has no single instance to register at link time, so `remote` adds
+/// `Store::register_remote(&system)` for generic actors only: `spawn` calls it on the node it
+/// spawns on, and every node that *sends* to a remote `Store` must call it for the same
+/// instance (a `child_spec` does not register). Every instance shares the wire name, so one
+/// instance per program can be remote.
 ///
 /// ```no_run
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -148,8 +156,8 @@ fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
 /// let kate = Node::start(NodeConfig::sname("kate@localhost")).await?;
 /// let alex = Node::start(NodeConfig::sname("alex@localhost")).await?;
 ///
-/// Counter::spawn(&kate, Some("counter"), Counter { n: 0 }).await?; // registers on kate
-/// Counter::register_remote(&alex); // the sender registers too
+/// // `CounterMsg` was registered at link time: both nodes know it.
+/// Counter::spawn(&kate, Some("counter"), Counter { n: 0 }).await?;
 ///
 /// let counter = Counter::client(&alex, ("counter", "kate@localhost"));
 /// counter.add(5).await?;

@@ -32,8 +32,7 @@ pub(super) struct NodeTransport(pub(super) Weak<Inner>);
 impl Transport for NodeTransport {
     fn cast(&self, node: NodeName, message: RemoteSend) {
         if let Some(inner) = self.0.upgrade() {
-            inner
-                .with_state(|s| s.cast(&node, &message.target, message.type_name, message.payload));
+            inner.with_state(|s| s.cast(&node, &message.target, message.name, message.payload));
         }
     }
 
@@ -95,7 +94,7 @@ impl Transport for NodeTransport {
                     deadline,
                     &node,
                     &dest,
-                    message.type_name,
+                    message.name,
                     payload,
                     timeout,
                     waiter,

@@ -86,6 +86,8 @@ pub(crate) fn call_error(e: WireSendError, dest: Destination, node: NodeName) ->
 pub(crate) fn wire_send_error(kind: SendErrorKind) -> WireSendError {
     match kind {
         SendErrorKind::NoProc { .. } => WireSendError::NoProc,
+        // The reason alone: the caller's `Refused` names the node again.
+        SendErrorKind::Refused { reason, .. } => WireSendError::Refused { reason },
         other => WireSendError::Refused {
             reason: other.to_string(),
         },

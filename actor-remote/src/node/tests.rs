@@ -925,6 +925,8 @@ mod remote_actors {
     }
 
     impl RemoteMessage for CounterMsg {
+        const NAME: &'static str = "CounterMsg";
+
         fn to_wire(self) -> Result<Wire, codec::CodecError> {
             Ok(match self {
                 CounterMsg::Add(n) => Wire::cast(codec::encode(&(0u8, n))?),

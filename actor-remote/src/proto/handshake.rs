@@ -50,8 +50,10 @@ use crate::wire::{
     FrameError,
 };
 
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The protocol version this build speaks. Version 2: a remote message's type field is the
+/// type's stable name (`RemoteMessage::NAME`), no longer its Rust path; nodes of version 1 and
+/// 2 refuse each other at the handshake.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// The default bound on each handshake step (the BEAM's `net_setuptime`, 7 s).
 pub const DEFAULT_SETUP_TIME: Duration = Duration::from_secs(7);

@@ -222,8 +222,8 @@ fn version_mismatch_both_sides() {
     assert!(matches!(
         &ei,
         HandshakeError::Version {
-            theirs_min: 1,
-            theirs_max: 1,
+            theirs_min: PROTOCOL_VERSION,
+            theirs_max: PROTOCOL_VERSION,
             min: 3,
             max: 4,
             ..
@@ -235,11 +235,51 @@ fn version_mismatch_both_sides() {
         HandshakeError::Version {
             theirs_min: 3,
             theirs_max: 4,
-            min: 1,
-            max: 1,
+            min: PROTOCOL_VERSION,
+            max: PROTOCOL_VERSION,
             ..
         }
     ));
+}
+
+/// Version 2 changed what a message's type field means (a stable name, no longer a Rust
+/// path): a node of version 1 and one of this build refuse each other at the handshake.
+#[test]
+fn a_version_1_node_and_this_build_refuse_each_other() {
+    assert_eq!(PROTOCOL_VERSION, 2);
+    let now = Instant::now();
+    let mut old = cfg("x@localhost", "c");
+    (old.min_version, old.max_version) = (1, 1);
+    let new = cfg("y@localhost", "c");
+    let (mut i, mut a) = pair(&old, &new, now);
+    pump(&mut i, &mut a, now, Existing::None);
+    let (oi, oa) = outcomes(&mut i, &mut a);
+    assert!(
+        matches!(
+            oi,
+            Err(HandshakeError::Version {
+                theirs_min: 2,
+                theirs_max: 2,
+                min: 1,
+                max: 1,
+                ..
+            })
+        ),
+        "{oi:?}"
+    );
+    assert!(
+        matches!(
+            oa,
+            Err(HandshakeError::Version {
+                theirs_min: 1,
+                theirs_max: 1,
+                min: 2,
+                max: 2,
+                ..
+            })
+        ),
+        "{oa:?}"
+    );
 }
 
 #[test]
