@@ -3,7 +3,8 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use actor_core::{
-    transport::RemoteSend, CallError, Destination, NodeName, ReplySink, SendErrorKind,
+    transport::{self, PeerTarget, RemoteSend},
+    CallError, Destination, NodeName, ReplySink, SendErrorKind,
 };
 use tokio::sync::oneshot;
 
@@ -75,10 +76,10 @@ pub(super) fn target_of(dest: &Destination) -> Target {
 }
 
 /// A peer's `Target`, as this node's system takes it (borrowing the name).
-pub(super) fn peer_target(target: &Target) -> actor_core::PeerTarget<'_> {
+pub(super) fn peer_target(target: &Target) -> PeerTarget<'_> {
     match target {
-        Target::Name(name) => actor_core::PeerTarget::Name(name),
-        Target::Pid { creation, id } => actor_core::PeerTarget::Pid {
+        Target::Name(name) => PeerTarget::Name(name),
+        Target::Pid { creation, id } => PeerTarget::Pid {
             creation: *creation,
             id: *id,
         },
@@ -205,9 +206,7 @@ pub(super) fn on_message(
                     let _ = responder.send(&NodeMsg::Reply { call, result });
                 })
             });
-            if let Err(kind) = inner
-                .system
-                .deliver_from_peer(target, &type_name, &payload, sink)
+            if let Err(kind) = transport::deliver(&inner.system, target, &type_name, &payload, sink)
             {
                 tracing::debug!(%peer, ?target, "message not delivered: {kind}");
                 if let Some(call) = call {

@@ -9,8 +9,11 @@ use std::{
 use actor_core::{
     codec,
     io::{self, Output},
-    transport::{spawn_plain, Cancel, RemoteTask, RemoteTaskRequest, TaskKind, Transport},
-    Args, Destination, NodeName, Restart, TaskError, TaskSupervisor, Value,
+    transport::{
+        spawn_plain, start_task_for_peer, Cancel, RemoteTask, RemoteTaskRequest, TaskKind,
+        Transport,
+    },
+    Args, Destination, NodeName, Restart, TaskError, Value,
 };
 use futures::{future::BoxFuture, FutureExt};
 use tokio::{sync::oneshot, task::AbortHandle};
@@ -269,16 +272,7 @@ pub(super) async fn on_message(
         } => {
             let dest = super::actors::destination(inner, supervisor);
             let kind = from_wire_kind(kind);
-            match TaskSupervisor::start_for_peer(
-                &inner.system,
-                &dest,
-                &module,
-                &function,
-                args,
-                kind,
-            )
-            .await
-            {
+            match start_task_for_peer(&inner.system, &dest, &module, &function, args, kind).await {
                 Err(e) => {
                     let _ = handle.send(&NodeMsg::TaskStarted {
                         req,
