@@ -84,10 +84,15 @@ impl SystemConfig {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use actor_core::{System, SystemConfig};
+/// use actor_core::{SendErrorKind, System, SystemConfig};
 /// let a = System::start(SystemConfig::named("a@localhost")?).await?;
 /// let b = System::start(SystemConfig::named("b@localhost")?).await?;
 /// assert_ne!(a.node(), b.node());
+///
+/// // Two Systems in one process are still two nodes without distribution: `a` cannot
+/// // reach `b` (a `Node` from `actor-remote` can reach its peers).
+/// let err = a.cast(("counter", "b@localhost"), ()).unwrap_err();
+/// assert!(matches!(err.kind, SendErrorKind::NoConnection { .. }));
 /// # a.shutdown().await; b.shutdown().await; Ok(()) }
 /// ```
 #[derive(Clone)]
@@ -145,7 +150,7 @@ impl System {
             children: Vec::new(),
             ..config.root.clone()
         };
-        let root = Supervisor::spawn(&inner, "root supervisor".into(), spec, None).await?;
+        let root = Supervisor::spawn(&inner, "root".into(), spec, None).await?;
         inner.set_root(root.get_cell());
         let system = System { inner, root };
         for child in config.root.children {

@@ -14,7 +14,7 @@ use super::{
         submit, Factory, Job, Kind, Op, StartRequest, Started, TaskSupervisorActor,
         TaskSupervisorConfig, TaskSupervisorMsg,
     },
-    task::{Canceller, Task},
+    task::{Canceller, Outcome, Task},
 };
 use crate::{
     codec,
@@ -24,7 +24,7 @@ use crate::{
     kernel::Kernel,
     node_name::NodeName,
     restart::Restart,
-    seam::{RemoteTask, RemoteTaskRequest, TaskId, TaskKind},
+    seam::{RemoteTaskRequest, TaskId, TaskKind},
     supervisor::{success, ChildSpec},
     system::System,
 };
@@ -59,28 +59,149 @@ fn task_error(kind: SendErrorKind, dest: &Destination, system: &System) -> TaskE
     }
 }
 
-/// Starts `job` under the task supervisor `dest` on this node.
-pub(crate) async fn request(
+/// Where a start goes: the supervisor behind a handle, or one a destination names.
+pub(crate) enum To<'a> {
+    /// The supervisor actor behind a handle (on this node).
+    Handle(&'a TaskSupervisor),
+    /// A supervisor by name, `(name, node)` or pid: here, or on a peer through the transport.
+    Dest(&'a Destination),
+}
+
+/// A task just started, here or on a peer.
+pub(crate) struct Launched {
+    pub(crate) id: TaskId,
+    /// Its outcome, for [`TaskKind::Async`].
+    pub(crate) result: Option<oneshot::Receiver<Outcome>>,
+    pub(crate) cancel: Canceller,
+}
+
+/// The funnel: every way of starting work under a task supervisor ends here (the handle's
+/// `async_fn`/`async_nolink_fn`/`start_child_fn`, the by-name `async_on`/`async_nolink_on`/
+/// `start_child_on`, and `async_stream_on`). A supervisor on another node gets the job
+/// through the node's transport; one here gets it as a [`StartRequest`] from [`launch_here`].
+pub(crate) async fn launch(
     system: &System,
-    dest: Destination,
+    to: To<'_>,
     job: Job,
-    kind: Kind,
-) -> Result<Started, TaskError> {
-    let actor = system
-        .lookup::<TaskSupervisorMsg>(&dest)
-        .map_err(|kind| task_error(kind, &dest, system))?;
-    submit(&actor, StartRequest { job, kind })
+    kind: TaskKind,
+) -> Result<Launched, TaskError> {
+    if let To::Dest(dest) = to {
+        if let Some(node) = system.remote_node(dest) {
+            return launch_remote(system, node, dest.clone(), job, kind).await;
+        }
+    }
+    let (started, result) = launch_here(system, to, job, kind).await?;
+    Ok(Launched {
+        id: started.id,
+        result,
+        cancel: Canceller::Local(started.abort),
+    })
+}
+
+/// The local half of [`launch`], also the serving half's way in: one [`StartRequest`] to a
+/// supervisor on this node (a destination on another node is `NoConnection` here).
+pub(crate) async fn launch_here(
+    system: &System,
+    to: To<'_>,
+    job: Job,
+    kind: TaskKind,
+) -> Result<(Started, Option<oneshot::Receiver<Outcome>>), TaskError> {
+    let looked_up;
+    let actor = match to {
+        To::Handle(handle) => &handle.actor,
+        To::Dest(dest) => {
+            looked_up = system
+                .lookup::<TaskSupervisorMsg>(dest)
+                .map_err(|kind| task_error(kind, dest, system))?;
+            &looked_up
+        }
+    };
+    let (kind, result) = match kind {
+        TaskKind::Async { .. } => {
+            let (tx, rx) = oneshot::channel();
+            (Kind::Async(tx), Some(rx))
+        }
+        TaskKind::Child(restart) => (Kind::Child(restart), None),
+    };
+    let started = submit(actor, StartRequest { job, kind })
         .await
-        .ok_or_else(|| {
-            task_error(
+        .ok_or_else(|| match to {
+            To::Handle(handle) => TaskError::NoProc {
+                name: handle.name.clone(),
+                node: system.node().clone(),
+            },
+            To::Dest(dest) => task_error(
                 SendErrorKind::NoProc {
                     dest: dest.clone(),
                     node: system.node().clone(),
                 },
-                &dest,
+                dest,
                 system,
-            )
-        })?
+            ),
+        })??;
+    Ok((started, result))
+}
+
+/// The remote half of [`launch`]: a function by name, its arguments encoded, handed to the
+/// node's transport.
+async fn launch_remote(
+    system: &System,
+    node: NodeName,
+    supervisor: Destination,
+    job: Job,
+    kind: TaskKind,
+) -> Result<Launched, TaskError> {
+    let bad_args = |reason: String| TaskError::BadArgs { reason };
+    let Job::Call {
+        module,
+        function,
+        args,
+        encoded,
+    } = job
+    else {
+        return Err(bad_args(
+            "internal: only a function by name runs on another node".into(),
+        ));
+    };
+    let args = match (encoded, args) {
+        (Some(bytes), _) | (None, Some(Args::Bytes(bytes))) => bytes,
+        (None, Some(Args::Value(value))) => value.encode().map_err(|e| bad_args(e.to_string()))?,
+        (None, None) => return Err(bad_args("internal: no arguments".into())),
+    };
+    let transport = system
+        .transport()
+        .ok_or_else(|| TaskError::NoConnection { node: node.clone() })?;
+    let request = RemoteTaskRequest {
+        supervisor,
+        module,
+        function,
+        args,
+        kind,
+    };
+    let remote = transport.start_task(node, request).await?;
+    Ok(Launched {
+        id: remote.id,
+        result: remote.result,
+        cancel: Canceller::Remote(remote.cancel),
+    })
+}
+
+/// The [`Task`] handle of a task just started.
+fn task<R>(
+    launched: Launched,
+    supervisor: String,
+    linked: bool,
+    convert: fn(Value) -> Result<R, TaskError>,
+) -> Task<R> {
+    Task {
+        id: launched.id,
+        supervisor,
+        rx: launched.result,
+        cancel: Some(launched.cancel),
+        linked,
+        convert,
+        _result: PhantomData,
+    }
 }
 
 fn typed<R: DeserializeOwned + 'static>(value: Value) -> Result<R, TaskError> {
@@ -120,33 +241,6 @@ fn call_job<A: Serialize + Send + 'static>(
     })
 }
 
-fn encode_args<A: Serialize>(args: &A) -> Result<Vec<u8>, TaskError> {
-    codec::encode(args).map_err(|e| TaskError::BadArgs {
-        reason: e.to_string(),
-    })
-}
-
-async fn start_remote(
-    system: &System,
-    node: NodeName,
-    supervisor: Destination,
-    module: &str,
-    function: &str,
-    args: Vec<u8>,
-    kind: TaskKind,
-) -> Result<RemoteTask, TaskError> {
-    let transport = system
-        .transport()
-        .ok_or_else(|| TaskError::NoConnection { node: node.clone() })?;
-    let request = RemoteTaskRequest {
-        supervisor,
-        module: module.to_string(),
-        function: function.to_string(),
-        args,
-        kind,
-    };
-    transport.start_task(node, request).await
-}
 impl TaskSupervisor {
     /// Starts a task supervisor under the node's root supervisor, registered as
     /// `config.name`.
@@ -212,15 +306,6 @@ impl TaskSupervisor {
         &self.actor
     }
 
-    async fn start_local(&self, job: Job, kind: Kind) -> Result<Started, TaskError> {
-        submit(&self.actor, StartRequest { job, kind })
-            .await
-            .ok_or_else(|| TaskError::NoProc {
-                name: self.name.clone(),
-                node: self.system.node().clone(),
-            })?
-    }
-
     async fn async_local<F, Fut, R>(&self, f: F, linked: bool) -> Result<Task<R>, TaskError>
     where
         F: FnOnce() -> Fut + Send + 'static,
@@ -232,19 +317,15 @@ impl TaskSupervisor {
             Some(f) => f().map(Value::local).boxed(),
             None => futures::future::pending().boxed(),
         });
-        let (tx, rx) = oneshot::channel();
-        let started = self
-            .start_local(Job::Future(factory), Kind::Async(tx))
-            .await?;
-        Ok(Task {
-            id: started.id,
-            supervisor: self.name.clone(),
-            rx: Some(rx),
-            cancel: Some(Canceller::Local(started.abort)),
-            linked,
-            convert: exact::<R>,
-            _result: PhantomData,
-        })
+        let job = Job::Future(factory);
+        let launched = launch(
+            &self.system,
+            To::Handle(self),
+            job,
+            TaskKind::Async { linked },
+        )
+        .await?;
+        Ok(task(launched, self.name.clone(), linked, exact::<R>))
     }
 
     /// Runs the future `f` makes as a task linked to the returned handle, as
@@ -289,10 +370,9 @@ impl TaskSupervisor {
         Fut: Future<Output = ()> + Send + 'static,
     {
         let factory: Factory = Box::new(move || f().map(Value::local).boxed());
-        Ok(self
-            .start_local(Job::Future(factory), Kind::Child(restart))
-            .await?
-            .id)
+        let job = Job::Future(factory);
+        let kind = TaskKind::Child(restart);
+        Ok(launch(&self.system, To::Handle(self), job, kind).await?.id)
     }
 
     /// How many tasks are running.
@@ -334,40 +414,9 @@ impl TaskSupervisor {
         R: DeserializeOwned + Send + 'static,
     {
         let supervisor = dest.name().unwrap_or_default().to_string();
-        if let Some(node) = system.remote_node(&dest) {
-            let kind = TaskKind::Async { linked };
-            let remote = start_remote(
-                system,
-                node,
-                dest,
-                module,
-                function,
-                encode_args(&args)?,
-                kind,
-            )
-            .await?;
-            return Ok(Task {
-                id: remote.id,
-                supervisor,
-                rx: remote.result,
-                cancel: Some(Canceller::Remote(remote.cancel)),
-                linked,
-                convert: typed::<R>,
-                _result: PhantomData,
-            });
-        }
         let job = call_job(module, function, args, false)?;
-        let (tx, rx) = oneshot::channel();
-        let started = request(system, dest, job, Kind::Async(tx)).await?;
-        Ok(Task {
-            id: started.id,
-            supervisor,
-            rx: Some(rx),
-            cancel: Some(Canceller::Local(started.abort)),
-            linked,
-            convert: typed::<R>,
-            _result: PhantomData,
-        })
+        let launched = launch(system, To::Dest(&dest), job, TaskKind::Async { linked }).await?;
+        Ok(task(launched, supervisor, linked, typed::<R>))
     }
 
     /// Runs `module.function(args)` under the task supervisor `dest` and returns a task
@@ -429,21 +478,11 @@ impl TaskSupervisor {
         A: Serialize + Send + 'static,
     {
         let dest = dest.into();
-        if let Some(node) = system.remote_node(&dest) {
-            let kind = TaskKind::Child(restart);
-            return Ok(start_remote(
-                system,
-                node,
-                dest,
-                module,
-                function,
-                encode_args(&args)?,
-                kind,
-            )
-            .await?
-            .id);
-        }
-        let job = call_job(module, function, args, restart != Restart::Temporary)?;
-        Ok(request(system, dest, job, Kind::Child(restart)).await?.id)
+        // A remote job travels encoded anyway; a local one keeps its arguments encoded only
+        // if it may be restarted.
+        let encode = restart != Restart::Temporary || system.remote_node(&dest).is_some();
+        let job = call_job(module, function, args, encode)?;
+        let kind = TaskKind::Child(restart);
+        Ok(launch(system, To::Dest(&dest), job, kind).await?.id)
     }
 }

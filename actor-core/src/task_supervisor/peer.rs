@@ -1,7 +1,7 @@
 //! The serving half used for peers: what a node runs when another node asks, through its
 //! transport. [`start_task_for_peer`] starts `module.function(args)` under a local task
-//! supervisor (the peer's `async_on`, `async_nolink_on` or `start_child_on`), as one
-//! [`StartRequest`](super::actor::StartRequest) like any local start; [`spawn_plain`] runs
+//! supervisor (the peer's `async_on`, `async_nolink_on` or `start_child_on`) through the
+//! local half of the same funnel as every local start; [`spawn_plain`] runs
 //! one under no supervisor (`Node.spawn/4`).
 //!
 //! Both are for implementers of a node's distribution, re-exported by
@@ -11,7 +11,10 @@ use futures::FutureExt;
 use tokio::{sync::oneshot, task::AbortHandle};
 use tracing::Instrument;
 
-use super::{actor::Job, actor::Kind, api::request};
+use super::{
+    actor::Job,
+    api::{launch_here, To},
+};
 use crate::{
     destination::Destination,
     error::{panic_message, TaskError},
@@ -57,14 +60,7 @@ pub async fn start_task_for_peer(
         args: None,
         encoded: Some(args),
     };
-    let (kind, result) = match kind {
-        TaskKind::Async { .. } => {
-            let (tx, rx) = oneshot::channel();
-            (Kind::Async(tx), Some(rx))
-        }
-        TaskKind::Child(restart) => (Kind::Child(restart), None),
-    };
-    let started = request(system, dest.clone(), job, kind).await?;
+    let (started, result) = launch_here(system, To::Dest(dest), job, kind).await?;
     Ok(PeerTask {
         id: started.id,
         result,
