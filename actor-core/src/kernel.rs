@@ -3,9 +3,9 @@
 //! A [`Kernel`] holds what everything on a node shares: its name and creation, the
 //! [`Registry`] of names, the [`FunctionRegistry`], the output its tasks print to, its
 //! tracing span, the slot for its distribution ([`Transport`]) and its table of remote
-//! message types. Supervisors and task supervisors hold a kernel (a [`WeakKernel`] in
-//! long-lived actors), never a `System`: a `System` is a kernel plus the root supervisor,
-//! and sits above them.
+//! message types. Supervisor actors and task supervisor actors hold a kernel (a
+//! [`WeakKernel`], so they do not keep their node alive), never a `System`: a `System` is a
+//! kernel plus the root supervisor, and sits above them.
 //!
 //! The kernel keeps the root supervisor's cell only to stop it when the node's last handle
 //! goes away, and so that a `System` can be made again from a kernel (for

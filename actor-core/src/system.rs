@@ -290,7 +290,7 @@ impl System {
     ///
     /// # Errors
     /// [`SendErrorKind::NoProc`] when nothing lives there, [`SendErrorKind::NoConnection`]
-    /// when `dest` is on another node (this crate has no transport).
+    /// when `dest` is on another node (this finds local actors only).
     pub fn resolve(&self, dest: &Destination) -> Result<ActorCell, SendErrorKind> {
         self.with_local(dest, ActorCell::clone)
     }

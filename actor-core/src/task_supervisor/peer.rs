@@ -1,8 +1,8 @@
 //! The serving half used for peers: what a node runs when another node asks, through its
 //! transport. [`start_task_for_peer`] starts `module.function(args)` under a local task
 //! supervisor (the peer's `async_on`, `async_nolink_on` or `start_child_on`) through the
-//! local half of the same funnel as every local start; [`spawn_plain`] runs
-//! one under no supervisor (`Node.spawn/4`).
+//! local half of the same funnel as every local start; [`spawn_plain`] runs one under no
+//! supervisor (`Node.spawn/4`).
 //!
 //! Both are for implementers of a node's distribution, re-exported by
 //! [`transport`](crate::transport).
