@@ -422,8 +422,10 @@ impl TaskSupervisor {
     /// Runs `module.function(args)` under the task supervisor `dest` and returns a task
     /// linked to the handle, as `Task.Supervisor.async(dest, module, function, args)`.
     ///
-    /// `dest` is a supervisor name on this node, a `(name, node)` pair or a pid. `args` is
-    /// one value (a tuple for several); the result is decoded as `R` when awaited.
+    /// `dest` is a supervisor name on this node, a `(name, node)` pair or a pid. A supervisor
+    /// on another node is reached through the node's distribution (`actor-remote`'s `Node`);
+    /// a bare [`System`] answers [`TaskError::NoConnection`] for it. `args` is one value (a
+    /// tuple for several); the result is decoded as `R` when awaited.
     ///
     /// # Errors
     /// Before any task exists: [`TaskError::NoConnection`] (another node that cannot be
