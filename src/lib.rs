@@ -25,7 +25,9 @@
 //! });
 //! TaskSupervisor::start(&system, TaskSupervisorConfig::new("Chat.TaskSupervisor")).await?;
 //!
-//! // The same call takes ("Chat.TaskSupervisor", "kate@localhost") for a peer.
+//! // On a distributed node (`nodus::remote::Node` instead of this bare `System`), the same
+//! // call takes ("Chat.TaskSupervisor", "kate@localhost") to run on a peer; a bare `System`
+//! // answers `NoConnection` for any other node.
 //! let task = TaskSupervisor::async_on(&system, "Chat.TaskSupervisor", "Chat", "receive_message", ("hi",)).await?;
 //! let reply: String = task.await?;
 //! assert_eq!(reply, "got hi");

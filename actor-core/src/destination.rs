@@ -2,7 +2,7 @@
 
 use std::{fmt, sync::Arc};
 
-use crate::{NodeName, Pid};
+use crate::{node_name::NodeName, pid::Pid};
 
 /// The target of [`System::cast`](crate::System::cast), [`System::call`](crate::System::call)
 /// and the [`TaskSupervisor`](crate::TaskSupervisor) functions.

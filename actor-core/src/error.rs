@@ -7,7 +7,7 @@
 
 use std::{fmt, time::Duration};
 
-use crate::{Destination, NodeName};
+use crate::{destination::Destination, node_name::NodeName};
 
 /// A name could not be registered.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -250,4 +250,15 @@ pub enum SupervisorError {
     /// The supervisor itself is not running.
     #[error("the supervisor is not running")]
     NotRunning,
+}
+
+/// The message of a panic, from its payload: the `&str` or `String` given to `panic!`.
+pub(crate) fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(s) => *s,
+        Err(payload) => match payload.downcast::<&'static str>() {
+            Ok(s) => (*s).to_string(),
+            Err(_) => "a panic with a non-string payload".to_string(),
+        },
+    }
 }

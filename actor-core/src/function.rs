@@ -43,7 +43,7 @@ use std::{
 use futures::{future::BoxFuture, FutureExt};
 use serde::{de::DeserializeOwned, Serialize};
 
-use crate::{codec, codec::CodecError, system::WeakSystem, System, TaskError};
+use crate::{codec, codec::CodecError, error::TaskError};
 
 type EncodeFn = fn(&(dyn Any + Send)) -> Result<Vec<u8>, CodecError>;
 
@@ -175,21 +175,8 @@ impl Args {
     }
 }
 
-/// What a function registered with [`FunctionRegistry::register_with_context`] is given.
-#[derive(Clone, Debug)]
-pub struct CallContext {
-    system: WeakSystem,
-}
-
-impl CallContext {
-    /// The node the function runs on, if it is still up.
-    pub fn system(&self) -> Option<System> {
-        self.system.upgrade()
-    }
-}
-
-trait Function: Send + Sync {
-    fn invoke(&self, ctx: CallContext, args: Args) -> Result<BoxFuture<'static, Value>, TaskError>;
+trait Function<C>: Send + Sync {
+    fn invoke(&self, ctx: C, args: Args) -> Result<BoxFuture<'static, Value>, TaskError>;
 }
 
 struct Handler<F, A, R> {
@@ -197,63 +184,54 @@ struct Handler<F, A, R> {
     _types: PhantomData<fn(A) -> R>,
 }
 
-impl<F, Fut, A, R> Function for Handler<F, A, R>
+impl<C, F, Fut, A, R> Function<C> for Handler<F, A, R>
 where
-    F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
+    F: Fn(C, A) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = R> + Send + 'static,
     A: DeserializeOwned + Send + 'static,
     R: Serialize + Send + 'static,
 {
-    fn invoke(&self, ctx: CallContext, args: Args) -> Result<BoxFuture<'static, Value>, TaskError> {
+    fn invoke(&self, ctx: C, args: Args) -> Result<BoxFuture<'static, Value>, TaskError> {
         let args = args.decode::<A>()?;
         Ok((self.f)(ctx, args).map(Value::new).boxed())
     }
 }
 
-type Modules = HashMap<String, HashMap<String, Arc<dyn Function>>>;
+type Modules<C> = HashMap<String, HashMap<String, Arc<dyn Function<C>>>>;
 
-/// The functions of one node, by module and function name. Cheap to clone.
-#[derive(Clone, Default)]
-pub struct FunctionRegistry {
-    modules: Arc<RwLock<Modules>>,
+/// The table behind the node's `FunctionRegistry`: functions by module and function name,
+/// each given a context `C` when called. Generic so that this module knows nothing of the
+/// node that owns the table (the context is the kernel's `CallContext`). Cheap to clone.
+pub(crate) struct FunctionTable<C> {
+    modules: Arc<RwLock<Modules<C>>>,
 }
 
-impl fmt::Debug for FunctionRegistry {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FunctionRegistry")
-            .field("functions", &self.list())
-            .finish()
+impl<C> Clone for FunctionTable<C> {
+    fn clone(&self) -> Self {
+        Self {
+            modules: Arc::clone(&self.modules),
+        }
     }
 }
 
-impl FunctionRegistry {
-    /// A new, empty registry.
-    pub fn new() -> Self {
-        Self::default()
+impl<C> Default for FunctionTable<C> {
+    fn default() -> Self {
+        Self {
+            modules: Arc::default(),
+        }
     }
+}
 
-    /// Registers `f` as `module.function`, replacing any function of that name (as loading a
-    /// new version of a module does). Returns whether one was replaced.
-    pub fn register<F, Fut, A, R>(&self, module: &str, function: &str, f: F) -> bool
+impl<C: 'static> FunctionTable<C> {
+    /// Registers `f` as `module.function`; returns whether one was replaced.
+    pub(crate) fn register<F, Fut, A, R>(&self, module: &str, function: &str, f: F) -> bool
     where
-        F: Fn(A) -> Fut + Send + Sync + 'static,
+        F: Fn(C, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = R> + Send + 'static,
         A: DeserializeOwned + Send + 'static,
         R: Serialize + Send + 'static,
     {
-        self.register_with_context(module, function, move |_ctx, args| f(args))
-    }
-
-    /// Registers a function that is also given a [`CallContext`], for functions that call
-    /// other actors or nodes.
-    pub fn register_with_context<F, Fut, A, R>(&self, module: &str, function: &str, f: F) -> bool
-    where
-        F: Fn(CallContext, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = R> + Send + 'static,
-        A: DeserializeOwned + Send + 'static,
-        R: Serialize + Send + 'static,
-    {
-        let handler: Arc<dyn Function> = Arc::new(Handler {
+        let handler: Arc<dyn Function<C>> = Arc::new(Handler {
             f,
             _types: PhantomData,
         });
@@ -266,7 +244,7 @@ impl FunctionRegistry {
     }
 
     /// Removes `module.function`; returns whether it was registered.
-    pub fn unregister(&self, module: &str, function: &str) -> bool {
+    pub(crate) fn unregister(&self, module: &str, function: &str) -> bool {
         let mut modules = self.modules.write().unwrap_or_else(PoisonError::into_inner);
         modules
             .get_mut(module)
@@ -274,12 +252,12 @@ impl FunctionRegistry {
     }
 
     /// Whether `module.function` is registered.
-    pub fn contains(&self, module: &str, function: &str) -> bool {
+    pub(crate) fn contains(&self, module: &str, function: &str) -> bool {
         self.lookup(module, function).is_some()
     }
 
     /// Every registered `(module, function)`, sorted.
-    pub fn list(&self) -> Vec<(String, String)> {
+    pub(crate) fn list(&self) -> Vec<(String, String)> {
         let modules = self.modules.read().unwrap_or_else(PoisonError::into_inner);
         let mut out: Vec<_> = modules
             .iter()
@@ -289,19 +267,19 @@ impl FunctionRegistry {
         out
     }
 
-    fn lookup(&self, module: &str, function: &str) -> Option<Arc<dyn Function>> {
+    fn lookup(&self, module: &str, function: &str) -> Option<Arc<dyn Function<C>>> {
         let modules = self.modules.read().unwrap_or_else(PoisonError::into_inner);
         modules.get(module)?.get(function).cloned()
     }
 
     /// Prepares a call: looks the function up and decodes the arguments, returning the
-    /// future that runs it.
+    /// future that runs it with `ctx`.
     ///
     /// # Errors
     /// [`TaskError::Undefined`] or [`TaskError::BadArgs`].
     pub(crate) fn prepare(
         &self,
-        system: WeakSystem,
+        ctx: C,
         module: &str,
         function: &str,
         args: Args,
@@ -312,7 +290,7 @@ impl FunctionRegistry {
                 module: module.to_string(),
                 function: function.to_string(),
             })?;
-        f.invoke(CallContext { system }, args)
+        f.invoke(ctx, args)
     }
 }
 
@@ -322,24 +300,21 @@ mod tests {
 
     #[tokio::test]
     async fn undefined_badargs_and_conversions() {
-        let reg = FunctionRegistry::new();
-        reg.register("M", "len", |(s,): (String,)| async move { s.len() as u64 });
-        let none = WeakSystem::none();
-        let err = reg
-            .prepare(none.clone(), "M", "nope", Args::value(()))
-            .err();
+        let reg = FunctionTable::<()>::default();
+        reg.register(
+            "M",
+            "len",
+            |(), (s,): (String,)| async move { s.len() as u64 },
+        );
+        let err = reg.prepare((), "M", "nope", Args::value(())).err();
         assert!(matches!(err, Some(TaskError::Undefined { .. })), "{err:?}");
-        let err = reg
-            .prepare(none.clone(), "M", "len", Args::value(42u64))
-            .err();
+        let err = reg.prepare((), "M", "len", Args::value(42u64)).err();
         assert!(matches!(err, Some(TaskError::BadArgs { .. })), "{err:?}");
         // &str travels as String, locally as it would remotely.
-        let fut = reg
-            .prepare(none.clone(), "M", "len", Args::value(("abc",)))
-            .unwrap();
+        let fut = reg.prepare((), "M", "len", Args::value(("abc",))).unwrap();
         assert_eq!(fut.await.into_typed::<u64>().unwrap(), 3);
         let bytes = codec::encode(&("abcd".to_string(),)).unwrap();
-        let fut = reg.prepare(none, "M", "len", Args::Bytes(bytes)).unwrap();
+        let fut = reg.prepare((), "M", "len", Args::Bytes(bytes)).unwrap();
         assert_eq!(
             fut.await.into_typed::<u32>().unwrap(),
             4,

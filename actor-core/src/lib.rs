@@ -12,6 +12,14 @@
 //! - [`codec`]: the one place values are serialized.
 //! - [`io`]: each node's [`io::Output`] and the group leader of a task, where [`puts!`] and
 //!   [`print!`] write.
+//! - [`transport`]: the seam a distributed node (`actor-remote`) fills; applications never
+//!   need it. Without a transport, a destination on another node answers `NoConnection`.
+//!
+//! Inside, the layers import only downward: a kernel at the bottom (names and the
+//! registry, functions, output, the transport seam, pids and destinations, errors, the
+//! codec, monitors, remote message types), the behaviours above it (supervisors), then
+//! [`System`] (the kernel plus the root supervisor), and on top what takes a `System`:
+//! [`TaskSupervisor`], [`RemoteProxy`] and [`transport`].
 //!
 //! Actors are plain [`ractor::Actor`]s; nodus spawns them unnamed and keeps their names in
 //! the node's registry, never in ractor's process-global one.
@@ -29,17 +37,21 @@
 //! # system.shutdown().await; Ok(()) }
 //! ```
 
+mod cancel;
 pub mod codec;
 mod destination;
 mod error;
 mod function;
 pub mod io;
+mod kernel;
 mod monitor;
 mod node_name;
 mod pid;
 pub mod proxy;
 mod registry;
 mod remote_message;
+mod restart;
+mod seam;
 mod supervisor;
 mod system;
 mod task_supervisor;
@@ -49,11 +61,12 @@ pub use destination::Destination;
 pub use error::{
     CallError, RegistryError, SendError, SendErrorKind, SpawnError, SupervisorError, TaskError,
 };
-pub use function::{Args, CallContext, FunctionRegistry, Value};
+pub use function::{Args, Value};
 /// Not a public API: the link-time registry that `serde_message!` and
 /// `#[nodus::actor(remote)]` submit remote message types to.
 #[doc(hidden)]
 pub use inventory as __inventory;
+pub use kernel::{CallContext, FunctionRegistry};
 pub use monitor::{Down, DownReason, Monitor};
 pub use node_name::{NameMode, NodeName, NodeNameError};
 pub use pid::Pid;
@@ -66,14 +79,14 @@ pub use remote_message::{
 pub use remote_message::{
     Entry as RemoteEntry, LinkedRemoteMessage, Probe, ProbeOther, ProbeRemote,
 };
+pub use restart::Restart;
+pub use seam::TaskId;
 pub use supervisor::{
-    ChildInfo, ChildSpec, Restart, Shutdown, Strategy, Supervisor, SupervisorArgs, SupervisorMsg,
-    SupervisorSpec, SupervisorState,
+    ChildInfo, ChildSpec, Shutdown, Strategy, Supervisor, SupervisorMsg, SupervisorSpec,
 };
-pub use system::{PeerTarget, System, SystemConfig, WeakSystem, DEFAULT_TIMEOUT};
+pub use system::{System, SystemConfig, WeakSystem, DEFAULT_TIMEOUT};
 pub use task_supervisor::{
-    OnTimeout, PeerTask, StreamOptions, Task, TaskId, TaskSupervisor, TaskSupervisorConfig,
-    TaskSupervisorMsg,
+    OnTimeout, StreamOptions, Task, TaskSupervisor, TaskSupervisorConfig, TaskSupervisorMsg,
 };
 
 /// The actor runtime nodus builds on, re-exported so users name the same version.

@@ -31,7 +31,7 @@ use std::{
 
 use tokio::sync::oneshot;
 
-use crate::{transport::Cancel, Destination};
+use crate::{cancel::Cancel, destination::Destination};
 
 /// Why a monitored actor is down, as the BEAM's `:DOWN` reasons.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

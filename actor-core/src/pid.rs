@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::NodeName;
+use crate::node_name::NodeName;
 
 /// The identity of an actor anywhere in a cluster: its node, the node's *creation* and a
 /// number unique on that node.

@@ -20,7 +20,13 @@ use futures::FutureExt;
 use ractor::{Actor, ActorProcessingErr, ActorRef, Message};
 use tokio::task::AbortHandle;
 
-use crate::{system::WeakSystem, ChildSpec, Destination, DownReason, SpawnError, System};
+use crate::{
+    destination::Destination,
+    error::SpawnError,
+    monitor::DownReason,
+    supervisor::ChildSpec,
+    system::{System, WeakSystem},
+};
 
 /// How long a call forwarded by a proxy may wait for its reply; the caller's own timeout is
 /// usually shorter.

@@ -33,7 +33,7 @@ use std::{
 
 use ractor::{ActorCell, ActorRef, ActorStatus, Message};
 
-use crate::RegistryError;
+use crate::error::RegistryError;
 
 /// Names and pids of the actors of one node. Cheap to clone: clones share the table.
 #[derive(Clone, Default)]

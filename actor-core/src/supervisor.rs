@@ -22,6 +22,11 @@
 //! A child with a [name](ChildSpec::name) is registered on the node each time it starts, so
 //! `whereis` finds the new instance after a restart.
 //!
+//! This layer sits above the node's kernel and below `System`: a supervisor holds the
+//! node's kernel (weakly), not the `System` that owns the root supervisor. The entry points
+//! that take or hand out a whole `System` ([`Supervisor::start`], [`ChildSpec::from_fn`])
+//! are defined with `System`, one floor up.
+//!
 //! ```
 //! # use ractor::{Actor, ActorRef, ActorProcessingErr};
 //! # #[derive(Clone)] struct Worker;
@@ -51,9 +56,13 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub(crate) use intensity::Intensity;
-pub use spec::{ChildSpec, Restart, Shutdown, Strategy, SupervisorSpec};
+pub use spec::{ChildSpec, Shutdown, Strategy, SupervisorSpec};
 
-use crate::{system::WeakSystem, SpawnError, SupervisorError, System};
+use crate::{
+    error::{SpawnError, SupervisorError},
+    kernel::{Kernel, WeakKernel},
+    restart::Restart,
+};
 
 /// How long to wait for a killed actor to finish exiting before giving up on it.
 const KILL_WAIT: Duration = Duration::from_secs(5);
@@ -63,10 +72,16 @@ const KILL_WAIT: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Supervisor;
 
-/// Messages a [`Supervisor`] takes; use the functions on [`Supervisor`] rather than these.
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum SupervisorMsg {
+/// A message for a [`Supervisor`]. Opaque: use the functions on [`Supervisor`].
+pub struct SupervisorMsg(Op);
+
+impl std::fmt::Debug for SupervisorMsg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SupervisorMsg")
+    }
+}
+
+enum Op {
     /// Add and start a child.
     StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, SupervisorError>>),
     /// Stop a child and remove it.
@@ -89,29 +104,14 @@ pub struct ChildInfo {
     pub restart: Restart,
 }
 
-/// Arguments of the [`Supervisor`] actor.
+/// Arguments of the [`Supervisor`] actor: made by [`Supervisor::start`] and
+/// [`ChildSpec::supervisor`], never by hand.
 #[derive(Debug)]
 pub struct SupervisorArgs {
-    system: WeakSystem,
+    kernel: WeakKernel,
     label: String,
     spec: SupervisorSpec,
     span: tracing::Span,
-}
-
-impl SupervisorArgs {
-    pub(crate) fn new(
-        system: WeakSystem,
-        label: String,
-        spec: SupervisorSpec,
-        span: tracing::Span,
-    ) -> Self {
-        Self {
-            system,
-            label,
-            spec,
-            span,
-        }
-    }
 }
 
 struct Child {
@@ -121,7 +121,7 @@ struct Child {
 
 /// State of the [`Supervisor`] actor.
 pub struct SupervisorState {
-    system: WeakSystem,
+    kernel: WeakKernel,
     span: tracing::Span,
     label: String,
     spec: SupervisorSpec,
@@ -185,13 +185,13 @@ fn registry_alive(cell: &ActorCell) -> bool {
 }
 
 async fn start_one(
-    system: &System,
+    kernel: &Kernel,
     supervisor: &ActorCell,
     spec: &ChildSpec,
 ) -> Result<ActorCell, SpawnError> {
-    let cell = (spec.start)(system.clone(), supervisor.clone()).await?;
+    let cell = (spec.start)(kernel.clone(), supervisor.clone()).await?;
     if let Some(name) = &spec.name {
-        if let Err(e) = system.registry().register_cell(name, cell.clone()) {
+        if let Err(e) = kernel.registry.register_cell(name, cell.clone()) {
             cell.unlink(supervisor.clone());
             cell.kill();
             return Err(e.into());
@@ -284,10 +284,10 @@ impl SupervisorState {
         myself: &ActorCell,
         ids: Vec<String>,
     ) -> Result<(), ActorProcessingErr> {
-        let system = self.system.upgrade().ok_or(SpawnError::SystemStopped)?;
+        let kernel = self.kernel.upgrade().ok_or(SpawnError::SystemStopped)?;
         for id in ids {
             while let Some(child) = self.children.iter_mut().find(|c| c.spec.id == id) {
-                match start_one(&system, myself, &child.spec).await {
+                match start_one(&kernel, myself, &child.spec).await {
                     Ok(cell) => {
                         child.cell = Some(cell);
                         break;
@@ -316,21 +316,18 @@ impl Actor for Supervisor {
         args: SupervisorArgs,
     ) -> Result<Self::State, ActorProcessingErr> {
         let mut state = SupervisorState {
-            system: args.system,
+            kernel: args.kernel,
             span: args.span,
             label: args.label,
             intensity: Intensity::new(args.spec.max_restarts, args.spec.max_seconds),
             children: Vec::with_capacity(args.spec.children.len()),
             spec: args.spec,
         };
-        if state.spec.children.is_empty() {
-            return Ok(state); // the root supervisor starts before its System is complete
-        }
-        let Some(system) = state.system.upgrade() else {
+        let Some(kernel) = state.kernel.upgrade() else {
             return Err(Box::new(SpawnError::SystemStopped));
         };
         for spec in state.spec.children.clone() {
-            match start_one(&system, &myself.get_cell(), &spec).await {
+            match start_one(&kernel, &myself.get_cell(), &spec).await {
                 Ok(cell) => state.children.push(Child {
                     spec,
                     cell: Some(cell),
@@ -359,14 +356,15 @@ impl Actor for Supervisor {
         msg: Self::Msg,
         state: &mut Self::State,
     ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            SupervisorMsg::StartChild(spec, reply) => {
+        let SupervisorMsg(op) = msg;
+        match op {
+            Op::StartChild(spec, reply) => {
                 let result = if state.children.iter().any(|c| c.spec.id == spec.id) {
                     Err(SupervisorError::DuplicateChild { id: spec.id })
                 } else {
-                    match state.system.upgrade() {
+                    match state.kernel.upgrade() {
                         None => Err(SpawnError::SystemStopped.into()),
-                        Some(system) => match start_one(&system, &myself.get_cell(), &spec).await {
+                        Some(kernel) => match start_one(&kernel, &myself.get_cell(), &spec).await {
                             Ok(cell) => {
                                 state.children.push(Child {
                                     spec,
@@ -380,7 +378,7 @@ impl Actor for Supervisor {
                 };
                 let _ = reply.send(result);
             }
-            SupervisorMsg::TerminateChild(id, reply) => {
+            Op::TerminateChild(id, reply) => {
                 let result = match state.children.iter().position(|c| c.spec.id == id) {
                     None => Err(SupervisorError::NoChild { id }),
                     Some(idx) => {
@@ -393,7 +391,7 @@ impl Actor for Supervisor {
                 };
                 let _ = reply.send(result);
             }
-            SupervisorMsg::WhichChildren(reply) => {
+            Op::WhichChildren(reply) => {
                 let infos = state
                     .children
                     .iter()
@@ -433,60 +431,31 @@ impl Actor for Supervisor {
 }
 
 impl Supervisor {
-    /// Starts a top-level supervisor (linked to nothing), registered under `name` if given.
-    ///
-    /// # Errors
-    /// [`SpawnError`] if a child fails to start or the name is taken.
-    pub async fn start(
-        system: &System,
-        name: Option<&str>,
-        spec: SupervisorSpec,
-    ) -> Result<ActorRef<SupervisorMsg>, SpawnError> {
-        let label = name.unwrap_or("supervisor").to_string();
-        let args = SupervisorArgs::new(
-            system.downgrade(),
-            label.clone(),
-            spec,
-            system.span().clone(),
-        );
-        let (actor, _) =
-            Actor::spawn(None, Supervisor, args)
-                .await
-                .map_err(|e| SpawnError::StartFailed {
-                    what: label,
-                    reason: e.to_string(),
-                })?;
-        system.registry().add_pid(actor.get_cell());
-        if let Some(name) = name {
-            if let Err(e) = system.registry().register(name, &actor) {
-                actor.stop(Some("shutdown".into()));
-                return Err(e.into());
-            }
-        }
-        Ok(actor)
-    }
-
-    pub(crate) async fn spawn_child_of(
-        system: &System,
+    /// Spawns a supervisor actor on the node of `kernel`, linked to `parent` if given, and
+    /// adds it to the node's pids. `Supervisor::start` and `System::start` (the root) use
+    /// it unlinked, [`ChildSpec::supervisor`] linked.
+    pub(crate) async fn spawn(
+        kernel: &Kernel,
         label: String,
         spec: SupervisorSpec,
-        parent: ActorCell,
-    ) -> Result<ActorCell, SpawnError> {
-        let args = SupervisorArgs::new(
-            system.downgrade(),
-            label.clone(),
+        parent: Option<ActorCell>,
+    ) -> Result<ActorRef<SupervisorMsg>, SpawnError> {
+        let args = SupervisorArgs {
+            kernel: kernel.downgrade(),
+            label: label.clone(),
             spec,
-            system.span().clone(),
-        );
-        let (actor, _) = Actor::spawn_linked(None, Supervisor, args, parent)
-            .await
-            .map_err(|e| SpawnError::StartFailed {
-                what: label,
-                reason: e.to_string(),
-            })?;
-        let cell = actor.get_cell();
-        system.registry().add_pid(cell.clone());
-        Ok(cell)
+            span: kernel.span.clone(),
+        };
+        let spawned = match parent {
+            None => Actor::spawn(None, Supervisor, args).await,
+            Some(parent) => Actor::spawn_linked(None, Supervisor, args, parent).await,
+        };
+        let (actor, _) = spawned.map_err(|e| SpawnError::StartFailed {
+            what: label,
+            reason: e.to_string(),
+        })?;
+        kernel.registry.add_pid(actor.get_cell());
+        Ok(actor)
     }
 
     /// Adds `spec` to the running supervisor and starts it.
@@ -499,7 +468,7 @@ impl Supervisor {
         spec: ChildSpec,
     ) -> Result<ActorCell, SupervisorError> {
         supervisor
-            .call(|reply| SupervisorMsg::StartChild(spec, reply), None)
+            .call(|reply| SupervisorMsg(Op::StartChild(spec, reply)), None)
             .await
             .ok()
             .and_then(success)
@@ -516,7 +485,7 @@ impl Supervisor {
     ) -> Result<(), SupervisorError> {
         let id = id.to_string();
         supervisor
-            .call(|reply| SupervisorMsg::TerminateChild(id, reply), None)
+            .call(|reply| SupervisorMsg(Op::TerminateChild(id, reply)), None)
             .await
             .ok()
             .and_then(success)
@@ -531,7 +500,7 @@ impl Supervisor {
         supervisor: &ActorRef<SupervisorMsg>,
     ) -> Result<Vec<ChildInfo>, SupervisorError> {
         supervisor
-            .call(SupervisorMsg::WhichChildren, None)
+            .call(|reply| SupervisorMsg(Op::WhichChildren(reply)), None)
             .await
             .ok()
             .and_then(success)

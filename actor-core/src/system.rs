@@ -1,53 +1,39 @@
-//! The node-local system: the value that owns a node's registry, functions and root
-//! supervisor.
+//! The node-local system: the value that owns a node's kernel and its root supervisor.
+//!
+//! `System` is the top of `actor-core`'s layers: the kernel (names, functions, output, the
+//! transport seam) at the bottom, the behaviours (supervisors) above it, and `System`, a
+//! kernel plus the root supervisor, above them. Those lower layers hold the kernel, never a
+//! `System`, so the few entry points of theirs that take or hand out a whole `System` are
+//! defined here, with it: [`Supervisor::start`], [`ChildSpec::from_fn`] and
+//! [`CallContext::system`].
 
 use std::{
     fmt,
-    sync::{Arc, OnceLock, PoisonError, RwLock, Weak},
+    future::Future,
+    sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use futures::FutureExt;
 use ractor::{
     concurrency::JoinHandle, rpc::CallResult, Actor, ActorCell, ActorRef, Message, MessagingErr,
     RpcReplyPort,
 };
 
 use crate::{
+    cancel::Cancel,
+    destination::Destination,
+    error::{CallError, SendError, SendErrorKind, SpawnError, SupervisorError},
     io::Output,
-    remote_message::{DeliverError, RemoteTypes},
-    supervisor::SupervisorArgs,
-    transport::{RemoteSend, Transport},
-    CallError, ChildSpec, Destination, FunctionRegistry, NodeName, NodeNameError, Pid, Registry,
-    RemoteMessage, ReplySink, SendError, SendErrorKind, SpawnError, Supervisor, SupervisorError,
-    SupervisorMsg, SupervisorSpec,
+    kernel::{CallContext, FunctionRegistry, Kernel, WeakKernel},
+    monitor::{DownReason, Monitor},
+    node_name::{NodeName, NodeNameError},
+    pid::Pid,
+    registry::Registry,
+    remote_message::{DeliverError, RemoteMessage, ReplySink},
+    seam::{PeerTarget, RemoteSend, Transport},
+    supervisor::{ChildSpec, Supervisor, SupervisorMsg, SupervisorSpec},
 };
-
-/// A local actor as a peer names it: a registered name, or a pid of this node (with the
-/// creation it was made in). Borrowed from the frame, so delivery allocates nothing for it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerTarget<'a> {
-    /// A registered name.
-    Name(&'a str),
-    /// A pid of this node.
-    Pid {
-        /// The creation the pid was made in.
-        creation: u32,
-        /// The actor's number.
-        id: u64,
-    },
-}
-
-impl PeerTarget<'_> {
-    /// The destination this names on `node`.
-    pub fn to_destination(&self, node: &NodeName) -> Destination {
-        match *self {
-            PeerTarget::Name(name) => Destination::Name(name.into()),
-            PeerTarget::Pid { creation, id } => {
-                Destination::Pid(Pid::new(node.clone(), creation, id))
-            }
-        }
-    }
-}
 
 /// The default timeout of calls and task awaits: 5 s, as `GenServer.call` and `Task.await`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,26 +72,6 @@ impl SystemConfig {
     }
 }
 
-pub(crate) struct Inner {
-    node: NodeName,
-    creation: u32,
-    registry: Registry,
-    functions: FunctionRegistry,
-    root: OnceLock<ActorRef<SupervisorMsg>>,
-    transport: OnceLock<Arc<dyn Transport>>,
-    remote_types: RemoteTypes,
-    span: tracing::Span,
-    output: RwLock<Output>,
-}
-
-impl Drop for Inner {
-    fn drop(&mut self) {
-        if let Some(root) = self.root.get() {
-            root.stop(Some("shutdown".into()));
-        }
-    }
-}
-
 /// One node's actors, names and functions: the value everything else hangs off.
 ///
 /// A `System` is a value, not a process global: several can live in one process (tests start
@@ -118,15 +84,20 @@ impl Drop for Inner {
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-/// use actor_core::{System, SystemConfig};
+/// use actor_core::{SendErrorKind, System, SystemConfig};
 /// let a = System::start(SystemConfig::named("a@localhost")?).await?;
 /// let b = System::start(SystemConfig::named("b@localhost")?).await?;
 /// assert_ne!(a.node(), b.node());
+///
+/// // Two Systems in one process are still two nodes without distribution: `a` cannot
+/// // reach `b` (a `Node` from `actor-remote` can reach its peers).
+/// let err = a.cast(("counter", "b@localhost"), ()).unwrap_err();
+/// assert!(matches!(err.kind, SendErrorKind::NoConnection { .. }));
 /// # a.shutdown().await; b.shutdown().await; Ok(()) }
 /// ```
 #[derive(Clone)]
 pub struct System {
-    inner: Arc<Inner>,
+    inner: Kernel,
     root: ActorRef<SupervisorMsg>,
 }
 
@@ -141,7 +112,7 @@ impl fmt::Debug for System {
 
 /// A handle to a [`System`] that does not keep it alive; held by long-lived actors.
 #[derive(Clone, Default)]
-pub struct WeakSystem(Weak<Inner>);
+pub struct WeakSystem(WeakKernel);
 
 impl fmt::Debug for WeakSystem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -152,14 +123,7 @@ impl fmt::Debug for WeakSystem {
 impl WeakSystem {
     /// The system, if it is still up.
     pub fn upgrade(&self) -> Option<System> {
-        let inner = self.0.upgrade()?;
-        let root = inner.root.get()?.clone();
-        Some(System { inner, root })
-    }
-
-    #[cfg(test)]
-    pub(crate) fn none() -> Self {
-        Self(Weak::new())
+        System::from_kernel(self.0.upgrade()?)
     }
 }
 
@@ -179,35 +143,15 @@ impl System {
     /// [`SpawnError`] if the root supervisor (or one of its configured children) fails to start.
     pub async fn start(config: SystemConfig) -> Result<System, SpawnError> {
         let span = tracing::error_span!("node", node = %config.node);
-        let inner = Arc::new(Inner {
-            creation: config.creation.unwrap_or_else(random_creation),
-            node: config.node,
-            registry: Registry::new(),
-            functions: FunctionRegistry::new(),
-            root: OnceLock::new(),
-            transport: OnceLock::new(),
-            remote_types: RemoteTypes::default(),
-            span,
-            output: RwLock::new(Output::stdout()),
-        });
-        let args = SupervisorArgs::new(
-            WeakSystem(Arc::downgrade(&inner)),
-            "root".into(),
-            SupervisorSpec {
-                children: Vec::new(),
-                ..config.root.clone()
-            },
-            inner.span.clone(),
-        );
-        let (root, _) =
-            Actor::spawn(None, Supervisor, args)
-                .await
-                .map_err(|e| SpawnError::StartFailed {
-                    what: "root supervisor".into(),
-                    reason: e.to_string(),
-                })?;
-        inner.registry.add_pid(root.get_cell());
-        let _ = inner.root.set(root.clone());
+        let creation = config.creation.unwrap_or_else(random_creation);
+        let inner = Kernel::new(config.node, creation, span);
+        // The root starts empty; its children start below, once the System is whole.
+        let spec = SupervisorSpec {
+            children: Vec::new(),
+            ..config.root.clone()
+        };
+        let root = Supervisor::spawn(&inner, "root".into(), spec, None).await?;
+        inner.set_root(root.get_cell());
         let system = System { inner, root };
         for child in config.root.children {
             system.start_child(child).await.map_err(|e| match e {
@@ -253,41 +197,37 @@ impl System {
 
     /// A handle that does not keep the system alive.
     pub fn downgrade(&self) -> WeakSystem {
-        WeakSystem(Arc::downgrade(&self.inner))
+        WeakSystem(self.inner.downgrade())
     }
 
-    /// Installs the node's distribution; destinations on other nodes go through it from now
-    /// on. A system has at most one transport: a second call hands it back.
-    ///
-    /// # Errors
-    /// The transport given, if one is installed already.
-    pub fn set_transport(&self, transport: Arc<dyn Transport>) -> Result<(), Arc<dyn Transport>> {
-        self.inner.transport.set(transport)
+    /// The system of `kernel`: its root supervisor is known once `System::start` has made
+    /// it, so this is `None` only while a node is starting or after it stopped.
+    pub(crate) fn from_kernel(inner: Kernel) -> Option<System> {
+        let root = inner.root()?.clone().into();
+        Some(System { inner, root })
     }
 
-    /// The node's distribution, if it has one.
-    pub fn transport(&self) -> Option<&Arc<dyn Transport>> {
-        self.inner.transport.get()
+    /// The node's kernel, for the layers above the kernel that take a `System` in their
+    /// API and hand the kernel to what they start.
+    pub(crate) fn kernel(&self) -> &Kernel {
+        &self.inner
+    }
+
+    /// The node's distribution, if it has one (see [`transport`](crate::transport)).
+    pub(crate) fn transport(&self) -> Option<&Arc<dyn Transport>> {
+        self.inner.transport()
     }
 
     /// The node's output, where its tasks print (see [`io`](crate::io)): stdout unless
     /// [`System::set_output`] changed it.
     pub fn output(&self) -> Output {
-        self.inner
-            .output
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.inner.output()
     }
 
     /// Sends the node's output to `output` (a capture in tests). Tasks started from now on
     /// print there; running ones keep the group leader they started with.
     pub fn set_output(&self, output: Output) {
-        *self
-            .inner
-            .output
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = output;
+        self.inner.set_output(output);
     }
 
     /// The node `dest` names, when that is another node.
@@ -297,11 +237,7 @@ impl System {
 
     /// The pid of a local actor.
     pub fn pid_of(&self, cell: &ActorCell) -> Pid {
-        Pid::new(
-            self.inner.node.clone(),
-            self.inner.creation,
-            cell.get_id().pid(),
-        )
+        self.inner.pid_of(cell)
     }
 
     /// Starts `spec` under the root supervisor.
@@ -354,7 +290,7 @@ impl System {
     ///
     /// # Errors
     /// [`SendErrorKind::NoProc`] when nothing lives there, [`SendErrorKind::NoConnection`]
-    /// when `dest` is on another node (this crate has no transport).
+    /// when `dest` is on another node (this finds local actors only).
     pub fn resolve(&self, dest: &Destination) -> Result<ActorCell, SendErrorKind> {
         self.with_local(dest, ActorCell::clone)
     }
@@ -489,29 +425,29 @@ impl System {
         }
     }
 
-    /// Monitors `dest`, as `Process.monitor/1`: the returned [`Monitor`](crate::Monitor)
+    /// Monitors `dest`, as `Process.monitor/1`: the returned [`Monitor`](Monitor)
     /// resolves once, with `NoProc` at once if nothing lives there, `Exited` when the actor
     /// stops, `NoConnection` when its node cannot be reached or goes down. Dropping it
     /// demonitors.
-    pub fn monitor(&self, dest: impl Into<Destination>) -> crate::Monitor {
+    pub fn monitor(&self, dest: impl Into<Destination>) -> Monitor {
         let dest = dest.into();
         if let Some(node) = self.remote_node(&dest) {
             return match self.transport() {
                 Some(transport) => transport.monitor(node, dest),
-                None => crate::Monitor::down(dest, crate::DownReason::NoConnection),
+                None => Monitor::down(dest, DownReason::NoConnection),
             };
         }
         match self.resolve(&dest) {
-            Err(_) => crate::Monitor::down(dest, crate::DownReason::NoProc),
+            Err(_) => Monitor::down(dest, DownReason::NoProc),
             Ok(cell) => {
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 let watcher = tokio::spawn(async move {
                     let _ = cell.wait(None).await;
-                    let _ = tx.send(crate::DownReason::Exited);
+                    let _ = tx.send(DownReason::Exited);
                 });
                 let abort = watcher.abort_handle();
-                let cancel = crate::transport::Cancel::new(move || abort.abort());
-                crate::Monitor::new(dest, rx, Some(cancel))
+                let cancel = Cancel::new(move || abort.abort());
+                Monitor::new(dest, rx, Some(cancel))
             }
         }
     }
@@ -577,15 +513,10 @@ impl System {
         self.inner.remote_types.register::<M>();
     }
 
-    /// For transports: delivers a message that came from another node to the local actor
-    /// `target`, decoding it as the type registered under the stable name `name`. For a
-    /// call, `reply` is where the answer goes.
-    ///
-    /// # Errors
-    /// `NoProc` for no such actor (or a pid of an earlier incarnation of this node),
-    /// [`SendErrorKind::Refused`] for an unregistered type, a type the actor does not take, or
-    /// bytes that do not decode.
-    pub fn deliver_from_peer(
+    /// Delivers a message that came from another node to the local actor `target`, decoding
+    /// it as the type registered under the stable name `name`; public as
+    /// [`transport::deliver`](crate::transport::deliver).
+    pub(crate) fn deliver_from_peer(
         &self,
         target: PeerTarget<'_>,
         name: &str,
@@ -707,5 +638,54 @@ impl System {
     /// and waits for it.
     pub async fn shutdown(self) {
         let _ = self.root.stop_and_wait(Some("shutdown".into()), None).await;
+    }
+}
+
+impl Supervisor {
+    /// Starts a top-level supervisor (linked to nothing), registered under `name` if given.
+    ///
+    /// # Errors
+    /// [`SpawnError`] if a child fails to start or the name is taken.
+    pub async fn start(
+        system: &System,
+        name: Option<&str>,
+        spec: SupervisorSpec,
+    ) -> Result<ActorRef<SupervisorMsg>, SpawnError> {
+        let label = name.unwrap_or("supervisor").to_string();
+        let actor = Supervisor::spawn(system.kernel(), label, spec, None).await?;
+        if let Some(name) = name {
+            if let Err(e) = system.registry().register(name, &actor) {
+                actor.stop(Some("shutdown".into()));
+                return Err(e.into());
+            }
+        }
+        Ok(actor)
+    }
+}
+
+impl ChildSpec {
+    /// A child started by `start`, which is given the node and the supervisor to link the
+    /// new actor to, and returns the started actor.
+    pub fn from_fn<F, Fut>(id: impl Into<String>, start: F) -> Self
+    where
+        F: Fn(System, ActorCell) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<ActorCell, SpawnError>> + Send + 'static,
+    {
+        let start = Arc::new(start);
+        ChildSpec::with_start(id, move |kernel: Kernel, supervisor| {
+            let start = Arc::clone(&start);
+            async move {
+                let system = System::from_kernel(kernel).ok_or(SpawnError::SystemStopped)?;
+                start(system, supervisor).await
+            }
+            .boxed()
+        })
+    }
+}
+
+impl CallContext {
+    /// The node the function runs on, if it is still up.
+    pub fn system(&self) -> Option<System> {
+        System::from_kernel(self.kernel()?)
     }
 }

@@ -215,7 +215,8 @@ pub fn actor(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// Chat::register(&system);
 /// TaskSupervisor::start(&system, TaskSupervisorConfig::new("Chat.TaskSupervisor")).await?;
 ///
-/// // ("Chat.TaskSupervisor", "kate@localhost") reaches a peer the same way.
+/// // On a distributed node (`nodus::remote::Node`), ("Chat.TaskSupervisor", "kate@localhost")
+/// // reaches a peer the same way; this bare `System` answers `NoConnection` for it.
 /// let reply = Chat::on(&system, "Chat.TaskSupervisor")
 ///     .receive_message("hi".to_string())
 ///     .await?;

@@ -196,7 +196,7 @@ impl Node {
             config,
         });
         let transport = Arc::new(NodeTransport(Arc::downgrade(&inner)));
-        if inner.system.set_transport(transport).is_err() {
+        if actor_core::transport::install(&inner.system, transport).is_err() {
             tracing::error!(parent: &inner.span(), "internal: the new system already had a transport");
         }
         let accept =

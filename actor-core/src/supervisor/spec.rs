@@ -6,20 +6,7 @@ use futures::{future::BoxFuture, FutureExt};
 use ractor::{Actor, ActorCell};
 
 use super::Supervisor;
-use crate::{SpawnError, System};
-
-/// When a child that stopped is started again, as OTP's `restart` child-spec key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-pub enum Restart {
-    /// Always restarted.
-    #[default]
-    Permanent,
-    /// Restarted only after an abnormal exit: a panic, an error, a kill, or a stop reason
-    /// other than none, `"normal"`, `"shutdown"` or `"shutdown: …"`.
-    Transient,
-    /// Never restarted; removed from the supervisor when it stops.
-    Temporary,
-}
+use crate::{error::SpawnError, kernel::Kernel, restart::Restart};
 
 /// How a child is stopped, as OTP's `shutdown` child-spec key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -51,8 +38,10 @@ pub enum Strategy {
     RestForOne,
 }
 
+/// Starts one instance of a child on the node of the kernel given, linked to the supervisor
+/// cell given.
 pub(crate) type StartFn = Arc<
-    dyn Fn(System, ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnError>> + Send + Sync,
+    dyn Fn(Kernel, ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnError>> + Send + Sync,
 >;
 
 /// How to start, restart and stop one child of a [`Supervisor`].
@@ -99,7 +88,7 @@ impl ChildSpec {
     {
         let id = id.into();
         let what = id.clone();
-        Self::from_fn(id, move |system, supervisor| {
+        Self::with_start(id, move |kernel: Kernel, supervisor| {
             let (actor, args, what) = (actor.clone(), args.clone(), what.clone());
             async move {
                 let (actor_ref, _) = Actor::spawn_linked(None, actor, args, supervisor)
@@ -109,18 +98,19 @@ impl ChildSpec {
                         reason: e.to_string(),
                     })?;
                 let cell = actor_ref.get_cell();
-                system.registry().add_pid(cell.clone());
+                kernel.registry.add_pid(cell.clone());
                 Ok(cell)
             }
             .boxed()
         })
     }
 
-    /// A child started by `start`, which is given the node and the supervisor to link the
-    /// new actor to, and returns the started actor.
-    pub fn from_fn<F, Fut>(id: impl Into<String>, start: F) -> Self
+    /// A child started by `start`, which is given the node's kernel and the supervisor to
+    /// link the new actor to, and returns the started actor. The public form, which is
+    /// given a `System`, is [`ChildSpec::from_fn`].
+    pub(crate) fn with_start<F, Fut>(id: impl Into<String>, start: F) -> Self
     where
-        F: Fn(System, ActorCell) -> Fut + Send + Sync + 'static,
+        F: Fn(Kernel, ActorCell) -> Fut + Send + Sync + 'static,
         Fut: std::future::Future<Output = Result<ActorCell, SpawnError>> + Send + 'static,
     {
         Self {
@@ -128,7 +118,7 @@ impl ChildSpec {
             name: None,
             restart: Restart::default(),
             shutdown: Shutdown::default(),
-            start: Arc::new(move |system, sup| start(system, sup).boxed()),
+            start: Arc::new(move |kernel, sup| start(kernel, sup).boxed()),
         }
     }
 
@@ -136,9 +126,13 @@ impl ChildSpec {
     pub fn supervisor(id: impl Into<String>, spec: SupervisorSpec) -> Self {
         let id = id.into();
         let label = id.clone();
-        Self::from_fn(id, move |system, parent| {
+        Self::with_start(id, move |kernel: Kernel, parent| {
             let (spec, label) = (spec.clone(), label.clone());
-            async move { Supervisor::spawn_child_of(&system, label, spec, parent).await }.boxed()
+            async move {
+                let actor = Supervisor::spawn(&kernel, label, spec, Some(parent)).await?;
+                Ok(actor.get_cell())
+            }
+            .boxed()
         })
         .shutdown(Shutdown::Infinity)
     }

@@ -298,7 +298,7 @@ async fn past_the_intensity_the_supervisor_stops_its_children_and_its_parent_see
         .intensity(2, Duration::from_secs(60))
         .child(worker("steady", &tx))
         .child(worker("flaky", &tx));
-    Supervisor::spawn_child_of(&system, "app".into(), spec, parent.get_cell())
+    Supervisor::spawn(system.kernel(), "app".into(), spec, Some(parent.get_cell()))
         .await
         .unwrap();
     take(&mut rx, 2).await;

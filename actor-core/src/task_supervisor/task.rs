@@ -5,10 +5,10 @@ use std::{fmt, future::IntoFuture, marker::PhantomData, time::Duration};
 use futures::future::BoxFuture;
 use tokio::{sync::oneshot, task::AbortHandle};
 
-use crate::{function::Value, supervisor::Shutdown, transport::Cancel, TaskError, DEFAULT_TIMEOUT};
-
-/// The number of a task within its task supervisor.
-pub type TaskId = u64;
+use crate::{
+    cancel::Cancel, error::TaskError, function::Value, seam::TaskId, supervisor::Shutdown,
+    system::DEFAULT_TIMEOUT,
+};
 
 pub(crate) type Outcome = Result<Value, TaskError>;
 

@@ -9,7 +9,7 @@ use std::{
 use tokio::sync::{mpsc, oneshot};
 
 use super::*;
-use crate::{Pid, Shutdown, SystemConfig};
+use crate::{Pid, Restart, Shutdown, System, SystemConfig, TaskError};
 
 const DEADLINE: Duration = Duration::from_secs(5);
 

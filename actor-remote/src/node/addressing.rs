@@ -2,7 +2,7 @@
 //! [`Target`] (a name or a pid of the receiver), and a [`Target`] from a peer becomes a
 //! `PeerTarget` borrowing from the frame (delivery) or a `Destination` on this node.
 
-use actor_core::{Destination, NodeName, PeerTarget};
+use actor_core::{transport::PeerTarget, Destination, NodeName};
 
 use crate::wire::message::Target;
 

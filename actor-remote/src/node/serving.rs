@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use actor_core::{
     io::Output,
-    transport::{spawn_plain, TaskKind},
-    Args, NodeName, ReplySink, TaskSupervisor,
+    transport::{self, spawn_plain, TaskKind},
+    Args, NodeName, ReplySink,
 };
 use tracing::Instrument;
 
@@ -47,10 +47,8 @@ pub(super) fn on_actor(
                     let _ = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
                 })
             });
-            if let Err(kind) = inner
-                .system
-                .deliver_from_peer(target, &name, &payload, sink)
-            {
+            let delivered = transport::deliver(&inner.system, target, &name, &payload, sink);
+            if let Err(kind) = delivered {
                 tracing::debug!(%peer, ?target, "message not delivered: {kind}");
                 if let Some(call) = call {
                     let result = Err(wire_send_error(kind));
@@ -83,7 +81,7 @@ pub(super) async fn serve(
         } => {
             let dest = destination(&inner.name, &supervisor);
             let kind = from_wire_kind(kind);
-            let started = TaskSupervisor::start_for_peer(
+            let started = transport::start_task_for_peer(
                 &inner.system,
                 &dest,
                 &module,

@@ -1,0 +1,140 @@
+//! The seam between a node and its distribution: the [`Transport`] trait a distributed node
+//! implements, and what crosses it.
+//!
+//! This is the bottom half of [`transport`](crate::transport): the kernel holds the node's
+//! transport slot, so the trait and its request types sit down here with it. Implementers
+//! name them through [`transport`](crate::transport); nothing here is re-exported at the
+//! crate root.
+
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use tokio::sync::oneshot;
+
+use crate::{
+    cancel::Cancel,
+    destination::Destination,
+    error::{CallError, TaskError},
+    function::Value,
+    monitor::Monitor,
+    node_name::NodeName,
+    pid::Pid,
+    restart::Restart,
+};
+
+/// The number of a task within its task supervisor.
+pub type TaskId = u64;
+
+/// What kind of task a peer asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskKind {
+    /// `async` / `async_nolink`: the result goes back to the caller. A linked task is
+    /// stopped when its caller goes away (its handle is dropped, or its node goes down).
+    Async {
+        /// Whether the task is linked to its caller.
+        linked: bool,
+    },
+    /// `start_child`: fire and forget, restarted as `Restart` says.
+    Child(Restart),
+}
+
+/// A request to start `module.function(args)` under a task supervisor on another node.
+#[derive(Debug, Clone)]
+pub struct RemoteTaskRequest {
+    /// The task supervisor: a `(name, node)` pair or a pid on that node.
+    pub supervisor: Destination,
+    /// The module name.
+    pub module: String,
+    /// The function name.
+    pub function: String,
+    /// The arguments, encoded by the [codec](crate::codec).
+    pub args: Vec<u8>,
+    /// What kind of task.
+    pub kind: TaskKind,
+}
+
+/// A task a peer started for us.
+#[derive(Debug)]
+pub struct RemoteTask {
+    /// Its number in the remote supervisor.
+    pub id: TaskId,
+    /// Its result, for [`TaskKind::Async`]. The transport sends
+    /// [`TaskError::NoConnection`] if the node goes down first.
+    pub result: Option<oneshot::Receiver<Result<Value, TaskError>>>,
+    /// Stops it.
+    pub cancel: Cancel,
+}
+
+/// A message for an actor on another node.
+#[derive(Debug)]
+pub struct RemoteSend {
+    /// The target: a `(name, node)` pair or a pid on that node.
+    pub target: Destination,
+    /// The message type's stable name ([`RemoteMessage::NAME`](crate::RemoteMessage::NAME)),
+    /// which the receiver decodes by.
+    pub name: &'static str,
+    /// The encoded message.
+    pub payload: Vec<u8>,
+}
+
+/// A local actor as a peer names it: a registered name, or a pid of this node (with the
+/// creation it was made in). Borrowed from the frame, so delivery allocates nothing for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerTarget<'a> {
+    /// A registered name.
+    Name(&'a str),
+    /// A pid of this node.
+    Pid {
+        /// The creation the pid was made in.
+        creation: u32,
+        /// The actor's number.
+        id: u64,
+    },
+}
+
+impl PeerTarget<'_> {
+    /// The destination this names on `node`.
+    pub fn to_destination(&self, node: &NodeName) -> Destination {
+        match *self {
+            PeerTarget::Name(name) => Destination::Name(name.into()),
+            PeerTarget::Pid { creation, id } => {
+                Destination::Pid(Pid::new(node.clone(), creation, id))
+            }
+        }
+    }
+}
+
+/// A node's distribution, as seen by its `System`.
+pub trait Transport: Send + Sync + 'static {
+    /// Sends a cast to `node`, as Erlang's `send`: connects first if needed (queueing the
+    /// message in order meanwhile), and drops it if `node` cannot be reached.
+    fn cast(&self, node: NodeName, message: RemoteSend);
+
+    /// Monitors the actor `target` on `node` (connecting first if needed); the monitor
+    /// resolves with `NoConnection` when `node` cannot be reached or goes down.
+    fn monitor(&self, node: NodeName, target: Destination) -> Monitor;
+
+    /// Sends a call to `node` and waits up to `timeout` for the encoded reply.
+    ///
+    /// # Errors
+    /// `NoConnection` if `node` cannot be reached or goes down first, `NoProc`, a refusal of
+    /// the message type, `Timeout`, `NoReply`.
+    fn call(
+        &self,
+        node: NodeName,
+        message: RemoteSend,
+        timeout: Duration,
+    ) -> BoxFuture<'static, Result<Vec<u8>, CallError>>;
+
+    /// Starts a task on `node` (connecting to it first if needed).
+    ///
+    /// # Errors
+    /// The start outcomes of [`TaskSupervisor::async_on`](crate::TaskSupervisor::async_on):
+    /// `NoConnection` when `node` cannot be reached, `NoProc`, `Undefined`, `BadArgs`,
+    /// `MaxChildren`.
+    fn start_task(
+        &self,
+        node: NodeName,
+        request: RemoteTaskRequest,
+    ) -> BoxFuture<'static, Result<RemoteTask, TaskError>>;
+}
