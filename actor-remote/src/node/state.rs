@@ -372,6 +372,18 @@ where
         self.completions.push_back((waiter, outcome));
     }
 
+    /// Sends `msg` to `peer` if a session is up with it (and, with `conn`, if it is still
+    /// that session): answers for a peer that went away are dropped.
+    fn send_to(&mut self, peer: &NodeName, conn: Option<u64>, msg: NodeMsg) {
+        let session = match self.peers.get(peer) {
+            Some(Peer::Up {
+                session, conn: c, ..
+            }) if conn.is_none_or(|conn| conn == *c) => session.clone(),
+            _ => return,
+        };
+        self.send(session, msg, None);
+    }
+
     fn send(&mut self, session: E::Session, msg: NodeMsg, request: Option<u64>) {
         self.transmits.push_back(Transmit {
             session,
@@ -572,9 +584,7 @@ where
         if self.requests.get(&id).is_some_and(|r| r.peer == *peer) {
             self.requests.remove(&id);
         }
-        if let Some(session) = self.session_of(peer).cloned() {
-            self.send(session, NodeMsg::Task(TaskMsg::Kill { req: id }), None);
-        }
+        self.send_to(peer, None, NodeMsg::Task(TaskMsg::Kill { req: id }));
     }
 
     /// Runs a plain process on a connected `peer` (`Node.spawn/4`): `waiter` hears
@@ -627,9 +637,11 @@ where
         let Some(request) = self.requests.remove(&id) else {
             return;
         };
-        if let Some(session) = self.session_of(&request.peer).cloned() {
-            self.send(session, NodeMsg::Watch(WatchMsg::Unwatch { id }), None);
-        }
+        self.send_to(
+            &request.peer,
+            None,
+            NodeMsg::Watch(WatchMsg::Unwatch { id }),
+        );
     }
 
     /// Closes the session with `peer`, as `Node.disconnect/1`: whether there was one. The
@@ -969,9 +981,7 @@ where
     pub(crate) fn handle_control(&mut self, peer: &NodeName, msg: ControlMsg) {
         match msg {
             ControlMsg::Ping(id) => {
-                if let Some(session) = self.session_of(peer).cloned() {
-                    self.send(session, NodeMsg::Control(ControlMsg::Pong(id)), None);
-                }
+                self.send_to(peer, None, NodeMsg::Control(ControlMsg::Pong(id)));
             }
             ControlMsg::Pong(id) => {
                 if self
@@ -1182,15 +1192,8 @@ where
         let Some(served) = self.served.remove(&(peer.clone(), req)) else {
             return; // killed, or its peer went down
         };
-        if self.conn_of(peer) == Some(served.conn) {
-            if let Some(session) = self.session_of(peer).cloned() {
-                self.send(
-                    session,
-                    NodeMsg::Task(TaskMsg::Result { req, result }),
-                    None,
-                );
-            }
-        }
+        let result = NodeMsg::Task(TaskMsg::Result { req, result });
+        self.send_to(peer, Some(served.conn), result);
     }
 
     /// The driver ran (or failed to run) the plain spawn `req` of `peer`.
@@ -1200,13 +1203,7 @@ where
         req: u64,
         result: Result<u64, WireTaskError>,
     ) {
-        if let Some(session) = self.session_of(peer).cloned() {
-            self.send(
-                session,
-                NodeMsg::Task(TaskMsg::Started { req, result }),
-                None,
-            );
-        }
+        self.send_to(peer, None, NodeMsg::Task(TaskMsg::Started { req, result }));
     }
 
     /// The driver set the watch `id` that `peer` asked for on session `conn` (`Some`, with
@@ -1252,14 +1249,10 @@ where
         let Some(served) = self.served.remove(&(peer.clone(), id)) else {
             return; // unwatched, or its peer went down
         };
-        if self.conn_of(peer) == Some(served.conn) {
-            if let Some(session) = self.session_of(peer).cloned() {
-                let down = WatchMsg::Down {
-                    id,
-                    reason: WireDownReason::Exited,
-                };
-                self.send(session, NodeMsg::Watch(down), None);
-            }
-        }
+        let down = WatchMsg::Down {
+            id,
+            reason: WireDownReason::Exited,
+        };
+        self.send_to(peer, Some(served.conn), NodeMsg::Watch(down));
     }
 }
