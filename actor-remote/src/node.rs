@@ -339,7 +339,7 @@ impl Node {
     ///
     /// Its group leader is the caller's: what it prints with `nodus::puts!` is sent back
     /// over the session and written to this node's [output](actor_core::System::output),
-    /// not `node`'s (reference/beam.md §2). A task under a remote `TaskSupervisor` prints on
+    /// not `node`'s, as Erlang's `Node.spawn/4` does. A task under a remote `TaskSupervisor` prints on
     /// the remote node instead. On this node itself, the process inherits the calling task's
     /// group leader (this node's output if it has none).
     ///

@@ -234,7 +234,7 @@ impl TaskSupervisorState {
         };
         let span =
             tracing::debug_span!(parent: &self.span, "task", supervisor = %self.name, task = id);
-        // The group leader of every task is its supervisor's node output (reference/beam.md §2).
+        // The group leader of every task is its supervisor's node output (as in Erlang, a process's group leader).
         let leader = self
             .kernel
             .upgrade()

@@ -447,7 +447,7 @@ async fn when_the_node_hosting_the_embedded_port_mapper_stops_the_others_registe
 }
 
 // -------------------------------------------------------------------------------------------
-// Remote tasks: the outcomes of reference/beam.md section 3.
+// Remote tasks: the outcomes Elixir's Task.Supervisor gives for a task on another node.
 
 mod remote_tasks {
     use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};

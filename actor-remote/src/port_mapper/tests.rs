@@ -81,7 +81,7 @@ fn alive2_request_bytes() {
 
 #[test]
 fn replies_seen_from_a_real_epmd() {
-    // `76 00 6b04934e`: registering `fake` in OTP 25's epmd (reference/beam.md 1.4).
+    // `76 00 6b04934e`: registering `fake` in OTP 25's epmd (captured from a real epmd).
     let ok = [0x76, 0x00, 0x6b, 0x04, 0x93, 0x4e];
     let expected = Alive2Reply {
         result: 0,

@@ -3,8 +3,8 @@
 use actor_core::codec::{self, CodecError};
 use serde::{de::DeserializeOwned, Serialize};
 
-/// The default largest frame body, in bytes (64 MiB), as `DESIGN.md` and the codec's own
-/// decode limit.
+/// The default largest frame body, in bytes (64 MiB), the same as the codec's own decode
+/// limit.
 pub const DEFAULT_MAX_FRAME_LEN: usize = 64 << 20;
 
 /// The largest frame accepted while the handshake runs (64 KiB): handshake messages are a few
