@@ -145,7 +145,17 @@ impl Transport for NodeTransport {
                     result,
                 )
             });
-            let id = match started_rx.await {
+            // A linked task whose caller goes away before the start reply is stopped, as
+            // Elixir's `Task.Supervised` exits when its owner is gone before the hand-off.
+            let linked = matches!(request.kind, TaskKind::Async { linked: true });
+            let mut guard = StopUnclaimed {
+                inner: weak.clone(),
+                node: node.clone(),
+                req: req.filter(|_| linked),
+            };
+            let started = started_rx.await;
+            guard.req = None; // claimed: from here on the `Task` handle stops it
+            let id = match started {
                 Ok(Outcome::Started(result)) => result?,
                 Ok(other) => {
                     tracing::error!(parent: &inner.span(), "internal: {other:?} for a task start");
@@ -200,5 +210,22 @@ where
     match rx.await {
         Ok(Outcome::Started(result)) => result.map(|_| ()),
         Ok(_) | Err(_) => Err(no_connection()),
+    }
+}
+
+/// Stops the task of request `req` on `node` when dropped while still armed: the caller of a
+/// linked task went away before the task's start was answered.
+struct StopUnclaimed {
+    inner: Weak<Inner>,
+    node: NodeName,
+    req: Option<u64>,
+}
+
+impl Drop for StopUnclaimed {
+    fn drop(&mut self) {
+        if let (Some(req), Some(inner)) = (self.req, self.inner.upgrade()) {
+            tracing::debug!(parent: &inner.span(), peer = %self.node, req, "caller gone before the task started: stopping it");
+            inner.with_state(|s| s.cancel_task(&self.node, req));
+        }
     }
 }

@@ -1466,3 +1466,85 @@ mod group_leader {
         alex.shutdown().await;
     }
 }
+
+// Elixir's Task.Supervised waits for its owner's hand-off and exits when the owner is gone:
+// a linked task whose caller goes away before the start reply arrives is stopped.
+mod caller_gone {
+    use actor_core::{TaskSupervisor, TaskSupervisorConfig};
+
+    use super::*;
+
+    const SUP: &str = "Work.TaskSupervisor";
+
+    struct DropFlag(Option<oneshot::Sender<()>>);
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            if let Some(tx) = self.0.take() {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    // Kate is frozen while the caller goes away, so the start reply cannot have arrived.
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn a_linked_remote_task_whose_caller_left_before_the_start_reply_is_stopped() {
+        let epmd = port_mapper().await;
+        let alex = node("alex@localhost", &epmd).await;
+        let faults = crate::transport::Faults::new();
+        let kate = Node::start(config("kate@localhost", &epmd, "mycookie").faults(faults.clone()))
+            .await
+            .unwrap();
+        let sup = TaskSupervisor::start(&kate, TaskSupervisorConfig::new(SUP))
+            .await
+            .unwrap();
+        let (dropped_tx, dropped) = oneshot::channel();
+        let dropped_tx = Arc::new(Mutex::new(Some(dropped_tx)));
+        kate.functions().register("Job", "hang", move |(): ()| {
+            let flag = DropFlag(dropped_tx.lock().unwrap().take());
+            async move {
+                let _flag = flag;
+                futures::future::pending::<()>().await;
+            }
+        });
+        assert_eq!(alex.ping("kate@localhost").await, Ping::Pong);
+
+        // The caller goes away while its request is outstanding and kate answers nobody.
+        faults.freeze();
+        let call = {
+            let alex = alex.clone();
+            tokio::spawn(async move {
+                TaskSupervisor::async_on::<_, ()>(&alex, (SUP, "kate@localhost"), "Job", "hang", ())
+                    .await
+            })
+        };
+        eventually("the start request to be outstanding", || {
+            alex.inner.lock().outstanding("task") == 1
+        })
+        .await;
+        call.abort();
+        assert!(call.await.unwrap_err().is_cancelled());
+        assert_eq!(
+            alex.inner.lock().outstanding("task"),
+            0,
+            "forgotten by the caller"
+        );
+        faults.thaw();
+
+        // Without the hand-off the task would run forever on kate, holding its slot.
+        tokio::time::timeout(DEADLINE, dropped)
+            .await
+            .expect("the orphaned task to be stopped")
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        while sup.count_children().await.unwrap() != 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "kate still counts the task"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await; // polling interval
+        }
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+}
