@@ -172,11 +172,10 @@ struct Request<W> {
     deadline: Option<Instant>,
 }
 
-/// Work this node does for a peer, on the session `conn`.
+/// Work this node does for a peer (forgotten when the peer's session goes down).
 #[derive(Debug)]
 struct Served<A> {
-    conn: u64,
-    abort: Option<A>,
+    abort: A,
     /// Stopped when the peer goes down (a linked task, or a watch).
     linked: bool,
 }
@@ -349,7 +348,7 @@ where
     pub(crate) fn served_watches(&self) -> usize {
         self.served
             .values()
-            .filter(|s| s.linked && s.abort.is_some())
+            .filter(|s| s.linked)
             .count()
     }
 
@@ -372,16 +371,13 @@ where
         self.completions.push_back((waiter, outcome));
     }
 
-    /// Sends `msg` to `peer` if a session is up with it (and, with `conn`, if it is still
-    /// that session): answers for a peer that went away are dropped.
-    fn send_to(&mut self, peer: &NodeName, conn: Option<u64>, msg: NodeMsg) {
-        let session = match self.peers.get(peer) {
-            Some(Peer::Up {
-                session, conn: c, ..
-            }) if conn.is_none_or(|conn| conn == *c) => session.clone(),
-            _ => return,
-        };
-        self.send(session, msg, None);
+    /// Sends `msg` to `peer` if a session is up with it: answers for a peer that went away
+    /// are dropped. (Work done for a peer is forgotten when its session goes down, so an
+    /// answer about it never reaches a later session.)
+    fn send_to(&mut self, peer: &NodeName, msg: NodeMsg) {
+        if let Some(session) = self.session_of(peer).cloned() {
+            self.send(session, msg, None);
+        }
     }
 
     fn send(&mut self, session: E::Session, msg: NodeMsg, request: Option<u64>) {
@@ -584,7 +580,7 @@ where
         if self.requests.get(&id).is_some_and(|r| r.peer == *peer) {
             self.requests.remove(&id);
         }
-        self.send_to(peer, None, NodeMsg::Task(TaskMsg::Kill { req: id }));
+        self.send_to(peer, NodeMsg::Task(TaskMsg::Kill { req: id }));
     }
 
     /// Runs a plain process on a connected `peer` (`Node.spawn/4`): `waiter` hears
@@ -637,11 +633,7 @@ where
         let Some(request) = self.requests.remove(&id) else {
             return;
         };
-        self.send_to(
-            &request.peer,
-            None,
-            NodeMsg::Watch(WatchMsg::Unwatch { id }),
-        );
+        self.send_to(&request.peer, NodeMsg::Watch(WatchMsg::Unwatch { id }));
     }
 
     /// Closes the session with `peer`, as `Node.disconnect/1`: whether there was one. The
@@ -748,22 +740,27 @@ where
         }
     }
 
+    /// Takes the waiters of every connect to `peer` out of the table.
+    fn take_connect_waiters(&mut self, peer: &NodeName) -> Vec<E::Waiter> {
+        let ids: Vec<u64> = self
+            .requests
+            .iter()
+            .filter(|(_, r)| r.peer == *peer && matches!(r.kind, Pending::Connect))
+            .map(|(id, _)| *id)
+            .collect();
+        ids.into_iter()
+            .filter_map(|id| self.requests.remove(&id).and_then(|r| r.waiter))
+            .collect()
+    }
+
     fn fail_dial(&mut self, peer: &NodeName, error: ConnectError) -> usize {
         let dropped = match self.peers.get(peer) {
             Some(Peer::Connecting { queued, .. }) => queued.len(),
             _ => return 0, // connected after all (the peer's own connection came up)
         };
         self.peers.remove(peer);
-        let waiting: Vec<u64> = self
-            .requests
-            .iter()
-            .filter(|(_, r)| r.peer == *peer && matches!(r.kind, Pending::Connect))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in waiting {
-            if let Some(waiter) = self.requests.remove(&id).and_then(|r| r.waiter) {
-                self.complete(waiter, Outcome::Connected(Err(error.clone())));
-            }
+        for waiter in self.take_connect_waiters(peer) {
+            self.complete(waiter, Outcome::Connected(Err(error.clone())));
         }
         dropped
     }
@@ -806,16 +803,8 @@ where
                 .collect();
             self.send(session, NodeMsg::Control(ControlMsg::Peers(visible)), None);
         }
-        let waiting: Vec<u64> = self
-            .requests
-            .iter()
-            .filter(|(_, r)| r.peer == *peer && matches!(r.kind, Pending::Connect))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in waiting {
-            if let Some(waiter) = self.requests.remove(&id).and_then(|r| r.waiter) {
-                self.complete(waiter, Outcome::Connected(Ok(())));
-            }
+        for waiter in self.take_connect_waiters(peer) {
+            self.complete(waiter, Outcome::Connected(Ok(())));
         }
         self.events.push_back(NodeEvent::NodeUp {
             node: peer.clone(),
@@ -901,8 +890,8 @@ where
             .collect();
         for key in served {
             if let Some(served) = self.served.remove(&key) {
-                if let (true, Some(abort)) = (served.linked, served.abort) {
-                    self.actions.push_back(Action::Abort(abort));
+                if served.linked {
+                    self.actions.push_back(Action::Abort(served.abort));
                 }
             }
         }
@@ -981,7 +970,7 @@ where
     pub(crate) fn handle_control(&mut self, peer: &NodeName, msg: ControlMsg) {
         match msg {
             ControlMsg::Ping(id) => {
-                self.send_to(peer, None, NodeMsg::Control(ControlMsg::Pong(id)));
+                self.send_to(peer, NodeMsg::Control(ControlMsg::Pong(id)));
             }
             ControlMsg::Pong(id) => {
                 if self
@@ -1062,11 +1051,7 @@ where
                 }
             }
             TaskMsg::Kill { req } => {
-                if let Some(abort) = self
-                    .served
-                    .remove(&(peer.clone(), req))
-                    .and_then(|s| s.abort)
-                {
+                if let Some(abort) = self.served.remove(&(peer.clone(), req)).map(|s| s.abort) {
                     self.actions.push_back(Action::Abort(abort));
                 }
             }
@@ -1103,11 +1088,7 @@ where
         match msg {
             WatchMsg::Watch { id, target } => return Some(Serve::Watch { id, target }),
             WatchMsg::Unwatch { id } => {
-                if let Some(abort) = self
-                    .served
-                    .remove(&(peer.clone(), id))
-                    .and_then(|s| s.abort)
-                {
+                if let Some(abort) = self.served.remove(&(peer.clone(), id)).map(|s| s.abort) {
                     self.actions.push_back(Action::Abort(abort));
                 }
             }
@@ -1163,11 +1144,7 @@ where
         let result = match started {
             Ok((task, running)) => {
                 if let Some((abort, linked)) = running {
-                    let served = Served {
-                        conn,
-                        abort: Some(abort),
-                        linked,
-                    };
+                    let served = Served { abort, linked };
                     self.served.insert((peer.clone(), req), served);
                 }
                 Ok(task)
@@ -1189,11 +1166,11 @@ where
         req: u64,
         result: Result<Vec<u8>, WireTaskError>,
     ) {
-        let Some(served) = self.served.remove(&(peer.clone(), req)) else {
+        if self.served.remove(&(peer.clone(), req)).is_none() {
             return; // killed, or its peer went down
-        };
+        }
         let result = NodeMsg::Task(TaskMsg::Result { req, result });
-        self.send_to(peer, Some(served.conn), result);
+        self.send_to(peer, result);
     }
 
     /// The driver ran (or failed to run) the plain spawn `req` of `peer`.
@@ -1203,7 +1180,7 @@ where
         req: u64,
         result: Result<u64, WireTaskError>,
     ) {
-        self.send_to(peer, None, NodeMsg::Task(TaskMsg::Started { req, result }));
+        self.send_to(peer, NodeMsg::Task(TaskMsg::Started { req, result }));
     }
 
     /// The driver set the watch `id` that `peer` asked for on session `conn` (`Some`, with
@@ -1235,8 +1212,7 @@ where
             }
             Some(abort) => {
                 let served = Served {
-                    conn,
-                    abort: Some(abort),
+                    abort,
                     linked: true,
                 };
                 self.served.insert((peer.clone(), id), served);
@@ -1246,13 +1222,13 @@ where
 
     /// An actor `peer` watches (watch `id`) stopped: the peer hears `Down`.
     pub(crate) fn handle_watched_exit(&mut self, peer: &NodeName, id: u64) {
-        let Some(served) = self.served.remove(&(peer.clone(), id)) else {
+        if self.served.remove(&(peer.clone(), id)).is_none() {
             return; // unwatched, or its peer went down
-        };
+        }
         let down = WatchMsg::Down {
             id,
             reason: WireDownReason::Exited,
         };
-        self.send_to(peer, Some(served.conn), NodeMsg::Watch(down));
+        self.send_to(peer, NodeMsg::Watch(down));
     }
 }

@@ -1469,6 +1469,7 @@ mod group_leader {
 
 // Elixir's Task.Supervised waits for its owner's hand-off and exits when the owner is gone:
 // a linked task whose caller goes away before the start reply arrives is stopped.
+#[cfg(feature = "testing")]
 mod caller_gone {
     use actor_core::{TaskSupervisor, TaskSupervisorConfig};
 
@@ -1486,7 +1487,6 @@ mod caller_gone {
     }
 
     // Kate is frozen while the caller goes away, so the start reply cannot have arrived.
-    #[cfg(feature = "testing")]
     #[tokio::test]
     async fn a_linked_remote_task_whose_caller_left_before_the_start_reply_is_stopped() {
         let epmd = port_mapper().await;

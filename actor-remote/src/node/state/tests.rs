@@ -696,3 +696,94 @@ fn a_stopped_node_connects_to_nobody() {
     assert_eq!(s.handle_session_up(&c, false, "sc"), None);
     assert_eq!(s.existing(&b), Existing::Established);
 }
+
+#[test]
+fn connects_to_two_peers_hear_only_their_own_outcome() {
+    let mut s = node();
+    let (b, c) = (name("b@localhost"), name("c@localhost"));
+    s.request_connect(&b, "wb");
+    s.request_connect(&c, "wc");
+    drain(&mut s);
+    s.handle_dial_failed(&b, ConnectError::NotRegistered { node: b.clone() });
+    assert!(matches!(
+        &drain(&mut s).done[..],
+        [("wb", Outcome::Connected(Err(_)))]
+    ));
+    s.handle_session_up(&c, false, "sc");
+    assert!(matches!(
+        &drain(&mut s).done[..],
+        [("wc", Outcome::Connected(Ok(())))]
+    ));
+    // Other requests to an up peer are not connect waiters.
+    s.monitor_node(&c, "nodemon");
+    s.request_connect(&b, "wb2");
+    drain(&mut s);
+    s.handle_dial_failed(&b, ConnectError::NotAlive);
+    let out = drain(&mut s);
+    assert!(matches!(&out.done[..], [("wb2", _)]), "{:?}", out.done);
+    assert_eq!(s.load(), (1, 0), "the node monitor of c stays");
+}
+
+#[test]
+fn only_a_visible_session_of_a_node_that_meshes_hears_the_peer_list() {
+    let b = name("b@localhost");
+    // A hidden peer hears no list.
+    let mut s = node();
+    s.handle_session_up(&b, true, "sb");
+    assert!(drain(&mut s).frames.is_empty());
+    // Nor does anyone when connect_all is off.
+    let mut s = NodeState::<Labels>::new(name("a@localhost"), false, false, T);
+    s.handle_session_up(&b, false, "sb");
+    assert!(drain(&mut s).frames.is_empty());
+    // A hidden node makes every session hidden.
+    let mut s = NodeState::<Labels>::new(name("a@localhost"), true, true, T);
+    s.handle_session_up(&b, false, "sb");
+    let out = drain(&mut s);
+    assert!(out.frames.is_empty());
+    assert_eq!(s.list(ListKind::Hidden), [b]);
+}
+
+#[test]
+fn disconnect_closes_the_session_of_a_connected_peer_only() {
+    let mut s = node();
+    let (b, c) = (name("b@localhost"), name("c@localhost"));
+    up(&mut s, "b@localhost", "sb");
+    assert!(s.disconnect(&b));
+    assert!(matches!(&drain(&mut s).actions[..], [Action::Close("sb")]));
+    assert!(!s.disconnect(&c));
+    assert!(drain(&mut s).actions.is_empty());
+}
+
+#[test]
+fn the_driver_is_told_when_there_is_more_than_frames_to_carry_out() {
+    let mut s = node();
+    let b = name("b@localhost");
+    assert!(!s.has_effects());
+    up(&mut s, "b@localhost", "sb");
+    s.handle_control(&b, ControlMsg::Ping(1)); // a frame only
+    assert!(!s.has_effects());
+    drain(&mut s);
+    s.request_connect(&b, "w"); // a completion
+    assert!(s.has_effects());
+    drain(&mut s);
+    s.disconnect(&b); // an action
+    assert!(s.has_effects());
+    drain(&mut s);
+    s.handle_session_down(&b, 1_000, NodeDownReason::ConnectionClosed); // not its session
+    assert!(!s.has_effects());
+}
+
+#[test]
+fn a_stopped_node_admits_no_incoming_session() {
+    let mut s = node();
+    let c = name("c@localhost");
+    assert!(!s.is_stopped());
+    assert_eq!(s.existing(&c), Existing::None);
+    s.shutdown();
+    assert!(s.is_stopped());
+    assert_eq!(
+        s.existing(&c),
+        Existing::Established,
+        "the handshake refuses it"
+    );
+}
