@@ -208,6 +208,15 @@ pub enum TaskError {
         /// What the decoder reported.
         reason: String,
     },
+    /// An option passed to the call is out of range (as Elixir's `ArgumentError`); nothing
+    /// was started.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option's name, e.g. `max_concurrency`.
+        option: String,
+        /// What is wrong with its value and what to pass instead.
+        reason: String,
+    },
     /// The task supervisor already runs `max_children` tasks.
     #[error("task supervisor {name:?} already runs its maximum of {max} tasks; raise max_children or wait for tasks to finish")]
     MaxChildren {

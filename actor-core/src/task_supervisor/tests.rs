@@ -587,3 +587,97 @@ async fn async_stream_is_ordered_bounded_and_handles_timeouts_as_told() {
     .await;
     system.shutdown().await;
 }
+
+/// Elixir: `Task.Supervisor.async_stream` at `:max_children` closes the stream (its tasks are
+/// stopped) and raises at once, whatever the earlier items are doing. Here the stream yields
+/// `MaxChildren` at once and ends.
+#[tokio::test]
+async fn async_stream_reports_max_children_at_once_and_ends() {
+    use futures::StreamExt;
+
+    use crate::StreamOptions;
+
+    let system = System::start(SystemConfig::default()).await.unwrap();
+    let (dropped_tx, dropped) = oneshot::channel();
+    let dropped_tx = std::sync::Mutex::new(Some(dropped_tx));
+    system.functions().register("Work", "hang", move |n: u64| {
+        let flag = DropFlag(dropped_tx.lock().unwrap().take());
+        async move {
+            let _flag = flag;
+            futures::future::pending::<()>().await;
+            n
+        }
+    });
+    let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("One").max_children(1))
+        .await
+        .unwrap();
+    let mut stream = TaskSupervisor::async_stream_on::<_, u64, _>(
+        &system,
+        "One",
+        "Work",
+        "hang",
+        [0u64, 1, 2],
+        StreamOptions {
+            max_concurrency: 2,
+            timeout: Duration::from_secs(3600),
+            ..StreamOptions::default()
+        },
+    );
+    let first = tokio::time::timeout(DEADLINE, stream.next()).await;
+    assert_eq!(
+        first,
+        Ok(Some(Err(TaskError::MaxChildren {
+            name: "One".into(),
+            max: 1
+        })))
+    );
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, stream.next()).await,
+        Ok(None),
+        "the stream ends"
+    );
+    tokio::time::timeout(DEADLINE, dropped)
+        .await
+        .expect("the task in flight was stopped")
+        .unwrap();
+    poll_until("the slot to be free", || async {
+        sup.count_children().await == Ok(0)
+    })
+    .await;
+    system.shutdown().await;
+}
+
+/// Elixir raises `ArgumentError` (":max_concurrency must be an integer greater than zero").
+#[tokio::test]
+async fn async_stream_with_max_concurrency_zero_is_an_error() {
+    use futures::StreamExt;
+
+    use crate::StreamOptions;
+
+    let (system, _sup) = node("alex@localhost").await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    system.functions().register("Work", "count", move |n: u64| {
+        r.fetch_add(1, Ordering::SeqCst);
+        async move { n }
+    });
+    let results: Vec<Result<u64, TaskError>> = TaskSupervisor::async_stream_on(
+        &system,
+        "Chat.TaskSupervisor",
+        "Work",
+        "count",
+        [1u64, 2],
+        StreamOptions {
+            max_concurrency: 0,
+            ..StreamOptions::default()
+        },
+    )
+    .collect()
+    .await;
+    assert!(
+        matches!(&results[..], [Err(TaskError::InvalidOption { option, .. })] if option == "max_concurrency"),
+        "{results:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "no task ran");
+    system.shutdown().await;
+}
