@@ -167,10 +167,26 @@ pub enum TaskError {
         message: String,
     },
     /// The task was stopped before it finished (shut down, killed, or its supervisor stopped).
+    /// `"shutdown"`: it was asked to stop and did; `"killed"`: [`Task::shutdown`] gave it
+    /// its timeout, it had not stopped by then, and it was killed after it (Elixir's
+    /// `{:exit, :killed}`).
+    ///
+    /// [`Task::shutdown`]: crate::Task::shutdown
     #[error("the task exited before finishing: {reason}")]
     Exited {
         /// Why it stopped.
         reason: String,
+    },
+    /// [`Task::shutdown`] told the task to stop, and it had still not stopped when the
+    /// shutdown gave up waiting. A task is stopped at an `.await`; this one is busy without
+    /// reaching one (a loop or a blocking call without `.await`) and **is still running**.
+    /// It stops at its next `.await`, if it ever reaches one.
+    ///
+    /// [`Task::shutdown`]: crate::Task::shutdown
+    #[error("the task was told to stop {waited:?} ago and is still running: it is busy without reaching an .await, where a task can be stopped; it stops at its next .await. Give long computations .await points (tokio::task::yield_now) or run blocking code with tokio::task::spawn_blocking")]
+    StillRunning {
+        /// How long the shutdown waited for it to stop.
+        waited: Duration,
     },
     /// The node is unknown, down, or went down while the task ran.
     #[error(

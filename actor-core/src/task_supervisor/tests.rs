@@ -681,3 +681,128 @@ async fn async_stream_with_max_concurrency_zero_is_an_error() {
     assert_eq!(runs.load(Ordering::SeqCst), 0, "no task ran");
     system.shutdown().await;
 }
+
+/// Elixir: `Task.shutdown(task)` when the task's `:DOWN` with reason `:shutdown` is already in
+/// the mailbox returns `nil` (with `:brutal_kill` it returns `{:exit, :shutdown}`).
+#[tokio::test]
+async fn shutdown_of_a_task_already_shut_down_is_none() {
+    let (system, sup) = node("alex@localhost").await;
+    let task = sup
+        .async_nolink_fn(futures::future::pending::<u8>)
+        .await
+        .unwrap();
+    assert!(sup.terminate_child(task.id()).await);
+    poll_until("the task to report its stop", || {
+        let reported = !task.rx.as_ref().unwrap().is_empty();
+        async move { reported }
+    })
+    .await;
+    assert_eq!(task.shutdown(Shutdown::Timeout(DEADLINE)).await, Ok(None));
+    // With :brutal_kill, Elixir expects :killed and returns {:exit, :shutdown}.
+    let task = sup
+        .async_nolink_fn(futures::future::pending::<u8>)
+        .await
+        .unwrap();
+    assert!(sup.terminate_child(task.id()).await);
+    poll_until("the task to report its stop", || {
+        let reported = !task.rx.as_ref().unwrap().is_empty();
+        async move { reported }
+    })
+    .await;
+    assert_eq!(
+        task.shutdown(Shutdown::BrutalKill).await,
+        Err(TaskError::Exited {
+            reason: "shutdown".into()
+        })
+    );
+    system.shutdown().await;
+}
+
+/// Blocks its thread (no `.await`) until told to go on: a task busy without yielding.
+async fn busy_task(
+    started: oneshot::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+    dropped: oneshot::Sender<()>,
+) -> u8 {
+    let _flag = DropFlag(Some(dropped));
+    let _ = started.send(());
+    let _ = release.recv(); // busy: no .await until released
+    futures::future::pending::<u8>().await // the next .await, where a stop lands
+}
+
+/// Elixir: `Task.shutdown(task, timeout)` on a task that does not stop within the timeout kills
+/// it and returns `{:exit, :killed}`. Here a task stops only at an `.await`: this one is busy
+/// past the timeout, then reaches one and is killed there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_past_its_timeout_kills_the_task() {
+    let (system, sup) = node("alex@localhost").await;
+    let (started_tx, started) = oneshot::channel();
+    let (release_tx, release) = std::sync::mpsc::channel();
+    let (dropped_tx, dropped) = oneshot::channel();
+    let task = sup
+        .async_nolink_fn(move || busy_task(started_tx, release, dropped_tx))
+        .await
+        .unwrap();
+    tokio::time::timeout(DEADLINE, started)
+        .await
+        .unwrap()
+        .unwrap();
+    let timeout = Duration::from_millis(10);
+    let shutdown = task.shutdown(Shutdown::Timeout(timeout));
+    tokio::pin!(shutdown);
+    assert!(
+        tokio::time::timeout(timeout * 5, &mut shutdown)
+            .await
+            .is_err(),
+        "a task that has not stopped is never reported stopped"
+    );
+    release_tx.send(()).unwrap();
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, shutdown).await,
+        Ok(Err(TaskError::Exited {
+            reason: "killed".into()
+        }))
+    );
+    tokio::time::timeout(DEADLINE, dropped)
+        .await
+        .unwrap()
+        .unwrap();
+    system.shutdown().await;
+}
+
+/// A task that never reaches an `.await` cannot be stopped: `shutdown` says it still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_of_a_task_that_never_yields_says_it_still_runs() {
+    let (system, sup) = node("alex@localhost").await;
+    let (started_tx, started) = oneshot::channel();
+    let (release_tx, release) = std::sync::mpsc::channel();
+    let (dropped_tx, dropped) = oneshot::channel();
+    let task = sup
+        .async_nolink_fn(move || busy_task(started_tx, release, dropped_tx))
+        .await
+        .unwrap();
+    tokio::time::timeout(DEADLINE, started)
+        .await
+        .unwrap()
+        .unwrap();
+    let result = task
+        .shutdown(Shutdown::Timeout(Duration::from_millis(10)))
+        .await;
+    assert_eq!(
+        result,
+        Err(TaskError::StillRunning {
+            waited: Duration::from_millis(10) + Duration::from_secs(5)
+        }),
+        "never reported stopped while it runs"
+    );
+    release_tx.send(()).unwrap();
+    tokio::time::timeout(DEADLINE, dropped)
+        .await
+        .unwrap()
+        .unwrap();
+    poll_until("the task to leave once it reached an .await", || async {
+        sup.count_children().await == Ok(0)
+    })
+    .await;
+    system.shutdown().await;
+}
