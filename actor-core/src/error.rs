@@ -247,7 +247,9 @@ pub enum TaskError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SupervisorError {
-    /// Children restarted more often than the supervisor allows; it shut down.
+    /// Children restarted more often than the supervisor allows; it shut down. This is what
+    /// a supervisor (or task supervisor) logs when it gives up; it then exits with reason
+    /// `shutdown`, as in OTP.
     #[error("supervisor {name} shut down: reached maximum restart intensity ({max_restarts} restarts in {max_seconds:?}); fix the crashing child or raise max_restarts")]
     RestartIntensity {
         /// The supervisor's id or name.

@@ -12,9 +12,10 @@
 //!   child and those started after it (`RestForOne`); the others are stopped first in reverse
 //!   start order, then everything restarts in start order;
 //! - more than `max_restarts` restarts within `max_seconds` (default 3 in 5 s) make the
-//!   supervisor stop its children and fail with
-//!   [`SupervisorError::RestartIntensity`](crate::SupervisorError::RestartIntensity), which
-//!   its parent sees as an ordinary failure;
+//!   supervisor give up, as OTP's: it logs why
+//!   ([`SupervisorError::RestartIntensity`](crate::SupervisorError::RestartIntensity)), stops
+//!   its children and exits with reason `shutdown`, so its own supervisor restarts it only
+//!   if it is [`Restart::Permanent`] there (a `Transient` or `Temporary` one stays stopped);
 //! - when the supervisor stops, its children stop in reverse start order, each by its
 //!   [`Shutdown`]: asked to stop (its `post_stop` runs) and killed after the timeout, or
 //!   killed at once for [`Shutdown::BrutalKill`].
@@ -66,6 +67,10 @@ use crate::{
 
 /// How long to wait for a killed actor to finish exiting before giving up on it.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// The exit reason of a supervisor that gave up (OTP's `shutdown`), and the stop reason it
+/// gives its children.
+pub(crate) const SHUTDOWN: &str = "shutdown";
 
 /// The supervisor actor. Start one with [`Supervisor::start`] or nest one with
 /// [`ChildSpec::supervisor`].
@@ -155,11 +160,11 @@ pub(crate) async fn stop_child(cell: &ActorCell, shutdown: Shutdown) {
     let stopped = match shutdown {
         Shutdown::BrutalKill => false,
         Shutdown::Infinity => cell
-            .stop_and_wait(Some("shutdown".into()), None)
+            .stop_and_wait(Some(SHUTDOWN.into()), None)
             .await
             .is_ok(),
         Shutdown::Timeout(d) => cell
-            .stop_and_wait(Some("shutdown".into()), Some(d))
+            .stop_and_wait(Some(SHUTDOWN.into()), Some(d))
             .await
             .is_ok(),
     };
@@ -209,15 +214,17 @@ impl SupervisorState {
         }
     }
 
-    async fn give_up(&mut self) -> ActorProcessingErr {
+    /// Past the restart intensity: logs why, stops the children and exits with reason
+    /// `shutdown`, as OTP's supervisor does (so a `Transient` parent leaves it stopped).
+    async fn give_up(&mut self, myself: &ActorCell) {
         let err = SupervisorError::RestartIntensity {
             name: self.label.clone(),
             max_restarts: self.spec.max_restarts,
             max_seconds: self.spec.max_seconds,
         };
-        tracing::warn!(supervisor = %self.label, "{err}");
+        tracing::error!(supervisor = %self.label, "{err}");
         self.stop_all().await;
-        Box::new(err)
+        myself.stop(Some(SHUTDOWN.into()));
     }
 
     async fn on_exit(
@@ -254,7 +261,8 @@ impl SupervisorState {
             tracing::warn!(supervisor = %self.label, child = %child_id, reason, "child exited abnormally; restarting");
         }
         if !self.intensity.record(Instant::now()) {
-            return Err(self.give_up().await);
+            self.give_up(myself).await;
+            return Ok(());
         }
         let affected = match self.spec.strategy {
             Strategy::OneForOne => idx..idx + 1,
@@ -295,7 +303,8 @@ impl SupervisorState {
                     Err(e) => {
                         tracing::warn!(supervisor = %self.label, child = %id, "restart failed: {e}");
                         if !self.intensity.record(Instant::now()) {
-                            return Err(self.give_up().await);
+                            self.give_up(myself).await;
+                            return Ok(());
                         }
                     }
                 }

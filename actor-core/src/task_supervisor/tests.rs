@@ -409,7 +409,7 @@ async fn start_child_restarts_by_restart_type() {
 }
 
 #[tokio::test]
-async fn too_many_restarts_fail_the_task_supervisor_and_its_parent_restarts_it() {
+async fn too_many_restarts_stop_the_task_supervisor_and_a_permanent_parent_restarts_it() {
     let system = System::start(SystemConfig::default()).await.unwrap();
     let sup = TaskSupervisor::start(
         &system,
@@ -804,5 +804,35 @@ async fn shutdown_of_a_task_that_never_yields_says_it_still_runs() {
         sup.count_children().await == Ok(0)
     })
     .await;
+    system.shutdown().await;
+}
+
+/// As a `Supervisor`, a task supervisor past its restart intensity exits with reason
+/// `shutdown` (Elixir's `Task.Supervisor` is a `DynamicSupervisor`, which does so), so a
+/// `transient` parent does not restart it.
+#[tokio::test]
+async fn past_its_intensity_a_task_supervisor_exits_shutdown_and_a_transient_parent_leaves_it() {
+    use crate::{Strategy, Supervisor, SupervisorSpec};
+
+    let system = System::start(SystemConfig::default()).await.unwrap();
+    let config = TaskSupervisorConfig::new("Loop").intensity(0, Duration::from_secs(60));
+    let top = Supervisor::start(
+        &system,
+        None,
+        SupervisorSpec::new(Strategy::OneForOne)
+            .child(TaskSupervisor::child_spec(config).restart(Restart::Transient)),
+    )
+    .await
+    .unwrap();
+    let sup = TaskSupervisor::whereis(&system, "Loop").unwrap();
+    sup.start_child_fn(|| async {}, Restart::Permanent)
+        .await
+        .unwrap();
+    poll_until("the task supervisor to stop and stay stopped", || async {
+        let children = Supervisor::which_children(&top).await.unwrap();
+        children.len() == 1 && children[0].actor.is_none()
+    })
+    .await;
+    assert!(TaskSupervisor::whereis(&system, "Loop").is_none());
     system.shutdown().await;
 }
