@@ -259,15 +259,32 @@ pub enum SupervisorError {
         /// Its window.
         max_seconds: Duration,
     },
-    /// A child with that id is already in the supervisor.
-    #[error("a child with id {id:?} already exists in this supervisor; child ids must be unique")]
-    DuplicateChild {
+    /// A child with that id is in the supervisor and running (OTP's
+    /// `{:error, {:already_started, pid}}`).
+    #[error(
+        "a child with id {id:?} is already running in this supervisor; child ids must be unique"
+    )]
+    AlreadyStarted {
         /// The child id.
         id: String,
     },
-    /// No child with that id.
-    #[error("no child with id {id:?} in this supervisor")]
-    NoChild {
+    /// A child with that id is in the supervisor but not running (it was terminated, or it
+    /// ended and was not restarted); OTP's `{:error, :already_present}`.
+    #[error("a child with id {id:?} is already present in this supervisor, not running; start it with restart_child, or remove it with delete_child first")]
+    AlreadyPresent {
+        /// The child id.
+        id: String,
+    },
+    /// No child with that id (OTP's `{:error, :not_found}`).
+    #[error("no child with id {id:?} in this supervisor; which_children lists its children")]
+    NotFound {
+        /// The child id.
+        id: String,
+    },
+    /// The child is running, so it cannot be restarted or deleted (OTP's
+    /// `{:error, :running}`).
+    #[error("the child {id:?} is running; stop it with terminate_child first")]
+    Running {
         /// The child id.
         id: String,
     },

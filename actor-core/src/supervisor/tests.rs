@@ -373,7 +373,7 @@ async fn dynamic_children() {
     assert_eq!(next(&mut rx2).await, S("dyn"));
     let dup = Supervisor::start_child(&sup, worker("dyn", &tx2)).await;
     assert!(
-        matches!(dup, Err(SupervisorError::DuplicateChild { .. })),
+        matches!(&dup, Err(SupervisorError::AlreadyStarted { id }) if id == "dyn"),
         "{dup:?}"
     );
     Supervisor::terminate_child(&sup, "dyn").await.unwrap();
@@ -382,17 +382,14 @@ async fn dynamic_children() {
         X("dyn"),
         "terminate_child runs post_stop"
     );
-    assert!(matches!(
-        Supervisor::terminate_child(&sup, "dyn").await,
-        Err(SupervisorError::NoChild { .. })
-    ));
-    let ids: Vec<_> = Supervisor::which_children(&sup)
+    Supervisor::terminate_child(&sup, "dyn")
         .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    assert_eq!(ids, ["a"]);
+        .expect("OTP: terminating a child that is not running is ok");
+    assert!(matches!(
+        Supervisor::terminate_child(&sup, "nope").await,
+        Err(SupervisorError::NotFound { .. })
+    ));
+    children_become(&sup, &[("a", true), ("dyn", false)]).await;
     assert!(rx.try_recv().is_err(), "a untouched");
     system.shutdown().await;
 }
@@ -463,5 +460,89 @@ async fn past_its_intensity_a_supervisor_exits_shutdown_and_a_transient_parent_l
         rx.try_recv().is_err(),
         "nothing was restarted: the parent saw a normal exit"
     );
+    system.shutdown().await;
+}
+
+/// OTP: `terminate_child` stops the child but keeps its spec; `which_children` lists it as not
+/// running, `restart_child` starts it again, `delete_child` removes it, and `start_child` with
+/// its id answers `{:error, :already_present}` (`{:error, {:already_started, pid}}` while it
+/// runs).
+#[tokio::test]
+async fn terminate_child_keeps_the_spec() {
+    let (system, sup, mut rx) = setup(Strategy::OneForOne, &["a", "b"]).await;
+    let (tx, mut rx2) = mpsc::unbounded_channel();
+    Supervisor::terminate_child(&sup, "b").await.unwrap();
+    assert_eq!(next(&mut rx).await, X("b"));
+    children_become(&sup, &[("a", true), ("b", false)]).await;
+    let again = Supervisor::start_child(&sup, worker("b", &tx)).await;
+    assert!(
+        matches!(&again, Err(SupervisorError::AlreadyPresent { id }) if id == "b"),
+        "{again:?}"
+    );
+    assert!(rx2.try_recv().is_err(), "nothing started");
+    let infos = Supervisor::which_children(&sup).await.unwrap();
+    let b = &infos[1];
+    assert_eq!(
+        (b.id.as_str(), b.name.as_deref(), b.is_running(), b.restart),
+        ("b", Some("b"), false, Restart::Permanent),
+        "a stopped child keeps its id, name and restart type"
+    );
+    assert!(system.registry().whereis_cell("b").is_none());
+
+    // delete_child and restart_child refuse a running child, and an unknown id.
+    for result in [
+        Supervisor::delete_child(&sup, "a").await,
+        Supervisor::restart_child(&sup, "a").await.map(drop),
+    ] {
+        assert!(
+            matches!(&result, Err(SupervisorError::Running { id }) if id == "a"),
+            "{result:?}"
+        );
+    }
+    for result in [
+        Supervisor::delete_child(&sup, "nope").await,
+        Supervisor::restart_child(&sup, "nope").await.map(drop),
+    ] {
+        assert!(
+            matches!(result, Err(SupervisorError::NotFound { .. })),
+            "{result:?}"
+        );
+    }
+
+    // restart_child starts it again from its spec, under its name.
+    let cell = Supervisor::restart_child(&sup, "b").await.unwrap();
+    assert_eq!(next(&mut rx).await, S("b"));
+    assert_eq!(id_of(&system, "b"), cell.get_id());
+    children_become(&sup, &[("a", true), ("b", true)]).await;
+    // And it is supervised again: a crash restarts it.
+    crash(&system, "b");
+    assert_eq!(next(&mut rx).await, S("b"));
+    registered_again(&system, "b", cell.get_id()).await;
+
+    // delete_child removes a stopped child; its id is free again.
+    Supervisor::terminate_child(&sup, "b").await.unwrap();
+    assert_eq!(next(&mut rx).await, X("b"));
+    Supervisor::delete_child(&sup, "b").await.unwrap();
+    children_become(&sup, &[("a", true)]).await;
+    Supervisor::start_child(&sup, worker("b", &tx))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx2).await, S("b"));
+    children_become(&sup, &[("a", true), ("b", true)]).await;
+    system.shutdown().await;
+}
+
+/// OTP: a temporary child's spec is not kept when it is terminated.
+#[tokio::test]
+async fn terminate_child_removes_a_temporary_child() {
+    let (system, sup, _rx) = setup(Strategy::OneForOne, &["a"]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    Supervisor::start_child(&sup, worker("temp", &tx).restart(Restart::Temporary))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, S("temp"));
+    Supervisor::terminate_child(&sup, "temp").await.unwrap();
+    assert_eq!(next(&mut rx).await, X("temp"));
+    children_become(&sup, &[("a", true)]).await;
     system.shutdown().await;
 }
