@@ -20,6 +20,10 @@
 //!   [`Shutdown`]: asked to stop (its `post_stop` runs) and killed after the timeout, or
 //!   killed at once for [`Shutdown::BrutalKill`].
 //!
+//! Children can be added and stopped while it runs, as in OTP:
+//! [`Supervisor::start_child`], [`Supervisor::terminate_child`] (which keeps the child's spec,
+//! listed as not running), [`Supervisor::restart_child`] and [`Supervisor::delete_child`].
+//!
 //! A child with a [name](ChildSpec::name) is registered on the node each time it starts, so
 //! `whereis` finds the new instance after a restart.
 //!

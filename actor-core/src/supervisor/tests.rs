@@ -288,8 +288,39 @@ impl Actor for Parent {
     }
 }
 
+/// Keeps the messages of the events logged on this thread (the test's runtime thread).
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Log {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        self.0.lock().unwrap().push(message.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[tokio::test]
 async fn past_the_intensity_the_supervisor_stops_its_children_and_exits_shutdown() {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _log = tracing::subscriber::set_default(Log(log.clone()));
     let system = System::start(SystemConfig::default()).await.unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (ptx, mut prx) = mpsc::unbounded_channel();
@@ -320,6 +351,13 @@ async fn past_the_intensity_the_supervisor_stops_its_children_and_exits_shutdown
         .unwrap()
         .unwrap();
     assert_eq!(why, r#"terminated: Some("shutdown")"#);
+    let logged = log.lock().unwrap().clone();
+    assert!(
+        logged.iter().any(|m| m.starts_with(
+            "supervisor app shut down: reached maximum restart intensity (2 restarts in 60s)"
+        )),
+        "the log says why it gave up: {logged:?}"
+    );
     parent.stop(None);
     system.shutdown().await;
 }
