@@ -321,6 +321,11 @@ impl tracing::Subscriber for Log {
 async fn past_the_intensity_the_supervisor_stops_its_children_and_exits_shutdown() {
     let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let _log = tracing::subscriber::set_default(Log(log.clone()));
+    // With a single scoped subscriber in the process, tracing computes the interest of a
+    // callsite first hit on another thread (another test) from that thread's default alone,
+    // which wants nothing, and caches it. A second live dispatcher makes it ask every
+    // dispatcher, so the events logged on this thread reach `Log` whoever hit them first.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let system = System::start(SystemConfig::default()).await.unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (ptx, mut prx) = mpsc::unbounded_channel();
