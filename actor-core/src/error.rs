@@ -167,10 +167,26 @@ pub enum TaskError {
         message: String,
     },
     /// The task was stopped before it finished (shut down, killed, or its supervisor stopped).
+    /// `"shutdown"`: it was asked to stop and did; `"killed"`: [`Task::shutdown`] gave it
+    /// its timeout, it had not stopped by then, and it was killed after it (Elixir's
+    /// `{:exit, :killed}`).
+    ///
+    /// [`Task::shutdown`]: crate::Task::shutdown
     #[error("the task exited before finishing: {reason}")]
     Exited {
         /// Why it stopped.
         reason: String,
+    },
+    /// [`Task::shutdown`] told the task to stop, and it had still not stopped when the
+    /// shutdown gave up waiting. A task is stopped at an `.await`; this one is busy without
+    /// reaching one (a loop or a blocking call without `.await`) and **is still running**.
+    /// It stops at its next `.await`, if it ever reaches one.
+    ///
+    /// [`Task::shutdown`]: crate::Task::shutdown
+    #[error("the task was told to stop {waited:?} ago and is still running: it is busy without reaching an .await, where a task can be stopped; it stops at its next .await. Give long computations .await points (tokio::task::yield_now) or run blocking code with tokio::task::spawn_blocking")]
+    StillRunning {
+        /// How long the shutdown waited for it to stop.
+        waited: Duration,
     },
     /// The node is unknown, down, or went down while the task ran.
     #[error(
@@ -208,6 +224,15 @@ pub enum TaskError {
         /// What the decoder reported.
         reason: String,
     },
+    /// An option passed to the call is out of range (as Elixir's `ArgumentError`); nothing
+    /// was started.
+    #[error("invalid option {option}: {reason}")]
+    InvalidOption {
+        /// The option's name, e.g. `max_concurrency`.
+        option: String,
+        /// What is wrong with its value and what to pass instead.
+        reason: String,
+    },
     /// The task supervisor already runs `max_children` tasks.
     #[error("task supervisor {name:?} already runs its maximum of {max} tasks; raise max_children or wait for tasks to finish")]
     MaxChildren {
@@ -222,7 +247,9 @@ pub enum TaskError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum SupervisorError {
-    /// Children restarted more often than the supervisor allows; it shut down.
+    /// Children restarted more often than the supervisor allows; it shut down. This is what
+    /// a supervisor (or task supervisor) logs when it gives up; it then exits with reason
+    /// `shutdown`, as in OTP.
     #[error("supervisor {name} shut down: reached maximum restart intensity ({max_restarts} restarts in {max_seconds:?}); fix the crashing child or raise max_restarts")]
     RestartIntensity {
         /// The supervisor's id or name.
@@ -232,15 +259,32 @@ pub enum SupervisorError {
         /// Its window.
         max_seconds: Duration,
     },
-    /// A child with that id is already in the supervisor.
-    #[error("a child with id {id:?} already exists in this supervisor; child ids must be unique")]
-    DuplicateChild {
+    /// A child with that id is in the supervisor and running (OTP's
+    /// `{:error, {:already_started, pid}}`).
+    #[error(
+        "a child with id {id:?} is already running in this supervisor; child ids must be unique"
+    )]
+    AlreadyStarted {
         /// The child id.
         id: String,
     },
-    /// No child with that id.
-    #[error("no child with id {id:?} in this supervisor")]
-    NoChild {
+    /// A child with that id is in the supervisor but not running (it was terminated, or it
+    /// ended and was not restarted); OTP's `{:error, :already_present}`.
+    #[error("a child with id {id:?} is already present in this supervisor, not running; start it with restart_child, or remove it with delete_child first")]
+    AlreadyPresent {
+        /// The child id.
+        id: String,
+    },
+    /// No child with that id (OTP's `{:error, :not_found}`).
+    #[error("no child with id {id:?} in this supervisor; which_children lists its children")]
+    NotFound {
+        /// The child id.
+        id: String,
+    },
+    /// The child is running, so it cannot be restarted or deleted (OTP's
+    /// `{:error, :running}`).
+    #[error("the child {id:?} is running; stop it with terminate_child first")]
+    Running {
         /// The child id.
         id: String,
     },

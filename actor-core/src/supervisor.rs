@@ -12,12 +12,17 @@
 //!   child and those started after it (`RestForOne`); the others are stopped first in reverse
 //!   start order, then everything restarts in start order;
 //! - more than `max_restarts` restarts within `max_seconds` (default 3 in 5 s) make the
-//!   supervisor stop its children and fail with
-//!   [`SupervisorError::RestartIntensity`](crate::SupervisorError::RestartIntensity), which
-//!   its parent sees as an ordinary failure;
+//!   supervisor give up, as OTP's: it logs why
+//!   ([`SupervisorError::RestartIntensity`](crate::SupervisorError::RestartIntensity)), stops
+//!   its children and exits with reason `shutdown`, so its own supervisor restarts it only
+//!   if it is [`Restart::Permanent`] there (a `Transient` or `Temporary` one stays stopped);
 //! - when the supervisor stops, its children stop in reverse start order, each by its
 //!   [`Shutdown`]: asked to stop (its `post_stop` runs) and killed after the timeout, or
 //!   killed at once for [`Shutdown::BrutalKill`].
+//!
+//! Children can be added and stopped while it runs, as in OTP:
+//! [`Supervisor::start_child`], [`Supervisor::terminate_child`] (which keeps the child's spec,
+//! listed as not running), [`Supervisor::restart_child`] and [`Supervisor::delete_child`].
 //!
 //! A child with a [name](ChildSpec::name) is registered on the node each time it starts, so
 //! `whereis` finds the new instance after a restart.
@@ -67,6 +72,10 @@ use crate::{
 /// How long to wait for a killed actor to finish exiting before giving up on it.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 
+/// The exit reason of a supervisor that gave up (OTP's `shutdown`), and the stop reason it
+/// gives its children.
+pub(crate) const SHUTDOWN: &str = "shutdown";
+
 /// The supervisor actor. Start one with [`Supervisor::start`] or nest one with
 /// [`ChildSpec::supervisor`].
 #[derive(Debug, Clone, Copy, Default)]
@@ -84,8 +93,12 @@ impl std::fmt::Debug for SupervisorMsg {
 enum Op {
     /// Add and start a child.
     StartChild(ChildSpec, RpcReplyPort<Result<ActorCell, SupervisorError>>),
-    /// Stop a child and remove it.
+    /// Stop a child, keeping its spec (a temporary child's is removed).
     TerminateChild(String, RpcReplyPort<Result<(), SupervisorError>>),
+    /// Start a child that is not running again from its spec.
+    RestartChild(String, RpcReplyPort<Result<ActorCell, SupervisorError>>),
+    /// Remove the spec of a child that is not running.
+    DeleteChild(String, RpcReplyPort<Result<(), SupervisorError>>),
     /// List the children.
     WhichChildren(RpcReplyPort<Vec<ChildInfo>>),
 }
@@ -98,10 +111,20 @@ pub struct ChildInfo {
     pub id: String,
     /// The name it is registered under, if any.
     pub name: Option<String>,
-    /// The running actor, or `None` if it is not running (a transient child that ended).
+    /// The running actor, or `None` if it is not running: stopped by
+    /// [`Supervisor::terminate_child`], or a transient child that ended normally. Its spec is
+    /// kept: [`Supervisor::restart_child`] starts it again, [`Supervisor::delete_child`]
+    /// removes it.
     pub actor: Option<ActorCell>,
     /// Its restart type.
     pub restart: Restart,
+}
+
+impl ChildInfo {
+    /// Whether the child is running (OTP lists a stopped child with pid `undefined`).
+    pub fn is_running(&self) -> bool {
+        self.actor.is_some()
+    }
 }
 
 /// Arguments of the [`Supervisor`] actor: made by [`Supervisor::start`] and
@@ -155,11 +178,11 @@ pub(crate) async fn stop_child(cell: &ActorCell, shutdown: Shutdown) {
     let stopped = match shutdown {
         Shutdown::BrutalKill => false,
         Shutdown::Infinity => cell
-            .stop_and_wait(Some("shutdown".into()), None)
+            .stop_and_wait(Some(SHUTDOWN.into()), None)
             .await
             .is_ok(),
         Shutdown::Timeout(d) => cell
-            .stop_and_wait(Some("shutdown".into()), Some(d))
+            .stop_and_wait(Some(SHUTDOWN.into()), Some(d))
             .await
             .is_ok(),
     };
@@ -209,15 +232,17 @@ impl SupervisorState {
         }
     }
 
-    async fn give_up(&mut self) -> ActorProcessingErr {
+    /// Past the restart intensity: logs why, stops the children and exits with reason
+    /// `shutdown`, as OTP's supervisor does (so a `Transient` parent leaves it stopped).
+    async fn give_up(&mut self, myself: &ActorCell) {
         let err = SupervisorError::RestartIntensity {
             name: self.label.clone(),
             max_restarts: self.spec.max_restarts,
             max_seconds: self.spec.max_seconds,
         };
-        tracing::warn!(supervisor = %self.label, "{err}");
+        tracing::error!(supervisor = %self.label, "{err}");
         self.stop_all().await;
-        Box::new(err)
+        myself.stop(Some(SHUTDOWN.into()));
     }
 
     async fn on_exit(
@@ -254,7 +279,8 @@ impl SupervisorState {
             tracing::warn!(supervisor = %self.label, child = %child_id, reason, "child exited abnormally; restarting");
         }
         if !self.intensity.record(Instant::now()) {
-            return Err(self.give_up().await);
+            self.give_up(myself).await;
+            return Ok(());
         }
         let affected = match self.spec.strategy {
             Strategy::OneForOne => idx..idx + 1,
@@ -295,7 +321,8 @@ impl SupervisorState {
                     Err(e) => {
                         tracing::warn!(supervisor = %self.label, child = %id, "restart failed: {e}");
                         if !self.intensity.record(Instant::now()) {
-                            return Err(self.give_up().await);
+                            self.give_up(myself).await;
+                            return Ok(());
                         }
                     }
                 }
@@ -359,10 +386,12 @@ impl Actor for Supervisor {
         let SupervisorMsg(op) = msg;
         match op {
             Op::StartChild(spec, reply) => {
-                let result = if state.children.iter().any(|c| c.spec.id == spec.id) {
-                    Err(SupervisorError::DuplicateChild { id: spec.id })
-                } else {
-                    match state.kernel.upgrade() {
+                let result = match state.children.iter().find(|c| c.spec.id == spec.id) {
+                    Some(c) if c.cell.is_some() => {
+                        Err(SupervisorError::AlreadyStarted { id: spec.id })
+                    }
+                    Some(_) => Err(SupervisorError::AlreadyPresent { id: spec.id }),
+                    None => match state.kernel.upgrade() {
                         None => Err(SpawnError::SystemStopped.into()),
                         Some(kernel) => match start_one(&kernel, &myself.get_cell(), &spec).await {
                             Ok(cell) => {
@@ -374,18 +403,59 @@ impl Actor for Supervisor {
                             }
                             Err(e) => Err(e.into()),
                         },
-                    }
+                    },
                 };
                 let _ = reply.send(result);
             }
             Op::TerminateChild(id, reply) => {
                 let result = match state.children.iter().position(|c| c.spec.id == id) {
-                    None => Err(SupervisorError::NoChild { id }),
+                    None => Err(SupervisorError::NotFound { id }),
                     Some(idx) => {
-                        let child = state.children.remove(idx);
-                        if let Some(cell) = child.cell {
-                            stop_child(&cell, child.spec.shutdown).await;
+                        // Taken first: its exit is then not ours to restart.
+                        let cell = state.children[idx].cell.take();
+                        let shutdown = state.children[idx].spec.shutdown;
+                        // OTP keeps the spec, except a temporary child's.
+                        if state.children[idx].spec.restart == Restart::Temporary {
+                            state.children.remove(idx);
                         }
+                        if let Some(cell) = cell {
+                            stop_child(&cell, shutdown).await;
+                        }
+                        Ok(())
+                    }
+                };
+                let _ = reply.send(result);
+            }
+            Op::RestartChild(id, reply) => {
+                let result = match state.children.iter().position(|c| c.spec.id == id) {
+                    None => Err(SupervisorError::NotFound { id }),
+                    Some(idx) if state.children[idx].cell.is_some() => {
+                        Err(SupervisorError::Running { id })
+                    }
+                    Some(idx) => match state.kernel.upgrade() {
+                        None => Err(SpawnError::SystemStopped.into()),
+                        Some(kernel) => {
+                            let spec = &state.children[idx].spec;
+                            match start_one(&kernel, &myself.get_cell(), spec).await {
+                                Ok(cell) => {
+                                    state.children[idx].cell = Some(cell.clone());
+                                    Ok(cell)
+                                }
+                                Err(e) => Err(e.into()),
+                            }
+                        }
+                    },
+                };
+                let _ = reply.send(result);
+            }
+            Op::DeleteChild(id, reply) => {
+                let result = match state.children.iter().position(|c| c.spec.id == id) {
+                    None => Err(SupervisorError::NotFound { id }),
+                    Some(idx) if state.children[idx].cell.is_some() => {
+                        Err(SupervisorError::Running { id })
+                    }
+                    Some(idx) => {
+                        state.children.remove(idx);
                         Ok(())
                     }
                 };
@@ -458,34 +528,97 @@ impl Supervisor {
         Ok(actor)
     }
 
-    /// Adds `spec` to the running supervisor and starts it.
+    /// Adds `spec` to the running supervisor and starts it, as OTP's `start_child`.
     ///
     /// # Errors
-    /// [`SupervisorError::DuplicateChild`], a [`SpawnError`], or
-    /// [`SupervisorError::NotRunning`].
+    /// [`SupervisorError::AlreadyStarted`] if a child with that id runs,
+    /// [`SupervisorError::AlreadyPresent`] if one is kept but not running (start that one
+    /// with [`Supervisor::restart_child`], or remove it with [`Supervisor::delete_child`]),
+    /// a [`SpawnError`], or [`SupervisorError::NotRunning`].
     pub async fn start_child(
         supervisor: &ActorRef<SupervisorMsg>,
         spec: ChildSpec,
     ) -> Result<ActorCell, SupervisorError> {
-        supervisor
-            .call(|reply| SupervisorMsg(Op::StartChild(spec, reply)), None)
-            .await
-            .ok()
-            .and_then(success)
-            .ok_or(SupervisorError::NotRunning)?
+        Self::ask(supervisor, |reply| Op::StartChild(spec, reply)).await
     }
 
-    /// Stops the child `id` (by its [`Shutdown`]) and removes it.
+    /// Stops the child `id` (by its [`Shutdown`]) and keeps its spec, as OTP's
+    /// `terminate_child`: [`Supervisor::which_children`] lists it as not running,
+    /// [`Supervisor::restart_child`] starts it again and [`Supervisor::delete_child`] removes
+    /// it. A [`Restart::Temporary`] child's spec is removed. Stopping a child that is not
+    /// running is `Ok`.
+    ///
+    /// ```
+    /// # use ractor::{Actor, ActorRef, ActorProcessingErr};
+    /// # #[derive(Clone)] struct Worker;
+    /// # impl Actor for Worker { type Msg = (); type State = (); type Arguments = ();
+    /// #   async fn pre_start(&self, _: ActorRef<()>, _: ()) -> Result<(), ActorProcessingErr> { Ok(()) } }
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actor_core::{ChildSpec, Supervisor, SupervisorError, SupervisorSpec, System, SystemConfig};
+    /// let system = System::start(SystemConfig::default()).await?;
+    /// let spec = SupervisorSpec::default().child(ChildSpec::new("worker", Worker, ()));
+    /// let sup = Supervisor::start(&system, None, spec).await?;
+    ///
+    /// Supervisor::terminate_child(&sup, "worker").await?;
+    /// let children = Supervisor::which_children(&sup).await?;
+    /// assert!(children[0].id == "worker" && !children[0].is_running());
+    /// let again = Supervisor::start_child(&sup, ChildSpec::new("worker", Worker, ())).await;
+    /// assert!(matches!(again, Err(SupervisorError::AlreadyPresent { .. })));
+    ///
+    /// Supervisor::restart_child(&sup, "worker").await?; // running again
+    /// Supervisor::terminate_child(&sup, "worker").await?;
+    /// Supervisor::delete_child(&sup, "worker").await?; // gone
+    /// assert!(Supervisor::which_children(&sup).await?.is_empty());
+    /// # system.shutdown().await; Ok(()) }
+    /// ```
     ///
     /// # Errors
-    /// [`SupervisorError::NoChild`] or [`SupervisorError::NotRunning`].
+    /// [`SupervisorError::NotFound`] or [`SupervisorError::NotRunning`].
     pub async fn terminate_child(
         supervisor: &ActorRef<SupervisorMsg>,
         id: &str,
     ) -> Result<(), SupervisorError> {
         let id = id.to_string();
+        Self::ask(supervisor, |reply| Op::TerminateChild(id, reply)).await
+    }
+
+    /// Starts again, from its spec, the child `id` that is kept but not running (after
+    /// [`Supervisor::terminate_child`], or a transient child that ended), as OTP's
+    /// `restart_child`. This does not count against the restart intensity.
+    ///
+    /// # Errors
+    /// [`SupervisorError::NotFound`], [`SupervisorError::Running`] if it runs, a
+    /// [`SpawnError`] if it fails to start (it stays kept, not running), or
+    /// [`SupervisorError::NotRunning`].
+    pub async fn restart_child(
+        supervisor: &ActorRef<SupervisorMsg>,
+        id: &str,
+    ) -> Result<ActorCell, SupervisorError> {
+        let id = id.to_string();
+        Self::ask(supervisor, |reply| Op::RestartChild(id, reply)).await
+    }
+
+    /// Removes the spec of the child `id`, which must not be running, as OTP's
+    /// `delete_child`; its id is then free for [`Supervisor::start_child`].
+    ///
+    /// # Errors
+    /// [`SupervisorError::NotFound`], [`SupervisorError::Running`] if it runs (stop it with
+    /// [`Supervisor::terminate_child`] first), or [`SupervisorError::NotRunning`].
+    pub async fn delete_child(
+        supervisor: &ActorRef<SupervisorMsg>,
+        id: &str,
+    ) -> Result<(), SupervisorError> {
+        let id = id.to_string();
+        Self::ask(supervisor, |reply| Op::DeleteChild(id, reply)).await
+    }
+
+    /// Calls the supervisor with the request `op` makes.
+    async fn ask<T: Send + 'static>(
+        supervisor: &ActorRef<SupervisorMsg>,
+        op: impl FnOnce(RpcReplyPort<Result<T, SupervisorError>>) -> Op,
+    ) -> Result<T, SupervisorError> {
         supervisor
-            .call(|reply| SupervisorMsg(Op::TerminateChild(id, reply)), None)
+            .call(|reply| SupervisorMsg(op(reply)), None)
             .await
             .ok()
             .and_then(success)

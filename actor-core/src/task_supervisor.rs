@@ -30,7 +30,10 @@
 //! Past `max_children` running tasks, starting another is [`TaskError::MaxChildren`].
 //! Restarted children (`start_child` with a [`Restart`](crate::Restart) other than
 //! `Temporary`) count against the supervisor's restart intensity (default 3 in 5 s); past it
-//! the supervisor stops its tasks and fails, and its own supervisor sees that.
+//! the supervisor logs why, stops its tasks and exits with reason `shutdown`, as OTP's
+//! supervisors do: its own supervisor restarts it only if it holds it as
+//! [`Restart::Permanent`](crate::Restart::Permanent) (the default of
+//! [`TaskSupervisor::child_spec`]).
 //!
 //! # Which to use when
 //!

@@ -164,9 +164,10 @@ impl ChildSpec {
 /// A supervisor's strategy, restart intensity and initial children.
 ///
 /// The default intensity is OTP's: at most 3 restarts in 5 seconds. One more restart within
-/// the window makes the supervisor stop all its children and exit with
-/// [`SupervisorError::RestartIntensity`](crate::SupervisorError::RestartIntensity), which
-/// its own supervisor sees as a failure.
+/// the window makes the supervisor log
+/// [`SupervisorError::RestartIntensity`](crate::SupervisorError::RestartIntensity), stop all
+/// its children and exit with reason `shutdown`, as OTP's does: its own supervisor restarts
+/// it only if it is [`Restart::Permanent`] there.
 #[derive(Debug, Clone)]
 pub struct SupervisorSpec {
     pub(crate) strategy: Strategy,

@@ -288,8 +288,44 @@ impl Actor for Parent {
     }
 }
 
+/// Keeps the messages of the events logged on this thread (the test's runtime thread).
+struct Log(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl tracing::Subscriber for Log {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        struct Message(String);
+        impl tracing::field::Visit for Message {
+            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+                if field.name() == "message" {
+                    self.0 = format!("{value:?}");
+                }
+            }
+        }
+        let mut message = Message(String::new());
+        event.record(&mut message);
+        self.0.lock().unwrap().push(message.0);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 #[tokio::test]
-async fn past_the_intensity_the_supervisor_stops_its_children_and_its_parent_sees_why() {
+async fn past_the_intensity_the_supervisor_stops_its_children_and_exits_shutdown() {
+    let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let _log = tracing::subscriber::set_default(Log(log.clone()));
+    // With a single scoped subscriber in the process, tracing computes the interest of a
+    // callsite first hit on another thread (another test) from that thread's default alone,
+    // which wants nothing, and caches it. A second live dispatcher makes it ask every
+    // dispatcher, so the events logged on this thread reach `Log` whoever hit them first.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     let system = System::start(SystemConfig::default()).await.unwrap();
     let (tx, mut rx) = mpsc::unbounded_channel();
     let (ptx, mut prx) = mpsc::unbounded_channel();
@@ -314,11 +350,19 @@ async fn past_the_intensity_the_supervisor_stops_its_children_and_its_parent_see
         X("steady"),
         "remaining children are shut down"
     );
+    // OTP: the supervisor exits with reason `shutdown`; why it gave up is in its log.
     let why = tokio::time::timeout(DEADLINE, prx.recv())
         .await
         .unwrap()
         .unwrap();
-    assert!(why.starts_with("failed: supervisor app shut down: reached maximum restart intensity (2 restarts in 60s)"), "{why}");
+    assert_eq!(why, r#"terminated: Some("shutdown")"#);
+    let logged = log.lock().unwrap().clone();
+    assert!(
+        logged.iter().any(|m| m.starts_with(
+            "supervisor app shut down: reached maximum restart intensity (2 restarts in 60s)"
+        )),
+        "the log says why it gave up: {logged:?}"
+    );
     parent.stop(None);
     system.shutdown().await;
 }
@@ -372,7 +416,7 @@ async fn dynamic_children() {
     assert_eq!(next(&mut rx2).await, S("dyn"));
     let dup = Supervisor::start_child(&sup, worker("dyn", &tx2)).await;
     assert!(
-        matches!(dup, Err(SupervisorError::DuplicateChild { .. })),
+        matches!(&dup, Err(SupervisorError::AlreadyStarted { id }) if id == "dyn"),
         "{dup:?}"
     );
     Supervisor::terminate_child(&sup, "dyn").await.unwrap();
@@ -381,17 +425,14 @@ async fn dynamic_children() {
         X("dyn"),
         "terminate_child runs post_stop"
     );
-    assert!(matches!(
-        Supervisor::terminate_child(&sup, "dyn").await,
-        Err(SupervisorError::NoChild { .. })
-    ));
-    let ids: Vec<_> = Supervisor::which_children(&sup)
+    Supervisor::terminate_child(&sup, "dyn")
         .await
-        .unwrap()
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
-    assert_eq!(ids, ["a"]);
+        .expect("OTP: terminating a child that is not running is ok");
+    assert!(matches!(
+        Supervisor::terminate_child(&sup, "nope").await,
+        Err(SupervisorError::NotFound { .. })
+    ));
+    children_become(&sup, &[("a", true), ("dyn", false)]).await;
     assert!(rx.try_recv().is_err(), "a untouched");
     system.shutdown().await;
 }
@@ -409,5 +450,142 @@ async fn a_taken_name_fails_the_start_cleanly() {
     assert!(err.to_string().contains("already registered"), "{err}");
     assert_eq!(next(&mut rx).await, S("x"));
     assert!(Supervisor::which_children(&sup).await.unwrap().is_empty());
+    system.shutdown().await;
+}
+
+/// The children of `sup` as `(id, running)`, polled until they are `want` (bounded).
+async fn children_become(sup: &ActorRef<SupervisorMsg>, want: &[(&str, bool)]) {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let now: Vec<(String, bool)> = Supervisor::which_children(sup)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.id, c.actor.is_some()))
+            .collect();
+        if now
+            .iter()
+            .map(|(id, r)| (id.as_str(), *r))
+            .eq(want.iter().copied())
+        {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "children now: {now:?}, want {want:?}"
+        );
+        tokio::task::yield_now().await;
+    }
+}
+
+/// OTP (and Elixir's `Supervisor`): a supervisor that reaches its restart intensity stops its
+/// children and exits with reason `shutdown` (logging `reached_max_restart_intensity`), so a
+/// parent that holds it as `transient` does not restart it.
+#[tokio::test]
+async fn past_its_intensity_a_supervisor_exits_shutdown_and_a_transient_parent_leaves_it() {
+    let system = System::start(SystemConfig::default()).await.unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let inner = SupervisorSpec::new(Strategy::OneForOne)
+        .intensity(0, Duration::from_secs(60))
+        .child(worker("flaky", &tx));
+    let top = Supervisor::start(
+        &system,
+        None,
+        SupervisorSpec::new(Strategy::OneForOne)
+            .child(ChildSpec::supervisor("inner", inner).restart(Restart::Transient)),
+    )
+    .await
+    .unwrap();
+    assert_eq!(next(&mut rx).await, S("flaky"));
+    crash(&system, "flaky"); // intensity 0: the first restart is one too many
+    children_become(&top, &[("inner", false)]).await;
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing was restarted: the parent saw a normal exit"
+    );
+    system.shutdown().await;
+}
+
+/// OTP: `terminate_child` stops the child but keeps its spec; `which_children` lists it as not
+/// running, `restart_child` starts it again, `delete_child` removes it, and `start_child` with
+/// its id answers `{:error, :already_present}` (`{:error, {:already_started, pid}}` while it
+/// runs).
+#[tokio::test]
+async fn terminate_child_keeps_the_spec() {
+    let (system, sup, mut rx) = setup(Strategy::OneForOne, &["a", "b"]).await;
+    let (tx, mut rx2) = mpsc::unbounded_channel();
+    Supervisor::terminate_child(&sup, "b").await.unwrap();
+    assert_eq!(next(&mut rx).await, X("b"));
+    children_become(&sup, &[("a", true), ("b", false)]).await;
+    let again = Supervisor::start_child(&sup, worker("b", &tx)).await;
+    assert!(
+        matches!(&again, Err(SupervisorError::AlreadyPresent { id }) if id == "b"),
+        "{again:?}"
+    );
+    assert!(rx2.try_recv().is_err(), "nothing started");
+    let infos = Supervisor::which_children(&sup).await.unwrap();
+    let b = &infos[1];
+    assert_eq!(
+        (b.id.as_str(), b.name.as_deref(), b.is_running(), b.restart),
+        ("b", Some("b"), false, Restart::Permanent),
+        "a stopped child keeps its id, name and restart type"
+    );
+    assert!(system.registry().whereis_cell("b").is_none());
+
+    // delete_child and restart_child refuse a running child, and an unknown id.
+    for result in [
+        Supervisor::delete_child(&sup, "a").await,
+        Supervisor::restart_child(&sup, "a").await.map(drop),
+    ] {
+        assert!(
+            matches!(&result, Err(SupervisorError::Running { id }) if id == "a"),
+            "{result:?}"
+        );
+    }
+    for result in [
+        Supervisor::delete_child(&sup, "nope").await,
+        Supervisor::restart_child(&sup, "nope").await.map(drop),
+    ] {
+        assert!(
+            matches!(result, Err(SupervisorError::NotFound { .. })),
+            "{result:?}"
+        );
+    }
+
+    // restart_child starts it again from its spec, under its name.
+    let cell = Supervisor::restart_child(&sup, "b").await.unwrap();
+    assert_eq!(next(&mut rx).await, S("b"));
+    assert_eq!(id_of(&system, "b"), cell.get_id());
+    children_become(&sup, &[("a", true), ("b", true)]).await;
+    // And it is supervised again: a crash restarts it.
+    crash(&system, "b");
+    assert_eq!(next(&mut rx).await, S("b"));
+    registered_again(&system, "b", cell.get_id()).await;
+
+    // delete_child removes a stopped child; its id is free again.
+    Supervisor::terminate_child(&sup, "b").await.unwrap();
+    assert_eq!(next(&mut rx).await, X("b"));
+    Supervisor::delete_child(&sup, "b").await.unwrap();
+    children_become(&sup, &[("a", true)]).await;
+    Supervisor::start_child(&sup, worker("b", &tx))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx2).await, S("b"));
+    children_become(&sup, &[("a", true), ("b", true)]).await;
+    system.shutdown().await;
+}
+
+/// OTP: a temporary child's spec is not kept when it is terminated.
+#[tokio::test]
+async fn terminate_child_removes_a_temporary_child() {
+    let (system, sup, _rx) = setup(Strategy::OneForOne, &["a"]).await;
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    Supervisor::start_child(&sup, worker("temp", &tx).restart(Restart::Temporary))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut rx).await, S("temp"));
+    Supervisor::terminate_child(&sup, "temp").await.unwrap();
+    assert_eq!(next(&mut rx).await, X("temp"));
+    children_become(&sup, &[("a", true)]).await;
     system.shutdown().await;
 }

@@ -20,7 +20,7 @@ use crate::{
     kernel::WeakKernel,
     restart::Restart,
     seam::TaskId,
-    supervisor::Intensity,
+    supervisor::{Intensity, SHUTDOWN},
 };
 
 /// How to start a [`TaskSupervisor`](crate::TaskSupervisor).
@@ -319,9 +319,11 @@ impl TaskSupervisorState {
                 max_restarts: self.max_restarts,
                 max_seconds: self.max_seconds,
             };
-            tracing::warn!(supervisor = %self.name, "{err}");
+            // As a supervisor: log why, stop the tasks, exit `shutdown` (OTP).
+            tracing::error!(supervisor = %self.name, "{err}");
             self.running.clear();
-            return Err(Box::new(err));
+            myself.stop(Some(SHUTDOWN.into()));
+            return Ok(());
         }
         match self.make_future(&mut job) {
             Ok(future) => {

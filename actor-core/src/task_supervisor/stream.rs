@@ -1,10 +1,11 @@
 //! [`TaskSupervisor::async_stream_on`]: Elixir's `Task.Supervisor.async_stream`, a stream of
 //! linked tasks, each started as [`TaskSupervisor::async_on`] starts one.
 
-use std::time::Duration;
+use std::{task::Poll, time::Duration};
 
 use futures::StreamExt;
 use serde::{de::DeserializeOwned, Serialize};
+use tokio::sync::mpsc;
 
 use super::api::TaskSupervisor;
 use crate::{destination::Destination, error::TaskError, system::System};
@@ -24,7 +25,8 @@ pub enum OnTimeout {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamOptions {
     /// Tasks in flight at once (default: this machine's parallelism, as
-    /// `System.schedulers_online()`).
+    /// `System.schedulers_online()`). Must be at least 1: with 0 the stream yields only
+    /// [`TaskError::InvalidOption`] and starts nothing.
     pub max_concurrency: usize,
     /// Results in input order (default) or as they finish.
     pub ordered: bool,
@@ -53,8 +55,17 @@ impl TaskSupervisor {
     ///
     /// The tasks are linked to the stream: dropping it stops those in flight. A task that
     /// fails yields its error and the stream goes on; one past `options.timeout` yields
-    /// [`TaskError::Timeout`] and then ends the stream, or only stops that task with
-    /// [`OnTimeout::KillTask`].
+    /// [`TaskError::Timeout`] and then ends the stream (stopping the tasks in flight), or only
+    /// stops that task with [`OnTimeout::KillTask`].
+    ///
+    /// A start the supervisor refuses because it already runs its `max_children` tasks yields
+    /// [`TaskError::MaxChildren`] at once, ahead of the results of earlier items still
+    /// running, and ends the stream, stopping the tasks in flight (Elixir closes the stream
+    /// and raises). Keep `max_concurrency` at or below the supervisor's `max_children`, minus
+    /// what else runs under it.
+    ///
+    /// `options.max_concurrency` of 0 yields [`TaskError::InvalidOption`] and nothing else
+    /// (Elixir raises `ArgumentError`); no task starts.
     ///
     /// ```
     /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -85,40 +96,77 @@ impl TaskSupervisor {
         I: IntoIterator<Item = A>,
         I::IntoIter: Send + 'static,
     {
+        if options.max_concurrency == 0 {
+            let err = TaskError::InvalidOption {
+                option: "max_concurrency".into(),
+                reason: "must be greater than zero; pass 1 to run one task at a time".into(),
+            };
+            return futures::stream::once(futures::future::ready(Err(err))).boxed();
+        }
         let (system, dest) = (system.clone(), dest.into());
         let (module, function) = (module.to_string(), function.to_string());
         let timeout = options.timeout;
+        // A start refused for `max_children` is reported here at once, ahead of the results
+        // of earlier items, which may still be running.
+        let (refused_tx, mut refused) = mpsc::unbounded_channel();
         let tasks = futures::stream::iter(inputs).map(move |args| {
-            let (system, dest, module, function) = (
+            let (system, dest, module, function, refused_tx) = (
                 system.clone(),
                 dest.clone(),
                 module.clone(),
                 function.clone(),
+                refused_tx.clone(),
             );
             async move {
                 let task =
-                    Self::async_call::<A, R>(&system, dest, &module, &function, args, true).await?;
+                    match Self::async_call::<A, R>(&system, dest, &module, &function, args, true)
+                        .await
+                    {
+                        Ok(task) => task,
+                        Err(e) => {
+                            if matches!(e, TaskError::MaxChildren { .. }) {
+                                let _ = refused_tx.send(e.clone());
+                            }
+                            return Err(e);
+                        }
+                    };
                 task.await_timeout(timeout).await
             }
         });
-        let max = options.max_concurrency.max(1);
+        let max = options.max_concurrency;
         let results = if options.ordered {
             tasks.buffered(max).boxed()
         } else {
             tasks.buffer_unordered(max).boxed()
         };
-        match options.on_timeout {
-            OnTimeout::KillTask => results,
-            OnTimeout::Exit => {
-                let mut ended = false;
-                results
-                    .take_while(move |r| {
-                        let go = !ended;
-                        ended |= matches!(r, Err(TaskError::Timeout { .. }));
-                        futures::future::ready(go)
-                    })
-                    .boxed()
+        let exit_on_timeout = options.on_timeout == OnTimeout::Exit;
+        // `None` once the stream has ended: dropping the inner stream stops the tasks in flight.
+        let mut results = Some(results);
+        futures::stream::poll_fn(move |cx| {
+            let Some(inner) = results.as_mut() else {
+                return Poll::Ready(None);
+            };
+            let item = match refused.poll_recv(cx) {
+                Poll::Ready(Some(e)) => Some(Err(e)),
+                _ => match inner.poll_next_unpin(cx) {
+                    Poll::Ready(item) => item,
+                    // Polling the inner stream may just have been refused a start.
+                    Poll::Pending => match refused.poll_recv(cx) {
+                        Poll::Ready(Some(e)) => Some(Err(e)),
+                        _ => return Poll::Pending,
+                    },
+                },
+            };
+            let last = match &item {
+                None | Some(Err(TaskError::MaxChildren { .. })) => true,
+                Some(Err(TaskError::Timeout { .. })) => exit_on_timeout,
+                Some(_) => false,
+            };
+            if last {
+                results = None;
             }
-        }
+            Poll::Ready(item)
+        })
+        .boxed()
     }
 }

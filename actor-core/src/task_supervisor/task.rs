@@ -3,7 +3,7 @@
 use std::{fmt, future::IntoFuture, marker::PhantomData, time::Duration};
 
 use futures::future::BoxFuture;
-use tokio::{sync::oneshot, task::AbortHandle};
+use tokio::{sync::oneshot, task::AbortHandle, time::Instant};
 
 use crate::{
     cancel::Cancel, error::TaskError, function::Value, seam::TaskId, supervisor::Shutdown,
@@ -29,6 +29,12 @@ impl Canceller {
 
 /// How long [`Task::shutdown`] waits for a killed task to report before giving up on it.
 const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// The exit reason of a task that was told to stop and did (OTP's `shutdown`).
+const SHUTDOWN: &str = "shutdown";
+
+/// The exit reason of a task killed after its shutdown timeout (OTP's `killed`).
+const KILLED: &str = "killed";
 
 /// An asynchronous task started by [`TaskSupervisor`](crate::TaskSupervisor), as Elixir's
 /// `%Task{}`.
@@ -127,34 +133,121 @@ impl<R> Task<R> {
         }
     }
 
-    /// Stops the task unless it has finished, as `Task.shutdown/2`: `Ok(Some(r))` if its
-    /// result arrived first, `Ok(None)` if it was stopped.
+    /// Stops the task unless it has finished, as `Task.shutdown/2`.
     ///
-    /// Tasks are futures: stopping one cancels it at its next `.await`. With
-    /// [`Shutdown::Timeout`] this waits that long for the cancellation to land (a task busy
-    /// without awaiting cannot be cancelled sooner); [`Shutdown::BrutalKill`] waits a bounded
-    /// moment only to pick up a result that raced the kill.
+    /// Returns `Ok(Some(r))` if its result arrived first, `Ok(None)` once it has stopped
+    /// (Elixir's `nil`), or how it ended otherwise. Stopping a task cancels its future: the
+    /// cancellation lands at the task's next `.await`, where its destructors run (a task
+    /// cannot trap the stop as an Erlang process can). So `how` decides how long to wait
+    /// for that to happen and what the caller learns:
+    ///
+    /// - [`Shutdown::Timeout`]`(t)`: the task is told to stop; if it has not stopped within
+    ///   `t`, it is killed, and once it is gone the result is
+    ///   `Err(`[`TaskError::Exited`]` { reason: "killed" })`, Elixir's `{:exit, :killed}`. A
+    ///   task stops only at an `.await`: if it reaches none for 5 s more (a loop or a blocking
+    ///   call without `.await`), the result is [`TaskError::StillRunning`], and the task runs
+    ///   on until its next `.await`. A task is never reported stopped while it runs.
+    /// - [`Shutdown::BrutalKill`]: killed at once; `Ok(None)` once it is gone, or
+    ///   [`TaskError::StillRunning`] if it has not reached an `.await` within 5 s.
+    /// - [`Shutdown::Infinity`]: told to stop, and waited for as long as it takes (as in
+    ///   OTP: a task that never reaches an `.await` makes this wait forever).
+    ///
+    /// A task that had already ended when this is called gives what Elixir's `Task.shutdown`
+    /// gives with the `:DOWN` already in the mailbox: its result; `Ok(None)` if it had been
+    /// shut down (`Err(Exited { reason: "shutdown" })` with [`Shutdown::BrutalKill`], which
+    /// expects `killed`); how it failed otherwise.
+    ///
+    /// A task on another node is told to stop through the node; the peer does not confirm
+    /// the stop, so `Ok(None)` there means the stop was sent.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use std::time::Duration;
+    /// use actor_core::{Shutdown, System, SystemConfig, TaskSupervisor, TaskSupervisorConfig};
+    /// let system = System::start(SystemConfig::default()).await?;
+    /// let tasks = TaskSupervisor::start(&system, TaskSupervisorConfig::new("Tasks")).await?;
+    /// let task = tasks.async_fn(|| std::future::pending::<u8>()).await?;
+    /// // Waiting at an `.await`: it stops at once.
+    /// assert_eq!(task.shutdown(Shutdown::Timeout(Duration::from_secs(5))).await?, None);
+    /// # system.shutdown().await; Ok(()) }
+    /// ```
     ///
     /// # Errors
-    /// How the task failed, if it failed before it could be stopped.
+    /// How the task failed, if it failed before it could be stopped;
+    /// [`TaskError::Exited`] with reason `"killed"` after a [`Shutdown::Timeout`] ran out;
+    /// [`TaskError::StillRunning`] for a task that could not be stopped.
     pub async fn shutdown(mut self, how: Shutdown) -> Result<Option<R>, TaskError> {
         let Some(mut rx) = self.rx.take() else {
             return Err(taken());
         };
         if let Ok(outcome) = rx.try_recv() {
-            return self.finish(outcome).map(Some);
+            return self.ended_before(outcome, how);
         }
         if let Some(cancel) = &self.cancel {
             cancel.cancel();
         }
-        let wait = match how {
-            Shutdown::Timeout(d) => d,
-            Shutdown::Infinity | Shutdown::BrutalKill => KILL_WAIT,
+        match how {
+            Shutdown::BrutalKill => match tokio::time::timeout(KILL_WAIT, rx).await {
+                Ok(report) => self.stopped(report, false),
+                Err(_) => Err(TaskError::StillRunning { waited: KILL_WAIT }),
+            },
+            Shutdown::Infinity => {
+                let report = rx.await;
+                self.stopped(report, false)
+            }
+            Shutdown::Timeout(timeout) => {
+                let deadline = Instant::now() + timeout;
+                match tokio::time::timeout_at(deadline, &mut rx).await {
+                    // A stop that is seen only after the timeout ran out is the kill's.
+                    Ok(report) => {
+                        let killed = Instant::now() >= deadline;
+                        self.stopped(report, killed)
+                    }
+                    Err(_) => match tokio::time::timeout(KILL_WAIT, rx).await {
+                        Ok(report) => self.stopped(report, true),
+                        Err(_) => Err(TaskError::StillRunning {
+                            waited: timeout + KILL_WAIT,
+                        }),
+                    },
+                }
+            }
+        }
+    }
+
+    /// [`Task::shutdown`] of a task that had already ended, as Elixir's with the `:DOWN`
+    /// already in the mailbox: a stop of the kind `how` expects is `None`.
+    fn ended_before(&mut self, outcome: Outcome, how: Shutdown) -> Result<Option<R>, TaskError> {
+        let expected = match how {
+            Shutdown::BrutalKill => KILLED,
+            Shutdown::Timeout(_) | Shutdown::Infinity => SHUTDOWN,
         };
-        match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(Ok(value))) => (self.convert)(value).map(Some),
-            Ok(Ok(Err(TaskError::Exited { .. }))) | Ok(Err(_)) | Err(_) => Ok(None),
-            Ok(Ok(Err(e))) => Err(e),
+        match outcome {
+            Err(TaskError::Exited { reason }) if reason == expected => Ok(None),
+            outcome => self.finish(outcome).map(Some),
+        }
+    }
+
+    /// What [`Task::shutdown`] reports once the task answered its stop: `killed` when the
+    /// stop was seen only after the timeout ran out.
+    fn stopped(
+        &mut self,
+        report: Result<Outcome, oneshot::error::RecvError>,
+        killed: bool,
+    ) -> Result<Option<R>, TaskError> {
+        match report {
+            Ok(Err(TaskError::Exited { reason })) if reason == SHUTDOWN || reason == KILLED => {
+                if killed {
+                    Err(TaskError::Exited {
+                        reason: KILLED.into(),
+                    })
+                } else {
+                    Ok(None)
+                }
+            }
+            Ok(outcome) => self.finish(outcome).map(Some),
+            // A task on another node: the request is dropped when the stop is sent.
+            Err(_) if matches!(self.cancel, Some(Canceller::Remote(_))) => Ok(None),
+            Err(_) => Err(lost()),
         }
     }
 }

@@ -409,7 +409,7 @@ async fn start_child_restarts_by_restart_type() {
 }
 
 #[tokio::test]
-async fn too_many_restarts_fail_the_task_supervisor_and_its_parent_restarts_it() {
+async fn too_many_restarts_stop_the_task_supervisor_and_a_permanent_parent_restarts_it() {
     let system = System::start(SystemConfig::default()).await.unwrap();
     let sup = TaskSupervisor::start(
         &system,
@@ -585,5 +585,254 @@ async fn async_stream_is_ordered_bounded_and_handles_timeouts_as_told() {
             == Ok(0)
     })
     .await;
+    system.shutdown().await;
+}
+
+/// Elixir: `Task.Supervisor.async_stream` at `:max_children` closes the stream (its tasks are
+/// stopped) and raises at once, whatever the earlier items are doing. Here the stream yields
+/// `MaxChildren` at once and ends.
+#[tokio::test]
+async fn async_stream_reports_max_children_at_once_and_ends() {
+    use futures::StreamExt;
+
+    use crate::StreamOptions;
+
+    let system = System::start(SystemConfig::default()).await.unwrap();
+    let (dropped_tx, dropped) = oneshot::channel();
+    let dropped_tx = std::sync::Mutex::new(Some(dropped_tx));
+    system.functions().register("Work", "hang", move |n: u64| {
+        let flag = DropFlag(dropped_tx.lock().unwrap().take());
+        async move {
+            let _flag = flag;
+            futures::future::pending::<()>().await;
+            n
+        }
+    });
+    let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("One").max_children(1))
+        .await
+        .unwrap();
+    let mut stream = TaskSupervisor::async_stream_on::<_, u64, _>(
+        &system,
+        "One",
+        "Work",
+        "hang",
+        [0u64, 1, 2],
+        StreamOptions {
+            max_concurrency: 2,
+            timeout: Duration::from_secs(3600),
+            ..StreamOptions::default()
+        },
+    );
+    let first = tokio::time::timeout(DEADLINE, stream.next()).await;
+    assert_eq!(
+        first,
+        Ok(Some(Err(TaskError::MaxChildren {
+            name: "One".into(),
+            max: 1
+        })))
+    );
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, stream.next()).await,
+        Ok(None),
+        "the stream ends"
+    );
+    tokio::time::timeout(DEADLINE, dropped)
+        .await
+        .expect("the task in flight was stopped")
+        .unwrap();
+    poll_until("the slot to be free", || async {
+        sup.count_children().await == Ok(0)
+    })
+    .await;
+    system.shutdown().await;
+}
+
+/// Elixir raises `ArgumentError` (":max_concurrency must be an integer greater than zero").
+#[tokio::test]
+async fn async_stream_with_max_concurrency_zero_is_an_error() {
+    use futures::StreamExt;
+
+    use crate::StreamOptions;
+
+    let (system, _sup) = node("alex@localhost").await;
+    let runs = Arc::new(AtomicUsize::new(0));
+    let r = runs.clone();
+    system.functions().register("Work", "count", move |n: u64| {
+        r.fetch_add(1, Ordering::SeqCst);
+        async move { n }
+    });
+    let results: Vec<Result<u64, TaskError>> = TaskSupervisor::async_stream_on(
+        &system,
+        "Chat.TaskSupervisor",
+        "Work",
+        "count",
+        [1u64, 2],
+        StreamOptions {
+            max_concurrency: 0,
+            ..StreamOptions::default()
+        },
+    )
+    .collect()
+    .await;
+    assert!(
+        matches!(&results[..], [Err(TaskError::InvalidOption { option, .. })] if option == "max_concurrency"),
+        "{results:?}"
+    );
+    assert_eq!(runs.load(Ordering::SeqCst), 0, "no task ran");
+    system.shutdown().await;
+}
+
+/// Elixir: `Task.shutdown(task)` when the task's `:DOWN` with reason `:shutdown` is already in
+/// the mailbox returns `nil` (with `:brutal_kill` it returns `{:exit, :shutdown}`).
+#[tokio::test]
+async fn shutdown_of_a_task_already_shut_down_is_none() {
+    let (system, sup) = node("alex@localhost").await;
+    let task = sup
+        .async_nolink_fn(futures::future::pending::<u8>)
+        .await
+        .unwrap();
+    assert!(sup.terminate_child(task.id()).await);
+    poll_until("the task to report its stop", || {
+        let reported = !task.rx.as_ref().unwrap().is_empty();
+        async move { reported }
+    })
+    .await;
+    assert_eq!(task.shutdown(Shutdown::Timeout(DEADLINE)).await, Ok(None));
+    // With :brutal_kill, Elixir expects :killed and returns {:exit, :shutdown}.
+    let task = sup
+        .async_nolink_fn(futures::future::pending::<u8>)
+        .await
+        .unwrap();
+    assert!(sup.terminate_child(task.id()).await);
+    poll_until("the task to report its stop", || {
+        let reported = !task.rx.as_ref().unwrap().is_empty();
+        async move { reported }
+    })
+    .await;
+    assert_eq!(
+        task.shutdown(Shutdown::BrutalKill).await,
+        Err(TaskError::Exited {
+            reason: "shutdown".into()
+        })
+    );
+    system.shutdown().await;
+}
+
+/// Blocks its thread (no `.await`) until told to go on: a task busy without yielding.
+async fn busy_task(
+    started: oneshot::Sender<()>,
+    release: std::sync::mpsc::Receiver<()>,
+    dropped: oneshot::Sender<()>,
+) -> u8 {
+    let _flag = DropFlag(Some(dropped));
+    let _ = started.send(());
+    let _ = release.recv(); // busy: no .await until released
+    futures::future::pending::<u8>().await // the next .await, where a stop lands
+}
+
+/// Elixir: `Task.shutdown(task, timeout)` on a task that does not stop within the timeout kills
+/// it and returns `{:exit, :killed}`. Here a task stops only at an `.await`: this one is busy
+/// past the timeout, then reaches one and is killed there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_past_its_timeout_kills_the_task() {
+    let (system, sup) = node("alex@localhost").await;
+    let (started_tx, started) = oneshot::channel();
+    let (release_tx, release) = std::sync::mpsc::channel();
+    let (dropped_tx, dropped) = oneshot::channel();
+    let task = sup
+        .async_nolink_fn(move || busy_task(started_tx, release, dropped_tx))
+        .await
+        .unwrap();
+    tokio::time::timeout(DEADLINE, started)
+        .await
+        .unwrap()
+        .unwrap();
+    let timeout = Duration::from_millis(10);
+    let shutdown = task.shutdown(Shutdown::Timeout(timeout));
+    tokio::pin!(shutdown);
+    assert!(
+        tokio::time::timeout(timeout * 5, &mut shutdown)
+            .await
+            .is_err(),
+        "a task that has not stopped is never reported stopped"
+    );
+    release_tx.send(()).unwrap();
+    assert_eq!(
+        tokio::time::timeout(DEADLINE, shutdown).await,
+        Ok(Err(TaskError::Exited {
+            reason: "killed".into()
+        }))
+    );
+    tokio::time::timeout(DEADLINE, dropped)
+        .await
+        .unwrap()
+        .unwrap();
+    system.shutdown().await;
+}
+
+/// A task that never reaches an `.await` cannot be stopped: `shutdown` says it still runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_of_a_task_that_never_yields_says_it_still_runs() {
+    let (system, sup) = node("alex@localhost").await;
+    let (started_tx, started) = oneshot::channel();
+    let (release_tx, release) = std::sync::mpsc::channel();
+    let (dropped_tx, dropped) = oneshot::channel();
+    let task = sup
+        .async_nolink_fn(move || busy_task(started_tx, release, dropped_tx))
+        .await
+        .unwrap();
+    tokio::time::timeout(DEADLINE, started)
+        .await
+        .unwrap()
+        .unwrap();
+    let result = task
+        .shutdown(Shutdown::Timeout(Duration::from_millis(10)))
+        .await;
+    assert_eq!(
+        result,
+        Err(TaskError::StillRunning {
+            waited: Duration::from_millis(10) + Duration::from_secs(5)
+        }),
+        "never reported stopped while it runs"
+    );
+    release_tx.send(()).unwrap();
+    tokio::time::timeout(DEADLINE, dropped)
+        .await
+        .unwrap()
+        .unwrap();
+    poll_until("the task to leave once it reached an .await", || async {
+        sup.count_children().await == Ok(0)
+    })
+    .await;
+    system.shutdown().await;
+}
+
+/// As a `Supervisor`, a task supervisor past its restart intensity exits with reason
+/// `shutdown` (Elixir's `Task.Supervisor` is a `DynamicSupervisor`, which does so), so a
+/// `transient` parent does not restart it.
+#[tokio::test]
+async fn past_its_intensity_a_task_supervisor_exits_shutdown_and_a_transient_parent_leaves_it() {
+    use crate::{Strategy, Supervisor, SupervisorSpec};
+
+    let system = System::start(SystemConfig::default()).await.unwrap();
+    let config = TaskSupervisorConfig::new("Loop").intensity(0, Duration::from_secs(60));
+    let top = Supervisor::start(
+        &system,
+        None,
+        SupervisorSpec::new(Strategy::OneForOne)
+            .child(TaskSupervisor::child_spec(config).restart(Restart::Transient)),
+    )
+    .await
+    .unwrap();
+    let sup = TaskSupervisor::whereis(&system, "Loop").unwrap();
+    sup.start_child_fn(|| async {}, Restart::Permanent)
+        .await
+        .unwrap();
+    poll_until("the task supervisor to stop and stay stopped", || async {
+        let children = Supervisor::which_children(&top).await.unwrap();
+        children.len() == 1 && children[0].actor.is_none()
+    })
+    .await;
+    assert!(TaskSupervisor::whereis(&system, "Loop").is_none());
     system.shutdown().await;
 }
