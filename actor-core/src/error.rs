@@ -147,6 +147,15 @@ pub enum CallError {
         /// Where the call went.
         dest: Destination,
     },
+    /// The call was sent to `node`, which went down before replying: the actor may have
+    /// handled it. (A call that was never sent is `Send(NoConnection)`.)
+    #[error("the call to {dest} was sent, but {node} went down before replying: it may have been handled there; retry only if handling it twice is harmless")]
+    Unconfirmed {
+        /// Where the call went.
+        dest: Destination,
+        /// The node that went down.
+        node: NodeName,
+    },
 }
 
 /// How a task, local or remote, failed to give its result.
@@ -187,6 +196,16 @@ pub enum TaskError {
     StillRunning {
         /// How long the shutdown waited for it to stop.
         waited: Duration,
+    },
+    /// The request to start the task was sent to `node`, but no answer came (`timeout`
+    /// passed, or `node` went down first): the task may have started there. (A request that
+    /// was never sent is [`TaskError::NoConnection`].) A linked task is told to stop.
+    #[error("the request to start the task was sent to {node}, but {why}: the task may be running there; retry only if running it twice is harmless")]
+    Unconfirmed {
+        /// The node asked.
+        node: NodeName,
+        /// What happened instead of an answer.
+        why: String,
     },
     /// The node is unknown, down, or went down while the task ran.
     #[error(

@@ -51,6 +51,10 @@ pub struct RemoteTaskRequest {
     pub args: Vec<u8>,
     /// What kind of task.
     pub kind: TaskKind,
+    /// How long the caller waits for the start answer: past it the start fails with
+    /// [`TaskError::Unconfirmed`](crate::TaskError::Unconfirmed) (and a linked task is told
+    /// to stop).
+    pub timeout: std::time::Duration,
 }
 
 /// A task a peer started for us.

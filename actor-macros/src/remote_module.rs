@@ -228,7 +228,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         let ret = &f.ret;
         let line = format!(
             "Runs `{}.{name}` under the task supervisor at the stub's destination and awaits its \
-             result: `TaskSupervisor::async_on(system, dest, \"{}\", \"{name}\", args)`, then the task.",
+             result: `TaskSupervisor::async_on(system, dest, \"{}\", \"{name}\", args)`, then the task, \
+             all within the stub's timeout.",
             module.value(),
             module.value(),
         );
@@ -238,18 +239,26 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             #[doc = #line]
             #[doc = ""]
             #[doc = "# Errors"]
-            #[doc = "`TaskError`: `NoConnection` (the node cannot be reached), `NoProc` (no task supervisor of that name there), `Undefined` (the module is not registered there), `Timeout`, or how the function failed."]
+            #[doc = "`TaskError`: `NoConnection` (the node cannot be reached), `NoProc` (no task supervisor of that name there), `Undefined` (the module is not registered there), `Unconfirmed` (no answer to the start within the timeout: it may run there), `Timeout` (the whole call, start and result, took longer than the stub's timeout), or how the function failed."]
             #vis async fn #ident(&self, #(#names: #tys),*) -> ::core::result::Result<#ret, #p::TaskError> {
-                #p::TaskSupervisor::async_on::<(#(#tys,)*), #ret>(
+                // The stub's timeout bounds the whole call: the start, then the result.
+                let deadline = ::std::time::Instant::now() + self.timeout;
+                let task = #p::TaskSupervisor::async_on_timeout::<(#(#tys,)*), #ret>(
                     &self.system,
                     &self.dest,
                     #module,
                     #name,
                     (#(#names,)*),
+                    self.timeout,
                 )
-                .await?
-                .await_timeout(self.timeout)
-                .await
+                .await?;
+                let left = deadline.saturating_duration_since(::std::time::Instant::now());
+                match task.await_timeout(left).await {
+                    ::core::result::Result::Err(#p::TaskError::Timeout { .. }) => {
+                        ::core::result::Result::Err(#p::TaskError::Timeout { timeout: self.timeout })
+                    }
+                    other => other,
+                }
             }
         }
     });
@@ -320,7 +329,8 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
 
         #[allow(dead_code)]
         impl #stub {
-            /// The same stub, awaiting each result up to `timeout` (default 5 s, as `Task.await`).
+            /// The same stub, each call (the start and the result) bounded by `timeout` (default
+            /// 5 s, as `Task.await`).
             #[must_use]
             pub fn with_timeout(mut self, timeout: ::core::time::Duration) -> Self {
                 self.timeout = timeout;

@@ -2,7 +2,7 @@
 //! here turns into one [`StartRequest`] for the supervisor actor, or, for a supervisor on
 //! another node, one request to the node's transport.
 
-use std::{fmt, future::Future, marker::PhantomData};
+use std::{fmt, future::Future, marker::PhantomData, time::Duration};
 
 use futures::FutureExt;
 use ractor::{Actor, ActorCell, ActorRef};
@@ -26,7 +26,7 @@ use crate::{
     restart::Restart,
     seam::{RemoteTaskRequest, TaskId, TaskKind},
     supervisor::{success, ChildSpec},
-    system::System,
+    system::{System, DEFAULT_TIMEOUT},
 };
 
 /// A handle to a running task supervisor on this node.
@@ -84,10 +84,11 @@ pub(crate) async fn launch(
     to: To<'_>,
     job: Job,
     kind: TaskKind,
+    timeout: Duration,
 ) -> Result<Launched, TaskError> {
     if let To::Dest(dest) = to {
         if let Some(node) = system.remote_node(dest) {
-            return launch_remote(system, node, dest.clone(), job, kind).await;
+            return launch_remote(system, node, dest.clone(), job, kind, timeout).await;
         }
     }
     let (started, result) = launch_here(system, to, job, kind).await?;
@@ -150,6 +151,7 @@ async fn launch_remote(
     supervisor: Destination,
     job: Job,
     kind: TaskKind,
+    timeout: Duration,
 ) -> Result<Launched, TaskError> {
     let bad_args = |reason: String| TaskError::BadArgs { reason };
     let Job::Call {
@@ -177,6 +179,7 @@ async fn launch_remote(
         function,
         args,
         kind,
+        timeout,
     };
     let remote = transport.start_task(node, request).await?;
     Ok(Launched {
@@ -318,13 +321,8 @@ impl TaskSupervisor {
             None => futures::future::pending().boxed(),
         });
         let job = Job::Future(factory);
-        let launched = launch(
-            &self.system,
-            To::Handle(self),
-            job,
-            TaskKind::Async { linked },
-        )
-        .await?;
+        let kind = TaskKind::Async { linked };
+        let launched = launch(&self.system, To::Handle(self), job, kind, DEFAULT_TIMEOUT).await?;
         Ok(task(launched, self.name.clone(), linked, exact::<R>))
     }
 
@@ -372,7 +370,11 @@ impl TaskSupervisor {
         let factory: Factory = Box::new(move || f().map(Value::local).boxed());
         let job = Job::Future(factory);
         let kind = TaskKind::Child(restart);
-        Ok(launch(&self.system, To::Handle(self), job, kind).await?.id)
+        Ok(
+            launch(&self.system, To::Handle(self), job, kind, DEFAULT_TIMEOUT)
+                .await?
+                .id,
+        )
     }
 
     /// How many tasks are running.
@@ -408,6 +410,7 @@ impl TaskSupervisor {
         function: &str,
         args: A,
         linked: bool,
+        timeout: Duration,
     ) -> Result<Task<R>, TaskError>
     where
         A: Serialize + Send + 'static,
@@ -415,7 +418,8 @@ impl TaskSupervisor {
     {
         let supervisor = dest.name().unwrap_or_default().to_string();
         let job = call_job(module, function, args, false)?;
-        let launched = launch(system, To::Dest(&dest), job, TaskKind::Async { linked }).await?;
+        let kind = TaskKind::Async { linked };
+        let launched = launch(system, To::Dest(&dest), job, kind, timeout).await?;
         Ok(task(launched, supervisor, linked, typed::<R>))
     }
 
@@ -442,7 +446,39 @@ impl TaskSupervisor {
         A: Serialize + Send + 'static,
         R: DeserializeOwned + Send + 'static,
     {
-        Self::async_call(system, dest.into(), module, function, args, true).await
+        Self::async_call(
+            system,
+            dest.into(),
+            module,
+            function,
+            args,
+            true,
+            DEFAULT_TIMEOUT,
+        )
+        .await
+    }
+
+    /// As [`TaskSupervisor::async_on`], waiting up to `timeout` (instead of 5 s) for a
+    /// supervisor on another node to answer that the task started. Past it the call fails
+    /// with [`TaskError::Unconfirmed`]: the request was sent and the task may be running
+    /// there (a linked one is told to stop). `#[nodus::remote_module]` stubs use it with
+    /// their `with_timeout`.
+    ///
+    /// # Errors
+    /// As [`TaskSupervisor::async_on`], and [`TaskError::Unconfirmed`].
+    pub async fn async_on_timeout<A, R>(
+        system: &System,
+        dest: impl Into<Destination>,
+        module: &str,
+        function: &str,
+        args: A,
+        timeout: Duration,
+    ) -> Result<Task<R>, TaskError>
+    where
+        A: Serialize + Send + 'static,
+        R: DeserializeOwned + Send + 'static,
+    {
+        Self::async_call(system, dest.into(), module, function, args, true, timeout).await
     }
 
     /// As [`TaskSupervisor::async_on`], but the task goes on if the handle is dropped.
@@ -460,7 +496,16 @@ impl TaskSupervisor {
         A: Serialize + Send + 'static,
         R: DeserializeOwned + Send + 'static,
     {
-        Self::async_call(system, dest.into(), module, function, args, false).await
+        Self::async_call(
+            system,
+            dest.into(),
+            module,
+            function,
+            args,
+            false,
+            DEFAULT_TIMEOUT,
+        )
+        .await
     }
 
     /// Starts `module.function(args)` as a fire-and-forget child of the task supervisor
@@ -485,6 +530,8 @@ impl TaskSupervisor {
         let encode = restart != Restart::Temporary || system.remote_node(&dest).is_some();
         let job = call_job(module, function, args, encode)?;
         let kind = TaskKind::Child(restart);
-        Ok(launch(system, To::Dest(&dest), job, kind).await?.id)
+        Ok(launch(system, To::Dest(&dest), job, kind, DEFAULT_TIMEOUT)
+            .await?
+            .id)
     }
 }

@@ -118,18 +118,20 @@ impl TaskSupervisor {
                 refused_tx.clone(),
             );
             async move {
-                let task =
-                    match Self::async_call::<A, R>(&system, dest, &module, &function, args, true)
-                        .await
-                    {
-                        Ok(task) => task,
-                        Err(e) => {
-                            if matches!(e, TaskError::MaxChildren { .. }) {
-                                let _ = refused_tx.send(e.clone());
-                            }
-                            return Err(e);
+                // Each task's timeout bounds its start too.
+                let started = Self::async_call::<A, R>(
+                    &system, dest, &module, &function, args, true, timeout,
+                )
+                .await;
+                let task = match started {
+                    Ok(task) => task,
+                    Err(e) => {
+                        if matches!(e, TaskError::MaxChildren { .. }) {
+                            let _ = refused_tx.send(e.clone());
                         }
-                    };
+                        return Err(e);
+                    }
+                };
                 task.await_timeout(timeout).await
             }
         });

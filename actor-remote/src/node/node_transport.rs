@@ -21,6 +21,7 @@ use futures::{future::BoxFuture, FutureExt};
 use tokio::sync::oneshot;
 
 use super::{
+    error::ConnectError,
     inner::{connect, wait_until, waiter, Inner, Waiter},
     outcomes::to_wire_kind,
     state::Outcome,
@@ -121,9 +122,19 @@ impl Transport for NodeTransport {
         async move {
             let no_connection = || TaskError::NoConnection { node: node.clone() };
             let inner = weak.upgrade().ok_or_else(no_connection)?;
-            connect(&inner, &node).await.map_err(|e| {
+            // The caller's timeout bounds the whole start: connecting and the answer.
+            let timeout = request.timeout;
+            let deadline = tokio::time::Instant::now() + timeout;
+            let connected = match tokio::time::timeout_at(deadline, connect(&inner, &node)).await {
+                Ok(connected) => connected,
+                Err(_) => Err(ConnectError::Timeout {
+                    node: node.clone(),
+                    timeout,
+                }),
+            };
+            connected.map_err(|e| {
                 tracing::debug!(parent: &inner.span(), peer = %node, "task not started: {e}");
-                no_connection()
+                no_connection() // nothing was sent
             })?;
             let (started, started_rx) = waiter();
             let (result, result_rx) = match request.kind {
@@ -135,6 +146,8 @@ impl Transport for NodeTransport {
             };
             let req = inner.with_state(|s| {
                 s.request_task(
+                    deadline.into_std(),
+                    timeout,
                     &node,
                     &request.supervisor,
                     &request.module,
@@ -153,15 +166,15 @@ impl Transport for NodeTransport {
                 node: node.clone(),
                 req: req.filter(|_| linked),
             };
-            let started = started_rx.await;
+            let started = wait_until(&inner, deadline, started_rx).await;
             guard.req = None; // claimed: from here on the `Task` handle stops it
             let id = match started {
-                Ok(Outcome::Started(result)) => result?,
-                Ok(other) => {
+                Some(Outcome::Started(result)) => result?,
+                Some(other) => {
                     tracing::error!(parent: &inner.span(), "internal: {other:?} for a task start");
                     return Err(no_connection());
                 }
-                Err(_) => return Err(no_connection()),
+                None => return Err(no_connection()),
             };
             let req = req.ok_or_else(no_connection)?;
             let cancel = {

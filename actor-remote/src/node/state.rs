@@ -151,7 +151,11 @@ enum Pending {
     Ping {
         timeout: Duration,
     },
-    Task,
+    /// A task start; its deadline is cleared once the start is answered.
+    Task {
+        timeout: Duration,
+        linked: bool,
+    },
     Plain,
     Call {
         dest: Destination,
@@ -346,10 +350,7 @@ where
     /// How many watches peers hold on this node's actors (for tests).
     #[cfg(test)]
     pub(crate) fn served_watches(&self) -> usize {
-        self.served
-            .values()
-            .filter(|s| s.linked)
-            .count()
+        self.served.values().filter(|s| s.linked).count()
     }
 
     // ----- requests from the API -----
@@ -537,10 +538,14 @@ where
 
     /// Starts a task under the task supervisor `supervisor` of a connected `peer`: `waiter`
     /// hears [`Outcome::Started`], and `result` (for an async task) [`Outcome::TaskDone`].
-    /// Returns the request's id, which [`NodeState::cancel_task`] takes.
+    /// A start not answered by `deadline` is `Unconfirmed` (naming `timeout`), and a linked
+    /// task is then told to stop. Returns the request's id, which
+    /// [`NodeState::cancel_task`] takes.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn request_task(
         &mut self,
+        deadline: Instant,
+        timeout: Duration,
         peer: &NodeName,
         supervisor: &Destination,
         module: &str,
@@ -558,9 +563,11 @@ where
             }
             return None;
         };
-        let id = self.insert(peer, Pending::Task, waiter);
+        let linked = matches!(kind, WireTaskKind::Async { linked: true });
+        let id = self.insert(peer, Pending::Task { timeout, linked }, waiter);
         if let Some(request) = self.requests.get_mut(&id) {
             request.result = result;
+            request.deadline = Some(deadline);
         }
         let msg = NodeMsg::Task(TaskMsg::Spawn {
             req: id,
@@ -698,7 +705,21 @@ where
                 Pending::Call { dest, timeout } => {
                     Outcome::Reply(Err(CallError::Timeout { dest, timeout }))
                 }
-                // Only pings and calls have deadlines.
+                Pending::Task { timeout, linked } => {
+                    let err = TaskError::Unconfirmed {
+                        node: request.peer.clone(),
+                        why: format!("no answer came within {timeout:?}"),
+                    };
+                    if let Some(result) = request.result {
+                        self.complete(result, Outcome::TaskDone(Err(err.clone())));
+                    }
+                    if linked {
+                        // Its caller will never hold it: it must not run on unwatched.
+                        self.send_to(&request.peer, NodeMsg::Task(TaskMsg::Kill { req: id }));
+                    }
+                    Outcome::Started(Err(err))
+                }
+                // Only pings, calls and task starts have deadlines.
                 other => {
                     debug_assert!(false, "a deadline on {other:?}");
                     continue;
@@ -857,20 +878,33 @@ where
                     })),
                     None,
                 ),
-                Pending::Task => (
+                // The start was sent and not answered: the task may be running there.
+                Pending::Task { .. } if request.waiter.is_some() => {
+                    let err = TaskError::Unconfirmed {
+                        node: node(),
+                        why: "it went down before answering".into(),
+                    };
+                    (
+                        Outcome::Started(Err(err.clone())),
+                        Some(Outcome::TaskDone(Err(err))),
+                    )
+                }
+                // It started; its result will not come.
+                Pending::Task { .. } => (
                     Outcome::Started(Err(TaskError::NoConnection { node: node() })),
                     Some(Outcome::TaskDone(Err(TaskError::NoConnection {
                         node: node(),
                     }))),
                 ),
                 Pending::Plain => (
-                    Outcome::Started(Err(TaskError::NoConnection { node: node() })),
+                    Outcome::Started(Err(TaskError::Unconfirmed {
+                        node: node(),
+                        why: "it went down before answering".into(),
+                    })),
                     None,
                 ),
-                Pending::Call { .. } => (
-                    Outcome::Reply(Err(CallError::Send(SendErrorKind::NoConnection {
-                        node: node(),
-                    }))),
+                Pending::Call { dest, .. } => (
+                    Outcome::Reply(Err(CallError::Unconfirmed { dest, node: node() })),
                     None,
                 ),
                 Pending::Watch => (Outcome::Down(DownReason::NoConnection), None),
@@ -918,14 +952,14 @@ where
         };
         let peer = request.peer.clone();
         let (first, second) = match (&request.kind, framing) {
-            (Pending::Task | Pending::Plain, Some(reason)) => {
+            (Pending::Task { .. } | Pending::Plain, Some(reason)) => {
                 let err = TaskError::BadArgs { reason };
                 (
                     Outcome::Started(Err(err.clone())),
                     Some(Outcome::TaskDone(Err(err))),
                 )
             }
-            (Pending::Task | Pending::Plain, None) => {
+            (Pending::Task { .. } | Pending::Plain, None) => {
                 let err = TaskError::NoConnection { node: peer };
                 (
                     Outcome::Started(Err(err.clone())),
@@ -1035,6 +1069,7 @@ where
                 let request = self.answer(peer, req)?;
                 let done = result.is_err() || request.result.is_none();
                 let waiter = request.waiter.take();
+                request.deadline = None; // answered: the result may take as long as it takes
                 if done {
                     self.requests.remove(&req);
                 }

@@ -1087,7 +1087,7 @@ mod remote_actors {
     }
 
     #[tokio::test]
-    async fn a_call_fails_with_noconnection_at_once_when_the_node_goes_down() {
+    async fn a_call_sent_before_the_node_went_down_fails_unconfirmed_at_once() {
         let epmd = port_mapper().await;
         let (alex, kate, _counter) = pair(&epmd).await;
         assert_eq!(
@@ -1118,11 +1118,14 @@ mod remote_actors {
             .unwrap()
             .unwrap()
             .unwrap_err();
+        // Sent, then the node went down: it may have been handled, so a retry is not safe
+        // (a call never sent would be `Send(NoConnection)`).
         assert_eq!(
             err,
-            CallError::Send(SendErrorKind::NoConnection {
+            CallError::Unconfirmed {
+                dest: ("counter", "kate@localhost").into(),
                 node: n("kate@localhost")
-            })
+            }
         );
         assert!(t0.elapsed() < Duration::from_secs(5));
         alex.shutdown().await;
@@ -1471,7 +1474,7 @@ mod group_leader {
 // a linked task whose caller goes away before the start reply arrives is stopped.
 #[cfg(feature = "testing")]
 mod caller_gone {
-    use actor_core::{TaskSupervisor, TaskSupervisorConfig};
+    use actor_core::{TaskError, TaskSupervisor, TaskSupervisorConfig};
 
     use super::*;
 
@@ -1544,6 +1547,63 @@ mod caller_gone {
             );
             tokio::time::sleep(Duration::from_millis(5)).await; // polling interval
         }
+        alex.shutdown().await;
+        kate.shutdown().await;
+    }
+
+    // The start of a remote task is bounded by the caller's timeout (the BEAM blocks here
+    // until the tick timeout), and the error says the task may be running.
+    #[tokio::test]
+    async fn a_remote_start_unanswered_within_the_callers_timeout_is_unconfirmed() {
+        let epmd = port_mapper().await;
+        let alex = node("alex@localhost", &epmd).await;
+        let faults = crate::transport::Faults::new();
+        let kate = Node::start(config("kate@localhost", &epmd, "mycookie").faults(faults.clone()))
+            .await
+            .unwrap();
+        TaskSupervisor::start(&kate, TaskSupervisorConfig::new(SUP))
+            .await
+            .unwrap();
+        kate.functions()
+            .register("Job", "echo", |(x,): (u32,)| async move { x });
+        assert_eq!(alex.ping("kate@localhost").await, Ping::Pong);
+        faults.freeze(); // kate answers nobody, as a SIGSTOPped node; ticks are 60 s
+
+        let timeout = Duration::from_millis(300);
+        let t0 = tokio::time::Instant::now();
+        let started = tokio::time::timeout(
+            DEADLINE,
+            TaskSupervisor::async_on_timeout::<_, u32>(
+                &alex,
+                (SUP, "kate@localhost"),
+                "Job",
+                "echo",
+                (1u32,),
+                timeout,
+            ),
+        )
+        .await
+        .expect("the start to be bounded by the caller's timeout, not the tick time");
+        let took = t0.elapsed();
+        match started {
+            Err(TaskError::Unconfirmed { node, .. }) => assert_eq!(node, n("kate@localhost")),
+            other => panic!("expected Unconfirmed, got {other:?}"),
+        }
+        assert!(took >= timeout, "{took:?}");
+        assert_eq!(alex.inner.lock().outstanding("task"), 0);
+        faults.thaw();
+        // Once kate answers again, the same call works.
+        let task = TaskSupervisor::async_on_timeout::<_, u32>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Job",
+            "echo",
+            (2u32,),
+            DEADLINE,
+        )
+        .await
+        .unwrap();
+        assert_eq!(task.await, Ok(2));
         alex.shutdown().await;
         kate.shutdown().await;
     }

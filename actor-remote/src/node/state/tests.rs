@@ -273,6 +273,8 @@ fn node_down_fails_every_outstanding_request_of_that_peer_once() {
     s.request_ping(t0 + T, &b, T, "ping");
     s.request_call(t0 + T, &b, &dest, "Msg", vec![], T, "call");
     s.request_task(
+        Instant::now() + T,
+        T,
         &b,
         &dest,
         "M",
@@ -307,12 +309,10 @@ fn node_down_fails_every_outstanding_request_of_that_peer_once() {
         let ok = match (waiter, outcome) {
             (&"nodemon", Outcome::NodeDown(d)) => d.reason == NodeDownReason::TickTimeout,
             (&"ping", Outcome::Pong(Err(_))) => true,
-            (
-                &"call",
-                Outcome::Reply(Err(CallError::Send(SendErrorKind::NoConnection { node }))),
-            ) => *node == b,
-            (&"started" | &"plain", Outcome::Started(Err(TaskError::NoConnection { .. }))) => true,
-            (&"result", Outcome::TaskDone(Err(TaskError::NoConnection { .. }))) => true,
+            // Sent and not answered: it may have been handled, so a retry is not safe.
+            (&"call", Outcome::Reply(Err(CallError::Unconfirmed { node, .. }))) => *node == b,
+            (&"started" | &"plain", Outcome::Started(Err(TaskError::Unconfirmed { .. }))) => true,
+            (&"result", Outcome::TaskDone(Err(TaskError::Unconfirmed { .. }))) => true,
             (&"watch", Outcome::Down(DownReason::NoConnection)) => true,
             _ => false,
         };
@@ -348,6 +348,8 @@ fn a_task_is_started_then_its_result_arrives() {
     let sup = remote("Chat.TaskSupervisor", "b@localhost");
     let req = s
         .request_task(
+            Instant::now() + T,
+            T,
             &b,
             &sup,
             "M",
@@ -392,6 +394,8 @@ fn a_task_is_started_then_its_result_arrives() {
     // A refusal ends the request at once, result waiter and all.
     let req = s
         .request_task(
+            Instant::now() + T,
+            T,
             &b,
             &sup,
             "M",
@@ -428,6 +432,8 @@ fn cancelling_a_task_forgets_it_and_asks_the_peer_to_kill_it() {
     let sup = remote("S", "b@localhost");
     let req = s
         .request_task(
+            Instant::now() + T,
+            T,
             &b,
             &sup,
             "M",
@@ -786,4 +792,89 @@ fn a_stopped_node_admits_no_incoming_session() {
         Existing::Established,
         "the handshake refuses it"
     );
+}
+
+#[test]
+fn a_task_start_unanswered_by_its_deadline_is_unconfirmed_and_a_linked_one_is_killed() {
+    let t0 = Instant::now();
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let sup = remote("S", "b@localhost");
+    let linked = WireTaskKind::Async { linked: true };
+    let req = s
+        .request_task(
+            t0 + T,
+            T,
+            &b,
+            &sup,
+            "M",
+            "f",
+            vec![],
+            linked,
+            "s",
+            Some("r"),
+        )
+        .unwrap();
+    drain(&mut s);
+    assert_eq!(s.poll_timeout(), Some(t0 + T));
+    s.handle_timeout(t0 + T);
+    let out = drain(&mut s);
+    let mut labels: Vec<&str> = out.done.iter().map(|(w, _)| *w).collect();
+    labels.sort_unstable();
+    assert_eq!(labels, ["r", "s"]);
+    assert!(out.done.iter().all(|(_, o)| matches!(
+        o,
+        Outcome::Started(Err(TaskError::Unconfirmed { .. }))
+            | Outcome::TaskDone(Err(TaskError::Unconfirmed { .. }))
+    )));
+    assert_eq!(out.frames, [("sb", NodeMsg::Task(TaskMsg::Kill { req }))]);
+    assert_eq!(s.load(), (0, 0));
+
+    // A nolink task is not killed: it may run, and the caller was told so.
+    let nolink = WireTaskKind::Async { linked: false };
+    s.request_task(t0 + T, T, &b, &sup, "M", "f", vec![], nolink, "s2", None);
+    drain(&mut s);
+    s.handle_timeout(t0 + T);
+    assert!(drain(&mut s).frames.is_empty());
+}
+
+#[test]
+fn an_answered_start_waits_for_its_result_past_the_start_deadline() {
+    let t0 = Instant::now();
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let sup = remote("S", "b@localhost");
+    let linked = WireTaskKind::Async { linked: true };
+    let req = s
+        .request_task(
+            t0 + T,
+            T,
+            &b,
+            &sup,
+            "M",
+            "f",
+            vec![],
+            linked,
+            "s",
+            Some("r"),
+        )
+        .unwrap();
+    s.handle_task(&b, TaskMsg::Started { req, result: Ok(3) });
+    drain(&mut s);
+    assert_eq!(s.poll_timeout(), None);
+    s.handle_timeout(t0 + T * 10);
+    assert!(drain(&mut s).done.is_empty());
+    s.handle_task(
+        &b,
+        TaskMsg::Result {
+            req,
+            result: Ok(vec![1]),
+        },
+    );
+    assert!(matches!(
+        drain(&mut s).done[..],
+        [("r", Outcome::TaskDone(Ok(_)))]
+    ));
 }
