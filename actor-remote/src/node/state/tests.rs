@@ -878,3 +878,72 @@ fn an_answered_start_waits_for_its_result_past_the_start_deadline() {
         [("r", Outcome::TaskDone(Ok(_)))]
     ));
 }
+
+#[test]
+fn work_for_a_peer_is_answered_on_its_session() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    s.handle_task_served(&b, conn, 5, Ok((77, Some(("task", true)))));
+    s.handle_watch_served(&b, conn, 6, Some("watcher"));
+    drain(&mut s);
+    s.handle_task_finished(&b, 5, Ok(vec![4]));
+    s.handle_plain_served(&b, 7, Ok(0));
+    s.handle_watched_exit(&b, 6);
+    assert_eq!(
+        drain(&mut s).frames,
+        [
+            (
+                "sb",
+                NodeMsg::Task(TaskMsg::Result {
+                    req: 5,
+                    result: Ok(vec![4])
+                })
+            ),
+            (
+                "sb",
+                NodeMsg::Task(TaskMsg::Started {
+                    req: 7,
+                    result: Ok(0)
+                })
+            ),
+            (
+                "sb",
+                NodeMsg::Watch(WatchMsg::Down {
+                    id: 6,
+                    reason: WireDownReason::Exited
+                })
+            ),
+        ]
+    );
+    assert_eq!(s.load(), (0, 0));
+    // Each answer goes once.
+    s.handle_task_finished(&b, 5, Ok(vec![4]));
+    s.handle_watched_exit(&b, 6);
+    assert!(drain(&mut s).frames.is_empty());
+}
+
+#[test]
+fn work_started_for_a_session_that_was_replaced_meanwhile_is_stopped_not_answered() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let old = up(&mut s, "b@localhost", "sb");
+    s.handle_session_down(&b, old, NodeDownReason::ConnectionClosed);
+    let new = up(&mut s, "b@localhost", "sb2");
+    assert_ne!(old, new);
+    s.handle_task_served(&b, old, 5, Ok((77, Some(("linked task", true)))));
+    s.handle_watch_served(&b, old, 6, Some("watcher"));
+    let out = drain(&mut s);
+    assert!(out.frames.is_empty(), "{:?}", out.frames);
+    let mut aborted: Vec<&str> = out
+        .actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Abort(a) => Some(a),
+            _ => None,
+        })
+        .collect();
+    aborted.sort_unstable();
+    assert_eq!(aborted, ["linked task", "watcher"]);
+    assert_eq!(s.load(), (0, 0));
+}
