@@ -365,19 +365,56 @@ async fn concurrent_pings_share_one_connection() {
             hidden: false
         }
     );
-    assert!(events.try_recv().is_err(), "exactly one session came up");
+    quiet_for(&mut events, "exactly one session came up").await;
     a.shutdown().await;
     b.shutdown().await;
 }
 
+/// How long "nothing else happens" is watched for: longer than a second session would take
+/// to come up (or a duplicate to be dropped, a `NodeDown`) on loopback, even on a loaded
+/// machine; the positive cases above see their event in milliseconds.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// Asserts no event arrives on `events` within [`QUIET`].
+async fn quiet_for(events: &mut tokio::sync::broadcast::Receiver<NodeEvent>, what: &str) {
+    if let Ok(event) = tokio::time::timeout(QUIET, events.recv()).await {
+        panic!("{what}, but then: {event:?}");
+    }
+}
+
 #[tokio::test]
 async fn simultaneous_first_connects_end_with_one_session() {
+    // One session is checked by events on both sides: each node hears exactly one NodeUp for
+    // the other and no NodeDown (a second session that replaced or raced the first shows as a
+    // second NodeUp, or a NodeDown when the loser is torn down). The map behind `list` holds
+    // one entry per peer whatever happens, so it proves nothing by itself.
     let epmd = port_mapper().await;
     for round in 0..5 {
         let a = node(&format!("a{round}@localhost"), &epmd).await;
         let b = node(&format!("b{round}@localhost"), &epmd).await;
+        let (mut events_a, mut events_b) = (a.events(), b.events());
         let (x, y) = tokio::join!(a.ping(b.name().as_str()), b.ping(a.name().as_str()));
         assert_eq!((x, y), (Ping::Pong, Ping::Pong), "round {round}");
+        for (events, peer) in [(&mut events_a, b.name()), (&mut events_b, a.name())] {
+            let up = tokio::time::timeout(DEADLINE, events.recv()).await;
+            assert_eq!(
+                up.expect("a NodeUp").unwrap(),
+                NodeEvent::NodeUp {
+                    node: peer.clone(),
+                    hidden: false
+                },
+                "round {round}"
+            );
+        }
+        // Both watched at once: the wait is QUIET, not twice that.
+        let (what_a, what_b) = (
+            format!("round {round}: a heard one NodeUp"),
+            format!("round {round}: b heard one NodeUp"),
+        );
+        tokio::join!(
+            quiet_for(&mut events_a, &what_a),
+            quiet_for(&mut events_b, &what_b)
+        );
         assert_eq!(a.list(), [b.name().clone()]);
         assert_eq!(b.list(), [a.name().clone()]);
         a.shutdown().await;
@@ -763,6 +800,8 @@ mod remote_tasks {
                     .unwrap(),
             );
         }
+        seen.sort_unstable();
+        assert_eq!(seen, ["linked", "nolink"], "both tasks started on kate");
         let timeout = Duration::from_millis(20);
         assert_eq!(
             linked.await_timeout(timeout).await,
@@ -922,6 +961,8 @@ mod remote_actors {
         Add(u64),
         Get(RpcReplyPort<u64>),
         Ignore(RpcReplyPort<u64>),
+        /// Every `Add` received so far, in the order it arrived.
+        Log(RpcReplyPort<Vec<u64>>),
     }
 
     impl RemoteMessage for CounterMsg {
@@ -936,6 +977,9 @@ mod remote_actors {
                 CounterMsg::Ignore(port) => {
                     Wire::call(codec::encode(&(2u8, 0u64))?, bridge_reply(port))
                 }
+                CounterMsg::Log(port) => {
+                    Wire::call(codec::encode(&(3u8, 0u64))?, bridge_reply(port))
+                }
             })
         }
         fn from_wire(payload: &[u8], reply: Option<ReplySink>) -> Result<Self, codec::CodecError> {
@@ -943,6 +987,7 @@ mod remote_actors {
                 ((0, n), None) => Ok(CounterMsg::Add(n)),
                 ((1, _), Some(sink)) => Ok(CounterMsg::Get(reply_port(sink))),
                 ((2, _), Some(sink)) => Ok(CounterMsg::Ignore(reply_port(sink))),
+                ((3, _), Some(sink)) => Ok(CounterMsg::Log(reply_port(sink))),
                 _ => Err(codec::CodecError::Decode {
                     expected: "CounterMsg",
                     reason: "unknown variant".into(),
@@ -953,14 +998,15 @@ mod remote_actors {
 
     impl Actor for Counter {
         type Msg = CounterMsg;
-        type State = (u64, Vec<RpcReplyPort<u64>>);
+        /// The sum, the calls never answered, and every `Add` in arrival order.
+        type State = (u64, Vec<RpcReplyPort<u64>>, Vec<u64>);
         type Arguments = ();
         async fn pre_start(
             &self,
             _: ActorRef<CounterMsg>,
             _: (),
         ) -> Result<Self::State, ActorProcessingErr> {
-            Ok((0, Vec::new()))
+            Ok((0, Vec::new(), Vec::new()))
         }
         async fn handle(
             &self,
@@ -969,11 +1015,17 @@ mod remote_actors {
             state: &mut Self::State,
         ) -> Result<(), ActorProcessingErr> {
             match msg {
-                CounterMsg::Add(k) => state.0 += k,
+                CounterMsg::Add(k) => {
+                    state.0 += k;
+                    state.2.push(k);
+                }
                 CounterMsg::Get(reply) => {
                     let _ = reply.send(state.0);
                 }
                 CounterMsg::Ignore(reply) => state.1.push(reply), // never answered
+                CounterMsg::Log(reply) => {
+                    let _ = reply.send(state.2.clone());
+                }
             }
             Ok(())
         }
@@ -996,14 +1048,30 @@ mod remote_actors {
         let (alex, kate, counter) = pair(&epmd).await;
         let dest = ("counter", "kate@localhost");
         // Not connected yet: the casts are queued, the node connects, and they arrive in order
-        // before the call.
+        // before the call. The order is checked as a sequence (a sum would not see the queue
+        // flushed backwards, or a later cast overtaking the queued ones).
+        assert!(alex.list().is_empty(), "no session before the first cast");
         for k in 1..=100u64 {
             alex.cast(dest, CounterMsg::Add(k)).unwrap();
         }
+        assert!(
+            alex.list().is_empty(),
+            "the casts were sent before the connection was up (queued during the connect)"
+        );
+        assert_eq!(
+            alex.call(dest, CounterMsg::Log, T).await,
+            Ok((1..=100u64).collect::<Vec<_>>()),
+            "the casts queued during the implicit connect arrive in the order they were sent"
+        );
         assert_eq!(alex.call(dest, CounterMsg::Get, T).await, Ok(5050));
         let pid = kate.pid_of(&counter.get_cell());
-        alex.cast(&pid, CounterMsg::Add(1)).unwrap();
-        assert_eq!(alex.call(pid, CounterMsg::Get, T).await, Ok(5051));
+        alex.cast(&pid, CounterMsg::Add(101)).unwrap();
+        let log = alex.call(pid, CounterMsg::Log, T).await.unwrap();
+        assert_eq!(
+            log,
+            (1..=101u64).collect::<Vec<_>>(),
+            "a cast by pid comes after"
+        );
         alex.shutdown().await;
         kate.shutdown().await;
     }
