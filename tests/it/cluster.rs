@@ -5,7 +5,7 @@ use std::time::Duration;
 use nodus::{
     remote::{NodeDownReason, NodeEvent},
     testing::{example_binary, ClusterError, LocalCluster},
-    NodeName,
+    NodeName, TaskError, TaskSupervisor, TaskSupervisorConfig,
 };
 use tokio::sync::broadcast;
 
@@ -41,6 +41,58 @@ async fn printed(cluster: &LocalCluster, i: usize, text: &str) {
     }
 }
 
+const ECHO: &str = "Echo.TaskSupervisor";
+
+/// What `Echo.say` received on one node, in order.
+#[derive(Clone, Default)]
+struct Echo(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl Echo {
+    fn calls(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// Starts `Echo.TaskSupervisor` on `node` with `Echo.say(text) -> text`, which records `text`.
+async fn echo_service(node: &nodus::remote::Node) -> Echo {
+    let echo = Echo::default();
+    let seen = echo.clone();
+    node.functions()
+        .register("Echo", "say", move |(text,): (String,)| {
+            let seen = seen.clone();
+            async move {
+                seen.0.lock().unwrap().push(text.clone());
+                text
+            }
+        });
+    TaskSupervisor::start(node, TaskSupervisorConfig::new(ECHO))
+        .await
+        .unwrap();
+    echo
+}
+
+/// `Echo.say(text)` run on `peer` from `from`, awaited within the deadline.
+async fn echo_from(
+    from: &nodus::remote::Node,
+    peer: &NodeName,
+    text: &str,
+) -> Result<String, TaskError> {
+    let run = async {
+        TaskSupervisor::async_on::<_, String>(
+            from,
+            (ECHO, peer),
+            "Echo",
+            "say",
+            (text.to_string(),),
+        )
+        .await?
+        .await
+    };
+    tokio::time::timeout(DEADLINE, run)
+        .await
+        .expect("the task finishes within the deadline")
+}
+
 #[tokio::test]
 async fn a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals() {
     let cluster = LocalCluster::builder()
@@ -51,6 +103,13 @@ async fn a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals() {
         .unwrap();
     cluster.await_mesh(DEADLINE).await.unwrap();
     let (a, b, c) = (cluster.name(0), cluster.name(1), cluster.name(2));
+    // b runs a function for its peers: the traffic that shows whether the a–b link carries
+    // frames (a list of peers could be stale, or refilled without a working session).
+    let echo = echo_service(cluster.node(1)).await;
+    assert_eq!(
+        echo_from(cluster.node(0), b, "before").await,
+        Ok("before".into())
+    );
     let (mut events_a, mut events_b) = (cluster.node(0).events(), cluster.node(1).events());
 
     cluster.partition(0, 1).unwrap();
@@ -69,20 +128,40 @@ async fn a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals() {
         Err(ClusterError::NoMesh { .. })
     ));
 
+    // Cut off: a task from a to b cannot even start.
+    assert!(matches!(
+        echo_from(cluster.node(0), b, "cut").await,
+        Err(TaskError::NoConnection { .. })
+    ));
+
     cluster.heal(0, 1).unwrap();
     cluster.await_mesh(DEADLINE).await.unwrap();
     assert_eq!(cluster.node(0).list(), [b.clone(), c.clone()]);
     assert_eq!(cluster.node(1).list(), [a.clone(), c.clone()]);
-    // Each node's log was captured on its own.
-    if cluster.logs_captured() {
-        let logs = cluster.logs(0);
-        assert!(
-            logs.iter()
-                .any(|l| l.contains("nodedown") && l.contains(b.as_str())),
-            "{logs:?}"
-        );
-        assert!(!cluster.logs(2).iter().any(|l| l.contains("nodedown")));
-    }
+    // The healed link carries traffic both ways: a task from a runs on b and its result comes
+    // back (a heal that restored the lists but not the frames fails here).
+    assert_eq!(
+        echo_from(cluster.node(0), b, "healed").await,
+        Ok("healed".into())
+    );
+    assert_eq!(
+        echo.calls(),
+        ["before", "healed"],
+        "b ran exactly the tasks that got through"
+    );
+    // Each node's log was captured on its own. Nothing in this test binary installs another
+    // global subscriber, so capture must be on: a silent skip would hide a lost log.
+    assert!(
+        cluster.logs_captured(),
+        "the cluster's log layer is not installed: logs cannot be checked"
+    );
+    let logs = cluster.logs(0);
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("nodedown") && l.contains(b.as_str())),
+        "{logs:?}"
+    );
+    assert!(!cluster.logs(2).iter().any(|l| l.contains("nodedown")));
     cluster.shutdown().await;
 }
 
@@ -229,7 +308,6 @@ async fn the_kv_service_example_crashes_restarts_and_repairs() {
 
 #[tokio::test]
 async fn each_in_process_node_has_its_own_captured_output() {
-    use nodus::{TaskSupervisor, TaskSupervisorConfig};
     let cluster = LocalCluster::builder().nodes(2).start().await.unwrap();
     cluster.await_mesh(DEADLINE).await.unwrap();
     let (a, b) = (cluster.node(0), cluster.node(1));
