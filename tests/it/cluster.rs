@@ -116,9 +116,17 @@ async fn a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals() {
     let started = tokio::time::Instant::now();
     assert_eq!(down(&mut events_a, b).await, NodeDownReason::TickTimeout);
     assert_eq!(down(&mut events_b, a).await, NodeDownReason::TickTimeout);
-    // Detected by ticks, not at once: the peer's last tick came at most about T/I before the
-    // cut, so detection takes about T - T/I or more (half T leaves room for timer jitter).
-    assert!(started.elapsed() >= TICK / 2, "{:?}", started.elapsed());
+    // Detected by ticks, not at once: the peer's last tick came at most T/I before the cut,
+    // so detection takes T - T/I to T after it (half T leaves room for timer jitter below;
+    // 2 s of slack above for a loaded machine, yet a detector that waits several tick times
+    // fails). The exact timing is tested on a paused clock in `actor-remote`'s
+    // `transport::tests::a_silent_peer_is_a_tick_timeout`.
+    let took = started.elapsed();
+    assert!(took >= TICK / 2, "detected too early: {took:?}");
+    assert!(
+        took <= TICK + Duration::from_secs(2),
+        "detected too late: {took:?}"
+    );
     // The third node still sees both sides, and the cut-off pair cannot reconnect.
     assert_eq!(cluster.node(2).list(), [a.clone(), b.clone()]);
     assert_eq!(cluster.node(0).list(), std::slice::from_ref(c));

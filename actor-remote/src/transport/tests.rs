@@ -301,10 +301,21 @@ async fn a_silent_peer_is_a_tick_timeout() {
         // `silent` completes the handshake through the sans-IO machine, then neither reads
         // nor writes: its socket stays open, as a paused node's would.
         let (silent, cb) = connected(&a, &b).await;
-        let sb = Session::<TestMsg>::start(cb, quick_ticks());
+        // From here on the clock is paused (it advances only when every task waits), so the
+        // detection time is exact and load cannot stretch it: nothing is received after the
+        // handshake, so the peer is down exactly one tick time T after the session starts,
+        // not at the first missed tick (T/I) nor later. A detector off by one interval fails.
+        tokio::time::pause();
+        let ticks = quick_ticks();
+        let (tick, interval) = (ticks.tick_time, ticks.tick_time / ticks.tick_intensity);
+        let sb = Session::<TestMsg>::start(cb, ticks);
         let started = tokio::time::Instant::now();
         assert_eq!(sb.closed.await.unwrap(), CloseReason::TickTimeout);
-        assert!(started.elapsed() >= Duration::from_secs(1));
+        let took = started.elapsed();
+        assert!(
+            took >= tick - interval && took <= tick + interval / 2,
+            "tick timeout after {took:?}, expected about {tick:?}"
+        );
         assert!(sb.handle.is_closed() || sb.handle.send(&TestMsg::Ping(0)).is_err());
         drop(silent);
     })
