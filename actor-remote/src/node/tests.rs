@@ -1502,7 +1502,7 @@ mod group_leader {
     }
 
     #[tokio::test]
-    async fn a_local_task_prints_on_its_node_and_outside_a_task_puts_goes_to_stdout() {
+    async fn a_local_task_prints_on_its_node() {
         let epmd = port_mapper().await;
         let (alex, alex_out) = io_node("alex@localhost", &epmd).await;
         let tasks = TaskSupervisor::whereis(&alex, SUP).unwrap();
@@ -1528,9 +1528,51 @@ mod group_leader {
         .unwrap();
         line_arrives(&other_out, "inherited").await;
         assert_eq!(alex_out.lines(), ["a local future", "by name"]);
-        // Not in a task with a group leader: stdout, and no panic.
-        assert!(actor_core::io::group_leader().is_none());
-        puts!("group_leader test: outside any task, to stdout");
         alex.shutdown().await;
+    }
+
+    /// The environment variable that makes [`outside_a_task_puts_goes_to_stdout`] the child.
+    const PUTS_CHILD: &str = "NODUS_TEST_PUTS_TO_STDOUT_CHILD";
+    const PUTS_LINE: &str = "group_leader test: outside any task, to stdout";
+
+    /// Outside any task with a group leader, `puts!` writes to the process's stdout. Stdout
+    /// is the process's, so the test runs itself again as a child (this one test, with
+    /// `PUTS_CHILD` set) and reads the child's stdout: the line must be there, once. A
+    /// `puts!` that dropped the line, or wrote it to stderr or a node's capture, fails.
+    #[tokio::test]
+    async fn outside_a_task_puts_goes_to_stdout() {
+        if std::env::var_os(PUTS_CHILD).is_some() {
+            assert!(actor_core::io::group_leader().is_none());
+            puts!("{PUTS_LINE}");
+            return;
+        }
+        let test = format!(
+            "{}::outside_a_task_puts_goes_to_stdout",
+            module_path!().split_once("::").unwrap().1
+        );
+        let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(PUTS_CHILD, "1")
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(DEADLINE, child)
+            .await
+            .expect("the child test finishes within the deadline")
+            .expect("the child test runs");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran the test: {stdout}"
+        );
+        assert_eq!(
+            stdout.matches(&format!("{PUTS_LINE}\n")).count(),
+            1,
+            "the line on the child's stdout, once:\n{stdout}"
+        );
+        assert!(!stderr.contains(PUTS_LINE), "not on stderr:\n{stderr}");
     }
 }
