@@ -344,3 +344,106 @@ async fn each_in_process_node_has_its_own_captured_output() {
     assert!(cluster.output(0).is_empty(), "{:?}", cluster.output(0));
     cluster.shutdown().await;
 }
+
+/// README: "a linked task stops when its caller (or the caller's node) goes away". a starts
+/// a linked and a nolink task on b, both waiting forever; then a's node stops. The linked task
+/// is stopped on b (its future dropped), the nolink one goes on and can still finish. A node
+/// that forgot the links of a peer that went down keeps both running: the linked one never
+/// stops within the deadline.
+#[tokio::test]
+async fn a_linked_task_stops_when_the_callers_node_goes_away() {
+    use std::sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    };
+    let mut cluster = LocalCluster::builder().nodes(2).start().await.unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let b = cluster.name(1).clone();
+    let (stopped, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let (running_tx, mut running) = tokio::sync::mpsc::unbounded_channel::<String>();
+    {
+        let (stopped, finished) = (stopped.clone(), finished.clone());
+        cluster
+            .node(1)
+            .functions()
+            .register("Job", "wait", move |(label,): (String,)| {
+                let (stopped, finished) = (stopped.clone(), finished.clone());
+                let (mut go, running) = (go_rx.clone(), running_tx.clone());
+                async move {
+                    /// Counts the task as stopped if its future is dropped before the end.
+                    struct Guard(Option<Arc<AtomicUsize>>);
+                    impl Drop for Guard {
+                        fn drop(&mut self) {
+                            if let Some(stopped) = self.0.take() {
+                                stopped.fetch_add(1, Ordering::SeqCst);
+                            }
+                        }
+                    }
+                    let mut guard = Guard(Some(stopped));
+                    let _ = running.send(label);
+                    let _ = go.wait_for(|go| *go).await;
+                    guard.0 = None;
+                    finished.fetch_add(1, Ordering::SeqCst);
+                }
+            });
+    }
+    TaskSupervisor::start(cluster.node(1), TaskSupervisorConfig::new(ECHO))
+        .await
+        .unwrap();
+    let a = cluster.node(0);
+    let linked = TaskSupervisor::async_on::<_, ()>(a, (ECHO, &b), "Job", "wait", ("linked",))
+        .await
+        .unwrap();
+    let nolink =
+        TaskSupervisor::async_nolink_on::<_, ()>(a, (ECHO, &b), "Job", "wait", ("nolink",))
+            .await
+            .unwrap();
+    let mut started = Vec::new();
+    for _ in 0..2 {
+        let label = tokio::time::timeout(DEADLINE, running.recv()).await;
+        started.push(label.expect("both tasks start on b").unwrap());
+    }
+    started.sort();
+    assert_eq!(started, ["linked", "nolink"]);
+
+    // The handles stay alive (dropping a linked one would stop it by itself): only the
+    // caller's node goes away.
+    let mut events = cluster.node(1).events();
+    cluster.kill(0).await.unwrap();
+    let a_name = cluster.name(0).clone();
+    assert_eq!(
+        down(&mut events, &a_name).await,
+        NodeDownReason::ConnectionClosed
+    );
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while stopped.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the linked task was not stopped within {DEADLINE:?} of its caller's node going"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await; // polling interval, bounded
+    }
+    // The nolink task went on: released, it finishes, and nothing else was stopped.
+    go_tx.send(true).unwrap();
+    let until = tokio::time::Instant::now() + DEADLINE;
+    while finished.load(Ordering::SeqCst) == 0 {
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the nolink task finishes"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await; // polling interval, bounded
+    }
+    assert_eq!(
+        stopped.load(Ordering::SeqCst),
+        1,
+        "only the linked task stopped"
+    );
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "only the nolink task finished"
+    );
+    drop((linked, nolink));
+    cluster.shutdown().await;
+}
