@@ -14,8 +14,10 @@
 //! each message goes through the codec, the session writer and the reader task.
 //!
 //! Round trips are measured in chunks, alternating between the variants within each round,
-//! and each ratio is the median of the per-round ratios, so that a burst of load from other
-//! processes skews a ratio less than it skews the absolute figures.
+//! and the order of baseline and subject alternates from one chunk and one round to the
+//! next (so neither always runs first, on a warmer or a colder machine); each ratio is the
+//! median of the per-round ratios, against baselines measured in the same round, so that a
+//! burst of load from other processes skews a ratio less than it skews the absolute figures.
 //!
 //! It prints one `key=value` line per figure (each the median of several rounds):
 //! `tcp_roundtrip_us`, `session_roundtrip_us`, `tcp_frames_per_s`, `session_frames_per_s`,
@@ -40,8 +42,8 @@ use nodus::remote::{
 use nodus::NodeName;
 use serde::{Deserialize, Serialize};
 use two_process::{
-    exit_with_parent, frame, median, median_ratio, on_runtime, runtime, say_ready, serve_baseline,
-    start_peer, TcpClient, PAYLOAD,
+    baseline_first, exit_with_parent, frame, median, median_ratio, on_runtime, runtime, say_ready,
+    serve_baseline, start_peer, TcpClient, PAYLOAD,
 };
 
 use tokio::{
@@ -290,28 +292,50 @@ fn measure() {
     let chunk = ROUND_TRIPS / CHUNKS;
     for round in 0..=ROUNDS {
         let (mut tcp_s, mut session_s, mut tokio_s) = (0.0, 0.0, 0.0);
-        for _ in 0..CHUNKS {
-            tcp_s += tcp.round_trips(chunk);
+        for k in 0..CHUNKS {
+            // The baselines and the subject swap places from one chunk (and round) to the
+            // next: tcp, session, tokio; then tokio, session, tcp.
+            let tcp_first = baseline_first(round, k);
+            if tcp_first {
+                tcp_s += tcp.round_trips(chunk);
+            } else {
+                let t;
+                (tokio_ref, t) = on_runtime(&rt, async move {
+                    let t = tokio_ref.round_trips(chunk).await;
+                    (tokio_ref, t)
+                });
+                tokio_s += t;
+            }
             let t;
             (session, t) = on_runtime(&rt, async move {
                 let t = session.round_trips(chunk).await;
                 (session, t)
             });
             session_s += t;
-            let t;
-            (tokio_ref, t) = on_runtime(&rt, async move {
-                let t = tokio_ref.round_trips(chunk).await;
-                (tokio_ref, t)
-            });
-            tokio_s += t;
+            if tcp_first {
+                let t;
+                (tokio_ref, t) = on_runtime(&rt, async move {
+                    let t = tokio_ref.round_trips(chunk).await;
+                    (tokio_ref, t)
+                });
+                tokio_s += t;
+            } else {
+                tcp_s += tcp.round_trips(chunk);
+            }
         }
         let per_rtt = 1e6 / (chunk * CHUNKS) as f64;
-        let tcp_frames = tcp.frames(FRAMES);
+        let mut tcp_frames = 0.0;
+        if baseline_first(round, 0) {
+            tcp_frames = tcp.frames(FRAMES);
+        }
         let session_frames;
         (session, session_frames) = on_runtime(&rt, async move {
             let f = session.frames().await;
             (session, f)
         });
+        if !baseline_first(round, 0) {
+            tcp_frames = tcp.frames(FRAMES);
+        }
         if round > 0 {
             figures.tcp_rtt.push(tcp_s * per_rtt);
             figures.session_rtt.push(session_s * per_rtt);

@@ -47,6 +47,12 @@ pub fn on_runtime<C: Send + 'static>(
         .expect("bench: a measuring task panicked")
 }
 
+/// Whether the baseline runs before the subject in step `step` of round `round`: the order
+/// alternates from one step and one round to the next, so neither side always runs first.
+pub fn baseline_first(round: usize, step: usize) -> bool {
+    (round + step) % 2 == 0
+}
+
 /// The median of the per-round ratios `num[i] / den[i]`.
 pub fn median_ratio(num: &[f64], den: &[f64]) -> f64 {
     median(num.iter().zip(den).map(|(n, d)| n / d).collect())
@@ -222,6 +228,28 @@ impl TcpClient {
             assert_eq!(body.len(), PAYLOAD, "tcp echo: wrong frame");
         }
         start.elapsed().as_secs_f64()
+    }
+
+    /// Round trips per second of [`PAYLOAD`]-byte frames with `in_flight` outstanding at
+    /// once, `n` in all (the baseline of work with that many requests in flight).
+    pub fn pipelined(&mut self, n: usize, in_flight: usize) -> f64 {
+        let ping = frame(&[7u8; PAYLOAD]);
+        let mut body = Vec::new();
+        let start = Instant::now();
+        let mut sent = 0;
+        while sent < n.min(in_flight) {
+            self.echo.write_all(&ping).expect("tcp echo write");
+            sent += 1;
+        }
+        for _ in 0..n {
+            read_frame(&mut self.echo_reader, &mut body).expect("tcp echo read");
+            assert_eq!(body.len(), PAYLOAD, "tcp echo: wrong frame");
+            if sent < n {
+                self.echo.write_all(&ping).expect("tcp echo write");
+                sent += 1;
+            }
+        }
+        n as f64 / start.elapsed().as_secs_f64()
     }
 
     /// One-way [`PAYLOAD`]-byte frames per second, `n` of them through a buffered writer

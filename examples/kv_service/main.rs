@@ -74,15 +74,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         empty.len()
     );
 
-    // 4. b repairs from a replica on another node (a remote task on a).
-    let replica = Kv::on(b, (TASKS, a.name().as_str())).dump().await?;
-    for (key, value) in &replica {
-        store_b.put(key.clone(), value.clone()).await?;
-    }
+    // 4. b repairs from a replica on another node (`Kv.repair` on b runs `Kv.dump` on a).
+    let restored = Kv::on(b, (TASKS, b.name().as_str()))
+        .repair(a.name().to_string())
+        .await?
+        .ok_or("a's replica could not be read")?;
     println!(
-        "{} restored {} keys from {}: {:?}",
+        "{} restored {restored} keys from {}: {:?}",
         b.name(),
-        replica.len(),
         a.name(),
         store_b.dump().await?
     );

@@ -65,6 +65,24 @@ impl Kv {
             None => BTreeMap::new(),
         }
     }
+
+    /// Repairs this node's store from the replica on `source`: runs `Kv.dump` there (a
+    /// remote task) and writes every entry here. Returns how many entries it wrote, or
+    /// `None` if `source` could not be read.
+    pub async fn repair(ctx: CallContext, source: String) -> Option<usize> {
+        let system = ctx.system()?;
+        let replica = Kv::on(&system, (TASKS, source.as_str()))
+            .dump()
+            .await
+            .ok()?;
+        let store = Store::client(&system, "kv");
+        let mut written = 0;
+        for (key, value) in replica {
+            store.put(key, value).await.ok()?;
+            written += 1;
+        }
+        Some(written)
+    }
 }
 
 pub const TASKS: &str = "Kv.TaskSupervisor";

@@ -9,3 +9,5 @@ mod destinations;
 mod kv;
 mod process;
 mod registry;
+mod supervision;
+mod tasks;

@@ -162,10 +162,16 @@ async fn a_paused_node_is_down_with_tick_timeout_within_the_tick_time() {
     let took = paused.elapsed();
     child.signal("-CONT");
     assert_eq!(down.reason, NodeDownReason::TickTimeout);
-    // Detection takes T - T/I to T + T/I after the peer's last sign of life.
+    // Detection takes T - T/I to T after the peer's last sign of life, which came at most
+    // T/I before the SIGSTOP. Bounds a loaded 2-core machine passes (the upper one has 2 s of
+    // slack for scheduling two processes) and a detector not driven by the tick time fails
+    // (one that waits for TCP, or for several tick times; one that fires on the first missed
+    // tick is under the lower bound). The exact timing is tested on a paused clock in
+    // `actor-remote`'s `transport::tests::a_silent_peer_is_a_tick_timeout`.
+    assert!(took >= tick / 2, "detected too early: {took:?}");
     assert!(
-        took <= tick + tick / 4 + Duration::from_millis(500),
-        "took {took:?}"
+        took <= tick + Duration::from_secs(2),
+        "detected too late: {took:?}"
     );
     node.shutdown().await;
 }

@@ -365,19 +365,56 @@ async fn concurrent_pings_share_one_connection() {
             hidden: false
         }
     );
-    assert!(events.try_recv().is_err(), "exactly one session came up");
+    quiet_for(&mut events, "exactly one session came up").await;
     a.shutdown().await;
     b.shutdown().await;
 }
 
+/// How long "nothing else happens" is watched for: longer than a second session would take
+/// to come up (or a duplicate to be dropped, a `NodeDown`) on loopback, even on a loaded
+/// machine; the positive cases above see their event in milliseconds.
+const QUIET: Duration = Duration::from_millis(500);
+
+/// Asserts no event arrives on `events` within [`QUIET`].
+async fn quiet_for(events: &mut tokio::sync::broadcast::Receiver<NodeEvent>, what: &str) {
+    if let Ok(event) = tokio::time::timeout(QUIET, events.recv()).await {
+        panic!("{what}, but then: {event:?}");
+    }
+}
+
 #[tokio::test]
 async fn simultaneous_first_connects_end_with_one_session() {
+    // One session is checked by events on both sides: each node hears exactly one NodeUp for
+    // the other and no NodeDown (a second session that replaced or raced the first shows as a
+    // second NodeUp, or a NodeDown when the loser is torn down). The map behind `list` holds
+    // one entry per peer whatever happens, so it proves nothing by itself.
     let epmd = port_mapper().await;
     for round in 0..5 {
         let a = node(&format!("a{round}@localhost"), &epmd).await;
         let b = node(&format!("b{round}@localhost"), &epmd).await;
+        let (mut events_a, mut events_b) = (a.events(), b.events());
         let (x, y) = tokio::join!(a.ping(b.name().as_str()), b.ping(a.name().as_str()));
         assert_eq!((x, y), (Ping::Pong, Ping::Pong), "round {round}");
+        for (events, peer) in [(&mut events_a, b.name()), (&mut events_b, a.name())] {
+            let up = tokio::time::timeout(DEADLINE, events.recv()).await;
+            assert_eq!(
+                up.expect("a NodeUp").unwrap(),
+                NodeEvent::NodeUp {
+                    node: peer.clone(),
+                    hidden: false
+                },
+                "round {round}"
+            );
+        }
+        // Both watched at once: the wait is QUIET, not twice that.
+        let (what_a, what_b) = (
+            format!("round {round}: a heard one NodeUp"),
+            format!("round {round}: b heard one NodeUp"),
+        );
+        tokio::join!(
+            quiet_for(&mut events_a, &what_a),
+            quiet_for(&mut events_b, &what_b)
+        );
         assert_eq!(a.list(), [b.name().clone()]);
         assert_eq!(b.list(), [a.name().clone()]);
         a.shutdown().await;
@@ -763,6 +800,8 @@ mod remote_tasks {
                     .unwrap(),
             );
         }
+        seen.sort_unstable();
+        assert_eq!(seen, ["linked", "nolink"], "both tasks started on kate");
         let timeout = Duration::from_millis(20);
         assert_eq!(
             linked.await_timeout(timeout).await,
@@ -922,6 +961,8 @@ mod remote_actors {
         Add(u64),
         Get(RpcReplyPort<u64>),
         Ignore(RpcReplyPort<u64>),
+        /// Every `Add` received so far, in the order it arrived.
+        Log(RpcReplyPort<Vec<u64>>),
     }
 
     impl RemoteMessage for CounterMsg {
@@ -936,6 +977,9 @@ mod remote_actors {
                 CounterMsg::Ignore(port) => {
                     Wire::call(codec::encode(&(2u8, 0u64))?, bridge_reply(port))
                 }
+                CounterMsg::Log(port) => {
+                    Wire::call(codec::encode(&(3u8, 0u64))?, bridge_reply(port))
+                }
             })
         }
         fn from_wire(payload: &[u8], reply: Option<ReplySink>) -> Result<Self, codec::CodecError> {
@@ -943,6 +987,7 @@ mod remote_actors {
                 ((0, n), None) => Ok(CounterMsg::Add(n)),
                 ((1, _), Some(sink)) => Ok(CounterMsg::Get(reply_port(sink))),
                 ((2, _), Some(sink)) => Ok(CounterMsg::Ignore(reply_port(sink))),
+                ((3, _), Some(sink)) => Ok(CounterMsg::Log(reply_port(sink))),
                 _ => Err(codec::CodecError::Decode {
                     expected: "CounterMsg",
                     reason: "unknown variant".into(),
@@ -953,14 +998,15 @@ mod remote_actors {
 
     impl Actor for Counter {
         type Msg = CounterMsg;
-        type State = (u64, Vec<RpcReplyPort<u64>>);
+        /// The sum, the calls never answered, and every `Add` in arrival order.
+        type State = (u64, Vec<RpcReplyPort<u64>>, Vec<u64>);
         type Arguments = ();
         async fn pre_start(
             &self,
             _: ActorRef<CounterMsg>,
             _: (),
         ) -> Result<Self::State, ActorProcessingErr> {
-            Ok((0, Vec::new()))
+            Ok((0, Vec::new(), Vec::new()))
         }
         async fn handle(
             &self,
@@ -969,11 +1015,17 @@ mod remote_actors {
             state: &mut Self::State,
         ) -> Result<(), ActorProcessingErr> {
             match msg {
-                CounterMsg::Add(k) => state.0 += k,
+                CounterMsg::Add(k) => {
+                    state.0 += k;
+                    state.2.push(k);
+                }
                 CounterMsg::Get(reply) => {
                     let _ = reply.send(state.0);
                 }
                 CounterMsg::Ignore(reply) => state.1.push(reply), // never answered
+                CounterMsg::Log(reply) => {
+                    let _ = reply.send(state.2.clone());
+                }
             }
             Ok(())
         }
@@ -996,14 +1048,30 @@ mod remote_actors {
         let (alex, kate, counter) = pair(&epmd).await;
         let dest = ("counter", "kate@localhost");
         // Not connected yet: the casts are queued, the node connects, and they arrive in order
-        // before the call.
+        // before the call. The order is checked as a sequence (a sum would not see the queue
+        // flushed backwards, or a later cast overtaking the queued ones).
+        assert!(alex.list().is_empty(), "no session before the first cast");
         for k in 1..=100u64 {
             alex.cast(dest, CounterMsg::Add(k)).unwrap();
         }
+        assert!(
+            alex.list().is_empty(),
+            "the casts were sent before the connection was up (queued during the connect)"
+        );
+        assert_eq!(
+            alex.call(dest, CounterMsg::Log, T).await,
+            Ok((1..=100u64).collect::<Vec<_>>()),
+            "the casts queued during the implicit connect arrive in the order they were sent"
+        );
         assert_eq!(alex.call(dest, CounterMsg::Get, T).await, Ok(5050));
         let pid = kate.pid_of(&counter.get_cell());
-        alex.cast(&pid, CounterMsg::Add(1)).unwrap();
-        assert_eq!(alex.call(pid, CounterMsg::Get, T).await, Ok(5051));
+        alex.cast(&pid, CounterMsg::Add(101)).unwrap();
+        let log = alex.call(pid, CounterMsg::Log, T).await.unwrap();
+        assert_eq!(
+            log,
+            (1..=101u64).collect::<Vec<_>>(),
+            "a cast by pid comes after"
+        );
         alex.shutdown().await;
         kate.shutdown().await;
     }
@@ -1437,7 +1505,7 @@ mod group_leader {
     }
 
     #[tokio::test]
-    async fn a_local_task_prints_on_its_node_and_outside_a_task_puts_goes_to_stdout() {
+    async fn a_local_task_prints_on_its_node() {
         let epmd = port_mapper().await;
         let (alex, alex_out) = io_node("alex@localhost", &epmd).await;
         let tasks = TaskSupervisor::whereis(&alex, SUP).unwrap();
@@ -1463,10 +1531,192 @@ mod group_leader {
         .unwrap();
         line_arrives(&other_out, "inherited").await;
         assert_eq!(alex_out.lines(), ["a local future", "by name"]);
-        // Not in a task with a group leader: stdout, and no panic.
-        assert!(actor_core::io::group_leader().is_none());
-        puts!("group_leader test: outside any task, to stdout");
         alex.shutdown().await;
+    }
+
+    /// The environment variable that makes [`outside_a_task_puts_goes_to_stdout`] the child.
+    const PUTS_CHILD: &str = "NODUS_TEST_PUTS_TO_STDOUT_CHILD";
+    const PUTS_LINE: &str = "group_leader test: outside any task, to stdout";
+
+    /// Outside any task with a group leader, `puts!` writes to the process's stdout. Stdout
+    /// is the process's, so the test runs itself again as a child (this one test, with
+    /// `PUTS_CHILD` set) and reads the child's stdout: the line must be there, once. A
+    /// `puts!` that dropped the line, or wrote it to stderr or a node's capture, fails.
+    #[tokio::test]
+    async fn outside_a_task_puts_goes_to_stdout() {
+        if std::env::var_os(PUTS_CHILD).is_some() {
+            assert!(actor_core::io::group_leader().is_none());
+            puts!("{PUTS_LINE}");
+            return;
+        }
+        let test = format!(
+            "{}::outside_a_task_puts_goes_to_stdout",
+            module_path!().split_once("::").unwrap().1
+        );
+        let child = tokio::process::Command::new(std::env::current_exe().unwrap())
+            .args([test.as_str(), "--exact", "--nocapture", "--test-threads=1"])
+            .env(PUTS_CHILD, "1")
+            .kill_on_drop(true)
+            .output();
+        let out = tokio::time::timeout(DEADLINE, child)
+            .await
+            .expect("the child test finishes within the deadline")
+            .expect("the child test runs");
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        assert!(
+            stdout.contains("1 passed"),
+            "the child ran the test: {stdout}"
+        );
+        assert_eq!(
+            stdout.matches(&format!("{PUTS_LINE}\n")).count(),
+            1,
+            "the line on the child's stdout, once:\n{stdout}"
+        );
+        assert!(!stderr.contains(PUTS_LINE), "not on stderr:\n{stderr}");
+    }
+}
+
+// -------------------------------------------------------------------------------------------
+// What crosses the wire.
+
+mod wire_capture {
+    use std::sync::atomic::{AtomicUsize, Ordering as AtomicOrdering};
+
+    use actor_core::{TaskSupervisor, TaskSupervisorConfig};
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+    };
+
+    use super::*;
+    use crate::port_mapper::PortMapperClient;
+
+    /// Every byte that went one way through the relay.
+    type Captured = Arc<Mutex<Vec<u8>>>;
+
+    /// Copies `from` to `to`, recording every byte.
+    async fn pump(
+        mut from: tokio::net::tcp::OwnedReadHalf,
+        mut to: tokio::net::tcp::OwnedWriteHalf,
+        log: Captured,
+    ) {
+        let mut buf = vec![0; 64 << 10];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    log.lock().unwrap().extend_from_slice(&buf[..n]);
+                    if to.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown().await;
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+
+    /// README: "the cookie never on the wire". Every byte a and b exchange goes through a
+    /// relay on loopback that records both directions: a's port mapper lists b at the relay,
+    /// b's port mapper does not know a (so b cannot dial a around it). A handshake, a ping, and
+    /// a remote task with its reply cross; the capture holds both names and both payloads
+    /// (it sees the plaintext), and not the cookie, raw or in hex.
+    #[tokio::test]
+    async fn the_cookie_never_appears_in_the_bytes_two_nodes_exchange() {
+        const COOKIE: &str = "c00kie-that-must-never-travel-7f3a9c1e";
+        let (epmd_a, epmd_b) = (port_mapper().await, port_mapper().await);
+        let b = Node::start(config("b@localhost", &epmd_b, COOKIE))
+            .await
+            .unwrap();
+        TaskSupervisor::start(&b, TaskSupervisorConfig::new("Echo.TaskSupervisor"))
+            .await
+            .unwrap();
+        b.functions()
+            .register("Echo", "echo", |(text,): (String,)| async move {
+                format!("reply-from-b:{text}")
+            });
+        let a = Node::start(config("a@localhost", &epmd_a, COOKIE))
+            .await
+            .unwrap();
+
+        let relay = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let relay_port = relay.local_addr().unwrap().port();
+        let _listed = PortMapperClient::new(epmd_a.local_addr())
+            .register(&n("b@localhost"), relay_port, false)
+            .await
+            .unwrap();
+        let (a_to_b, b_to_a): (Captured, Captured) = Default::default();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let target = b.listen_addr();
+        let relay_task = {
+            let (a_to_b, b_to_a, connections) =
+                (a_to_b.clone(), b_to_a.clone(), connections.clone());
+            tokio::spawn(async move {
+                while let Ok((inbound, _)) = relay.accept().await {
+                    connections.fetch_add(1, AtomicOrdering::SeqCst);
+                    let outbound = TcpStream::connect(target).await.unwrap();
+                    let (in_read, in_write) = inbound.into_split();
+                    let (out_read, out_write) = outbound.into_split();
+                    tokio::spawn(pump(in_read, out_write, a_to_b.clone()));
+                    tokio::spawn(pump(out_read, in_write, b_to_a.clone()));
+                }
+            })
+        };
+
+        assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+        let reply: String = TaskSupervisor::async_on(
+            &a,
+            ("Echo.TaskSupervisor", "b@localhost"),
+            "Echo",
+            "echo",
+            ("payload-from-a".to_string(),),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+        assert_eq!(reply, "reply-from-b:payload-from-a");
+        assert_eq!(a.list(), [n("b@localhost")]);
+        assert_eq!(
+            connections.load(AtomicOrdering::SeqCst),
+            1,
+            "one connection, through the relay"
+        );
+
+        let (up, down) = (
+            a_to_b.lock().unwrap().clone(),
+            b_to_a.lock().unwrap().clone(),
+        );
+        // The capture saw the handshake and the messages in the clear.
+        assert!(contains(&up, b"a@localhost"), "a's name in the handshake");
+        assert!(contains(&down, b"b@localhost"), "b's name in the handshake");
+        assert!(contains(&up, b"payload-from-a"), "the task's argument");
+        assert!(contains(&down, b"reply-from-b:payload-from-a"), "its reply");
+        // And never the cookie, nor any 12 bytes of it (raw, or as hex text): a leak of part
+        // of it fails too. 12 given bytes of this text occur by chance with odds ~2^-96.
+        let hex: String = COOKIE.bytes().map(|b| format!("{b:02x}")).collect();
+        let upper = hex.to_uppercase();
+        for (direction, bytes) in [("a to b", &up), ("b to a", &down)] {
+            for form in [COOKIE.as_bytes(), hex.as_bytes(), upper.as_bytes()] {
+                for part in form.windows(12) {
+                    assert!(
+                        !contains(bytes, part),
+                        "part of the cookie went {direction}: {:?}",
+                        String::from_utf8_lossy(part)
+                    );
+                }
+            }
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+        relay_task.abort();
     }
 }
 

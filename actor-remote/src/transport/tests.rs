@@ -301,10 +301,21 @@ async fn a_silent_peer_is_a_tick_timeout() {
         // `silent` completes the handshake through the sans-IO machine, then neither reads
         // nor writes: its socket stays open, as a paused node's would.
         let (silent, cb) = connected(&a, &b).await;
-        let sb = Session::<TestMsg>::start(cb, quick_ticks());
+        // From here on the clock is paused (it advances only when every task waits), so the
+        // detection time is exact and load cannot stretch it: nothing is received after the
+        // handshake, so the peer is down exactly one tick time T after the session starts,
+        // not at the first missed tick (T/I) nor later. A detector off by one interval fails.
+        tokio::time::pause();
+        let ticks = quick_ticks();
+        let (tick, interval) = (ticks.tick_time, ticks.tick_time / ticks.tick_intensity);
+        let sb = Session::<TestMsg>::start(cb, ticks);
         let started = tokio::time::Instant::now();
         assert_eq!(sb.closed.await.unwrap(), CloseReason::TickTimeout);
-        assert!(started.elapsed() >= Duration::from_secs(1));
+        let took = started.elapsed();
+        assert!(
+            took >= tick - interval && took <= tick + interval / 2,
+            "tick timeout after {took:?}, expected about {tick:?}"
+        );
         assert!(sb.handle.is_closed() || sb.handle.send(&TestMsg::Ping(0)).is_err());
         drop(silent);
     })
@@ -373,6 +384,121 @@ async fn a_blocked_peer_is_a_tick_timeout_on_both_sides_and_a_thawed_session_goe
         assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(4)));
         sb.handle.send(&TestMsg::Ping(5)).unwrap();
         assert_eq!(sa.incoming.recv().await, Some(TestMsg::Ping(5)));
+    })
+    .await;
+}
+
+/// README: "64 MiB largest frame". With the default configuration (the session's and the
+/// node's), a length prefix of 64 MiB + 1 closes the session with the typed reason at once,
+/// from the prefix alone (only 4 bytes are sent, so nothing can have been allocated for the
+/// body), and a prefix of exactly 64 MiB is accepted: the session is still up after a wait
+/// far longer than the refusal took. A smaller limit refuses both; a larger one, neither.
+#[tokio::test]
+async fn the_default_largest_frame_is_64_mib_checked_from_the_prefix() {
+    const MIB_64: usize = 64 << 20;
+    assert_eq!(SessionConfig::default().max_frame_len, MIB_64);
+    assert_eq!(
+        crate::node::NodeConfig::sname("a@localhost").max_frame_len,
+        MIB_64
+    );
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+
+        // Just over: refused from the prefix, with the typed reason.
+        let (mut ca, cb) = connected(&a, &b).await;
+        let sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        let over = u32::try_from(MIB_64 + 1).unwrap();
+        ca.stream.write_all(&over.to_be_bytes()).await.unwrap();
+        assert_eq!(
+            sb.closed.await.unwrap(),
+            CloseReason::FrameTooLarge {
+                max: MIB_64,
+                len: MIB_64 + 1
+            }
+        );
+
+        // Exactly the limit: accepted (the session waits for the body, which never comes).
+        let (mut ca, cb) = connected(&a, &b).await;
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        let max = u32::try_from(MIB_64).unwrap();
+        ca.stream.write_all(&max.to_be_bytes()).await.unwrap();
+        // Asserts an absence after a wait the refusal above would have satisfied many times.
+        assert!(
+            timeout(Duration::from_millis(500), &mut sb.closed)
+                .await
+                .is_err(),
+            "a frame of exactly 64 MiB is refused"
+        );
+        assert!(!sb.handle.is_closed());
+    })
+    .await;
+}
+
+/// What a `tracing` subscriber wrote, shared with the test.
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// README: "coalescing writer". A burst of frames queued at once reaches the socket in far
+/// fewer writes than frames. The writer reports each socket write as a trace event (`write`,
+/// with `frame.len`, the bytes of that write); the test counts them on this thread, where the
+/// current-thread runtime runs both sessions, and checks they carry every byte of the burst.
+/// A writer that writes each frame on its own makes one write per frame.
+#[tokio::test]
+async fn a_burst_of_frames_reaches_the_socket_in_fewer_writes_than_frames() {
+    const FRAMES: u32 = 1000;
+    let logs = LogBuf::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::TRACE)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        let mut expected_bytes = 0;
+        for i in 0..FRAMES {
+            let mut frame = Vec::new();
+            encode_frame(&SessionFrame::Msg(TestMsg::Ping(i)), &mut frame, usize::MAX).unwrap();
+            expected_bytes += frame.len();
+            sa.handle.send(&TestMsg::Ping(i)).unwrap();
+        }
+        for i in 0..FRAMES {
+            assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(i)));
+        }
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        // Only a's session writes here (b sends nothing, and ticks are a minute apart).
+        let writes: Vec<usize> = text
+            .lines()
+            .filter(|l| l.contains("actor_remote::transport::session") && l.contains(" write "))
+            .map(|l| {
+                let len = l.split("frame.len=").nth(1).expect("a frame.len field");
+                len.trim().parse().expect("a length")
+            })
+            .collect();
+        assert_eq!(
+            writes.iter().sum::<usize>(),
+            expected_bytes,
+            "the writes carry the whole burst: {writes:?}"
+        );
+        assert!(
+            !writes.is_empty() && writes.len() * 10 <= FRAMES as usize,
+            "{FRAMES} frames took {} writes",
+            writes.len()
+        );
     })
     .await;
 }
