@@ -15,11 +15,12 @@ use proptest::{
 
 use super::message::*;
 
-/// Runs `test` on `cases` values of `strategy`. `test` returns whether the case reached the
-/// body decoder (past the length prefix and the enum tags, into the fields). Prints the reach
-/// and fails unless at least `floor_pct` % of the cases reached it.
+/// Runs `test` on `cases` values of `strategy`. `test` returns whether the case reached
+/// `what` (for a decoder: past the length prefix and the enum tags, into the fields). Prints
+/// the reach and fails unless at least `floor_pct` % of the cases reached it.
 pub(crate) fn run_reaching<S: Strategy>(
     name: &str,
+    what: &str,
     cases: u32,
     floor_pct: usize,
     strategy: S,
@@ -52,13 +53,13 @@ pub(crate) fn run_reaching<S: Strategy>(
     }
     let (total, reached) = (total.into_inner(), reached.into_inner());
     eprintln!(
-        "{name}: {reached}/{total} cases reached the body decoder ({}%, floor {floor_pct}%)",
+        "{name}: {reached}/{total} cases reached {what} ({}%, floor {floor_pct}%)",
         reached * 100 / total.max(1)
     );
     assert!(total > 0, "{name}: no case ran");
     assert!(
         reached * 100 >= floor_pct * total,
-        "{name}: only {reached}/{total} cases reached the body decoder (floor {floor_pct}%)"
+        "{name}: only {reached}/{total} cases reached {what} (floor {floor_pct}%)"
     );
 }
 

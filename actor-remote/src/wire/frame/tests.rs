@@ -165,6 +165,7 @@ fn arb_body() -> impl Strategy<Value = Vec<u8>> {
 fn valid_prefixes_with_random_bodies_reach_the_body_decoder() {
     run_reaching(
         "frame",
+        "the body decoder",
         256,
         90,
         (
@@ -207,6 +208,7 @@ fn valid_prefixes_with_random_bodies_reach_the_body_decoder() {
 fn a_claimed_length_allocates_nothing_before_the_bytes_arrive() {
     run_reaching(
         "frame with a claimed length",
+        "the length check",
         256,
         100,
         (

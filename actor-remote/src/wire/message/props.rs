@@ -70,6 +70,7 @@ proptest! {
 fn mutated_session_frames_reach_the_body_decoder() {
     run_reaching(
         "session frame (SessionFrame<NodeMsg>)",
+        "the body decoder",
         512,
         75,
         (arb_node_msg(), mutations(4), 1usize..64),
@@ -97,6 +98,7 @@ fn mutated_session_frames_reach_the_body_decoder() {
 fn mutated_handshake_messages_reach_the_body_decoder() {
     run_reaching(
         "handshake message",
+        "the body decoder",
         512,
         75,
         (arb_handshake_message(), mutations(4), 1usize..16),
@@ -144,6 +146,7 @@ fn a_claimed_length_larger_than_the_frame_is_refused() {
     });
     run_reaching(
         "session frame with a claimed 60 MiB field",
+        "the field's length check",
         256,
         100,
         (with_tail, 0u8..3),
