@@ -141,3 +141,9 @@ mod tests {
         assert!(decode::<String>(&evil).is_err());
     }
 }
+
+/// Mutations of valid encodings and a runner that counts and asserts how many cases reached
+/// the decoder under test, for the property tests of the decoders of bytes from other nodes
+/// (function arguments, remote messages). Tests only.
+#[cfg(test)]
+pub(crate) mod props;
