@@ -143,3 +143,7 @@ macro_rules! __nodus_require_testing {
         );
     };
 }
+
+/// Property tests of the `#[nodus::actor(remote)]` wire format (`__private::remote`).
+#[cfg(test)]
+mod remote_props;

@@ -98,17 +98,73 @@ pub fn encode_into<T: Serialize + ?Sized>(
 /// [`CodecError::Decode`] for bytes that are not a `T` (including truncated input and claimed
 /// lengths over [`MAX_DECODE_BYTES`]), [`CodecError::TrailingBytes`] if bytes are left over.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    use bincode::{
+        de::{BorrowDecode, BorrowDecoder, Decoder, DecoderImpl},
+        error::DecodeError,
+        serde::BorrowCompat,
+    };
+
     let expected = std::any::type_name::<T>();
-    match bincode::serde::decode_from_slice::<T, _>(bytes, CONFIG) {
-        Ok((value, used)) if used == bytes.len() => Ok(value),
-        Ok((_, used)) => Err(CodecError::TrailingBytes {
-            expected,
-            extra: bytes.len() - used,
-        }),
-        Err(e) => Err(CodecError::Decode {
-            expected,
-            reason: e.to_string(),
-        }),
+    let decode_error = |e: DecodeError| CodecError::Decode {
+        expected,
+        reason: e.to_string(),
+    };
+    if bytes.len() > MAX_DECODE_BYTES {
+        return Err(decode_error(DecodeError::LimitExceeded));
+    }
+    let mut decoder = DecoderImpl::new(Input(bytes), CONFIG, ());
+    // bincode checks the limit against what it *claims*: the size in memory of each value
+    // before reading it (at most 16 bytes for a primitive, which takes at least one byte of
+    // input) and the length of an owned string or byte buffer before allocating it
+    // (`vec![0; len]`) and filling it from the input. A valid value therefore claims at most
+    // 16 bytes per byte of input; leaving only that much of the limit refuses a claimed length
+    // far longer than the input before anything is allocated for it. Without this, 5 bytes
+    // claiming a 60 MiB string (under the 64 MiB limit) allocated the 60 MiB.
+    let budget = bytes.len().saturating_mul(CLAIM_PER_INPUT_BYTE);
+    decoder
+        .claim_bytes_read(MAX_DECODE_BYTES.saturating_sub(budget))
+        .map_err(decode_error)?;
+    let BorrowCompat(value) =
+        BorrowCompat::<T>::borrow_decode(&mut decoder).map_err(decode_error)?;
+    match decoder.borrow_reader().0.len() {
+        0 => Ok(value),
+        extra => Err(CodecError::TrailingBytes { expected, extra }),
+    }
+}
+
+/// How many bytes bincode may claim per byte of input in [`decode`]: a `u128` or `i128`
+/// claims 16 and may take a single byte (varint).
+const CLAIM_PER_INPUT_BYTE: usize = 16;
+
+/// The bytes [`decode`] has not read yet: bincode's `SliceReader`, whose remainder is private.
+struct Input<'a>(&'a [u8]);
+
+impl bincode::de::read::Reader for Input<'_> {
+    fn read(&mut self, out: &mut [u8]) -> Result<(), bincode::error::DecodeError> {
+        let head = bincode::de::read::BorrowReader::take_bytes(self, out.len())?;
+        out.copy_from_slice(head);
+        Ok(())
+    }
+
+    fn peek_read(&mut self, n: usize) -> Option<&[u8]> {
+        self.0.get(..n)
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.0 = self.0.get(n..).unwrap_or_default();
+    }
+}
+
+impl<'a> bincode::de::read::BorrowReader<'a> for Input<'a> {
+    fn take_bytes(&mut self, n: usize) -> Result<&'a [u8], bincode::error::DecodeError> {
+        if n > self.0.len() {
+            return Err(bincode::error::DecodeError::UnexpectedEnd {
+                additional: n - self.0.len(),
+            });
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
     }
 }
 
@@ -133,6 +189,50 @@ mod tests {
         ));
     }
 
+    /// A string or byte buffer whose claimed length (60 MiB, under the 64 MiB limit) is far
+    /// longer than the input is refused before bincode allocates it: the claim exceeds the
+    /// limit left for this input (16 bytes per byte of input). Before the fix the decoder allocated the 60 MiB and only then found the
+    /// input too short ("UnexpectedEnd"); the fuzz workspace's allocator, which refuses any
+    /// allocation over 16 MiB, aborted on it.
+    #[test]
+    fn a_claimed_length_longer_than_the_input_is_refused_before_allocating() {
+        let claim: Vec<u8> = [252]
+            .into_iter()
+            .chain((60u32 << 20).to_le_bytes())
+            .collect();
+        for err in [
+            decode::<String>(&claim).unwrap_err(),
+            decode::<(u8, String)>(&[[1].as_slice(), &claim, b"abc"].concat()).unwrap_err(),
+            decode::<Vec<String>>(&[[1].as_slice(), &claim].concat()).unwrap_err(),
+        ] {
+            let CodecError::Decode { reason, .. } = err else {
+                panic!("{err:?}");
+            };
+            assert!(reason.contains("LimitExceeded"), "{reason}");
+        }
+        // Valid values still decode, the densest claims included (a u128 varint of one byte
+        // claims 16).
+        let text = "x".repeat(300);
+        assert_eq!(decode::<String>(&encode(&text).unwrap()).unwrap(), text);
+        let small = vec![1u128; 100];
+        assert_eq!(
+            decode::<Vec<u128>>(&encode(&small).unwrap()).unwrap(),
+            small
+        );
+        let mixed = (
+            vec![0u64; 50],
+            vec![String::new(); 50],
+            Some(1u128),
+            'é',
+            true,
+        );
+        assert_eq!(
+            decode::<(Vec<u64>, Vec<String>, Option<u128>, char, bool)>(&encode(&mixed).unwrap())
+                .unwrap(),
+            mixed
+        );
+    }
+
     #[test]
     fn huge_claimed_length_is_refused_without_allocating() {
         // A varint length prefix claiming u64::MAX elements.
@@ -141,3 +241,9 @@ mod tests {
         assert!(decode::<String>(&evil).is_err());
     }
 }
+
+/// Mutations of valid encodings and a runner that counts and asserts how many cases reached
+/// the decoder under test, for the property tests of the decoders of bytes from other nodes
+/// (function arguments, remote messages). Tests only.
+#[cfg(test)]
+pub(crate) mod props;

@@ -20,6 +20,9 @@
 
 mod frame;
 pub mod message;
+/// Generators and a counting runner for the property tests of every decoder (tests only).
+#[cfg(test)]
+pub(crate) mod props;
 
 pub use frame::{
     decode_body, encode_frame, FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN,

@@ -6,6 +6,8 @@ use std::{future::Future, net::SocketAddr, time::Duration};
 
 use actor_core::NodeName;
 use proptest::prelude::*;
+
+use crate::wire::props::{mutate, mutations, run_reaching};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
@@ -270,6 +272,199 @@ proptest! {
         encode_port_please_reply(&reply, &mut bytes).expect("encodable");
         prop_assert_eq!(decode_port_please_reply(&bytes), Ok(Some((reply, bytes.len()))));
     }
+}
+
+/// Requests with a valid length prefix (the body's real length) and a valid request code,
+/// their bodies mutated after the code: most reach the body decoder (not `TooLong`, `Empty`
+/// or `UnknownCode`, which random bytes stop at in nearly every case), none panics, and an
+/// unmutated request decodes to itself.
+#[test]
+fn requests_with_valid_prefixes_reach_the_body_decoder() {
+    let req = arb_node_info().prop_flat_map(|info| {
+        prop_oneof![
+            3 => Just(Request::Alive2(info.clone())),
+            2 => Just(Request::PortPlease2 { name: info.name.clone() }),
+            1 => Just(Request::Names),
+        ]
+    });
+    run_reaching(
+        "port-mapper request",
+        "the body decoder",
+        512,
+        75,
+        (
+            req,
+            mutations(3),
+            proptest::collection::vec(any::<u8>(), 0..4),
+        ),
+        |(req, muts, next)| {
+            let mut valid = Vec::new();
+            encode_request(&req, &mut valid).expect("encodable");
+            let mut bytes = mutate(valid.clone(), 3, &muts);
+            let len = u16::try_from(bytes.len() - 2).expect("short");
+            bytes[..2].copy_from_slice(&len.to_be_bytes());
+            let used = bytes.len();
+            // The next request's first bytes may already be in the buffer.
+            bytes.extend_from_slice(&next);
+            let got = decode_request(&bytes, MAX_REQUEST_LEN);
+            if bytes[..used] == valid[..] {
+                prop_assert_eq!(&got, &Ok(Some((req, used))));
+            }
+            if let Ok(Some((_, n))) = &got {
+                prop_assert_eq!(*n, used);
+            }
+            let reached = matches!(
+                got,
+                Ok(Some(_)) | Err(DecodeError::Malformed { .. } | DecodeError::NameNotUtf8)
+            );
+            Ok(reached)
+        },
+    );
+}
+
+/// `PORT2_RESP` replies with the valid code and result 0, the node info mutated: most reach
+/// the node-info decoder.
+#[test]
+fn port_please_replies_with_valid_prefixes_reach_the_body_decoder() {
+    run_reaching(
+        "port-mapper PORT2 reply",
+        "the node-info decoder",
+        512,
+        75,
+        (arb_node_info(), mutations(3)),
+        |(info, muts)| {
+            let reply = PortPleaseReply::Found(info);
+            let mut valid = Vec::new();
+            encode_port_please_reply(&reply, &mut valid).expect("encodable");
+            let bytes = mutate(valid.clone(), 2, &muts);
+            let got = decode_port_please_reply(&bytes);
+            if bytes == valid {
+                prop_assert_eq!(&got, &Ok(Some((reply, valid.len()))));
+            }
+            if let Ok(Some((_, n))) = &got {
+                prop_assert!(*n <= bytes.len());
+            }
+            let reached = bytes.len() > 2
+                && matches!(
+                    got,
+                    Ok(Some((PortPleaseReply::Found(_), _)))
+                        | Ok(None)
+                        | Err(DecodeError::NameNotUtf8)
+                );
+            Ok(reached)
+        },
+    );
+}
+
+/// `ALIVE2_X_RESP`/`ALIVE2_RESP` replies: a valid code, then random or valid fields.
+#[test]
+fn alive2_replies_with_valid_prefixes_reach_the_body_decoder() {
+    run_reaching(
+        "port-mapper ALIVE2 reply",
+        "the body decoder",
+        256,
+        75,
+        (
+            any::<u8>(),
+            any::<u32>(),
+            any::<bool>(),
+            proptest::collection::vec(any::<u8>(), 0..8),
+        ),
+        |(result, creation, old_form, tail)| {
+            let mut bytes = Vec::new();
+            encode_alive2_reply(
+                &Alive2Reply {
+                    result,
+                    creation,
+                    old_form: false,
+                },
+                &mut bytes,
+            );
+            if old_form {
+                bytes[0] = ALIVE2_RESP;
+                bytes.truncate(2);
+                bytes.extend_from_slice(&(creation as u16).to_be_bytes());
+            }
+            let used = bytes.len();
+            bytes.extend_from_slice(&tail);
+            let got = decode_alive2_reply(&bytes);
+            let creation = if old_form {
+                u32::from(creation as u16)
+            } else {
+                creation
+            };
+            prop_assert_eq!(
+                &got,
+                &Ok(Some((
+                    Alive2Reply {
+                        result,
+                        creation,
+                        old_form
+                    },
+                    used
+                )))
+            );
+            // Every shorter prefix asks for more bytes.
+            for cut in 0..used {
+                prop_assert_eq!(decode_alive2_reply(&bytes[..cut]), Ok(None));
+            }
+            Ok(matches!(got, Ok(Some(_))))
+        },
+    );
+}
+
+/// `NAMES` replies: the 4-byte port, then valid lines, mutated: most reach the line parser.
+#[test]
+fn names_replies_with_valid_prefixes_reach_the_body_decoder() {
+    let names = proptest::collection::vec(("[A-Za-z0-9_-]{1,20}", any::<u16>()), 1..5);
+    run_reaching(
+        "port-mapper NAMES reply",
+        "the line parser",
+        512,
+        75,
+        (any::<u32>(), names, mutations(2)),
+        |(epmd_port, names, muts)| {
+            let reply = NamesReply { epmd_port, names };
+            let mut valid = Vec::new();
+            encode_names_reply(&reply, &mut valid);
+            let bytes = mutate(valid.clone(), 4, &muts);
+            let got = decode_names_reply(&bytes);
+            if bytes == valid {
+                prop_assert_eq!(&got, &Ok(Some(reply)));
+            }
+            let reached = matches!(&got, Ok(Some(r)) if !r.names.is_empty())
+                || matches!(got, Err(DecodeError::Malformed { .. }));
+            Ok(reached)
+        },
+    );
+}
+
+/// A request whose length prefix is over the limit is refused from the prefix alone, before
+/// its body arrives: a peer cannot make the server buffer 64 KiB.
+#[test]
+fn an_oversized_request_is_refused_from_its_prefix() {
+    run_reaching(
+        "port-mapper request length",
+        "the length check",
+        256,
+        100,
+        (
+            MAX_REQUEST_LEN as u16 + 1..,
+            proptest::collection::vec(any::<u8>(), 0..4),
+        ),
+        |(len, body)| {
+            let mut bytes = len.to_be_bytes().to_vec();
+            bytes.extend_from_slice(&body);
+            prop_assert_eq!(
+                decode_request(&bytes, MAX_REQUEST_LEN),
+                Err(DecodeError::TooLong {
+                    len: usize::from(len),
+                    max: MAX_REQUEST_LEN
+                })
+            );
+            Ok(true)
+        },
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -564,3 +564,7 @@ mod tests {
         assert!(codec::decode::<NodeMsg>(&body).is_err());
     }
 }
+
+/// Property tests of the session and handshake message decoders.
+#[cfg(test)]
+mod props;
