@@ -947,3 +947,34 @@ fn work_started_for_a_session_that_was_replaced_meanwhile_is_stopped_not_answere
     assert_eq!(aborted, ["linked task", "watcher"]);
     assert_eq!(s.load(), (0, 0));
 }
+
+#[test]
+fn node_down_after_a_start_was_answered_is_noconnection_for_the_result() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    let sup = remote("S", "b@localhost");
+    let kind = WireTaskKind::Async { linked: true };
+    let req = s
+        .request_task(
+            Instant::now() + T,
+            T,
+            &b,
+            &sup,
+            "M",
+            "f",
+            vec![],
+            kind,
+            "s",
+            Some("r"),
+        )
+        .unwrap();
+    s.handle_task(&b, TaskMsg::Started { req, result: Ok(1) });
+    drain(&mut s);
+    s.handle_session_down(&b, conn, NodeDownReason::ConnectionClosed);
+    // It did start: its result is lost with the connection (not "may have started").
+    assert!(matches!(
+        drain(&mut s).done[..],
+        [("r", Outcome::TaskDone(Err(TaskError::NoConnection { .. })))]
+    ));
+}

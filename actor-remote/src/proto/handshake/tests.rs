@@ -879,3 +879,39 @@ proptest! {
         prop_assert_eq!(back, m);
     }
 }
+
+#[test]
+fn a_replaced_cookie_is_the_one_that_counts() {
+    let now = Instant::now();
+    let mut x = cfg("x@localhost", "old");
+    let y = cfg("y@localhost", "new");
+    let (mut i, mut a) = pair(&x, &y, now);
+    pump(&mut i, &mut a, now, Existing::None);
+    assert!(outcomes(&mut i, &mut a).0.is_err(), "different cookies");
+    x.set_cookie("new");
+    let (mut i, mut a) = pair(&x, &y, now);
+    pump(&mut i, &mut a, now, Existing::None);
+    let (oi, oa) = outcomes(&mut i, &mut a);
+    assert!(oi.is_ok() && oa.is_ok(), "{oi:?} {oa:?}");
+}
+
+#[test]
+fn a_socket_error_fails_a_handshake_under_way_and_not_one_that_is_done() {
+    let now = Instant::now();
+    let (x, y) = (cfg("x@localhost", "c"), cfg("y@localhost", "c"));
+    let (mut i, _a) = pair(&x, &y, now);
+    i.handle_io_error(std::io::Error::other("reset"));
+    assert!(matches!(
+        i.poll_outcome(),
+        Some(Err(HandshakeError::Io { .. }))
+    ));
+
+    let (mut i, mut a) = pair(&x, &y, now);
+    pump(&mut i, &mut a, now, Existing::None);
+    assert!(i.is_done());
+    i.handle_io_error(std::io::Error::other("reset after the end"));
+    assert!(
+        matches!(i.poll_outcome(), Some(Ok(_))),
+        "the outcome stands"
+    );
+}
