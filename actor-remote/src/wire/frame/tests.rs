@@ -231,3 +231,58 @@ fn a_claimed_length_allocates_nothing_before_the_bytes_arrive() {
         },
     );
 }
+
+#[test]
+fn the_decoder_reports_its_limit_and_what_it_holds() {
+    let mut dec = FrameDecoder::new(100);
+    assert_eq!(dec.max_frame_len(), 100);
+    dec.set_max_frame_len(10);
+    assert_eq!(dec.max_frame_len(), 10);
+    let bytes = frame_of(&7u8);
+    dec.extend(&bytes[..3]);
+    assert_eq!(dec.buffered(), 3, "a partial frame is held");
+    dec.extend(&bytes[3..]);
+    assert_eq!(dec.buffered(), bytes.len());
+    assert!(dec.decode().unwrap().is_some());
+    assert_eq!(dec.buffered(), 0);
+}
+
+/// A stream that never drains completely (a partial frame is always pending) keeps the
+/// buffer bounded: the consumed prefix is dropped once it dominates. Guards against a
+/// compaction that never happens (the buffer would grow with every byte ever received).
+#[test]
+fn a_stream_that_never_drains_keeps_its_buffer_bounded() {
+    let frame = frame_of(&vec![5u8; 100]);
+    let mut dec = FrameDecoder::new(DEFAULT_MAX_FRAME_LEN);
+    let mut decoded = 0;
+    dec.extend(&frame[..50]); // half a frame, always pending from here on
+    for _ in 0..10_000 {
+        // The rest of the pending frame, and half of the next one.
+        let mut chunk = frame[50..].to_vec();
+        chunk.extend_from_slice(&frame[..50]);
+        dec.extend(&chunk);
+        while let Some(body) = dec.decode().unwrap() {
+            assert_eq!(body.len(), frame.len() - LEN_PREFIX);
+            decoded += 1;
+        }
+        assert!(
+            dec.buf.len() <= 4 * frame.len(),
+            "buffer grew to {}",
+            dec.buf.len()
+        );
+    }
+    assert_eq!(decoded, 10_000);
+    assert_eq!(dec.buffered(), 50);
+}
+
+#[test]
+fn a_frame_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not() {
+    let mut dec = FrameDecoder::new(4);
+    dec.extend(&[0, 0, 0, 4, 1, 2, 3, 4]);
+    assert_eq!(dec.decode().unwrap(), Some(&[1, 2, 3, 4][..]));
+    dec.extend(&[0, 0, 0, 5]);
+    assert!(matches!(
+        dec.decode(),
+        Err(FrameError::TooLarge { len: 5, max: 4 })
+    ));
+}
