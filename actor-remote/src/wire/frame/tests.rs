@@ -286,3 +286,17 @@ fn a_frame_of_exactly_the_limit_is_accepted_and_one_byte_more_is_not() {
         Err(FrameError::TooLarge { len: 5, max: 4 })
     ));
 }
+
+#[test]
+fn a_body_of_exactly_the_limit_is_framed_and_one_byte_more_is_not() {
+    // A `[u8; 4]` encodes as its 4 bytes.
+    let mut out = Vec::new();
+    assert_eq!(encode_frame(&[1u8, 2, 3, 4], &mut out, 4).unwrap(), 4);
+    assert_eq!(out, [0, 0, 0, 4, 1, 2, 3, 4]);
+    let mut out = Vec::new();
+    assert!(matches!(
+        encode_frame(&[1u8, 2, 3, 4, 5], &mut out, 4),
+        Err(FrameError::TooLarge { len: 5, max: 4 })
+    ));
+    assert!(out.is_empty(), "nothing is left behind");
+}
