@@ -483,23 +483,23 @@ where
         name: &str,
         payload: Vec<u8>,
     ) {
+        if self.stopped || *peer == self.me {
+            return; // (casts to this node itself are delivered by the system)
+        }
         let msg = NodeMsg::Actor(ActorMsg::Send {
             target: target_of(dest),
             name: name.to_string(),
             payload,
             call: None,
         });
-        if self.stopped {
-            return;
+        // The hot path (a session is up) looks the peer up once.
+        if let Some(Peer::Up { session, .. }) = self.peers.get(peer) {
+            let session = session.clone();
+            return self.send(session, msg, None);
         }
         self.ensure_dial(peer);
-        match self.peers.get_mut(peer) {
-            Some(Peer::Up { session, .. }) => {
-                let session = session.clone();
-                self.send(session, msg, None);
-            }
-            Some(Peer::Connecting { queued, .. }) => queued.push(msg),
-            None => {} // this node itself: the system delivers locally
+        if let Some(Peer::Connecting { queued, .. }) = self.peers.get_mut(peer) {
+            queued.push(msg);
         }
     }
 
