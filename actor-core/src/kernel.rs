@@ -30,6 +30,7 @@ use crate::{
     io::Output,
     node_name::NodeName,
     pid::Pid,
+    process::Processes,
     registry::Registry,
     remote_message::RemoteTypes,
     seam::Transport,
@@ -47,6 +48,8 @@ pub(crate) struct KernelState {
     pub(crate) functions: FunctionRegistry,
     /// The node's table of remote message types.
     pub(crate) remote_types: RemoteTypes,
+    /// How its actors end, their monitors and links.
+    pub(crate) processes: Processes,
     /// The `node{node=…}` span; what the node spawns runs inside it.
     pub(crate) span: tracing::Span,
     root: OnceLock<ActorCell>,
@@ -59,6 +62,7 @@ impl Drop for KernelState {
         if let Some(root) = self.root.get() {
             root.stop(Some("shutdown".into()));
         }
+        self.processes.stop_reaper();
     }
 }
 
@@ -115,6 +119,7 @@ impl Kernel {
                 root: OnceLock::new(),
                 transport: OnceLock::new(),
                 remote_types: RemoteTypes::default(),
+                processes: Processes::default(),
                 span,
                 output: RwLock::new(Output::stdout()),
             }),
@@ -170,6 +175,13 @@ impl Kernel {
             self.inner.creation,
             cell.get_id().pid(),
         )
+    }
+
+    /// Takes a freshly started local actor in: findable by pid, and watched for its exit
+    /// (monitors, links).
+    pub(crate) fn adopt(&self, cell: &ActorCell) {
+        self.inner.registry.add_pid(cell.clone());
+        self.inner.processes.watch(cell);
     }
 
     /// A handle that does not keep the kernel alive.

@@ -39,6 +39,7 @@
 
 mod cancel;
 pub mod codec;
+mod context;
 mod destination;
 mod error;
 mod function;
@@ -47,6 +48,7 @@ mod kernel;
 mod monitor;
 mod node_name;
 mod pid;
+mod process;
 pub mod proxy;
 mod registry;
 mod remote_message;
@@ -57,6 +59,9 @@ mod system;
 mod task_supervisor;
 pub mod transport;
 
+#[doc(hidden)]
+pub use context::run_as;
+pub use context::{Caller, Context};
 pub use destination::Destination;
 pub use error::{
     CallError, RegistryError, SendError, SendErrorKind, SpawnError, SupervisorError, TaskError,
@@ -67,9 +72,10 @@ pub use function::{Args, Value};
 #[doc(hidden)]
 pub use inventory as __inventory;
 pub use kernel::{CallContext, FunctionRegistry};
-pub use monitor::{Down, DownReason, Monitor};
+pub use monitor::{Down, DownReason, ExitReason, Monitor};
 pub use node_name::{NameMode, NodeName, NodeNameError};
 pub use pid::Pid;
+pub use process::{Info, Ref};
 pub use proxy::RemoteProxy;
 pub use registry::Registry;
 pub use remote_message::{

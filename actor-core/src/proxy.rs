@@ -6,7 +6,7 @@
 //! `ActorRef<M>`, so `cast!`/`call!` and everything else of ractor work on it.
 //!
 //! The proxy monitors its target. When the target stops, or its node goes down or cannot be
-//! reached, the proxy stops with the reason `"exited"`, `"noproc"` or `"noconnection"`;
+//! reached, the proxy stops with the same reason (`normal`, the panic message, `noproc`, `noconnection`, ...);
 //! these are abnormal exits, so a supervisor of the proxy sees an ordinary supervision event
 //! and applies its strategy (a permanent or transient proxy is restarted and monitors again).
 //!
@@ -23,7 +23,6 @@ use tokio::task::AbortHandle;
 use crate::{
     destination::Destination,
     error::SpawnError,
-    monitor::DownReason,
     supervisor::ChildSpec,
     system::{System, WeakSystem},
 };
@@ -69,14 +68,17 @@ impl<M: Message> Actor for RemoteProxy<M> {
             return Err(Box::new(SpawnError::SystemStopped));
         };
         let monitor = strong.monitor(dest.clone());
+        let processes = system.clone();
         let watcher = tokio::spawn(async move {
             let down = monitor.await;
-            let reason = match down.reason {
-                DownReason::Exited => "exited",
-                DownReason::NoProc => "noproc",
-                DownReason::NoConnection => "noconnection",
-            };
-            myself.stop(Some(reason.to_string()));
+            // The proxy ends as its target did, so that its supervisor sees the real reason.
+            if let Some(system) = processes.upgrade() {
+                system
+                    .kernel()
+                    .processes
+                    .set_reason(myself.get_id().pid(), down.reason.clone());
+            }
+            myself.stop(Some(down.reason.to_string()));
         });
         Ok(ProxyState {
             system,
@@ -148,7 +150,7 @@ impl<M: Message> RemoteProxy<M> {
                     what,
                     reason: e.to_string(),
                 })?;
-                system.registry().add_pid(proxy.get_cell());
+                system.kernel().adopt(&proxy.get_cell());
                 Ok(proxy.get_cell())
             }
             .boxed()

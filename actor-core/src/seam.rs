@@ -16,7 +16,7 @@ use crate::{
     destination::Destination,
     error::{CallError, TaskError},
     function::Value,
-    monitor::Monitor,
+    monitor::{ExitReason, Monitor},
     node_name::NodeName,
     pid::Pid,
     restart::Restart,
@@ -108,6 +108,18 @@ impl PeerTarget<'_> {
     }
 }
 
+/// A change of a node's membership, for [`Transport::subscribe_nodes`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NodeStatus {
+    /// A node connected.
+    Up(NodeName),
+    /// A node went down, with why (`connection_closed`, `net_tick_timeout`, ...).
+    Down(NodeName, String),
+}
+
+/// Where [`Transport::subscribe_nodes`] reports.
+pub type NodeSink = std::sync::Arc<dyn Fn(NodeStatus) + Send + Sync>;
+
 /// A node's distribution, as seen by its `System`.
 pub trait Transport: Send + Sync + 'static {
     /// Sends a cast to `node`, as Erlang's `send`: connects first if needed (queueing the
@@ -129,6 +141,28 @@ pub trait Transport: Send + Sync + 'static {
         message: RemoteSend,
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Vec<u8>, CallError>>;
+
+    /// Links our actor `from` to the actor `to` of `node` (connecting first if needed): the
+    /// peer records the link, or answers with an exit `noproc` ([`crate::transport::exit_from_peer`]);
+    /// when `node` cannot be reached, `from` gets an exit `noconnection`
+    /// ([`crate::transport::node_down`] does that for every link to a node that goes down).
+    fn link(&self, node: NodeName, from: Pid, to: Pid);
+
+    /// Removes the link from our actor `from` to the actor `to` of `node` on the peer's side.
+    fn unlink(&self, node: NodeName, from: Pid, to: Pid);
+
+    /// Sends the exit signal of our actor `from`, which stopped with `reason`, to its linked
+    /// actor `to` on `node`. Dropped if `node` cannot be reached (that side sees the node
+    /// down, an exit `noconnection`).
+    fn exit(&self, node: NodeName, from: Pid, to: Pid, reason: ExitReason);
+
+    /// Resolves once, with the reason, when `node` goes down or cannot be reached
+    /// (`Node.monitor/2`); connects first if needed. Dropping it removes the monitor.
+    fn monitor_node(&self, node: NodeName) -> BoxFuture<'static, String>;
+
+    /// Calls `sink` with every visible node that comes up or goes down from now on
+    /// (`:net_kernel.monitor_nodes/1`), until the returned handle is cancelled.
+    fn subscribe_nodes(&self, sink: NodeSink) -> Cancel;
 
     /// Starts a task on `node` (connecting to it first if needed).
     ///

@@ -524,7 +524,7 @@ impl Supervisor {
             what: label,
             reason: e.to_string(),
         })?;
-        kernel.registry.add_pid(actor.get_cell());
+        kernel.adopt(&actor.get_cell());
         Ok(actor)
     }
 

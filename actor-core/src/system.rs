@@ -29,6 +29,7 @@ use crate::{
     monitor::{DownReason, Monitor},
     node_name::{NodeName, NodeNameError},
     pid::Pid,
+    process::Processes,
     registry::Registry,
     remote_message::{DeliverError, RemoteMessage, ReplySink},
     seam::{PeerTarget, RemoteSend, Transport},
@@ -121,6 +122,11 @@ impl fmt::Debug for WeakSystem {
 }
 
 impl WeakSystem {
+    /// The kernel, if the node is still up.
+    pub(crate) fn kernel(&self) -> Option<Kernel> {
+        self.0.upgrade()
+    }
+
     /// The system, if it is still up.
     pub fn upgrade(&self) -> Option<System> {
         System::from_kernel(self.0.upgrade()?)
@@ -145,6 +151,12 @@ impl System {
         let span = tracing::error_span!("node", node = %config.node);
         let creation = config.creation.unwrap_or_else(random_creation);
         let inner = Kernel::new(config.node, creation, span);
+        Processes::start_reaper(&inner)
+            .await
+            .map_err(|e| SpawnError::StartFailed {
+                what: "reaper".into(),
+                reason: e.to_string(),
+            })?;
         // The root starts empty; its children start below, once the System is whole.
         let spec = SupervisorSpec {
             children: Vec::new(),
@@ -266,7 +278,7 @@ impl System {
                     what: name.unwrap_or("actor").to_string(),
                     reason: e.to_string(),
                 })?;
-        self.inner.registry.add_pid(actor_ref.get_cell());
+        self.inner.adopt(&actor_ref.get_cell());
         if let Some(name) = name {
             if let Err(e) = self.inner.registry.register(name, &actor_ref) {
                 actor_ref.stop(Some("shutdown".into()));
@@ -279,6 +291,11 @@ impl System {
     /// The live actor registered as `name` on this node, if it takes `M`.
     pub fn whereis<M: Message>(&self, name: &str) -> Option<ActorRef<M>> {
         self.inner.registry.whereis(name)
+    }
+
+    /// Whether `pid` names an actor of this incarnation of this node.
+    pub(crate) fn is_current(&self, pid: &Pid) -> bool {
+        self.is_local(pid.node()) && pid.creation() == self.inner.creation
     }
 
     /// Whether `node` is this node.
@@ -437,16 +454,22 @@ impl System {
                 None => Monitor::down(dest, DownReason::NoConnection),
             };
         }
-        match self.resolve(&dest) {
+        let Ok(id) = self.with_local(&dest, |cell| cell.get_id().pid()) else {
+            return Monitor::down(dest, DownReason::NoProc);
+        };
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let down = Box::new(move |reason| {
+            let _ = tx.send(reason);
+        });
+        match self.inner.processes.add_watcher(id, down) {
             Err(_) => Monitor::down(dest, DownReason::NoProc),
-            Ok(cell) => {
-                let (tx, rx) = tokio::sync::oneshot::channel();
-                let watcher = tokio::spawn(async move {
-                    let _ = cell.wait(None).await;
-                    let _ = tx.send(DownReason::Exited);
+            Ok(n) => {
+                let kernel = self.inner.downgrade();
+                let cancel = Cancel::new(move || {
+                    if let Some(kernel) = kernel.upgrade() {
+                        kernel.processes.remove_watcher(id, n);
+                    }
                 });
-                let abort = watcher.abort_handle();
-                let cancel = Cancel::new(move || abort.abort());
                 Monitor::new(dest, rx, Some(cancel))
             }
         }

@@ -14,9 +14,15 @@
 use std::sync::Arc;
 
 pub use crate::cancel::Cancel;
-pub use crate::seam::{PeerTarget, RemoteSend, RemoteTask, RemoteTaskRequest, TaskKind, Transport};
+pub use crate::seam::{
+    NodeSink, NodeStatus, PeerTarget, RemoteSend, RemoteTask, RemoteTaskRequest, TaskKind,
+    Transport,
+};
 pub use crate::task_supervisor::peer::{spawn_plain, start_task_for_peer, PeerTask};
-use crate::{error::SendErrorKind, remote_message::ReplySink, system::System};
+use crate::{
+    error::SendErrorKind, monitor::ExitReason, node_name::NodeName, pid::Pid,
+    remote_message::ReplySink, system::System,
+};
 
 /// Installs `transport` as `system`'s distribution; destinations on other nodes go through
 /// it from now on. A system has at most one transport: a second call hands it back.
@@ -43,4 +49,38 @@ pub fn deliver(
     reply: Option<ReplySink>,
 ) -> Result<(), SendErrorKind> {
     system.deliver_from_peer(target, name, payload, reply)
+}
+
+/// A peer's actor `from` links to our actor `to`. Returns `Some(reason)` (`NoProc`) when `to`
+/// is not alive here (or is a pid of an earlier incarnation of this node): send that back as
+/// an exit signal from `to` to `from`.
+pub fn link_from_peer(system: &System, from: Pid, to: &Pid) -> Option<ExitReason> {
+    if !system.is_current(to) {
+        return Some(ExitReason::NoProc);
+    }
+    system.kernel().processes.link_from_peer(to.id(), from)
+}
+
+/// A peer's actor `from` removed its link to our actor `to`.
+pub fn unlink_from_peer(system: &System, from: &Pid, to: &Pid) {
+    if system.is_current(to) {
+        system.kernel().processes.unlink_from_peer(to.id(), from);
+    }
+}
+
+/// The exit signal of a peer's actor `from`, which stopped with `reason`, for our actor `to`
+/// it was linked to: `to` gets it as a trapped exit or stops with `reason` (see
+/// [`Info::Exit`](crate::Info::Exit)).
+pub fn exit_from_peer(system: &System, from: Pid, to: &Pid, reason: ExitReason) {
+    if system.is_current(to) {
+        let kernel = system.kernel();
+        kernel.processes.signal(kernel, to.id(), from, reason);
+    }
+}
+
+/// `node` went down: every local actor linked to one of its actors gets an exit
+/// `noconnection`.
+pub fn node_down(system: &System, node: &NodeName) {
+    let kernel = system.kernel();
+    kernel.processes.node_down(kernel, node);
 }

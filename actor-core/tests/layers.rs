@@ -18,6 +18,7 @@ const LAYERS: &[&[&str]] = &[
         "monitor",
         "node_name",
         "pid",
+        "process",
         "registry",
         "remote_message",
         "restart",
@@ -28,7 +29,7 @@ const LAYERS: &[&[&str]] = &[
     // The kernel plus the root supervisor.
     &["system"],
     // What takes a System.
-    &["task_supervisor", "proxy", "transport"],
+    &["task_supervisor", "proxy", "transport", "context"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -98,7 +98,7 @@ impl ChildSpec {
                         reason: e.to_string(),
                     })?;
                 let cell = actor_ref.get_cell();
-                kernel.registry.add_pid(cell.clone());
+                kernel.adopt(&cell);
                 Ok(cell)
             }
             .boxed()

@@ -282,7 +282,7 @@ impl TaskSupervisor {
                     what,
                     reason: e.to_string(),
                 })?;
-                kernel.registry.add_pid(actor.get_cell());
+                kernel.adopt(&actor.get_cell());
                 Ok(actor.get_cell())
             }
         })

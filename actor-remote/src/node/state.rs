@@ -1134,7 +1134,7 @@ where
                 {
                     if let Some(waiter) = self.requests.remove(&id).and_then(|r| r.waiter) {
                         let reason = match reason {
-                            WireDownReason::Exited => DownReason::Exited,
+                            WireDownReason::Exited => DownReason::Normal,
                             WireDownReason::NoProc => DownReason::NoProc,
                         };
                         self.complete(waiter, Outcome::Down(reason));

@@ -1271,7 +1271,7 @@ mod remote_actors {
                 .await
                 .unwrap()
                 .reason,
-            DownReason::Exited
+            DownReason::Normal
         );
 
         let (again, _) = kate.spawn(Some("counter"), Counter, ()).await.unwrap();

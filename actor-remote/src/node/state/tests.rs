@@ -590,7 +590,7 @@ fn a_watch_hears_down_once() {
     );
     assert!(matches!(
         drain(&mut s).done[..],
-        [("watch", Outcome::Down(DownReason::Exited))]
+        [("watch", Outcome::Down(DownReason::Normal))]
     ));
     // A dropped monitor tells the peer.
     let id = s
