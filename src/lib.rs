@@ -51,18 +51,19 @@ pub use actor_macros::{actor, remote_module, test};
 pub mod testing;
 
 pub use actor_core::{
-    codec, ractor, CallError, ChildSpec, Destination, FunctionRegistry, NodeName, Pid, Registry,
-    Restart, SendError, Shutdown, SpawnError, Strategy, Supervisor, SupervisorError,
-    SupervisorSpec, System, SystemConfig, Task, TaskError, TaskSupervisor, TaskSupervisorConfig,
+    codec, ractor, CallError, Caller, ChildSpec, Context, Destination, Down, DownReason,
+    ExitReason, FunctionRegistry, Info, Monitor, NodeName, Pid, Ref, Registry, Restart, SendError,
+    Shutdown, SpawnError, Strategy, Supervisor, SupervisorError, SupervisorSpec, System,
+    SystemConfig, Task, TaskError, TaskSupervisor, TaskSupervisorConfig,
 };
 
 /// The names most programs need: `use nodus::prelude::*;`.
 pub mod prelude {
     pub use actor_core::ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
     pub use actor_core::{
-        ChildSpec, Destination, NodeName, Pid, Restart, Shutdown, Strategy, Supervisor,
-        SupervisorSpec, System, SystemConfig, Task, TaskError, TaskSupervisor,
-        TaskSupervisorConfig,
+        ChildSpec, Context, Destination, ExitReason, Info, NodeName, Pid, Restart, Shutdown,
+        Strategy, Supervisor, SupervisorSpec, System, SystemConfig, Task, TaskError,
+        TaskSupervisor, TaskSupervisorConfig,
     };
 }
 
@@ -75,12 +76,14 @@ pub mod __private {
         ProbeRemote, RemoteEntry, RemoteMessage, ReplySink, Wire,
     };
     pub use actor_core::{
-        ractor, CallContext, CallError, ChildSpec, Destination, SendError, SpawnError, System,
-        TaskError, TaskSupervisor, DEFAULT_TIMEOUT,
+        ractor, run_in, CallContext, CallError, Caller, ChildSpec, Context, Destination, Hosted,
+        Info, SendError, SpawnError, System, TaskError, TaskSupervisor, WeakSystem,
+        DEFAULT_TIMEOUT,
     };
     #[cfg(feature = "testing")]
     pub use inventory;
     pub use serde;
+    pub use tracing;
 
     /// Expanded first by `#[nodus::test]`: nothing with the `testing` feature, and without it
     /// the one error that says what to do (instead of unresolved `nodus::testing` paths only).

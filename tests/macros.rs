@@ -249,7 +249,9 @@ async fn generated_names_can_be_chosen() -> Res {
     let bell: BellHandle = Bell::spawn(&system, None, Bell).await?;
     assert_eq!(bell.ring().await?, "ding");
     let _: Option<BellMessage> = None;
-    let (_actor, _) = system.spawn(None, BellBehaviour::default(), Bell).await?;
+    let (_actor, _) = system
+        .spawn(None, BellBehaviour::default(), (Bell, system.downgrade()))
+        .await?;
     system.shutdown().await;
     Ok(())
 }
@@ -545,8 +547,12 @@ mod remote_actor {
 
         // c runs the actor, spawned without `Counter::spawn` and with no registration call:
         // it knows `CounterMsg` from link time all the same.
-        c.spawn(Some("counter"), CounterActor::default(), Counter { n: 0 })
-            .await?;
+        c.spawn(
+            Some("counter"),
+            CounterActor::default(),
+            (Counter { n: 0 }, c.downgrade()),
+        )
+        .await?;
         let counter = Counter::client(&a, ("counter", "c@localhost")).with_timeout(T);
         counter.add(2).await?;
         assert_eq!(counter.get().await?, 2);
@@ -593,11 +599,12 @@ mod remote_actor {
             Ok(CounterMsg::Add(3))
         ));
         let (port, _rx) = nodus::ractor::concurrency::oneshot::<u64>();
-        let get = CounterMsg::Get(port.into()).to_wire()?;
+        let system = crate::system().await?;
+        let get = CounterMsg::Get(port.into(), nodus::Caller::current(&system)).to_wire()?;
         assert!(get.reply.is_some());
         assert!(matches!(
             CounterMsg::from_wire(&get.payload, Some(sink())),
-            Ok(CounterMsg::Get(_))
+            Ok(CounterMsg::Get(..))
         ));
         // A cast with a reply port, a call without one.
         assert!(decode_error(CounterMsg::from_wire(
@@ -659,9 +666,13 @@ mod remote_actor {
 
                     fn to_wire(self) -> Result<Wire, CodecError> {
                         match self {
-                            EchoMsg::Double(n, port) => {
-                                Ok(Wire::call(codec::encode(&n)?, bridge_reply(port)))
+                            EchoMsg::Double(n, port, caller) => {
+                                Ok(Wire::call(codec::encode(&(n, caller))?, bridge_reply(port)))
                             }
+                            EchoMsg::__Info(_) => Err(CodecError::Decode {
+                                expected: "Echo",
+                                reason: "an info never crosses nodes".into(),
+                            }),
                         }
                     }
 
@@ -671,7 +682,8 @@ mod remote_actor {
                     ) -> Result<Self, CodecError> {
                         match reply {
                             Some(sink) => {
-                                Ok(EchoMsg::Double(codec::decode(payload)?, reply_port(sink)))
+                                let (n, caller) = codec::decode(payload)?;
+                                Ok(EchoMsg::Double(n, reply_port(sink), caller))
                             }
                             None => Err(CodecError::Decode {
                                 expected: "Echo",

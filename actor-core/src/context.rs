@@ -46,6 +46,54 @@ pub async fn run_as<F: Future>(pid: Pid, f: F) -> F::Output {
     CURRENT.scope(pid, f).await
 }
 
+/// Where a handler runs: as its actor (for [`Caller`]) and with its node's output as its
+/// group leader (so `puts!` in an actor writes to its node's output, as `IO.puts` in a
+/// GenServer writes to its group leader). From [`Context::scope`].
+#[doc(hidden)]
+#[derive(Debug, Clone)]
+pub struct Scope {
+    pid: Pid,
+    output: Option<crate::io::Output>,
+}
+
+/// Runs `f` in `scope`; generated actors run every handler this way.
+#[doc(hidden)]
+pub async fn run_in<F: Future>(scope: Scope, f: F) -> F::Output {
+    match scope.output {
+        Some(output) => crate::io::with_group_leader(output, CURRENT.scope(scope.pid, f)).await,
+        None => CURRENT.scope(scope.pid, f).await,
+    }
+}
+
+/// The state of a generated actor: the user's state and the actor's context.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Hosted<S, M: Message> {
+    /// The user's state.
+    pub state: S,
+    /// The actor's context.
+    pub ctx: Context<M>,
+}
+
+impl<S, M: Message + From<Info>> Hosted<S, M> {
+    /// The state of the actor `myself` started with `state` on the node `system`.
+    ///
+    /// # Errors
+    /// [`SpawnError::SystemStopped`](crate::error::SpawnError::SystemStopped) when the node is gone.
+    pub fn start(
+        myself: ActorRef<M>,
+        (state, system): (S, WeakSystem),
+    ) -> Result<Self, crate::error::SpawnError> {
+        let system = system
+            .upgrade()
+            .ok_or(crate::error::SpawnError::SystemStopped)?;
+        Ok(Self {
+            state,
+            ctx: Context::new(&system, myself),
+        })
+    }
+}
+
 /// Who made a call: the node it came from and, when an actor made it, that actor's pid
 /// (GenServer's `from`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -373,6 +421,15 @@ impl<M: Message> Context<M> {
         }
         self.next.clear();
         self.myself.stop(Some(reason.to_string()));
+    }
+
+    /// Where this actor's handlers run: see [`run_in`].
+    #[doc(hidden)]
+    pub fn scope(&self) -> Scope {
+        Scope {
+            pid: self.pid.clone(),
+            output: self.kernel().map(|k| k.output()),
+        }
     }
 
     /// Starts handling a message from `caller` (`None` for a cast or an info); generated

@@ -60,7 +60,7 @@ mod task_supervisor;
 pub mod transport;
 
 #[doc(hidden)]
-pub use context::run_as;
+pub use context::{run_as, run_in, Hosted, Scope};
 pub use context::{Caller, Context};
 pub use destination::Destination;
 pub use error::{

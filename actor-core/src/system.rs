@@ -706,6 +706,37 @@ impl ChildSpec {
     }
 }
 
+impl ChildSpec {
+    /// A worker whose start arguments are made from its node each time it starts (generated
+    /// actors take their node this way).
+    #[doc(hidden)]
+    pub fn with_node_args<A, F>(id: impl Into<String>, actor: A, args: F) -> Self
+    where
+        A: Actor + Clone + Sync,
+        F: Fn(&System) -> A::Arguments + Send + Sync + 'static,
+    {
+        let id = id.into();
+        let what = id.clone();
+        let args = Arc::new(args);
+        ChildSpec::with_start(id, move |kernel: Kernel, supervisor| {
+            let (actor, args, what) = (actor.clone(), Arc::clone(&args), what.clone());
+            async move {
+                let system = System::from_kernel(kernel).ok_or(SpawnError::SystemStopped)?;
+                let (actor_ref, _) = Actor::spawn_linked(None, actor, args(&system), supervisor)
+                    .await
+                    .map_err(|e| SpawnError::StartFailed {
+                        what,
+                        reason: e.to_string(),
+                    })?;
+                let cell = actor_ref.get_cell();
+                system.kernel().adopt(&cell);
+                Ok(cell)
+            }
+            .boxed()
+        })
+    }
+}
+
 impl CallContext {
     /// The node the function runs on, if it is still up.
     pub fn system(&self) -> Option<System> {

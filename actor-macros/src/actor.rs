@@ -96,6 +96,92 @@ struct Handler {
     reply: Type,
     is_async: bool,
     timeout_ms: Option<LitInt>,
+    /// Whether it takes the handler context (`ctx: &mut Context`) after its receiver.
+    ctx: bool,
+}
+
+/// A lifecycle method: `#[init]` (after the actor starts, before its first message) or
+/// `#[info]` (GenServer's `handle_info`: the runtime's `Info` messages).
+struct Hook {
+    ident: Ident,
+    ctx: bool,
+    is_async: bool,
+}
+
+/// Whether `ty` is `&Context..` or `&mut Context..` (the handler context).
+fn is_context(ty: &Type) -> bool {
+    let Type::Reference(r) = ty else { return false };
+    matches!(&*r.elem, Type::Path(p) if p.qself.is_none()
+        && p.path.segments.last().is_some_and(|s| s.ident == "Context"))
+}
+
+/// Fills in `Context`'s message type where it is written bare (`ctx: &mut Context`).
+fn fill_context(f: &mut ImplItemFn, msg_ty: &TokenStream) {
+    let Some(syn::FnArg::Typed(first)) = f.sig.inputs.iter_mut().nth(1) else {
+        return;
+    };
+    let Type::Reference(r) = &mut *first.ty else {
+        return;
+    };
+    let Type::Path(p) = &mut *r.elem else { return };
+    let Some(last) = p.path.segments.last_mut() else {
+        return;
+    };
+    if last.ident == "Context" && last.arguments.is_empty() {
+        last.arguments = syn::PathArguments::AngleBracketed(parse_quote!(<#msg_ty>));
+    }
+}
+
+/// Takes `#[init]` / `#[info]` off a method; returns which.
+fn take_hook_attr(f: &mut ImplItemFn) -> Option<&'static str> {
+    let mut found = None;
+    f.attrs.retain(|attr| {
+        for name in ["init", "info"] {
+            if attr.path().is_ident(name) {
+                found = Some(name);
+                return false;
+            }
+        }
+        true
+    });
+    found
+}
+
+/// Checks a hook's signature: `&mut self`, an optional context, and for `#[info]` one `Info`.
+fn hook(f: &ImplItemFn, which: &str) -> syn::Result<Hook> {
+    let sig = &f.sig;
+    if sig.receiver().is_none() {
+        return Err(syn::Error::new_spanned(
+            &sig.ident,
+            format!("an `#[{which}]` method runs on the actor's state: take `&mut self` first"),
+        ));
+    }
+    let ps = params(sig.inputs.iter());
+    let ctx = ps.first().is_some_and(|p| is_context(&p.ty));
+    let rest = ps.len() - usize::from(ctx);
+    let wanted = usize::from(which == "info");
+    if rest != wanted {
+        let shape = if which == "info" {
+            "`fn info(&mut self, ctx: &mut Context, info: Info)` (the context is optional)"
+        } else {
+            "`fn init(&mut self, ctx: &mut Context)` (the context is optional)"
+        };
+        return Err(syn::Error::new_spanned(
+            &sig.inputs,
+            format!("an `#[{which}]` method is {shape}"),
+        ));
+    }
+    if !matches!(sig.output, ReturnType::Default) {
+        return Err(syn::Error::new_spanned(
+            &sig.output,
+            format!("an `#[{which}]` method returns nothing"),
+        ));
+    }
+    Ok(Hook {
+        ident: sig.ident.clone(),
+        ctx,
+        is_async: sig.asyncness.is_some(),
+    })
 }
 
 /// Names a handler may not take, because the macro generates items with them.
@@ -202,6 +288,10 @@ fn handler(f: &mut ImplItemFn, self_ty: &Type) -> syn::Result<Option<Handler>> {
         ));
     }
     let mut ps = params(sig.inputs.iter());
+    let ctx = ps.first().is_some_and(|p| is_context(&p.ty));
+    if ctx {
+        ps.remove(0);
+    }
     for p in &mut ps {
         check_owned(&p.ty, "a handler argument")?;
         ReplaceSelf(self_ty).visit_type_mut(&mut p.ty);
@@ -249,6 +339,7 @@ fn handler(f: &mut ImplItemFn, self_ty: &Type) -> syn::Result<Option<Handler>> {
         reply: declared,
         is_async: sig.asyncness.is_some(),
         timeout_ms,
+        ctx,
     }))
 }
 
@@ -293,9 +384,37 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     };
 
     let mut handlers = Vec::new();
+    let (mut init, mut info): (Option<Hook>, Option<Hook>) = (None, None);
     let mut errors: Option<syn::Error> = None;
+    let add_error = |e: syn::Error, errors: &mut Option<syn::Error>| match errors {
+        Some(all) => all.combine(e),
+        None => *errors = Some(e),
+    };
     for item in &mut imp.items {
         if let ImplItem::Fn(f) = item {
+            if let Some(which) = take_hook_attr(f) {
+                match hook(f, which) {
+                    Ok(h) => {
+                        let slot = if which == "init" {
+                            &mut init
+                        } else {
+                            &mut info
+                        };
+                        if slot.is_some() {
+                            add_error(
+                                syn::Error::new_spanned(
+                                    &f.sig.ident,
+                                    format!("an actor has one `#[{which}]` method"),
+                                ),
+                                &mut errors,
+                            );
+                        }
+                        *slot = Some(h);
+                    }
+                    Err(e) => add_error(e, &mut errors),
+                }
+                continue;
+            }
             match handler(f, &self_ty) {
                 Ok(Some(h)) => handlers.push(h),
                 Ok(None) => {}
@@ -322,6 +441,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
     let vis = args.vis.unwrap_or(Visibility::Inherited);
 
     let (impl_g, ty_g, where_c) = generics.split_for_impl();
+    let msg_ty = quote!(#msg #ty_g);
+    for item in &mut imp.items {
+        if let ImplItem::Fn(f) = item {
+            fill_context(f, &msg_ty);
+        }
+    }
     let type_params: Vec<&Ident> = generics.type_params().map(|t| &t.ident).collect();
     let phantom_ty = quote!(::core::marker::PhantomData<fn() -> (#(#type_params,)*)>);
     let has_params = !type_params.is_empty();
@@ -336,12 +461,12 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         let reply = match h.kind {
             Kind::Call => {
                 let r = &h.reply;
-                Some(quote!(#p::ractor::RpcReplyPort<#r>))
+                Some(quote!(#p::ractor::RpcReplyPort<#r>, #p::Caller))
             }
             Kind::Cast => None,
         };
         let kind = match h.kind {
-            Kind::Call => "a call: its last field is the reply port",
+            Kind::Call => "a call: its last fields are the reply port and the caller",
             Kind::Cast => "a cast",
         };
         let line = format!("The message of `{}`, {kind}.", h.ident);
@@ -374,7 +499,16 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         #[allow(dead_code)]
         #vis enum #msg #impl_g #where_c {
             #(#variants,)*
+            /// A message from the runtime (a monitor's `Down`, a trapped exit, a node event),
+            /// for the actor's `#[info]` method.
+            __Info(#p::Info),
             #phantom_variant
+        }
+
+        impl #impl_g ::core::convert::From<#p::Info> for #msg #ty_g #where_c {
+            fn from(info: #p::Info) -> Self {
+                #msg::__Info(info)
+            }
         }
 
         impl #impl_g ::core::fmt::Debug for #msg #ty_g #where_c {
@@ -382,6 +516,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 #[allow(unreachable_code)]
                 match self {
                     #(#debug_arms)*
+                    #msg::__Info(info) => ::core::fmt::Debug::fmt(info, f),
                     #phantom_ref_arm
                 }
             }
@@ -394,17 +529,55 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         let m = &h.ident;
         let names: Vec<&Ident> = h.params.iter().map(|p| &p.name).collect();
         let aw = h.is_async.then(|| quote!(.await));
+        let ctx = h.ctx.then(|| quote!(&mut *ctx,));
         match h.kind {
             Kind::Cast => quote! {
-                #msg::#v(#(#names,)*) => { state.#m(#(#names),*)#aw; }
+                #msg::#v(#(#names,)*) => {
+                    ctx.begin(::core::option::Option::None);
+                    state.#m(#ctx #(#names),*)#aw;
+                }
             },
             Kind::Call => quote! {
-                #msg::#v(#(#names,)* __reply) => {
-                    let __value = state.#m(#(#names),*)#aw;
+                #msg::#v(#(#names,)* __reply, __caller) => {
+                    ctx.begin(::core::option::Option::Some(__caller));
+                    let __value = state.#m(#ctx #(#names),*)#aw;
                     // The caller may have given up (timeout); its reply is then dropped.
                     let _ = __reply.send(__value);
                 }
             },
+        }
+    });
+    let info_arm = match &info {
+        Some(h) => {
+            let m = &h.ident;
+            let aw = h.is_async.then(|| quote!(.await));
+            let ctx = h.ctx.then(|| quote!(&mut *ctx,));
+            quote! {
+                #msg::__Info(info) => {
+                    ctx.begin(::core::option::Option::None);
+                    state.#m(#ctx info)#aw;
+                }
+            }
+        }
+        None => quote! {
+            #msg::__Info(info) => {
+                #p::tracing::debug!(actor = ::core::stringify!(#base), ?info, "no #[info] method: info dropped");
+            }
+        },
+    };
+    let init_call = init.as_ref().map(|h| {
+        let m = &h.ident;
+        let aw = h.is_async.then(|| quote!(.await));
+        let ctx = h.ctx.then(|| quote!(&mut *ctx));
+        quote! {
+            let #p::Hosted { state, ctx } = hosted;
+            let scope = ctx.scope();
+            #p::run_in(scope, async {
+                state.#m(#ctx)#aw;
+                while let ::core::option::Option::Some(next) = ctx.take_continue() {
+                    Self::__dispatch(state, ctx, next).await;
+                }
+            }).await;
         }
     });
     let actor_doc = format!(
@@ -435,29 +608,59 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
         }
 
+        impl #impl_g #actor #ty_g #where_c {
+            /// Runs the handler of `message`.
+            #[allow(unused_variables, clippy::unused_async)]
+            async fn __dispatch(
+                state: &mut #self_ty,
+                ctx: &mut #p::Context<#msg #ty_g>,
+                message: #msg #ty_g,
+            ) {
+                match message {
+                    #(#arms)*
+                    #info_arm
+                    #phantom_arm
+                }
+            }
+        }
+
         impl #impl_g #p::ractor::Actor for #actor #ty_g #where_c {
             type Msg = #msg #ty_g;
-            type State = #self_ty;
-            type Arguments = #self_ty;
+            type State = #p::Hosted<#self_ty, #msg #ty_g>;
+            type Arguments = (#self_ty, #p::WeakSystem);
 
             async fn pre_start(
                 &self,
-                _myself: #p::ractor::ActorRef<Self::Msg>,
-                state: Self::Arguments,
+                myself: #p::ractor::ActorRef<Self::Msg>,
+                args: Self::Arguments,
             ) -> ::core::result::Result<Self::State, #p::ractor::ActorProcessingErr> {
-                ::core::result::Result::Ok(state)
+                ::core::result::Result::Ok(#p::Hosted::start(myself, args)?)
+            }
+
+            #[allow(unused_variables)]
+            async fn post_start(
+                &self,
+                _myself: #p::ractor::ActorRef<Self::Msg>,
+                hosted: &mut Self::State,
+            ) -> ::core::result::Result<(), #p::ractor::ActorProcessingErr> {
+                #init_call
+                ::core::result::Result::Ok(())
             }
 
             async fn handle(
                 &self,
                 _myself: #p::ractor::ActorRef<Self::Msg>,
                 message: Self::Msg,
-                state: &mut Self::State,
+                hosted: &mut Self::State,
             ) -> ::core::result::Result<(), #p::ractor::ActorProcessingErr> {
-                match message {
-                    #(#arms)*
-                    #phantom_arm
-                }
+                let #p::Hosted { state, ctx } = hosted;
+                let scope = ctx.scope();
+                #p::run_in(scope, async {
+                    Self::__dispatch(state, ctx, message).await;
+                    while let ::core::option::Option::Some(next) = ctx.take_continue() {
+                        Self::__dispatch(state, ctx, next).await;
+                    }
+                }).await;
                 ::core::result::Result::Ok(())
             }
         }
@@ -500,11 +703,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             Kind::Call => {
                 let r = &h.reply;
                 // A variant with only the reply port is its own constructor function.
-                let build = if names.is_empty() {
-                    quote!(#msg #turbofish::#v)
-                } else {
-                    quote!(move |__reply| #msg #turbofish::#v(#(#names,)* __reply))
-                };
+                let build = quote!(move |__reply| #msg #turbofish::#v(#(#names,)* __reply, __caller));
                 let default = match &h.timeout_ms {
                     Some(ms) => quote!(::core::time::Duration::from_millis(#ms)),
                     None => quote!(#p::DEFAULT_TIMEOUT),
@@ -528,6 +727,7 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                         -> ::core::result::Result<#r, #p::CallError>
                     {
                         let timeout = self.timeout.unwrap_or(#default);
+                        let __caller = #p::Caller::current(&self.system);
                         self.system.call(&self.dest, #build, timeout).await
                     }
                 }
@@ -681,7 +881,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             {
                 #register_on_spawn
                 let (actor, _handle) = system
-                    .spawn(name, <#actor #ty_g as ::core::default::Default>::default(), state)
+                    .spawn(
+                        name,
+                        <#actor #ty_g as ::core::default::Default>::default(),
+                        (state, system.downgrade()),
+                    )
                     .await?;
                 let pid = system.pid_of(&actor.get_cell());
                 ::core::result::Result::Ok(#client::new(system, pid))
@@ -700,7 +904,11 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             where
                 for<'__nodus> Self: ::core::clone::Clone + ::core::marker::Sync,
             {
-                #p::ChildSpec::new(id, <#actor #ty_g as ::core::default::Default>::default(), state)
+                #p::ChildSpec::with_node_args(
+                    id,
+                    <#actor #ty_g as ::core::default::Default>::default(),
+                    move |system: &#p::System| (::core::clone::Clone::clone(&state), system.downgrade()),
+                )
             }
         }
     };
@@ -800,16 +1008,16 @@ fn remote_impl(
             }
             Kind::Call => {
                 encode_arms.push(quote! {
-                    #msg::#v(#(#names,)* __reply) => #p::Wire::call(
-                        #p::remote::encode(#index, &(#(&#names,)*))?,
+                    #msg::#v(#(#names,)* __reply, __caller) => #p::Wire::call(
+                        #p::remote::encode(#index, &((#(&#names,)*), &__caller))?,
                         #p::bridge_reply(__reply),
                     ),
                 });
                 let why = format!("`{handler}` is a call, but it came without a reply port");
                 decode_arms.push(quote! {
                     (#index, ::core::option::Option::Some(__sink)) => {
-                        let (#(#names,)*): (#(#tys,)*) = #p::remote::args(&__args)?;
-                        ::core::result::Result::Ok(#msg::#v(#(#names,)* #p::reply_port(__sink)))
+                        let ((#(#names,)*), __caller): ((#(#tys,)*), #p::Caller) = #p::remote::args(&__args)?;
+                        ::core::result::Result::Ok(#msg::#v(#(#names,)* #p::reply_port(__sink), __caller))
                     }
                     (#index, ::core::option::Option::None) => {
                         ::core::result::Result::Err(#p::remote::bad(#name, ::std::string::String::from(#why)))
@@ -833,6 +1041,12 @@ fn remote_impl(
             fn to_wire(self) -> ::core::result::Result<#p::Wire, #p::codec::CodecError> {
                 ::core::result::Result::Ok(match self {
                     #(#encode_arms)*
+                    #msg::__Info(_) => {
+                        return ::core::result::Result::Err(#p::remote::bad(
+                            #name,
+                            ::std::string::String::from("an `Info` is for the actor's own node; it never crosses nodes"),
+                        ))
+                    }
                     #phantom_arm
                 })
             }

@@ -165,6 +165,92 @@ fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
 /// # alex.shutdown().await; kate.shutdown().await; Ok(()) }
 /// ```
 ///
+/// # The handler context: a GenServer's powers
+///
+/// A handler (or `#[init]` / `#[info]` method) whose first parameter after the receiver is
+/// `ctx: &mut Context` (or `&Context`) is given the actor's [`Context`](../nodus/struct.Context.html);
+/// write `Context` bare, the macro fills in the message type. It is not part of the message:
+/// the client method does not take it. Through it the handler knows its own `pid()` and
+/// `node()`, a call's `caller()` (the calling actor's pid, across nodes too), and can
+/// `monitor` / `demonitor` any destination, `monitor_node` / `monitor_nodes`, `link` /
+/// `unlink` to a pid on any node and `trap_exit`, `send_after` one of its own messages and
+/// `cancel_timer`, `continue_with` a message handled before any other (GenServer's
+/// `{:continue, ..}`), and `stop` with an [`ExitReason`](../nodus/enum.ExitReason.html)
+/// (after a call's reply is sent).
+///
+/// - `#[init] fn init(&mut self, ctx: &mut Context)` runs once the actor has started, before
+///   its first message (GenServer's `init`, or `handle_continue` right after it).
+/// - `#[info] fn info(&mut self, ctx: &mut Context, info: Info)` receives what the runtime
+///   sends (GenServer's `handle_info`): a monitor's `Info::Down` with the real exit reason,
+///   a trapped `Info::Exit`, `Info::NodeUp` / `Info::NodeDown`. Without one, infos are
+///   dropped with a debug log.
+///
+/// Handlers run with the actor's node output as their group leader: `nodus::puts!` in an
+/// actor writes to its node's output.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use nodus::{Context, ExitReason, Info, Pid, System, SystemConfig};
+///
+/// #[derive(Clone, Default)]
+/// struct Room {
+///     members: Vec<Pid>,
+///     left: Vec<(Pid, ExitReason)>,
+/// }
+///
+/// #[nodus::actor]
+/// impl Room {
+///     /// A member joins: the room monitors it, and knows it from the call.
+///     pub fn join(&mut self, ctx: &mut Context) -> usize {
+///         if let Some(pid) = ctx.caller().and_then(|c| c.pid()).cloned() {
+///             ctx.monitor(pid.clone());
+///             self.members.push(pid);
+///         }
+///         self.members.len()
+///     }
+///
+///     pub fn left(&self) -> Vec<(Pid, ExitReason)> {
+///         self.left.clone()
+///     }
+///
+///     #[info]
+///     fn info(&mut self, info: Info) {
+///         if let Info::Down { dest: nodus::Destination::Pid(pid), reason, .. } = info {
+///             self.members.retain(|m| *m != pid);
+///             self.left.push((pid, reason));
+///         }
+///     }
+/// }
+///
+/// #[derive(Clone)]
+/// struct Member;
+///
+/// #[nodus::actor]
+/// impl Member {
+///     pub async fn enter(&self, ctx: &mut Context) -> usize {
+///         let Some(system) = ctx.system() else { return 0 };
+///         Room::client(&system, "room").join().await.unwrap_or(0)
+///     }
+///
+///     pub fn leave(&self, ctx: &mut Context) -> () {
+///         ctx.stop(ExitReason::Stopped("bye".into()));
+///     }
+/// }
+///
+/// let system = System::start(SystemConfig::named("alex@localhost")?).await?;
+/// let room = Room::spawn(&system, Some("room"), Room::default()).await?;
+/// let member = Member::spawn(&system, None, Member).await?;
+/// assert_eq!(member.enter().await?, 1);
+/// member.leave().await?;
+/// # let start = std::time::Instant::now();
+/// while room.left().await?.is_empty() {
+/// #   assert!(start.elapsed() < std::time::Duration::from_secs(5));
+///     tokio::task::yield_now().await;
+/// }
+/// assert_eq!(room.left().await?[0].1, ExitReason::Stopped("bye".into()));
+/// # system.shutdown().await; Ok(()) }
+/// ```
+///
 /// Mistakes are compile errors with the fix, e.g. for a handler taking `self` by value:
 ///
 /// ```compile_fail

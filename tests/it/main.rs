@@ -5,6 +5,7 @@ mod chat;
 #[cfg(feature = "testing")]
 mod cluster;
 mod destinations;
+mod genserver;
 #[cfg(feature = "testing")]
 mod kv;
 mod process;
