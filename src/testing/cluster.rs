@@ -449,20 +449,27 @@ impl Member {
         match &self.kind {
             Kind::InProcess(node) => node.list(),
             Kind::Process(_) => {
-                // The lines of this process only, not those of one it replaced (a restart).
-                let up = format!("node {} is up", self.name);
                 let output = self.output.lock().unwrap_or_else(PoisonError::into_inner);
-                output
-                    .iter()
-                    .rev()
-                    .take_while(|line| !line.starts_with(&up))
-                    .find_map(|line| line.strip_prefix("Node.list: "))
-                    .map(parse_list)
-                    .unwrap_or_default()
+                process_view(&self.name, output.iter().map(String::as_str))
             }
             Kind::Killed => Vec::new(),
         }
     }
+}
+
+/// The nodes the process node `name` lists: its last `Node.list: [..]` line printed since its
+/// latest `node NAME is up` line, so not a list of the process it replaced (a restart).
+fn process_view<'a>(
+    name: &NodeName,
+    output: impl DoubleEndedIterator<Item = &'a str>,
+) -> Vec<NodeName> {
+    let up = format!("node {name} is up");
+    output
+        .rev()
+        .take_while(|line| !line.starts_with(&up))
+        .find_map(|line| line.strip_prefix("Node.list: "))
+        .map(parse_list)
+        .unwrap_or_default()
 }
 
 /// Parses `[a@h, b@h]`.
@@ -922,5 +929,28 @@ mod tests {
             ]
         );
         assert!(parse_list("[]").is_empty());
+    }
+
+    #[test]
+    fn a_process_view_is_that_of_its_latest_start() {
+        let name: NodeName = "b@localhost".parse().unwrap();
+        let a: NodeName = "a@localhost".parse().unwrap();
+        let first = [
+            "node b@localhost is up (listening on 127.0.0.1:1)",
+            "Node.list: [a@localhost]",
+        ];
+        assert_eq!(
+            process_view(&name, first.into_iter()),
+            std::slice::from_ref(&a)
+        );
+        // Restarted: until the new process prints a list, it lists no one.
+        let restarted = [
+            &first[..],
+            &["node b@localhost is up (listening on 127.0.0.1:2)"],
+        ];
+        let lines = restarted.concat();
+        assert!(process_view(&name, lines.iter().copied()).is_empty());
+        let lines = [&lines[..], &["Node.list: [a@localhost]"]].concat();
+        assert_eq!(process_view(&name, lines.iter().copied()), [a]);
     }
 }
