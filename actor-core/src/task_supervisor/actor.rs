@@ -125,6 +125,8 @@ pub(crate) struct Unclaimed {
     /// The linked task's abort handle while nobody has claimed it; `None` for a task that is
     /// not linked, and once claimed.
     stop: Option<AbortHandle>,
+    /// The supervisor's span (in its node's), to log the stop in.
+    span: tracing::Span,
 }
 
 impl Unclaimed {
@@ -143,6 +145,7 @@ impl Drop for Unclaimed {
     fn drop(&mut self) {
         if let Some(abort) = self.stop.take() {
             tracing::debug!(
+                parent: &self.span,
                 task = self.started.id,
                 "caller gone before the task's start was claimed: stopping it"
             );
@@ -331,8 +334,14 @@ impl TaskSupervisorState {
                 job,
             },
         );
+        let (stop, span) = if linked {
+            (Some(abort.clone()), self.span.clone())
+        } else {
+            (None, tracing::Span::none())
+        };
         Ok(Unclaimed {
-            stop: linked.then(|| abort.clone()),
+            stop,
+            span,
             started: Started { id, abort },
         })
     }
