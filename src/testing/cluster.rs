@@ -16,6 +16,9 @@
 //! - [`LocalCluster::partition`] / [`LocalCluster::heal`]: frames between two nodes are
 //!   dropped both ways (the [`Faults`] shim in their transports), so both see `tick_timeout`;
 //!   after healing, [`LocalCluster::await_mesh`] reconnects them;
+//! - [`LocalCluster::restart`]: brings a node back under the same name, on a fresh node (a
+//!   new creation), in-process or as a process; with [`ClusterBuilder::on_start`], the
+//!   services a test sets up on each in-process node come back with it;
 //! - [`LocalCluster::logs`]: a node's log (its `tracing` events, debug and above; the
 //!   standard error of a process node), and [`LocalCluster::output`]: a process node's
 //!   standard output.
@@ -50,18 +53,20 @@
 
 use std::{
     fmt,
+    future::Future,
     path::{Path, PathBuf},
+    pin::Pin,
     process::Stdio,
     sync::{
         atomic::{AtomicU64, Ordering},
-        PoisonError,
+        Arc, PoisonError,
     },
     time::Duration,
 };
 
 use actor_core::NodeName;
 use actor_remote::{
-    port_mapper::{PortMapperError, PortMapperServer, PortMapperServerHandle},
+    port_mapper::{PortMapperClient, PortMapperError, PortMapperServer, PortMapperServerHandle},
     transport::Faults,
     Cookie, Node, NodeConfig, NodeError,
 };
@@ -78,6 +83,11 @@ const POLL: Duration = Duration::from_millis(20);
 
 /// How long a process node has to print that it is up.
 const PROCESS_START: Duration = Duration::from_secs(20);
+
+/// How long [`LocalCluster::restart`] waits for the port mapper to let go of the name of the
+/// node it replaces (a killed node's registration ends when the port mapper sees its
+/// connection close).
+const NAME_RELEASE: Duration = Duration::from_secs(10);
 
 /// Clusters started by this process, for unique node names.
 static CLUSTERS: AtomicU64 = AtomicU64::new(0);
@@ -146,6 +156,19 @@ pub enum ClusterError {
     },
 }
 
+/// What [`ClusterBuilder::on_start`] runs on an in-process node.
+type Hook = Arc<dyn Fn(Node, usize) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// The hooks of [`ClusterBuilder::on_start`], in the order they were added.
+#[derive(Clone, Default)]
+struct OnStart(Vec<Hook>);
+
+impl fmt::Debug for OnStart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} on_start hooks", self.0.len())
+    }
+}
+
 /// How to start a [`LocalCluster`]; from [`LocalCluster::builder`].
 #[derive(Debug, Clone)]
 pub struct ClusterBuilder {
@@ -156,6 +179,7 @@ pub struct ClusterBuilder {
     cookie: String,
     tick_time: Duration,
     handshake_timeout: Duration,
+    on_start: OnStart,
 }
 
 impl Default for ClusterBuilder {
@@ -168,6 +192,7 @@ impl Default for ClusterBuilder {
             cookie: "localcluster".into(),
             tick_time: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(3),
+            on_start: OnStart::default(),
         }
     }
 }
@@ -214,94 +239,99 @@ impl ClusterBuilder {
         self
     }
 
-    /// Starts the port mapper and the nodes. In-process nodes start first; each process node
-    /// pings the first node at start.
+    /// Runs `hook(node, i)` on each in-process node `i` (a clone of its [`Node`]) right
+    /// after it starts, before the next node starts (so before the cluster is meshed), and
+    /// again each time [`LocalCluster::restart`] brings it back: the place to register the
+    /// functions, start the task supervisors and actors a test needs on every node, so that
+    /// they come back with a restarted node. The cluster waits for the future it returns.
+    /// Hooks added by several calls run in that order. Process nodes run their own binary;
+    /// no hook runs for them.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use nodus::{testing::LocalCluster, TaskSupervisor, TaskSupervisorConfig};
+    ///
+    /// let mut cluster = LocalCluster::builder()
+    ///     .nodes(2)
+    ///     .on_start(|node, i| async move {
+    ///         node.functions()
+    ///             .register("Hello", "index", move |(): ()| async move { i });
+    ///         TaskSupervisor::start(&node, TaskSupervisorConfig::new("Hello.Sup"))
+    ///             .await
+    ///             .expect("the task supervisor starts");
+    ///     })
+    ///     .start()
+    ///     .await?;
+    /// let before = cluster.node(1).creation();
+    /// cluster.restart(1).await?; // a fresh node 1: the hook ran on it again
+    /// assert_ne!(cluster.node(1).creation(), before);
+    /// let sup = ("Hello.Sup", cluster.name(1));
+    /// let index: usize = TaskSupervisor::async_on(cluster.node(0), sup, "Hello", "index", ())
+    ///     .await?
+    ///     .await?;
+    /// assert_eq!(index, 1);
+    /// cluster.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn on_start<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(Node, usize) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.on_start
+            .0
+            .push(Arc::new(move |node, i| Box::pin(hook(node, i))));
+        self
+    }
+
+    /// Starts the port mapper and the nodes. In-process nodes start first (each followed by
+    /// the [`ClusterBuilder::on_start`] hooks); each process node pings the first node at
+    /// start.
     ///
     /// # Errors
     /// [`ClusterError`] if the port mapper or a node does not start.
     pub async fn start(self) -> Result<LocalCluster, ClusterError> {
         let captured = logs::install();
+        let cookie = Cookie::new(self.cookie.as_str()).map_err(|e| ClusterError::Node {
+            name: String::new(),
+            source: NodeError::Cookie(e),
+        })?;
         let port_mapper = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
             .await
             .map_err(ClusterError::PortMapper)?
             .spawn();
         let id = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let total = self.nodes + self.processes;
         let mut cluster = LocalCluster {
             members: Vec::new(),
             port_mapper: Some(port_mapper),
             captured,
+            config: self,
+            cookie,
         };
-        let cookie = Cookie::new(self.cookie.as_str()).map_err(|e| ClusterError::Node {
-            name: String::new(),
-            source: NodeError::Cookie(e),
-        })?;
-        let total = self.nodes + self.processes;
         for i in 0..total {
-            let name = format!("{}{}_{id}@localhost", self.prefix, i + 1);
+            let name = format!("{}{}_{id}@localhost", cluster.config.prefix, i + 1);
             let parsed: NodeName = name.parse().map_err(|e| ClusterError::Node {
                 name: name.clone(),
                 source: NodeError::from(e),
             })?;
-            let buffer = logs::register(&name);
+            let logs = logs::register(&name);
             let output = LogBuffer::default();
             let faults = Faults::new();
-            let kind = if i < self.nodes {
-                let config = NodeConfig::sname(&name)
-                    .cookie(cookie.clone())
-                    .port_mapper(cluster.port_mapper_addr())
-                    .tick_time(self.tick_time)
-                    .handshake_timeout(self.handshake_timeout)
-                    .faults(faults.clone());
-                let node = Node::start(config)
-                    .await
-                    .map_err(|source| ClusterError::Node {
-                        name: name.clone(),
-                        source,
-                    });
-                match node {
-                    Ok(node) => {
-                        // What the node's tasks print (nodus::puts!) is its output.
-                        let lines = output.clone();
-                        node.set_output(actor_core::io::Output::new(move |text| {
-                            let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
-                            lines.extend(text.lines().map(str::to_string));
-                        }));
-                        Kind::InProcess(node)
-                    }
-                    Err(e) => {
-                        logs::unregister(&name);
-                        return Err(e);
-                    }
+            match cluster.launch(i, &parsed, &faults, &logs, &output).await {
+                Ok(kind) => cluster.members.push(Member {
+                    name: parsed,
+                    kind,
+                    faults,
+                    logs,
+                    output,
+                    paused: false,
+                }),
+                Err(e) => {
+                    logs::unregister(&name);
+                    return Err(e);
                 }
-            } else {
-                let binary = self.binary.clone().unwrap_or_default();
-                let first = cluster.members.first().map(|m| m.name.to_string());
-                let child = spawn_process(
-                    &binary,
-                    &name,
-                    &self,
-                    cluster.port_mapper_addr(),
-                    first,
-                    &buffer,
-                    &output,
-                )
-                .await;
-                match child {
-                    Ok(child) => Kind::Process(child),
-                    Err(e) => {
-                        logs::unregister(&name);
-                        return Err(e);
-                    }
-                }
-            };
-            cluster.members.push(Member {
-                name: parsed,
-                kind,
-                faults,
-                logs: buffer,
-                output,
-                paused: false,
-            });
+            }
         }
         Ok(cluster)
     }
@@ -420,16 +450,26 @@ impl Member {
             Kind::InProcess(node) => node.list(),
             Kind::Process(_) => {
                 let output = self.output.lock().unwrap_or_else(PoisonError::into_inner);
-                output
-                    .iter()
-                    .rev()
-                    .find_map(|line| line.strip_prefix("Node.list: "))
-                    .map(parse_list)
-                    .unwrap_or_default()
+                process_view(&self.name, output.iter().map(String::as_str))
             }
             Kind::Killed => Vec::new(),
         }
     }
+}
+
+/// The nodes the process node `name` lists: its last `Node.list: [..]` line printed since its
+/// latest `node NAME is up` line, so not a list of the process it replaced (a restart).
+fn process_view<'a>(
+    name: &NodeName,
+    output: impl DoubleEndedIterator<Item = &'a str>,
+) -> Vec<NodeName> {
+    let up = format!("node {name} is up");
+    output
+        .rev()
+        .take_while(|line| !line.starts_with(&up))
+        .find_map(|line| line.strip_prefix("Node.list: "))
+        .map(parse_list)
+        .unwrap_or_default()
 }
 
 /// Parses `[a@h, b@h]`.
@@ -445,6 +485,9 @@ pub struct LocalCluster {
     members: Vec<Member>,
     port_mapper: Option<PortMapperServerHandle>,
     captured: bool,
+    /// How it was built: how to start (and restart) each node.
+    config: ClusterBuilder,
+    cookie: Cookie,
 }
 
 impl fmt::Debug for LocalCluster {
@@ -604,6 +647,120 @@ impl LocalCluster {
             }
             tokio::time::sleep(POLL).await; // the poll interval
         }
+    }
+
+    /// Starts node `i` of the cluster, called `name`: an in-process node (then its
+    /// [`ClusterBuilder::on_start`] hooks), or a process of the cluster's binary, pinging node
+    /// 0 unless it is node 0 (the same arguments each time).
+    async fn launch(
+        &self,
+        i: usize,
+        name: &NodeName,
+        faults: &Faults,
+        logs: &LogBuffer,
+        output: &LogBuffer,
+    ) -> Result<Kind, ClusterError> {
+        let config = &self.config;
+        if i < config.nodes {
+            let node_config = NodeConfig::sname(name.as_str())
+                .cookie(self.cookie.clone())
+                .port_mapper(self.port_mapper_addr())
+                .tick_time(config.tick_time)
+                .handshake_timeout(config.handshake_timeout)
+                .faults(faults.clone());
+            let node = Node::start(node_config)
+                .await
+                .map_err(|source| ClusterError::Node {
+                    name: name.to_string(),
+                    source,
+                })?;
+            // What the node's tasks print (nodus::puts!) is its output.
+            let lines = output.clone();
+            node.set_output(actor_core::io::Output::new(move |text| {
+                let mut lines = lines.lock().unwrap_or_else(PoisonError::into_inner);
+                lines.extend(text.lines().map(str::to_string));
+            }));
+            for hook in &config.on_start.0 {
+                hook(node.clone(), i).await;
+            }
+            Ok(Kind::InProcess(node))
+        } else {
+            let binary = config.binary.clone().unwrap_or_default();
+            let first = self
+                .members
+                .first()
+                .filter(|_| i > 0)
+                .map(|m| m.name.to_string());
+            let child = spawn_process(
+                &binary,
+                name.as_str(),
+                config,
+                self.port_mapper_addr(),
+                first,
+                logs,
+                output,
+            )
+            .await?;
+            Ok(Kind::Process(child))
+        }
+    }
+
+    /// Waits (polling, bounded by [`NAME_RELEASE`]) until the cluster's port mapper no longer
+    /// lists `name`.
+    async fn await_name_released(&self, name: &NodeName) -> Result<(), ClusterError> {
+        let client = PortMapperClient::new(self.port_mapper_addr());
+        let until = Instant::now() + NAME_RELEASE;
+        loop {
+            match client.port_please(name.name()).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(_)) | Err(_) if Instant::now() + POLL <= until => {}
+                Ok(Some(_)) => {
+                    return Err(ClusterError::Node {
+                        name: name.to_string(),
+                        source: NodeError::NameInUse { name: name.clone() },
+                    })
+                }
+                Err(e) => return Err(ClusterError::PortMapper(e)),
+            }
+            tokio::time::sleep(POLL).await; // the poll interval
+        }
+    }
+
+    /// Brings node `i` back under the same name, on a fresh node (a new creation, as a
+    /// restarted BEAM node): an in-process node starts again and its
+    /// [`ClusterBuilder::on_start`] hooks run again; a process node is spawned again from the
+    /// same binary with the same arguments. A live node is killed first (as
+    /// [`LocalCluster::kill`]).
+    ///
+    /// It is still node `i` of the cluster: same port mapper, cookie and tick time;
+    /// [`LocalCluster::kill`], [`LocalCluster::pause`], [`LocalCluster::partition`] and
+    /// [`LocalCluster::await_mesh`] work on it as before. It starts neither paused nor
+    /// frozen, and connected to no one but the node it pings (a process node pings node 0):
+    /// peers connect on their next message to it, or at [`LocalCluster::await_mesh`]. A
+    /// partition held on another in-process node's side stays until [`LocalCluster::heal`].
+    /// Its [`LocalCluster::logs`] and [`LocalCluster::output`] go on after those of the node it
+    /// replaces. Pids of the old node do not reach the new one (their creation differs).
+    ///
+    /// See [`ClusterBuilder::on_start`] for an example.
+    ///
+    /// # Errors
+    /// [`ClusterError::NoMember`]; [`ClusterError::Node`] with [`NodeError::NameInUse`] if the
+    /// port mapper still lists the old node after 10 s; [`ClusterError::Node`] or
+    /// [`ClusterError::Process`] if the new node does not start (then it stays killed).
+    pub async fn restart(&mut self, i: usize) -> Result<(), ClusterError> {
+        if !matches!(self.member(i)?.kind, Kind::Killed) {
+            self.kill(i).await?;
+        }
+        let member = self.member(i)?;
+        let (name, faults) = (member.name.clone(), member.faults.clone());
+        let (logs, output) = (member.logs.clone(), member.output.clone());
+        self.await_name_released(&name).await?;
+        faults.clear();
+        let kind = self.launch(i, &name, &faults, &logs, &output).await?;
+        let member = self.member_mut(i)?;
+        member.kind = kind;
+        member.paused = false;
+        Ok(())
     }
 
     /// Kills node `i`: `SIGKILL` for a process node; an in-process node shuts down (its
@@ -772,5 +929,28 @@ mod tests {
             ]
         );
         assert!(parse_list("[]").is_empty());
+    }
+
+    #[test]
+    fn a_process_view_is_that_of_its_latest_start() {
+        let name: NodeName = "b@localhost".parse().unwrap();
+        let a: NodeName = "a@localhost".parse().unwrap();
+        let first = [
+            "node b@localhost is up (listening on 127.0.0.1:1)",
+            "Node.list: [a@localhost]",
+        ];
+        assert_eq!(
+            process_view(&name, first.into_iter()),
+            std::slice::from_ref(&a)
+        );
+        // Restarted: until the new process prints a list, it lists no one.
+        let restarted = [
+            &first[..],
+            &["node b@localhost is up (listening on 127.0.0.1:2)"],
+        ];
+        let lines = restarted.concat();
+        assert!(process_view(&name, lines.iter().copied()).is_empty());
+        let lines = [&lines[..], &["Node.list: [a@localhost]"]].concat();
+        assert_eq!(process_view(&name, lines.iter().copied()), [a]);
     }
 }

@@ -447,3 +447,158 @@ async fn a_linked_task_stops_when_the_callers_node_goes_away() {
     drop((linked, nolink));
     cluster.shutdown().await;
 }
+
+/// `LocalCluster::restart` of in-process nodes: node 1 killed then restarted, node 2
+/// restarted while live. Each comes back under its name with a new creation, the `on_start`
+/// hook ran on it again (its echo service answers peers, printing on its output), its log and
+/// output go on, `await_mesh` includes it, and pause works on the new node (its transport is
+/// the cluster's to freeze). A restart that reused the old node, skipped the hook or lost the
+/// node's faults fails here.
+#[tokio::test]
+async fn a_restarted_in_process_node_comes_back_with_its_services() {
+    use std::sync::{Arc, Mutex};
+
+    use nodus::remote::Ping;
+
+    let hooks = Arc::new(Mutex::new(Vec::new()));
+    let ran = hooks.clone();
+    let mut cluster = LocalCluster::builder()
+        .nodes(3)
+        .tick_time(TICK)
+        .on_start(move |node, i| {
+            ran.lock().unwrap().push(i);
+            async move {
+                node.functions()
+                    .register("Echo", "say", |(text,): (String,)| async move {
+                        nodus::puts!("{text}");
+                        text
+                    });
+                TaskSupervisor::start(&node, TaskSupervisorConfig::new(ECHO))
+                    .await
+                    .unwrap();
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(
+        *hooks.lock().unwrap(),
+        [0, 1, 2],
+        "the hook ran on each node"
+    );
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let (b, c) = (cluster.name(1).clone(), cluster.name(2).clone());
+    assert_eq!(
+        echo_from(cluster.node(0), &b, "before").await,
+        Ok("before".into())
+    );
+    let creation = cluster.node(1).creation();
+    let logged = cluster.logs(1).len();
+
+    // Killed, then restarted.
+    let mut events = cluster.node(0).events();
+    cluster.kill(1).await.unwrap();
+    assert_eq!(
+        down(&mut events, &b).await,
+        NodeDownReason::ConnectionClosed
+    );
+    cluster.restart(1).await.unwrap();
+    assert_eq!(cluster.node(1).name(), &b, "the same name");
+    assert_ne!(cluster.node(1).creation(), creation, "a fresh node");
+    assert_eq!(*hooks.lock().unwrap(), [0, 1, 2, 1], "the hook ran again");
+    assert_eq!(cluster.node(2).ping(b.as_str()).await, Ping::Pong);
+    assert_eq!(
+        echo_from(cluster.node(0), &b, "after").await,
+        Ok("after".into()),
+        "its service answers again"
+    );
+    assert_eq!(cluster.output(1), ["before", "after"], "its output goes on");
+    assert!(cluster.logs_captured());
+    assert!(
+        cluster.logs(1).len() > logged,
+        "the new node's log is captured: {:?}",
+        cluster.logs(1)
+    );
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    assert_eq!(cluster.node(1).list().len(), 2, "meshed again");
+
+    // Its faults are wired to the new node: paused, its peers time out; resumed, it rejoins.
+    cluster.pause(1).await.unwrap();
+    assert_eq!(down(&mut events, &b).await, NodeDownReason::TickTimeout);
+    cluster.resume(1).await.unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+
+    // Restarted while live: killed first, so its peers see it go.
+    let creation = cluster.node(2).creation();
+    cluster.restart(2).await.unwrap();
+    assert_eq!(
+        down(&mut events, &c).await,
+        NodeDownReason::ConnectionClosed
+    );
+    assert_ne!(cluster.node(2).creation(), creation);
+    assert_eq!(*hooks.lock().unwrap(), [0, 1, 2, 1, 2]);
+    assert_eq!(
+        echo_from(cluster.node(1), &c, "again").await,
+        Ok("again".into())
+    );
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    assert!(matches!(
+        cluster.restart(3).await,
+        Err(ClusterError::NoMember { index: 3, size: 3 })
+    ));
+    cluster.shutdown().await;
+}
+
+/// `LocalCluster::restart` of a process node: the same binary with the same arguments comes
+/// back under the same name (its second `is up` line), pings node 0 again and joins the mesh;
+/// its output goes on after the first process's.
+#[tokio::test]
+async fn a_restarted_process_node_rejoins() {
+    let Some(ping) = example_binary("ping") else {
+        panic!(
+            "the ping example is missing: run `cargo build --example ping` (cargo test builds it)"
+        );
+    };
+    let mut cluster = LocalCluster::builder()
+        .nodes(1)
+        .processes(1, ping)
+        .tick_time(TICK)
+        .start()
+        .await
+        .unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let b = cluster.name(1).clone();
+    let up = format!("node {b} is up");
+    let mut events = cluster.node(0).events();
+
+    // Live: killed first.
+    cluster.restart(1).await.unwrap();
+    assert_eq!(
+        down(&mut events, &b).await,
+        NodeDownReason::ConnectionClosed
+    );
+    let ups = cluster
+        .output(1)
+        .iter()
+        .filter(|l| l.starts_with(&up))
+        .count();
+    assert_eq!(ups, 2, "a second process: {:?}", cluster.output(1));
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    assert_eq!(cluster.node(0).list(), std::slice::from_ref(&b));
+    assert_eq!(
+        cluster.node(0).ping(b.as_str()).await,
+        nodus::remote::Ping::Pong
+    );
+
+    // Killed, then restarted.
+    cluster.kill(1).await.unwrap();
+    assert_eq!(
+        down(&mut events, &b).await,
+        NodeDownReason::ConnectionClosed
+    );
+    cluster.restart(1).await.unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    assert_eq!(cluster.node(0).list(), std::slice::from_ref(&b));
+    assert!(!cluster.logs(1).is_empty(), "stderr is still captured");
+    cluster.shutdown().await;
+}

@@ -262,3 +262,105 @@ async fn async_stream_timeouts_exit_or_kill_the_task() {
     }
     system.shutdown().await;
 }
+
+/// `async_stream_on` a supervisor on another node, cut short: by `take(n)`, and dropped while
+/// the start of its next item is sent but not answered. Either way the serving node keeps no
+/// running task (the tasks in flight are stopped, and a linked task whose start answer is
+/// never claimed is stopped there too) and its supervisor is empty again.
+#[tokio::test]
+async fn an_async_stream_on_a_peer_cut_short_leaves_no_task_there() {
+    use nodus::remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig};
+
+    struct Ended(Arc<AtomicUsize>);
+    impl Drop for Ended {
+        fn drop(&mut self) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let epmd = PortMapperServer::bind("127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap()
+        .spawn();
+    let start = |name: &'static str| {
+        Node::start(
+            NodeConfig::sname(name)
+                .cookie(Cookie::new("tasks").unwrap())
+                .port_mapper(epmd.local_addr()),
+        )
+    };
+    let alex = start("alex@localhost").await.unwrap();
+    let kate = start("kate@localhost").await.unwrap();
+    let sup = TaskSupervisor::start(&kate, TaskSupervisorConfig::new(SUP))
+        .await
+        .unwrap();
+    // Items 0 and 1 return at once; any other waits forever.
+    let (started, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (s, e) = (started.clone(), ended.clone());
+    kate.functions()
+        .register("Work", "two_fast", move |n: u64| {
+            s.fetch_add(1, Ordering::SeqCst);
+            let ended = Ended(e.clone());
+            async move {
+                let _ended = ended;
+                if n > 1 {
+                    futures::future::pending::<()>().await;
+                }
+                n
+            }
+        });
+    let stream = |max_concurrency| {
+        TaskSupervisor::async_stream_on::<_, u64, _>(
+            &alex,
+            (SUP, "kate@localhost"),
+            "Work",
+            "two_fast",
+            0..8u64,
+            StreamOptions {
+                max_concurrency,
+                ..StreamOptions::default()
+            },
+        )
+    };
+    let nothing_runs_on_kate = |what: &'static str| {
+        let (sup, started, ended) = (sup.clone(), started.clone(), ended.clone());
+        async move {
+            let deadline = tokio::time::Instant::now() + DEADLINE;
+            loop {
+                let (s, e) = (started.load(Ordering::SeqCst), ended.load(Ordering::SeqCst));
+                if sup.count_children().await == Ok(0) && s == e {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "{what}: {} tasks still under kate's supervisor, {s} started, {e} ended",
+                    sup.count_children().await.unwrap_or(0)
+                );
+                tokio::time::sleep(Duration::from_millis(5)).await; // polling interval, bounded
+            }
+        }
+    };
+
+    let got: Vec<Result<u64, TaskError>> =
+        tokio::time::timeout(DEADLINE, stream(4).take(2).collect())
+            .await
+            .unwrap();
+    assert_eq!(got, [Ok(0), Ok(1)]);
+    nothing_runs_on_kate("take(2)").await;
+    assert!(
+        started.load(Ordering::SeqCst) >= 2,
+        "the stream ran on kate"
+    );
+
+    let mut cut = stream(1);
+    for n in 0..2 {
+        let next = tokio::time::timeout(DEADLINE, cut.next()).await.unwrap();
+        assert_eq!(next, Some(Ok(n)));
+    }
+    // This poll sends the start of item 2 to kate; its answer has not been read.
+    assert!(futures::poll!(cut.next()).is_pending());
+    drop(cut);
+    nothing_runs_on_kate("dropped with a start in flight").await;
+
+    alex.shutdown().await;
+    kate.shutdown().await;
+}

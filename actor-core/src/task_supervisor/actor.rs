@@ -89,9 +89,13 @@ pub(crate) enum Job {
 
 /// How a task relates to whoever started it.
 pub(crate) enum Kind {
-    /// `async`/`async_nolink`: the outcome goes to this sender (the [`Task`](super::Task)
-    /// handle's receiver, or a transport forwarding it to a peer).
-    Async(oneshot::Sender<Outcome>),
+    /// `async`/`async_nolink`: the outcome goes to `reply` (the [`Task`](super::Task)
+    /// handle's receiver, or a transport forwarding it to a peer). A `linked` task is stopped
+    /// if its caller goes away before it claims the start reply.
+    Async {
+        reply: oneshot::Sender<Outcome>,
+        linked: bool,
+    },
     /// `start_child`: nobody waits; restarted as the [`Restart`] says.
     Child(Restart),
 }
@@ -104,10 +108,50 @@ pub(crate) struct StartRequest {
     pub(crate) kind: Kind,
 }
 
-/// A task the supervisor started.
+/// A task the supervisor started, claimed by its caller.
 pub(crate) struct Started {
     pub(crate) id: TaskId,
     pub(crate) abort: AbortHandle,
+}
+
+/// The supervisor's answer to a start, on its way to the caller. A linked task is stopped if
+/// this is dropped before [`Unclaimed::claim`]: its caller went away (a dropped future, a
+/// timeout, a `select!`, a dropped stream) after sending the request and before reading the
+/// answer, as Elixir's `Task.Supervised` exits when its owner is gone before the hand-off.
+/// Dropped unread with the reply channel, or returned by a send to a caller that is gone, it
+/// stops the task either way.
+pub(crate) struct Unclaimed {
+    started: Started,
+    /// The linked task's abort handle while nobody has claimed it; `None` for a task that is
+    /// not linked, and once claimed.
+    stop: Option<AbortHandle>,
+    /// The supervisor's span (in its node's), to log the stop in.
+    span: tracing::Span,
+}
+
+impl Unclaimed {
+    /// The caller has the task: from here on its [`Task`](super::Task) handle (or, for a
+    /// peer, the transport) keeps the link.
+    pub(crate) fn claim(mut self) -> Started {
+        self.stop = None;
+        Started {
+            id: self.started.id,
+            abort: self.started.abort.clone(),
+        }
+    }
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        if let Some(abort) = self.stop.take() {
+            tracing::debug!(
+                parent: &self.span,
+                task = self.started.id,
+                "caller gone before the task's start was claimed: stopping it"
+            );
+            abort.abort();
+        }
+    }
 }
 
 pub(crate) enum Exit {
@@ -117,7 +161,7 @@ pub(crate) enum Exit {
 }
 
 pub(crate) enum Op {
-    Start(StartRequest, RpcReplyPort<Result<Started, TaskError>>),
+    Start(StartRequest, RpcReplyPort<Result<Unclaimed, TaskError>>),
     Exited(TaskId, Exit),
     Terminate(TaskId, RpcReplyPort<bool>),
     Count(RpcReplyPort<usize>),
@@ -265,7 +309,7 @@ impl TaskSupervisorState {
         &mut self,
         myself: &ActorRef<TaskSupervisorMsg>,
         req: StartRequest,
-    ) -> Result<Started, TaskError> {
+    ) -> Result<Unclaimed, TaskError> {
         if let Some(max) = self.max_children {
             if self.running.len() >= max {
                 return Err(TaskError::MaxChildren {
@@ -276,9 +320,9 @@ impl TaskSupervisorState {
         }
         let StartRequest { mut job, kind } = req;
         let future = self.make_future(&mut job)?;
-        let (reply, restart) = match kind {
-            Kind::Async(reply) => (Some(reply), Restart::Temporary),
-            Kind::Child(restart) => (None, restart),
+        let (reply, restart, linked) = match kind {
+            Kind::Async { reply, linked } => (Some(reply), Restart::Temporary, linked),
+            Kind::Child(restart) => (None, restart, false),
         };
         let (id, abort) = self.spawn(myself, future, reply);
         let job = (restart != Restart::Temporary).then_some(job);
@@ -290,7 +334,16 @@ impl TaskSupervisorState {
                 job,
             },
         );
-        Ok(Started { id, abort })
+        let (stop, span) = if linked {
+            (Some(abort.clone()), self.span.clone())
+        } else {
+            (None, tracing::Span::none())
+        };
+        Ok(Unclaimed {
+            stop,
+            span,
+            started: Started { id, abort },
+        })
     }
 
     fn on_exit(
@@ -377,6 +430,8 @@ impl Actor for TaskSupervisorActor {
     ) -> Result<(), ActorProcessingErr> {
         match op {
             Op::Start(req, reply) => {
+                // A caller gone already gets no answer: the answer, dropped, stops a linked
+                // task (see `Unclaimed`).
                 let _ = reply.send(state.start(&myself, req));
             }
             Op::Exited(id, exit) => {
@@ -395,7 +450,8 @@ impl Actor for TaskSupervisorActor {
 }
 
 /// Hands `req` to the supervisor `actor` and waits for it to start the task; `None` if the
-/// actor is not running. Every way of starting work ends here.
+/// actor is not running. Every way of starting work ends here. The answer is claimed as soon
+/// as it is read: dropping this future before that stops a linked task (see [`Unclaimed`]).
 pub(crate) async fn submit(
     actor: &ActorRef<TaskSupervisorMsg>,
     req: StartRequest,
@@ -404,7 +460,7 @@ pub(crate) async fn submit(
         .call(|reply| TaskSupervisorMsg(Op::Start(req, reply)), None)
         .await
     {
-        Ok(CallResult::Success(r)) => Some(r),
+        Ok(CallResult::Success(r)) => Some(r.map(Unclaimed::claim)),
         _ => None,
     }
 }

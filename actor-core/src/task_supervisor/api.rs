@@ -118,9 +118,9 @@ pub(crate) async fn launch_here(
         }
     };
     let (kind, result) = match kind {
-        TaskKind::Async { .. } => {
-            let (tx, rx) = oneshot::channel();
-            (Kind::Async(tx), Some(rx))
+        TaskKind::Async { linked } => {
+            let (reply, rx) = oneshot::channel();
+            (Kind::Async { reply, linked }, Some(rx))
         }
         TaskKind::Child(restart) => (Kind::Child(restart), None),
     };

@@ -46,8 +46,11 @@ const KILLED: &str = "killed";
 ///
 /// The handle stands for the caller. A task from `async` is *linked*: dropping its handle
 /// before the result arrives (the caller gave up, timed out, or was itself cancelled) stops
-/// the task, as a linked task dies with its caller. A task from `async_nolink` goes on when
-/// its handle is dropped; its result is then discarded.
+/// the task, as a linked task dies with its caller. So does a caller that goes away while
+/// the start itself is under way (its `async` future dropped by a timeout, a `select!` or a
+/// dropped stream, after the request was sent): the task is stopped and frees its
+/// `max_children` slot, here or on another node. A task from `async_nolink` goes on when its
+/// handle is dropped; its result is then discarded.
 #[must_use = "a linked task is stopped when its handle is dropped"]
 pub struct Task<R> {
     pub(crate) id: TaskId,

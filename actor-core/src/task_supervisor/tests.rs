@@ -745,3 +745,174 @@ async fn past_its_intensity_a_task_supervisor_exits_shutdown_and_a_transient_par
     assert!(TaskSupervisor::whereis(&system, "Loop").is_none());
     system.shutdown().await;
 }
+
+/// Counts on drop: a task that ended, whether it finished or was stopped.
+struct Ended(Arc<AtomicUsize>);
+impl Drop for Ended {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// Elixir's `Task.Supervised` waits for its owner's hand-off and exits if the owner is gone: a
+/// linked task whose caller is dropped after the start request is sent, before the reply is
+/// read, is stopped and frees its `max_children` slot. Without that it runs forever and the
+/// supervisor stays full.
+#[tokio::test]
+async fn a_linked_task_whose_caller_goes_before_the_start_reply_is_stopped() {
+    let system = System::start(SystemConfig::default()).await.unwrap();
+    let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("One").max_children(1))
+        .await
+        .unwrap();
+    let (started, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (s, e) = (started.clone(), ended.clone());
+    let mut start = Box::pin(sup.async_fn(move || async move {
+        s.fetch_add(1, Ordering::SeqCst);
+        let _ended = Ended(e);
+        futures::future::pending::<()>().await;
+    }));
+    // One poll sends the start request; on this single-threaded runtime the supervisor has not
+    // run yet, so the reply is not read.
+    assert!(futures::poll!(&mut start).is_pending());
+    drop(start); // the caller goes away (a timeout, a `select!`)
+    poll_until("the orphaned task to stop and leave", || async {
+        sup.count_children().await == Ok(0)
+    })
+    .await;
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        ended.load(Ordering::SeqCst),
+        "no task runs"
+    );
+    let next = sup.async_fn(|| async { 7u8 }).await;
+    assert_eq!(next.unwrap().await, Ok(7), "the slot is free again");
+    system.shutdown().await;
+}
+
+/// The same early drop of the caller leaves an `async_nolink` task and a `start_child` task
+/// running: they are not linked to the caller.
+#[tokio::test]
+async fn a_nolink_or_child_task_whose_caller_goes_before_the_start_reply_goes_on() {
+    let (system, sup) = node("alex@localhost").await;
+    let (go_tx, go_rx) = tokio::sync::watch::channel(false);
+    let (done_tx, mut done) = mpsc::unbounded_channel();
+    let wait = |what: &'static str| {
+        let (go, done_tx) = (go_rx.clone(), done_tx.clone());
+        move || {
+            let (mut go, done_tx) = (go.clone(), done_tx.clone());
+            async move {
+                let _ = go.wait_for(|go| *go).await;
+                let _ = done_tx.send(what);
+            }
+        }
+    };
+    let mut nolink = Box::pin(sup.async_nolink_fn(wait("nolink")));
+    assert!(futures::poll!(&mut nolink).is_pending());
+    drop(nolink);
+    let mut child = Box::pin(sup.start_child_fn(wait("child"), Restart::Temporary));
+    assert!(futures::poll!(&mut child).is_pending());
+    drop(child);
+    assert_eq!(sup.count_children().await, Ok(2), "both started");
+    go_tx.send(true).unwrap();
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let what = tokio::time::timeout(DEADLINE, done.recv()).await.unwrap();
+        seen.push(what.unwrap());
+    }
+    seen.sort_unstable();
+    assert_eq!(seen, ["child", "nolink"], "both ran to the end");
+    system.shutdown().await;
+}
+
+/// Registers `Work.first_fast`: item 0 returns at once, any other item waits forever. Returns
+/// how many started and how many ended (finished or stopped).
+fn first_fast(system: &System) -> (Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    let (started, ended) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let (s, e) = (started.clone(), ended.clone());
+    system
+        .functions()
+        .register("Work", "first_fast", move |n: u64| {
+            s.fetch_add(1, Ordering::SeqCst);
+            let ended = Ended(e.clone());
+            async move {
+                let _ended = ended;
+                if n > 0 {
+                    futures::future::pending::<()>().await;
+                }
+                n
+            }
+        });
+    (started, ended)
+}
+
+/// A local `async_stream` dropped after its first item, while the start of the next one is
+/// sent but not answered, leaves no task running.
+#[tokio::test]
+async fn an_async_stream_dropped_while_a_start_is_in_flight_leaves_no_task() {
+    use futures::StreamExt;
+
+    use crate::StreamOptions;
+
+    let (system, sup) = node("alex@localhost").await;
+    let (started, ended) = first_fast(&system);
+    let mut stream = TaskSupervisor::async_stream_on::<_, u64, _>(
+        &system,
+        "Chat.TaskSupervisor",
+        "Work",
+        "first_fast",
+        0..4u64,
+        StreamOptions {
+            max_concurrency: 1,
+            ..StreamOptions::default()
+        },
+    );
+    let first = tokio::time::timeout(DEADLINE, stream.next()).await;
+    assert_eq!(first, Ok(Some(Ok(0))));
+    // This poll sends the start of item 1; the supervisor has not answered it yet.
+    assert!(futures::poll!(stream.next()).is_pending());
+    drop(stream);
+    poll_until("every task to end and leave", || async {
+        sup.count_children().await == Ok(0)
+    })
+    .await;
+    assert_eq!(
+        started.load(Ordering::SeqCst),
+        ended.load(Ordering::SeqCst),
+        "no task runs"
+    );
+    system.shutdown().await;
+}
+
+/// A local `async_stream` cut short by `take(1)` leaves no task running: the tasks in flight
+/// when it is dropped are stopped.
+#[tokio::test]
+async fn an_async_stream_taken_early_leaves_no_task() {
+    use futures::StreamExt;
+
+    use crate::StreamOptions;
+
+    let (system, sup) = node("alex@localhost").await;
+    let (started, ended) = first_fast(&system);
+    let got: Vec<Result<u64, TaskError>> = TaskSupervisor::async_stream_on(
+        &system,
+        "Chat.TaskSupervisor",
+        "Work",
+        "first_fast",
+        0..8u64,
+        StreamOptions {
+            max_concurrency: 4,
+            ..StreamOptions::default()
+        },
+    )
+    .take(1)
+    .collect()
+    .await;
+    assert_eq!(got, [Ok(0)]);
+    poll_until("every task to end and leave", || async {
+        sup.count_children().await == Ok(0)
+            && started.load(Ordering::SeqCst) == ended.load(Ordering::SeqCst)
+    })
+    .await;
+    assert!(started.load(Ordering::SeqCst) >= 1);
+    system.shutdown().await;
+}
