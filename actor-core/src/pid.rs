@@ -20,7 +20,7 @@ use crate::node_name::NodeName;
 /// assert_eq!(pid.creation(), system.creation());
 /// # system.shutdown().await; Ok(()) }
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Pid {
     node: NodeName,
     creation: u32,

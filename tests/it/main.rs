@@ -8,6 +8,8 @@ mod destinations;
 mod genserver;
 #[cfg(feature = "testing")]
 mod kv;
+#[cfg(feature = "testing")]
+mod presence;
 mod process;
 mod registry;
 mod supervision;
