@@ -82,6 +82,9 @@ pub enum Info {
     },
 }
 
+/// What a monitor of a local actor is told when it exits.
+pub(crate) type DownFn = Box<dyn FnOnce(ExitReason) + Send>;
+
 /// Where an actor's [`Info`] messages go.
 pub(crate) type InfoSink = Arc<dyn Fn(Info) + Send + Sync>;
 
@@ -97,7 +100,7 @@ struct Entry {
     /// Its exit reason when it was decided before it stopped (an exit signal).
     reason: Option<ExitReason>,
     /// Monitors of it: each is told its exit reason.
-    watchers: Vec<(u64, Box<dyn FnOnce(ExitReason) + Send>)>,
+    watchers: Vec<(u64, DownFn)>,
     /// The timers and monitors it set, cancelled when it exits.
     handles: HashMap<u64, Cancel>,
     /// Whether the reaper watches it (it may get an entry before, from its own context).
@@ -209,12 +212,7 @@ impl Processes {
 
     /// Monitors the local actor `id`: `down` is called once with its exit reason. Returns
     /// the monitor's number, or hands `down` back when the actor is not alive (`noproc`).
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn add_watcher(
-        &self,
-        id: u64,
-        down: Box<dyn FnOnce(ExitReason) + Send>,
-    ) -> Result<u64, Box<dyn FnOnce(ExitReason) + Send>> {
+    pub(crate) fn add_watcher(&self, id: u64, down: DownFn) -> Result<u64, DownFn> {
         let mut table = self.lock();
         match table.get_mut(&id) {
             Some(entry) if entry.watched => {

@@ -306,13 +306,6 @@ fn handler(f: &mut ImplItemFn, self_ty: &Type) -> syn::Result<Option<Handler>> {
         }
     };
     let (kind, timeout_ms) = match explicit {
-        Some((Kind::Call, _, attr)) if !has_ret => {
-            return Err(syn::Error::new_spanned(
-                attr,
-                "a `#[call]` replies with its return value, and this handler has none: \
-                 add a return type (`-> ()` for a bare acknowledgement), or make it a `#[cast]`",
-            ))
-        }
         Some((Kind::Cast, _, _)) if has_ret && !is_unit(&declared) => {
             return Err(syn::Error::new_spanned(
                 &sig.output,

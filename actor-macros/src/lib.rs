@@ -35,8 +35,8 @@ fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
 ///   `GenServer.call`.
 /// - **A handler that returns nothing is a cast**: the client sends and returns, as
 ///   `GenServer.cast`.
-/// - `#[call]` makes the choice explicit (a call needs a return type; write `-> ()` for a bare
-///   acknowledgement), and `#[call(timeout_ms = 500)]` changes that call's default timeout
+/// - `#[call]` makes the choice explicit (on a handler without a return type it is a bare
+///   acknowledgement: the client waits until the handler has run), and `#[call(timeout_ms = 500)]` changes that call's default timeout
 ///   (otherwise 5 s, as `GenServer.call`). `#[cast]` on a handler that returns a value is an
 ///   error.
 ///
@@ -232,7 +232,8 @@ fn emit(result: syn::Result<proc_macro2::TokenStream>) -> TokenStream {
 ///         Room::client(&system, "room").join().await.unwrap_or(0)
 ///     }
 ///
-///     pub fn leave(&self, ctx: &mut Context) -> () {
+///     #[call]
+///     pub fn leave(&self, ctx: &mut Context) {
 ///         ctx.stop(ExitReason::Stopped("bye".into()));
 ///     }
 /// }

@@ -1,4 +1,5 @@
-//! Sans-IO protocol cores: the handshake and the failure detector.
+//! Sans-IO protocol cores: the handshake, the failure detector, and the accept loops'
+//! back-off.
 //!
 //! Nothing in this module does IO, spawns a task, reads the clock or draws random numbers:
 //! the time (`now: Instant`) and the challenges are inputs, and outputs are polled, in the
@@ -6,6 +7,7 @@
 //! moves bytes between these machines and a socket; tests
 //! drive them directly with a virtual clock.
 
+pub mod accept;
 pub mod handshake;
 pub mod ticks;
 

@@ -146,7 +146,8 @@ impl Member {
     }
 
     /// Leaves: the member stops with a reason the room sees.
-    pub fn leave(&mut self, ctx: &mut Context) -> () {
+    #[call]
+    pub fn leave(&mut self, ctx: &mut Context) {
         ctx.stop(ExitReason::Stopped(format!("{} left", self.name)));
     }
 

@@ -59,11 +59,13 @@ impl Probe {
         ctx.demonitor(r)
     }
 
-    pub fn link_to(&mut self, ctx: &mut Context, other: Pid) -> () {
+    #[call]
+    pub fn link_to(&mut self, ctx: &mut Context, other: Pid) {
         ctx.link(&other);
     }
 
-    pub fn unlink_from(&mut self, ctx: &mut Context, other: Pid) -> () {
+    #[call]
+    pub fn unlink_from(&mut self, ctx: &mut Context, other: Pid) {
         ctx.unlink(&other);
     }
 
@@ -109,7 +111,8 @@ impl Probe {
         ctx.cancel_timer(r)
     }
 
-    pub fn chain(&mut self, ctx: &mut Context) -> () {
+    #[call]
+    pub fn chain(&mut self, ctx: &mut Context) {
         self.log.push("chain".into());
         ctx.continue_with(ProbeMsg::Note("continued".into()));
     }

@@ -13,9 +13,9 @@ use nodus::{testing::LocalCluster, ExitReason};
 
 #[path = "../../examples/presence/presence.rs"]
 #[allow(dead_code)] // the example uses every item; each test binary only some
-mod presence;
+mod room;
 
-use presence::{room, start_node, Member, CALL_TIMEOUT, MEMBER};
+use room::{room, start_node, Member, CALL_TIMEOUT, MEMBER};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 

@@ -175,3 +175,111 @@ async fn a_paused_node_is_down_with_tick_timeout_within_the_tick_time() {
     );
     node.shutdown().await;
 }
+
+/// The CPU time (user + system) a process used so far, from `/proc/<pid>/stat`.
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // The fields after the command (in parentheses, which may hold spaces).
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line: 12 and 13 after the command.
+    let ticks: u64 =
+        fields[11].parse::<u64>().unwrap_or(0) + fields[12].parse::<u64>().unwrap_or(0);
+    Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
+}
+
+#[tokio::test]
+async fn a_node_out_of_file_descriptors_backs_off_instead_of_spinning_and_recovers() {
+    let (epmd, node) = setup(Duration::from_secs(60)).await;
+    // The child node may hold 64 file descriptors: the runtime, its listener and a few
+    // sessions take some, so 100 idle connections exhaust them.
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 64 && exec \"$0\" \"$@\"")
+        .arg(ping_example())
+        .args(["--sname", "tight@localhost", "--cookie", "mycookie"])
+        .args(["--port-mapper", &epmd.local_addr().to_string()])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the ping example under ulimit -n 64");
+    let pid = child.id().expect("child pid");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut tight = ChildNode {
+        child,
+        lines: BufReader::new(stdout).lines(),
+    };
+    tight.expect_line("node tight@localhost is up").await;
+    let stderr = tight.child.stderr.take().expect("piped stderr");
+    let log_lines = tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = Vec::new();
+        while let Ok(Some(line)) = lines.next_line().await {
+            seen.push(line);
+        }
+        seen
+    });
+    let port = nodus::remote::port_mapper::PortMapperClient::new(epmd.local_addr())
+        .port_please("tight")
+        .await
+        .expect("the port mapper answers")
+        .expect("tight is registered")
+        .port;
+
+    // 100 idle connections: none sends a handshake.
+    let cpu_before = cpu_time(pid);
+    let held_from = tokio::time::Instant::now();
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        if let Ok(Ok(s)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(("127.0.0.1", port)),
+        )
+        .await
+        {
+            idle.push(s);
+        }
+    }
+    assert_eq!(idle.len(), 100, "the backlog takes every connection");
+    tokio::time::sleep(Duration::from_secs(2)).await; // the load under test: held for 2 s
+    let cpu = cpu_time(pid).saturating_sub(cpu_before);
+    let held = held_from.elapsed();
+    // A loop that retries a failing accept at once uses a whole core (~2 s here); with the
+    // back-off it sleeps between tries.
+    assert!(
+        cpu < held / 4,
+        "the node used {cpu:?} of CPU in {held:?} while out of descriptors"
+    );
+
+    // The connections close: the node serves again.
+    drop(idle);
+    let pong = async {
+        let start = tokio::time::Instant::now();
+        loop {
+            if node.ping("tight@localhost").await == Ping::Pong {
+                return true;
+            }
+            if start.elapsed() > DEADLINE {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await; // the poll interval
+        }
+    };
+    assert!(pong.await, "a ping after the idle connections closed");
+    tight.child.kill().await.expect("kill the child");
+    let lines = tokio::time::timeout(DEADLINE, log_lines)
+        .await
+        .expect("stderr closes")
+        .expect("the reader");
+    // At most one line a second, and a few for the rest (a spinning loop logs ~10^5).
+    assert!(
+        lines.len() < 30,
+        "{} log lines, the first: {:?}",
+        lines.len(),
+        &lines[..lines.len().min(5)]
+    );
+    node.shutdown().await;
+}

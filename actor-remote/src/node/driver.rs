@@ -141,13 +141,41 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectErro
     Err(last)
 }
 
-/// Accepts connections and runs each one's handshake in a task of its own.
+/// The most incoming handshakes one node runs at once; more connections wait in the
+/// listener's backlog (so a flood of idle connections costs a bounded number of tasks and
+/// descriptors).
+pub(super) const MAX_INCOMING_HANDSHAKES: usize = 64;
+
+/// Accepts connections and runs each one's handshake in a task of its own, at most
+/// [`MAX_INCOMING_HANDSHAKES`] at a time. A failed accept (out of file descriptors, say)
+/// pauses the loop with a bounded back-off and is logged at most once a second
+/// ([`AcceptBackoff`](crate::proto::accept::AcceptBackoff)), never in a spin.
 pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_INCOMING_HANDSHAKES));
+    let mut backoff = crate::proto::accept::AcceptBackoff::new();
     loop {
+        let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+            return; // never closed
+        };
         let (stream, from) = match listener.accept().await {
-            Ok(accepted) => accepted,
+            Ok(accepted) => {
+                backoff.succeeded();
+                accepted
+            }
             Err(e) => {
-                tracing::warn!("accept failed: {e}");
+                let after = backoff.failed(std::time::Instant::now());
+                if let Some(failures) = after.log {
+                    let span = node.upgrade().map(|inner| inner.span());
+                    let _entered = span.as_ref().map(tracing::Span::enter);
+                    tracing::warn!(
+                        failures,
+                        pause = ?after.pause,
+                        "accepting connections fails: {e}; pausing (raise the file-descriptor \
+                         limit, `ulimit -n`, if this is EMFILE)"
+                    );
+                }
+                drop(permit);
+                tokio::time::sleep(after.pause).await; // the back-off itself
                 continue;
             }
         };
@@ -155,6 +183,7 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
         let span = inner.span();
         tokio::spawn(
             async move {
+                let _permit = permit; // held until the handshake is over
                 let weak = Arc::downgrade(&inner);
                 let registered = move |peer: NodeName| {
                     let weak = weak.clone();

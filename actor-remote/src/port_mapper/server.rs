@@ -25,6 +25,9 @@ use super::{
 
 /// How long a connection may take to send its request before the server closes it.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most connections the server holds at once (each registration holds one for the
+/// node's life); more wait in the listener's backlog.
+const MAX_CONNECTIONS: usize = 4096;
 
 /// The registered names, shared by the server's connection tasks.
 #[derive(Debug, Default)]
@@ -111,19 +114,40 @@ impl PortMapperServer {
     /// connection, so every name registered here is gone.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let mut connections = JoinSet::new();
+        let mut backoff = crate::proto::accept::AcceptBackoff::new();
+        let mut pause: Option<std::time::Duration> = None;
         tokio::pin!(shutdown);
         loop {
+            if let Some(p) = pause.take() {
+                // The back-off after a failed accept, still answering a shutdown.
+                tokio::select! {
+                    () = &mut shutdown => break,
+                    () = tokio::time::sleep(p) => {}
+                }
+            }
             tokio::select! {
                 () = &mut shutdown => break,
-                accepted = self.listener.accept() => match accepted {
+                accepted = self.listener.accept(), if connections.len() < MAX_CONNECTIONS => match accepted {
                     Ok((stream, peer)) => {
+                        backoff.succeeded();
                         let registry = Arc::clone(&self.registry);
                         let epmd_port = self.local_addr.port();
                         connections.spawn(serve_connection(stream, peer, registry, epmd_port));
                     }
                     // Per-connection failures (the peer reset before accept, out of file
-                    // descriptors for a moment) must not stop the server.
-                    Err(e) => tracing::warn!(error = %e, "port mapper accept failed"),
+                    // descriptors for a moment) must not stop the server, nor spin it.
+                    Err(e) => {
+                        let after = backoff.failed(std::time::Instant::now());
+                        if let Some(failures) = after.log {
+                            tracing::warn!(
+                                error = %e,
+                                failures,
+                                pause = ?after.pause,
+                                "port mapper accept fails; pausing"
+                            );
+                        }
+                        pause = Some(after.pause);
+                    }
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }

@@ -64,7 +64,8 @@ fn fresh_challenge() -> Result<Challenge, HandshakeError> {
 /// greater and the caller must abort its own outgoing attempt to that peer.
 ///
 /// Rejected incoming attempts are logged at `warn` with the peer's name and the reason, as
-/// the BEAM's acceptor does.
+/// the BEAM's acceptor does; a connection that ends before it names its node (a port scan,
+/// a health check) only at `debug`.
 ///
 /// # Errors
 /// The [`HandshakeError`] that ended the handshake.
@@ -125,8 +126,15 @@ where
                 }
                 Err(e) => {
                     if incoming {
-                        let peer = hs.peer().map(ToString::to_string);
-                        tracing::warn!(peer = ?peer, "incoming connection rejected: {e}");
+                        match hs.peer() {
+                            Some(peer) => {
+                                tracing::warn!(%peer, "incoming connection rejected: {e}");
+                            }
+                            // It never said who it is: a bare connect (a port scan, a
+                            // health check) or a client that is not a node. Not worth a
+                            // warning each time.
+                            None => tracing::debug!("incoming connection dropped: {e}"),
+                        }
                     } else {
                         tracing::debug!("outgoing handshake failed: {e}");
                     }
