@@ -85,6 +85,9 @@ pub enum Info {
 /// Where an actor's [`Info`] messages go.
 pub(crate) type InfoSink = Arc<dyn Fn(Info) + Send + Sync>;
 
+/// What a monitor of a local actor is told, once: its exit reason.
+type DownFn = Box<dyn FnOnce(ExitReason) + Send>;
+
 /// What the table keeps for one live actor.
 #[derive(Default)]
 struct Entry {
@@ -97,7 +100,7 @@ struct Entry {
     /// Its exit reason when it was decided before it stopped (an exit signal).
     reason: Option<ExitReason>,
     /// Monitors of it: each is told its exit reason.
-    watchers: Vec<(u64, Box<dyn FnOnce(ExitReason) + Send>)>,
+    watchers: Vec<(u64, DownFn)>,
     /// The timers and monitors it set, cancelled when it exits.
     handles: HashMap<u64, Cancel>,
     /// Whether the reaper watches it (it may get an entry before, from its own context).
