@@ -325,8 +325,9 @@ impl Node {
                 reason: NodeDownReason::NoConnection,
             });
         } else {
-            self.inner
-                .with_state(|s| s.monitor_node(node, Waiter::NodeDown(tx)));
+            self.inner.with_state(|s| {
+                s.monitor_node(node, Waiter::NodeDown(tx));
+            });
         }
         NodeMonitor {
             node: node.clone(),
