@@ -1,4 +1,4 @@
-//! The one integration test binary: a module per area. `cluster` and `kv` run on a
+//! The one integration test binary: a module per area. `cluster`, `kv` and `links` run on a
 //! `LocalCluster`, so they need the `testing` feature (`cargo test --all-features`).
 
 mod chat;
@@ -7,6 +7,8 @@ mod cluster;
 mod destinations;
 #[cfg(feature = "testing")]
 mod kv;
+#[cfg(feature = "testing")]
+mod links;
 mod process;
 mod registry;
 mod supervision;
