@@ -1413,9 +1413,11 @@ where
     }
 
     /// An actor `peer` watches (watch `id`) stopped with `reason`: the peer hears `Down`.
+    /// Not once this node has stopped: its actors stop because it does, and its peers see
+    /// it down (`noconnection`), as they see a killed node.
     pub(crate) fn handle_watched_exit(&mut self, peer: &NodeName, id: u64, reason: &ExitReason) {
-        if self.served.remove(&(peer.clone(), id)).is_none() {
-            return; // unwatched, or its peer went down
+        if self.served.remove(&(peer.clone(), id)).is_none() || self.stopped {
+            return; // unwatched, or its peer went down, or this node stopped
         }
         let down = WatchMsg::Down {
             id,

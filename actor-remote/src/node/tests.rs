@@ -1339,7 +1339,8 @@ mod remote_actors {
             "{got:?}"
         );
 
-        // The remote counter stops: the proxy exits ("exited"), the supervisor restarts it.
+        // The remote counter stops: the proxy exits with its reason ("crash"), the supervisor
+        // restarts it.
         let old = proxy.get_id();
         kate.whereis::<CounterMsg>("counter")
             .unwrap()

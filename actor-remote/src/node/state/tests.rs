@@ -1235,9 +1235,11 @@ fn a_link_whose_node_cannot_be_reached_is_an_exit_noconnection() {
 }
 
 #[test]
-fn a_stopped_node_sends_no_exit_signals_on_sessions_still_closing() {
+fn a_stopped_node_sends_no_exits_on_sessions_still_closing() {
     let mut s = node();
-    up(&mut s, "b@localhost", "sb");
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    s.handle_watch_served(&b, conn, 5, Some("watcher"));
     s.shutdown();
     drain(&mut s);
     s.exit(
@@ -1245,6 +1247,7 @@ fn a_stopped_node_sends_no_exit_signals_on_sessions_still_closing() {
         &pid("b@localhost", 20),
         &ExitReason::Shutdown,
     );
+    s.handle_watched_exit(&b, 5, &ExitReason::Shutdown);
     assert!(drain(&mut s).frames.is_empty());
 }
 
