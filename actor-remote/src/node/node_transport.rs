@@ -72,8 +72,9 @@ impl Transport for NodeTransport {
             }
             let (tx, rx) = oneshot::channel();
             let id = inner.with_state(|s| s.monitor_node(&node, Waiter::NodeDown(tx)));
-            drop(inner); // the node is not kept alive by its monitors
-                         // Dropped before it fired: the machine forgets it.
+            // The node is not kept alive by its monitors; one dropped before it fired is
+            // forgotten by the machine.
+            drop(inner);
             let _forget = ForgetNodeMonitor { inner: weak, id };
             match rx.await {
                 Ok(down) => down.reason.to_string(),
