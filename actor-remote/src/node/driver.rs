@@ -196,7 +196,7 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
             // Link signals too: a cast and then an exit signal of one actor arrive in order.
             NodeMsg::Link(msg) => {
                 if let Some(inner) = weak.upgrade() {
-                    serving::on_link(&inner, &peer, msg);
+                    serving::on_link(&inner, &peer, responder, msg);
                 }
                 None
             }
@@ -238,7 +238,7 @@ async fn run_session(node: Weak<Inner>, peer: NodeName, conn: u64, session: Sess
             }
             // Normally handled inline by the reader (see `install`).
             NodeMsg::Actor(msg) => serving::on_actor(&inner, &peer, &handle.responder(), msg),
-            NodeMsg::Link(msg) => serving::on_link(&inner, &peer, msg),
+            NodeMsg::Link(msg) => serving::on_link(&inner, &peer, &handle.responder(), msg),
         }
     }
     drop(handle);

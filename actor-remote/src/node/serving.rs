@@ -14,7 +14,7 @@ use futures::FutureExt;
 use tracing::Instrument;
 
 use super::{
-    addressing::{destination, peer_target},
+    addressing::{destination, peer_target, wire_pid},
     inner::Inner,
     outcomes::{from_wire_kind, wire_send_error},
     state::Serve,
@@ -168,25 +168,37 @@ pub(super) async fn serve(
         }
         Serve::Print(text) => inner.system.output().write(&text),
         link @ (Serve::Link { .. } | Serve::Unlink { .. } | Serve::Exit { .. }) => {
-            serve_link(inner, link);
+            serve_link(inner, &handle.responder(), link);
         }
     }
 }
 
 /// A link frame from `peer`, in the session's reader task: handed to the process table on
-/// the spot, so that a peer's casts and exit signals reach its actors' partners in order.
-pub(super) fn on_link(inner: &Arc<Inner>, peer: &NodeName, msg: LinkMsg) {
+/// the spot, so that a peer's casts and exit signals reach its actors' partners in order. A
+/// link to an actor that is not alive is answered through `responder`, on the session it came
+/// on (which the machine may not know as up yet: a peer's first frame may be a link).
+pub(super) fn on_link(
+    inner: &Arc<Inner>,
+    peer: &NodeName,
+    responder: &Responder<NodeMsg>,
+    msg: LinkMsg,
+) {
     let work = inner.with_state(|s| s.handle_link(peer, msg));
-    serve_link(inner, work);
+    serve_link(inner, responder, work);
 }
 
 /// A link, an unlink or an exit signal of a peer's actor for a local one.
-fn serve_link(inner: &Arc<Inner>, work: Serve) {
+fn serve_link(inner: &Arc<Inner>, responder: &Responder<NodeMsg>, work: Serve) {
     match work {
         Serve::Link { from, to } => {
             // A link to an actor that is not alive is answered with its exit (`noproc`).
             if let Some(reason) = transport::link_from_peer(&inner.system, from.clone(), &to) {
-                inner.with_state(|s| s.exit(&to, &from, &reason));
+                let exit = LinkMsg::Exit {
+                    from: wire_pid(&to),
+                    to: wire_pid(&from),
+                    reason: (&reason).into(),
+                };
+                let _ = responder.send(&NodeMsg::Link(exit));
             }
         }
         Serve::Unlink { from, to } => transport::unlink_from_peer(&inner.system, &from, &to),

@@ -746,9 +746,9 @@ where
         self.signal_peer(to, msg, false);
     }
 
-    /// The exit signal of the local actor `from` (it stopped with `reason`, or, answering a
-    /// link, is not alive) for the actor `to` it was linked to: sent if a session is up or
-    /// being made; dropped otherwise (that side sees the node down, an exit `noconnection`).
+    /// The exit signal of the local actor `from`, which stopped with `reason`, for the actor
+    /// `to` it was linked to: sent if a session is up or being made; dropped otherwise (that
+    /// side sees the node down, an exit `noconnection`).
     pub(crate) fn exit(&mut self, from: &Pid, to: &Pid, reason: &ExitReason) {
         let msg = LinkMsg::Exit {
             from: wire_pid(from),
