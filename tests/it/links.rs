@@ -407,6 +407,17 @@ async fn a_link_to_nothing_is_noproc_and_to_nowhere_noconnection() {
         }
     );
 
+    // So is a pid of an earlier incarnation of the linking actor's own node.
+    let stale_here = Pid::new(cluster.name(0).clone(), a.creation().wrapping_add(1), 1);
+    let _ = trapper.cast(Msg::Link(stale_here.clone()));
+    assert_eq!(
+        next(&mut infos).await,
+        Info::Exit {
+            from: stale_here,
+            reason: ExitReason::NoProc
+        }
+    );
+
     // A node that does not exist cannot be reached.
     let nowhere = Pid::new("nowhere@localhost".parse().unwrap(), 1, 1);
     let _ = trapper.cast(Msg::Link(nowhere.clone()));

@@ -722,11 +722,20 @@ where
     /// stopped), `from` gets an exit `noconnection` from `to` ([`Action::Signal`]); a
     /// session that goes down later breaks the link the same way ([`Action::LinksDown`]).
     pub(crate) fn link(&mut self, from: &Pid, to: &Pid) {
-        if self.stopped {
+        let refused = if *to.node() == self.me {
+            // A pid of an earlier incarnation of this node (the system links to current
+            // ones itself): nobody lives there.
+            Some(ExitReason::NoProc)
+        } else if self.stopped {
+            Some(ExitReason::NoConnection)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
             return self.actions.push_back(Action::Signal {
                 from: to.clone(),
                 to: from.clone(),
-                reason: ExitReason::NoConnection,
+                reason,
             });
         }
         let msg = LinkMsg::Link {

@@ -1292,3 +1292,13 @@ fn a_dropped_node_monitor_is_forgotten() {
     assert_eq!(s.monitor_node(&b, "late"), None);
     assert_eq!(s.load(), (0, 0));
 }
+
+#[test]
+fn a_link_to_an_earlier_incarnation_of_this_node_is_noproc() {
+    let mut s = node();
+    let (a1, old) = (pid("a@localhost", 10), Pid::new(name("a@localhost"), 0, 11));
+    s.link(&a1, &old);
+    let out = drain(&mut s);
+    assert_eq!(signals(&out), [(old, a1, ExitReason::NoProc)]);
+    assert!(out.frames.is_empty());
+}
