@@ -317,20 +317,32 @@ impl Node {
             return NodeMonitor {
                 node: node.clone(),
                 rx: None,
+                forget: None,
             };
         }
+        let mut id = None;
         if self.connect(node).await.is_err() {
             let _ = tx.send(NodeDown {
                 node: node.clone(),
                 reason: NodeDownReason::NoConnection,
             });
         } else {
-            self.inner
+            id = self
+                .inner
                 .with_state(|s| s.monitor_node(node, Waiter::NodeDown(tx)));
         }
+        let forget = id.map(|id| {
+            let weak = Arc::downgrade(&self.inner);
+            actor_core::transport::Cancel::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    inner.with_state(|s| s.cancel_node_monitor(id));
+                }
+            })
+        });
         NodeMonitor {
             node: node.clone(),
             rx: Some(rx),
+            forget,
         }
     }
 

@@ -15,8 +15,9 @@ use actor_remote::{
     wire::{
         encode_frame,
         message::{
-            ActorMsg, ControlMsg, HandshakeMessage, Hello, NodeMsg, SessionFrame, Status, Target,
-            TaskMsg, WatchMsg, WireDownReason, WireRestart, WireTaskError, WireTaskKind,
+            ActorMsg, ControlMsg, HandshakeMessage, Hello, LinkMsg, NodeMsg, SessionFrame, Status,
+            Target, TaskMsg, WatchMsg, WireDownReason, WireExitReason, WirePid, WireRestart,
+            WireTaskError, WireTaskKind,
         },
         DEFAULT_MAX_FRAME_LEN,
     },
@@ -75,6 +76,27 @@ fn session_frames() -> Vec<SessionFrame<NodeMsg>> {
         SessionFrame::Msg(NodeMsg::Watch(WatchMsg::Down {
             id: 2,
             reason: WireDownReason::NoProc,
+        })),
+        SessionFrame::Msg(NodeMsg::Watch(WatchMsg::Down {
+            id: 3,
+            reason: WireDownReason::Exit(WireExitReason::Failed {
+                why: "panicked".into(),
+            }),
+        })),
+        SessionFrame::Msg(NodeMsg::Link(LinkMsg::Link {
+            from: WirePid { creation: 1, id: 7 },
+            to: WirePid { creation: 3, id: 42 },
+        })),
+        SessionFrame::Msg(NodeMsg::Link(LinkMsg::Unlink {
+            from: WirePid { creation: 1, id: 7 },
+            to: WirePid { creation: 3, id: 42 },
+        })),
+        SessionFrame::Msg(NodeMsg::Link(LinkMsg::Exit {
+            from: WirePid { creation: 1, id: 7 },
+            to: WirePid { creation: 3, id: 42 },
+            reason: WireExitReason::Stopped {
+                reason: "bye".into(),
+            },
         })),
     ]
 }

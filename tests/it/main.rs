@@ -1,4 +1,4 @@
-//! The one integration test binary: a module per area. `cluster` and `kv` run on a
+//! The one integration test binary: a module per area. `cluster`, `kv`, `links` and `presence` run on a
 //! `LocalCluster`, so they need the `testing` feature (`cargo test --all-features`).
 
 mod chat;
@@ -8,6 +8,8 @@ mod destinations;
 mod genserver;
 #[cfg(feature = "testing")]
 mod kv;
+#[cfg(feature = "testing")]
+mod links;
 #[cfg(feature = "testing")]
 mod presence;
 mod process;

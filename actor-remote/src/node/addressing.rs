@@ -2,9 +2,22 @@
 //! [`Target`] (a name or a pid of the receiver), and a [`Target`] from a peer becomes a
 //! `PeerTarget` borrowing from the frame (delivery) or a `Destination` on this node.
 
-use actor_core::{transport::PeerTarget, Destination, NodeName};
+use actor_core::{transport::PeerTarget, Destination, NodeName, Pid};
 
-use crate::wire::message::Target;
+use crate::wire::message::{Target, WirePid};
+
+/// The wire form of `pid`, an actor of the sending or the receiving node of a session.
+pub(crate) fn wire_pid(pid: &Pid) -> WirePid {
+    WirePid {
+        creation: pid.creation(),
+        id: pid.id(),
+    }
+}
+
+/// The pid a [`WirePid`] names on `node` (the session's sender or receiver).
+pub(crate) fn pid_on(node: &NodeName, pid: WirePid) -> Pid {
+    Pid::new(node.clone(), pid.creation, pid.id)
+}
 
 /// The wire target for `dest`, an actor on the receiving node.
 pub(crate) fn target_of(dest: &Destination) -> Target {

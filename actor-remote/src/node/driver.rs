@@ -222,6 +222,13 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
                 }
                 None
             }
+            // Link signals too: a cast and then an exit signal of one actor arrive in order.
+            NodeMsg::Link(msg) => {
+                if let Some(inner) = weak.upgrade() {
+                    serving::on_link(&inner, &peer, responder, msg);
+                }
+                None
+            }
             other @ (NodeMsg::Control(_) | NodeMsg::Task(_) | NodeMsg::Watch(_)) => Some(other),
         })
     };
@@ -260,6 +267,7 @@ async fn run_session(node: Weak<Inner>, peer: NodeName, conn: u64, session: Sess
             }
             // Normally handled inline by the reader (see `install`).
             NodeMsg::Actor(msg) => serving::on_actor(&inner, &peer, &handle.responder(), msg),
+            NodeMsg::Link(msg) => serving::on_link(&inner, &peer, &handle.responder(), msg),
         }
     }
     drop(handle);

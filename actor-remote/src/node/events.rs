@@ -7,7 +7,7 @@ use std::{
     task::{Context, Poll},
 };
 
-use actor_core::NodeName;
+use actor_core::{transport::Cancel, NodeName};
 use tokio::sync::oneshot;
 
 use crate::transport::CloseReason;
@@ -110,10 +110,21 @@ pub enum NodeEvent {
 }
 
 /// One [`NodeDown`] for one [`Node::monitor_node`](crate::Node::monitor_node) call: await it.
+/// Dropping it before it resolves removes the monitor.
 #[derive(Debug)]
 pub struct NodeMonitor {
     pub(super) node: NodeName,
     pub(super) rx: Option<oneshot::Receiver<NodeDown>>,
+    /// Removes the monitor from the node's machine; run if dropped before it resolved.
+    pub(super) forget: Option<Cancel>,
+}
+
+impl Drop for NodeMonitor {
+    fn drop(&mut self) {
+        if let Some(forget) = self.forget.take() {
+            forget.cancel();
+        }
+    }
 }
 
 impl Future for NodeMonitor {
@@ -124,6 +135,7 @@ impl Future for NodeMonitor {
         match self.rx.as_mut() {
             None => Poll::Pending, // a monitor of this node itself never fires
             Some(rx) => Pin::new(rx).poll(cx).map(|r| {
+                self.forget = None; // resolved: nothing left to remove
                 r.unwrap_or(NodeDown {
                     node,
                     reason: NodeDownReason::NodeShutdown,

@@ -173,6 +173,10 @@ impl Inner {
                 Action::Dial(peer) => (self.dial)(self, peer),
                 Action::Close(session) => session.close(),
                 Action::Abort(abort) => abort.abort(),
+                Action::Signal { from, to, reason } => {
+                    actor_core::transport::exit_from_peer(&self.system, from, &to, reason);
+                }
+                Action::LinksDown(node) => actor_core::transport::node_down(&self.system, &node),
             }
         }
         r

@@ -13,17 +13,19 @@ use std::{
 use actor_core::{
     codec, io,
     transport::{
-        spawn_plain, Cancel, NodeSink, RemoteSend, RemoteTask, RemoteTaskRequest, TaskKind,
-        Transport,
+        spawn_plain, Cancel, NodeSink, NodeStatus, RemoteSend, RemoteTask, RemoteTaskRequest,
+        TaskKind, Transport,
     },
     Args, CallError, Destination, DownReason, ExitReason, Monitor, NodeName, Pid, SendErrorKind,
     TaskError,
 };
 use futures::{future::BoxFuture, FutureExt};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
+use tracing::Instrument;
 
 use super::{
     error::ConnectError,
+    events::{NodeDownReason, NodeEvent},
     inner::{connect, wait_until, waiter, Inner, Waiter},
     outcomes::to_wire_kind,
     state::Outcome,
@@ -33,24 +35,88 @@ use super::{
 pub(super) struct NodeTransport(pub(super) Weak<Inner>);
 
 impl Transport for NodeTransport {
-    // Links, exit signals and node monitors for actors: wired to the machine in the next
-    // commits; until then a link to another node is an exit `noconnection`.
-    fn link(&self, node: NodeName, from: Pid, _to: Pid) {
+    fn link(&self, node: NodeName, from: Pid, to: Pid) {
+        debug_assert_eq!(*to.node(), node);
         if let Some(inner) = self.0.upgrade() {
-            let _ = (node, from, inner);
+            inner.with_state(|s| s.link(&from, &to));
         }
     }
 
-    fn unlink(&self, _node: NodeName, _from: Pid, _to: Pid) {}
-
-    fn exit(&self, _node: NodeName, _from: Pid, _to: Pid, _reason: ExitReason) {}
-
-    fn monitor_node(&self, _node: NodeName) -> BoxFuture<'static, String> {
-        futures::future::ready("noconnection".to_string()).boxed()
+    fn unlink(&self, node: NodeName, from: Pid, to: Pid) {
+        debug_assert_eq!(*to.node(), node);
+        if let Some(inner) = self.0.upgrade() {
+            inner.with_state(|s| s.unlink(&from, &to));
+        }
     }
 
-    fn subscribe_nodes(&self, _sink: NodeSink) -> Cancel {
-        Cancel::new(|| {})
+    fn exit(&self, node: NodeName, from: Pid, to: Pid, reason: ExitReason) {
+        debug_assert_eq!(*to.node(), node);
+        if let Some(inner) = self.0.upgrade() {
+            inner.with_state(|s| s.exit(&from, &to, &reason));
+        }
+    }
+
+    fn monitor_node(&self, node: NodeName) -> BoxFuture<'static, String> {
+        let weak = self.0.clone();
+        async move {
+            let Some(inner) = weak.upgrade() else {
+                return NodeDownReason::NoConnection.to_string();
+            };
+            if node == inner.name {
+                drop(inner);
+                // A monitor of this node itself never fires (as `Node::monitor_node`).
+                return futures::future::pending().await;
+            }
+            if connect(&inner, &node).await.is_err() {
+                return NodeDownReason::NoConnection.to_string();
+            }
+            let (tx, rx) = oneshot::channel();
+            let id = inner.with_state(|s| s.monitor_node(&node, Waiter::NodeDown(tx)));
+            // The node is not kept alive by its monitors; one dropped before it fired is
+            // forgotten by the machine.
+            drop(inner);
+            let _forget = ForgetNodeMonitor { inner: weak, id };
+            match rx.await {
+                Ok(down) => down.reason.to_string(),
+                Err(_) => NodeDownReason::NodeShutdown.to_string(),
+            }
+        }
+        .boxed()
+    }
+
+    fn subscribe_nodes(&self, sink: NodeSink) -> Cancel {
+        let Some(inner) = self.0.upgrade() else {
+            return Cancel::new(|| {});
+        };
+        // Subscribed now: no event after this call is missed.
+        let mut events = inner.events.subscribe();
+        let forward = tokio::spawn(
+            async move {
+                loop {
+                    let status = match events.recv().await {
+                        Ok(NodeEvent::NodeUp {
+                            node,
+                            hidden: false,
+                        }) => NodeStatus::Up(node),
+                        Ok(NodeEvent::NodeDown {
+                            node,
+                            hidden: false,
+                            reason,
+                        }) => NodeStatus::Down(node, reason.to_string()),
+                        Ok(_) => continue, // hidden nodes are not followed
+                        Err(broadcast::error::RecvError::Lagged(n)) => {
+                            tracing::warn!("a node subscriber missed {n} node events");
+                            continue;
+                        }
+                        Err(broadcast::error::RecvError::Closed) => return,
+                    };
+                    sink(status);
+                }
+            }
+            .instrument(inner.span()),
+        );
+        let abort = forward.abort_handle();
+        Cancel::new(move || abort.abort())
     }
 
     fn cast(&self, node: NodeName, message: RemoteSend) {
@@ -64,6 +130,20 @@ impl Transport for NodeTransport {
             return Monitor::down(target, DownReason::NoConnection);
         };
         let (tx, rx) = oneshot::channel();
+        if inner.lock().is_connected(&node) {
+            // Connected: the watch goes out now, in order with this node's other frames to
+            // that peer (a monitor set before a stop signal sees the stop).
+            let watch = inner.with_state(|s| s.request_watch(&node, &target, Waiter::Down(tx)));
+            let cancel = watch.map(|watch| {
+                let weak = Arc::downgrade(&inner);
+                Cancel::new(move || {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.with_state(|s| s.cancel_watch(watch));
+                    }
+                })
+            });
+            return Monitor::new(target, rx, cancel);
+        }
         // The watch's id once it is set (0 before).
         let id = Arc::new(AtomicU64::new(0));
         let setup = {
@@ -261,6 +341,21 @@ impl Drop for StopUnclaimed {
         if let (Some(req), Some(inner)) = (self.req, self.inner.upgrade()) {
             tracing::debug!(parent: &inner.span(), peer = %self.node, req, "caller gone before the task started: stopping it");
             inner.with_state(|s| s.cancel_task(&self.node, req));
+        }
+    }
+}
+
+/// Removes a node monitor from the machine when the future waiting for it is dropped (after
+/// it fired, there is nothing left to remove).
+struct ForgetNodeMonitor {
+    inner: Weak<Inner>,
+    id: Option<u64>,
+}
+
+impl Drop for ForgetNodeMonitor {
+    fn drop(&mut self) {
+        if let (Some(id), Some(inner)) = (self.id, self.inner.upgrade()) {
+            inner.with_state(|s| s.cancel_node_monitor(id));
         }
     }
 }

@@ -3,10 +3,67 @@
 use std::time::Duration;
 
 use actor_core::{
-    transport::TaskKind, CallError, Destination, NodeName, Restart, SendErrorKind, TaskError,
+    transport::TaskKind, CallError, Destination, ExitReason, NodeName, Restart, SendErrorKind,
+    TaskError,
 };
 
-use crate::wire::message::{WireRestart, WireSendError, WireTaskError, WireTaskKind};
+use crate::wire::message::{
+    WireDownReason, WireExitReason, WireRestart, WireSendError, WireTaskError, WireTaskKind,
+};
+
+impl From<&ExitReason> for WireExitReason {
+    fn from(reason: &ExitReason) -> Self {
+        match reason {
+            ExitReason::Normal => Self::Normal,
+            ExitReason::Shutdown => Self::Shutdown,
+            ExitReason::Killed => Self::Killed,
+            ExitReason::Failed(why) => Self::Failed { why: why.clone() },
+            ExitReason::Stopped(reason) => Self::Stopped {
+                reason: reason.clone(),
+            },
+            ExitReason::NoProc => Self::NoProc,
+            ExitReason::NoConnection => Self::NoConnection,
+            // A reason this build has no wire form for goes as its words.
+            other => Self::Stopped {
+                reason: other.to_string(),
+            },
+        }
+    }
+}
+
+impl From<WireExitReason> for ExitReason {
+    fn from(reason: WireExitReason) -> Self {
+        match reason {
+            WireExitReason::Normal => Self::Normal,
+            WireExitReason::Shutdown => Self::Shutdown,
+            WireExitReason::Killed => Self::Killed,
+            WireExitReason::Failed { why } => Self::Failed(why),
+            WireExitReason::Stopped { reason } => Self::Stopped(reason),
+            WireExitReason::NoProc => Self::NoProc,
+            WireExitReason::NoConnection => Self::NoConnection,
+        }
+    }
+}
+
+/// The wire form of a watched actor's exit: `noproc` as the old `NoProc`, anything else
+/// with its reason.
+pub(crate) fn wire_down_reason(reason: &ExitReason) -> WireDownReason {
+    match reason {
+        ExitReason::NoProc => WireDownReason::NoProc,
+        other => WireDownReason::Exit(other.into()),
+    }
+}
+
+impl From<WireDownReason> for ExitReason {
+    fn from(reason: WireDownReason) -> Self {
+        match reason {
+            // Older nodes did not say why: the BEAM's default.
+            WireDownReason::Exited => Self::Normal,
+            WireDownReason::NoProc => Self::NoProc,
+            WireDownReason::Exit(reason) => reason.into(),
+        }
+    }
+}
 
 impl From<TaskError> for WireTaskError {
     fn from(e: TaskError) -> Self {

@@ -10,17 +10,18 @@ use actor_core::{
     transport::{self, spawn_plain, TaskKind},
     Args, NodeName, ReplySink,
 };
+use futures::FutureExt;
 use tracing::Instrument;
 
 use super::{
-    addressing::{destination, peer_target},
+    addressing::{destination, peer_target, wire_pid},
     inner::Inner,
     outcomes::{from_wire_kind, wire_send_error},
     state::Serve,
 };
 use crate::{
     transport::{Responder, SessionHandle},
-    wire::message::{ActorMsg, NodeMsg, TaskMsg, WireSendError, WireTaskError},
+    wire::message::{ActorMsg, LinkMsg, NodeMsg, TaskMsg, WireSendError, WireTaskError},
 };
 
 /// An actor message from `peer`, in the session's reader task: a message for a local actor
@@ -146,15 +147,18 @@ pub(super) async fn serve(
         }
         Serve::Watch { id, target } => {
             let dest = destination(&inner.name, &target);
-            let cell = inner.system.resolve(&dest).ok();
+            // The process table's monitor: it resolves with the actor's real exit reason.
+            let mut monitor = inner.system.monitor(dest);
+            // Down at once: nothing lives there (`noproc`).
+            let alive = (&mut monitor).now_or_never().is_none();
             inner.with_state(|s| {
                 // Spawned under the machine's lock: its report cannot overtake the watch.
-                let watcher = cell.map(|cell| {
+                let watcher = alive.then(|| {
                     let (weak, peer) = (Arc::downgrade(inner), peer.clone());
                     tokio::spawn(async move {
-                        let _ = cell.wait(None).await;
+                        let down = monitor.await;
                         if let Some(inner) = weak.upgrade() {
-                            inner.with_state(|s| s.handle_watched_exit(&peer, id));
+                            inner.with_state(|s| s.handle_watched_exit(&peer, id, &down.reason));
                         }
                     })
                     .abort_handle()
@@ -163,5 +167,44 @@ pub(super) async fn serve(
             });
         }
         Serve::Print(text) => inner.system.output().write(&text),
+        link @ (Serve::Link { .. } | Serve::Unlink { .. } | Serve::Exit { .. }) => {
+            serve_link(inner, &handle.responder(), link);
+        }
+    }
+}
+
+/// A link frame from `peer`, in the session's reader task: handed to the process table on
+/// the spot, so that a peer's casts and exit signals reach its actors' partners in order. A
+/// link to an actor that is not alive is answered through `responder`, on the session it came
+/// on (which the machine may not know as up yet: a peer's first frame may be a link).
+pub(super) fn on_link(
+    inner: &Arc<Inner>,
+    peer: &NodeName,
+    responder: &Responder<NodeMsg>,
+    msg: LinkMsg,
+) {
+    let work = inner.with_state(|s| s.handle_link(peer, msg));
+    serve_link(inner, responder, work);
+}
+
+/// A link, an unlink or an exit signal of a peer's actor for a local one.
+fn serve_link(inner: &Arc<Inner>, responder: &Responder<NodeMsg>, work: Serve) {
+    match work {
+        Serve::Link { from, to } => {
+            // A link to an actor that is not alive is answered with its exit (`noproc`).
+            if let Some(reason) = transport::link_from_peer(&inner.system, from.clone(), &to) {
+                let exit = LinkMsg::Exit {
+                    from: wire_pid(&to),
+                    to: wire_pid(&from),
+                    reason: (&reason).into(),
+                };
+                let _ = responder.send(&NodeMsg::Link(exit));
+            }
+        }
+        Serve::Unlink { from, to } => transport::unlink_from_peer(&inner.system, &from, &to),
+        Serve::Exit { from, to, reason } => {
+            transport::exit_from_peer(&inner.system, from, &to, reason);
+        }
+        other => tracing::error!("internal: {other:?} is not link work"),
     }
 }

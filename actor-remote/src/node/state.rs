@@ -17,7 +17,11 @@
 //!   watch of an actor) is one [`Request`] in `requests`, keyed by (peer, id): ids are unique
 //!   on this node and an answer only counts when it comes from the peer the request went to.
 //! - **One node-down path.** [`NodeState::handle_session_down`] is the only place a peer's
-//!   requests are failed and the work done for it is stopped.
+//!   requests are failed and the work done for it is stopped, and the only place the links
+//!   across its session are broken ([`Action::LinksDown`]).
+//! - **Links need no table here.** The node's process table (`actor_core`) records each
+//!   link on both of its ends; the machine only carries `LinkMsg`s, and turns a link that
+//!   cannot reach its peer into an exit `noconnection` ([`Action::Signal`]).
 //! - Frames leave in the order the machine queued them: the driver sends every transmit
 //!   before another input is taken (casts queued during a connect go first).
 
@@ -26,19 +30,21 @@ use std::{
     time::{Duration, Instant},
 };
 
-use actor_core::{CallError, Destination, DownReason, NodeName, SendErrorKind, TaskError};
+use actor_core::{
+    CallError, Destination, DownReason, ExitReason, NodeName, Pid, SendErrorKind, TaskError,
+};
 
 use super::{
-    addressing::target_of,
+    addressing::{pid_on, target_of, wire_pid},
     error::ConnectError,
     events::{ListKind, NodeDown, NodeDownReason, NodeEvent},
-    outcomes::call_error,
+    outcomes::{call_error, wire_down_reason},
 };
 use crate::{
     proto::Existing,
     wire::message::{
-        ActorMsg, ControlMsg, NodeMsg, Target, TaskMsg, WatchMsg, WireDownReason, WireTaskError,
-        WireTaskKind,
+        ActorMsg, ControlMsg, LinkMsg, NodeMsg, Target, TaskMsg, WatchMsg, WireDownReason, WirePid,
+        WireTaskError, WireTaskKind,
     },
 };
 
@@ -96,6 +102,19 @@ pub(crate) enum Action<E: Effects> {
     Close(E::Session),
     /// Stop local work done for a peer that went away or asked for it.
     Abort(E::Abort),
+    /// Deliver an exit signal from the remote actor `from` to the local actor `to`
+    /// (`actor_core::transport::exit_from_peer`): a link whose peer cannot be reached.
+    Signal {
+        /// The remote actor.
+        from: Pid,
+        /// The local actor.
+        to: Pid,
+        /// Why.
+        reason: ExitReason,
+    },
+    /// The session with this node went down: every local actor linked to one of its actors
+    /// gets an exit `noconnection` (`actor_core::transport::node_down`).
+    LinksDown(NodeName),
 }
 
 /// Local work a peer asked for, returned to the driver, which reports back with
@@ -137,6 +156,29 @@ pub(crate) enum Serve {
     },
     /// Print text from a plain process this node started on the peer.
     Print(String),
+    /// The peer's actor `from` links to the local actor `to`.
+    Link {
+        /// The peer's actor.
+        from: Pid,
+        /// The local actor.
+        to: Pid,
+    },
+    /// The peer's actor `from` unlinks from the local actor `to`.
+    Unlink {
+        /// The peer's actor.
+        from: Pid,
+        /// The local actor.
+        to: Pid,
+    },
+    /// The exit signal of the peer's actor `from` for the local actor `to`.
+    Exit {
+        /// The peer's actor.
+        from: Pid,
+        /// The local actor.
+        to: Pid,
+        /// Why.
+        reason: ExitReason,
+    },
 }
 
 /// How starting a task for a peer went: the task's number and, for an async task, what stops
@@ -434,16 +476,29 @@ where
     }
 
     /// Monitors `peer`, as `Node.monitor/2`: `waiter` hears one [`Outcome::NodeDown`]. A peer
-    /// not connected is down at once (`connection_closed`).
-    pub(crate) fn monitor_node(&mut self, peer: &NodeName, waiter: E::Waiter) {
+    /// not connected is down at once (`connection_closed`). Returns the monitor's id for
+    /// [`NodeState::cancel_node_monitor`], if it was set.
+    pub(crate) fn monitor_node(&mut self, peer: &NodeName, waiter: E::Waiter) -> Option<u64> {
         if self.is_connected(peer) {
-            self.insert(peer, Pending::NodeMonitor, waiter);
+            Some(self.insert(peer, Pending::NodeMonitor, waiter))
         } else {
             let down = NodeDown {
                 node: peer.clone(),
                 reason: NodeDownReason::ConnectionClosed,
             };
             self.complete(waiter, Outcome::NodeDown(down));
+            None
+        }
+    }
+
+    /// Removes the node monitor `id` (it was dropped).
+    pub(crate) fn cancel_node_monitor(&mut self, id: u64) {
+        if self
+            .requests
+            .get(&id)
+            .is_some_and(|r| matches!(r.kind, Pending::NodeMonitor))
+        {
+            self.requests.remove(&id);
         }
     }
 
@@ -643,6 +698,75 @@ where
         self.send_to(&request.peer, NodeMsg::Watch(WatchMsg::Unwatch { id }));
     }
 
+    /// Sends a link signal to the node of `to` as Erlang sends it: now if a session is up,
+    /// else queued in order behind a connect under way. With `dial`, a dial is started if
+    /// none is under way; without, a signal to a node not connected is dropped.
+    fn signal_peer(&mut self, to: &Pid, msg: LinkMsg, dial: bool) {
+        let peer = to.node();
+        if self.stopped || *peer == self.me {
+            return;
+        }
+        if let Some(session) = self.session_of(peer).cloned() {
+            return self.send(session, NodeMsg::Link(msg), None);
+        }
+        if dial {
+            self.ensure_dial(peer);
+        }
+        if let Some(Peer::Connecting { queued, .. }) = self.peers.get_mut(peer) {
+            queued.push(NodeMsg::Link(msg));
+        }
+    }
+
+    /// Links the local actor `from` to the actor `to` of another node (`Process.link/1`),
+    /// connecting first if needed. If that node cannot be reached (or this node has
+    /// stopped), `from` gets an exit `noconnection` from `to` ([`Action::Signal`]); a
+    /// session that goes down later breaks the link the same way ([`Action::LinksDown`]).
+    pub(crate) fn link(&mut self, from: &Pid, to: &Pid) {
+        let refused = if *to.node() == self.me {
+            // A pid of an earlier incarnation of this node (the system links to current
+            // ones itself): nobody lives there.
+            Some(ExitReason::NoProc)
+        } else if self.stopped {
+            Some(ExitReason::NoConnection)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            return self.actions.push_back(Action::Signal {
+                from: to.clone(),
+                to: from.clone(),
+                reason,
+            });
+        }
+        let msg = LinkMsg::Link {
+            from: wire_pid(from),
+            to: wire_pid(to),
+        };
+        self.signal_peer(to, msg, true);
+    }
+
+    /// Removes the link from the local actor `from` to the actor `to` on its node: sent if a
+    /// session is up or being made (a node not connected has no link to remove).
+    pub(crate) fn unlink(&mut self, from: &Pid, to: &Pid) {
+        let msg = LinkMsg::Unlink {
+            from: wire_pid(from),
+            to: wire_pid(to),
+        };
+        self.signal_peer(to, msg, false);
+    }
+
+    /// The exit signal of the local actor `from`, which stopped with `reason`, for the actor
+    /// `to` it was linked to: sent if a session is up or being made; dropped otherwise (that
+    /// side sees the node down, an exit `noconnection`).
+    pub(crate) fn exit(&mut self, from: &Pid, to: &Pid, reason: &ExitReason) {
+        let msg = LinkMsg::Exit {
+            from: wire_pid(from),
+            to: wire_pid(to),
+            reason: reason.into(),
+        };
+        self.signal_peer(to, msg, false);
+    }
+
     /// Closes the session with `peer`, as `Node.disconnect/1`: whether there was one. The
     /// node-down follows when the session has closed.
     pub(crate) fn disconnect(&mut self, peer: &NodeName) -> bool {
@@ -775,11 +899,24 @@ where
     }
 
     fn fail_dial(&mut self, peer: &NodeName, error: ConnectError) -> usize {
-        let dropped = match self.peers.get(peer) {
-            Some(Peer::Connecting { queued, .. }) => queued.len(),
+        let queued = match self.peers.get(peer) {
+            Some(Peer::Connecting { .. }) => match self.peers.remove(peer) {
+                Some(Peer::Connecting { queued, .. }) => queued,
+                _ => Vec::new(),
+            },
             _ => return 0, // connected after all (the peer's own connection came up)
         };
-        self.peers.remove(peer);
+        let dropped = queued.len();
+        // A link that never reached its peer: the linking actor hears `noconnection`.
+        for msg in queued {
+            if let NodeMsg::Link(LinkMsg::Link { from, to }) = msg {
+                self.actions.push_back(Action::Signal {
+                    from: pid_on(peer, to),
+                    to: pid_on(&self.me, from),
+                    reason: ExitReason::NoConnection,
+                });
+            }
+        }
         for waiter in self.take_connect_waiters(peer) {
             self.complete(waiter, Outcome::Connected(Err(error.clone())));
         }
@@ -929,6 +1066,7 @@ where
                 }
             }
         }
+        self.actions.push_back(Action::LinksDown(peer.clone()));
         self.events.push_back(NodeEvent::NodeDown {
             node: peer.clone(),
             hidden,
@@ -1133,16 +1271,44 @@ where
                     .is_some_and(|r| matches!(r.kind, Pending::Watch))
                 {
                     if let Some(waiter) = self.requests.remove(&id).and_then(|r| r.waiter) {
-                        let reason = match reason {
-                            WireDownReason::Exited => DownReason::Normal,
-                            WireDownReason::NoProc => DownReason::NoProc,
-                        };
-                        self.complete(waiter, Outcome::Down(reason));
+                        self.complete(waiter, Outcome::Down(reason.into()));
                     }
                 }
             }
         }
         None
+    }
+
+    /// A link frame from `peer`: a link, an unlink or an exit signal for a local actor,
+    /// returned as work (the process table lives in the system). The pids are rebuilt from
+    /// the session's two ends, so a peer can only speak for its own actors. (The reader of a
+    /// session hands these over before the machine has heard of the session coming up: a
+    /// peer's first frames may be link signals.)
+    pub(crate) fn handle_link(&self, peer: &NodeName, msg: LinkMsg) -> Serve {
+        let me = &self.me;
+        let pids = |f: WirePid, t: WirePid| (pid_on(peer, f), pid_on(me, t));
+        match msg {
+            LinkMsg::Link { from: f, to: t } => {
+                let (from, to) = pids(f, t);
+                Serve::Link { from, to }
+            }
+            LinkMsg::Unlink { from: f, to: t } => {
+                let (from, to) = pids(f, t);
+                Serve::Unlink { from, to }
+            }
+            LinkMsg::Exit {
+                from: f,
+                to: t,
+                reason,
+            } => {
+                let (from, to) = pids(f, t);
+                Serve::Exit {
+                    from,
+                    to,
+                    reason: reason.into(),
+                }
+            }
+        }
     }
 
     // ----- local work done for peers -----
@@ -1255,14 +1421,16 @@ where
         }
     }
 
-    /// An actor `peer` watches (watch `id`) stopped: the peer hears `Down`.
-    pub(crate) fn handle_watched_exit(&mut self, peer: &NodeName, id: u64) {
-        if self.served.remove(&(peer.clone(), id)).is_none() {
-            return; // unwatched, or its peer went down
+    /// An actor `peer` watches (watch `id`) stopped with `reason`: the peer hears `Down`.
+    /// Not once this node has stopped: its actors stop because it does, and its peers see
+    /// it down (`noconnection`), as they see a killed node.
+    pub(crate) fn handle_watched_exit(&mut self, peer: &NodeName, id: u64, reason: &ExitReason) {
+        if self.served.remove(&(peer.clone(), id)).is_none() || self.stopped {
+            return; // unwatched, or its peer went down, or this node stopped
         }
         let down = WatchMsg::Down {
             id,
-            reason: WireDownReason::Exited,
+            reason: wire_down_reason(reason),
         };
         self.send_to(peer, NodeMsg::Watch(down));
     }

@@ -286,6 +286,36 @@ async fn a_stopped_peer_is_down_at_once_and_a_monitor_of_an_unreachable_node_fir
 }
 
 #[tokio::test]
+async fn a_dropped_node_monitor_is_removed_from_the_machine() {
+    let epmd = port_mapper().await;
+    let a = node("a@localhost", &epmd).await;
+    let b = node("b@localhost", &epmd).await;
+    assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    let monitor = a.monitor_node(&n("b@localhost")).await;
+    assert_eq!(a.inner.lock().outstanding("nodemonitor"), 1);
+    drop(monitor);
+    assert_eq!(a.inner.lock().outstanding("nodemonitor"), 0);
+    // The transport's node monitor (an actor context's `monitor_node`) too.
+    let transport = super::node_transport::NodeTransport(Arc::downgrade(&a.inner));
+    let mut down = actor_core::transport::Transport::monitor_node(&transport, n("b@localhost"));
+    let set = tokio::time::timeout(DEADLINE, async {
+        loop {
+            // Polled once more each round: it connects (at once) and sets the monitor.
+            assert!(futures::FutureExt::now_or_never(&mut down).is_none());
+            if a.inner.lock().outstanding("nodemonitor") == 1 {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    });
+    set.await.expect("the monitor is set");
+    drop(down);
+    assert_eq!(a.inner.lock().outstanding("nodemonitor"), 0);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_duplicate_name_on_the_host_is_refused() {
     let epmd = port_mapper().await;
     let first = node("dup@localhost", &epmd).await;
@@ -1339,7 +1369,8 @@ mod remote_actors {
             "{got:?}"
         );
 
-        // The remote counter stops: the proxy exits ("exited"), the supervisor restarts it.
+        // The remote counter stops: the proxy exits with its reason ("crash"), the supervisor
+        // restarts it.
         let old = proxy.get_id();
         kate.whereis::<CounterMsg>("counter")
             .unwrap()

@@ -130,8 +130,8 @@ pub enum SessionFrame<T> {
 }
 
 /// What nodes say to each other on a session, after the handshake (protocol version 2), by
-/// concern: the connection itself, tasks, actor messages, and watches of actors (remote
-/// `Process.monitor`; monitors of whole nodes need no message).
+/// concern: the connection itself, tasks, actor messages, watches of actors (remote
+/// `Process.monitor`; monitors of whole nodes need no message), and links between actors.
 ///
 /// Variants are only ever appended (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,6 +144,8 @@ pub enum NodeMsg {
     Actor(ActorMsg),
     /// Watches of actors (a remote `Process.monitor`).
     Watch(WatchMsg),
+    /// Links between actors of the two nodes, and their exit signals.
+    Link(LinkMsg),
 }
 
 /// About the connection itself.
@@ -271,12 +273,80 @@ pub enum WatchMsg {
 }
 
 /// Why a monitored actor is down, on the wire.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireDownReason {
-    /// It stopped.
+    /// It stopped, reason unknown (sent by older nodes; read as `normal`).
     Exited,
     /// Nothing lived there.
     NoProc,
+    /// It stopped with this reason.
+    Exit(WireExitReason),
+}
+
+/// Why an actor stopped, on the wire (mirrors `actor_core::ExitReason`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireExitReason {
+    /// `normal`.
+    Normal,
+    /// `shutdown`.
+    Shutdown,
+    /// `killed`.
+    Killed,
+    /// It panicked, or a handler returned an error.
+    Failed {
+        /// The panic message or the error.
+        why: String,
+    },
+    /// It stopped with a reason of its own.
+    Stopped {
+        /// The reason.
+        reason: String,
+    },
+    /// `noproc`.
+    NoProc,
+    /// `noconnection`.
+    NoConnection,
+}
+
+/// An actor of one of the two nodes of a session: the node is the session's sender or
+/// receiver, as the field naming it says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct WirePid {
+    /// The creation of its node when the pid was made.
+    pub creation: u32,
+    /// The actor's number on its node.
+    pub id: u64,
+}
+
+/// Links between an actor of the sender (`from`) and one of the receiver (`to`), as the
+/// BEAM's `LINK`, `UNLINK` and `EXIT` signals. Each side records the link on its own node;
+/// a session going down is an exit `noconnection` for every link across it, on both sides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LinkMsg {
+    /// `from` linked itself to `to`. If `to` is not alive the receiver answers with an
+    /// [`LinkMsg::Exit`] `noproc` from `to`.
+    Link {
+        /// The sender's actor.
+        from: WirePid,
+        /// The receiver's actor.
+        to: WirePid,
+    },
+    /// `from` removed its link to `to`.
+    Unlink {
+        /// The sender's actor.
+        from: WirePid,
+        /// The receiver's actor.
+        to: WirePid,
+    },
+    /// `from`, linked to `to`, exited with `reason` (or, answering a link, was not alive).
+    Exit {
+        /// The sender's actor.
+        from: WirePid,
+        /// The receiver's actor.
+        to: WirePid,
+        /// Why.
+        reason: WireExitReason,
+    },
 }
 
 /// Why a [`ActorMsg::Send`] call has no reply.

@@ -276,9 +276,45 @@ fn arb_watch() -> BoxedStrategy<WatchMsg> {
         any::<u64>().prop_map(|id| WatchMsg::Unwatch { id }),
         (
             any::<u64>(),
-            prop_oneof![Just(WireDownReason::Exited), Just(WireDownReason::NoProc)]
+            prop_oneof![
+                Just(WireDownReason::Exited),
+                Just(WireDownReason::NoProc),
+                arb_exit_reason().prop_map(WireDownReason::Exit),
+            ]
         )
             .prop_map(|(id, reason)| WatchMsg::Down { id, reason }),
+    ]
+    .boxed()
+}
+
+fn arb_exit_reason() -> BoxedStrategy<WireExitReason> {
+    prop_oneof![
+        Just(WireExitReason::Normal),
+        Just(WireExitReason::Shutdown),
+        Just(WireExitReason::Killed),
+        arb_string().prop_map(|why| WireExitReason::Failed { why }),
+        arb_string().prop_map(|reason| WireExitReason::Stopped { reason }),
+        Just(WireExitReason::NoProc),
+        Just(WireExitReason::NoConnection),
+    ]
+    .boxed()
+}
+
+fn arb_pid() -> BoxedStrategy<WirePid> {
+    (any::<u32>(), any::<u64>())
+        .prop_map(|(creation, id)| WirePid { creation, id })
+        .boxed()
+}
+
+fn arb_link() -> BoxedStrategy<LinkMsg> {
+    prop_oneof![
+        (arb_pid(), arb_pid()).prop_map(|(from, to)| LinkMsg::Link { from, to }),
+        (arb_pid(), arb_pid()).prop_map(|(from, to)| LinkMsg::Unlink { from, to }),
+        (arb_pid(), arb_pid(), arb_exit_reason()).prop_map(|(from, to, reason)| LinkMsg::Exit {
+            from,
+            to,
+            reason
+        }),
     ]
     .boxed()
 }
@@ -290,6 +326,7 @@ pub(crate) fn arb_node_msg() -> BoxedStrategy<NodeMsg> {
         arb_task().prop_map(NodeMsg::Task),
         arb_actor().prop_map(NodeMsg::Actor),
         arb_watch().prop_map(NodeMsg::Watch),
+        arb_link().prop_map(NodeMsg::Link),
     ]
     .boxed()
 }
@@ -311,6 +348,7 @@ pub(crate) fn concern_variants(node_msg_tag: u8) -> Option<u8> {
         1 => Some(6), // TaskMsg
         2 => Some(2), // ActorMsg
         3 => Some(3), // WatchMsg
+        4 => Some(3), // LinkMsg
         _ => None,
     }
 }

@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use actor_core::{CallError, Destination, DownReason, NodeName, SendErrorKind, TaskError};
+use actor_core::{
+    CallError, Destination, DownReason, ExitReason, NodeName, Pid, SendErrorKind, TaskError,
+};
 
 use super::{Action, Effects, NodeState, Outcome, Serve};
 use crate::{
@@ -12,8 +14,8 @@ use crate::{
     },
     proto::Existing,
     wire::message::{
-        ActorMsg, ControlMsg, NodeMsg, Target, TaskMsg, WatchMsg, WireDownReason, WireSendError,
-        WireTaskError, WireTaskKind,
+        ActorMsg, ControlMsg, LinkMsg, NodeMsg, Target, TaskMsg, WatchMsg, WireDownReason,
+        WireExitReason, WirePid, WireSendError, WireTaskError, WireTaskKind,
     },
 };
 
@@ -889,7 +891,7 @@ fn work_for_a_peer_is_answered_on_its_session() {
     drain(&mut s);
     s.handle_task_finished(&b, 5, Ok(vec![4]));
     s.handle_plain_served(&b, 7, Ok(0));
-    s.handle_watched_exit(&b, 6);
+    s.handle_watched_exit(&b, 6, &ExitReason::Failed("boom".into()));
     assert_eq!(
         drain(&mut s).frames,
         [
@@ -911,7 +913,7 @@ fn work_for_a_peer_is_answered_on_its_session() {
                 "sb",
                 NodeMsg::Watch(WatchMsg::Down {
                     id: 6,
-                    reason: WireDownReason::Exited
+                    reason: WireDownReason::Exit(WireExitReason::Failed { why: "boom".into() })
                 })
             ),
         ]
@@ -919,7 +921,7 @@ fn work_for_a_peer_is_answered_on_its_session() {
     assert_eq!(s.load(), (0, 0));
     // Each answer goes once.
     s.handle_task_finished(&b, 5, Ok(vec![4]));
-    s.handle_watched_exit(&b, 6);
+    s.handle_watched_exit(&b, 6, &ExitReason::Normal);
     assert!(drain(&mut s).frames.is_empty());
 }
 
@@ -977,4 +979,326 @@ fn node_down_after_a_start_was_answered_is_noconnection_for_the_result() {
         drain(&mut s).done[..],
         [("r", Outcome::TaskDone(Err(TaskError::NoConnection { .. })))]
     ));
+}
+
+// ----- exit reasons, links, node monitors -----
+
+fn pid(node: &str, id: u64) -> Pid {
+    Pid::new(name(node), 1, id)
+}
+
+fn wire(id: u64) -> WirePid {
+    WirePid { creation: 1, id }
+}
+
+fn signals(out: &Out) -> Vec<(Pid, Pid, ExitReason)> {
+    out.actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Signal { from, to, reason } => Some((from.clone(), to.clone(), reason.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_watch_hears_the_real_exit_reason() {
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let cases = [
+        (
+            WireDownReason::Exit(WireExitReason::Failed { why: "boom".into() }),
+            ExitReason::Failed("boom".into()),
+        ),
+        (
+            WireDownReason::Exit(WireExitReason::Stopped {
+                reason: "done".into(),
+            }),
+            ExitReason::Stopped("done".into()),
+        ),
+        (
+            WireDownReason::Exit(WireExitReason::Shutdown),
+            ExitReason::Shutdown,
+        ),
+        (
+            WireDownReason::Exit(WireExitReason::Killed),
+            ExitReason::Killed,
+        ),
+        (WireDownReason::NoProc, ExitReason::NoProc),
+        // An older node says only that it stopped.
+        (WireDownReason::Exited, ExitReason::Normal),
+    ];
+    for (wire_reason, expected) in cases {
+        let id = s
+            .request_watch(&b, &remote("x", "b@localhost"), "watch")
+            .unwrap();
+        drain(&mut s);
+        s.handle_watch(
+            &b,
+            WatchMsg::Down {
+                id,
+                reason: wire_reason,
+            },
+        );
+        let out = drain(&mut s);
+        assert!(
+            matches!(&out.done[..], [("watch", Outcome::Down(r))] if *r == expected),
+            "{expected:?}: {:?}",
+            out.done
+        );
+    }
+}
+
+#[test]
+fn a_served_watch_sends_the_reason_and_noproc_as_old_nodes_read_it() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    for (id, reason) in [
+        (1, ExitReason::Normal),
+        (2, ExitReason::Stopped("bye".into())),
+        (3, ExitReason::NoProc),
+    ] {
+        s.handle_watch_served(&b, conn, id, Some("watcher"));
+        s.handle_watched_exit(&b, id, &reason);
+    }
+    let reasons: Vec<WireDownReason> = drain(&mut s)
+        .frames
+        .into_iter()
+        .map(|(_, msg)| match msg {
+            NodeMsg::Watch(WatchMsg::Down { reason, .. }) => reason,
+            other => panic!("not a Down: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            WireDownReason::Exit(WireExitReason::Normal),
+            WireDownReason::Exit(WireExitReason::Stopped {
+                reason: "bye".into()
+            }),
+            WireDownReason::NoProc,
+        ]
+    );
+}
+
+#[test]
+fn links_unlinks_and_exits_go_to_a_connected_peer() {
+    let mut s = node();
+    up(&mut s, "b@localhost", "sb");
+    let (a1, b1) = (pid("a@localhost", 10), pid("b@localhost", 20));
+    s.link(&a1, &b1);
+    s.unlink(&a1, &b1);
+    s.exit(&a1, &b1, &ExitReason::Failed("boom".into()));
+    let out = drain(&mut s);
+    assert_eq!(
+        out.frames,
+        [
+            (
+                "sb",
+                NodeMsg::Link(LinkMsg::Link {
+                    from: wire(10),
+                    to: wire(20)
+                })
+            ),
+            (
+                "sb",
+                NodeMsg::Link(LinkMsg::Unlink {
+                    from: wire(10),
+                    to: wire(20)
+                })
+            ),
+            (
+                "sb",
+                NodeMsg::Link(LinkMsg::Exit {
+                    from: wire(10),
+                    to: wire(20),
+                    reason: WireExitReason::Failed { why: "boom".into() }
+                })
+            ),
+        ]
+    );
+    assert!(out.actions.is_empty());
+    assert_eq!(s.load(), (0, 0), "links take no request entry");
+}
+
+#[test]
+fn a_peers_link_signals_name_its_own_actors_and_ours() {
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let (ours, theirs) = (pid("a@localhost", 10), pid("b@localhost", 20));
+    let link = LinkMsg::Link {
+        from: wire(20),
+        to: wire(10),
+    };
+    assert_eq!(
+        s.handle_link(&b, link),
+        Serve::Link {
+            from: theirs.clone(),
+            to: ours.clone()
+        }
+    );
+    let unlink = LinkMsg::Unlink {
+        from: wire(20),
+        to: wire(10),
+    };
+    assert_eq!(
+        s.handle_link(&b, unlink),
+        Serve::Unlink {
+            from: theirs.clone(),
+            to: ours.clone()
+        }
+    );
+    let exit = LinkMsg::Exit {
+        from: wire(20),
+        to: wire(10),
+        reason: WireExitReason::Stopped { reason: "x".into() },
+    };
+    assert_eq!(
+        s.handle_link(&b, exit),
+        Serve::Exit {
+            from: theirs,
+            to: ours,
+            reason: ExitReason::Stopped("x".into())
+        }
+    );
+    // Another peer's frame names that peer's actor, whatever it claims.
+    let c = name("c@localhost");
+    let Serve::Link { from, .. } = s.handle_link(
+        &c,
+        LinkMsg::Link {
+            from: wire(20),
+            to: wire(10),
+        },
+    ) else {
+        panic!("a link is link work");
+    };
+    assert_eq!(*from.node(), c);
+}
+
+#[test]
+fn a_link_to_a_node_not_connected_dials_and_goes_first_in_order() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let (a1, b1) = (pid("a@localhost", 10), pid("b@localhost", 20));
+    s.link(&a1, &b1);
+    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![1]);
+    let out = drain(&mut s);
+    assert!(matches!(&out.actions[..], [Action::Dial(n)] if *n == b));
+    assert!(out.frames.is_empty());
+    s.handle_session_up(&b, false, "sb");
+    let frames = drain(&mut s).frames;
+    assert!(
+        matches!(
+            &frames[..],
+            [
+                ("sb", NodeMsg::Link(LinkMsg::Link { .. })),
+                ("sb", NodeMsg::Actor(ActorMsg::Send { .. })),
+                ("sb", NodeMsg::Control(ControlMsg::Peers(_))),
+            ]
+        ),
+        "{frames:?}"
+    );
+}
+
+#[test]
+fn a_link_whose_node_cannot_be_reached_is_an_exit_noconnection() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let (a1, b1) = (pid("a@localhost", 10), pid("b@localhost", 20));
+    s.link(&a1, &b1);
+    s.exit(&a1, &b1, &ExitReason::Normal); // behind the link, dropped with it
+    drain(&mut s);
+    s.handle_dial_failed(&b, ConnectError::NotRegistered { node: b.clone() });
+    let out = drain(&mut s);
+    assert_eq!(
+        signals(&out),
+        [(b1.clone(), a1.clone(), ExitReason::NoConnection)]
+    );
+    assert!(out.frames.is_empty());
+
+    // Unlinks and exits to a node not connected start no dial and are dropped.
+    s.unlink(&a1, &b1);
+    s.exit(&a1, &b1, &ExitReason::Killed);
+    let out = drain(&mut s);
+    assert!(out.actions.is_empty() && out.frames.is_empty());
+
+    // A stopped node reaches nobody: a link is an exit `noconnection` at once.
+    s.shutdown();
+    drain(&mut s);
+    s.link(&a1, &b1);
+    let out = drain(&mut s);
+    assert_eq!(signals(&out), [(b1, a1, ExitReason::NoConnection)]);
+    assert!(out.frames.is_empty());
+}
+
+#[test]
+fn a_stopped_node_sends_no_exits_on_sessions_still_closing() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    s.handle_watch_served(&b, conn, 5, Some("watcher"));
+    s.shutdown();
+    drain(&mut s);
+    s.exit(
+        &pid("a@localhost", 10),
+        &pid("b@localhost", 20),
+        &ExitReason::Shutdown,
+    );
+    s.handle_watched_exit(&b, 5, &ExitReason::Shutdown);
+    assert!(drain(&mut s).frames.is_empty());
+}
+
+#[test]
+fn a_session_down_breaks_the_links_across_it() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    s.handle_session_down(&b, conn, NodeDownReason::ConnectionClosed);
+    let out = drain(&mut s);
+    assert!(
+        out.actions
+            .iter()
+            .any(|a| matches!(a, Action::LinksDown(n) if *n == b)),
+        "{:?}",
+        out.actions
+    );
+    // A refused session's close breaks nothing.
+    let conn = up(&mut s, "b@localhost", "sb2");
+    s.handle_session_down(&b, conn + 100, NodeDownReason::ConnectionClosed);
+    assert!(drain(&mut s).actions.is_empty());
+}
+
+#[test]
+fn a_dropped_node_monitor_is_forgotten() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    let id = s.monitor_node(&b, "dropped").unwrap();
+    s.monitor_node(&b, "kept");
+    assert_eq!(s.outstanding("nodemonitor"), 2);
+    s.cancel_node_monitor(id);
+    assert_eq!(s.outstanding("nodemonitor"), 1);
+    s.handle_session_down(&b, conn, NodeDownReason::ConnectionClosed);
+    let out = drain(&mut s);
+    assert!(
+        matches!(&out.done[..], [("kept", Outcome::NodeDown(_))]),
+        "{:?}",
+        out.done
+    );
+    // A node not connected: down at once, nothing kept.
+    assert_eq!(s.monitor_node(&b, "late"), None);
+    assert_eq!(s.load(), (0, 0));
+}
+
+#[test]
+fn a_link_to_an_earlier_incarnation_of_this_node_is_noproc() {
+    let mut s = node();
+    let (a1, old) = (pid("a@localhost", 10), Pid::new(name("a@localhost"), 0, 11));
+    s.link(&a1, &old);
+    let out = drain(&mut s);
+    assert_eq!(signals(&out), [(old, a1, ExitReason::NoProc)]);
+    assert!(out.frames.is_empty());
 }
