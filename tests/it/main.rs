@@ -9,5 +9,6 @@ mod destinations;
 mod kv;
 mod process;
 mod registry;
+mod strategies;
 mod supervision;
 mod tasks;
