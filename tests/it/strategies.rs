@@ -3,8 +3,16 @@
 
 use std::time::Duration;
 
-use nodus::remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig, Ping};
-use tokio::time::Instant;
+use nodus::remote::{
+    cluster::{
+        Cluster, ClusterConfig, ClusterEvent, Gossip, GossipConfig, LocalPortMapper, StaticHosts,
+        Topology,
+    },
+    port_mapper::PortMapperServer,
+    Cookie, Node, NodeConfig, Ping,
+};
+use nodus::NodeName;
+use tokio::{sync::broadcast, time::Instant};
 
 /// How often a test polls for the state it waits for.
 const POLL: Duration = Duration::from_millis(20);
@@ -105,4 +113,285 @@ async fn a_chain_of_100_nodes_always_becomes_a_full_mesh() {
     tokio::time::timeout(Duration::from_secs(100), all)
         .await
         .expect("six meshes of 100 nodes within 100 s");
+}
+
+/// How long a clustering test waits for what it expects.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Polls `done` until it holds, or panics naming `what` at the deadline.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < until, "{what}: not within {DEADLINE:?}");
+        tokio::time::sleep(POLL).await; // the poll interval
+    }
+}
+
+/// The next event on `events` that `want` accepts, within the deadline.
+async fn next_event(
+    events: &mut broadcast::Receiver<ClusterEvent>,
+    what: &str,
+    want: impl Fn(&ClusterEvent) -> bool,
+) -> ClusterEvent {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(e) if want(&e) => return e,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("cluster events ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {what} event within {DEADLINE:?}"))
+}
+
+fn name(s: &str) -> NodeName {
+    s.parse().expect("a node name literal")
+}
+
+#[tokio::test]
+async fn static_hosts_connects_a_late_node_and_a_restarted_one() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let a = Node::start(config("sa@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    let hosts = StaticHosts::new([name("sa@localhost"), name("sb@localhost")])
+        .poll_interval(Duration::from_secs(60)); // only backoff and node-down wake it
+    let topology = Topology::new("hosts", hosts)
+        .backoff(Duration::from_millis(20), Duration::from_millis(200));
+    let cluster = Cluster::start(&a, ClusterConfig::new().topology(topology).debug(true))
+        .await
+        .unwrap();
+    let mut events = cluster.events();
+
+    // b is not up yet: the attempt fails and is retried.
+    let failed = next_event(&mut events, "ConnectFailed", |e| {
+        matches!(e, ClusterEvent::ConnectFailed { .. })
+    })
+    .await;
+    let ClusterEvent::ConnectFailed { node, .. } = failed else {
+        unreachable!()
+    };
+    assert_eq!(node, name("sb@localhost"));
+
+    // b starts late: it joins.
+    let b = Node::start(config("sb@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    next_event(
+        &mut events,
+        "Connected",
+        |e| matches!(e, ClusterEvent::Connected { node, .. } if *node == name("sb@localhost")),
+    )
+    .await;
+    eventually("a lists b", || a.list() == [name("sb@localhost")]).await;
+
+    // b is killed and restarted under the same name: it rejoins.
+    b.shutdown().await;
+    eventually("a sees b gone", || a.list().is_empty()).await;
+    let b = Node::start(config("sb@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    eventually("a lists the restarted b", || {
+        a.list() == [name("sb@localhost")]
+    })
+    .await;
+    assert!(cluster.metrics().connects >= 2, "{:?}", cluster.metrics());
+    assert!(cluster.metrics().failures >= 1, "{:?}", cluster.metrics());
+
+    cluster.stop();
+    b.shutdown().await;
+    a.shutdown().await;
+    epmd.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_port_mapper_connects_every_node_the_port_mapper_knows() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        // Without the mesh, so that only the strategy can connect them.
+        let cfg = config(&format!("lp{i}@localhost"), epmd.local_addr()).connect_all(false);
+        nodes.push(Node::start(cfg).await.unwrap());
+    }
+    let strategy = LocalPortMapper::new().poll_interval(Duration::from_millis(50));
+    let cluster = Cluster::start(
+        &nodes[0],
+        ClusterConfig::new().topology(Topology::new("local", strategy)),
+    )
+    .await
+    .unwrap();
+    eventually("node 0 lists the two others", || nodes[0].list().len() == 2).await;
+
+    // A node registered later is found at a later poll.
+    let late = Node::start(config("lp3@localhost", epmd.local_addr()).connect_all(false))
+        .await
+        .unwrap();
+    eventually("node 0 lists the late node", || {
+        nodes[0].list().contains(late.name())
+    })
+    .await;
+    assert_eq!(cluster.metrics().connects, 3);
+
+    cluster.stop();
+    late.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    epmd.shutdown().await;
+}
+
+/// A UDP port for gossip, from the OS (free when asked; the gossip sockets share it).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port from the OS")
+}
+
+/// Gossip kept on this host: multicast from the loopback interface with TTL 0.
+fn loopback_gossip(port: u16, secret: &str) -> Gossip {
+    let mut cfg = GossipConfig::default();
+    cfg.port = port;
+    cfg.multicast_if = Some(std::net::Ipv4Addr::LOCALHOST);
+    cfg.multicast_ttl = 0;
+    cfg.secret = Some(secret.into());
+    cfg.interval_ms = 200;
+    Gossip::new(cfg)
+}
+
+#[tokio::test]
+async fn gossip_with_one_secret_forms_a_mesh_and_another_secret_stays_out() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let port = free_udp_port();
+    let mut nodes = Vec::new();
+    let mut clusters = Vec::new();
+    for i in 0..3 {
+        let node =
+            Node::start(config(&format!("g{i}@localhost"), epmd.local_addr()).connect_all(false))
+                .await
+                .unwrap();
+        let topology = Topology::new("gossip", loopback_gossip(port, "same secret"));
+        clusters.push(
+            Cluster::start(&node, ClusterConfig::new().topology(topology).debug(true))
+                .await
+                .unwrap(),
+        );
+        nodes.push(node);
+    }
+    let outsider = Node::start(config("gx@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    let other = Topology::new("gossip", loopback_gossip(port, "another secret"));
+    let outsider_cluster =
+        Cluster::start(&outsider, ClusterConfig::new().topology(other).debug(true))
+            .await
+            .unwrap();
+    let mut outsider_events = outsider_cluster.events();
+
+    eventually("the three nodes form a full mesh by gossip alone", || {
+        nodes.iter().all(|n| n.list().len() == 2)
+    })
+    .await;
+    // The outsider hears their heartbeats and drops them, saying why.
+    let dropped = next_event(&mut outsider_events, "Dropped", |e| {
+        matches!(e, ClusterEvent::Dropped { .. })
+    })
+    .await;
+    let ClusterEvent::Dropped { why, .. } = dropped else {
+        unreachable!()
+    };
+    assert!(why.contains("another secret"), "{why}");
+    assert!(outsider.list().is_empty(), "{:?}", outsider.list());
+    for node in &nodes {
+        assert!(!node.list().contains(outsider.name()), "{:?}", node.list());
+    }
+    assert!(clusters.iter().all(|c| c.metrics().dropped > 0));
+
+    drop(clusters);
+    drop(outsider_cluster);
+    outsider.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    epmd.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_gossip_socket_that_cannot_open_is_an_error_naming_what_to_change() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let node = Node::start(config("ge@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    let mut cfg = GossipConfig::default();
+    cfg.port = free_udp_port();
+    cfg.multicast_if = Some("192.0.2.123".parse().unwrap()); // TEST-NET-1: no such interface
+    cfg.multicast_ttl = 0;
+    let err = Cluster::start(
+        &node,
+        ClusterConfig::new().topology(Topology::new("g", Gossip::new(cfg))),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("multicast_if"), "{text}");
+    node.shutdown().await;
+    epmd.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_cluster_stops_with_its_node() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let node = Node::start(config("st@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    let hosts = StaticHosts::new([name("nobody@localhost")]);
+    let topology =
+        Topology::new("hosts", hosts).backoff(Duration::from_millis(10), Duration::from_millis(10));
+    let cluster = Cluster::start(&node, ClusterConfig::new().topology(topology))
+        .await
+        .unwrap();
+    let mut events = cluster.events();
+    next_event(&mut events, "ConnectFailed", |e| {
+        matches!(e, ClusterEvent::ConnectFailed { .. })
+    })
+    .await;
+    node.shutdown().await;
+    // Once stopped, no more attempts: the failure count stops growing.
+    let settle = Instant::now() + Duration::from_millis(200);
+    let mut last = cluster.metrics().failures;
+    let mut stable_since = Instant::now();
+    while Instant::now() < settle + DEADLINE {
+        tokio::time::sleep(POLL).await; // the poll interval
+        let now = cluster.metrics().failures;
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if stable_since.elapsed() > Duration::from_millis(300) {
+            break;
+        }
+    }
+    assert!(
+        stable_since.elapsed() > Duration::from_millis(300),
+        "still attempting after the node stopped"
+    );
+    drop(cluster);
+    epmd.shutdown().await;
 }
