@@ -71,9 +71,10 @@
 //! use std::time::Duration;
 //! use actor_remote::{cluster::{Cluster, ClusterConfig, StaticHosts, Topology}, port_mapper::PortMapperServer, Cookie, Node, NodeConfig};
 //! let epmd = PortMapperServer::bind("127.0.0.1:0".parse()?).await?.spawn();
-//! let config = |name| NodeConfig::sname(name).cookie(Cookie::new("c")?).port_mapper(epmd.local_addr());
-//! let a = Node::start(config("a@localhost")?).await?;
-//! let b = Node::start(config("b@localhost")?).await?;
+//! let cookie = Cookie::new("c")?;
+//! let config = |name| NodeConfig::sname(name).cookie(cookie.clone()).port_mapper(epmd.local_addr());
+//! let a = Node::start(config("a@localhost")).await?;
+//! let b = Node::start(config("b@localhost")).await?;
 //!
 //! let hosts = StaticHosts::new(["a@localhost".parse()?, "b@localhost".parse()?]);
 //! let cluster = Cluster::start(&a, ClusterConfig::new().topology(Topology::new("example", hosts))).await?;

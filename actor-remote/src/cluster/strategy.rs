@@ -56,9 +56,10 @@ pub type Running = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// use actor_remote::{cluster::{Cluster, ClusterConfig, Topology}, port_mapper::PortMapperServer, Cookie, Node, NodeConfig};
 /// let epmd = PortMapperServer::bind("127.0.0.1:0".parse()?).await?.spawn();
-/// let config = |name| NodeConfig::sname(name).cookie(Cookie::new("c")?).port_mapper(epmd.local_addr());
-/// let a = Node::start(config("a@localhost")?).await?;
-/// let b = Node::start(config("b@localhost")?).await?;
+/// let cookie = Cookie::new("c")?;
+/// let config = |name| NodeConfig::sname(name).cookie(cookie.clone()).port_mapper(epmd.local_addr());
+/// let a = Node::start(config("a@localhost")).await?;
+/// let b = Node::start(config("b@localhost")).await?;
 /// let peers = || vec!["b@localhost".parse().expect("a node name")];
 /// let cluster = Cluster::start(&a, ClusterConfig::new().topology(Topology::new("mine", FromFn(peers)))).await?;
 /// let until = tokio::time::Instant::now() + Duration::from_secs(10);
