@@ -55,8 +55,8 @@
 //!
 //! Each topology connects, disconnects and lists nodes through its [`Hooks`] (libcluster's
 //! `connect`/`disconnect`/`list_nodes` MFAs), by default [`Node::connect`],
-//! [`Node::disconnect`] and [`Node::list`]. [`Cluster::events`] streams what happens
-//! ([`ClusterEvent`]), [`Cluster::metrics`] counts it. A connect is logged at info, the first
+//! [`Node::disconnect`] and [`Node::list`]. [`Cluster::events`] (a broadcast receiver) and
+//! [`Cluster::event_stream`] (a `Stream`) tell what happens ([`ClusterEvent`]), [`Cluster::metrics`] counts it. A connect is logged at info, the first
 //! failure in a row at warn; with `debug: true` every decision (seen, connecting, in
 //! backoff, dropped, pruned, and why) is logged at debug, in the node's span.
 //!
@@ -507,6 +507,22 @@ impl Cluster {
     /// `tokio_stream::wrappers::BroadcastStream`.)
     pub fn events(&self) -> broadcast::Receiver<ClusterEvent> {
         self.events.subscribe()
+    }
+
+    /// Every [`ClusterEvent`] from now on, as a `Stream`; events missed by falling more
+    /// than [`EVENTS_CAPACITY`] behind are skipped (use [`Cluster::events`] to see how many).
+    /// The stream ends when the cluster is dropped.
+    pub fn event_stream(&self) -> futures::stream::BoxStream<'static, ClusterEvent> {
+        let rx = self.events.subscribe();
+        Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+            loop {
+                match rx.recv().await {
+                    Ok(event) => return Some((event, rx)),
+                    Err(broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(broadcast::error::RecvError::Closed) => return None,
+                }
+            }
+        }))
     }
 
     /// The counters so far, over every topology.

@@ -287,6 +287,7 @@ impl Context {
                 continue;
             }
             if listed.contains(&node) {
+                self.decide(Some(&node), "skipped", "already connected");
                 continue;
             }
             if !self.backoff().ready(&node, now) {
