@@ -95,11 +95,20 @@ mod strategy;
 #[cfg(test)]
 mod tests;
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use actor_core::{
     ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef},
-    ChildSpec, NodeName, Restart,
+    ChildSpec, NodeName, Restart, SpawnError, SupervisorError,
 };
 use tokio::{
     sync::{broadcast, watch},
@@ -385,6 +394,13 @@ pub enum ClusterError {
     /// The node has shut down.
     #[error("the node has shut down; start the cluster on a running node")]
     NodeStopped,
+    /// The child of the node's root supervisor that stops the cluster with the node could
+    /// not start.
+    #[error("could not start the cluster's guard under the node's root supervisor: {reason}; is the node shutting down?")]
+    Guard {
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A running cluster: its topologies' strategies on tokio tasks, owned by this handle.
@@ -450,12 +466,18 @@ impl Cluster {
             names.push(t.name.clone());
         }
         let (stop_tx, mut stop_rx) = watch::channel(false);
-        let spec =
-            ChildSpec::new("nodus.cluster", Guard, Arc::new(stop_tx)).restart(Restart::Temporary);
-        let guard = node
-            .start_child(spec)
-            .await
-            .map_err(|_| ClusterError::NodeStopped)?;
+        // Each cluster's guard has its own id: a supervisor's children have unique ids.
+        static GUARDS: AtomicU64 = AtomicU64::new(1);
+        let id = format!("nodus.cluster.{}", GUARDS.fetch_add(1, Ordering::Relaxed));
+        let spec = ChildSpec::new(id, Guard, Arc::new(stop_tx)).restart(Restart::Temporary);
+        let guard = node.start_child(spec).await.map_err(|e| match e {
+            SupervisorError::Spawn(SpawnError::SystemStopped) | SupervisorError::NotRunning => {
+                ClusterError::NodeStopped
+            }
+            other => ClusterError::Guard {
+                reason: other.to_string(),
+            },
+        })?;
         let (events, _) = broadcast::channel(EVENTS_CAPACITY);
         let counters = Arc::new(Counters::default());
         let mut cluster = Cluster {

@@ -364,6 +364,8 @@ async fn hooks_decide_how_to_connect_and_what_counts_as_connected() {
     let cluster = Cluster::start(&a, ClusterConfig::new().topology(topology))
         .await
         .unwrap();
+    // A second cluster on the same node starts too (each has its own guard).
+    let second = Cluster::start(&a, ClusterConfig::new()).await.unwrap();
     let mut events = cluster.event_stream();
     let refused = tokio::time::timeout(DEADLINE, async {
         while let Some(event) = events.next().await {
@@ -380,6 +382,7 @@ async fn hooks_decide_how_to_connect_and_what_counts_as_connected() {
     eventually("a lists hb only", || a.list() == [name("hb@localhost")]).await;
 
     cluster.stop();
+    second.stop();
     for node in others {
         node.shutdown().await;
     }
@@ -432,7 +435,7 @@ async fn the_cluster_stops_with_its_node() {
         matches!(e, ClusterEvent::ConnectFailed { .. })
     })
     .await;
-    node.shutdown().await;
+    node.clone().shutdown().await;
     // Once stopped, no more attempts: the failure count stops growing.
     let settle = Instant::now() + Duration::from_millis(200);
     let mut last = cluster.metrics().failures;
@@ -450,6 +453,15 @@ async fn the_cluster_stops_with_its_node() {
     assert!(
         stable_since.elapsed() > Duration::from_millis(300),
         "still attempting after the node stopped"
+    );
+    // A stopped node takes no new cluster.
+    let again = Cluster::start(&node, ClusterConfig::new()).await;
+    assert!(
+        matches!(
+            again,
+            Err(nodus::remote::cluster::ClusterError::NodeStopped)
+        ),
+        "{again:?}"
     );
     drop(cluster);
     epmd.shutdown().await;

@@ -19,6 +19,8 @@ use super::{Context, Running, Strategy, StrategyError};
 /// How many discovered nodes may wait for a connect; beyond, heartbeats are not acted on
 /// until the connector catches up (the sender's next heartbeat comes soon).
 const CONNECT_QUEUE: usize = 64;
+/// The pause after a failed receive.
+const RECEIVE_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// How many senders the replay check remembers.
 const REPLAY_SENDERS: usize = 4096;
 
@@ -309,6 +311,8 @@ impl Strategy for Gossip {
                             Ok(r) => r,
                             Err(e) => {
                                 tracing::debug!("[cluster:{}] gossip receive failed: {e}", ctx.topology());
+                                // A pause, so that an error that persists is not a busy loop.
+                                tokio::time::sleep(RECEIVE_ERROR_PAUSE).await;
                                 continue;
                             }
                         };
