@@ -43,6 +43,8 @@ pub use actor_core::io;
 pub use actor_core::{print, puts};
 pub use actor_macros as macros;
 pub use actor_remote as remote;
+/// Automatic clustering (libcluster's topologies and strategies): `nodus::remote::cluster`.
+pub use actor_remote::cluster;
 
 pub use actor_macros::{actor, remote_module, test};
 

@@ -17,6 +17,7 @@
 //! `NoConnection` there. Start a [`Node`] instead of a bare `System` as soon as a peer is
 //! involved: the same calls then reach it.
 
+pub mod cluster;
 pub mod cookie;
 pub mod node;
 pub mod port_mapper;
@@ -24,6 +25,7 @@ pub mod proto;
 pub mod transport;
 pub mod wire;
 
+pub use cluster::{Cluster, ClusterConfig, ClusterEvent, Topology};
 pub use cookie::{Cookie, CookieError};
 pub use node::{
     ConnectError, ListKind, Node, NodeConfig, NodeDown, NodeDownReason, NodeError, NodeEvent,

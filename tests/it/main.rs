@@ -14,5 +14,6 @@ mod links;
 mod presence;
 mod process;
 mod registry;
+mod strategies;
 mod supervision;
 mod tasks;

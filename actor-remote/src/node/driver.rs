@@ -25,24 +25,53 @@ use crate::{
     wire::message::NodeMsg,
 };
 
+/// How many times a dial no caller waits for (a mesh dial) is tried before it fails.
+const UNWAITED_DIAL_ATTEMPTS: u32 = 4;
+/// The wait before the first retry of such a dial; it quadruples after each (100 ms, 400 ms,
+/// 1.6 s).
+const UNWAITED_DIAL_RETRY: Duration = Duration::from_millis(100);
+
 /// Dials `peer` in the background and reports the outcome to the machine.
+///
+/// A dial that a caller waits for (`connect`, `ping`, ...) is tried once: the caller hears
+/// why it failed, as on the BEAM. A dial that no caller waits for (the mesh's, after a
+/// peer's `ControlMsg::Peers`) is retried a few times with a growing pause while the machine
+/// still wants it: such a dial is the only attempt there will ever be to connect the two
+/// nodes, so one transient failure (a port mapper that did not answer in time under a burst
+/// of lookups, or a simultaneous connect whose winning side failed) would otherwise leave
+/// the mesh short for good.
 pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName) {
     let span = inner.span();
     let inner = inner.clone();
     tokio::spawn(
         async move {
-            match dial(&inner, &peer).await {
-                Ok(Dialed::Up) => {}
-                Ok(Dialed::LostRace) => {
-                    // The peer's own connection to us won; wait for it to come up.
-                    let timeout = inner.config.handshake_timeout;
-                    inner.with_state(|s| s.handle_dial_lost_race(now(), &peer));
-                    tokio::time::sleep(timeout).await;
-                    inner.with_state(|s| s.handle_timeout(now()));
-                }
-                Err(e) => {
-                    let dropped = inner.with_state(|s| s.handle_dial_failed(&peer, e.clone()));
-                    tracing::debug!(%peer, dropped_casts = dropped, "could not connect: {e}");
+            let mut retry = UNWAITED_DIAL_RETRY;
+            for attempt in 1..=UNWAITED_DIAL_ATTEMPTS {
+                let last = attempt == UNWAITED_DIAL_ATTEMPTS;
+                match dial(&inner, &peer).await {
+                    Ok(Dialed::Up) => return,
+                    Ok(Dialed::LostRace) => {
+                        // The peer's own connection to us won; wait for it to come up.
+                        let timeout = inner.config.handshake_timeout;
+                        inner.with_state(|s| s.handle_dial_lost_race(now(), &peer));
+                        tokio::time::sleep(timeout).await;
+                        if last || !inner.lock().dialing_unwaited(&peer) {
+                            inner.with_state(|s| s.handle_timeout(now()));
+                            return;
+                        }
+                        tracing::debug!(%peer, attempt, "the winning connection never came; dialling again");
+                    }
+                    Err(e) => {
+                        if last || !inner.lock().dialing_unwaited(&peer) {
+                            let dropped =
+                                inner.with_state(|s| s.handle_dial_failed(&peer, e.clone()));
+                            tracing::debug!(%peer, dropped_casts = dropped, "could not connect: {e}");
+                            return;
+                        }
+                        tracing::debug!(%peer, attempt, ?retry, "could not connect, retrying: {e}");
+                        tokio::time::sleep(retry).await; // backoff between attempts
+                        retry *= 4;
+                    }
                 }
             }
         }

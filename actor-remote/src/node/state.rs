@@ -346,6 +346,18 @@ where
         matches!(self.peers.get(peer), Some(Peer::Up { .. }))
     }
 
+    /// Whether a dial of `peer` is under way that no caller waits for: one the mesh started
+    /// (`ControlMsg::Peers`), or one for casts only. The driver retries such a dial when it
+    /// fails, since nothing else would ever connect the two nodes again.
+    pub(crate) fn dialing_unwaited(&self, peer: &NodeName) -> bool {
+        !self.stopped
+            && matches!(self.peers.get(peer), Some(Peer::Connecting { .. }))
+            && !self
+                .requests
+                .values()
+                .any(|r| r.peer == *peer && matches!(r.kind, Pending::Connect))
+    }
+
     /// What the handshake of an incoming connection from `peer` should know.
     pub(crate) fn existing(&self, peer: &NodeName) -> Existing {
         match self.peers.get(peer) {

@@ -1302,3 +1302,28 @@ fn a_link_to_an_earlier_incarnation_of_this_node_is_noproc() {
     assert_eq!(signals(&out), [(old, a1, ExitReason::NoProc)]);
     assert!(out.frames.is_empty());
 }
+
+#[test]
+fn only_a_dial_no_caller_waits_for_is_unwaited() {
+    let mut s = node();
+    up(&mut s, "b@localhost", "sb");
+    // The mesh starts a dial of c: nobody waits for it.
+    s.handle_control(
+        &name("b@localhost"),
+        ControlMsg::Peers(vec![name("c@localhost")]),
+    );
+    drain(&mut s);
+    assert!(s.dialing_unwaited(&name("c@localhost")));
+    // A connect to c now waits for that dial: it is tried once, its caller hears why.
+    s.request_connect(&name("c@localhost"), "w");
+    assert!(!s.dialing_unwaited(&name("c@localhost")));
+    // Not dialling at all: connected, unknown, or stopped.
+    assert!(!s.dialing_unwaited(&name("b@localhost")));
+    assert!(!s.dialing_unwaited(&name("x@localhost")));
+    s.handle_control(
+        &name("b@localhost"),
+        ControlMsg::Peers(vec![name("d@localhost")]),
+    );
+    s.shutdown();
+    assert!(!s.dialing_unwaited(&name("d@localhost")));
+}

@@ -1,0 +1,311 @@
+//! [`ClusterConfig`] from TOML or from environment variables (the keys are in the
+//! [module docs](super#configuration)).
+
+use std::{collections::BTreeMap, path::Path, time::Duration};
+
+use actor_core::NodeName;
+use serde::Deserialize;
+
+use super::{
+    ClusterConfig, Gossip, GossipConfig, LocalPortMapper, StaticHosts, Strategy, Topology,
+};
+
+/// Why a cluster configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("could not read the cluster configuration {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Not valid TOML, or not the expected shape (an unknown key, a wrong type).
+    #[error("invalid cluster configuration: {0}; see the keys in actor_remote::cluster's docs")]
+    Toml(#[from] toml::de::Error),
+    /// An unknown strategy.
+    #[error("topology {topology:?}: unknown strategy {given:?}; use static_hosts, local_port_mapper or gossip")]
+    UnknownStrategy {
+        /// The topology.
+        topology: String,
+        /// What was given.
+        given: String,
+    },
+    /// A value that does not parse.
+    #[error("{key}={value:?}: {why}")]
+    Invalid {
+        /// The key (an environment variable or a TOML key).
+        key: String,
+        /// Its value.
+        value: String,
+        /// What is expected.
+        why: String,
+    },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    debug: bool,
+    #[serde(default)]
+    topologies: BTreeMap<String, TopologySpec>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TopologySpec {
+    strategy: String,
+    #[serde(default)]
+    config: toml::Table,
+    backoff_initial_ms: Option<u64>,
+    backoff_max_ms: Option<u64>,
+    connect_timeout_ms: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticHostsSpec {
+    hosts: Vec<String>,
+    poll_interval_ms: Option<u64>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PollSpec {
+    poll_interval_ms: Option<u64>,
+}
+
+fn strategy(
+    topology: &str,
+    kind: &str,
+    config: toml::Table,
+) -> Result<Box<dyn Strategy>, ConfigError> {
+    Ok(match kind {
+        "static_hosts" | "epmd" => {
+            let spec: StaticHostsSpec = config.try_into()?;
+            let mut hosts = Vec::with_capacity(spec.hosts.len());
+            for host in spec.hosts {
+                let node = NodeName::parse(&host).map_err(|e| ConfigError::Invalid {
+                    key: format!("topologies.{topology}.config.hosts"),
+                    value: host.clone(),
+                    why: e.to_string(),
+                })?;
+                hosts.push(node);
+            }
+            let mut s = StaticHosts::new(hosts);
+            if let Some(ms) = spec.poll_interval_ms {
+                s = s.poll_interval(Duration::from_millis(ms));
+            }
+            Box::new(s)
+        }
+        "local_port_mapper" | "local_epmd" => {
+            let spec: PollSpec = config.try_into()?;
+            let mut s = LocalPortMapper::new();
+            if let Some(ms) = spec.poll_interval_ms {
+                s = s.poll_interval(Duration::from_millis(ms));
+            }
+            Box::new(s)
+        }
+        "gossip" => {
+            let cfg: GossipConfig = config.try_into()?;
+            Box::new(Gossip::new(cfg))
+        }
+        other => {
+            return Err(ConfigError::UnknownStrategy {
+                topology: topology.to_string(),
+                given: other.to_string(),
+            })
+        }
+    })
+}
+
+impl ClusterConfig {
+    /// Reads topologies from TOML text (the keys are in the [module docs](super#configuration)).
+    ///
+    /// # Errors
+    /// [`ConfigError`]: invalid TOML, an unknown key or strategy, a value of the wrong type.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let file: File = toml::from_str(text)?;
+        let mut config = ClusterConfig::new().debug(file.debug);
+        for (name, spec) in file.topologies {
+            let strategy = strategy(&name, &spec.strategy, spec.config)?;
+            let mut topology = Topology::boxed(name, strategy);
+            if spec.backoff_initial_ms.is_some() || spec.backoff_max_ms.is_some() {
+                let initial = spec
+                    .backoff_initial_ms
+                    .map_or(topology.backoff_initial, Duration::from_millis);
+                let max = spec
+                    .backoff_max_ms
+                    .map_or(topology.backoff_max, Duration::from_millis);
+                topology = topology.backoff(initial, max);
+            }
+            if let Some(ms) = spec.connect_timeout_ms {
+                topology = topology.connect_timeout(Duration::from_millis(ms));
+            }
+            config = config.topology(topology);
+        }
+        Ok(config)
+    }
+
+    /// Reads topologies from a TOML file.
+    ///
+    /// # Errors
+    /// [`ConfigError::Read`] if the file cannot be read, else as [`ClusterConfig::from_toml`].
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text)
+    }
+
+    /// Reads one topology from the process's `NODUS_CLUSTER_*` environment variables (listed
+    /// in the [module docs](super#configuration)); without `NODUS_CLUSTER_STRATEGY`, none.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable whose value does not parse.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(std::env::vars())
+    }
+
+    /// [`ClusterConfig::from_env`] from given variables (for tests, or another source).
+    ///
+    /// ```
+    /// use actor_remote::cluster::ClusterConfig;
+    /// let config = ClusterConfig::from_vars([
+    ///     ("NODUS_CLUSTER_STRATEGY", "gossip"),
+    ///     ("NODUS_CLUSTER_GOSSIP_SECRET", "s3cret"),
+    ///     ("NODUS_CLUSTER_GOSSIP_PORT", "45893"),
+    ///     ("NODUS_CLUSTER_DEBUG", "true"),
+    /// ])?;
+    /// assert!(config.is_debug());
+    /// assert_eq!(config.topologies().next().map(|t| t.kind()), Some("gossip"));
+    /// # Ok::<(), actor_remote::cluster::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`ClusterConfig::from_env`].
+    pub fn from_vars<K, V>(vars: impl IntoIterator<Item = (K, V)>) -> Result<Self, ConfigError>
+    where
+        K: AsRef<str>,
+        V: AsRef<str>,
+    {
+        const PREFIX: &str = "NODUS_CLUSTER_";
+        const GOSSIP: &str = "GOSSIP_";
+        let vars: BTreeMap<String, String> = vars
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let k = k.as_ref().strip_prefix(PREFIX)?.to_string();
+                Some((k, v.as_ref().to_string()))
+            })
+            .collect();
+        let debug = match vars.get("DEBUG") {
+            None => false,
+            Some(v) => parse_bool("NODUS_CLUSTER_DEBUG", v)?,
+        };
+        let mut out = ClusterConfig::new().debug(debug);
+        let Some(kind) = vars.get("STRATEGY") else {
+            return Ok(out);
+        };
+        let name = vars
+            .get("TOPOLOGY")
+            .cloned()
+            .unwrap_or_else(|| "default".into());
+        let mut config = toml::Table::new();
+        let mut topology = toml::Table::new();
+        topology.insert("strategy".into(), toml::Value::String(kind.clone()));
+        for (key, value) in &vars {
+            let var = format!("{PREFIX}{key}");
+            match key.as_str() {
+                "STRATEGY" | "TOPOLOGY" | "DEBUG" => {}
+                "HOSTS" => {
+                    let hosts = value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|h| !h.is_empty())
+                        .map(|h| toml::Value::String(h.into()))
+                        .collect();
+                    config.insert("hosts".into(), toml::Value::Array(hosts));
+                }
+                "POLL_INTERVAL_MS" => {
+                    config.insert("poll_interval_ms".into(), parse_int(&var, value)?);
+                }
+                "BACKOFF_INITIAL_MS" | "BACKOFF_MAX_MS" | "CONNECT_TIMEOUT_MS" => {
+                    topology.insert(key.to_lowercase(), parse_int(&var, value)?);
+                }
+                gossip if gossip.starts_with(GOSSIP) => {
+                    let field = gossip[GOSSIP.len()..].to_lowercase();
+                    let value = match field.as_str() {
+                        "port" | "multicast_ttl" | "interval_ms" | "max_skew_ms" => {
+                            parse_int(&var, value)?
+                        }
+                        "broadcast_only" => toml::Value::Boolean(parse_bool(&var, value)?),
+                        "if_addr" | "multicast_if" | "multicast_addr" | "secret" => {
+                            toml::Value::String(value.clone())
+                        }
+                        _ => {
+                            return Err(ConfigError::Invalid {
+                                key: var,
+                                value: value.clone(),
+                                why: "unknown gossip setting; see actor_remote::cluster's docs"
+                                    .into(),
+                            })
+                        }
+                    };
+                    config.insert(field, value);
+                }
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        key: var,
+                        value: value.clone(),
+                        why: "unknown cluster setting; see actor_remote::cluster's docs".into(),
+                    })
+                }
+            }
+        }
+        topology.insert("config".into(), toml::Value::Table(config));
+        let spec: TopologySpec = topology.try_into()?;
+        let strategy = strategy(&name, &spec.strategy, spec.config)?;
+        let mut t = Topology::boxed(name, strategy);
+        let initial = spec
+            .backoff_initial_ms
+            .map_or(t.backoff_initial, Duration::from_millis);
+        let max = spec
+            .backoff_max_ms
+            .map_or(t.backoff_max, Duration::from_millis);
+        t = t.backoff(initial, max);
+        if let Some(ms) = spec.connect_timeout_ms {
+            t = t.connect_timeout(Duration::from_millis(ms));
+        }
+        out = out.topology(t);
+        Ok(out)
+    }
+}
+
+fn parse_int(key: &str, value: &str) -> Result<toml::Value, ConfigError> {
+    value
+        .trim()
+        .parse::<i64>()
+        .map(toml::Value::Integer)
+        .map_err(|e| ConfigError::Invalid {
+            key: key.into(),
+            value: value.into(),
+            why: format!("expected a whole number: {e}"),
+        })
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" | "" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            key: key.into(),
+            value: value.into(),
+            why: "expected true or false".into(),
+        }),
+    }
+}

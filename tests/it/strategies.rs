@@ -1,0 +1,468 @@
+//! Clustering: the node's own mesh (every node learns every other through one ping), and
+//! the `Cluster` strategies (`StaticHosts`, `LocalPortMapper`, `Gossip`) on loopback.
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use nodus::remote::{
+    cluster::{
+        Cluster, ClusterConfig, ClusterEvent, Gossip, GossipConfig, Hooks, LocalPortMapper,
+        StaticHosts, Topology,
+    },
+    port_mapper::PortMapperServer,
+    ConnectError, Cookie, Node, NodeConfig, Ping,
+};
+use nodus::{testing::LocalCluster, NodeName};
+use tokio::{sync::broadcast, time::Instant};
+
+/// How often a test polls for the state it waits for.
+const POLL: Duration = Duration::from_millis(20);
+
+fn config(name: &str, port_mapper: std::net::SocketAddr) -> NodeConfig {
+    NodeConfig::sname(name)
+        .cookie(Cookie::new("strategies").expect("a valid cookie literal"))
+        .port_mapper(port_mapper)
+}
+
+/// Polls until every node lists every other one, or `deadline` passes: then the error
+/// names, for each node short of the mesh, how many peers it lists and whom it misses.
+/// It only looks: it never connects anything itself.
+async fn await_full_mesh(nodes: &[Node], deadline: Duration) -> Result<(), String> {
+    let until = Instant::now() + deadline;
+    loop {
+        let mut short = Vec::new();
+        for node in nodes {
+            let list = node.list();
+            if list.len() + 1 < nodes.len() {
+                let missing: Vec<String> = nodes
+                    .iter()
+                    .map(|n| n.name())
+                    .filter(|n| *n != node.name() && !list.contains(n))
+                    .map(ToString::to_string)
+                    .collect();
+                short.push(format!(
+                    "{} lists {}, misses {missing:?}",
+                    node.name(),
+                    list.len()
+                ));
+            }
+        }
+        if short.is_empty() {
+            return Ok(());
+        }
+        if Instant::now() + POLL > until {
+            return Err(short.join("\n"));
+        }
+        tokio::time::sleep(POLL).await; // the poll interval
+    }
+}
+
+/// Starts `n` nodes on one private port mapper, makes node i ping node i-1 (all at once),
+/// and returns how long the full mesh took to form.
+async fn one_mesh(run: usize, n: usize, deadline: Duration) -> Result<Duration, String> {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .map_err(|e| e.to_string())?
+        .spawn();
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let node = Node::start(config(&format!("m{run}_{i}@localhost"), epmd.local_addr()))
+            .await
+            .map_err(|e| e.to_string())?;
+        nodes.push(node);
+    }
+    let start = Instant::now();
+    let pings: Vec<_> = (1..n)
+        .map(|i| {
+            let (node, prev) = (nodes[i].clone(), nodes[i - 1].name().to_string());
+            tokio::spawn(async move { node.ping(&prev).await })
+        })
+        .collect();
+    for ping in pings {
+        let answer = ping.await.map_err(|e| e.to_string())?;
+        if answer != Ping::Pong {
+            return Err(format!("a chain ping was {answer:?}"));
+        }
+    }
+    let meshed = await_full_mesh(&nodes, deadline).await;
+    let took = start.elapsed();
+    for node in nodes {
+        node.shutdown().await;
+    }
+    epmd.shutdown().await;
+    meshed.map(|()| took)
+}
+
+/// The mesh always converges: 100 nodes that each know only one other form a full mesh,
+/// every time. Bounded: each run must mesh within 30 s (a run took 3.5-10.5 s on 2 cores),
+/// and the whole test is cut at 110 s (it takes about 40 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chain_of_100_nodes_always_becomes_a_full_mesh() {
+    const NODES: usize = 100;
+    const RUNS: usize = 6;
+    let all = async {
+        for run in 0..RUNS {
+            match one_mesh(run, NODES, Duration::from_secs(30)).await {
+                Ok(took) => eprintln!("run {run}: {NODES} nodes meshed in {took:?}"),
+                Err(e) => panic!("run {run}: no full mesh of {NODES} nodes:\n{e}"),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(110), all)
+        .await
+        .expect("six meshes of 100 nodes within 110 s");
+}
+
+/// How long a clustering test waits for what it expects.
+const DEADLINE: Duration = Duration::from_secs(15);
+
+/// Polls `done` until it holds, or panics naming `what` at the deadline.
+async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + DEADLINE;
+    while !done() {
+        assert!(Instant::now() < until, "{what}: not within {DEADLINE:?}");
+        tokio::time::sleep(POLL).await; // the poll interval
+    }
+}
+
+/// The next event on `events` that `want` accepts, within the deadline.
+async fn next_event(
+    events: &mut broadcast::Receiver<ClusterEvent>,
+    what: &str,
+    want: impl Fn(&ClusterEvent) -> bool,
+) -> ClusterEvent {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(e) if want(&e) => return e,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(e) => panic!("cluster events ended: {e}"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, wait)
+        .await
+        .unwrap_or_else(|_| panic!("no {what} event within {DEADLINE:?}"))
+}
+
+fn name(s: &str) -> NodeName {
+    s.parse().expect("a node name literal")
+}
+
+#[tokio::test]
+async fn static_hosts_connects_a_late_node_and_a_restarted_one() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let a = Node::start(config("sa@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    let hosts = StaticHosts::new([name("sa@localhost"), name("sb@localhost")])
+        .poll_interval(Duration::from_secs(60)); // only backoff and node-down wake it
+    let topology = Topology::new("hosts", hosts)
+        .backoff(Duration::from_millis(20), Duration::from_millis(200));
+    let cluster = Cluster::start(&a, ClusterConfig::new().topology(topology).debug(true))
+        .await
+        .unwrap();
+    let mut events = cluster.events();
+
+    // b is not up yet: the attempt fails and is retried.
+    let failed = next_event(&mut events, "ConnectFailed", |e| {
+        matches!(e, ClusterEvent::ConnectFailed { .. })
+    })
+    .await;
+    let ClusterEvent::ConnectFailed { node, .. } = failed else {
+        unreachable!()
+    };
+    assert_eq!(node, name("sb@localhost"));
+
+    // b starts late: it joins.
+    let b = Node::start(config("sb@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    next_event(
+        &mut events,
+        "Connected",
+        |e| matches!(e, ClusterEvent::Connected { node, .. } if *node == name("sb@localhost")),
+    )
+    .await;
+    eventually("a lists b", || a.list() == [name("sb@localhost")]).await;
+
+    // b is killed and restarted under the same name: it rejoins.
+    b.shutdown().await;
+    eventually("a sees b gone", || a.list().is_empty()).await;
+    let b = Node::start(config("sb@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    eventually("a lists the restarted b", || {
+        a.list() == [name("sb@localhost")]
+    })
+    .await;
+    assert!(cluster.metrics().connects >= 2, "{:?}", cluster.metrics());
+    assert!(cluster.metrics().failures >= 1, "{:?}", cluster.metrics());
+
+    cluster.stop();
+    b.shutdown().await;
+    a.shutdown().await;
+    epmd.shutdown().await;
+}
+
+#[tokio::test]
+async fn local_port_mapper_connects_every_node_the_port_mapper_knows() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        // Without the mesh, so that only the strategy can connect them.
+        let cfg = config(&format!("lp{i}@localhost"), epmd.local_addr()).connect_all(false);
+        nodes.push(Node::start(cfg).await.unwrap());
+    }
+    let strategy = LocalPortMapper::new().poll_interval(Duration::from_millis(50));
+    let cluster = Cluster::start(
+        &nodes[0],
+        ClusterConfig::new().topology(Topology::new("local", strategy)),
+    )
+    .await
+    .unwrap();
+    eventually("node 0 lists the two others", || nodes[0].list().len() == 2).await;
+
+    // A node registered later is found at a later poll.
+    let late = Node::start(config("lp3@localhost", epmd.local_addr()).connect_all(false))
+        .await
+        .unwrap();
+    eventually("node 0 lists the late node", || {
+        nodes[0].list().contains(late.name())
+    })
+    .await;
+    assert_eq!(cluster.metrics().connects, 3);
+
+    cluster.stop();
+    late.shutdown().await;
+    for node in nodes {
+        node.shutdown().await;
+    }
+    epmd.shutdown().await;
+}
+
+/// A UDP port for gossip, from the OS (free when asked; the gossip sockets share it).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .map(|a| a.port())
+        .expect("a free UDP port from the OS")
+}
+
+/// Gossip kept on this host: multicast from the loopback interface with TTL 0.
+fn loopback_gossip(port: u16, secret: &str) -> Gossip {
+    let mut cfg = GossipConfig::default();
+    cfg.port = port;
+    cfg.multicast_if = Some(std::net::Ipv4Addr::LOCALHOST);
+    cfg.multicast_ttl = 0;
+    cfg.secret = Some(secret.into());
+    cfg.interval_ms = 200;
+    Gossip::new(cfg)
+}
+
+#[tokio::test]
+async fn gossip_with_one_secret_forms_a_mesh_and_another_secret_stays_out() {
+    // A LocalCluster for its private port mapper and per-node log capture; its nodes are
+    // not connected to each other until a strategy does it.
+    let local = LocalCluster::builder()
+        .nodes(4)
+        .prefix("gossip")
+        .start()
+        .await
+        .unwrap();
+    let port = free_udp_port();
+    let mut clusters = Vec::new();
+    for i in 0..3 {
+        let topology = Topology::new("gossip", loopback_gossip(port, "same secret"));
+        clusters.push(
+            Cluster::start(
+                local.node(i),
+                ClusterConfig::new().topology(topology).debug(true),
+            )
+            .await
+            .unwrap(),
+        );
+    }
+    let (outsider, outsider_name) = (local.node(3), local.name(3).clone());
+    let other = Topology::new("gossip", loopback_gossip(port, "another secret"));
+    let outsider_cluster =
+        Cluster::start(outsider, ClusterConfig::new().topology(other).debug(true))
+            .await
+            .unwrap();
+    let mut outsider_events = outsider_cluster.events();
+
+    eventually("the three nodes form a full mesh by gossip alone", || {
+        (0..3).all(|i| local.node(i).list().len() == 2)
+    })
+    .await;
+    // The outsider hears their heartbeats and drops them, saying why.
+    let dropped = next_event(&mut outsider_events, "Dropped", |e| {
+        matches!(e, ClusterEvent::Dropped { .. })
+    })
+    .await;
+    let ClusterEvent::Dropped { why, .. } = dropped else {
+        unreachable!()
+    };
+    assert!(why.contains("another secret"), "{why}");
+    assert!(outsider.list().is_empty(), "{:?}", outsider.list());
+    for i in 0..3 {
+        assert!(!local.node(i).list().contains(&outsider_name));
+    }
+    assert!(clusters.iter().all(|c| c.metrics().dropped > 0));
+    assert_eq!(outsider_cluster.metrics().connects, 0);
+    // ... and its log says why, at debug.
+    assert!(
+        local.logs_captured(),
+        "the cluster's log layer is not installed: logs cannot be checked"
+    );
+    let logs = local.logs(3);
+    assert!(
+        logs.iter().any(|l| l.starts_with("DEBUG")
+            && l.contains("dropped")
+            && l.contains("authentication failed")),
+        "{logs:?}"
+    );
+
+    drop(clusters);
+    drop(outsider_cluster);
+    local.shutdown().await;
+}
+
+#[tokio::test]
+async fn hooks_decide_how_to_connect_and_what_counts_as_connected() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let a = Node::start(config("ha@localhost", epmd.local_addr()).connect_all(false))
+        .await
+        .unwrap();
+    let mut others = Vec::new();
+    for n in ["hb@localhost", "hc@localhost"] {
+        others.push(Node::start(config(n, epmd.local_addr())).await.unwrap());
+    }
+    // A connect hook that refuses hc, as libcluster's `:ignored`.
+    let hooks = Hooks::default().connect(|node, peer| {
+        Box::pin(async move {
+            if peer.name() == "hc" {
+                Err(ConnectError::NotAlive)
+            } else {
+                node.connect(&peer).await
+            }
+        })
+    });
+    let hosts = StaticHosts::new([name("hb@localhost"), name("hc@localhost")]);
+    let topology = Topology::new("hooked", hosts)
+        .hooks(hooks)
+        .backoff(Duration::from_millis(20), Duration::from_millis(100));
+    let cluster = Cluster::start(&a, ClusterConfig::new().topology(topology))
+        .await
+        .unwrap();
+    // A second cluster on the same node starts too (each has its own guard).
+    let second = Cluster::start(&a, ClusterConfig::new()).await.unwrap();
+    let mut events = cluster.event_stream();
+    let refused = tokio::time::timeout(DEADLINE, async {
+        while let Some(event) = events.next().await {
+            if let ClusterEvent::ConnectFailed { node, reason, .. } = event {
+                return (node, reason);
+            }
+        }
+        panic!("the event stream ended");
+    })
+    .await
+    .expect("a ConnectFailed event within the deadline");
+    assert_eq!(refused.0, name("hc@localhost"));
+    assert!(refused.1.contains("shut down"), "{}", refused.1);
+    eventually("a lists hb only", || a.list() == [name("hb@localhost")]).await;
+
+    cluster.stop();
+    second.stop();
+    for node in others {
+        node.shutdown().await;
+    }
+    a.shutdown().await;
+    epmd.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_gossip_socket_that_cannot_open_is_an_error_naming_what_to_change() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let node = Node::start(config("ge@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    let mut cfg = GossipConfig::default();
+    cfg.port = free_udp_port();
+    cfg.multicast_if = Some("192.0.2.123".parse().unwrap()); // TEST-NET-1: no such interface
+    cfg.multicast_ttl = 0;
+    let err = Cluster::start(
+        &node,
+        ClusterConfig::new().topology(Topology::new("g", Gossip::new(cfg))),
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(text.contains("multicast_if"), "{text}");
+    node.shutdown().await;
+    epmd.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_cluster_stops_with_its_node() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let node = Node::start(config("st@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    let hosts = StaticHosts::new([name("nobody@localhost")]);
+    let topology =
+        Topology::new("hosts", hosts).backoff(Duration::from_millis(10), Duration::from_millis(10));
+    let cluster = Cluster::start(&node, ClusterConfig::new().topology(topology))
+        .await
+        .unwrap();
+    let mut events = cluster.events();
+    next_event(&mut events, "ConnectFailed", |e| {
+        matches!(e, ClusterEvent::ConnectFailed { .. })
+    })
+    .await;
+    node.clone().shutdown().await;
+    // Once stopped, no more attempts: the failure count stops growing.
+    let settle = Instant::now() + Duration::from_millis(200);
+    let mut last = cluster.metrics().failures;
+    let mut stable_since = Instant::now();
+    while Instant::now() < settle + DEADLINE {
+        tokio::time::sleep(POLL).await; // the poll interval
+        let now = cluster.metrics().failures;
+        if now != last {
+            last = now;
+            stable_since = Instant::now();
+        } else if stable_since.elapsed() > Duration::from_millis(300) {
+            break;
+        }
+    }
+    assert!(
+        stable_since.elapsed() > Duration::from_millis(300),
+        "still attempting after the node stopped"
+    );
+    // A stopped node takes no new cluster.
+    let again = Cluster::start(&node, ClusterConfig::new()).await;
+    assert!(
+        matches!(
+            again,
+            Err(nodus::remote::cluster::ClusterError::NodeStopped)
+        ),
+        "{again:?}"
+    );
+    drop(cluster);
+    epmd.shutdown().await;
+}
