@@ -33,7 +33,7 @@ use crate::{
     registry::Registry,
     remote_message::{DeliverError, RemoteMessage, ReplySink},
     seam::{PeerTarget, RemoteSend, Transport},
-    supervisor::{ChildSpec, Supervisor, SupervisorMsg, SupervisorSpec},
+    supervisor::{spawn_linked, ChildSpec, Supervisor, SupervisorMsg, SupervisorSpec},
 };
 
 /// The default timeout of calls and task awaits: 5 s, as `GenServer.call` and `Task.await`.
@@ -722,15 +722,8 @@ impl ChildSpec {
             let (actor, args, what) = (actor.clone(), Arc::clone(&args), what.clone());
             async move {
                 let system = System::from_kernel(kernel).ok_or(SpawnError::SystemStopped)?;
-                let (actor_ref, _) = Actor::spawn_linked(None, actor, args(&system), supervisor)
-                    .await
-                    .map_err(|e| SpawnError::StartFailed {
-                        what,
-                        reason: e.to_string(),
-                    })?;
-                let cell = actor_ref.get_cell();
-                system.kernel().adopt(&cell);
-                Ok(cell)
+                let args = args(&system);
+                spawn_linked(system.inner, actor, args, supervisor, what).await
             }
             .boxed()
         })
