@@ -28,6 +28,6 @@ pub mod wire;
 pub use cluster::{Cluster, ClusterConfig, ClusterEvent, Topology};
 pub use cookie::{Cookie, CookieError};
 pub use node::{
-    ConnectError, ListKind, Node, NodeConfig, NodeDown, NodeDownReason, NodeError, NodeEvent,
-    NodeMonitor, Ping,
+    ConfigError, ConnectError, ListKind, Node, NodeConfig, NodeDown, NodeDownReason, NodeError,
+    NodeEvent, NodeMonitor, Ping,
 };

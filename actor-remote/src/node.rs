@@ -40,6 +40,7 @@
 mod addressing;
 mod config;
 mod driver;
+mod env;
 mod error;
 mod events;
 mod inner;
@@ -65,6 +66,7 @@ use tokio::{
 use tracing::Instrument;
 
 pub use config::NodeConfig;
+pub use env::ConfigError;
 pub use error::{ConnectError, NodeError};
 pub use events::{ListKind, NodeDown, NodeDownReason, NodeEvent, NodeMonitor, Ping};
 
