@@ -43,8 +43,10 @@ fn a_secret_never_reaches_debug() {
         "[topologies.g]\nstrategy = \"gossip\"\nconfig = { secret = \"hunter2\" }\n",
     )
     .unwrap();
-    let mut cfg = super::GossipConfig::default();
-    cfg.secret = Some("hunter2".into());
+    let cfg = super::GossipConfig {
+        secret: Some("hunter2".into()),
+        ..Default::default()
+    };
     assert!(!format!("{cfg:?}").contains("hunter2"));
     assert!(!format!("{config:?}").contains("hunter2"));
 }
