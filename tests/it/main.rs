@@ -1,5 +1,5 @@
-//! The one integration test binary: a module per area. `cluster`, `kv`, `links` and `presence` run on a
-//! `LocalCluster`, so they need the `testing` feature (`cargo test --all-features`).
+//! The one integration test binary: a module per area. `cluster`, `kv`, `links`, `presence` and `strategies`
+//! run on a `LocalCluster`, so they need the `testing` feature (`cargo test --all-features`).
 
 mod chat;
 #[cfg(feature = "testing")]
@@ -14,6 +14,7 @@ mod links;
 mod presence;
 mod process;
 mod registry;
+#[cfg(feature = "testing")]
 mod strategies;
 mod supervision;
 mod tasks;
