@@ -196,6 +196,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let deadline = args
         .exit_after
         .map(|secs| tokio::time::Instant::now() + Duration::from_secs(secs));
+    // One Ctrl-C listener for the whole run: one made anew in each round of the loop would
+    // miss a Ctrl-C that comes while another branch wins the round.
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         if deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
             println!("exiting: --exit-after {}s", args.exit_after.unwrap_or(0));
@@ -216,7 +220,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             break;
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut ctrl_c => break,
             event = events.recv() => {
                 if let Ok(NodeEvent::NodeUp { .. } | NodeEvent::NodeDown { .. }) = event {
                     continue;
