@@ -15,6 +15,9 @@
 //! - `static_trio_meshes_pings_and_runs_tasks`: the same with a static list of the others.
 //! - `wrong_cookie_keeps_a_host_out` and `wrong_secret_keeps_a_host_out`: the odd host stays
 //!   out, and the others' debug logs say why.
+//! - `netns_trio_script_prints_seed_001`: `examples/netns_trio.sh` (which makes its own
+//!   namespaces) prints what seed 001's terminals print, with each of its strategies, and
+//!   leaves no namespace behind.
 //!
 //! Making namespaces needs root (`CAP_SYS_ADMIN`) and the `ip` command (iproute2). Without
 //! them each test is reported *ignored* with the reason, never passed: this binary has its
@@ -50,7 +53,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 4] = [
+    let tests: [Test; 5] = [
         (
             "gossip_trio_meshes_pings_and_runs_tasks",
             gossip_trio_meshes_pings_and_runs_tasks,
@@ -66,6 +69,10 @@ fn main() {
         (
             "wrong_secret_keeps_a_host_out",
             wrong_secret_keeps_a_host_out,
+        ),
+        (
+            "netns_trio_script_prints_seed_001",
+            netns_trio_script_prints_seed_001,
         ),
     ];
     let trials = tests
@@ -263,6 +270,76 @@ fn wrong_secret_keeps_a_host_out() -> TestResult {
         )?;
     }
     lab.assert_out(3)
+}
+
+/// `examples/netns_trio.sh`, seed 001 re-made: the pongs, the full mesh, a task's result and
+/// the spawned greeting printed on the caller, for each strategy; then nothing left.
+fn netns_trio_script_prints_seed_001() -> TestResult {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/netns_trio.sh");
+    let binary = cluster_example()?;
+    for strategy in ["none", "gossip", "static"] {
+        let mut command = Command::new("bash");
+        command
+            .arg(&script)
+            .arg(strategy)
+            .env("NODUS_CLUSTER_BIN", &binary)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut run = NodeProcess::spawn(&format!("netns_trio.sh {strategy}"), command)?;
+        let finished = run.stdout.wait_closed();
+        if !finished {
+            // SIGTERM: the script's trap removes its namespaces.
+            let _ = Command::new("kill")
+                .arg(run.child.id().to_string())
+                .status();
+        }
+        let status = run.wait(Duration::from_secs(10));
+        let out = run.stdout.lines();
+        let transcript = || {
+            format!(
+                "stdout:\n{}\nstderr:\n{}",
+                out.join("\n"),
+                run.stderr.lines().join("\n")
+            )
+        };
+        if !finished || status != Some(true) {
+            return Err(format!(
+                "netns_trio.sh {strategy}: finished {finished}, success {status:?}; {}",
+                transcript()
+            ));
+        }
+        let (hoge, fuga, piyo) = ("hoge@10.77.0.1", "fuga@10.77.0.2", "piyo@10.77.0.3");
+        for line in [
+            format!("node {hoge} is up"),
+            format!("Node.ping({fuga}) = pong"),
+            format!("Node.ping({piyo}) = pong"),
+            format!("Node.list() = [{fuga}, {piyo}]"),
+            format!("Node.list() = [{hoge}, {piyo}]"),
+            format!("Node.list() = [{fuga}, {hoge}]"),
+            format!("task on {fuga}: Cluster.hello() = \"hello {piyo}, from {fuga}\""),
+            format!("元氣ですかーーーーッ！ (from {fuga})"),
+        ] {
+            if !out.iter().any(|l| l.starts_with(&line)) {
+                return Err(format!(
+                    "netns_trio.sh {strategy} never printed {line:?}; {}",
+                    transcript()
+                ));
+            }
+        }
+        let left = Command::new("ip")
+            .args(["netns", "list"])
+            .output()
+            .map_err(|e| format!("ip netns list: {e}"))?;
+        let prefix = format!("trio{}-", run.child.id());
+        if String::from_utf8_lossy(&left.stdout).contains(&prefix) {
+            return Err(format!(
+                "netns_trio.sh {strategy} left namespaces {prefix}*"
+            ));
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -548,6 +625,24 @@ impl Lines {
         }
     }
 
+    /// Waits, up to [`DEADLINE`], until the pipe closes; whether it did.
+    fn wait_closed(&self) -> bool {
+        let deadline = Instant::now() + DEADLINE;
+        let (lock, changed) = &*self.inner;
+        let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while !guard.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            guard = changed
+                .wait_timeout(guard, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
     /// Waits for a line equal to `line`.
     fn wait_line(&self, line: &str) -> TestResult {
         self.wait_for(&format!("{line:?}"), |lines| {
@@ -597,6 +692,25 @@ impl NodeProcess {
                 .find_map(|l| parse_list(l))
                 .is_some_and(|list| done(&list))
         })
+    }
+
+    /// Waits up to `bound` for it to exit: `Some(success)`, or `None` if it is still running
+    /// (it is then killed).
+    fn wait(&mut self, bound: Duration) -> Option<bool> {
+        let deadline = Instant::now() + bound;
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => return Some(status.success()),
+                Ok(None) if Instant::now() < deadline => {
+                    // Polling interval of a bounded wait for a process to exit.
+                    thread::sleep(Duration::from_millis(20));
+                }
+                _ => {
+                    self.kill();
+                    return None;
+                }
+            }
+        }
     }
 
     fn kill(&mut self) {
