@@ -13,6 +13,8 @@
 //!   heartbeats across the bridge, then ping each other, run a task on another node and a
 //!   `Node.spawn` that prints on the caller.
 //! - `static_trio_meshes_pings_and_runs_tasks`: the same with a static list of the others.
+//! - `seed_000_names_only_on_one_host`: three nodes given only a short name, in one namespace
+//!   (its own loopback), find each other by gossip; their debug logs show each decision.
 //! - `wrong_cookie_keeps_a_host_out` and `wrong_secret_keeps_a_host_out`: the odd host stays
 //!   out, and the others' debug logs say why.
 //! - `netns_trio_script_prints_seed_001`: `examples/netns_trio.sh` (which makes its own
@@ -53,7 +55,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 5] = [
+    let tests: [Test; 6] = [
         (
             "gossip_trio_meshes_pings_and_runs_tasks",
             gossip_trio_meshes_pings_and_runs_tasks,
@@ -69,6 +71,10 @@ fn main() {
         (
             "wrong_secret_keeps_a_host_out",
             wrong_secret_keeps_a_host_out,
+        ),
+        (
+            "seed_000_names_only_on_one_host",
+            seed_000_names_only_on_one_host,
         ),
         (
             "netns_trio_script_prints_seed_001",
@@ -108,6 +114,46 @@ fn gossip_trio_meshes_pings_and_runs_tasks() -> TestResult {
                 |lines| lines.iter().any(|l| l.contains(&heard)),
             )?;
         }
+    }
+    Ok(())
+}
+
+/// Seed 000 on one host, as the README tells it: three nodes given nothing but a short name
+/// find each other by gossip on the loopback interface and share the cookie of
+/// `~/.nodus.cookie`; `--debug` logs each decision. The host is a namespace of its own, so
+/// its loopback, port 4369 and the gossip port are this test's alone.
+fn seed_000_names_only_on_one_host() -> TestResult {
+    let mut lab = Lab::one_host("o")?;
+    let names = ["a@localhost", "b@localhost", "c@localhost"];
+    for (i, name) in names.iter().enumerate() {
+        lab.spawn_in(
+            i + 1,
+            0,
+            name,
+            &["--sname".to_string(), (*name).to_string()],
+        )?;
+    }
+    for (i, name) in names.iter().enumerate() {
+        let others: Vec<String> = names
+            .iter()
+            .filter(|n| *n != name)
+            .map(|n| (*n).to_string())
+            .collect();
+        let node = lab.node(i + 1);
+        node.wait_list(|list| others.iter().all(|o| list.contains(o)))?;
+        for other in &others {
+            // Each node heard the others' heartbeats (the mesh may also come from a peer's
+            // list: `connect_all`).
+            node.stderr
+                .wait_for(&format!("{name} hearing {other}"), |lines| {
+                    let heard = format!("seen: heartbeat topology=example node=\"{other}\"");
+                    lines.iter().any(|l| l.contains(&heard))
+                })?;
+        }
+    }
+    let cookie = lab.home.as_ref().map(|h| h.join(".nodus.cookie"));
+    if !cookie.as_ref().is_some_and(|c| c.exists()) {
+        return Err(format!("the nodes made no cookie file: {cookie:?}"));
     }
     Ok(())
 }
@@ -408,6 +454,8 @@ struct Lab {
     namespaces: Vec<String>,
     nodes: Vec<Option<NodeProcess>>,
     binary: PathBuf,
+    /// The nodes' home directory, when the test gives them one (their `~/.nodus.cookie`).
+    home: Option<PathBuf>,
 }
 
 impl Lab {
@@ -420,6 +468,7 @@ impl Lab {
             namespaces: Vec::new(),
             nodes: Vec::new(),
             binary,
+            home: None,
         };
         let switch = format!("{prefix}-sw");
         ip(&["netns", "add", &switch])?;
@@ -464,6 +513,27 @@ impl Lab {
         Ok(lab)
     }
 
+    /// One host with only its loopback up, for three nodes with short names (seed 000), and
+    /// an empty home directory for them.
+    fn one_host(tag: &str) -> Result<Lab, String> {
+        let binary = cluster_example()?;
+        let prefix = format!("ndt{}{tag}", std::process::id());
+        let home = std::env::temp_dir().join(format!("{prefix}-home"));
+        std::fs::create_dir_all(&home).map_err(|e| format!("{}: {e}", home.display()))?;
+        let mut lab = Lab {
+            subnet: 0,
+            namespaces: Vec::new(),
+            nodes: vec![None, None, None],
+            binary,
+            home: Some(home),
+        };
+        let host = format!("{prefix}-1");
+        ip(&["netns", "add", &host])?;
+        lab.namespaces.push(host.clone());
+        ip(&["-n", &host, "link", "set", "lo", "up"])?;
+        Ok(lab)
+    }
+
     /// Host `i`'s address (1..=3).
     fn ip(&self, i: usize) -> String {
         format!("10.77.{}.{i}", self.subnet)
@@ -485,22 +555,35 @@ impl Lab {
     /// Starts host `i`'s node with `cookie` and `args`, and waits until it is up.
     fn start(&mut self, i: usize, cookie: &str, args: &[String]) -> Result<(), String> {
         let name = self.name(i);
+        let mut all: Vec<String> = ["--name", &name, "--cookie", cookie, "--port-mapper"]
+            .map(String::from)
+            .into();
+        all.push(format!("{}:4369", self.ip(i)));
+        all.extend_from_slice(args);
+        self.spawn_in(i, i, &name, &all)
+    }
+
+    /// Runs the example with `args` in namespace `ns` as node `slot` (1..=3), named `name`,
+    /// and waits until it is up.
+    fn spawn_in(&mut self, slot: usize, ns: usize, name: &str, args: &[String]) -> TestResult {
         let mut command = Command::new("ip");
         command
-            .args(["netns", "exec", &self.namespaces[i]])
+            .args(["netns", "exec", &self.namespaces[ns]])
             .arg(&self.binary)
-            .args(["--name", &name, "--cookie", cookie])
-            .args(["--port-mapper", &format!("{}:4369", self.ip(i))])
-            .args(["--debug", "--exit-after", NODE_LIFETIME_SECS])
             .args(args)
+            .args(["--debug", "--exit-after", NODE_LIFETIME_SECS])
             .env_remove("RUST_LOG")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        let node = NodeProcess::spawn(&name, command)?;
-        self.nodes[i - 1] = Some(node);
-        let node = self.node(i);
+        if let Some(home) = &self.home {
+            // The cookie the nodes share: `~/.nodus.cookie`, made by the first one.
+            command.env("HOME", home).env_remove("NODUS_COOKIE");
+        }
+        let node = NodeProcess::spawn(name, command)?;
+        self.nodes[slot - 1] = Some(node);
+        let node = self.node(slot);
         let up = format!("node {name} is up");
         node.stdout
             .wait_for(&format!("{name} up"), |lines| {
@@ -540,6 +623,9 @@ impl Drop for Lab {
             if let Err(e) = ip(&["netns", "del", ns]) {
                 eprintln!("netns test cleanup: {e}");
             }
+        }
+        if let Some(home) = &self.home {
+            let _ = std::fs::remove_dir_all(home);
         }
     }
 }
