@@ -108,7 +108,7 @@ start() {
   local i=$1
   shift
   # shellcheck disable=SC2046 # strategy_args is words on purpose
-  local args=(--name "$(node "$i")" --cookie "$cookie" --port-mapper "10.77.0.$i:4369"
+  local args=(--name "$(node "$i")" --cookie "$cookie"
     $(strategy_args "$i") --exit-after 60 "$@")
   commands[i]="ip netns exec $prefix-$i $bin ${args[*]}"
   ip netns exec "$prefix-$i" "$bin" "${args[@]}" </dev/null >"$work/$i.out" 2>"$work/$i.err" &

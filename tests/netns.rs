@@ -5,9 +5,9 @@
 //! never meet, and removes them at the end, also when the test fails (`Lab`'s `Drop`). The
 //! addresses exist only inside those namespaces: nothing is added to the machine's own
 //! network. Each host runs one `examples/cluster` process through `ip netns exec`, with a
-//! long name (`hoge@10.77.N.1`), one cookie, and its own port mapper, the embedded one,
-//! bound on the host's address (`--port-mapper 10.77.N.i:4369`) where the other hosts look
-//! it up.
+//! long name (`hoge@10.77.N.1`), one cookie, and nothing else: each starts the embedded
+//! port mapper on its host, listening on every interface as epmd does, where the other hosts
+//! look it up.
 //!
 //! - `gossip_trio_meshes_pings_and_runs_tasks`: the hosts find each other by multicast
 //!   heartbeats across the bridge, then ping each other, run a task on another node and a
@@ -555,10 +555,11 @@ impl Lab {
     /// Starts host `i`'s node with `cookie` and `args`, and waits until it is up.
     fn start(&mut self, i: usize, cookie: &str, args: &[String]) -> Result<(), String> {
         let name = self.name(i);
-        let mut all: Vec<String> = ["--name", &name, "--cookie", cookie, "--port-mapper"]
+        // No `--port-mapper`: as `erl -name` with epmd, each node starts the embedded port
+        // mapper on its host (every interface, for long names), where the others look it up.
+        let mut all: Vec<String> = ["--name", &name, "--cookie", cookie]
             .map(String::from)
             .into();
-        all.push(format!("{}:4369", self.ip(i)));
         all.extend_from_slice(args);
         self.spawn_in(i, i, &name, &all)
     }

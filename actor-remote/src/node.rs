@@ -77,7 +77,7 @@ use self::{
     state::{NodeState, Outcome},
 };
 use crate::{
-    port_mapper::{ensure_port_mapper, PortMapperClient, PortMapperError},
+    port_mapper::{ensure_port_mapper_on, PortMapperClient, PortMapperError},
     proto::HandshakeConfig,
     transport::SessionConfig,
     Cookie,
@@ -143,7 +143,16 @@ impl Node {
                 .map_err(NodeError::PortMapper)?
                 .addr(),
         };
-        let port_mapper = ensure_port_mapper(port_mapper_addr)
+        // An embedded port mapper of a node with long names serves other hosts too: it
+        // listens on every interface, as epmd does (short names are one host's).
+        let embedded_bind = match (config.port_mapper, config.name_mode) {
+            (None, actor_core::NameMode::Long) => SocketAddr::new(
+                std::net::Ipv4Addr::UNSPECIFIED.into(),
+                port_mapper_addr.port(),
+            ),
+            _ => port_mapper_addr,
+        };
+        let port_mapper = ensure_port_mapper_on(port_mapper_addr, embedded_bind)
             .await
             .map_err(NodeError::PortMapper)?;
         let registration = port_mapper
@@ -208,7 +217,7 @@ impl Node {
                 Arc::downgrade(&inner),
                 registration,
                 port_mapper,
-                port_mapper_addr,
+                (port_mapper_addr, embedded_bind),
             )
             .instrument(inner.span()),
         );
