@@ -1,4 +1,4 @@
-//! The one integration test binary: a module per area. `cluster`, `kv`, `links` and `presence` run on a
+//! The one integration test binary: a module per area. `cluster`, `global`, `kv`, `links` and `presence` run on a
 //! `LocalCluster`, so they need the `testing` feature (`cargo test --all-features`).
 
 mod chat;
@@ -6,6 +6,8 @@ mod chat;
 mod cluster;
 mod destinations;
 mod genserver;
+#[cfg(feature = "testing")]
+mod global;
 #[cfg(feature = "testing")]
 mod kv;
 #[cfg(feature = "testing")]
