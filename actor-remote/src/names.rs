@@ -45,12 +45,15 @@
 //! assert_eq!(b.global().whereis("leader"), Some(pid.clone()));
 //! assert_eq!(b.pg().members("workers"), [pid.clone()]);
 //! assert!(b.pg().local_members("workers").is_empty());
-//! b.cast(Destination::global("leader"), ())?; // `{:global, "leader"}`
+//! b.cast(Destination::global("leader"), Hi)?; // `{:global, "leader"}`, from b to a
 //! # a.shutdown().await; b.shutdown().await; Ok(()) }
+//! #[derive(serde::Serialize, serde::Deserialize)]
+//! struct Hi;
+//! actor_core::serde_message!(Hi = "doc.names.Hi");
 //! # struct Quiet;
 //! # impl ractor::Actor for Quiet {
-//! #     type Msg = (); type State = (); type Arguments = ();
-//! #     async fn pre_start(&self, _: ractor::ActorRef<()>, _: ()) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
+//! #     type Msg = Hi; type State = (); type Arguments = ();
+//! #     async fn pre_start(&self, _: ractor::ActorRef<Hi>, _: ()) -> Result<(), ractor::ActorProcessingErr> { Ok(()) }
 //! # }
 //! ```
 
