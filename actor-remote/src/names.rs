@@ -357,6 +357,11 @@ impl Shared {
         }
     }
 
+    fn owns_any(me: &NodeName, state: &State) -> bool {
+        state.names.entries().any(|(_, p)| p.node() == me)
+            || state.groups.owned_nodes().contains(me)
+    }
+
     fn digest(state: &State) -> u64 {
         state.names.digest() ^ state.groups.digest().rotate_left(1)
     }
@@ -502,7 +507,10 @@ impl Shared {
                     let _ = self.group_events.send(event);
                 }
                 self.apply(&system, effects);
-                if reply {
+                // The answer is what `from` may have lost to a node-down it had not handled
+                // yet when our own sync came; owning nothing, there is nothing to lose (and
+                // a mesh of nodes without names sends half the messages).
+                if reply && Self::owns_any(&self.me, &state) {
                     self.send(&system, &from, self.sync_msg(&state, false));
                 }
             }
