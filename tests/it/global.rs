@@ -11,7 +11,7 @@ use std::{
 use nodus::{
     core::ExitReason,
     ractor::{Actor, ActorProcessingErr, ActorRef},
-    remote::{GroupChange, Node},
+    remote::{GroupChange, NameConflict, Node, Resolve},
     testing::LocalCluster,
     Destination, DownReason, Pid, TaskSupervisor, TaskSupervisorConfig,
 };
@@ -394,4 +394,76 @@ async fn a_group_spans_three_nodes_a_group_cast_reaches_every_member_and_the_dea
         Ok(false)
     );
     cluster.shutdown().await;
+}
+
+/// The alternatives to killing: with `NotifyLoser` the same actor keeps the name and the
+/// other runs on, told; with `UnregisterBoth` neither keeps it and both are told.
+#[tokio::test]
+async fn the_other_resolutions_notify_instead_of_killing() {
+    for resolve in [Resolve::NotifyLoser, Resolve::UnregisterBoth] {
+        let cluster = LocalCluster::builder()
+            .nodes(2)
+            .prefix("globres")
+            .tick_time(TICK)
+            .start()
+            .await
+            .unwrap();
+        cluster.await_mesh(DEADLINE).await.unwrap();
+        for i in 0..2 {
+            cluster.node(i).global().set_resolve(resolve);
+        }
+        cluster.partition(0, 1).unwrap();
+        until("both sides apart", DEADLINE, || async {
+            (cluster.node(0).list().is_empty() && cluster.node(1).list().is_empty()).then_some(())
+        })
+        .await;
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let (_, pa) = probe(cluster.node(0), &tx).await;
+        let (_, pb) = probe(cluster.node(1), &tx).await;
+        cluster.node(0).global().register("leader", &pa).unwrap();
+        cluster.node(1).global().register("leader", &pb).unwrap();
+        let (mut ca, mut cb) = (
+            cluster.node(0).global().conflicts(),
+            cluster.node(1).global().conflicts(),
+        );
+
+        cluster.heal(0, 1).unwrap();
+        cluster.await_mesh(DEADLINE).await.unwrap();
+        cluster.node(0).global().sync(DEADLINE).await.unwrap();
+        let (a, b) = (cluster.name(0), cluster.name(1));
+        let (winner, loser) = if a < b { (&pa, &pb) } else { (&pb, &pa) };
+        let expected = match resolve {
+            Resolve::NotifyLoser => Some(winner.clone()),
+            _ => None,
+        };
+        for i in 0..2 {
+            assert_eq!(
+                cluster.node(i).global().whereis("leader"),
+                expected,
+                "{resolve:?} node {i}"
+            );
+        }
+        // Who is told: the loser's node under NotifyLoser, both nodes under UnregisterBoth.
+        let told = |rx: &mut tokio::sync::broadcast::Receiver<_>| rx.try_recv().ok();
+        let (na, nb): (Option<NameConflict>, Option<NameConflict>) = (told(&mut ca), told(&mut cb));
+        match resolve {
+            Resolve::NotifyLoser => {
+                let conflict = na.or(nb).expect("the loser's node was told");
+                assert_eq!((&conflict.loser, &conflict.other), (loser, winner));
+            }
+            _ => {
+                assert_eq!(na.map(|c| c.loser), Some(pa.clone()));
+                assert_eq!(nb.map(|c| c.loser), Some(pb.clone()));
+            }
+        }
+        // Nobody was killed: both actors still answer.
+        for (i, pid) in [(0, &pa), (1, &pb)] {
+            assert!(cluster.node(i).cast(pid, Hello(1)).is_ok(), "{resolve:?}");
+            assert!(cluster
+                .node(i)
+                .resolve(&Destination::Pid(pid.clone()))
+                .is_ok());
+        }
+        cluster.shutdown().await;
+    }
 }
