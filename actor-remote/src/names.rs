@@ -489,6 +489,18 @@ impl Shared {
     /// A message from a peer's name server.
     fn on_peer(&self, msg: NamesMsg) {
         let Some(system) = self.system() else { return };
+        // A message that was on its way when its session went down may be handled after
+        // the node-down purge: what it adds would stay until the node came back. Additions
+        // from nodes not connected are dropped (the sync on reconnecting brings them).
+        if let NamesMsg::Sync { from, .. }
+        | NamesMsg::Register { from, .. }
+        | NamesMsg::Join { from, .. } = &msg
+        {
+            if !self.peers().contains(from) {
+                tracing::debug!(peer = %from, "names: dropped an addition from a node not connected");
+                return;
+            }
+        }
         let mut state = self.lock();
         match msg {
             NamesMsg::Sync {
