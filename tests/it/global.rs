@@ -467,3 +467,48 @@ async fn the_other_resolutions_notify_instead_of_killing() {
         cluster.shutdown().await;
     }
 }
+
+/// A paused node is only noticed by ticks: its names and members go on the others once
+/// they see `tick_timeout`, within the tick time (and 2 s of slack for a loaded machine).
+#[tokio::test]
+async fn a_paused_nodes_names_and_members_go_when_ticks_notice() {
+    let mut cluster = LocalCluster::builder()
+        .nodes(3)
+        .prefix("globpause")
+        .tick_time(TICK)
+        .start()
+        .await
+        .unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let (tx, _rx) = mpsc::unbounded_channel();
+    let (_p, on_2) = probe(cluster.node(2), &tx).await;
+    cluster.node(2).global().register("frozen", &on_2).unwrap();
+    cluster.node(2).pg().join("g", &on_2).unwrap();
+    cluster.node(2).global().sync(DEADLINE).await.unwrap();
+    assert_eq!(
+        cluster.node(0).global().whereis("frozen"),
+        Some(on_2.clone())
+    );
+
+    cluster.pause(2).await.unwrap();
+    let paused = Instant::now();
+    for i in 0..2 {
+        until(
+            "the paused node's names gone",
+            TICK + Duration::from_secs(2),
+            || async {
+                let node = cluster.node(i);
+                (node.global().whereis("frozen").is_none() && node.pg().members("g").is_empty())
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+    assert!(
+        paused.elapsed() >= TICK / 2,
+        "noticed by ticks, not at once: {:?}",
+        paused.elapsed()
+    );
+    cluster.resume(2).await.unwrap();
+    cluster.shutdown().await;
+}
