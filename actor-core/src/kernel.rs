@@ -54,6 +54,9 @@ pub(crate) struct KernelState {
     pub(crate) span: tracing::Span,
     root: OnceLock<ActorCell>,
     transport: OnceLock<Arc<dyn Transport>>,
+    /// Resolves a [`Destination::Global`](crate::Destination::Global) name to its pid; the
+    /// node's global name table, once installed.
+    global: OnceLock<GlobalResolver>,
     output: RwLock<Output>,
 }
 
@@ -65,6 +68,9 @@ impl Drop for KernelState {
         self.processes.stop_reaper();
     }
 }
+
+/// What a node installs to resolve global names (`actor-remote`'s global name table).
+pub type GlobalResolver = Arc<dyn Fn(&str) -> Option<Pid> + Send + Sync>;
 
 /// One node's shared state; cheap to clone (clones share it).
 #[derive(Clone)]
@@ -118,6 +124,7 @@ impl Kernel {
                 functions: FunctionRegistry::new(),
                 root: OnceLock::new(),
                 transport: OnceLock::new(),
+                global: OnceLock::new(),
                 remote_types: RemoteTypes::default(),
                 processes: Processes::default(),
                 span,
@@ -155,6 +162,19 @@ impl Kernel {
         transport: Arc<dyn Transport>,
     ) -> Result<(), Arc<dyn Transport>> {
         self.inner.transport.set(transport)
+    }
+
+    /// Installs the resolver of global names; a second one is handed back.
+    pub(crate) fn set_global_resolver(
+        &self,
+        resolver: GlobalResolver,
+    ) -> Result<(), GlobalResolver> {
+        self.inner.global.set(resolver)
+    }
+
+    /// The pid a global name stands for, if a resolver is installed and knows it.
+    pub(crate) fn resolve_global(&self, name: &str) -> Option<Pid> {
+        self.inner.global.get().and_then(|resolve| resolve(name))
     }
 
     /// The root supervisor's cell, once the node has one.

@@ -298,6 +298,18 @@ impl System {
         self.is_local(pid.node()) && pid.creation() == self.inner.creation
     }
 
+    /// `dest` with a [`Destination::Global`] name replaced by the pid it stands for (left as
+    /// it is when no one holds it: it then answers `NoProc`).
+    pub(crate) fn resolve_global(&self, dest: Destination) -> Destination {
+        match &dest {
+            Destination::Global(name) => self
+                .inner
+                .resolve_global(name)
+                .map_or(dest, Destination::Pid),
+            _ => dest,
+        }
+    }
+
     /// Whether `node` is this node.
     pub fn is_local(&self, node: &NodeName) -> bool {
         *node == self.inner.node
@@ -355,6 +367,7 @@ impl System {
             Destination::Pid(pid) => Err(SendErrorKind::NoConnection {
                 node: pid.node().clone(),
             }),
+            Destination::Global(_) => Err(noproc()),
         }
     }
 
@@ -371,7 +384,7 @@ impl System {
         dest: impl Into<Destination>,
         msg: M,
     ) -> Result<(), SendError<M>> {
-        let dest = dest.into();
+        let dest = self.resolve_global(dest.into());
         if let Some(node) = self.remote_node(&dest) {
             return self.cast_remote(node, dest, msg);
         }
@@ -447,7 +460,7 @@ impl System {
     /// stops, `NoConnection` when its node cannot be reached or goes down. Dropping it
     /// demonitors.
     pub fn monitor(&self, dest: impl Into<Destination>) -> Monitor {
-        let dest = dest.into();
+        let dest = self.resolve_global(dest.into());
         if let Some(node) = self.remote_node(&dest) {
             return match self.transport() {
                 Some(transport) => transport.monitor(node, dest),
@@ -487,6 +500,8 @@ impl System {
         msg: M,
         timeout: Duration,
     ) -> Result<(), SendErrorKind> {
+        let resolved = self.resolve_global(dest.clone());
+        let dest = &resolved;
         let Some(node) = self.remote_node(dest) else {
             return self.cast(dest, msg).map_err(|e| e.kind);
         };
@@ -590,7 +605,7 @@ impl System {
         R: Send + 'static,
         F: FnOnce(RpcReplyPort<R>) -> M,
     {
-        let dest = dest.into();
+        let dest = self.resolve_global(dest.into());
         if let Some(node) = self.remote_node(&dest) {
             return self.call_remote(node, dest, build, timeout).await;
         }

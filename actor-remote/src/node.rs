@@ -99,6 +99,17 @@ pub struct Node {
     inner: Arc<Inner>,
 }
 
+/// A [`Node`] that does not keep it alive (for the node's own background work).
+#[derive(Clone)]
+pub(crate) struct WeakNode(std::sync::Weak<Inner>);
+
+impl WeakNode {
+    /// The node, if it is still there.
+    pub(crate) fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
+}
+
 impl fmt::Debug for Node {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Node")
@@ -193,6 +204,7 @@ impl Node {
             config.connect_all,
             config.handshake_timeout,
         );
+        let names = crate::names::Shared::new(&system);
         let inner = Arc::new(Inner {
             name: name.clone(),
             system,
@@ -205,6 +217,7 @@ impl Node {
             tasks: Mutex::new(Vec::new()),
             dial: spawn_dial,
             config,
+            names,
         });
         let transport = Arc::new(NodeTransport(Arc::downgrade(&inner)));
         if actor_core::transport::install(&inner.system, transport).is_err() {
@@ -224,8 +237,25 @@ impl Node {
         inner
             .lock_tasks()
             .extend([accept.abort_handle(), keeper.abort_handle()]);
-        tracing::info!(parent: &inner.span(), listen = %listen_addr, creation, "node started");
-        Ok(Node { inner })
+        let node = Node { inner };
+        crate::names::start(&node).await?;
+        tracing::info!(parent: &node.inner.span(), listen = %listen_addr, creation, "node started");
+        Ok(node)
+    }
+
+    /// The node's global names and process groups (`crate::names`).
+    pub(crate) fn names(&self) -> &Arc<crate::names::Shared> {
+        &self.inner.names
+    }
+
+    /// A handle that does not keep the node alive.
+    pub(crate) fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.inner))
+    }
+
+    /// Stops `task` with the node.
+    pub(crate) fn keep_task(&self, task: tokio::task::AbortHandle) {
+        self.inner.lock_tasks().push(task);
     }
 
     /// This node's name.
@@ -416,6 +446,7 @@ impl Node {
     /// listening, and shuts the system down.
     pub async fn shutdown(self) {
         self.inner.with_state(|s| s.shutdown());
+        self.inner.names.stop();
         // Stops listening and drops the registration (which unregisters the name).
         for task in self.inner.lock_tasks().drain(..) {
             task.abort();

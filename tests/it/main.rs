@@ -1,11 +1,14 @@
-//! The one integration test binary: a module per area. `cluster`, `kv`, `links`, `presence` and `strategies`
-//! run on a `LocalCluster`, so they need the `testing` feature (`cargo test --all-features`).
+//! The one integration test binary: a module per area. `cluster`, `global`, `kv`, `links`,
+//! `presence` and `strategies` run on a `LocalCluster`, so they need the `testing` feature
+//! (`cargo test --all-features`).
 
 mod chat;
 #[cfg(feature = "testing")]
 mod cluster;
 mod destinations;
 mod genserver;
+#[cfg(feature = "testing")]
+mod global;
 #[cfg(feature = "testing")]
 mod kv;
 #[cfg(feature = "testing")]

@@ -86,11 +86,17 @@ pub(crate) async fn launch(
     kind: TaskKind,
     timeout: Duration,
 ) -> Result<Launched, TaskError> {
-    if let To::Dest(dest) = to {
-        if let Some(node) = system.remote_node(dest) {
-            return launch_remote(system, node, dest.clone(), job, kind, timeout).await;
+    let resolved;
+    let to = match to {
+        To::Dest(dest) => {
+            resolved = system.resolve_global(dest.clone());
+            if let Some(node) = system.remote_node(&resolved) {
+                return launch_remote(system, node, resolved, job, kind, timeout).await;
+            }
+            To::Dest(&resolved)
         }
-    }
+        other => other,
+    };
     let (started, result) = launch_here(system, to, job, kind).await?;
     Ok(Launched {
         id: started.id,

@@ -1,20 +1,8 @@
 //! A node's configuration from the environment or a TOML file, for releases: seed 003 sets
 //! `RELEASE_NODE=app@$POD_IP` and `RELEASE_COOKIE` and nothing else.
 //!
-//! | Variable | TOML key (`[node]`) | Meaning | Default |
-//! |---|---|---|---|
-//! | `NODUS_NODE` (or `RELEASE_NODE`) | `name` | `name@host`, or `name` alone with `NODUS_HOST` | required |
-//! | `NODUS_HOST` | `host` | the host part when `NODUS_NODE` has none (a pod IP, say) | |
-//! | `NODUS_DISTRIBUTION` (or `RELEASE_DISTRIBUTION`) | `distribution` | `sname` or `name` (long names) | `name` for an IP or a dotted host, else `sname` |
-//! | `NODUS_COOKIE` (or `RELEASE_COOKIE`) | `cookie` | the cookie | `~/.nodus.cookie` |
-//! | `NODUS_LISTEN_IP` | `listen_ip` | the address to listen on | the host's address if it is one, else all |
-//! | `NODUS_PORT` | `port` | the distribution port; 0 lets the OS choose | 0 |
-//! | `NODUS_PORT_MAPPER` | `port_mapper` | `ip:port` of the port mapper | `127.0.0.1:4369` (`ERL_EPMD_PORT`) |
-//! | `NODUS_TICK_TIME` | `tick_time` | seconds of silence before a peer is down (`net_ticktime`) | 60 |
-//! | `NODUS_HIDDEN` | `hidden` | `true` for a hidden node | `false` |
-//! | `NODUS_CONNECT_ALL` | `connect_all` | `false` to keep out of the full mesh | `true` |
-//!
-//! A value that does not parse is a [`ConfigError`] naming the variable (or key), the value,
+//! The variables and TOML keys are listed on [`NodeConfig::from_env`]. A value that does
+//! not parse is a [`ConfigError`] naming the variable (or key), the value,
 //! and the accepted forms. The cluster's topology comes from its own variables (see
 //! [`cluster`](crate::cluster)).
 
@@ -89,8 +77,23 @@ fn parse_with<T: std::str::FromStr>(
 }
 
 impl NodeConfig {
-    /// The configuration from the process's environment (see the [module docs](self) for the
-    /// variables).
+    /// The configuration from the process's environment:
+    ///
+    /// | Variable | TOML key (`[node]`) | Meaning | Default |
+    /// |---|---|---|---|
+    /// | `NODUS_NODE` (or `RELEASE_NODE`) | `name` | `name@host`, or `name` alone with `NODUS_HOST` | required |
+    /// | `NODUS_HOST` | `host` | the host part when `NODUS_NODE` has none (a pod IP, say) | |
+    /// | `NODUS_DISTRIBUTION` (or `RELEASE_DISTRIBUTION`) | `distribution` | `sname` or `name` (long names) | `name` for an IP or a dotted host, else `sname` |
+    /// | `NODUS_COOKIE` (or `RELEASE_COOKIE`) | `cookie` | the cookie | `~/.nodus.cookie` |
+    /// | `NODUS_LISTEN_IP` | `listen_ip` | the address to listen on | the host's address if it is one, else all |
+    /// | `NODUS_PORT` | `port` | the distribution port; 0 lets the OS choose | 0 |
+    /// | `NODUS_PORT_MAPPER` | `port_mapper` | `ip:port` of the port mapper | `127.0.0.1:4369` (`ERL_EPMD_PORT`) |
+    /// | `NODUS_TICK_TIME` | `tick_time` | seconds of silence before a peer is down (`net_ticktime`) | 60 |
+    /// | `NODUS_HIDDEN` | `hidden` | `true` for a hidden node | `false` |
+    /// | `NODUS_CONNECT_ALL` | `connect_all` | `false` to keep out of the full mesh | `true` |
+    ///
+    ///
+    /// `RELEASE_*` are an Elixir release's names, read when the `NODUS_*` one is not set.
     ///
     /// # Errors
     /// [`ConfigError`] naming the variable that is missing or wrong.
@@ -197,7 +200,7 @@ impl NodeConfig {
     }
 
     /// The configuration from the `[node]` table of a TOML file, with the keys of the
-    /// [module docs](self).
+    /// table of [`NodeConfig::from_env`].
     ///
     /// # Errors
     /// [`ConfigError::File`] for a file that cannot be read or parsed, else as
