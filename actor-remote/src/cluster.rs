@@ -21,6 +21,8 @@
 //! - A socket that cannot be opened is a typed error naming the address and what to change
 //!   (libcluster #189, #94 crash with a `MatchError`).
 //! - Unknown keys in a configuration are errors, not silently ignored (libcluster #120).
+//! - A node that shuts down tells its peers (see [Graceful leave](#graceful-leave)), so no
+//!   strategy connects it again while it goes (libcluster #202).
 //!
 //! # Configuration
 //!
@@ -50,6 +52,21 @@
 //! | `NODUS_CLUSTER_POLL_INTERVAL_MS` | `static_hosts`, `local_port_mapper` |
 //! | `NODUS_CLUSTER_BACKOFF_INITIAL_MS`, `NODUS_CLUSTER_BACKOFF_MAX_MS`, `NODUS_CLUSTER_CONNECT_TIMEOUT_MS` | per topology |
 //! | `NODUS_CLUSTER_GOSSIP_PORT`, `_IF_ADDR`, `_MULTICAST_IF`, `_MULTICAST_ADDR`, `_MULTICAST_TTL`, `_BROADCAST_ONLY`, `_SECRET`, `_INTERVAL_MS`, `_MAX_SKEW_MS` | `gossip` (`NODUS_CLUSTER_GOSSIP_` + the [`GossipConfig`] key in upper case) |
+//!
+//! # Graceful leave
+//!
+//! [`Node::shutdown`] tells every peer that the node is leaving before it closes its
+//! sessions (libcluster #202: a terminating pod was connected again during its shutdown).
+//! Peers close the session and report the node down with
+//! [`NodeDownReason::Shutdown`](crate::NodeDownReason::Shutdown) (the BEAM's `shutdown`),
+//! and remember it ([`Node::left`]). No strategy connects a node that left
+//! ([`Context::connect_nodes`] skips it) until it is *seen again*:
+//! - it connects to this node (a restarted node whose strategy dials this one; a session
+//!   that comes up with it for any reason), which every strategy relies on; or
+//! - [`StaticHosts`]: the port mapper on its host has a new registration for it (one after
+//!   a check found none, or on another port than at the first check after it left);
+//!
+//! A user's own [`Node::connect`] or [`Node::ping`] still connects it (and so clears it).
 //!
 //! # Hooks, events, metrics, logs
 //!

@@ -12,6 +12,7 @@ use nodus::remote::{
     port_mapper::PortMapperServer,
     ConnectError, Cookie, Node, NodeConfig, Ping,
 };
+use nodus::remote::{NodeDownReason, NodeEvent};
 use nodus::{testing::LocalCluster, NodeName};
 use tokio::{sync::broadcast, time::Instant};
 
@@ -189,8 +190,10 @@ async fn static_hosts_connects_a_late_node_and_a_restarted_one() {
     .await;
     eventually("a lists b", || a.list() == [name("sb@localhost")]).await;
 
-    // b is killed and restarted under the same name: it rejoins.
-    b.shutdown().await;
+    // b is killed (it halts: no graceful leave) and restarted under the same name: it
+    // rejoins. (A node that left gracefully waits to be seen again: see
+    // static_hosts_does_not_redial_a_node_that_left_until_it_registers_anew.)
+    b.halt().await;
     eventually("a sees b gone", || a.list().is_empty()).await;
     let b = Node::start(config("sb@localhost", epmd.local_addr()))
         .await
@@ -464,5 +467,120 @@ async fn the_cluster_stops_with_its_node() {
         "{again:?}"
     );
     drop(cluster);
+    epmd.shutdown().await;
+}
+
+// ----- graceful leave -----
+
+#[tokio::test]
+async fn a_node_that_shuts_down_tells_its_peers_and_they_see_shutdown() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let a = Node::start(config("la@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    let b = Node::start(config("lb@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    let c = Node::start(config("lc@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    assert_eq!(a.ping("lb@localhost").await, Ping::Pong);
+    assert_eq!(a.ping("lc@localhost").await, Ping::Pong);
+    let monitor = a.monitor_node(b.name()).await;
+    let mut events = a.events();
+    b.shutdown().await;
+    let down = tokio::time::timeout(DEADLINE, monitor)
+        .await
+        .expect("a NodeDown for b");
+    assert_eq!(down.reason, NodeDownReason::Shutdown);
+    assert_eq!(down.reason.to_string(), "shutdown");
+    let event = tokio::time::timeout(DEADLINE, async {
+        loop {
+            if let Ok(NodeEvent::NodeDown { node, reason, .. }) = events.recv().await {
+                if node == name("lb@localhost") {
+                    return reason;
+                }
+            }
+        }
+    })
+    .await
+    .expect("a NodeDown event for b");
+    assert_eq!(event, NodeDownReason::Shutdown);
+    assert_eq!(a.left(), [name("lb@localhost")]);
+    // A node that halts (a crash) says nothing: connection_closed, not remembered as left.
+    let monitor = a.monitor_node(c.name()).await;
+    c.halt().await;
+    let down = tokio::time::timeout(DEADLINE, monitor)
+        .await
+        .expect("a NodeDown for c");
+    assert_eq!(down.reason, NodeDownReason::ConnectionClosed);
+    assert!(!a.has_left(&name("lc@localhost")));
+    a.shutdown().await;
+    epmd.shutdown().await;
+}
+
+#[tokio::test]
+async fn static_hosts_does_not_redial_a_node_that_left_until_it_registers_anew() {
+    let epmd = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+        .await
+        .unwrap()
+        .spawn();
+    let a = Node::start(config("ga@localhost", epmd.local_addr()).connect_all(false))
+        .await
+        .unwrap();
+    let b = Node::start(config("gb@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    // Count the strategy's connect attempts per node.
+    let attempts: std::sync::Arc<std::sync::Mutex<Vec<NodeName>>> = Default::default();
+    let seen = attempts.clone();
+    let hooks = Hooks::default().connect(move |node, peer| {
+        seen.lock().expect("the attempts' lock").push(peer.clone());
+        Box::pin(async move { node.connect(&peer).await })
+    });
+    // `gx` never starts: each poll tries it, which shows polls go on.
+    let hosts = StaticHosts::new([name("gb@localhost"), name("gx@localhost")])
+        .poll_interval(Duration::from_millis(30));
+    let topology = Topology::new("hosts", hosts)
+        .hooks(hooks)
+        .backoff(Duration::from_millis(10), Duration::from_millis(20));
+    let cluster = Cluster::start(&a, ClusterConfig::new().topology(topology))
+        .await
+        .unwrap();
+    eventually("a lists b", || a.list() == [name("gb@localhost")]).await;
+
+    let count = |node: &str| {
+        attempts
+            .lock()
+            .expect("the attempts' lock")
+            .iter()
+            .filter(|n| n.name() == node)
+            .count()
+    };
+    b.shutdown().await;
+    eventually("a knows b left", || a.has_left(&name("gb@localhost"))).await;
+    let before_b = count("gb");
+    let before_x = count("gx");
+    eventually("ten more polls", || count("gx") >= before_x + 10).await;
+    assert_eq!(count("gb"), before_b, "a node that left was dialled again");
+    assert!(a.list().is_empty());
+
+    // b comes back (a new registration with the port mapper; b runs no strategy, so it
+    // does not dial a itself): a connects it again.
+    let b = Node::start(config("gb@localhost", epmd.local_addr()))
+        .await
+        .unwrap();
+    eventually("a lists the restarted b", || {
+        a.list() == [name("gb@localhost")]
+    })
+    .await;
+    assert!(!a.has_left(&name("gb@localhost")));
+
+    cluster.stop();
+    b.shutdown().await;
+    a.shutdown().await;
     epmd.shutdown().await;
 }
