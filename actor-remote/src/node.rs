@@ -254,6 +254,23 @@ impl Node {
     /// The nodes that left gracefully (they said so before shutting down, see
     /// [`Node::shutdown`]) and have not connected since, sorted. Cluster strategies do not
     /// connect these until they are seen again.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actor_remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig, NodeDownReason, Ping};
+    /// let epmd = PortMapperServer::bind("127.0.0.1:0".parse()?).await?.spawn();
+    /// let cookie = Cookie::new("c")?;
+    /// let config = |name| NodeConfig::sname(name).cookie(cookie.clone()).port_mapper(epmd.local_addr());
+    /// let a = Node::start(config("a@localhost")).await?;
+    /// let b = Node::start(config("b@localhost")).await?;
+    /// assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    /// let monitor = a.monitor_node(b.name()).await;
+    /// let b_name = b.name().clone();
+    /// b.shutdown().await; // tells a first
+    /// assert_eq!(monitor.await.reason, NodeDownReason::Shutdown);
+    /// assert_eq!(a.left(), [b_name]);
+    /// # a.shutdown().await; Ok(()) }
+    /// ```
     pub fn left(&self) -> Vec<NodeName> {
         self.inner.lock().left()
     }

@@ -130,6 +130,13 @@ impl Membership {
 
 /// The node `basename@ip` (DnsPoll, Kubernetes DNS: one node per address).
 ///
+/// ```
+/// use actor_remote::cluster::dns::node_at_ip;
+/// assert_eq!(node_at_ip("app", "10.0.0.7".parse()?).unwrap().as_str(), "app@10.0.0.7");
+/// assert!(node_at_ip("my app", "10.0.0.7".parse()?).is_err());
+/// # Ok::<(), std::net::AddrParseError>(())
+/// ```
+///
 /// # Errors
 /// A message naming the name that is not valid (a basename with characters a node name
 /// cannot have).
@@ -140,6 +147,12 @@ pub fn node_at_ip(basename: &str, ip: IpAddr) -> Result<NodeName, String> {
 
 /// The node `basename@host` for an SRV record's target (the trailing dot of the absolute
 /// name is dropped: `app@app-0.app.default.svc.cluster.local`).
+///
+/// ```
+/// use actor_remote::cluster::dns::node_at_host;
+/// let node = node_at_host("app", "app-0.app.default.svc.cluster.local.").unwrap();
+/// assert_eq!(node.as_str(), "app@app-0.app.default.svc.cluster.local");
+/// ```
 ///
 /// # Errors
 /// A message naming the name that is not valid.
