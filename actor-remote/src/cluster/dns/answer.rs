@@ -12,7 +12,10 @@ pub enum Answer {
     /// type, which are answers too).
     Complete(Vec<NodeName>),
     /// An answer the server marked truncated (the TC bit), and no whole one came: the nodes
-    /// in it exist, but a node missing from it may only have been cut off.
+    /// in it exist, but a node missing from it may only have been cut off. (The built-in
+    /// strategies never see one: hickory-resolver retries a truncated UDP answer over TCP,
+    /// and one it cannot complete is a failure. It is here for a strategy that reads DNS
+    /// answers itself.)
     Truncated(Vec<NodeName>),
     /// The query failed (no answer in time, SERVFAIL, REFUSED, a truncated answer the
     /// resolver could not complete over TCP, ...): says nothing about any node.
