@@ -628,7 +628,7 @@ mod dns_server {
 
 use dns_server::DnsServer;
 use nodus::remote::{
-    cluster::{DnsPoll, KubernetesDnsSrv},
+    cluster::{DnsPoll, KubernetesDns, KubernetesDnsSrv},
     port_mapper::PortMapperServerHandle,
     NodeDownReason, NodeEvent,
 };
@@ -814,6 +814,38 @@ async fn a_truncated_dns_answer_never_prunes() {
     for node in [a, b, c] {
         node.shutdown().await;
     }
+    for m in mappers {
+        m.shutdown().await;
+    }
+    dns.shutdown().await;
+}
+
+#[tokio::test]
+async fn kubernetes_dns_connects_application_name_at_each_pod_ip() {
+    let dns = DnsServer::start().await;
+    let (pm_port, mappers) = port_mappers(&[13, 14]).await;
+    let a = node_at("myapp", 13, pm_port).await;
+    let b = node_at("myapp", 14, pm_port).await;
+    let service = "myapp-headless.default.svc.cluster.test.";
+    dns.set_a(service, &[ip(13), ip(14)]);
+    let strategy = KubernetesDns::new(service, "myapp")
+        .nameserver(dns.addr())
+        .poll_interval(Duration::from_millis(50));
+    let cluster = Cluster::start(
+        &a,
+        ClusterConfig::new().topology(Topology::new("k8s", strategy)),
+    )
+    .await
+    .unwrap();
+    eventually("a lists myapp@127.0.0.14", || {
+        a.list() == [name("myapp@127.0.0.14")]
+    })
+    .await;
+    assert_eq!(b.list(), [name("myapp@127.0.0.13")]);
+
+    cluster.stop();
+    a.shutdown().await;
+    b.shutdown().await;
     for m in mappers {
         m.shutdown().await;
     }
