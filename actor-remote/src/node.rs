@@ -65,6 +65,10 @@ use tokio::{
 };
 use tracing::Instrument;
 
+/// How long [`Node::shutdown`] waits for its peers to close their sessions after it told
+/// them it is leaving, before it closes the rest itself.
+pub const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub use config::NodeConfig;
 pub use env::ConfigError;
 pub use error::{ConnectError, NodeError};
@@ -288,6 +292,47 @@ impl Node {
         self.inner.lock().list(kind)
     }
 
+    /// The nodes that left gracefully (they said so before shutting down, see
+    /// [`Node::shutdown`]) and have not connected since, sorted. Cluster strategies do not
+    /// connect these until they are seen again.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actor_remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig, NodeDownReason, Ping};
+    /// let epmd = PortMapperServer::bind("127.0.0.1:0".parse()?).await?.spawn();
+    /// let cookie = Cookie::new("c")?;
+    /// let config = |name| NodeConfig::sname(name).cookie(cookie.clone()).port_mapper(epmd.local_addr());
+    /// let a = Node::start(config("a@localhost")).await?;
+    /// let b = Node::start(config("b@localhost")).await?;
+    /// assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    /// let monitor = a.monitor_node(b.name()).await;
+    /// let b_name = b.name().clone();
+    /// b.shutdown().await; // tells a first
+    /// assert_eq!(monitor.await.reason, NodeDownReason::Shutdown);
+    /// assert_eq!(a.left(), [b_name]);
+    /// # a.shutdown().await; Ok(()) }
+    /// ```
+    pub fn left(&self) -> Vec<NodeName> {
+        self.inner.lock().left()
+    }
+
+    /// Whether `node` left gracefully and has not connected since (see [`Node::left`]).
+    pub fn has_left(&self, node: &NodeName) -> bool {
+        self.inner.lock().has_left(node)
+    }
+
+    /// Forgets that `node` left, so strategies connect it again: whether it had. (A
+    /// strategy that sees it again calls this through
+    /// [`cluster::Context::seen_again`](crate::cluster::Context::seen_again).)
+    pub fn forget_left(&self, node: &NodeName) -> bool {
+        self.inner.lock().forget_left(node)
+    }
+
+    /// The port peers' port mappers listen on (this node's port mapper's port).
+    pub(crate) fn port_mapper_port(&self) -> u16 {
+        self.inner.port_mapper_port
+    }
+
     /// Every `NodeUp` / `NodeDown` from now on. A receiver that falls more than 1024 events
     /// behind gets `RecvError::Lagged`.
     pub fn events(&self) -> broadcast::Receiver<NodeEvent> {
@@ -442,9 +487,38 @@ impl Node {
         node_transport::spawn_plain_on(&self.inner, node, module, function, args).await
     }
 
-    /// Closes every session (peers see `disconnect`), unregisters from the port mapper, stops
-    /// listening, and shuts the system down.
+    /// Stops at once, without the graceful leave of [`Node::shutdown`], as `erlang:halt/0`
+    /// (or a crash): every session closes (peers see `connection_closed` and their
+    /// strategies reconnect it as soon as it is back), the name is unregistered, the
+    /// listener and the system stop.
+    pub async fn halt(self) {
+        self.stop().await;
+    }
+
+    /// Leaves gracefully, then stops: refuses new sessions, tells every peer it is leaving
+    /// (`ControlMsg::Leaving`: peers close the session and see the node down with
+    /// [`NodeDownReason::Shutdown`], and their cluster strategies do not connect it again
+    /// until it is seen again, libcluster #202), waits until they have closed (at most
+    /// [`LEAVE_TIMEOUT`]), closes any session left (those peers see `disconnect`),
+    /// unregisters from the port mapper, stops listening, and shuts the system down.
     pub async fn shutdown(self) {
+        let mut events = self.inner.events.subscribe();
+        if self.inner.with_state(|s| s.leave()) > 0 {
+            let closed = async {
+                while !self.inner.lock().list(ListKind::Connected).is_empty() {
+                    if let Err(broadcast::error::RecvError::Closed) = events.recv().await {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(LEAVE_TIMEOUT, closed).await.is_err() {
+                tracing::debug!(parent: &self.inner.span(), "some peers did not close within {LEAVE_TIMEOUT:?} of the leave; closing");
+            }
+        }
+        self.stop().await;
+    }
+
+    async fn stop(self) {
         self.inner.with_state(|s| s.shutdown());
         self.inner.names.stop();
         // Stops listening and drops the registration (which unregisters the name).
