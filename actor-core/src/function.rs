@@ -34,14 +34,14 @@
 //! # JSON (feature `json`)
 //!
 //! With the `json` feature every registered function can also be called with JSON arguments
-//! ([`FunctionRegistry::call_json`](crate::FunctionRegistry::call_json)): when a function is
+//! (`FunctionRegistry::call_json`): when a function is
 //! registered, its entry also learns to decode its own argument type from JSON and to encode
 //! its result as JSON, so nothing is transcoded generically (bincode is not self-describing).
 //! The JSON is the function's *arguments as a JSON array*, one element per argument, as
 //! Erlang's `M, F, A` takes a list: `["hi"]` for `(String,)`, `[2, 3]` for `(i64, i64)`, `[]`
 //! for `()`. The JSON of the argument value itself is accepted too (`5` for a `u64`,
-//! `null` for `()`). An unknown function is [`JsonCallError::Undefined`], JSON that does not
-//! decode as the argument type [`JsonCallError::BadArgs`].
+//! `null` for `()`). An unknown function is `JsonCallError::Undefined`, JSON that does not
+//! decode as the argument type `JsonCallError::BadArgs`.
 
 use std::{
     any::Any,

@@ -18,8 +18,9 @@
 //! `actor_remote::node::admin`).
 //!
 //! Exit status: 0 on success; 1 on pang, a wrong cookie, an unknown function, bad JSON or any
-//! other failure, with the reason on stderr; 2 on a command line clap refuses. Logs (the
-//! node's `tracing` events) go to stderr only when `RUST_LOG` is set.
+//! other failure, with the reason on stderr; 2 on a command line clap refuses. The node's
+//! `tracing` events are not printed (no subscriber: a plain `nodus` dependency pulls no
+//! `tracing-subscriber`); every failure is reported with its reason.
 
 // A binary's root file looks for its modules beside it; these live in `src/bin/nodus/`.
 #[path = "nodus/hidden.rs"]
@@ -165,12 +166,6 @@ enum CliError {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {

@@ -14,11 +14,11 @@
 //!
 //! `nodus.rpc_json` exists only when actor-remote's `json` feature is on (the `nodus`
 //! package turns it on by default); it calls the named function through its JSON entry point
-//! ([`FunctionRegistry::call_json`](actor_core::FunctionRegistry::call_json)), so the
-//! function's own serde types decode the arguments.
+//! (actor-core's `FunctionRegistry::call_json`), so the function's own serde types decode the
+//! arguments.
 //!
 //! A peer calls them as any function, `TaskSupervisor::async_on(&node, ("nodus.Rpc", target),
-//! "nodus", "info", ())`, or with the helpers here ([`nodes`], [`info`], [`rpc_json`]), which
+//! "nodus", "info", ())`, or with the helpers here ([`nodes`], [`info`], `rpc_json`), which
 //! bound every wait and say what went wrong. They give a connected node nothing it could not
 //! already do: any node holding the cookie may call every registered function.
 //!

@@ -109,7 +109,7 @@ pub(crate) async fn leave(node: Node, timeout: Duration) {
         .await
         .is_err()
     {
-        tracing::warn!("the command's node did not stop within {timeout:?}");
+        eprintln!("nodus: warning: this command's node did not stop within {timeout:?}");
     }
 }
 
