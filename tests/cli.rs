@@ -429,3 +429,87 @@ async fn rpc_refuses_unknown_functions_and_bad_json_clearly() -> Res {
     a.shutdown().await;
     Ok(())
 }
+
+#[path = "../examples/chat/app.rs"]
+mod app;
+
+/// The next message of `inbox`, waiting at most 10 s.
+async fn recv(inbox: &mut app::Inbox) -> Option<String> {
+    tokio::time::timeout(Duration::from_secs(10), inbox.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Seed 004's Chat app (examples/chat): the command's rpc runs `Chat.receive_message` on moebi
+/// (it prints there), and `Chat.receive_message_for_moebi` with a `NodeName` argument decoded
+/// from a JSON string, so moebi answers `chicken?` to alex; nodes and info see the app.
+#[tokio::test]
+async fn the_command_works_against_the_chat_app() -> Res {
+    let epmd = port_mapper().await;
+    let moebi = node(&epmd, app::MOEBI).await;
+    let alex = node(&epmd, "alex@localhost").await;
+    let (_moebi_chat, mut moebi_inbox) = app::Chat::start(&moebi, app::remote_supervisor()).await?;
+    let (_alex_chat, mut alex_inbox) = app::Chat::start(&alex, app::remote_supervisor()).await?;
+    assert_eq!(alex.ping(app::MOEBI).await, Ping::Pong);
+    let (moebi_out, moebi_printed) = nodus::io::Output::capture();
+    moebi.set_output(moebi_out);
+    let (alex_out, _) = nodus::io::Output::capture();
+    alex.set_output(alex_out);
+    let addr = epmd.local_addr();
+
+    let run = nodus(
+        addr,
+        &["rpc", app::MOEBI, "Chat", "receive_message", r#"["hi"]"#],
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "null\n"),
+        "{run:?}"
+    );
+    assert_eq!(recv(&mut moebi_inbox).await.as_deref(), Some("hi"));
+    assert_eq!(moebi_printed.lines(), ["hi"], "printed on moebi");
+
+    let args = r#"["hello", "alex@localhost"]"#;
+    let run = nodus(
+        addr,
+        &["rpc", app::MOEBI, "Chat", "receive_message_for_moebi", args],
+    )
+    .await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "null\n"),
+        "{run:?}"
+    );
+    assert_eq!(recv(&mut moebi_inbox).await.as_deref(), Some("hello"));
+    assert_eq!(recv(&mut alex_inbox).await.as_deref(), Some("chicken?"));
+
+    let args = r#"["hello", "not a node name"]"#;
+    let run = nodus(
+        addr,
+        &["rpc", app::MOEBI, "Chat", "receive_message_for_moebi", args],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run:?}");
+    assert!(run.stderr.contains("bad JSON arguments"), "{run:?}");
+
+    let run = nodus(addr, &["nodes", app::MOEBI]).await;
+    assert_eq!(
+        (run.code, run.stdout.as_str()),
+        (Some(0), "alex@localhost\n"),
+        "{run:?}"
+    );
+    let run = nodus(addr, &["info", app::MOEBI]).await;
+    assert_eq!(run.code, Some(0), "{run:?}");
+    assert!(
+        run.stdout.contains("\n  Chat.TaskSupervisor  <"),
+        "{}",
+        run.stdout
+    );
+    no_cli_node(&moebi);
+    no_cli_node(&alex);
+    moebi.shutdown().await;
+    alex.shutdown().await;
+    Ok(())
+}
