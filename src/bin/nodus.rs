@@ -54,7 +54,7 @@ use self::hidden::CookieFrom;
 )]
 struct Cli {
     /// The cluster's cookie [default: NODUS_COOKIE, else the file ~/.nodus.cookie].
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = parse_cookie)]
     cookie: Option<String>,
     /// The local port mapper (epmd) [default: 127.0.0.1, port ERL_EPMD_PORT else 4369].
     /// Other hosts' port mappers are asked at its port.
@@ -120,6 +120,13 @@ fn parse_node(text: &str) -> Result<NodeName, String> {
     NodeName::parse(text).map_err(|e| e.to_string())
 }
 
+fn parse_cookie(text: &str) -> Result<String, String> {
+    if text.is_empty() {
+        return Err("the cookie is empty; give the cluster's cookie".into());
+    }
+    Ok(text.to_string())
+}
+
 fn parse_seconds(text: &str) -> Result<Duration, String> {
     let seconds: f64 = text
         .parse()
@@ -133,7 +140,7 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
 /// Why a command failed; each message says what to do.
 #[derive(Debug, thiserror::Error)]
 enum CliError {
-    #[error("no cookie: {0}")]
+    #[error("no cookie: {0} (or pass --cookie)")]
     Cookie(#[from] CookieError),
     #[error("could not start this command's hidden node: {0}")]
     Start(#[source] NodeError),
@@ -354,6 +361,7 @@ mod tests {
         let cli = Cli::parse_from(["nodus", "rpc", "a@h", "M", "f"]);
         assert!(matches!(cli.command, Command::Rpc { ref args, .. } if args == "[]"));
         assert!(Cli::try_parse_from(["nodus", "ping", "no-host"]).is_err());
+        assert!(Cli::try_parse_from(["nodus", "--cookie", "", "ping", "a@h"]).is_err());
         assert!(Cli::try_parse_from(["nodus", "--timeout", "0", "ping", "a@h"]).is_err());
         assert!(Cli::try_parse_from(["nodus", "--timeout", "-1", "ping", "a@h"]).is_err());
     }
