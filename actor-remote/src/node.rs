@@ -38,6 +38,7 @@
 //! ```
 
 mod addressing;
+pub mod admin;
 mod config;
 mod driver;
 mod env;
@@ -226,6 +227,10 @@ impl Node {
         let transport = Arc::new(NodeTransport(Arc::downgrade(&inner)));
         if actor_core::transport::install(&inner.system, transport).is_err() {
             tracing::error!(parent: &inner.span(), "internal: the new system already had a transport");
+        }
+        if let Err(e) = admin::install(&inner).await {
+            inner.system.clone().shutdown().await;
+            return Err(NodeError::Admin(e));
         }
         let accept =
             tokio::spawn(accept_loop(Arc::downgrade(&inner), listener).instrument(inner.span()));

@@ -399,6 +399,34 @@ impl TaskSupervisor {
             })
     }
 
+    /// The ids of the running tasks, in start order, as `Task.Supervisor.children/1`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actor_core::{Restart, System, SystemConfig, TaskSupervisor, TaskSupervisorConfig};
+    /// let system = System::start(SystemConfig::default()).await?;
+    /// let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("Tasks")).await?;
+    /// let id = sup.start_child_fn(|| std::future::pending(), Restart::Temporary).await?;
+    /// assert_eq!(sup.children().await?, [id]);
+    /// sup.terminate_child(id).await;
+    /// assert!(sup.children().await?.is_empty());
+    /// # system.shutdown().await; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`TaskError::NoProc`] if the supervisor has stopped.
+    pub async fn children(&self) -> Result<Vec<TaskId>, TaskError> {
+        self.actor
+            .call(|reply| TaskSupervisorMsg(Op::Children(reply)), None)
+            .await
+            .ok()
+            .and_then(success)
+            .ok_or_else(|| TaskError::NoProc {
+                name: self.name.clone(),
+                node: self.system.node().clone(),
+            })
+    }
+
     /// Stops task `id` (it is not restarted); returns whether it was running.
     pub async fn terminate_child(&self, id: TaskId) -> bool {
         self.actor
