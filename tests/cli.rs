@@ -277,7 +277,7 @@ async fn info_shows_names_the_tree_and_task_supervisors() -> Res {
     );
     assert_eq!(
         line("registered "),
-        "registered  Chat.TaskSupervisor, greeter, nodus.Rpc"
+        "registered  Chat.TaskSupervisor, greeter, nodus.Rpc, nodus.names"
     );
     // The tree: the root, its children indented, the nested supervisor's worker deeper.
     assert!(
