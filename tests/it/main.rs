@@ -1,6 +1,8 @@
 //! The one integration test binary: a module per area. `cluster`, `kv`, `links` and `presence` run on a
 //! `LocalCluster`, so they need the `testing` feature (`cargo test --all-features`).
 
+#[cfg(feature = "testing")]
+mod backpressure;
 mod chat;
 #[cfg(feature = "testing")]
 mod cluster;
