@@ -363,9 +363,16 @@ impl System {
     /// Local delivery does not serialize. A return value of `Ok` does not mean the message
     /// will be processed: the actor may stop first.
     ///
+    /// To another node, the message is queued for that node (or for the connect to it):
+    /// `Ok` means it was queued. It is lost only if the session with that node drops before
+    /// it is written (at most what was queued for that node; the node counts it).
+    ///
     /// # Errors
     /// [`SendError`] with the message handed back: no such actor, wrong message type, or the
-    /// destination's node cannot be reached.
+    /// destination's node cannot be reached. Without the message (it was encoded):
+    /// [`SendErrorKind::TooLarge`] for a message over the largest frame,
+    /// [`SendErrorKind::Busy`] when the queue for its node is full (see
+    /// [`System::cast_wait`]).
     pub fn cast<M: Message>(
         &self,
         dest: impl Into<Destination>,

@@ -24,8 +24,8 @@
 //! or a socket error. Both tasks stop at once, the socket is closed, the incoming channel
 //! ends, and the reason is sent on [`Session::closed`]. Messages still queued are dropped:
 //! delivery is at most once. What is lost is at most what was queued (bounded by
-//! `send_queue_limit`); it is counted in [`SendStats::lost_messages`] and logged once, with
-//! the count.
+//! `send_queue_limit`), plus what the sockets' buffers held; the queued part is counted in
+//! [`SendStats::lost_messages`] and logged once, with the count.
 //!
 //! # Backpressure
 //!
@@ -34,7 +34,9 @@
 //! [`SessionHandle::wait_for_room`] waits until it would take a message. Frames leave the
 //! count once written, so a peer that stops reading (paused, overloaded) fills the queue to
 //! its bound and no further. A message over `max_frame_len` is refused before it is queued
-//! ([`SendError::Frame`]), and the session stays up.
+//! ([`SendError::Frame`]), and the session stays up. On the receiving side, messages the
+//! reader does not handle inline wait in [`Session::incoming`], bounded by
+//! [`INCOMING_CAPACITY`]: past it the reader stops reading, and TCP slows the peer.
 
 pub(crate) mod faults;
 mod handshake;
@@ -45,7 +47,7 @@ pub use faults::Faults;
 pub use handshake::{handshake_over, Connected, Direction};
 pub use session::{
     CloseReason, Inline, Responder, SendError, SendStats, Session, SessionConfig, SessionHandle,
-    DEFAULT_SEND_QUEUE_LIMIT,
+    DEFAULT_SEND_QUEUE_LIMIT, INCOMING_CAPACITY,
 };
 
 #[cfg(test)]

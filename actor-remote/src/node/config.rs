@@ -69,8 +69,9 @@ pub struct NodeConfig {
     /// queued and not yet written, and casts queued while connecting to it). Past it a
     /// cast fails with `SendErrorKind::Busy` (`System::cast_wait` waits for room instead),
     /// and so do calls and task starts; a peer that stops reading costs at most
-    /// `send_queue_limit + max_frame_len` bytes. What is queued when a session drops is lost
-    /// (at most this much): `Node::send_stats` counts it, and the session logs the count.
+    /// `send_queue_limit + max_frame_len` bytes. What is queued when a session drops is lost:
+    /// at most this much (plus what the sockets' buffers held, which no sender can see);
+    /// `Node::send_stats` counts the lost messages, and the session logs the count once.
     pub send_queue_limit: usize,
     /// Injected network faults, for tests (default: none). Keep a clone to freeze the node
     /// or cut it off from peers; see [`Faults`]. Only with the `testing` feature.

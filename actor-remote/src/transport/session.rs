@@ -35,6 +35,12 @@ use actor_core::NodeName;
 /// The reader's buffer: one read takes up to this many bytes, however many frames they hold.
 const READ_BUF: usize = 64 << 10;
 
+/// How many received messages may wait in [`Session::incoming`]: past it the reader stops
+/// reading the socket until the node takes one, so a peer sending faster than the node
+/// handles its messages is slowed by TCP (its own queue for this node fills) rather than
+/// costing this node memory.
+pub const INCOMING_CAPACITY: usize = 1024;
+
 /// The capacity a frame's buffer starts with.
 const SMALL_FRAME: usize = 128;
 
@@ -294,8 +300,9 @@ fn queue_msg<T: Serialize>(
 pub struct Session<T> {
     /// Sends messages to the peer and closes the session; clone it freely.
     pub handle: SessionHandle<T>,
-    /// Messages from the peer, in the order sent. Ends when the session closes.
-    pub incoming: mpsc::UnboundedReceiver<T>,
+    /// Messages from the peer, in the order sent (those an [`Inline`] handler did not take).
+    /// Ends when the session closes. Bounded: [`INCOMING_CAPACITY`].
+    pub incoming: mpsc::Receiver<T>,
     /// Resolves once, with the reason the session ended.
     pub closed: oneshot::Receiver<CloseReason>,
 }
@@ -517,7 +524,7 @@ where
             stats: cfg.stats.clone(),
         });
         let (close_tx, mut close_rx) = mpsc::unbounded_channel();
-        let (incoming_tx, incoming) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
         let (closed_tx, closed) = oneshot::channel();
         let base = Instant::now();
         let last_received = Arc::new(AtomicU64::new(0));
@@ -607,7 +614,7 @@ fn mark_received(base: Instant, last_received: &AtomicU64) {
 async fn read_loop<T: DeserializeOwned>(
     mut read: OwnedReadHalf,
     mut decoder: FrameDecoder,
-    (incoming, mut inline, responder): (mpsc::UnboundedSender<T>, Option<Inline<T>>, Responder<T>),
+    (incoming, mut inline, responder): (mpsc::Sender<T>, Option<Inline<T>>, Responder<T>),
     close: mpsc::UnboundedSender<CloseReason>,
     base: Instant,
     last_received: Arc<AtomicU64>,
@@ -630,8 +637,10 @@ async fn read_loop<T: DeserializeOwned>(
                             None => Some(msg),
                         };
                         if let Some(msg) = msg {
-                            // Nobody listening any more is not the peer's fault: drop it.
-                            let _ = incoming.send(msg);
+                            // Waits while the node is behind (the socket is not read
+                            // meanwhile). Nobody listening any more is not the peer's fault:
+                            // drop it.
+                            let _ = incoming.send(msg).await;
                         }
                     }
                     Err(e) => {
