@@ -137,6 +137,14 @@ async fn a_message_over_the_limit_is_a_typed_error_and_nothing_else_fails() {
         in_flight.push(task);
     }
 
+    // And calls, sent concurrently with the oversized messages.
+    let calls: Vec<_> = (0..16)
+        .map(|_| {
+            let client = Sink::client(&p.a, sink(&p));
+            tokio::spawn(async move { client.stats().await })
+        })
+        .collect();
+
     let too_large = |kind: &SendErrorKind| {
         matches!(kind, SendErrorKind::TooLarge { node, size, limit }
             if *node == p.b_name && *size > 2 * LIMIT && *limit == LIMIT)
@@ -172,6 +180,10 @@ async fn a_message_over_the_limit_is_a_typed_error_and_nothing_else_fails() {
     }
 
     // Nothing else failed: the tasks in flight finish, the session is up, no node-down.
+    for call in calls {
+        let answered = timeout(DEADLINE, call).await.unwrap().unwrap();
+        assert_eq!(answered, Ok((0, 0)), "a call in flight was answered");
+    }
     gate.send(true).unwrap();
     for (n, task) in in_flight.into_iter().enumerate() {
         assert_eq!(timeout(DEADLINE, task).await.unwrap(), Ok(n as u64));
