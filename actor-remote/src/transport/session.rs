@@ -196,7 +196,7 @@ impl SendStats {
     }
 
     /// Counts `messages` accepted and lost unsent (`bytes` of them framed).
-    pub fn record_lost(&self, messages: u64, bytes: u64) {
+    pub(crate) fn record_lost(&self, messages: u64, bytes: u64) {
         self.0.lost_messages.fetch_add(messages, Ordering::Relaxed);
         self.0.lost_bytes.fetch_add(bytes, Ordering::Relaxed);
     }
