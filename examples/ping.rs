@@ -78,6 +78,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let mut shown = node.list();
     println!("Node.list: {}", show(&shown));
+    // One listener for the whole loop: a Ctrl-C that arrives while an event is handled is
+    // not lost (a listener made anew each round could miss it).
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -90,7 +94,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                     shown = list;
                 }
             }
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut ctrl_c => break,
         }
     }
     node.shutdown().await;

@@ -45,6 +45,9 @@ pub use actor_macros as macros;
 pub use actor_remote as remote;
 /// Automatic clustering (libcluster's topologies and strategies): `nodus::remote::cluster`.
 pub use actor_remote::cluster;
+/// Global names and process groups across nodes (`:global` and `:pg`): `nodus::names`, from
+/// `Node::global` and `Node::pg`.
+pub use actor_remote::names;
 
 pub use actor_macros::{actor, remote_module, test};
 

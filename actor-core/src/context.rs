@@ -136,7 +136,7 @@ impl fmt::Display for Caller {
     }
 }
 
-/// What a handler can do besides changing its state; see the [module docs](self).
+/// What a handler can do besides changing its state: its pid and node, a call's caller, monitors, links, timers, `continue` and `stop`.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {

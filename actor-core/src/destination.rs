@@ -31,13 +31,30 @@ pub enum Destination {
     },
     /// A specific actor.
     Pid(Pid),
+    /// A name registered cluster-wide, as `{:global, name}`: resolved to its pid by the
+    /// node's global name table when the message is sent (the node installs the table; a
+    /// system without one, or a name nobody holds, answers `NoProc`).
+    Global(Arc<str>),
 }
 
 impl Destination {
+    /// A name registered cluster-wide, as `{:global, name}`.
+    ///
+    /// ```
+    /// use actor_core::Destination;
+    /// let leader = Destination::global("leader");
+    /// assert_eq!(leader.name(), Some("leader"));
+    /// assert_eq!(leader.node(), None); // known only once resolved
+    /// assert_eq!(leader.to_string(), r#"{:global, "leader"}"#);
+    /// ```
+    pub fn global(name: impl Into<Arc<str>>) -> Self {
+        Destination::Global(name.into())
+    }
+
     /// The node named by this destination, if it names one.
     pub fn node(&self) -> Option<&NodeName> {
         match self {
-            Destination::Name(_) => None,
+            Destination::Name(_) | Destination::Global(_) => None,
             Destination::Remote { node, .. } => Some(node),
             Destination::Pid(pid) => Some(pid.node()),
         }
@@ -46,7 +63,9 @@ impl Destination {
     /// The registered name, if this destination is a name.
     pub fn name(&self) -> Option<&str> {
         match self {
-            Destination::Name(name) | Destination::Remote { name, .. } => Some(name),
+            Destination::Name(name)
+            | Destination::Remote { name, .. }
+            | Destination::Global(name) => Some(name),
             Destination::Pid(_) => None,
         }
     }
@@ -58,6 +77,7 @@ impl fmt::Display for Destination {
             Destination::Name(name) => write!(f, "{name:?}"),
             Destination::Remote { name, node } => write!(f, "{{{name:?}, {node}}}"),
             Destination::Pid(pid) => write!(f, "{pid}"),
+            Destination::Global(name) => write!(f, "{{:global, {name:?}}}"),
         }
     }
 }

@@ -30,6 +30,18 @@
 //! assert_eq!(reply, "hello, joe");
 //! # system.shutdown().await; Ok(()) }
 //! ```
+//!
+//! # JSON (feature `json`)
+//!
+//! With the `json` feature every registered function can also be called with JSON arguments
+//! (`FunctionRegistry::call_json`): when a function is
+//! registered, its entry also learns to decode its own argument type from JSON and to encode
+//! its result as JSON, so nothing is transcoded generically (bincode is not self-describing).
+//! The JSON is the function's *arguments as a JSON array*, one element per argument, as
+//! Erlang's `M, F, A` takes a list: `["hi"]` for `(String,)`, `[2, 3]` for `(i64, i64)`, `[]`
+//! for `()`. The JSON of the argument value itself is accepted too (`5` for a `u64`,
+//! `null` for `()`). An unknown function is `JsonCallError::Undefined`, JSON that does not
+//! decode as the argument type `JsonCallError::BadArgs`.
 
 use std::{
     any::Any,
@@ -177,6 +189,11 @@ impl Args {
 
 trait Function<C>: Send + Sync {
     fn invoke(&self, ctx: C, args: Args) -> Result<BoxFuture<'static, Value>, TaskError>;
+
+    /// The JSON entry point: decodes the function's own argument type from `args` and
+    /// encodes its result as JSON.
+    #[cfg(feature = "json")]
+    fn invoke_json(&self, ctx: C, args: &serde_json::Value) -> Result<JsonFuture, JsonFault>;
 }
 
 struct Handler<F, A, R> {
@@ -194,6 +211,82 @@ where
     fn invoke(&self, ctx: C, args: Args) -> Result<BoxFuture<'static, Value>, TaskError> {
         let args = args.decode::<A>()?;
         Ok((self.f)(ctx, args).map(Value::new).boxed())
+    }
+
+    #[cfg(feature = "json")]
+    fn invoke_json(&self, ctx: C, args: &serde_json::Value) -> Result<JsonFuture, JsonFault> {
+        let args = json::decode_args::<A>(args)?;
+        let run = (self.f)(ctx, args);
+        Ok(async move { serde_json::to_string(&run.await).map_err(|e| e.to_string()) }.boxed())
+    }
+}
+
+/// What the JSON entry point of a function returns once it has run: the result as JSON, or
+/// why it cannot be written as JSON.
+#[cfg(feature = "json")]
+type JsonFuture = BoxFuture<'static, Result<String, String>>;
+
+/// Why the JSON arguments were refused, before the caller names the function.
+#[cfg(feature = "json")]
+struct JsonFault(String);
+
+/// A call with JSON arguments failed
+/// ([`FunctionRegistry::call_json`](crate::FunctionRegistry::call_json)).
+#[cfg(feature = "json")]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum JsonCallError {
+    /// No function of that name is registered.
+    #[error("function {module}.{function} is not registered on this node; check the module and function names (they are case-sensitive) and that the node registers it")]
+    Undefined {
+        /// The module asked for.
+        module: String,
+        /// The function asked for.
+        function: String,
+    },
+    /// The arguments are not JSON, or do not decode as the function's argument type.
+    #[error("bad JSON arguments for {module}.{function}: {reason}; pass its arguments as a JSON array, one element per argument, e.g. [\"hi\"] or [2, 3] ([] for none)")]
+    BadArgs {
+        /// The module.
+        module: String,
+        /// The function.
+        function: String,
+        /// What the JSON decoder said.
+        reason: String,
+    },
+    /// The function ran, but its result cannot be written as JSON (a map whose keys are not
+    /// strings, for example).
+    #[error("{module}.{function} ran, but its result cannot be written as JSON: {reason}; call it from Rust instead, or register a variant whose result JSON can represent (maps need string keys)")]
+    BadResult {
+        /// The module.
+        module: String,
+        /// The function.
+        function: String,
+        /// What the JSON encoder said.
+        reason: String,
+    },
+}
+
+#[cfg(feature = "json")]
+mod json {
+    use serde::de::DeserializeOwned;
+    use serde_json::Value;
+
+    use super::JsonFault;
+
+    /// Decodes `A` from JSON arguments: the argument value itself, else (for a JSON array of
+    /// arguments) the value of a one-element array, or unit for an empty one.
+    pub(super) fn decode_args<A: DeserializeOwned>(args: &Value) -> Result<A, JsonFault> {
+        let first = match A::deserialize(args) {
+            Ok(a) => return Ok(a),
+            Err(e) => e,
+        };
+        let fallback = match args.as_array().map(Vec::as_slice) {
+            Some([one]) => A::deserialize(one).ok(),
+            Some([]) => A::deserialize(&Value::Null).ok(),
+            _ => None,
+        };
+        fallback.ok_or_else(|| JsonFault(first.to_string()))
     }
 }
 
@@ -292,6 +385,48 @@ impl<C: 'static> FunctionTable<C> {
             })?;
         f.invoke(ctx, args)
     }
+
+    /// Prepares a call with JSON arguments: looks the function up and decodes `args` (JSON
+    /// text) as its argument type, returning the future that runs it with `ctx` and encodes
+    /// its result as JSON.
+    ///
+    /// # Errors
+    /// [`JsonCallError::Undefined`] or [`JsonCallError::BadArgs`]; the future,
+    /// [`JsonCallError::BadResult`].
+    #[cfg(feature = "json")]
+    pub(crate) fn prepare_json(
+        &self,
+        ctx: C,
+        module: &str,
+        function: &str,
+        args: &str,
+    ) -> Result<BoxFuture<'static, Result<String, JsonCallError>>, JsonCallError> {
+        let f = self
+            .lookup(module, function)
+            .ok_or_else(|| JsonCallError::Undefined {
+                module: module.to_string(),
+                function: function.to_string(),
+            })?;
+        let bad_args = |reason: String| JsonCallError::BadArgs {
+            module: module.to_string(),
+            function: function.to_string(),
+            reason,
+        };
+        let args: serde_json::Value =
+            serde_json::from_str(args).map_err(|e| bad_args(format!("this is not JSON ({e})")))?;
+        let run = f
+            .invoke_json(ctx, &args)
+            .map_err(|JsonFault(reason)| bad_args(reason))?;
+        let (module, function) = (module.to_string(), function.to_string());
+        Ok(async move {
+            run.await.map_err(|reason| JsonCallError::BadResult {
+                module,
+                function,
+                reason,
+            })
+        }
+        .boxed())
+    }
 }
 
 #[cfg(test)]
@@ -319,6 +454,62 @@ mod tests {
             fut.await.into_typed::<u32>().unwrap(),
             4,
             "u64 -> u32 through the codec"
+        );
+    }
+
+    /// Each function decodes its own argument type from JSON: a tuple from an array of
+    /// arguments, a single value from itself or a one-element array, unit from `[]`; results
+    /// come back as JSON; unknown functions, text that is not JSON and JSON of the wrong
+    /// shape are told apart, each naming the function.
+    #[cfg(feature = "json")]
+    #[tokio::test]
+    async fn json_arguments_decode_as_the_registered_types() {
+        let reg = FunctionTable::<()>::default();
+        reg.register("M", "add", |(), (a, b): (i64, i64)| async move { a + b });
+        reg.register(
+            "M",
+            "hi",
+            |(), (s,): (String,)| async move { format!("hi {s}") },
+        );
+        reg.register("M", "double", |(), n: u64| async move { n * 2 });
+        reg.register("M", "unit", |(), (): ()| async move { vec![1u8, 2] });
+        reg.register("M", "map", |(), (): ()| async move {
+            HashMap::from([((1u8, 2u8), 3u8)])
+        });
+        let call = |f: &str, args: &str| reg.prepare_json((), "M", f, args);
+
+        assert_eq!(call("add", "[2, 3]").unwrap().await.unwrap(), "5");
+        assert_eq!(
+            call("hi", r#"["joe"]"#).unwrap().await.unwrap(),
+            r#""hi joe""#
+        );
+        assert_eq!(call("double", "21").unwrap().await.unwrap(), "42");
+        assert_eq!(call("double", "[21]").unwrap().await.unwrap(), "42");
+        assert_eq!(call("unit", "[]").unwrap().await.unwrap(), "[1,2]");
+        assert_eq!(call("unit", "null").unwrap().await.unwrap(), "[1,2]");
+
+        let err = call("nope", "[]").err();
+        assert!(
+            matches!(err, Some(JsonCallError::Undefined { .. })),
+            "{err:?}"
+        );
+        let err = call("add", "[2, ").err().map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("M.add") && e.contains("not JSON")),
+            "{err:?}"
+        );
+        for wrong in [r#"["2", 3]"#, "[2]", "{}", "7"] {
+            let err = call("add", wrong).err();
+            assert!(
+                matches!(&err, Some(JsonCallError::BadArgs { function, .. }) if function == "add"),
+                "{wrong}: {err:?}"
+            );
+        }
+        let err = call("map", "[]").unwrap().await;
+        assert!(
+            matches!(err, Err(JsonCallError::BadResult { .. })),
+            "{err:?}"
         );
     }
 

@@ -36,6 +36,9 @@ use crate::{
     seam::Transport,
 };
 
+#[cfg(feature = "json")]
+use crate::function::JsonCallError;
+
 /// What a [`Kernel`] shares, reached through it.
 pub(crate) struct KernelState {
     /// The node's name (`nonode@nohost` when it is not distributed).
@@ -54,6 +57,9 @@ pub(crate) struct KernelState {
     pub(crate) span: tracing::Span,
     root: OnceLock<ActorCell>,
     transport: OnceLock<Arc<dyn Transport>>,
+    /// Resolves a [`Destination::Global`](crate::Destination::Global) name to its pid; the
+    /// node's global name table, once installed.
+    global: OnceLock<GlobalResolver>,
     output: RwLock<Output>,
 }
 
@@ -65,6 +71,9 @@ impl Drop for KernelState {
         self.processes.stop_reaper();
     }
 }
+
+/// What a node installs to resolve global names (`actor-remote`'s global name table).
+pub type GlobalResolver = Arc<dyn Fn(&str) -> Option<Pid> + Send + Sync>;
 
 /// One node's shared state; cheap to clone (clones share it).
 #[derive(Clone)]
@@ -118,6 +127,7 @@ impl Kernel {
                 functions: FunctionRegistry::new(),
                 root: OnceLock::new(),
                 transport: OnceLock::new(),
+                global: OnceLock::new(),
                 remote_types: RemoteTypes::default(),
                 processes: Processes::default(),
                 span,
@@ -155,6 +165,19 @@ impl Kernel {
         transport: Arc<dyn Transport>,
     ) -> Result<(), Arc<dyn Transport>> {
         self.inner.transport.set(transport)
+    }
+
+    /// Installs the resolver of global names; a second one is handed back.
+    pub(crate) fn set_global_resolver(
+        &self,
+        resolver: GlobalResolver,
+    ) -> Result<(), GlobalResolver> {
+        self.inner.global.set(resolver)
+    }
+
+    /// The pid a global name stands for, if a resolver is installed and knows it.
+    pub(crate) fn resolve_global(&self, name: &str) -> Option<Pid> {
+        self.inner.global.get().and_then(|resolve| resolve(name))
     }
 
     /// The root supervisor's cell, once the node has one.
@@ -282,6 +305,55 @@ impl FunctionRegistry {
     /// Every registered `(module, function)`, sorted.
     pub fn list(&self) -> Vec<(String, String)> {
         self.table.list()
+    }
+
+    /// Calls `module.function` with JSON arguments, as `nodus rpc` does: the function's own
+    /// argument type decodes `args` and its result comes back as JSON text. `args` is the
+    /// arguments as a JSON array, one element per argument (`["hi"]` for `(String,)`, `[]`
+    /// for `()`); the JSON of the argument value itself is accepted too. The function runs
+    /// in the calling task, with `ctx` (the [`CallContext`] of the calling function), so
+    /// call it from a function registered with
+    /// [`register_with_context`](Self::register_with_context). Only with the `json` feature.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actor_core::{CallContext, System, SystemConfig, TaskSupervisor, TaskSupervisorConfig};
+    /// let system = System::start(SystemConfig::default()).await?;
+    /// system.functions().register("Math", "add", |(a, b): (i64, i64)| async move { a + b });
+    /// // A function that calls another one by name with JSON arguments.
+    /// system.functions().register_with_context(
+    ///     "Json",
+    ///     "call",
+    ///     |ctx: CallContext, (module, function, args): (String, String, String)| async move {
+    ///         let system = ctx.system().ok_or("the node is down")?;
+    ///         let json = system.functions().call_json(ctx, &module, &function, &args).await;
+    ///         json.map_err(|e| e.to_string())
+    ///     },
+    /// );
+    /// TaskSupervisor::start(&system, TaskSupervisorConfig::new("Tasks")).await?;
+    /// let call = |args: &str| {
+    ///     TaskSupervisor::async_on(&system, "Tasks", "Json", "call", ("Math", "add", args.to_string()))
+    /// };
+    /// let sum: Result<String, String> = call("[2, 3]").await?.await?;
+    /// assert_eq!(sum.as_deref(), Ok("5"));
+    /// let bad: Result<String, String> = call(r#"["two", 3]"#).await?.await?;
+    /// assert!(bad.is_err_and(|e| e.starts_with("bad JSON arguments for Math.add")));
+    /// # system.shutdown().await; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`JsonCallError::Undefined`], [`JsonCallError::BadArgs`] (not JSON, or not the
+    /// function's argument type), [`JsonCallError::BadResult`] (the function ran but its
+    /// result has no JSON form).
+    #[cfg(feature = "json")]
+    pub async fn call_json(
+        &self,
+        ctx: CallContext,
+        module: &str,
+        function: &str,
+        args: &str,
+    ) -> Result<String, JsonCallError> {
+        self.table.prepare_json(ctx, module, function, args)?.await
     }
 
     /// Prepares a call on the node of `kernel`: looks the function up and decodes the

@@ -66,6 +66,8 @@ pub use destination::Destination;
 pub use error::{
     CallError, RegistryError, SendError, SendErrorKind, SpawnError, SupervisorError, TaskError,
 };
+#[cfg(feature = "json")]
+pub use function::JsonCallError;
 pub use function::{Args, Value};
 /// Not a public API: the link-time registry that `serde_message!` and
 /// `#[nodus::actor(remote)]` submit remote message types to.

@@ -54,6 +54,14 @@ pub enum NodeNameError {
         /// The text given.
         given: String,
     },
+    /// The name is longer than the BEAM allows (an atom holds at most 255 characters).
+    #[error("invalid node name ({len} bytes): a node name is at most {max} bytes, as a BEAM atom; use a shorter name or host")]
+    TooLong {
+        /// Its length, in bytes.
+        len: usize,
+        /// The limit, [`NodeName::MAX_LEN`].
+        max: usize,
+    },
     /// The host part has characters a host name cannot have.
     #[error("invalid node name {given:?}: the host part is not a host name or IP address")]
     InvalidHost {
@@ -78,11 +86,22 @@ impl NodeName {
     /// The name of a node that is not alive, as the BEAM's `nonode@nohost`.
     pub const NONODE: &'static str = "nonode@nohost";
 
+    /// The longest node name, in bytes: a BEAM atom holds at most 255 characters, so a
+    /// longer name could never be a node's on the BEAM either.
+    pub const MAX_LEN: usize = 255;
+
     /// Parses and validates `text` as `name@host`.
     ///
     /// # Errors
     /// [`NodeNameError`] saying which part is wrong.
     pub fn parse(text: &str) -> Result<Self, NodeNameError> {
+        if text.len() > Self::MAX_LEN {
+            // Checked first: the error does not copy a name that may be huge.
+            return Err(NodeNameError::TooLong {
+                len: text.len(),
+                max: Self::MAX_LEN,
+            });
+        }
         let given = || text.to_string();
         let (name, host) = text
             .split_once('@')
@@ -249,5 +268,29 @@ mod tests {
             NodeName::parse("y@127.0.0.1").unwrap().mode(),
             NameMode::Long
         );
+    }
+
+    #[test]
+    fn names_are_capped_at_255_bytes_as_beam_atoms() {
+        let host = "localhost";
+        let at_limit = format!("{}@{host}", "n".repeat(NodeName::MAX_LEN - 1 - host.len()));
+        assert_eq!(at_limit.len(), 255);
+        assert!(NodeName::parse(&at_limit).is_ok());
+        let over = format!("n{at_limit}");
+        assert_eq!(
+            NodeName::parse(&over),
+            Err(NodeNameError::TooLong { len: 256, max: 255 })
+        );
+        // A 60,000-byte name off the wire is refused, not kept.
+        let huge = format!("{}@vm", "a".repeat(60_000));
+        let encoded = through_serde(&huge);
+        assert!(encoded.is_err());
+    }
+
+    /// Deserializes a name through serde, as the wire does.
+    fn through_serde(text: &str) -> Result<NodeName, String> {
+        use serde::de::{value::StrDeserializer, IntoDeserializer};
+        let d: StrDeserializer<'_, serde::de::value::Error> = text.into_deserializer();
+        serde::Deserialize::deserialize(d).map_err(|e: serde::de::value::Error| e.to_string())
     }
 }

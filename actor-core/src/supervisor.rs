@@ -61,6 +61,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 pub(crate) use intensity::Intensity;
+pub(crate) use spec::spawn_linked;
 pub use spec::{ChildSpec, Shutdown, Strategy, SupervisorSpec};
 
 use crate::{

@@ -33,7 +33,7 @@ use crate::{
     registry::Registry,
     remote_message::{DeliverError, RemoteMessage, ReplySink},
     seam::{PeerTarget, RemoteSend, Transport},
-    supervisor::{ChildSpec, Supervisor, SupervisorMsg, SupervisorSpec},
+    supervisor::{spawn_linked, ChildSpec, Supervisor, SupervisorMsg, SupervisorSpec},
 };
 
 /// The default timeout of calls and task awaits: 5 s, as `GenServer.call` and `Task.await`.
@@ -298,6 +298,18 @@ impl System {
         self.is_local(pid.node()) && pid.creation() == self.inner.creation
     }
 
+    /// `dest` with a [`Destination::Global`] name replaced by the pid it stands for (left as
+    /// it is when no one holds it: it then answers `NoProc`).
+    pub(crate) fn resolve_global(&self, dest: Destination) -> Destination {
+        match &dest {
+            Destination::Global(name) => self
+                .inner
+                .resolve_global(name)
+                .map_or(dest, Destination::Pid),
+            _ => dest,
+        }
+    }
+
     /// Whether `node` is this node.
     pub fn is_local(&self, node: &NodeName) -> bool {
         *node == self.inner.node
@@ -355,6 +367,7 @@ impl System {
             Destination::Pid(pid) => Err(SendErrorKind::NoConnection {
                 node: pid.node().clone(),
             }),
+            Destination::Global(_) => Err(noproc()),
         }
     }
 
@@ -378,7 +391,7 @@ impl System {
         dest: impl Into<Destination>,
         msg: M,
     ) -> Result<(), SendError<M>> {
-        let dest = dest.into();
+        let dest = self.resolve_global(dest.into());
         if let Some(node) = self.remote_node(&dest) {
             return self.cast_remote(node, dest, msg);
         }
@@ -512,7 +525,7 @@ impl System {
     /// stops, `NoConnection` when its node cannot be reached or goes down. Dropping it
     /// demonitors.
     pub fn monitor(&self, dest: impl Into<Destination>) -> Monitor {
-        let dest = dest.into();
+        let dest = self.resolve_global(dest.into());
         if let Some(node) = self.remote_node(&dest) {
             return match self.transport() {
                 Some(transport) => transport.monitor(node, dest),
@@ -552,6 +565,8 @@ impl System {
         msg: M,
         timeout: Duration,
     ) -> Result<(), SendErrorKind> {
+        let resolved = self.resolve_global(dest.clone());
+        let dest = &resolved;
         let Some(node) = self.remote_node(dest) else {
             return self.cast(dest, msg).map_err(|e| e.kind);
         };
@@ -655,7 +670,7 @@ impl System {
         R: Send + 'static,
         F: FnOnce(RpcReplyPort<R>) -> M,
     {
-        let dest = dest.into();
+        let dest = self.resolve_global(dest.into());
         if let Some(node) = self.remote_node(&dest) {
             return self.call_remote(node, dest, build, timeout).await;
         }
@@ -787,15 +802,8 @@ impl ChildSpec {
             let (actor, args, what) = (actor.clone(), Arc::clone(&args), what.clone());
             async move {
                 let system = System::from_kernel(kernel).ok_or(SpawnError::SystemStopped)?;
-                let (actor_ref, _) = Actor::spawn_linked(None, actor, args(&system), supervisor)
-                    .await
-                    .map_err(|e| SpawnError::StartFailed {
-                        what,
-                        reason: e.to_string(),
-                    })?;
-                let cell = actor_ref.get_cell();
-                system.kernel().adopt(&cell);
-                Ok(cell)
+                let args = args(&system);
+                spawn_linked(system.inner, actor, args, supervisor, what).await
             }
             .boxed()
         })

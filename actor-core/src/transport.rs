@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 pub use crate::cancel::Cancel;
+pub use crate::kernel::GlobalResolver;
 pub use crate::seam::{
     NodeSink, NodeStatus, PeerTarget, RemoteSend, RemoteTask, RemoteTaskRequest, TaskKind,
     Transport,
@@ -31,6 +32,32 @@ use crate::{
 /// The transport given, if one is installed already.
 pub fn install(system: &System, transport: Arc<dyn Transport>) -> Result<(), Arc<dyn Transport>> {
     system.kernel().set_transport(transport)
+}
+
+/// Installs `resolver` as `system`'s table of global names: from then on a
+/// [`Destination::Global`](crate::Destination::Global) is sent, called, monitored or asked
+/// for a task as the pid `resolver` returns (and is `NoProc` when it returns `None`). At most
+/// one per system: a second call hands it back.
+///
+/// # Errors
+/// The resolver given, if one is installed already.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// use std::sync::Arc;
+/// use actor_core::{Destination, System, SystemConfig};
+/// let system = System::start(SystemConfig::default()).await.unwrap();
+/// assert!(actor_core::transport::install_global_resolver(&system, Arc::new(|_| None)).is_ok());
+/// let monitor = system.monitor(Destination::global("nobody"));
+/// assert_eq!(monitor.await.reason, actor_core::DownReason::NoProc);
+/// # }
+/// ```
+pub fn install_global_resolver(
+    system: &System,
+    resolver: GlobalResolver,
+) -> Result<(), GlobalResolver> {
+    system.kernel().set_global_resolver(resolver)
 }
 
 /// Delivers a message that came from another node to the local actor `target` of `system`,

@@ -8,6 +8,9 @@
 //! | [`StaticHosts`] | `Epmd` | a fixed list | `hosts` (required), `poll_interval_ms` 5000 |
 //! | [`LocalPortMapper`] | `LocalEpmd` | every name the host's port mapper knows | `poll_interval_ms` 5000 |
 //! | [`Gossip`] | `Gossip` | nodes heard in UDP multicast heartbeats | see [`GossipConfig`] |
+//! | [`DnsPoll`] | `DNSPoll` | `basename@ip` for the A and AAAA records of a name | `query`, `node_basename` (required), `poll_interval_ms` 5000, `prune` true, `nameservers` (default: the system's), `query_timeout_ms` 2000 |
+//! | [`KubernetesDns`] | `Kubernetes.DNS` | `app@pod-ip` for a headless service's A and AAAA records | `service`, `application_name` (required), and DnsPoll's optional keys |
+//! | [`KubernetesDnsSrv`] | `Kubernetes.DNSSRV` | `app@pod-hostname` for a StatefulSet's SRV records | `service`, `namespace`, `application_name` (required), `cluster_domain` (`CLUSTER_DOMAIN`, else `cluster.local.`), and DnsPoll's optional keys |
 //! | your own | | anything | implement [`Strategy`] |
 //!
 //! Where this differs from libcluster, on purpose (its users' complaints):
@@ -21,6 +24,11 @@
 //! - A socket that cannot be opened is a typed error naming the address and what to change
 //!   (libcluster #189, #94 crash with a `MatchError`).
 //! - Unknown keys in a configuration are errors, not silently ignored (libcluster #120).
+//! - The DNS strategies never prune on a truncated answer or a failed query (libcluster
+//!   #190 prunes the nodes a truncated answer left out), and `prune` can be turned off
+//!   (libcluster PR #196); the decisions are [`dns::Membership`]'s, sans-IO.
+//! - A node that shuts down tells its peers (see [Graceful leave](#graceful-leave)), so no
+//!   strategy connects it again while it goes (libcluster #202).
 //!
 //! # Configuration
 //!
@@ -31,7 +39,7 @@
 //! debug = true                      # log every decision at debug level
 //!
 //! [topologies.example]
-//! strategy = "gossip"               # static_hosts (alias epmd) | local_port_mapper (alias local_epmd) | gossip
+//! strategy = "gossip"               # static_hosts (alias epmd) | local_port_mapper (alias local_epmd) | gossip | dns_poll | kubernetes_dns | kubernetes_dns_srv
 //! backoff_initial_ms = 500          # optional, per topology
 //! backoff_max_ms = 30000
 //! connect_timeout_ms = 10000        # bound on one connect through the hook
@@ -50,6 +58,36 @@
 //! | `NODUS_CLUSTER_POLL_INTERVAL_MS` | `static_hosts`, `local_port_mapper` |
 //! | `NODUS_CLUSTER_BACKOFF_INITIAL_MS`, `NODUS_CLUSTER_BACKOFF_MAX_MS`, `NODUS_CLUSTER_CONNECT_TIMEOUT_MS` | per topology |
 //! | `NODUS_CLUSTER_GOSSIP_PORT`, `_IF_ADDR`, `_MULTICAST_IF`, `_MULTICAST_ADDR`, `_MULTICAST_TTL`, `_BROADCAST_ONLY`, `_SECRET`, `_INTERVAL_MS`, `_MAX_SKEW_MS` | `gossip` (`NODUS_CLUSTER_GOSSIP_` + the [`GossipConfig`] key in upper case) |
+//! | `NODUS_CLUSTER_DNS_QUERY`, `_NODE_BASENAME`, `_SERVICE`, `_APPLICATION_NAME`, `_NAMESPACE`, `_CLUSTER_DOMAIN`, `_PRUNE`, `_NAMESERVERS` (comma-separated `ip:port`), `_QUERY_TIMEOUT_MS` | `dns_poll`, `kubernetes_dns`, `kubernetes_dns_srv` (`NODUS_CLUSTER_DNS_` + the key in upper case; the poll interval is `NODUS_CLUSTER_POLL_INTERVAL_MS`) |
+//!
+//! For example a StatefulSet `myapp` whose pods are named `myapp@$(hostname -f)`:
+//!
+//! ```toml
+//! [topologies.k8s]
+//! strategy = "kubernetes_dns_srv"
+//! [topologies.k8s.config]
+//! service = "myapp"
+//! namespace = "default"
+//! application_name = "myapp"
+//! poll_interval_ms = 5000
+//! prune = true
+//! ```
+//!
+//! # Graceful leave
+//!
+//! [`Node::shutdown`] tells every peer that the node is leaving before it closes its
+//! sessions (libcluster #202: a terminating pod was connected again during its shutdown).
+//! Peers close the session and report the node down with
+//! [`NodeDownReason::Shutdown`](crate::NodeDownReason::Shutdown) (the BEAM's `shutdown`),
+//! and remember it ([`Node::left`]). No strategy connects a node that left
+//! ([`Context::connect_nodes`] skips it) until it is *seen again*:
+//! - it connects to this node (a restarted node whose strategy dials this one; a session
+//!   that comes up with it for any reason), which every strategy relies on; or
+//! - [`StaticHosts`]: the port mapper on its host has a new registration for it (one after
+//!   a check found none, or on another port than at the first check after it left);
+//! - the DNS strategies: its record drops out of a whole answer and comes back.
+//!
+//! A user's own [`Node::connect`] or [`Node::ping`] still connects it (and so clears it).
 //!
 //! # Hooks, events, metrics, logs
 //!
@@ -88,6 +126,7 @@
 
 mod backoff;
 mod config;
+pub mod dns;
 pub mod gossip;
 mod local_port_mapper;
 mod static_hosts;
@@ -118,6 +157,7 @@ use tracing::Instrument;
 
 pub use backoff::{Backoff, DEFAULT_BACKOFF_INITIAL, DEFAULT_BACKOFF_MAX};
 pub use config::ConfigError;
+pub use dns::{DnsPoll, KubernetesDns, KubernetesDnsSrv};
 pub use gossip::{
     packet::{Codec, Heartbeat, PacketError, Replay, ReplayWindow},
     Gossip, GossipConfig,

@@ -19,6 +19,7 @@
 
 pub mod cluster;
 pub mod cookie;
+pub mod names;
 pub mod node;
 pub mod port_mapper;
 pub mod proto;
@@ -27,7 +28,11 @@ pub mod wire;
 
 pub use cluster::{Cluster, ClusterConfig, ClusterEvent, Topology};
 pub use cookie::{Cookie, CookieError};
+pub use names::{
+    Global, GlobalError, GroupCast, GroupChange, GroupEvent, GroupEvents, NameConflict, Pg,
+    PgError, Resolve,
+};
 pub use node::{
-    ConnectError, ListKind, Node, NodeConfig, NodeDown, NodeDownReason, NodeError, NodeEvent,
-    NodeMonitor, Ping,
+    ConfigError, ConnectError, ListKind, Node, NodeConfig, NodeDown, NodeDownReason, NodeError,
+    NodeEvent, NodeMonitor, Ping,
 };

@@ -38,8 +38,10 @@
 //! ```
 
 mod addressing;
+pub mod admin;
 mod config;
 mod driver;
+mod env;
 mod error;
 mod events;
 mod inner;
@@ -64,7 +66,12 @@ use tokio::{
 };
 use tracing::Instrument;
 
+/// How long [`Node::shutdown`] waits for its peers to close their sessions after it told
+/// them it is leaving, before it closes the rest itself.
+pub const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub use config::NodeConfig;
+pub use env::ConfigError;
 pub use error::{ConnectError, NodeError};
 pub use events::{ListKind, NodeDown, NodeDownReason, NodeEvent, NodeMonitor, Ping};
 
@@ -75,7 +82,7 @@ use self::{
     state::{NodeState, Outcome},
 };
 use crate::{
-    port_mapper::{ensure_port_mapper, PortMapperClient, PortMapperError},
+    port_mapper::{ensure_port_mapper_on, PortMapperClient, PortMapperError},
     proto::HandshakeConfig,
     transport::{SendStats, SessionConfig},
     Cookie,
@@ -95,6 +102,17 @@ use crate::{
 #[derive(Clone)]
 pub struct Node {
     inner: Arc<Inner>,
+}
+
+/// A [`Node`] that does not keep it alive (for the node's own background work).
+#[derive(Clone)]
+pub(crate) struct WeakNode(std::sync::Weak<Inner>);
+
+impl WeakNode {
+    /// The node, if it is still there.
+    pub(crate) fn upgrade(&self) -> Option<Node> {
+        self.0.upgrade().map(|inner| Node { inner })
+    }
 }
 
 impl fmt::Debug for Node {
@@ -141,7 +159,16 @@ impl Node {
                 .map_err(NodeError::PortMapper)?
                 .addr(),
         };
-        let port_mapper = ensure_port_mapper(port_mapper_addr)
+        // An embedded port mapper of a node with long names serves other hosts too: it
+        // listens on every interface, as epmd does (short names are one host's).
+        let embedded_bind = match (config.port_mapper, config.name_mode) {
+            (None, actor_core::NameMode::Long) => SocketAddr::new(
+                std::net::Ipv4Addr::UNSPECIFIED.into(),
+                port_mapper_addr.port(),
+            ),
+            _ => port_mapper_addr,
+        };
+        let port_mapper = ensure_port_mapper_on(port_mapper_addr, embedded_bind)
             .await
             .map_err(NodeError::PortMapper)?;
         let registration = port_mapper
@@ -185,6 +212,7 @@ impl Node {
             config.handshake_timeout,
         );
         state.set_limits(config.max_frame_len, config.send_queue_limit);
+        let names = crate::names::Shared::new(&system);
         let inner = Arc::new(Inner {
             name: name.clone(),
             system,
@@ -197,10 +225,15 @@ impl Node {
             tasks: Mutex::new(Vec::new()),
             dial: spawn_dial,
             config,
+            names,
         });
         let transport = Arc::new(NodeTransport(Arc::downgrade(&inner)));
         if actor_core::transport::install(&inner.system, transport).is_err() {
             tracing::error!(parent: &inner.span(), "internal: the new system already had a transport");
+        }
+        if let Err(e) = admin::install(&inner).await {
+            inner.system.clone().shutdown().await;
+            return Err(NodeError::Admin(e));
         }
         let accept =
             tokio::spawn(accept_loop(Arc::downgrade(&inner), listener).instrument(inner.span()));
@@ -209,15 +242,32 @@ impl Node {
                 Arc::downgrade(&inner),
                 registration,
                 port_mapper,
-                port_mapper_addr,
+                (port_mapper_addr, embedded_bind),
             )
             .instrument(inner.span()),
         );
         inner
             .lock_tasks()
             .extend([accept.abort_handle(), keeper.abort_handle()]);
-        tracing::info!(parent: &inner.span(), listen = %listen_addr, creation, "node started");
-        Ok(Node { inner })
+        let node = Node { inner };
+        crate::names::start(&node).await?;
+        tracing::info!(parent: &node.inner.span(), listen = %listen_addr, creation, "node started");
+        Ok(node)
+    }
+
+    /// The node's global names and process groups (`crate::names`).
+    pub(crate) fn names(&self) -> &Arc<crate::names::Shared> {
+        &self.inner.names
+    }
+
+    /// A handle that does not keep the node alive.
+    pub(crate) fn downgrade(&self) -> WeakNode {
+        WeakNode(Arc::downgrade(&self.inner))
+    }
+
+    /// Stops `task` with the node.
+    pub(crate) fn keep_task(&self, task: tokio::task::AbortHandle) {
+        self.inner.lock_tasks().push(task);
     }
 
     /// This node's name.
@@ -256,6 +306,47 @@ impl Node {
     /// Nodes of one kind, sorted, as `Node.list/1`.
     pub fn list_kind(&self, kind: ListKind) -> Vec<NodeName> {
         self.inner.lock().list(kind)
+    }
+
+    /// The nodes that left gracefully (they said so before shutting down, see
+    /// [`Node::shutdown`]) and have not connected since, sorted. Cluster strategies do not
+    /// connect these until they are seen again.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actor_remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig, NodeDownReason, Ping};
+    /// let epmd = PortMapperServer::bind("127.0.0.1:0".parse()?).await?.spawn();
+    /// let cookie = Cookie::new("c")?;
+    /// let config = |name| NodeConfig::sname(name).cookie(cookie.clone()).port_mapper(epmd.local_addr());
+    /// let a = Node::start(config("a@localhost")).await?;
+    /// let b = Node::start(config("b@localhost")).await?;
+    /// assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    /// let monitor = a.monitor_node(b.name()).await;
+    /// let b_name = b.name().clone();
+    /// b.shutdown().await; // tells a first
+    /// assert_eq!(monitor.await.reason, NodeDownReason::Shutdown);
+    /// assert_eq!(a.left(), [b_name]);
+    /// # a.shutdown().await; Ok(()) }
+    /// ```
+    pub fn left(&self) -> Vec<NodeName> {
+        self.inner.lock().left()
+    }
+
+    /// Whether `node` left gracefully and has not connected since (see [`Node::left`]).
+    pub fn has_left(&self, node: &NodeName) -> bool {
+        self.inner.lock().has_left(node)
+    }
+
+    /// Forgets that `node` left, so strategies connect it again: whether it had. (A
+    /// strategy that sees it again calls this through
+    /// [`cluster::Context::seen_again`](crate::cluster::Context::seen_again).)
+    pub fn forget_left(&self, node: &NodeName) -> bool {
+        self.inner.lock().forget_left(node)
+    }
+
+    /// The port peers' port mappers listen on (this node's port mapper's port).
+    pub(crate) fn port_mapper_port(&self) -> u16 {
+        self.inner.port_mapper_port
     }
 
     /// Every `NodeUp` / `NodeDown` from now on. A receiver that falls more than 1024 events
@@ -412,10 +503,40 @@ impl Node {
         node_transport::spawn_plain_on(&self.inner, node, module, function, args).await
     }
 
-    /// Closes every session (peers see `disconnect`), unregisters from the port mapper, stops
-    /// listening, and shuts the system down.
+    /// Stops at once, without the graceful leave of [`Node::shutdown`], as `erlang:halt/0`
+    /// (or a crash): every session closes (peers see `connection_closed` and their
+    /// strategies reconnect it as soon as it is back), the name is unregistered, the
+    /// listener and the system stop.
+    pub async fn halt(self) {
+        self.stop().await;
+    }
+
+    /// Leaves gracefully, then stops: refuses new sessions, tells every peer it is leaving
+    /// (`ControlMsg::Leaving`: peers close the session and see the node down with
+    /// [`NodeDownReason::Shutdown`], and their cluster strategies do not connect it again
+    /// until it is seen again, libcluster #202), waits until they have closed (at most
+    /// [`LEAVE_TIMEOUT`]), closes any session left (those peers see `disconnect`),
+    /// unregisters from the port mapper, stops listening, and shuts the system down.
     pub async fn shutdown(self) {
+        let mut events = self.inner.events.subscribe();
+        if self.inner.with_state(|s| s.leave()) > 0 {
+            let closed = async {
+                while !self.inner.lock().list(ListKind::Connected).is_empty() {
+                    if let Err(broadcast::error::RecvError::Closed) = events.recv().await {
+                        return;
+                    }
+                }
+            };
+            if tokio::time::timeout(LEAVE_TIMEOUT, closed).await.is_err() {
+                tracing::debug!(parent: &self.inner.span(), "some peers did not close within {LEAVE_TIMEOUT:?} of the leave; closing");
+            }
+        }
+        self.stop().await;
+    }
+
+    async fn stop(self) {
         self.inner.with_state(|s| s.shutdown());
+        self.inner.names.stop();
         // Stops listening and drops the registration (which unregisters the name).
         for task in self.inner.lock_tasks().drain(..) {
             task.abort();

@@ -56,4 +56,7 @@ pub(crate) mod tests;
 
 pub use client::{PortMapperClient, PortMapperError, Registration, DEFAULT_TIMEOUT, EPMD_PORT};
 pub use proto::{NodeInfo, NodeType};
-pub use server::{ensure_port_mapper, PortMapperHandle, PortMapperServer, PortMapperServerHandle};
+pub use server::{
+    ensure_port_mapper, ensure_port_mapper_on, PortMapperHandle, PortMapperServer,
+    PortMapperServerHandle,
+};

@@ -65,6 +65,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     let mut reading = true;
+    // One listener for the whole loop: a Ctrl-C that arrives while an event is handled is
+    // not lost (a listener made anew each round could miss it).
+    let ctrl_c = tokio::signal::ctrl_c();
+    tokio::pin!(ctrl_c);
     loop {
         tokio::select! {
             line = lines.next_line(), if reading => match line {
@@ -81,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             },
             _ = inbox.recv() => {} // already printed by receive_message
-            _ = tokio::signal::ctrl_c() => break,
+            _ = &mut ctrl_c => break,
         }
     }
     node.shutdown().await;

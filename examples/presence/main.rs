@@ -8,7 +8,7 @@
 //! cargo run --features testing --example presence
 //! ```
 //!
-//! The three nodes live in this process ([`LocalCluster`], with its own port mapper on a
+//! The three nodes live in this process (`LocalCluster`, with its own port mapper on a
 //! port the OS picks).
 
 mod presence;
@@ -18,8 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nodus::testing::LocalCluster;
-use presence::{room, start_node, Member, Status, MEMBER};
+use presence::{room, Member, Status, MEMBER};
 
 /// How long anything below may take before the example gives up.
 const DEADLINE: Duration = Duration::from_secs(10);
@@ -27,20 +26,7 @@ const DEADLINE: Duration = Duration::from_secs(10);
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let hub = Arc::new(OnceLock::new());
-    let on_start = Arc::clone(&hub);
-    let mut cluster = LocalCluster::builder()
-        .nodes(3)
-        .prefix("presence")
-        .on_start(move |node, i| {
-            let hub = Arc::clone(&on_start);
-            async move {
-                if let Err(e) = start_node(&node, i, &hub).await {
-                    eprintln!("node {i} did not start its part: {e}");
-                }
-            }
-        })
-        .start()
-        .await?;
+    let mut cluster = presence::cluster(&hub).start().await?;
     cluster.await_mesh(DEADLINE).await?;
     let hub = hub.get().cloned().ok_or("the hub did not start")?;
     let alice = Member::client(cluster.node(1), MEMBER);

@@ -193,3 +193,23 @@ pub async fn start_node(
     }
     Ok(())
 }
+
+/// A [`LocalCluster`](nodus::testing::LocalCluster) of three nodes, each starting its part
+/// ([`start_node`]) when it starts and again when it restarts; the hub records its name in
+/// `hub`.
+pub fn cluster(
+    hub: &std::sync::Arc<std::sync::OnceLock<NodeName>>,
+) -> nodus::testing::ClusterBuilder {
+    let hub = std::sync::Arc::clone(hub);
+    nodus::testing::LocalCluster::builder()
+        .nodes(3)
+        .prefix("presence")
+        .on_start(move |node, i| {
+            let hub = std::sync::Arc::clone(&hub);
+            async move {
+                if let Err(e) = start_node(&node, i, &hub).await {
+                    eprintln!("node {i} did not start its part: {e}");
+                }
+            }
+        })
+}

@@ -763,8 +763,9 @@ impl LocalCluster {
         Ok(())
     }
 
-    /// Kills node `i`: `SIGKILL` for a process node; an in-process node shuts down (its
-    /// sockets close, so peers see `connection_closed` at once, as for a killed process).
+    /// Kills node `i`: `SIGKILL` for a process node; an in-process node halts
+    /// ([`Node::halt`](crate::remote::Node::halt): no graceful leave; its sockets close, so
+    /// peers see `connection_closed` at once, as for a killed process).
     ///
     /// # Errors
     /// [`ClusterError::NoMember`] or [`ClusterError::Killed`].
@@ -772,7 +773,8 @@ impl LocalCluster {
         let member = self.member_mut(i)?;
         member.faults.clear();
         match std::mem::replace(&mut member.kind, Kind::Killed) {
-            Kind::InProcess(node) => node.shutdown().await,
+            // Abruptly, as a crash: no graceful leave.
+            Kind::InProcess(node) => node.halt().await,
             Kind::Process(mut child) => {
                 let _ = child.kill().await;
             }

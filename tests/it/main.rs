@@ -1,5 +1,6 @@
-//! The one integration test binary: a module per area. `cluster`, `kv`, `links` and `presence` run on a
-//! `LocalCluster`, so they need the `testing` feature (`cargo test --all-features`).
+//! The one integration test binary: a module per area. `cluster`, `global`, `kv`, `links`,
+//! `presence` and `strategies` run on a `LocalCluster`, so they need the `testing` feature
+//! (`cargo test --all-features`).
 
 #[cfg(feature = "testing")]
 mod backpressure;
@@ -9,6 +10,8 @@ mod cluster;
 mod destinations;
 mod genserver;
 #[cfg(feature = "testing")]
+mod global;
+#[cfg(feature = "testing")]
 mod kv;
 #[cfg(feature = "testing")]
 mod links;
@@ -16,6 +19,7 @@ mod links;
 mod presence;
 mod process;
 mod registry;
+#[cfg(feature = "testing")]
 mod strategies;
 mod supervision;
 mod tasks;

@@ -9,13 +9,13 @@ use std::{
     time::{Duration, Instant},
 };
 
-use nodus::{testing::LocalCluster, ExitReason};
+use nodus::ExitReason;
 
 #[path = "../../examples/presence/presence.rs"]
 #[allow(dead_code)] // the example uses every item; each test binary only some
 mod room;
 
-use room::{room, start_node, Member, CALL_TIMEOUT, MEMBER};
+use room::{room, Member, CALL_TIMEOUT, MEMBER};
 
 const DEADLINE: Duration = Duration::from_secs(10);
 
@@ -37,21 +37,7 @@ where
 #[tokio::test]
 async fn the_room_survives_its_node_and_sees_members_leave_with_their_reason() {
     let hub = Arc::new(OnceLock::new());
-    let on_start = Arc::clone(&hub);
-    let mut cluster = LocalCluster::builder()
-        .nodes(3)
-        .prefix("presence")
-        .on_start(move |node, i| {
-            let hub = Arc::clone(&on_start);
-            async move {
-                start_node(&node, i, &hub)
-                    .await
-                    .unwrap_or_else(|e| panic!("node {i}: {e}"));
-            }
-        })
-        .start()
-        .await
-        .expect("a cluster");
+    let mut cluster = room::cluster(&hub).start().await.expect("a cluster");
     cluster.await_mesh(DEADLINE).await.expect("a mesh");
     let hub = hub.get().cloned().expect("the hub recorded its name");
     let alice = Member::client(cluster.node(1), MEMBER);

@@ -44,6 +44,26 @@ pub(crate) type StartFn = Arc<
     dyn Fn(Kernel, ActorCell) -> BoxFuture<'static, Result<ActorCell, SpawnError>> + Send + Sync,
 >;
 
+/// Starts `actor` with `args`, linked to `supervisor`, and adopts it on `kernel`'s node (its
+/// pid is known and its exit watched). `what` names it in the error.
+pub(crate) async fn spawn_linked<A: Actor>(
+    kernel: Kernel,
+    actor: A,
+    args: A::Arguments,
+    supervisor: ActorCell,
+    what: String,
+) -> Result<ActorCell, SpawnError> {
+    let (actor_ref, _) = Actor::spawn_linked(None, actor, args, supervisor)
+        .await
+        .map_err(|e| SpawnError::StartFailed {
+            what,
+            reason: e.to_string(),
+        })?;
+    let cell = actor_ref.get_cell();
+    kernel.adopt(&cell);
+    Ok(cell)
+}
+
 /// How to start, restart and stop one child of a [`Supervisor`].
 ///
 /// ```
@@ -90,18 +110,7 @@ impl ChildSpec {
         let what = id.clone();
         Self::with_start(id, move |kernel: Kernel, supervisor| {
             let (actor, args, what) = (actor.clone(), args.clone(), what.clone());
-            async move {
-                let (actor_ref, _) = Actor::spawn_linked(None, actor, args, supervisor)
-                    .await
-                    .map_err(|e| SpawnError::StartFailed {
-                        what,
-                        reason: e.to_string(),
-                    })?;
-                let cell = actor_ref.get_cell();
-                kernel.adopt(&cell);
-                Ok(cell)
-            }
-            .boxed()
+            spawn_linked(kernel, actor, args, supervisor, what).boxed()
         })
     }
 

@@ -165,6 +165,7 @@ pub(crate) enum Op {
     Exited(TaskId, Exit),
     Terminate(TaskId, RpcReplyPort<bool>),
     Count(RpcReplyPort<usize>),
+    Children(RpcReplyPort<Vec<TaskId>>),
 }
 
 /// Reports how a task ended, to its caller and its supervisor, even when the task is
@@ -443,6 +444,11 @@ impl Actor for TaskSupervisorActor {
             }
             Op::Count(reply) => {
                 let _ = reply.send(state.running.len());
+            }
+            Op::Children(reply) => {
+                let mut ids: Vec<TaskId> = state.running.keys().copied().collect();
+                ids.sort_unstable();
+                let _ = reply.send(ids);
             }
         }
         Ok(())

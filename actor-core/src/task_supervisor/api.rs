@@ -86,11 +86,17 @@ pub(crate) async fn launch(
     kind: TaskKind,
     timeout: Duration,
 ) -> Result<Launched, TaskError> {
-    if let To::Dest(dest) = to {
-        if let Some(node) = system.remote_node(dest) {
-            return launch_remote(system, node, dest.clone(), job, kind, timeout).await;
+    let resolved;
+    let to = match to {
+        To::Dest(dest) => {
+            resolved = system.resolve_global(dest.clone());
+            if let Some(node) = system.remote_node(&resolved) {
+                return launch_remote(system, node, resolved, job, kind, timeout).await;
+            }
+            To::Dest(&resolved)
         }
-    }
+        other => other,
+    };
     let (started, result) = launch_here(system, to, job, kind).await?;
     Ok(Launched {
         id: started.id,
@@ -384,6 +390,34 @@ impl TaskSupervisor {
     pub async fn count_children(&self) -> Result<usize, TaskError> {
         self.actor
             .call(|reply| TaskSupervisorMsg(Op::Count(reply)), None)
+            .await
+            .ok()
+            .and_then(success)
+            .ok_or_else(|| TaskError::NoProc {
+                name: self.name.clone(),
+                node: self.system.node().clone(),
+            })
+    }
+
+    /// The ids of the running tasks, in start order, as `Task.Supervisor.children/1`.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use actor_core::{Restart, System, SystemConfig, TaskSupervisor, TaskSupervisorConfig};
+    /// let system = System::start(SystemConfig::default()).await?;
+    /// let sup = TaskSupervisor::start(&system, TaskSupervisorConfig::new("Tasks")).await?;
+    /// let id = sup.start_child_fn(|| std::future::pending(), Restart::Temporary).await?;
+    /// assert_eq!(sup.children().await?, [id]);
+    /// sup.terminate_child(id).await;
+    /// assert!(sup.children().await?.is_empty());
+    /// # system.shutdown().await; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`TaskError::NoProc`] if the supervisor has stopped.
+    pub async fn children(&self) -> Result<Vec<TaskId>, TaskError> {
+        self.actor
+            .call(|reply| TaskSupervisorMsg(Op::Children(reply)), None)
             .await
             .ok()
             .and_then(success)

@@ -7,7 +7,8 @@ use actor_core::NodeName;
 use serde::Deserialize;
 
 use super::{
-    ClusterConfig, Gossip, GossipConfig, LocalPortMapper, StaticHosts, Strategy, Topology,
+    ClusterConfig, DnsPoll, Gossip, GossipConfig, KubernetesDns, KubernetesDnsSrv, LocalPortMapper,
+    StaticHosts, Strategy, Topology,
 };
 
 /// Why a cluster configuration could not be read.
@@ -26,7 +27,7 @@ pub enum ConfigError {
     #[error("invalid cluster configuration: {0}; see the keys in actor_remote::cluster's docs")]
     Toml(#[from] toml::de::Error),
     /// An unknown strategy.
-    #[error("topology {topology:?}: unknown strategy {given:?}; use static_hosts, local_port_mapper or gossip")]
+    #[error("topology {topology:?}: unknown strategy {given:?}; use static_hosts, local_port_mapper, gossip, dns_poll, kubernetes_dns or kubernetes_dns_srv")]
     UnknownStrategy {
         /// The topology.
         topology: String,
@@ -72,6 +73,113 @@ struct StaticHostsSpec {
     poll_interval_ms: Option<u64>,
 }
 
+/// The keys of the three DNS strategies (each checks it has its own required ones and
+/// none of another's).
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DnsSpec {
+    query: Option<String>,
+    node_basename: Option<String>,
+    service: Option<String>,
+    application_name: Option<String>,
+    namespace: Option<String>,
+    cluster_domain: Option<String>,
+    poll_interval_ms: Option<u64>,
+    prune: Option<bool>,
+    #[serde(default)]
+    nameservers: Vec<std::net::SocketAddr>,
+    query_timeout_ms: Option<u64>,
+}
+
+/// The DNS strategy `kind` from its keys: its required ones must be set, another
+/// strategy's must not.
+fn dns_strategy(
+    topology: &str,
+    kind: &str,
+    spec: DnsSpec,
+) -> Result<Box<dyn Strategy>, ConfigError> {
+    let key = |k: &str| format!("topologies.{topology}.config.{k}");
+    let given = [
+        ("query", &spec.query),
+        ("node_basename", &spec.node_basename),
+        ("service", &spec.service),
+        ("application_name", &spec.application_name),
+        ("namespace", &spec.namespace),
+        ("cluster_domain", &spec.cluster_domain),
+    ];
+    let (required, allowed): (&[&str], &[&str]) = match kind {
+        "dns_poll" => (&["query", "node_basename"], &[]),
+        "kubernetes_dns" => (&["service", "application_name"], &[]),
+        _ => (
+            &["service", "namespace", "application_name"],
+            &["cluster_domain"],
+        ),
+    };
+    let mut values = BTreeMap::new();
+    for (name, value) in given {
+        match value {
+            Some(v) if required.contains(&name) || allowed.contains(&name) => {
+                values.insert(name, v.clone());
+            }
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    key: key(name),
+                    value: v.clone(),
+                    why: format!(
+                        "{kind} has no {name}; its keys are {} (see actor_remote::cluster's docs)",
+                        required.join(", ")
+                    ),
+                })
+            }
+            None if required.contains(&name) => {
+                return Err(ConfigError::Invalid {
+                    key: key(name),
+                    value: String::new(),
+                    why: format!("{kind} needs {name}; set it"),
+                })
+            }
+            None => {}
+        }
+    }
+    let value = |name: &str| values.get(name).cloned().unwrap_or_default();
+    macro_rules! common {
+        ($s:expr) => {{
+            let mut s = $s;
+            if let Some(ms) = spec.poll_interval_ms {
+                s = s.poll_interval(Duration::from_millis(ms));
+            }
+            if let Some(prune) = spec.prune {
+                s = s.prune(prune);
+            }
+            for addr in &spec.nameservers {
+                s = s.nameserver(*addr);
+            }
+            if let Some(ms) = spec.query_timeout_ms {
+                s = s.query_timeout(Duration::from_millis(ms));
+            }
+            Box::new(s) as Box<dyn Strategy>
+        }};
+    }
+    Ok(match kind {
+        "dns_poll" => common!(DnsPoll::new(value("query"), value("node_basename"))),
+        "kubernetes_dns" => common!(KubernetesDns::new(
+            value("service"),
+            value("application_name")
+        )),
+        _ => {
+            let mut s = KubernetesDnsSrv::new(
+                value("service"),
+                value("namespace"),
+                value("application_name"),
+            );
+            if let Some(domain) = values.get("cluster_domain") {
+                s = s.cluster_domain(domain.clone());
+            }
+            common!(s)
+        }
+    })
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct PollSpec {
@@ -112,6 +220,10 @@ fn strategy(
         "gossip" => {
             let cfg: GossipConfig = config.try_into()?;
             Box::new(Gossip::new(cfg))
+        }
+        "dns_poll" | "kubernetes_dns" | "kubernetes_dns_srv" => {
+            let spec: DnsSpec = config.try_into()?;
+            dns_strategy(topology, kind, spec)?
         }
         other => {
             return Err(ConfigError::UnknownStrategy {
@@ -196,6 +308,7 @@ impl ClusterConfig {
     {
         const PREFIX: &str = "NODUS_CLUSTER_";
         const GOSSIP: &str = "GOSSIP_";
+        const DNS: &str = "DNS_";
         let vars: BTreeMap<String, String> = vars
             .into_iter()
             .filter_map(|(k, v)| {
@@ -253,6 +366,31 @@ impl ClusterConfig {
                                 value: value.clone(),
                                 why: "unknown gossip setting; see actor_remote::cluster's docs"
                                     .into(),
+                            })
+                        }
+                    };
+                    config.insert(field, value);
+                }
+                dns if dns.starts_with(DNS) => {
+                    let field = dns[DNS.len()..].to_lowercase();
+                    let value = match field.as_str() {
+                        "query_timeout_ms" => parse_int(&var, value)?,
+                        "prune" => toml::Value::Boolean(parse_bool(&var, value)?),
+                        "nameservers" => toml::Value::Array(
+                            value
+                                .split(',')
+                                .map(str::trim)
+                                .filter(|v| !v.is_empty())
+                                .map(|v| toml::Value::String(v.into()))
+                                .collect(),
+                        ),
+                        "query" | "node_basename" | "service" | "application_name"
+                        | "namespace" | "cluster_domain" => toml::Value::String(value.clone()),
+                        _ => {
+                            return Err(ConfigError::Invalid {
+                                key: var,
+                                value: value.clone(),
+                                why: "unknown DNS setting; see actor_remote::cluster's docs".into(),
                             })
                         }
                     };

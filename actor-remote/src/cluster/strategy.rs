@@ -270,8 +270,18 @@ impl Context {
         self.backoff().next_due()
     }
 
+    /// Reports that `node` was seen again after a graceful leave (a new port-mapper
+    /// registration, a DNS record back in the answer, ...): strategies connect it again
+    /// ([`Node::forget_left`]). Nothing happens for a node that did not leave.
+    pub fn seen_again(&self, node: &NodeName, how: &str) {
+        if self.inner.node.forget_left(node) {
+            self.decide(Some(node), "seen again after it left", how);
+        }
+    }
+
     /// Connects to each of `nodes` that is not this node, not already connected (the
-    /// `list_nodes` hook) and not in backoff, concurrently, through the `connect` hook, each
+    /// `list_nodes` hook), not a node that left gracefully and was not seen again (see
+    /// [`Node::left`]) and not in backoff, concurrently, through the `connect` hook, each
     /// bounded by the topology's connect timeout. Returns the nodes it connected.
     ///
     /// Each success resets the node's backoff, is logged at info (`connected to`), counted
@@ -288,6 +298,14 @@ impl Context {
             }
             if listed.contains(&node) {
                 self.decide(Some(&node), "skipped", "already connected");
+                continue;
+            }
+            if self.inner.node.has_left(&node) {
+                self.decide(
+                    Some(&node),
+                    "skipped",
+                    "it left (shut down gracefully); not connected until it is seen again",
+                );
                 continue;
             }
             if !self.backoff().ready(&node, now) {

@@ -43,8 +43,10 @@ fn a_secret_never_reaches_debug() {
         "[topologies.g]\nstrategy = \"gossip\"\nconfig = { secret = \"hunter2\" }\n",
     )
     .unwrap();
-    let mut cfg = super::GossipConfig::default();
-    cfg.secret = Some("hunter2".into());
+    let cfg = super::GossipConfig {
+        secret: Some("hunter2".into()),
+        ..Default::default()
+    };
     assert!(!format!("{cfg:?}").contains("hunter2"));
     assert!(!format!("{config:?}").contains("hunter2"));
 }
@@ -124,5 +126,86 @@ fn environment_variables_make_one_topology() {
     assert!(
         typo.to_string().contains("NODUS_CLUSTER_GOSIP_PORT"),
         "{typo}"
+    );
+}
+
+#[test]
+fn dns_strategies_from_toml_and_environment() {
+    let config = ClusterConfig::from_toml(
+        r#"
+        [topologies.poll]
+        strategy = "dns_poll"
+        config = { query = "app.example.", node_basename = "app", prune = false, nameservers = ["127.0.0.1:5353"], poll_interval_ms = 1000, query_timeout_ms = 500 }
+        [topologies.k8s]
+        strategy = "kubernetes_dns"
+        config = { service = "app-headless.default.svc.cluster.local.", application_name = "app" }
+        [topologies.srv]
+        strategy = "kubernetes_dns_srv"
+        config = { service = "app", namespace = "default", application_name = "app", cluster_domain = "cluster.test." }
+        "#,
+    )
+    .unwrap();
+    let kinds: Vec<_> = config.topologies().map(|t| (t.name(), t.kind())).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("k8s", "kubernetes_dns"),
+            ("poll", "dns_poll"),
+            ("srv", "kubernetes_dns_srv")
+        ]
+    );
+    let env = ClusterConfig::from_vars([
+        ("NODUS_CLUSTER_STRATEGY", "kubernetes_dns_srv"),
+        ("NODUS_CLUSTER_DNS_SERVICE", "app"),
+        ("NODUS_CLUSTER_DNS_NAMESPACE", "default"),
+        ("NODUS_CLUSTER_DNS_APPLICATION_NAME", "app"),
+        ("NODUS_CLUSTER_DNS_PRUNE", "false"),
+        ("NODUS_CLUSTER_DNS_NAMESERVERS", "127.0.0.1:53, [::1]:53"),
+        ("NODUS_CLUSTER_DNS_QUERY_TIMEOUT_MS", "300"),
+        ("NODUS_CLUSTER_POLL_INTERVAL_MS", "100"),
+    ])
+    .unwrap();
+    assert_eq!(
+        env.topologies().next().map(|t| t.kind()),
+        Some("kubernetes_dns_srv")
+    );
+}
+
+#[test]
+fn dns_mistakes_are_errors_that_name_them() {
+    let missing = ClusterConfig::from_toml(
+        "[topologies.d]\nstrategy = \"dns_poll\"\nconfig = { query = \"a.\" }\n",
+    )
+    .unwrap_err();
+    assert!(missing.to_string().contains("node_basename"), "{missing}");
+    let foreign = ClusterConfig::from_toml(
+        "[topologies.d]\nstrategy = \"kubernetes_dns\"\nconfig = { service = \"s\", application_name = \"a\", query = \"q\" }\n",
+    )
+    .unwrap_err();
+    assert!(
+        foreign.to_string().contains("kubernetes_dns has no query"),
+        "{foreign}"
+    );
+    let typo = ClusterConfig::from_toml(
+        "[topologies.d]\nstrategy = \"dns_poll\"\nconfig = { query = \"q\", node_basename = \"a\", polling_interval = 5000 }\n",
+    )
+    .unwrap_err();
+    assert!(typo.to_string().contains("polling_interval"), "{typo}");
+    let bad_ns = ClusterConfig::from_vars([
+        ("NODUS_CLUSTER_STRATEGY", "dns_poll"),
+        ("NODUS_CLUSTER_DNS_QUERY", "q."),
+        ("NODUS_CLUSTER_DNS_NODE_BASENAME", "a"),
+        ("NODUS_CLUSTER_DNS_NAMESERVERS", "localhost"),
+    ])
+    .unwrap_err();
+    assert!(matches!(bad_ns, ConfigError::Toml(_)), "{bad_ns}");
+    let unknown = ClusterConfig::from_vars([
+        ("NODUS_CLUSTER_STRATEGY", "dns_poll"),
+        ("NODUS_CLUSTER_DNS_QUERRY", "q."),
+    ])
+    .unwrap_err();
+    assert!(
+        unknown.to_string().contains("NODUS_CLUSTER_DNS_QUERRY"),
+        "{unknown}"
     );
 }

@@ -45,7 +45,8 @@ pub struct NodeConfig {
     pub listen_port: u16,
     /// The port mapper to register with. When `None`: `127.0.0.1` on `ERL_EPMD_PORT`, else
     /// 4369. If none answers there, the node starts an embedded one, as `erl -sname` starts
-    /// epmd. Peers' port mappers are looked up on their hosts at the same port.
+    /// epmd; with long names it listens on every interface, as epmd does, so that nodes on
+    /// other hosts can look this host's nodes up (with short names, on loopback only). Peers' port mappers are looked up on their hosts at the same port.
     pub port_mapper: Option<SocketAddr>,
     /// A peer silent this long is down with reason `tick_timeout` (default 60 s).
     pub tick_time: Duration,

@@ -19,7 +19,7 @@ use super::{
     serving,
 };
 use crate::{
-    port_mapper::{ensure_port_mapper, PortMapperClient, PortMapperHandle, Registration},
+    port_mapper::{ensure_port_mapper_on, PortMapperClient, PortMapperHandle, Registration},
     proto::HandshakeError,
     transport::{faults, handshake_over, Connected, Direction, Inline, Session},
     wire::message::NodeMsg,
@@ -315,7 +315,7 @@ pub(super) async fn keep_registered(
     node: Weak<Inner>,
     mut registration: Registration,
     mut _port_mapper: PortMapperHandle,
-    addr: SocketAddr,
+    (addr, bind): (SocketAddr, SocketAddr),
 ) {
     loop {
         registration.closed().await;
@@ -333,7 +333,7 @@ pub(super) async fn keep_registered(
             );
             let timeout = inner.config.handshake_timeout;
             drop(inner);
-            let attempt = match ensure_port_mapper(addr).await {
+            let attempt = match ensure_port_mapper_on(addr, bind).await {
                 Ok(handle) => {
                     let client = handle.client().clone().with_timeout(timeout);
                     client

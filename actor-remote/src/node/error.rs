@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use actor_core::{NodeName, NodeNameError, SpawnError};
+use actor_core::{NodeName, NodeNameError, SpawnError, SupervisorError};
 
 use crate::{port_mapper::PortMapperError, CookieError};
 
@@ -38,6 +38,9 @@ pub enum NodeError {
     /// The node's local system could not start.
     #[error(transparent)]
     System(#[from] SpawnError),
+    /// The built-in service (`nodus.Rpc`, see [`admin`](crate::node::admin)) could not start.
+    #[error("could not start the built-in nodus.Rpc task supervisor: {0}; this is a bug in nodus, please report it")]
+    Admin(#[source] SupervisorError),
 }
 
 /// Why connecting to a node failed; [`Node::connect`](crate::Node::connect) returns it and

@@ -52,6 +52,11 @@ pub enum NodeDownReason {
     NoConnection,
     /// This node shut down.
     NodeShutdown,
+    /// The peer shut down gracefully: it said it was leaving before it closed the
+    /// connection (`ControlMsg::Leaving`, sent by [`Node::shutdown`](crate::Node::shutdown)),
+    /// as the BEAM's `shutdown`. Cluster strategies do not connect it again until it is seen
+    /// again (see [`cluster`](crate::cluster#graceful-leave)).
+    Shutdown,
 }
 
 impl fmt::Display for NodeDownReason {
@@ -63,6 +68,7 @@ impl fmt::Display for NodeDownReason {
             Self::ProtocolError(why) => write!(f, "protocol_error: {why}"),
             Self::NoConnection => f.write_str("noconnection"),
             Self::NodeShutdown => f.write_str("net_kernel_terminated"),
+            Self::Shutdown => f.write_str("shutdown"),
         }
     }
 }

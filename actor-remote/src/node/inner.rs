@@ -96,6 +96,8 @@ pub(super) struct Inner {
     /// Starts a dial of a node in the background (the driver's; it reports back to the
     /// machine).
     pub(super) dial: fn(&Arc<Inner>, NodeName),
+    /// Global names and process groups (`crate::names`), shared with their server.
+    pub(crate) names: Arc<crate::names::Shared>,
 }
 
 impl Drop for Inner {

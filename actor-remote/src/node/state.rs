@@ -307,7 +307,16 @@ pub(crate) struct NodeState<E: Effects> {
     completions: VecDeque<(E::Waiter, Outcome)>,
     events: VecDeque<NodeEvent>,
     actions: VecDeque<Action<E>>,
+    /// Peers that said they are leaving (`ControlMsg::Leaving`) on their current session.
+    leaving: BTreeSet<NodeName>,
+    /// Peers whose last session ended with a graceful leave, until a session with them comes
+    /// up again (at most [`LEFT_CAPACITY`]).
+    left: BTreeSet<NodeName>,
 }
+
+/// How many nodes that left [`NodeState`] remembers; beyond, one is forgotten (a strategy
+/// may then dial it once more, and fail).
+const LEFT_CAPACITY: usize = 4096;
 
 impl<E: Effects> NodeState<E>
 where
@@ -340,6 +349,8 @@ where
             completions: VecDeque::new(),
             events: VecDeque::new(),
             actions: VecDeque::new(),
+            leaving: BTreeSet::new(),
+            left: BTreeSet::new(),
         }
     }
 
@@ -395,6 +406,22 @@ where
     /// Whether the node has shut down.
     pub(crate) fn is_stopped(&self) -> bool {
         self.stopped
+    }
+
+    /// Whether `peer` left gracefully (its last session ended after its
+    /// `ControlMsg::Leaving`) and no session with it has come up since.
+    pub(crate) fn has_left(&self, peer: &NodeName) -> bool {
+        self.left.contains(peer)
+    }
+
+    /// The nodes that left gracefully and have not connected since, sorted.
+    pub(crate) fn left(&self) -> Vec<NodeName> {
+        self.left.iter().cloned().collect()
+    }
+
+    /// Forgets that `peer` left (a strategy saw it again): whether it had.
+    pub(crate) fn forget_left(&mut self, peer: &NodeName) -> bool {
+        self.left.remove(peer)
     }
 
     /// Whether a session with `peer` is up.
@@ -916,6 +943,36 @@ where
         }
     }
 
+    /// The node starts a graceful shutdown: no new session is made or accepted, connects
+    /// under way fail with `NotAlive`, and every peer is told `ControlMsg::Leaving` (it then
+    /// closes the session). Returns how many peers were told; [`NodeState::shutdown`]
+    /// closes what is left.
+    pub(crate) fn leave(&mut self) -> usize {
+        self.stopped = true;
+        let connecting: Vec<NodeName> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| matches!(p, Peer::Connecting { .. }))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for peer in connecting {
+            self.fail_dial(&peer, ConnectError::NotAlive);
+        }
+        let sessions: Vec<E::Session> = self
+            .peers
+            .values()
+            .filter_map(|p| match p {
+                Peer::Up { session, .. } => Some(session.clone()),
+                Peer::Connecting { .. } => None,
+            })
+            .collect();
+        let told = sessions.len();
+        for session in sessions {
+            self.send(session, NodeMsg::Control(ControlMsg::Leaving), None);
+        }
+        told
+    }
+
     /// The node stops: every session closes, no new one is made or accepted, and connects
     /// under way fail with `NotAlive`.
     pub(crate) fn shutdown(&mut self) {
@@ -1086,6 +1143,9 @@ where
             _ => Vec::new(),
         };
         self.known.insert(peer.clone());
+        // Seen again: a node that had left is back.
+        self.leaving.remove(peer);
+        self.left.remove(peer);
         // Casts queued while connecting go first, in order.
         for msg in queued {
             self.send(session.clone(), msg, None);
@@ -1125,6 +1185,16 @@ where
             _ => return,
         };
         self.peers.remove(peer);
+        // It said it was leaving: whatever closed the session, the reason is its shutdown.
+        let reason = if self.leaving.remove(peer) {
+            if self.left.len() >= LEFT_CAPACITY {
+                self.left.pop_first();
+            }
+            self.left.insert(peer.clone());
+            NodeDownReason::Shutdown
+        } else {
+            reason
+        };
         let lost: Vec<u64> = self
             .requests
             .iter()
@@ -1284,6 +1354,14 @@ where
                 }
                 for node in nodes {
                     self.ensure_dial(&node);
+                }
+            }
+            ControlMsg::Leaving => {
+                // The peer shuts down: close the session (it waits for that, bounded), and
+                // report it down as `Shutdown` (see `handle_session_down`).
+                if let Some(session) = self.session_of(peer).cloned() {
+                    self.leaving.insert(peer.clone());
+                    self.actions.push_back(Action::Close(session));
                 }
             }
         }

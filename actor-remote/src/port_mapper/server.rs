@@ -436,12 +436,27 @@ impl PortMapperHandle {
 /// answer that is not epmd's), [`PortMapperError::Bind`] if the bind fails for another
 /// reason, or the second probe's error.
 pub async fn ensure_port_mapper(addr: SocketAddr) -> Result<PortMapperHandle, PortMapperError> {
-    ensure_port_mapper_with(PortMapperClient::new(addr)).await
+    ensure_port_mapper_with(PortMapperClient::new(addr), addr).await
 }
 
-/// [`ensure_port_mapper`] with a configured client (its timeout bounds the probes).
+/// [`ensure_port_mapper`], but an embedded server it starts listens on `bind` (for example
+/// `0.0.0.0:4369`, every interface, as epmd does, so that nodes on other hosts can look this
+/// host's nodes up), while this node talks to it at `addr`.
+///
+/// # Errors
+/// As [`ensure_port_mapper`].
+pub async fn ensure_port_mapper_on(
+    addr: SocketAddr,
+    bind: SocketAddr,
+) -> Result<PortMapperHandle, PortMapperError> {
+    ensure_port_mapper_with(PortMapperClient::new(addr), bind).await
+}
+
+/// [`ensure_port_mapper`] with a configured client (its timeout bounds the probes), binding
+/// an embedded server on `bind`.
 pub(crate) async fn ensure_port_mapper_with(
     client: PortMapperClient,
+    bind: SocketAddr,
 ) -> Result<PortMapperHandle, PortMapperError> {
     let addr = client.addr();
     match client.names().await {
@@ -455,9 +470,9 @@ pub(crate) async fn ensure_port_mapper_with(
         Err(PortMapperError::Unreachable { .. }) => {}
         Err(e) => return Err(e),
     }
-    match PortMapperServer::bind(addr).await {
+    match PortMapperServer::bind(bind).await {
         Ok(server) => {
-            tracing::info!(%addr, "no port mapper answered; started the embedded one");
+            tracing::info!(%addr, %bind, "no port mapper answered; started the embedded one");
             let server = server.spawn();
             Ok(PortMapperHandle {
                 client,

@@ -158,6 +158,12 @@ pub enum ControlMsg {
     /// The visible nodes the sender is connected to, sent when a visible session comes up,
     /// so that nodes which meet through a third reach a full mesh (`connect_all`).
     Peers(Vec<NodeName>),
+    /// The sender is shutting down gracefully ([`Node::shutdown`](crate::Node::shutdown)):
+    /// the receiver closes the session and reports the node down with
+    /// [`NodeDownReason::Shutdown`](crate::NodeDownReason::Shutdown), and its cluster
+    /// strategies do not connect it again until it is seen again (libcluster #202). Sent
+    /// before the sender closes its sessions.
+    Leaving,
 }
 
 /// Tasks: started under a task supervisor of the receiver, or plain spawns.

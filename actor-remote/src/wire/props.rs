@@ -190,6 +190,7 @@ fn arb_control() -> BoxedStrategy<ControlMsg> {
         any::<u64>().prop_map(ControlMsg::Ping),
         any::<u64>().prop_map(ControlMsg::Pong),
         proptest::collection::vec(arb_node_name(), 0..5).prop_map(ControlMsg::Peers),
+        Just(ControlMsg::Leaving),
     ]
     .boxed()
 }
@@ -344,7 +345,7 @@ pub(crate) fn arb_session_frame() -> BoxedStrategy<SessionFrame<NodeMsg>> {
 /// their tags: `SessionFrame` (Tick, Msg), `NodeMsg`, then the concern.
 pub(crate) fn concern_variants(node_msg_tag: u8) -> Option<u8> {
     match node_msg_tag {
-        0 => Some(3), // ControlMsg
+        0 => Some(4), // ControlMsg
         1 => Some(6), // TaskMsg
         2 => Some(2), // ActorMsg
         3 => Some(3), // WatchMsg

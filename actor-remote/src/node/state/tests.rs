@@ -1499,3 +1499,78 @@ fn a_task_result_over_the_largest_frame_becomes_bad_return() {
         out.frames
     );
 }
+
+// ----- graceful leave -----
+
+#[test]
+fn a_leaving_node_tells_every_peer_and_takes_no_new_session() {
+    let mut s = node();
+    up(&mut s, "b@localhost", "sb");
+    up(&mut s, "c@localhost", "sc");
+    assert_eq!(s.leave(), 2);
+    let out = drain(&mut s);
+    let mut told: Vec<_> = out
+        .frames
+        .iter()
+        .map(|(session, msg)| (*session, msg.clone()))
+        .collect();
+    told.sort_by_key(|(session, _)| *session);
+    assert_eq!(
+        told,
+        [
+            ("sb", NodeMsg::Control(ControlMsg::Leaving)),
+            ("sc", NodeMsg::Control(ControlMsg::Leaving))
+        ]
+    );
+    // Sessions stay open for the peers to close; no new one is taken.
+    assert!(out.actions.is_empty());
+    assert!(s
+        .handle_session_up(&name("d@localhost"), false, "sd")
+        .is_none());
+    s.shutdown();
+    assert_eq!(drain(&mut s).actions.len(), 2, "the rest is closed");
+}
+
+#[test]
+fn a_peer_that_leaves_is_down_with_shutdown_and_remembered_until_it_is_back() {
+    let mut s = node();
+    let conn = up(&mut s, "b@localhost", "sb");
+    s.handle_control(&name("b@localhost"), ControlMsg::Leaving);
+    let out = drain(&mut s);
+    assert!(
+        matches!(out.actions.as_slice(), [Action::Close("sb")]),
+        "{:?}",
+        out.actions
+    );
+    assert!(
+        !s.has_left(&name("b@localhost")),
+        "not before the session is down"
+    );
+    // Whatever closed the session, the reason is the peer's shutdown.
+    s.handle_session_down(&name("b@localhost"), conn, NodeDownReason::Disconnect);
+    let out = drain(&mut s);
+    assert!(out.events.contains(&NodeEvent::NodeDown {
+        node: name("b@localhost"),
+        hidden: false,
+        reason: NodeDownReason::Shutdown
+    }));
+    assert_eq!(s.left(), [name("b@localhost")]);
+    // It connects again: seen again, forgotten as left.
+    let conn = up(&mut s, "b@localhost", "sb2");
+    assert!(!s.has_left(&name("b@localhost")));
+    // A later plain close is not a leave.
+    s.handle_session_down(&name("b@localhost"), conn, NodeDownReason::ConnectionClosed);
+    let out = drain(&mut s);
+    assert!(out.events.contains(&NodeEvent::NodeDown {
+        node: name("b@localhost"),
+        hidden: false,
+        reason: NodeDownReason::ConnectionClosed
+    }));
+    assert!(s.left().is_empty());
+    // A strategy that saw it again forgets it too.
+    let conn = up(&mut s, "c@localhost", "sc");
+    s.handle_control(&name("c@localhost"), ControlMsg::Leaving);
+    s.handle_session_down(&name("c@localhost"), conn, NodeDownReason::Disconnect);
+    assert!(s.forget_left(&name("c@localhost")));
+    assert!(!s.forget_left(&name("c@localhost")));
+}

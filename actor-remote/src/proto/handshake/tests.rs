@@ -213,7 +213,7 @@ fn cookie_never_reaches_debug() {
 fn version_mismatch_both_sides() {
     let now = Instant::now();
     let mut x = cfg("x@localhost", "c");
-    (x.min_version, x.max_version) = (4, 5);
+    (x.min_version, x.max_version) = (5, 6);
     let y = cfg("y@localhost", "c");
     let (mut i, mut a) = pair(&x, &y, now);
     let log = pump(&mut i, &mut a, now, Existing::None);
@@ -225,8 +225,8 @@ fn version_mismatch_both_sides() {
         HandshakeError::Version {
             theirs_min: PROTOCOL_VERSION,
             theirs_max: PROTOCOL_VERSION,
-            min: 4,
-            max: 5,
+            min: 5,
+            max: 6,
             ..
         }
     ));
@@ -234,8 +234,8 @@ fn version_mismatch_both_sides() {
     assert!(matches!(
         oa.unwrap_err(),
         HandshakeError::Version {
-            theirs_min: 4,
-            theirs_max: 5,
+            theirs_min: 5,
+            theirs_max: 6,
             min: PROTOCOL_VERSION,
             max: PROTOCOL_VERSION,
             ..
@@ -243,14 +243,14 @@ fn version_mismatch_both_sides() {
     ));
 }
 
-/// Version 3 added links and exit reasons to the wire, which a version 2 node cannot decode:
-/// a node of version 2 and one of this build refuse each other at the handshake.
+/// Version 4 added the graceful leave to the wire, which a version 3 node cannot decode: a
+/// node of version 3 and one of this build refuse each other at the handshake.
 #[test]
-fn a_version_2_node_and_this_build_refuse_each_other() {
-    assert_eq!(PROTOCOL_VERSION, 3);
+fn a_version_3_node_and_this_build_refuse_each_other() {
+    assert_eq!(PROTOCOL_VERSION, 4);
     let now = Instant::now();
     let mut old = cfg("x@localhost", "c");
-    (old.min_version, old.max_version) = (2, 2);
+    (old.min_version, old.max_version) = (3, 3);
     let new = cfg("y@localhost", "c");
     let (mut i, mut a) = pair(&old, &new, now);
     pump(&mut i, &mut a, now, Existing::None);
@@ -259,10 +259,10 @@ fn a_version_2_node_and_this_build_refuse_each_other() {
         matches!(
             oi,
             Err(HandshakeError::Version {
-                theirs_min: 3,
-                theirs_max: 3,
-                min: 2,
-                max: 2,
+                theirs_min: 4,
+                theirs_max: 4,
+                min: 3,
+                max: 3,
                 ..
             })
         ),
@@ -272,10 +272,10 @@ fn a_version_2_node_and_this_build_refuse_each_other() {
         matches!(
             oa,
             Err(HandshakeError::Version {
-                theirs_min: 2,
-                theirs_max: 2,
-                min: 3,
-                max: 3,
+                theirs_min: 3,
+                theirs_max: 3,
+                min: 4,
+                max: 4,
                 ..
             })
         ),

@@ -1,0 +1,400 @@
+//! A node's configuration from the environment or a TOML file, for releases: seed 003 sets
+//! `RELEASE_NODE=app@$POD_IP` and `RELEASE_COOKIE` and nothing else.
+//!
+//! The variables and TOML keys are listed on [`NodeConfig::from_env`]. A value that does
+//! not parse is a [`ConfigError`] naming the variable (or key), the value,
+//! and the accepted forms. The cluster's topology comes from its own variables (see
+//! [`cluster`](crate::cluster)).
+
+use std::{net::IpAddr, path::Path, time::Duration};
+
+use actor_core::{NameMode, NodeName};
+
+use super::config::NodeConfig;
+use crate::Cookie;
+
+/// A configuration value that is missing or does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A required variable is not set.
+    #[error("{var} is not set: set it to the node's name, as {var}=app@10.0.0.5")]
+    Missing {
+        /// The variable (or TOML key).
+        var: &'static str,
+    },
+    /// A value does not parse.
+    #[error("{var}={value:?} is not valid: expected {expected}")]
+    Invalid {
+        /// The variable (or TOML key).
+        var: &'static str,
+        /// The value found.
+        value: String,
+        /// The accepted forms.
+        expected: &'static str,
+    },
+    /// The file could not be read or is not TOML.
+    #[error("the configuration file {path} cannot be used: {reason}")]
+    File {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// Where a setting is looked up: by variable name (the TOML reader maps keys to the same
+/// names).
+type Lookup<'a> = &'a dyn Fn(&str) -> Option<String>;
+
+fn first(get: Lookup<'_>, vars: &[&'static str]) -> Option<(&'static str, String)> {
+    vars.iter()
+        .find_map(|v| get(v).filter(|s| !s.trim().is_empty()).map(|s| (*v, s)))
+}
+
+fn parse_bool(var: &'static str, value: &str) -> Result<bool, ConfigError> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Ok(true),
+        "false" | "0" | "no" | "off" => Ok(false),
+        _ => Err(ConfigError::Invalid {
+            var,
+            value: value.to_string(),
+            expected: "true or false",
+        }),
+    }
+}
+
+fn parse_with<T: std::str::FromStr>(
+    var: &'static str,
+    value: &str,
+    expected: &'static str,
+) -> Result<T, ConfigError> {
+    value.trim().parse().map_err(|_| ConfigError::Invalid {
+        var,
+        value: value.to_string(),
+        expected,
+    })
+}
+
+impl NodeConfig {
+    /// The configuration from the process's environment:
+    ///
+    /// | Variable | TOML key (`[node]`) | Meaning | Default |
+    /// |---|---|---|---|
+    /// | `NODUS_NODE` (or `RELEASE_NODE`) | `name` | `name@host`, or `name` alone with `NODUS_HOST` | required |
+    /// | `NODUS_HOST` | `host` | the host part when `NODUS_NODE` has none (a pod IP, say) | |
+    /// | `NODUS_DISTRIBUTION` (or `RELEASE_DISTRIBUTION`) | `distribution` | `sname` or `name` (long names) | `name` for an IP or a dotted host, else `sname` |
+    /// | `NODUS_COOKIE` (or `RELEASE_COOKIE`) | `cookie` | the cookie | `~/.nodus.cookie` |
+    /// | `NODUS_LISTEN_IP` | `listen_ip` | the address to listen on | the host's address if it is one, else all |
+    /// | `NODUS_PORT` | `port` | the distribution port; 0 lets the OS choose | 0 |
+    /// | `NODUS_PORT_MAPPER` | `port_mapper` | `ip:port` of the port mapper | `127.0.0.1:4369` (`ERL_EPMD_PORT`) |
+    /// | `NODUS_TICK_TIME` | `tick_time` | seconds of silence before a peer is down (`net_ticktime`) | 60 |
+    /// | `NODUS_HIDDEN` | `hidden` | `true` for a hidden node | `false` |
+    /// | `NODUS_CONNECT_ALL` | `connect_all` | `false` to keep out of the full mesh | `true` |
+    ///
+    ///
+    /// `RELEASE_*` are an Elixir release's names, read when the `NODUS_*` one is not set.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that is missing or wrong.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(&|var| std::env::var(var).ok())
+    }
+
+    /// The configuration from the variables `get` gives (the environment's, or a map's in
+    /// tests).
+    ///
+    /// ```
+    /// use actor_remote::NodeConfig;
+    /// let vars = [("RELEASE_NODE", "app@10.1.2.3"), ("RELEASE_COOKIE", "s3cret")];
+    /// let config = NodeConfig::from_lookup(&|k| {
+    ///     vars.iter().find(|(name, _)| *name == k).map(|(_, v)| v.to_string())
+    /// })?;
+    /// assert_eq!(config.name, "app@10.1.2.3");
+    /// assert_eq!(config.name_mode, actor_core::NameMode::Long);
+    /// assert!(config.cookie.is_some());
+    /// # Ok::<(), actor_remote::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the variable that is missing or wrong.
+    pub fn from_lookup(get: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let (node_var, node) = first(get, &["NODUS_NODE", "RELEASE_NODE"])
+            .ok_or(ConfigError::Missing { var: "NODUS_NODE" })?;
+        let name = match (node.contains('@'), first(get, &["NODUS_HOST"])) {
+            (true, _) => node.trim().to_string(),
+            (false, Some((_, host))) => format!("{}@{}", node.trim(), host.trim()),
+            (false, None) => {
+                return Err(ConfigError::Invalid {
+                    var: node_var,
+                    value: node,
+                    expected: "name@host (or set NODUS_HOST for the host part)",
+                })
+            }
+        };
+        let parsed = NodeName::parse(&name).map_err(|_| ConfigError::Invalid {
+            var: node_var,
+            value: name.clone(),
+            expected: "name@host: letters, digits, '_' and '-' before @, a host name or IP after",
+        })?;
+        let mode = match first(get, &["NODUS_DISTRIBUTION", "RELEASE_DISTRIBUTION"]) {
+            None => parsed.mode(),
+            Some((var, value)) => match value.trim() {
+                "sname" | "short" => NameMode::Short,
+                "name" | "long" => NameMode::Long,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var,
+                        value,
+                        expected: "sname (short names) or name (long names)",
+                    })
+                }
+            },
+        };
+        if let Err(e) = parsed.check_mode(mode) {
+            return Err(ConfigError::Invalid {
+                var: node_var,
+                value: format!("{name} ({e})"),
+                expected:
+                    "a host that fits the distribution: no dot for sname, a dot or an IP for name",
+            });
+        }
+        let mut config = match mode {
+            NameMode::Short => NodeConfig::sname(&name),
+            NameMode::Long => NodeConfig::lname(&name),
+        };
+        if let Some((var, value)) = first(get, &["NODUS_COOKIE", "RELEASE_COOKIE"]) {
+            config.cookie = Some(Cookie::new(value.trim()).map_err(|_| ConfigError::Invalid {
+                var,
+                value: "(hidden)".into(),
+                expected: "a non-empty cookie",
+            })?);
+        }
+        if let Some((var, value)) = first(get, &["NODUS_LISTEN_IP"]) {
+            config.listen_ip = Some(parse_with::<IpAddr>(var, &value, "an IP address")?);
+        }
+        if let Some((var, value)) = first(get, &["NODUS_PORT"]) {
+            config.listen_port = parse_with(var, &value, "a port number, 0 to 65535")?;
+        }
+        if let Some((var, value)) = first(get, &["NODUS_PORT_MAPPER"]) {
+            config.port_mapper = Some(parse_with(var, &value, "ip:port, as 127.0.0.1:4369")?);
+        }
+        if let Some((var, value)) = first(get, &["NODUS_TICK_TIME"]) {
+            let secs: u64 = parse_with(var, &value, "whole seconds, at least 1")?;
+            if secs == 0 {
+                return Err(ConfigError::Invalid {
+                    var,
+                    value,
+                    expected: "whole seconds, at least 1",
+                });
+            }
+            config.tick_time = Duration::from_secs(secs);
+        }
+        if let Some((var, value)) = first(get, &["NODUS_HIDDEN"]) {
+            config.hidden = parse_bool(var, &value)?;
+        }
+        if let Some((var, value)) = first(get, &["NODUS_CONNECT_ALL"]) {
+            config.connect_all = parse_bool(var, &value)?;
+        }
+        Ok(config)
+    }
+
+    /// The configuration from the `[node]` table of a TOML file, with the keys of the
+    /// table of [`NodeConfig::from_env`].
+    ///
+    /// # Errors
+    /// [`ConfigError::File`] for a file that cannot be read or parsed, else as
+    /// [`NodeConfig::from_lookup`] with the key's variable named.
+    pub fn from_toml_file(path: impl AsRef<Path>) -> Result<Self, ConfigError> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml_str(&text).map_err(|e| match e {
+            ConfigError::File { reason, .. } => ConfigError::File {
+                path: path.display().to_string(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    /// The configuration from TOML text with a `[node]` table.
+    ///
+    /// ```
+    /// use actor_remote::NodeConfig;
+    /// let config = NodeConfig::from_toml_str(r#"
+    ///     [node]
+    ///     name = "hoge@localhost"
+    ///     cookie = "mycookie"
+    ///     tick_time = 10
+    ///     hidden = true
+    /// "#)?;
+    /// assert_eq!(config.tick_time, std::time::Duration::from_secs(10));
+    /// assert!(config.hidden);
+    /// # Ok::<(), actor_remote::ConfigError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`NodeConfig::from_toml_file`].
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        let file = |reason: String| ConfigError::File {
+            path: "(text)".into(),
+            reason,
+        };
+        let doc: toml::Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| file(e.to_string()))?;
+        let node = match doc.get("node") {
+            Some(toml::Value::Table(t)) => t.clone(),
+            Some(_) => return Err(file("`node` must be a table: write [node]".into())),
+            None => return Err(file("no [node] table".into())),
+        };
+        const KEYS: &[(&str, &str)] = &[
+            ("name", "NODUS_NODE"),
+            ("host", "NODUS_HOST"),
+            ("distribution", "NODUS_DISTRIBUTION"),
+            ("cookie", "NODUS_COOKIE"),
+            ("listen_ip", "NODUS_LISTEN_IP"),
+            ("port", "NODUS_PORT"),
+            ("port_mapper", "NODUS_PORT_MAPPER"),
+            ("tick_time", "NODUS_TICK_TIME"),
+            ("hidden", "NODUS_HIDDEN"),
+            ("connect_all", "NODUS_CONNECT_ALL"),
+        ];
+        if let Some(unknown) = node.keys().find(|k| !KEYS.iter().any(|(key, _)| key == k)) {
+            return Err(file(format!(
+                "unknown key `{unknown}` in [node]; known: {}",
+                KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
+            )));
+        }
+        let get = |var: &str| {
+            let key = KEYS.iter().find(|(_, v)| *v == var)?.0;
+            node.get(key).map(|value| match value {
+                toml::Value::String(s) => s.clone(),
+                toml::Value::Integer(n) => n.to_string(),
+                toml::Value::Float(x) => x.to_string(),
+                toml::Value::Boolean(b) => b.to_string(),
+                // Not a scalar: no variable takes one, so this fails to parse with the
+                // key's variable named.
+                _ => format!("({} value)", value.type_str()),
+            })
+        };
+        Self::from_lookup(&get)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lookup<'a>(vars: &'a [(&'a str, &'a str)]) -> impl Fn(&str) -> Option<String> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.to_string())
+        }
+    }
+
+    #[test]
+    fn a_release_from_the_pod_ip() {
+        let vars = [("RELEASE_NODE", "app@10.1.2.3"), ("RELEASE_COOKIE", "c")];
+        let config = NodeConfig::from_lookup(&lookup(&vars)).expect("valid");
+        assert_eq!(config.name, "app@10.1.2.3");
+        assert_eq!(config.name_mode, NameMode::Long);
+        // NODUS_ wins over RELEASE_.
+        let vars = [("NODUS_NODE", "a@vm"), ("RELEASE_NODE", "b@vm")];
+        let config = NodeConfig::from_lookup(&lookup(&vars)).expect("valid");
+        assert_eq!(
+            (config.name.as_str(), config.name_mode),
+            ("a@vm", NameMode::Short)
+        );
+        // The host apart, from NODUS_HOST.
+        let vars = [("NODUS_NODE", "app"), ("NODUS_HOST", "10.0.0.9")];
+        let config = NodeConfig::from_lookup(&lookup(&vars)).expect("valid");
+        assert_eq!(config.name, "app@10.0.0.9");
+    }
+
+    #[test]
+    fn every_setting_is_read() {
+        let vars = [
+            ("NODUS_NODE", "x@localhost"),
+            ("NODUS_DISTRIBUTION", "name"),
+            ("NODUS_LISTEN_IP", "127.0.0.1"),
+            ("NODUS_PORT", "9100"),
+            ("NODUS_PORT_MAPPER", "127.0.0.1:4400"),
+            ("NODUS_TICK_TIME", "5"),
+            ("NODUS_HIDDEN", "yes"),
+            ("NODUS_CONNECT_ALL", "false"),
+        ];
+        let c = NodeConfig::from_lookup(&lookup(&vars)).expect("valid");
+        assert_eq!(c.name_mode, NameMode::Long, "localhost is a long name too");
+        assert_eq!(c.listen_ip, Some([127, 0, 0, 1].into()));
+        assert_eq!(c.listen_port, 9100);
+        assert_eq!(c.port_mapper, Some(([127, 0, 0, 1], 4400).into()));
+        assert_eq!(c.tick_time, Duration::from_secs(5));
+        assert!(c.hidden && !c.connect_all);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable_and_the_accepted_forms() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "NODUS_NODE"),
+            (&[("NODUS_NODE", "app")], "NODUS_NODE"),
+            (&[("NODUS_NODE", "a.b@vm")], "NODUS_NODE"),
+            (
+                &[("NODUS_NODE", "a@vm"), ("NODUS_DISTRIBUTION", "long!")],
+                "NODUS_DISTRIBUTION",
+            ),
+            (
+                &[
+                    ("NODUS_NODE", "a@h.example.com"),
+                    ("NODUS_DISTRIBUTION", "sname"),
+                ],
+                "NODUS_NODE",
+            ),
+            (
+                &[("NODUS_NODE", "a@vm"), ("NODUS_PORT", "99999")],
+                "NODUS_PORT",
+            ),
+            (
+                &[("NODUS_NODE", "a@vm"), ("NODUS_TICK_TIME", "0")],
+                "NODUS_TICK_TIME",
+            ),
+            (
+                &[("NODUS_NODE", "a@vm"), ("NODUS_HIDDEN", "maybe")],
+                "NODUS_HIDDEN",
+            ),
+            (
+                &[("NODUS_NODE", "a@vm"), ("NODUS_LISTEN_IP", "here")],
+                "NODUS_LISTEN_IP",
+            ),
+        ];
+        for (vars, var) in cases {
+            let err = NodeConfig::from_lookup(&lookup(vars)).expect_err("invalid");
+            let text = err.to_string();
+            assert!(text.contains(var), "{vars:?}: {text}");
+        }
+    }
+
+    #[test]
+    fn toml_has_the_same_keys_and_refuses_unknown_ones() {
+        let c = NodeConfig::from_toml_str(
+            "[node]\nname = \"a@10.0.0.1\"\nport = 9000\nconnect_all = false\n",
+        )
+        .expect("valid");
+        assert_eq!((c.listen_port, c.connect_all), (9000, false));
+        let err =
+            NodeConfig::from_toml_str("[node]\nname = \"a@vm\"\nnmae = 1\n").expect_err("typo");
+        assert!(err.to_string().contains("nmae"), "{err}");
+        let err =
+            NodeConfig::from_toml_str("[node]\nname = \"a@vm\"\nport = \"x\"\n").expect_err("bad");
+        assert!(err.to_string().contains("NODUS_PORT"), "{err}");
+        assert!(NodeConfig::from_toml_str("name = 1").is_err());
+        assert!(matches!(
+            NodeConfig::from_toml_file("/nonexistent/nodus.toml"),
+            Err(ConfigError::File { .. })
+        ));
+    }
+}
