@@ -64,7 +64,7 @@ use std::{
 };
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use nodus::core::{bridge_reply, codec, reply_port, RemoteMessage, ReplySink, Wire};
+use nodus::core::{bridge_reply, codec, reply_port, RemoteMessage, ReplySink, SendErrorKind, Wire};
 use nodus::prelude::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
 use nodus::remote::{port_mapper::PortMapperServer, Cookie, Node, NodeConfig};
 use nodus::{Destination, TaskSupervisor};
@@ -316,10 +316,16 @@ impl Client {
     async fn casts(&mut self, n: u64) -> f64 {
         let start = Instant::now();
         for _ in 0..n {
-            if let Err(e) = self
-                .node
-                .cast(self.actor.clone(), BenchMsg::Data(self.payload.clone()))
-            {
+            let data = || BenchMsg::Data(self.payload.clone());
+            let sent = match self.node.cast(self.actor.clone(), data()) {
+                // The peer's queue is full (send_queue_limit): nothing was sent; wait for
+                // room, as the BEAM suspends a sender on busy_dist_port.
+                Err(e) if matches!(e.kind, SendErrorKind::Busy { .. }) => {
+                    self.node.cast_wait(self.actor.clone(), data()).await
+                }
+                sent => sent,
+            };
+            if let Err(e) = sent {
                 panic!("W2: cast refused: {e}");
             }
         }

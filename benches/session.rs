@@ -49,7 +49,7 @@ use two_process::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::mpsc::UnboundedReceiver,
+    sync::mpsc::Receiver,
 };
 
 /// The argument that makes the binary the peer.
@@ -170,7 +170,7 @@ async fn serve_session(stream: TcpStream) {
 
 struct SessionClient {
     handle: SessionHandle<Msg>,
-    incoming: UnboundedReceiver<Msg>,
+    incoming: Receiver<Msg>,
 }
 
 impl SessionClient {

@@ -19,16 +19,18 @@
 
 use serde::{de::DeserializeOwned, Serialize};
 
-/// The largest value [`decode`] accepts, in bytes (64 MiB, the default largest frame).
-pub const MAX_DECODE_BYTES: usize = 64 << 20;
+/// bincode's own limit, which [`decode`] narrows for each input (see there). [`decode`] has no
+/// fixed largest input: its input is already in memory, and whoever read it from the network
+/// bounded it (a node's `max_frame_len`, the one setting for the largest message).
+const CLAIM_LIMIT: usize = usize::MAX;
 
 type Config = bincode::config::Configuration<
     bincode::config::LittleEndian,
     bincode::config::Varint,
-    bincode::config::Limit<MAX_DECODE_BYTES>,
+    bincode::config::Limit<CLAIM_LIMIT>,
 >;
 
-const CONFIG: Config = bincode::config::standard().with_limit::<MAX_DECODE_BYTES>();
+const CONFIG: Config = bincode::config::standard().with_limit::<CLAIM_LIMIT>();
 
 /// A value could not be encoded or decoded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,11 +94,30 @@ pub fn encode_into<T: Serialize + ?Sized>(
     }
 }
 
+/// How many bytes [`encode`] would write for `value`, without writing them (a byte buffer
+/// inside `value` is counted, not copied).
+///
+/// # Errors
+/// [`CodecError::Encode`] if the serializer refuses the value.
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, CodecError> {
+    let mut counted = bincode::enc::write::SizeWriter::default();
+    bincode::serde::encode_into_writer(value, &mut counted, CONFIG).map_err(|e| {
+        CodecError::Encode {
+            reason: e.to_string(),
+        }
+    })?;
+    Ok(counted.bytes_written)
+}
+
 /// Decodes one `T` that must fill `bytes` exactly.
+///
+/// The input may be of any length (the bytes are already in memory: a node bounds what it
+/// reads from a peer by its `max_frame_len`); what decoding allocates is bounded by the
+/// input's length (see below).
 ///
 /// # Errors
 /// [`CodecError::Decode`] for bytes that are not a `T` (including truncated input and claimed
-/// lengths over [`MAX_DECODE_BYTES`]), [`CodecError::TrailingBytes`] if bytes are left over.
+/// lengths far beyond the input), [`CodecError::TrailingBytes`] if bytes are left over.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     use bincode::{
         de::{BorrowDecode, BorrowDecoder, Decoder, DecoderImpl},
@@ -109,9 +130,6 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
         expected,
         reason: e.to_string(),
     };
-    if bytes.len() > MAX_DECODE_BYTES {
-        return Err(decode_error(DecodeError::LimitExceeded));
-    }
     let mut decoder = DecoderImpl::new(Input(bytes), CONFIG, ());
     // bincode checks the limit against what it *claims*: the size in memory of each value
     // before reading it (at most 16 bytes for a primitive, which takes at least one byte of
@@ -119,10 +137,10 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     // (`vec![0; len]`) and filling it from the input. A valid value therefore claims at most
     // 16 bytes per byte of input; leaving only that much of the limit refuses a claimed length
     // far longer than the input before anything is allocated for it. Without this, 5 bytes
-    // claiming a 60 MiB string (under the 64 MiB limit) allocated the 60 MiB.
+    // claiming a 60 MiB string allocated the 60 MiB.
     let budget = bytes.len().saturating_mul(CLAIM_PER_INPUT_BYTE);
     decoder
-        .claim_bytes_read(MAX_DECODE_BYTES.saturating_sub(budget))
+        .claim_bytes_read(CLAIM_LIMIT.saturating_sub(budget))
         .map_err(decode_error)?;
     let BorrowCompat(value) =
         BorrowCompat::<T>::borrow_decode(&mut decoder).map_err(decode_error)?;
@@ -231,6 +249,24 @@ mod tests {
                 .unwrap(),
             mixed
         );
+    }
+
+    /// `encoded_len` is what `encode` writes, and an input over the old fixed 64 MiB limit
+    /// decodes (a node's `max_frame_len` is the one limit; before, raising it let 80 MiB
+    /// frames through framing and the codec refused them).
+    #[test]
+    fn encoded_len_agrees_and_large_inputs_decode() {
+        let value = (String::from("name"), vec![7u8; 1000], 5u64);
+        assert_eq!(encoded_len(&value).unwrap(), encode(&value).unwrap().len());
+        let big = serde_bytes_like(65 << 20);
+        let bytes = encode(&big).unwrap();
+        assert!(bytes.len() > 64 << 20);
+        assert_eq!(encoded_len(&big).unwrap(), bytes.len());
+        assert_eq!(decode::<String>(&bytes).unwrap().len(), big.len());
+    }
+
+    fn serde_bytes_like(len: usize) -> String {
+        "x".repeat(len)
     }
 
     #[test]

@@ -90,6 +90,27 @@ pub enum SendErrorKind {
         /// The message type the caller used.
         expected: &'static str,
     },
+    /// The message, framed for `node`, is larger than the largest frame (`max_frame_len`);
+    /// it was not sent, and the session with `node` is unaffected.
+    #[error("a message of {size} bytes for {node} is over the largest frame of {limit} bytes and was not sent; send it in smaller pieces, or raise max_frame_len on both nodes")]
+    TooLarge {
+        /// The node the message was for.
+        node: NodeName,
+        /// The framed message's size, in bytes.
+        size: usize,
+        /// The largest frame (`max_frame_len`), in bytes.
+        limit: usize,
+    },
+    /// The queue of messages for `node` is full (`node` reads slower than this node sends,
+    /// or is paused): the message was not sent. The BEAM's `busy_dist_port`, per
+    /// destination.
+    #[error("the queue for {node} is full ({limit} bytes waiting to be written); the message was not sent: send more slowly, wait for room with cast_wait, or raise send_queue_limit")]
+    Busy {
+        /// The node whose queue is full.
+        node: NodeName,
+        /// The queue's bound (`send_queue_limit`), in bytes.
+        limit: usize,
+    },
 }
 
 /// A message could not be sent; the message is handed back.
@@ -259,6 +280,26 @@ pub enum TaskError {
         name: String,
         /// Its `max_children`.
         max: usize,
+    },
+    /// The request to start the task, framed for `node`, is larger than the largest frame
+    /// (`max_frame_len`): nothing was sent, and the session with `node` is unaffected.
+    #[error("the request to start the task on {node} is {size} bytes, over the largest frame of {limit} bytes; nothing was sent: pass smaller arguments, or raise max_frame_len on both nodes")]
+    TooLarge {
+        /// The node asked.
+        node: NodeName,
+        /// The framed request's size, in bytes.
+        size: usize,
+        /// The largest frame (`max_frame_len`), in bytes.
+        limit: usize,
+    },
+    /// The queue of messages for `node` is full: nothing was sent (see
+    /// [`SendErrorKind::Busy`]).
+    #[error("the queue for {node} is full ({limit} bytes waiting to be written); nothing was sent: retry later, or raise send_queue_limit")]
+    Busy {
+        /// The node whose queue is full.
+        node: NodeName,
+        /// The queue's bound (`send_queue_limit`), in bytes.
+        limit: usize,
     },
 }
 

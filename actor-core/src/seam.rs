@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 use crate::{
     cancel::Cancel,
     destination::Destination,
-    error::{CallError, TaskError},
+    error::{CallError, SendErrorKind, TaskError},
     function::Value,
     monitor::{ExitReason, Monitor},
     node_name::NodeName,
@@ -123,8 +123,28 @@ pub type NodeSink = std::sync::Arc<dyn Fn(NodeStatus) + Send + Sync>;
 /// A node's distribution, as seen by its `System`.
 pub trait Transport: Send + Sync + 'static {
     /// Sends a cast to `node`, as Erlang's `send`: connects first if needed (queueing the
-    /// message in order meanwhile), and drops it if `node` cannot be reached.
-    fn cast(&self, node: NodeName, message: RemoteSend);
+    /// message in order meanwhile), and drops it if `node` cannot be reached. Does not wait.
+    ///
+    /// # Errors
+    /// Nothing was sent: `TooLarge` (over the largest frame), `Busy` (the queue for `node`
+    /// is full).
+    fn cast(&self, node: NodeName, message: RemoteSend) -> Result<(), SendErrorKind>;
+
+    /// As [`Transport::cast`], but waits while the queue for `node` is full (the BEAM's
+    /// `busy_dist_port` suspends the sender), for that node only. The default waits for
+    /// nothing.
+    ///
+    /// # Errors
+    /// As [`Transport::cast`], but `Busy` only when the wait ends without room (the session
+    /// went down, or the transport does not wait).
+    fn cast_wait(
+        &self,
+        node: NodeName,
+        message: RemoteSend,
+    ) -> BoxFuture<'static, Result<(), SendErrorKind>> {
+        let sent = self.cast(node, message);
+        Box::pin(async move { sent })
+    }
 
     /// Monitors the actor `target` on `node` (connecting first if needed); the monitor
     /// resolves with `NoConnection` when `node` cannot be reached or goes down.

@@ -376,9 +376,16 @@ impl System {
     /// Local delivery does not serialize. A return value of `Ok` does not mean the message
     /// will be processed: the actor may stop first.
     ///
+    /// To another node, the message is queued for that node (or for the connect to it):
+    /// `Ok` means it was queued. It is lost only if the session with that node drops before
+    /// it is written (at most what was queued for that node; the node counts it).
+    ///
     /// # Errors
     /// [`SendError`] with the message handed back: no such actor, wrong message type, or the
-    /// destination's node cannot be reached.
+    /// destination's node cannot be reached. Without the message (it was encoded):
+    /// [`SendErrorKind::TooLarge`] for a message over the largest frame,
+    /// [`SendErrorKind::Busy`] when the queue for its node is full (see
+    /// [`System::cast_wait`]).
     pub fn cast<M: Message>(
         &self,
         dest: impl Into<Destination>,
@@ -449,10 +456,68 @@ impl System {
                     name,
                     payload: wire.payload,
                 };
-                transport.cast(node, message);
-                Ok(())
+                transport.cast(node, message).map_err(|kind| SendError {
+                    kind,
+                    message: None,
+                })
             }
         }
+    }
+
+    /// Sends `msg` to `dest` as [`System::cast`] does, but when `dest` is on another node
+    /// whose queue is full, waits for room in that node's queue only (as the BEAM suspends a
+    /// sender on `busy_dist_port`), instead of failing with [`SendErrorKind::Busy`]. The wait
+    /// ends when the queue has room or the session with that node goes down (a paused node
+    /// is down after its tick time); a local destination never waits.
+    ///
+    /// # Errors
+    /// As [`System::cast`]; `Busy` only if the wait ended without room.
+    pub async fn cast_wait<M: Message>(
+        &self,
+        dest: impl Into<Destination>,
+        msg: M,
+    ) -> Result<(), SendError<M>> {
+        let dest = dest.into();
+        let Some(node) = self.remote_node(&dest) else {
+            return self.cast(dest, msg);
+        };
+        let Some(transport) = self.transport() else {
+            return Err(SendError {
+                kind: SendErrorKind::NoConnection { node },
+                message: Some(msg),
+            });
+        };
+        let message = match self.inner.remote_types.encode(msg) {
+            Err(msg) => {
+                return Err(SendError {
+                    kind: SendErrorKind::NotRemotable {
+                        type_name: std::any::type_name::<M>(), // local only
+                    },
+                    message: Some(msg),
+                });
+            }
+            Ok((_, Err(e))) => {
+                return Err(SendError {
+                    kind: SendErrorKind::Refused {
+                        node: self.inner.node.clone(),
+                        reason: e.to_string(),
+                    },
+                    message: None,
+                })
+            }
+            Ok((name, Ok(wire))) => RemoteSend {
+                target: dest,
+                name,
+                payload: wire.payload,
+            },
+        };
+        transport
+            .cast_wait(node, message)
+            .await
+            .map_err(|kind| SendError {
+                kind,
+                message: None,
+            })
     }
 
     /// Monitors `dest`, as `Process.monitor/1`: the returned [`Monitor`](Monitor)
@@ -528,7 +593,7 @@ impl System {
             payload: wire.payload,
         };
         match wire.reply {
-            None => transport.cast(node, message),
+            None => transport.cast(node, message)?,
             Some(bridge) => {
                 let call = transport.call(node, message, timeout);
                 tokio::spawn(async move {

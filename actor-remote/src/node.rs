@@ -84,7 +84,7 @@ use self::{
 use crate::{
     port_mapper::{ensure_port_mapper_on, PortMapperClient, PortMapperError},
     proto::HandshakeConfig,
-    transport::SessionConfig,
+    transport::{SendStats, SessionConfig},
     Cookie,
 };
 
@@ -197,18 +197,21 @@ impl Node {
         handshake.setup_time = config.handshake_timeout;
         let session = SessionConfig {
             max_frame_len: config.max_frame_len,
+            send_queue_limit: config.send_queue_limit,
+            stats: SendStats::default(),
             tick_time: config.tick_time,
             tick_intensity: config.tick_intensity.max(1),
             #[cfg(feature = "testing")]
             faults: config.faults.clone(),
         };
         let (events, _) = broadcast::channel(1024);
-        let state = NodeState::new(
+        let mut state = NodeState::new(
             name.clone(),
             config.hidden,
             config.connect_all,
             config.handshake_timeout,
         );
+        state.set_limits(config.max_frame_len, config.send_queue_limit);
         let names = crate::names::Shared::new(&system);
         let inner = Arc::new(Inner {
             name: name.clone(),
@@ -270,6 +273,14 @@ impl Node {
     /// This node's name.
     pub fn name(&self) -> &NodeName {
         &self.inner.name
+    }
+
+    /// This node's send counters, shared by all its sessions: the most bytes ever queued
+    /// for one peer, the messages refused because a peer's queue was full, and the messages
+    /// that were accepted and lost unsent (still queued when their session dropped, or
+    /// queued during a connect that failed).
+    pub fn send_stats(&self) -> SendStats {
+        self.inner.session.stats.clone()
     }
 
     /// The address other nodes connect to.

@@ -23,7 +23,20 @@
 //! last handle dropped), a tick timeout, a frame over `max_frame_len`, an undecodable frame,
 //! or a socket error. Both tasks stop at once, the socket is closed, the incoming channel
 //! ends, and the reason is sent on [`Session::closed`]. Messages still queued are dropped:
-//! delivery is at most once.
+//! delivery is at most once. What is lost is at most what was queued (bounded by
+//! `send_queue_limit`), plus what the sockets' buffers held; the queued part is counted in
+//! [`SendStats::lost_messages`] and logged once, with the count.
+//!
+//! # Backpressure
+//!
+//! The writer's queue is bounded in bytes (`send_queue_limit`, per peer): past it
+//! [`SessionHandle::send`] refuses with [`SendError::Full`], and
+//! [`SessionHandle::wait_for_room`] waits until it would take a message. Frames leave the
+//! count once written, so a peer that stops reading (paused, overloaded) fills the queue to
+//! its bound and no further. A message over `max_frame_len` is refused before it is queued
+//! ([`SendError::Frame`]), and the session stays up. On the receiving side, messages the
+//! reader does not handle inline wait in [`Session::incoming`], bounded by
+//! [`INCOMING_CAPACITY`]: past it the reader stops reading, and TCP slows the peer.
 
 pub(crate) mod faults;
 mod handshake;
@@ -33,7 +46,8 @@ mod session;
 pub use faults::Faults;
 pub use handshake::{handshake_over, Connected, Direction};
 pub use session::{
-    CloseReason, Inline, Responder, SendError, Session, SessionConfig, SessionHandle,
+    CloseReason, Inline, Responder, SendError, SendStats, Session, SessionConfig, SessionHandle,
+    DEFAULT_SEND_QUEUE_LIMIT, INCOMING_CAPACITY,
 };
 
 #[cfg(test)]

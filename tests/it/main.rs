@@ -2,6 +2,8 @@
 //! `presence` and `strategies` run on a `LocalCluster`, so they need the `testing` feature
 //! (`cargo test --all-features`).
 
+#[cfg(feature = "testing")]
+mod backpressure;
 mod chat;
 #[cfg(feature = "testing")]
 mod cluster;

@@ -9,6 +9,7 @@ use actor_core::NameMode;
 
 use crate::{
     proto::{DEFAULT_SETUP_TIME, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
+    transport::DEFAULT_SEND_QUEUE_LIMIT,
     wire::DEFAULT_MAX_FRAME_LEN,
     Cookie,
 };
@@ -59,8 +60,20 @@ pub struct NodeConfig {
     pub connect_all: bool,
     /// A hidden node is left out of other nodes' `list()` and of the mesh (default false).
     pub hidden: bool,
-    /// The largest frame sent or accepted (default 64 MiB). A larger one closes the session.
+    /// The largest message sent or accepted, as a frame (default 64 MiB): the one limit on a
+    /// message's size, for framing and decoding alike. A cast, call or task start over it is
+    /// refused with a typed error (`TooLarge`, naming the peer and the limit) before it is
+    /// sent, and the session stays up; a frame over it from a peer closes that session, so
+    /// set the same value on every node.
     pub max_frame_len: usize,
+    /// The bound on the bytes waiting to be written to one peer (default 64 MiB; frames
+    /// queued and not yet written, and casts queued while connecting to it). Past it a
+    /// cast fails with `SendErrorKind::Busy` (`System::cast_wait` waits for room instead),
+    /// and so do calls and task starts; a peer that stops reading costs at most
+    /// `send_queue_limit + max_frame_len` bytes. What is queued when a session drops is lost:
+    /// at most this much (plus what the sockets' buffers held, which no sender can see);
+    /// `Node::send_stats` counts the lost messages, and the session logs the count once.
+    pub send_queue_limit: usize,
     /// Injected network faults, for tests (default: none). Keep a clone to freeze the node
     /// or cut it off from peers; see [`Faults`]. Only with the `testing` feature.
     #[cfg(feature = "testing")]
@@ -82,6 +95,7 @@ impl NodeConfig {
             connect_all: true,
             hidden: false,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             #[cfg(feature = "testing")]
             faults: Faults::default(),
         }
@@ -140,9 +154,15 @@ impl NodeConfig {
         self
     }
 
-    /// Sets the largest frame.
+    /// Sets the largest frame (set the same on every node).
     pub fn max_frame_len(mut self, max: usize) -> Self {
         self.max_frame_len = max;
+        self
+    }
+
+    /// Sets the bound on the bytes waiting to be written to one peer.
+    pub fn send_queue_limit(mut self, bytes: usize) -> Self {
+        self.send_queue_limit = bytes;
         self
     }
 

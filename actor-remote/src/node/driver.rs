@@ -65,6 +65,7 @@ pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName) {
                         if last || !inner.lock().dialing_unwaited(&peer) {
                             let dropped =
                                 inner.with_state(|s| s.handle_dial_failed(&peer, e.clone()));
+                            inner.session.stats.record_lost(dropped as u64, 0);
                             tracing::debug!(%peer, dropped_casts = dropped, "could not connect: {e}");
                             return;
                         }

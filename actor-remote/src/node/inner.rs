@@ -11,7 +11,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use actor_core::{DownReason, NodeName, System, TaskError, Value};
+use actor_core::{Destination, DownReason, NodeName, System, TaskError, Value};
 use tokio::{
     sync::{broadcast, oneshot},
     task::AbortHandle,
@@ -21,12 +21,12 @@ use super::{
     config::NodeConfig,
     error::ConnectError,
     events::{NodeDown, NodeEvent},
-    state::{Action, Effects, NodeState, Outcome},
+    state::{send_refusal, Action, CastRefused, Effects, NodeState, Outcome},
 };
 use crate::{
     proto::HandshakeConfig,
-    transport::{SessionConfig, SessionHandle},
-    wire::message::NodeMsg,
+    transport::{SendError, SessionConfig, SessionHandle},
+    wire::message::{ActorMsg, NodeMsg},
 };
 
 /// The driver's side of [`Effects`]: real sessions, oneshot waiters, tokio abort handles.
@@ -132,16 +132,61 @@ impl Inner {
         self: &Arc<Self>,
         input: impl FnOnce(&mut NodeState<Io>) -> R,
     ) -> R {
+        self.run(input).0
+    }
+
+    /// A cast to `peer`: the machine queues it (or refuses it during a connect), then its
+    /// session takes it or refuses it (too large, queue full, closed). A refused cast's
+    /// sender hears why, with its payload handed back.
+    pub(super) fn cast(
+        self: &Arc<Self>,
+        peer: &NodeName,
+        dest: &Destination,
+        name: &str,
+        payload: Vec<u8>,
+    ) -> Result<(), CastRefused> {
+        let (queued, refused) = self.run(|s| s.cast(peer, dest, name, payload));
+        queued?;
+        match refused {
+            None => Ok(()),
+            Some((error, msg)) => {
+                let payload = match msg {
+                    NodeMsg::Actor(ActorMsg::Send { payload, .. }) => payload,
+                    _ => Vec::new(),
+                };
+                Err(CastRefused {
+                    kind: send_refusal(&self.name, peer, &error),
+                    payload,
+                })
+            }
+        }
+    }
+
+    /// As [`Inner::with_state`], plus the first frame that carried no request and that its
+    /// session refused (a cast), with why.
+    fn run<R>(
+        self: &Arc<Self>,
+        input: impl FnOnce(&mut NodeState<Io>) -> R,
+    ) -> (R, Option<(SendError, NodeMsg)>) {
         let mut state = self.lock();
         let r = input(&mut state);
+        let mut refused = None;
         while let Some(t) = state.poll_transmit() {
-            if let Err(e) = t.session.send(&t.msg) {
+            let sent = if t.bounded {
+                t.session.send(&t.msg)
+            } else {
+                t.session.send_forced(&t.msg)
+            };
+            if let Err(e) = sent {
                 tracing::debug!(parent: &self.span(), peer = %t.session.established().peer, "frame not sent: {e}");
                 state.handle_send_failed(t.request, &e);
+                if t.request.is_none() && t.bounded && refused.is_none() {
+                    refused = Some((e, t.msg));
+                }
             }
         }
         if !state.has_effects() {
-            return r;
+            return (r, refused);
         }
         let mut completions = Vec::new();
         while let Some(c) = state.poll_completion() {
@@ -181,7 +226,7 @@ impl Inner {
                 Action::LinksDown(node) => actor_core::transport::node_down(&self.system, &node),
             }
         }
-        r
+        (r, refused)
     }
 }
 

@@ -28,7 +28,7 @@ use super::{
     events::{NodeDownReason, NodeEvent},
     inner::{connect, wait_until, waiter, Inner, Waiter},
     outcomes::to_wire_kind,
-    state::Outcome,
+    state::{CastRefused, Outcome},
 };
 
 /// The node's distribution as its [`System`](actor_core::System) sees it.
@@ -119,10 +119,57 @@ impl Transport for NodeTransport {
         Cancel::new(move || abort.abort())
     }
 
-    fn cast(&self, node: NodeName, message: RemoteSend) {
-        if let Some(inner) = self.0.upgrade() {
-            inner.with_state(|s| s.cast(&node, &message.target, message.name, message.payload));
+    fn cast(&self, node: NodeName, message: RemoteSend) -> Result<(), SendErrorKind> {
+        match self.0.upgrade() {
+            Some(inner) => inner
+                .cast(&node, &message.target, message.name, message.payload)
+                .map_err(|refused| refused.kind),
+            None => Err(SendErrorKind::NoConnection { node }),
         }
+    }
+
+    fn cast_wait(
+        &self,
+        node: NodeName,
+        message: RemoteSend,
+    ) -> BoxFuture<'static, Result<(), SendErrorKind>> {
+        let weak = self.0.clone();
+        async move {
+            let RemoteSend {
+                target,
+                name,
+                mut payload,
+            } = message;
+            loop {
+                let Some(inner) = weak.upgrade() else {
+                    return Err(SendErrorKind::NoConnection { node });
+                };
+                match inner.cast(&node, &target, name, payload) {
+                    Ok(()) => return Ok(()),
+                    Err(CastRefused {
+                        kind: SendErrorKind::Busy { .. },
+                        payload: back,
+                    }) => payload = back,
+                    Err(refused) => return Err(refused.kind),
+                }
+                // Busy: wait for room in this peer's queue only. A session's wait ends when
+                // its queue has room or it closes (a stalled peer is down after tick_time);
+                // a connect's queue empties when the connect ends, bounded by its timeouts.
+                let session = inner.lock().session(&node).cloned();
+                match session {
+                    Some(session) => {
+                        drop(inner); // the node is not kept alive by a waiting sender
+                        session.wait_for_room().await;
+                    }
+                    None => {
+                        connect(&inner, &node)
+                            .await
+                            .map_err(|_| SendErrorKind::NoConnection { node: node.clone() })?;
+                    }
+                }
+            }
+        }
+        .boxed()
     }
 
     fn monitor(&self, node: NodeName, target: Destination) -> Monitor {
@@ -189,6 +236,9 @@ impl Transport for NodeTransport {
                 Ok(Err(_)) => return Err(no_connection(&node)),
                 Err(_) => return Err(CallError::Timeout { dest, timeout }),
             }
+            wait_for_room(&inner, &node, deadline)
+                .await
+                .map_err(CallError::Send)?;
             let (waiter, rx) = waiter();
             inner.with_state(|s| {
                 let deadline = deadline.into_std();
@@ -238,6 +288,12 @@ impl Transport for NodeTransport {
                 tracing::debug!(parent: &inner.span(), peer = %node, "task not started: {e}");
                 no_connection() // nothing was sent
             })?;
+            wait_for_room(&inner, &node, deadline)
+                .await
+                .map_err(|e| match e {
+                    SendErrorKind::Busy { node, limit } => TaskError::Busy { node, limit },
+                    _ => no_connection(),
+                })?;
             let (started, started_rx) = waiter();
             let (result, result_rx) = match request.kind {
                 TaskKind::Async { .. } => {
@@ -294,6 +350,31 @@ impl Transport for NodeTransport {
             })
         }
         .boxed()
+    }
+}
+
+/// Waits, until `deadline`, for room in the queue for `node` (a call or a task start waits
+/// for room as `System::cast_wait` does, within its own timeout).
+///
+/// # Errors
+/// `Busy` if there is still no room at `deadline` (nothing was sent).
+async fn wait_for_room(
+    inner: &Arc<Inner>,
+    node: &NodeName,
+    deadline: tokio::time::Instant,
+) -> Result<(), SendErrorKind> {
+    let Some(session) = inner.lock().session(node).cloned() else {
+        return Ok(()); // the request itself hears that the session is gone
+    };
+    if session.has_room() {
+        return Ok(());
+    }
+    match tokio::time::timeout_at(deadline, session.wait_for_room()).await {
+        Ok(()) => Ok(()),
+        Err(_) => Err(SendErrorKind::Busy {
+            node: node.clone(),
+            limit: session.send_queue_limit(),
+        }),
     }
 }
 

@@ -20,8 +20,11 @@ use super::{
     state::Serve,
 };
 use crate::{
-    transport::{Responder, SessionHandle},
-    wire::message::{ActorMsg, LinkMsg, NodeMsg, TaskMsg, WireSendError, WireTaskError},
+    transport::{Responder, SendError, SessionHandle},
+    wire::{
+        message::{ActorMsg, LinkMsg, NodeMsg, TaskMsg, WireSendError, WireTaskError},
+        FrameError,
+    },
 };
 
 /// An actor message from `peer`, in the session's reader task: a message for a local actor
@@ -45,7 +48,13 @@ pub(super) fn on_actor(
                 let responder = responder.clone();
                 ReplySink::new(move |bytes| {
                     let result = bytes.ok_or(WireSendError::NoReply);
-                    let _ = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
+                    let sent = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
+                    if let Err(SendError::Frame(FrameError::TooLarge { len, max })) = sent {
+                        // The caller hears why rather than waiting for its timeout.
+                        let reason = format!("the reply is {len} bytes framed, over the largest frame of {max} bytes (max_frame_len); reply with less, or raise max_frame_len on both nodes");
+                        let result = Err(WireSendError::Refused { reason });
+                        let _ = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
+                    }
                 })
             });
             let delivered = transport::deliver(&inner.system, target, &name, &payload, sink);

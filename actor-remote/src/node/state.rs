@@ -42,9 +42,13 @@ use super::{
 };
 use crate::{
     proto::Existing,
-    wire::message::{
-        ActorMsg, ControlMsg, LinkMsg, NodeMsg, Target, TaskMsg, WatchMsg, WireDownReason, WirePid,
-        WireTaskError, WireTaskKind,
+    transport::{SendError, DEFAULT_SEND_QUEUE_LIMIT},
+    wire::{
+        message::{
+            ActorMsg, ControlMsg, LinkMsg, NodeMsg, SessionFrame, Target, TaskMsg, WatchMsg,
+            WireDownReason, WirePid, WireTaskError, WireTaskKind,
+        },
+        FrameError, DEFAULT_MAX_FRAME_LEN, LEN_PREFIX,
     },
 };
 
@@ -90,6 +94,41 @@ pub(crate) struct Transmit<S> {
     /// The request the frame carries, whose waiter hears about a frame that cannot be sent
     /// (see [`NodeState::handle_send_failed`]).
     pub request: Option<u64>,
+    /// Whether the session may refuse the frame when its queue is full (a new cast, call or
+    /// task start, whose sender hears why); other frames (answers, signals, casts accepted
+    /// during a connect) are always queued.
+    pub bounded: bool,
+}
+
+/// A cast the machine (or the session) did not take: why, and its payload, for a sender
+/// that waits for room and tries again.
+#[derive(Debug)]
+pub(crate) struct CastRefused {
+    /// Why.
+    pub kind: SendErrorKind,
+    /// The payload, handed back.
+    pub payload: Vec<u8>,
+}
+
+/// What a refused frame's sender hears, for a frame to `peer`; `me` for a message this node
+/// could not encode.
+pub(crate) fn send_refusal(me: &NodeName, peer: &NodeName, error: &SendError) -> SendErrorKind {
+    match error {
+        SendError::Frame(FrameError::TooLarge { len, max }) => SendErrorKind::TooLarge {
+            node: peer.clone(),
+            size: *len,
+            limit: *max,
+        },
+        SendError::Full { limit } => SendErrorKind::Busy {
+            node: peer.clone(),
+            limit: *limit,
+        },
+        SendError::Closed => SendErrorKind::NoConnection { node: peer.clone() },
+        other => SendErrorKind::Refused {
+            node: me.clone(),
+            reason: other.to_string(),
+        },
+    }
 }
 
 /// Something the driver must do.
@@ -232,6 +271,8 @@ enum Peer<S> {
     /// connect, until `race_deadline`); casts wait in `queued`, in order.
     Connecting {
         queued: Vec<NodeMsg>,
+        /// The framed size of the casts in `queued`, bounded by `send_queue_limit`.
+        queued_bytes: usize,
         race_deadline: Option<Instant>,
     },
     Up {
@@ -251,6 +292,12 @@ pub(crate) struct NodeState<E: Effects> {
     /// How long a dial that lost a simultaneous connect waits for the peer's session.
     race_timeout: Duration,
     stopped: bool,
+    /// The largest frame (`max_frame_len`): a cast queued during a connect is checked
+    /// against it when it is queued.
+    max_frame_len: usize,
+    /// The bound on the bytes of casts queued for one peer during a connect, as the
+    /// session's on its write queue (`send_queue_limit`).
+    send_queue_limit: usize,
     peers: HashMap<NodeName, Peer<E::Session>>,
     known: BTreeSet<NodeName>,
     requests: HashMap<u64, Request<E::Waiter>>,
@@ -291,6 +338,8 @@ where
             connect_all,
             race_timeout,
             stopped: false,
+            max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             peers: HashMap::new(),
             known: BTreeSet::new(),
             requests: HashMap::new(),
@@ -303,6 +352,13 @@ where
             leaving: BTreeSet::new(),
             left: BTreeSet::new(),
         }
+    }
+
+    /// Sets the largest frame and the bound on the casts queued for a peer during a connect
+    /// (the node's `max_frame_len` and `send_queue_limit`; the defaults are the session's).
+    pub(crate) fn set_limits(&mut self, max_frame_len: usize, send_queue_limit: usize) {
+        self.max_frame_len = max_frame_len;
+        self.send_queue_limit = send_queue_limit;
     }
 
     // ----- outputs -----
@@ -442,6 +498,11 @@ where
         id
     }
 
+    /// The session with `peer`, if one is up.
+    pub(crate) fn session(&self, peer: &NodeName) -> Option<&E::Session> {
+        self.session_of(peer)
+    }
+
     fn session_of(&self, peer: &NodeName) -> Option<&E::Session> {
         match self.peers.get(peer) {
             Some(Peer::Up { session, .. }) => Some(session),
@@ -467,6 +528,18 @@ where
             session,
             msg,
             request,
+            bounded: false,
+        });
+    }
+
+    /// Sends a new cast, call or task start: the session may refuse it when its queue is
+    /// full (see [`Transmit::bounded`]).
+    fn send_bounded(&mut self, session: E::Session, msg: NodeMsg, request: Option<u64>) {
+        self.transmits.push_back(Transmit {
+            session,
+            msg,
+            request,
+            bounded: true,
         });
     }
 
@@ -479,6 +552,7 @@ where
             peer.clone(),
             Peer::Connecting {
                 queued: Vec::new(),
+                queued_bytes: 0,
                 race_deadline: None,
             },
         );
@@ -568,17 +642,22 @@ where
         }
     }
 
-    /// A cast to an actor on `peer`, as Erlang's `send`: sent now if a session is up, else
-    /// queued in order and a dial started; dropped when this node has stopped.
+    /// A cast to an actor on `peer`, as Erlang's `send`: sent now if a session is up (the
+    /// session may still refuse it: over `max_frame_len`, or its queue full), else queued in
+    /// order and a dial started; dropped when this node has stopped.
+    ///
+    /// # Errors
+    /// During a connect, a cast over `max_frame_len` is `TooLarge`, and one past
+    /// `send_queue_limit` bytes of queued casts is `Busy`; the payload is handed back.
     pub(crate) fn cast(
         &mut self,
         peer: &NodeName,
         dest: &Destination,
         name: &str,
         payload: Vec<u8>,
-    ) {
+    ) -> Result<(), CastRefused> {
         if self.stopped || *peer == self.me {
-            return; // (casts to this node itself are delivered by the system)
+            return Ok(()); // (casts to this node itself are delivered by the system)
         }
         let msg = NodeMsg::Actor(ActorMsg::Send {
             target: target_of(dest),
@@ -589,12 +668,58 @@ where
         // The hot path (a session is up) looks the peer up once.
         if let Some(Peer::Up { session, .. }) = self.peers.get(peer) {
             let session = session.clone();
-            return self.send(session, msg, None);
+            self.send_bounded(session, msg, None);
+            return Ok(());
+        }
+        let refuse = |kind: SendErrorKind, msg: NodeMsg| {
+            let payload = match msg {
+                NodeMsg::Actor(ActorMsg::Send { payload, .. }) => payload,
+                _ => Vec::new(),
+            };
+            Err(CastRefused { kind, payload })
+        };
+        // Checked now, as the session would check it: a cast that returned `Ok` is not
+        // refused when the connect completes.
+        let size = match actor_core::codec::encoded_len(&SessionFrame::Msg(&msg)) {
+            Ok(size) => size,
+            Err(e) => {
+                let kind = SendErrorKind::Refused {
+                    node: self.me.clone(),
+                    reason: e.to_string(),
+                };
+                return refuse(kind, msg);
+            }
+        };
+        if size > self.max_frame_len {
+            let kind = SendErrorKind::TooLarge {
+                node: peer.clone(),
+                size,
+                limit: self.max_frame_len,
+            };
+            return refuse(kind, msg);
         }
         self.ensure_dial(peer);
-        if let Some(Peer::Connecting { queued, .. }) = self.peers.get_mut(peer) {
-            queued.push(msg);
+        let limit = self.send_queue_limit;
+        match self.peers.get_mut(peer) {
+            Some(Peer::Connecting {
+                queued,
+                queued_bytes,
+                ..
+            }) => {
+                if *queued_bytes >= limit {
+                    let kind = SendErrorKind::Busy {
+                        node: peer.clone(),
+                        limit,
+                    };
+                    return refuse(kind, msg);
+                }
+                *queued_bytes += size + LEN_PREFIX;
+                queued.push(msg);
+            }
+            // A session came up under ensure_dial: not possible, it only inserts Connecting.
+            Some(Peer::Up { .. }) | None => {}
         }
+        Ok(())
     }
 
     /// A call to an actor on a connected `peer`: `waiter` hears [`Outcome::Reply`], a
@@ -627,7 +752,7 @@ where
             payload,
             call: Some(id),
         });
-        self.send(session, msg, Some(id));
+        self.send_bounded(session, msg, Some(id));
     }
 
     /// Starts a task under the task supervisor `supervisor` of a connected `peer`: `waiter`
@@ -671,7 +796,7 @@ where
             args,
             kind,
         });
-        self.send(session, msg, Some(id));
+        self.send_bounded(session, msg, Some(id));
         Some(id)
     }
 
@@ -705,7 +830,7 @@ where
             function: function.to_string(),
             args,
         });
-        self.send(session, msg, Some(id));
+        self.send_bounded(session, msg, Some(id));
     }
 
     /// Watches the actor `dest` on a connected `peer` (a remote `Process.monitor`): `waiter`
@@ -1156,51 +1281,34 @@ where
         });
     }
 
-    /// A frame could not be sent (too large, or the session closed under it): the request it
-    /// carried fails at once.
-    pub(crate) fn handle_send_failed(
-        &mut self,
-        request: Option<u64>,
-        error: &crate::transport::SendError,
-    ) {
+    /// A frame could not be sent (too large, the peer's queue full, or the session closed
+    /// under it): the request it carried fails at once, naming the peer (and the limit).
+    pub(crate) fn handle_send_failed(&mut self, request: Option<u64>, error: &SendError) {
         let Some(request) = request.and_then(|id| self.requests.remove(&id)) else {
             return;
         };
-        let framing = match error {
-            crate::transport::SendError::Frame(f) => Some(f.to_string()),
-            crate::transport::SendError::Closed => None,
-        };
         let peer = request.peer.clone();
-        let (first, second) = match (&request.kind, framing) {
-            (Pending::Task { .. } | Pending::Plain, Some(reason)) => {
-                let err = TaskError::BadArgs { reason };
+        let refusal = send_refusal(&self.me, &peer, error);
+        let (first, second) = match &request.kind {
+            Pending::Task { .. } | Pending::Plain => {
+                let err = match refusal {
+                    SendErrorKind::TooLarge { node, size, limit } => {
+                        TaskError::TooLarge { node, size, limit }
+                    }
+                    SendErrorKind::Busy { node, limit } => TaskError::Busy { node, limit },
+                    SendErrorKind::NoConnection { node } => TaskError::NoConnection { node },
+                    other => TaskError::BadArgs {
+                        reason: other.to_string(),
+                    },
+                };
                 (
                     Outcome::Started(Err(err.clone())),
                     Some(Outcome::TaskDone(Err(err))),
                 )
             }
-            (Pending::Task { .. } | Pending::Plain, None) => {
-                let err = TaskError::NoConnection { node: peer };
-                (
-                    Outcome::Started(Err(err.clone())),
-                    Some(Outcome::TaskDone(Err(err))),
-                )
-            }
-            (Pending::Call { .. }, Some(reason)) => (
-                Outcome::Reply(Err(CallError::Send(SendErrorKind::Refused {
-                    node: self.me.clone(),
-                    reason,
-                }))),
-                None,
-            ),
-            (Pending::Call { .. }, None) => (
-                Outcome::Reply(Err(CallError::Send(SendErrorKind::NoConnection {
-                    node: peer,
-                }))),
-                None,
-            ),
+            Pending::Call { .. } => (Outcome::Reply(Err(CallError::Send(refusal))), None),
             // Other requests' frames carry no request id.
-            (other, _) => {
+            other => {
                 debug_assert!(false, "a send failure reported for {other:?}");
                 return;
             }
@@ -1461,6 +1569,20 @@ where
             return; // killed, or its peer went down
         }
         let result = NodeMsg::Task(TaskMsg::Result { req, result });
+        // A result over the largest frame would be refused by the session, and the caller
+        // would wait for nothing: it hears why instead.
+        if let Ok(size) = actor_core::codec::encoded_len(&SessionFrame::Msg(&result)) {
+            if size > self.max_frame_len {
+                let reason = format!(
+                    "the result is {size} bytes framed, over the largest frame of {} bytes (max_frame_len); return less, or raise max_frame_len on both nodes",
+                    self.max_frame_len
+                );
+                let result = Err(WireTaskError::BadReturn { reason });
+                let msg = NodeMsg::Task(TaskMsg::Result { req, result });
+                self.send_to(peer, msg);
+                return;
+            }
+        }
         self.send_to(peer, result);
     }
 

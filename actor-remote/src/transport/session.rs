@@ -4,7 +4,7 @@ use std::{
     fmt,
     marker::PhantomData,
     sync::{
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicU64, AtomicUsize, Ordering},
         Arc,
     },
     time::Duration,
@@ -14,7 +14,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::tcp::{OwnedReadHalf, OwnedWriteHalf},
-    sync::{mpsc, oneshot},
+    sync::{mpsc, oneshot, Notify},
     time::Instant,
 };
 use tracing::Instrument;
@@ -35,17 +35,39 @@ use actor_core::NodeName;
 /// The reader's buffer: one read takes up to this many bytes, however many frames they hold.
 const READ_BUF: usize = 64 << 10;
 
+/// How many received messages may wait in [`Session::incoming`]: past it the reader stops
+/// reading the socket until the node takes one, so a peer sending faster than the node
+/// handles its messages is slowed by TCP (its own queue for this node fills) rather than
+/// costing this node memory.
+pub const INCOMING_CAPACITY: usize = 1024;
+
 /// The capacity a frame's buffer starts with.
 const SMALL_FRAME: usize = 128;
 
 /// The writer stops adding queued frames to one write past this many bytes.
 const COALESCE_LIMIT: usize = 1 << 20;
 
+/// The default bound on the bytes queued for one peer (64 MiB): see
+/// [`SessionConfig::send_queue_limit`].
+pub const DEFAULT_SEND_QUEUE_LIMIT: usize = 64 << 20;
+
 /// How a session behaves.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionConfig {
-    /// The largest frame body accepted or sent (default 64 MiB). Both nodes should agree.
+    /// The largest frame body accepted or sent (default 64 MiB): the one limit on a message's
+    /// size, for framing and decoding alike. A message over it is refused before it is
+    /// queued, and the session stays up; a frame over it from the peer closes the session.
+    /// Set the same value on both nodes.
     pub max_frame_len: usize,
+    /// The bound on the bytes of frames queued for the peer and not yet written (default
+    /// 64 MiB): [`SessionHandle::send`] refuses a message with [`SendError::Full`] while this
+    /// many bytes wait, so at most `send_queue_limit + max_frame_len` bytes wait (the BEAM's
+    /// `dist_buf_busy_limit`, per peer). [`SessionHandle::wait_for_room`] waits until a
+    /// message would be taken. What is still queued when the session closes is lost, and
+    /// counted in [`SendStats`].
+    pub send_queue_limit: usize,
+    /// Counters shared by every session started with (a clone of) this configuration.
+    pub stats: SendStats,
     /// A peer silent this long is down (default 60 s, the BEAM's `net_ticktime`).
     pub tick_time: Duration,
     /// An idle session ticks every `tick_time / tick_intensity` (default 4).
@@ -60,6 +82,8 @@ impl Default for SessionConfig {
     fn default() -> Self {
         Self {
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
+            stats: SendStats::default(),
             tick_time: DEFAULT_TICK_TIME,
             tick_intensity: DEFAULT_TICK_INTENSITY,
             #[cfg(feature = "testing")]
@@ -124,14 +148,161 @@ pub enum SendError {
     /// The message could not be framed (too large, or refused by the codec).
     #[error("the message could not be framed")]
     Frame(#[source] FrameError),
+    /// `limit` bytes or more wait to be written to the peer (`send_queue_limit`): the
+    /// message was not queued. Wait with [`SessionHandle::wait_for_room`] and send again.
+    #[error("{limit} bytes or more wait to be written to the peer; wait for room and send again, or raise send_queue_limit")]
+    Full {
+        /// The bound, `send_queue_limit`.
+        limit: usize,
+    },
+}
+
+/// Counters of what a node's sessions queued, refused and lost; clones share them. A node
+/// hands its own out (`Node::send_stats`).
+#[derive(Clone, Default)]
+pub struct SendStats(Arc<StatsInner>);
+
+#[derive(Default)]
+struct StatsInner {
+    high_water: AtomicUsize,
+    busy: AtomicU64,
+    lost_messages: AtomicU64,
+    lost_bytes: AtomicU64,
+}
+
+impl SendStats {
+    /// The most bytes ever queued for one peer at once (frames not yet written). Never more
+    /// than `send_queue_limit + max_frame_len`.
+    pub fn queued_high_water(&self) -> usize {
+        self.0.high_water.load(Ordering::Relaxed)
+    }
+
+    /// How many messages were refused because their peer's queue was full.
+    pub fn busy(&self) -> u64 {
+        self.0.busy.load(Ordering::Relaxed)
+    }
+
+    /// How many messages were accepted (their send returned `Ok`) and then lost unsent:
+    /// still queued when their session closed, or queued during a connect that failed. A
+    /// closing session loses at most what was queued for it.
+    pub fn lost_messages(&self) -> u64 {
+        self.0.lost_messages.load(Ordering::Relaxed)
+    }
+
+    /// The bytes of the lost frames counted in [`SendStats::lost_messages`] (0 for messages
+    /// lost before they were framed, during a failed connect).
+    pub fn lost_bytes(&self) -> u64 {
+        self.0.lost_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Counts `messages` accepted and lost unsent (`bytes` of them framed).
+    pub(crate) fn record_lost(&self, messages: u64, bytes: u64) {
+        self.0.lost_messages.fetch_add(messages, Ordering::Relaxed);
+        self.0.lost_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+impl fmt::Debug for SendStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SendStats")
+            .field("queued_high_water", &self.queued_high_water())
+            .field("busy", &self.busy())
+            .field("lost_messages", &self.lost_messages())
+            .field("lost_bytes", &self.lost_bytes())
+            .finish()
+    }
+}
+
+/// Equal when shared (clones of one another).
+impl PartialEq for SendStats {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SendStats {}
+
+/// The bookkeeping of a session's write queue: bytes and frames queued, not yet written.
+struct Queue {
+    bytes: AtomicUsize,
+    frames: AtomicUsize,
+    limit: usize,
+    /// Woken when the queue drops under its limit, and when the session closes.
+    room: Notify,
+    stats: SendStats,
+}
+
+impl Queue {
+    /// Reserves room for a frame of `len` bytes: refused while `limit` bytes or more wait,
+    /// unless `force`d.
+    fn reserve(&self, len: usize, force: bool) -> Result<(), SendError> {
+        let limit = self.limit;
+        let queued = if force {
+            self.bytes.fetch_add(len, Ordering::AcqRel)
+        } else {
+            self.bytes
+                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                    (q < limit).then_some(q.saturating_add(len))
+                })
+                .map_err(|_| {
+                    self.stats.0.busy.fetch_add(1, Ordering::Relaxed);
+                    SendError::Full { limit }
+                })?
+        };
+        self.frames.fetch_add(1, Ordering::AcqRel);
+        let now = queued.saturating_add(len);
+        self.stats.0.high_water.fetch_max(now, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// `frames` frames of `bytes` bytes left the queue (written, or never queued).
+    fn release(&self, frames: usize, bytes: usize) {
+        self.frames.fetch_sub(frames, Ordering::AcqRel);
+        let before = self.bytes.fetch_sub(bytes, Ordering::AcqRel);
+        if before >= self.limit && before - bytes < self.limit {
+            self.room.notify_waiters();
+        }
+    }
+
+    fn has_room(&self) -> bool {
+        self.bytes.load(Ordering::Acquire) < self.limit
+    }
+}
+
+/// Frames `msg` and queues it: refused when the queue is full unless `force`d.
+fn queue_msg<T: Serialize>(
+    frames: &mpsc::UnboundedSender<Vec<u8>>,
+    queue: &Queue,
+    max_frame_len: usize,
+    msg: &T,
+    force: bool,
+) -> Result<(), SendError> {
+    if frames.is_closed() {
+        return Err(SendError::Closed);
+    }
+    if !force && !queue.has_room() {
+        // Refused before encoding: a flat-out sender to a full peer costs no encoding.
+        queue.stats.0.busy.fetch_add(1, Ordering::Relaxed);
+        return Err(SendError::Full { limit: queue.limit });
+    }
+    // Room for a small message, so that encoding it does not grow the buffer step by step.
+    let mut frame = Vec::with_capacity(SMALL_FRAME);
+    encode_frame(&SessionFrame::Msg(msg), &mut frame, max_frame_len).map_err(SendError::Frame)?;
+    let len = frame.len();
+    queue.reserve(len, force)?;
+    frames.send(frame).map_err(|_| {
+        queue.release(1, len);
+        SendError::Closed
+    })
 }
 
 /// A started session: the handle to send with, the incoming messages, and the close reason.
 pub struct Session<T> {
     /// Sends messages to the peer and closes the session; clone it freely.
     pub handle: SessionHandle<T>,
-    /// Messages from the peer, in the order sent. Ends when the session closes.
-    pub incoming: mpsc::UnboundedReceiver<T>,
+    /// Messages from the peer, in the order sent (those an [`Inline`] handler did not take).
+    /// Ends when the session closes. Bounded: [`INCOMING_CAPACITY`].
+    pub incoming: mpsc::Receiver<T>,
     /// Resolves once, with the reason the session ended.
     pub closed: oneshot::Receiver<CloseReason>,
 }
@@ -149,6 +320,7 @@ impl<T> fmt::Debug for Session<T> {
 pub struct SessionHandle<T> {
     established: Arc<Established>,
     frames: mpsc::UnboundedSender<Vec<u8>>,
+    queue: Arc<Queue>,
     close: mpsc::UnboundedSender<CloseReason>,
     max_frame_len: usize,
     _msg: PhantomData<fn(&T)>,
@@ -159,6 +331,7 @@ impl<T> Clone for SessionHandle<T> {
         Self {
             established: self.established.clone(),
             frames: self.frames.clone(),
+            queue: self.queue.clone(),
             close: self.close.clone(),
             max_frame_len: self.max_frame_len,
             _msg: PhantomData,
@@ -176,24 +349,28 @@ impl<T> fmt::Debug for SessionHandle<T> {
 }
 
 impl<T: Serialize> SessionHandle<T> {
-    /// Queues `msg` for the peer. Does not wait: the queue is unbounded, and the writer sends
-    /// everything queued while a write is in flight in one write.
+    /// Queues `msg` for the peer. Does not wait: the writer sends everything queued while a
+    /// write is in flight in one write. The queue is bounded (`send_queue_limit`).
     ///
     /// A return value of `Ok` does not mean that the message will be received: the session
     /// may close before it is written, and delivery is at most once.
     ///
     /// # Errors
-    /// [`SendError::Closed`] if the session is closed, [`SendError::Frame`] if the message
-    /// does not fit in `max_frame_len` or cannot be encoded (the session stays open).
+    /// [`SendError::Closed`] if the session is closed, [`SendError::Full`] if the queue is
+    /// full, [`SendError::Frame`] if the message does not fit in `max_frame_len` or cannot be
+    /// encoded (the session stays open).
     pub fn send(&self, msg: &T) -> Result<(), SendError> {
-        if self.frames.is_closed() {
-            return Err(SendError::Closed);
-        }
-        // Room for a small message, so that encoding it does not grow the buffer step by step.
-        let mut frame = Vec::with_capacity(SMALL_FRAME);
-        encode_frame(&SessionFrame::Msg(msg), &mut frame, self.max_frame_len)
-            .map_err(SendError::Frame)?;
-        self.frames.send(frame).map_err(|_| SendError::Closed)
+        queue_msg(&self.frames, &self.queue, self.max_frame_len, msg, false)
+    }
+
+    /// As [`SessionHandle::send`], but never refused for room: for frames that must follow
+    /// others already accepted (messages queued during a connect, link signals, answers).
+    /// They count towards the queue's bytes.
+    ///
+    /// # Errors
+    /// [`SendError::Closed`], [`SendError::Frame`].
+    pub fn send_forced(&self, msg: &T) -> Result<(), SendError> {
+        queue_msg(&self.frames, &self.queue, self.max_frame_len, msg, true)
     }
 }
 
@@ -212,11 +389,46 @@ impl<T> SessionHandle<T> {
     pub fn is_closed(&self) -> bool {
         self.frames.is_closed()
     }
+
+    /// The largest frame this session sends (`max_frame_len`).
+    pub fn max_frame_len(&self) -> usize {
+        self.max_frame_len
+    }
+
+    /// The bound on the bytes queued for the peer (`send_queue_limit`).
+    pub fn send_queue_limit(&self) -> usize {
+        self.queue.limit
+    }
+
+    /// Whether the queue would take a message now.
+    pub fn has_room(&self) -> bool {
+        self.queue.has_room()
+    }
+
+    /// How many bytes of frames are queued for the peer and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.queue.bytes.load(Ordering::Acquire)
+    }
+
+    /// Resolves once the queue has room for a message ([`SessionHandle::send`] would take
+    /// one), or the session has closed. Another sender may take the room first.
+    pub async fn wait_for_room(&self) {
+        loop {
+            let room = self.queue.room.notified();
+            let mut room = std::pin::pin!(room);
+            room.as_mut().enable();
+            if self.queue.has_room() || self.frames.is_closed() {
+                return;
+            }
+            room.await;
+        }
+    }
 }
 
 /// Sends on a session without keeping it open: what an [`Inline`] handler answers with.
 pub struct Responder<T> {
     frames: mpsc::WeakUnboundedSender<Vec<u8>>,
+    queue: Arc<Queue>,
     max_frame_len: usize,
     _msg: PhantomData<fn(&T)>,
 }
@@ -225,6 +437,7 @@ impl<T> Clone for Responder<T> {
     fn clone(&self) -> Self {
         Self {
             frames: self.frames.clone(),
+            queue: self.queue.clone(),
             max_frame_len: self.max_frame_len,
             _msg: PhantomData,
         }
@@ -238,17 +451,16 @@ impl<T> fmt::Debug for Responder<T> {
 }
 
 impl<T: Serialize> Responder<T> {
-    /// Queues `msg` for the peer, as [`SessionHandle::send`].
+    /// Queues `msg` for the peer, as [`SessionHandle::send`] (refused when the queue is
+    /// full: a peer that sends calls and does not read the replies costs bounded memory).
     ///
     /// # Errors
     /// [`SendError::Closed`] once the session is closed (or every handle was dropped),
-    /// [`SendError::Frame`] if the message does not fit.
+    /// [`SendError::Full`] if the queue is full, [`SendError::Frame`] if the message does
+    /// not fit.
     pub fn send(&self, msg: &T) -> Result<(), SendError> {
         let frames = self.frames.upgrade().ok_or(SendError::Closed)?;
-        let mut frame = Vec::with_capacity(SMALL_FRAME);
-        encode_frame(&SessionFrame::Msg(msg), &mut frame, self.max_frame_len)
-            .map_err(SendError::Frame)?;
-        frames.send(frame).map_err(|_| SendError::Closed)
+        queue_msg(&frames, &self.queue, self.max_frame_len, msg, false)
     }
 }
 
@@ -257,6 +469,7 @@ impl<T> SessionHandle<T> {
     pub fn responder(&self) -> Responder<T> {
         Responder {
             frames: self.frames.downgrade(),
+            queue: self.queue.clone(),
             max_frame_len: self.max_frame_len,
             _msg: PhantomData,
         }
@@ -300,9 +513,18 @@ where
             dir = ?established.role,
         );
         let (read, write) = stream.into_split();
+        // Unbounded as a channel, bounded in bytes by `queue` (a frame-count bound would let
+        // 64 MiB frames pile up to gigabytes).
         let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+        let queue = Arc::new(Queue {
+            bytes: AtomicUsize::new(0),
+            frames: AtomicUsize::new(0),
+            limit: cfg.send_queue_limit,
+            room: Notify::new(),
+            stats: cfg.stats.clone(),
+        });
         let (close_tx, mut close_rx) = mpsc::unbounded_channel();
-        let (incoming_tx, incoming) = mpsc::unbounded_channel();
+        let (incoming_tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
         let (closed_tx, closed) = oneshot::channel();
         let base = Instant::now();
         let last_received = Arc::new(AtomicU64::new(0));
@@ -311,6 +533,7 @@ where
 
         let responder = Responder {
             frames: frames_tx.downgrade(),
+            queue: queue.clone(),
             max_frame_len,
             _msg: PhantomData,
         };
@@ -330,7 +553,7 @@ where
         let writer = tokio::spawn(
             write_loop::<T>(
                 write,
-                frames_rx,
+                (frames_rx, queue.clone()),
                 close_tx.clone(),
                 cfg,
                 base,
@@ -340,13 +563,29 @@ where
             )
             .instrument(span.clone()),
         );
+        let closing = queue.clone();
         tokio::spawn(
             async move {
                 tracing::debug!("session up");
                 let reason = close_rx.recv().await.unwrap_or(CloseReason::Disconnect);
                 reader.abort();
                 writer.abort();
-                tracing::debug!("session closed: {reason}");
+                // Wait for the writer to be gone, so its queue is dropped and nothing more
+                // is written: what is still counted as queued is lost.
+                let _ = writer.await;
+                let lost = closing.frames.load(Ordering::Acquire);
+                let lost_bytes = closing.bytes.load(Ordering::Acquire);
+                if lost > 0 {
+                    closing.stats.record_lost(lost as u64, lost_bytes as u64);
+                    tracing::info!(
+                        lost_messages = lost,
+                        lost_bytes,
+                        "session closed ({reason}) with {lost} queued messages unsent: they are lost"
+                    );
+                } else {
+                    tracing::debug!("session closed: {reason}");
+                }
+                closing.room.notify_waiters();
                 let _ = closed_tx.send(reason);
             }
             .instrument(span),
@@ -355,6 +594,7 @@ where
             handle: SessionHandle {
                 established,
                 frames: frames_tx,
+                queue,
                 close: close_tx,
                 max_frame_len,
                 _msg: PhantomData,
@@ -374,7 +614,7 @@ fn mark_received(base: Instant, last_received: &AtomicU64) {
 async fn read_loop<T: DeserializeOwned>(
     mut read: OwnedReadHalf,
     mut decoder: FrameDecoder,
-    (incoming, mut inline, responder): (mpsc::UnboundedSender<T>, Option<Inline<T>>, Responder<T>),
+    (incoming, mut inline, responder): (mpsc::Sender<T>, Option<Inline<T>>, Responder<T>),
     close: mpsc::UnboundedSender<CloseReason>,
     base: Instant,
     last_received: Arc<AtomicU64>,
@@ -397,8 +637,10 @@ async fn read_loop<T: DeserializeOwned>(
                             None => Some(msg),
                         };
                         if let Some(msg) = msg {
-                            // Nobody listening any more is not the peer's fault: drop it.
-                            let _ = incoming.send(msg);
+                            // Waits while the node is behind (the socket is not read
+                            // meanwhile). Nobody listening any more is not the peer's fault:
+                            // drop it.
+                            let _ = incoming.send(msg).await;
                         }
                     }
                     Err(e) => {
@@ -459,7 +701,7 @@ async fn read_loop<T: DeserializeOwned>(
 
 async fn write_loop<T: Serialize>(
     mut write: OwnedWriteHalf,
-    mut frames: mpsc::UnboundedReceiver<Vec<u8>>,
+    (mut frames, queue): (mpsc::UnboundedReceiver<Vec<u8>>, Arc<Queue>),
     close: mpsc::UnboundedSender<CloseReason>,
     cfg: SessionConfig,
     base: Instant,
@@ -487,30 +729,40 @@ async fn write_loop<T: Serialize>(
                     break CloseReason::Disconnect;
                 };
                 // Coalesce everything queued meanwhile into one write.
+                let mut taken = 1;
                 let out = match frames.try_recv() {
                     Err(_) => first,
                     Ok(second) => {
                         batch.clear();
                         batch.extend_from_slice(&first);
                         batch.extend_from_slice(&second);
+                        taken = 2;
                         while batch.len() < COALESCE_LIMIT {
                             match frames.try_recv() {
-                                Ok(next) => batch.extend_from_slice(&next),
+                                Ok(next) => {
+                                    batch.extend_from_slice(&next);
+                                    taken += 1;
+                                }
                                 Err(_) => break,
                             }
                         }
                         std::mem::take(&mut batch)
                     }
                 };
+                // The frames leave the queue's count once written (or dropped), so a peer
+                // that stops reading fills the queue up to its bound.
+                let written = out.len();
                 #[cfg(feature = "testing")]
                 if faults.is_active() && !faults.pass(&peer).await {
                     tracing::trace!(frame.len = out.len(), "frames dropped (injected fault)");
+                    queue.release(taken, written);
                     continue;
                 }
                 tracing::trace!(frame.len = out.len(), "write");
                 if let Err(reason) = watched_write(&mut write, &out, &mut ticker, base, &last_received).await {
                     break reason;
                 }
+                queue.release(taken, written);
                 ticker.handle_sent(Instant::now());
                 if batch.capacity() == 0 && out.capacity() <= COALESCE_LIMIT * 2 {
                     // Keep the batch buffer for the next burst.

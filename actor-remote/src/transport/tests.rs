@@ -502,3 +502,58 @@ async fn a_burst_of_frames_reaches_the_socket_in_fewer_writes_than_frames() {
     })
     .await;
 }
+
+/// Issue 13: every queue between a sender and the socket is bounded. A receiver whose node
+/// does not take its messages stops reading at `INCOMING_CAPACITY`, TCP slows the sender,
+/// whose write queue fills to `send_queue_limit` and then refuses with `Full` (counted),
+/// never past the bound; once the receiver takes its messages, the sender has room again
+/// (`wait_for_room` resolves) and nothing sent with `Ok` was lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receiver_that_does_not_keep_up_fills_the_senders_bounded_queue() {
+    const LIMIT: usize = 64 << 10;
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let small = SessionConfig {
+            send_queue_limit: LIMIT,
+            ..SessionConfig::default()
+        };
+        let stats = small.stats.clone();
+        let sa = Session::<TestMsg>::start(ca, small);
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        let blob = TestMsg::Blob(vec![7; 1024]);
+        let mut sent = 0usize;
+        let mut full = false;
+        // Until the queue stays full (the receiver's buffers and the sockets' are full too);
+        // 256 MiB at most: without bounds on the receiver it never stays full.
+        for _ in 0..256 * 1024 {
+            match sa.handle.send(&blob) {
+                Ok(()) => sent += 1,
+                Err(SendError::Full { limit: LIMIT }) => {
+                    let room = timeout(Duration::from_millis(300), sa.handle.wait_for_room());
+                    if room.await.is_err() {
+                        full = true;
+                        break;
+                    }
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(full, "the sender's queue never stayed full ({sent} sent)");
+        assert!(stats.busy() >= 1);
+        assert!(
+            stats.queued_high_water() < LIMIT + 2048,
+            "{} bytes queued",
+            stats.queued_high_water()
+        );
+        assert!(sa.handle.queued_bytes() >= LIMIT);
+        // The receiver takes everything; the sender has room again.
+        for _ in 0..sent {
+            assert_eq!(sb.incoming.recv().await, Some(blob.clone()));
+        }
+        sa.handle.wait_for_room().await;
+        sa.handle.send(&TestMsg::Ping(1)).unwrap();
+        assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(1)));
+    })
+    .await;
+}

@@ -131,7 +131,7 @@ fn casts_queued_during_a_connect_leave_first_and_in_order() {
     let b = name("b@localhost");
     let dest = remote("counter", "b@localhost");
     for i in 0..5u8 {
-        s.cast(&b, &dest, "Msg", vec![i]);
+        s.cast(&b, &dest, "Msg", vec![i]).unwrap();
     }
     let out = drain(&mut s);
     assert!(out.frames.is_empty());
@@ -140,7 +140,7 @@ fn casts_queued_during_a_connect_leave_first_and_in_order() {
         "one dial for all casts"
     );
     s.handle_session_up(&b, false, "sb");
-    s.cast(&b, &dest, "Msg", vec![5]);
+    s.cast(&b, &dest, "Msg", vec![5]).unwrap();
     let payloads: Vec<u8> = drain(&mut s)
         .frames
         .into_iter()
@@ -156,8 +156,10 @@ fn casts_queued_during_a_connect_leave_first_and_in_order() {
 fn a_failed_dial_drops_the_queued_casts_and_fails_its_waiters() {
     let mut s = node();
     let b = name("b@localhost");
-    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![1]);
-    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![2]);
+    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![1])
+        .unwrap();
+    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![2])
+        .unwrap();
     s.request_connect(&b, "w");
     drain(&mut s);
     let err = ConnectError::NotRegistered { node: b.clone() };
@@ -166,7 +168,8 @@ fn a_failed_dial_drops_the_queued_casts_and_fails_its_waiters() {
     assert!(matches!(&out.done[..], [("w", Outcome::Connected(Err(e)))] if *e == err));
     assert_eq!(s.existing(&b), Existing::None);
     // The next cast dials again.
-    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![3]);
+    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![3])
+        .unwrap();
     assert!(matches!(&drain(&mut s).actions[..], [Action::Dial(_)]));
 }
 
@@ -669,12 +672,13 @@ fn a_frame_that_cannot_be_sent_fails_its_request_at_once() {
     let too_big =
         crate::transport::SendError::Frame(crate::wire::FrameError::TooLarge { len: 10, max: 1 });
     s.handle_send_failed(t.request, &too_big);
+    // The peer and the limit are named (it was `Refused`, naming this node).
     assert!(matches!(
-        drain(&mut s).done[..],
+        &drain(&mut s).done[..],
         [(
             "call",
-            Outcome::Reply(Err(CallError::Send(SendErrorKind::Refused { .. })))
-        )]
+            Outcome::Reply(Err(CallError::Send(SendErrorKind::TooLarge { node, size: 10, limit: 1 })))
+        )] if *node == b
     ));
     assert_eq!(s.load(), (0, 0));
 }
@@ -694,7 +698,8 @@ fn a_stopped_node_connects_to_nobody() {
         [("w", Outcome::Connected(Err(ConnectError::NotAlive)))]
     ));
     s.request_connect(&c, "w2");
-    s.cast(&c, &remote("x", "c@localhost"), "Msg", vec![]);
+    s.cast(&c, &remote("x", "c@localhost"), "Msg", vec![])
+        .unwrap();
     let out = drain(&mut s);
     assert!(out.actions.is_empty());
     assert!(matches!(
@@ -1184,7 +1189,8 @@ fn a_link_to_a_node_not_connected_dials_and_goes_first_in_order() {
     let b = name("b@localhost");
     let (a1, b1) = (pid("a@localhost", 10), pid("b@localhost", 20));
     s.link(&a1, &b1);
-    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![1]);
+    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![1])
+        .unwrap();
     let out = drain(&mut s);
     assert!(matches!(&out.actions[..], [Action::Dial(n)] if *n == b));
     assert!(out.frames.is_empty());
@@ -1326,6 +1332,172 @@ fn only_a_dial_no_caller_waits_for_is_unwaited() {
     );
     s.shutdown();
     assert!(!s.dialing_unwaited(&name("d@localhost")));
+}
+
+// ----- bounds: the largest frame, and the queue during a connect -----
+
+/// Every transmit, with whether the session may refuse it for room.
+fn transmits(state: &mut State) -> Vec<(&'static str, NodeMsg, bool)> {
+    let mut out = Vec::new();
+    while let Some(t) = state.poll_transmit() {
+        out.push((t.session, t.msg, t.bounded));
+    }
+    out
+}
+
+/// Issue 13: casts to a node being connected to queued without bound (a sender casting flat
+/// out to an unreachable peer grew without limit). Now the queue holds at most
+/// `send_queue_limit` bytes (plus one cast), past which a cast is `Busy` with its payload
+/// handed back; one dial serves them all; and once the session is up the queued casts go
+/// out first and are never refused (they returned `Ok`), while new casts may be.
+#[test]
+fn casts_queued_during_a_connect_are_bounded_and_share_one_dial() {
+    let mut s = node();
+    s.set_limits(1 << 20, 1000);
+    let b = name("b@localhost");
+    let dest = remote("counter", "b@localhost");
+    let mut accepted = 0usize;
+    let refused = loop {
+        match s.cast(&b, &dest, "Msg", vec![7; 100]) {
+            Ok(()) => accepted += 1,
+            Err(refused) => break refused,
+        }
+        assert!(accepted < 1000, "the queue is not bounded");
+    };
+    assert_eq!(
+        refused.kind,
+        SendErrorKind::Busy {
+            node: b.clone(),
+            limit: 1000
+        }
+    );
+    assert_eq!(refused.payload, vec![7; 100], "the payload is handed back");
+    // Each cast is a little over 100 bytes framed: at most 1000 bytes plus one cast.
+    assert!((8..=10).contains(&accepted), "{accepted} casts queued");
+    assert!(s.cast(&b, &dest, "Msg", vec![1]).is_err(), "still full");
+    let out = drain(&mut s);
+    assert_eq!(out.actions.len(), 1, "one dial for every cast");
+    assert!(matches!(&out.actions[..], [Action::Dial(n)] if *n == b));
+
+    s.handle_session_up(&b, false, "sb");
+    let flushed = transmits(&mut s);
+    let casts: Vec<bool> = flushed
+        .iter()
+        .filter(|(_, m, _)| matches!(m, NodeMsg::Actor(ActorMsg::Send { .. })))
+        .map(|(_, _, bounded)| *bounded)
+        .collect();
+    assert_eq!(
+        casts,
+        vec![false; accepted],
+        "queued casts are never refused"
+    );
+    s.cast(&b, &dest, "Msg", vec![1]).unwrap();
+    let new = transmits(&mut s);
+    assert!(matches!(
+        &new[..],
+        [("sb", NodeMsg::Actor(ActorMsg::Send { .. }), true)]
+    ));
+}
+
+/// Issue 13: a cast over the largest frame to a node being connected to returned `Ok` and
+/// was dropped when the session refused it. Now it is refused at once, naming the peer and
+/// the limit, and starts no dial.
+#[test]
+fn a_cast_over_the_largest_frame_during_a_connect_is_refused_naming_peer_and_limit() {
+    let mut s = node();
+    s.set_limits(100, 1 << 20);
+    let b = name("b@localhost");
+    let refused = s
+        .cast(&b, &remote("x", "b@localhost"), "Msg", vec![0; 200])
+        .unwrap_err();
+    assert!(
+        matches!(&refused.kind, SendErrorKind::TooLarge { node, size, limit: 100 } if *node == b && *size > 200),
+        "{:?}",
+        refused.kind
+    );
+    assert!(refused.kind.to_string().contains("b@localhost"));
+    assert!(drain(&mut s).actions.is_empty(), "no dial for it");
+    // A cast that fits is queued.
+    s.cast(&b, &remote("x", "b@localhost"), "Msg", vec![0; 10])
+        .unwrap();
+}
+
+/// Issue 13: an oversized call's `Refused` error named the caller's own node. Calls and task
+/// starts the session refuses now fail with `TooLarge` naming the peer and the limit, or
+/// `Busy` when the peer's queue is full; both go out as frames the session may refuse.
+#[test]
+fn calls_and_task_starts_the_session_refuses_name_the_peer_and_the_limit() {
+    use crate::{transport::SendError, wire::FrameError};
+    let t0 = Instant::now();
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let dest = remote("x", "b@localhost");
+    let too_large = SendError::Frame(FrameError::TooLarge {
+        len: 2000,
+        max: 1000,
+    });
+
+    s.request_call(t0 + T, &b, &dest, "Msg", vec![0; 2000], T, "call");
+    let [(_, NodeMsg::Actor(ActorMsg::Send { call: Some(id), .. }), true)] = &transmits(&mut s)[..]
+    else {
+        panic!("a call is a bounded frame");
+    };
+    s.handle_send_failed(Some(*id), &too_large);
+    let out = drain(&mut s);
+    assert!(
+        matches!(&out.done[..], [("call", Outcome::Reply(Err(CallError::Send(SendErrorKind::TooLarge { node, size: 2000, limit: 1000 }))))] if *node == b),
+        "{:?}",
+        out.done
+    );
+
+    let id = s
+        .request_task(
+            t0 + T,
+            T,
+            &b,
+            &dest,
+            "M",
+            "f",
+            vec![],
+            WireTaskKind::Async { linked: true },
+            "started",
+            Some("result"),
+        )
+        .unwrap();
+    transmits(&mut s);
+    s.handle_send_failed(Some(id), &SendError::Full { limit: 64 });
+    let out = drain(&mut s);
+    let busy = TaskError::Busy {
+        node: b.clone(),
+        limit: 64,
+    };
+    assert!(
+        matches!(&out.done[..], [("started", Outcome::Started(Err(e1))), ("result", Outcome::TaskDone(Err(e2)))] if *e1 == busy && *e2 == busy),
+        "{:?}",
+        out.done
+    );
+    assert_eq!(s.load().0, 0, "nothing left outstanding");
+    assert!(s.is_connected(&b), "the session stays up");
+}
+
+/// A task result over the largest frame would be refused by the session and its caller
+/// would wait for nothing: the caller hears `BadReturn` naming the limit instead.
+#[test]
+fn a_task_result_over_the_largest_frame_becomes_bad_return() {
+    let mut s = node();
+    s.set_limits(100, 1 << 20);
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    s.handle_task_served(&b, conn, 5, Ok((77, Some(("task", true)))));
+    drain(&mut s);
+    s.handle_task_finished(&b, 5, Ok(vec![0; 500]));
+    let out = drain(&mut s);
+    assert!(
+        matches!(&out.frames[..], [("sb", NodeMsg::Task(TaskMsg::Result { req: 5, result: Err(WireTaskError::BadReturn { reason }) }))] if reason.contains("100 bytes")),
+        "{:?}",
+        out.frames
+    );
 }
 
 // ----- graceful leave -----
