@@ -105,7 +105,7 @@ pub mod __private {
         /// # Errors
         /// The codec's error.
         pub fn encode<A: Serialize + ?Sized>(index: u32, args: &A) -> Result<Vec<u8>, CodecError> {
-            codec::encode(&(index, codec::encode(args)?))
+            codec::encode(&(index, Raw(&codec::encode(args)?)))
         }
 
         /// Splits a payload into the variant's index and its encoded arguments.
@@ -113,7 +113,40 @@ pub mod __private {
         /// # Errors
         /// The codec's error.
         pub fn split(payload: &[u8]) -> Result<(u32, Vec<u8>), CodecError> {
-            codec::decode(payload)
+            let (index, RawBuf(args)) = codec::decode(payload)?;
+            Ok((index, args))
+        }
+
+        /// Encoded arguments as one byte string: the same bytes on the wire as a `Vec<u8>`
+        /// (a length, then the bytes), written at once instead of one serde call per byte.
+        struct Raw<'a>(&'a [u8]);
+
+        impl Serialize for Raw<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_bytes(self.0)
+            }
+        }
+
+        /// [`Raw`]'s decoding.
+        struct RawBuf(Vec<u8>);
+
+        impl<'de> serde::Deserialize<'de> for RawBuf {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Visit;
+                impl<'de> serde::de::Visitor<'de> for Visit {
+                    type Value = RawBuf;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("encoded arguments (bytes)")
+                    }
+                    fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<RawBuf, E> {
+                        Ok(RawBuf(v.to_vec()))
+                    }
+                    fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<RawBuf, E> {
+                        Ok(RawBuf(v))
+                    }
+                }
+                d.deserialize_byte_buf(Visit)
+            }
         }
 
         /// Decodes a variant's arguments.

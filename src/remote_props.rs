@@ -170,3 +170,38 @@ fn remote_actor_payloads_reach_the_argument_decoder() {
         "only {reached}/{total} reached the argument decoder"
     );
 }
+
+/// The arguments travel as one byte string, and those bytes are exactly what the earlier
+/// format (a `Vec<u8>` through serde) put on the wire: nodes of either build agree.
+#[test]
+fn the_payload_is_byte_for_byte_the_nested_vec_format() {
+    use actor_core::codec;
+    let mut runner = TestRunner::new(Config::with_cases(256));
+    runner
+        .run(&(any::<u32>(), arb_handler()), |(index, handler)| {
+            let args = match &handler {
+                Handler::Text(s) => codec::encode(&(s,)),
+                Handler::Pair(n, b) => codec::encode(&(n, b)),
+                Handler::Bytes(v) => codec::encode(&(v,)),
+                Handler::Nothing => codec::encode(&()),
+            }
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let nested = codec::encode(&(index, args.clone()))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let ours = match &handler {
+                Handler::Text(s) => remote::encode(index, &(s,)),
+                Handler::Pair(n, b) => remote::encode(index, &(n, b)),
+                Handler::Bytes(v) => remote::encode(index, &(v,)),
+                Handler::Nothing => remote::encode(index, &()),
+            }
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(&ours, &nested);
+            let (i, back) =
+                remote::split(&nested).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            prop_assert_eq!(i, index);
+            prop_assert_eq!(back, args);
+            Ok(())
+        })
+        .map_err(|e| e.to_string())
+        .unwrap_or_else(|e| panic!("{e}"));
+}
