@@ -58,6 +58,8 @@
 //! ```
 
 pub mod groups;
+pub mod placement;
+pub mod supervisor;
 pub mod table;
 
 use std::{
@@ -75,6 +77,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, Notify};
 
 pub use self::groups::{GroupChange, GroupEvent, ScopeGroups};
+pub use self::supervisor::{
+    ClusterSupervisor, ClusterSupervisorConfig, ClusterSupervisorError, StartError,
+};
 pub use self::table::{NameConflict, Resolve};
 use self::{
     groups::Groups,
