@@ -362,3 +362,86 @@ async fn a_child_that_keeps_crashing_is_restarted_then_given_up_after_the_intens
     assert_eq!(shared.started.lock().unwrap().len(), 4);
     cluster.shutdown().await;
 }
+
+/// The rooms example's code, run as the example runs it.
+#[path = "../../examples/rooms/rooms.rs"]
+#[allow(dead_code)]
+mod rooms;
+
+#[tokio::test]
+async fn a_rooms_history_survives_the_loss_of_any_one_node() {
+    for victim in 0..3 {
+        let sups = Arc::new(Mutex::new(vec![None; 3]));
+        let hook = sups.clone();
+        let mut cluster = LocalCluster::builder()
+            .nodes(3)
+            .prefix(&format!("rooms{victim}_"))
+            .tick_time(TICK)
+            .on_start(move |node, i| {
+                let sups = hook.clone();
+                async move {
+                    let sup = rooms::start(&node).await.expect("the rooms supervisor");
+                    sups.lock().unwrap_or_else(PoisonError::into_inner)[i] = Some(sup);
+                }
+            })
+            .start()
+            .await
+            .unwrap();
+        cluster.await_mesh(DEADLINE).await.unwrap();
+        let who = ["alice", "bob", "carol"];
+        for i in 0..3 {
+            rooms::join(cluster.node(i), &sup(&sups, i), "lobby", DEADLINE)
+                .await
+                .expect("joined");
+        }
+        cluster.node(0).global().sync(DEADLINE).await.unwrap();
+        for i in 0..3 {
+            let sent = rooms::say(cluster.node(i), "lobby", who[i], "hello")
+                .await
+                .unwrap();
+            assert_eq!(sent, 3, "every member hears it");
+        }
+        let sorted = |mut lines: Vec<String>| {
+            lines.sort();
+            lines
+        };
+        let want = vec![
+            "alice: hello".to_string(),
+            "bob: hello".to_string(),
+            "carol: hello".to_string(),
+        ];
+        until("the history has every line", DEADLINE, || async {
+            let lines = rooms::history(cluster.node(0), "lobby")
+                .lines()
+                .await
+                .ok()?;
+            (sorted(lines) == want).then_some(())
+        })
+        .await;
+
+        cluster.kill(victim).await.unwrap();
+        let survivor = (victim + 1) % 3;
+        until("the history reachable with its lines", DEADLINE, || async {
+            let lines = rooms::history(cluster.node(survivor), "lobby")
+                .lines()
+                .await
+                .ok()?;
+            (sorted(lines) == want).then_some(())
+        })
+        .await;
+        rooms::say(cluster.node(survivor), "lobby", "dave", "still here")
+            .await
+            .unwrap();
+        let other = (victim + 2) % 3;
+        until("the new line recorded", DEADLINE, || async {
+            let lines = rooms::history(cluster.node(other), "lobby")
+                .lines()
+                .await
+                .ok()?;
+            (lines.len() == 4 && lines.last().map(String::as_str) == Some("dave: still here"))
+                .then_some(())
+        })
+        .await;
+        cluster.shutdown().await;
+    }
+}
