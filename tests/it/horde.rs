@@ -270,7 +270,7 @@ async fn a_singleton_runs_once_after_a_partition_heals_on_the_lower_node() {
     // And it stays one: nobody starts another over several checks.
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(50)).await; // observing, not synchronising
-        assert_eq!(alive(&cluster, &shared), [winner.clone()]);
+        assert_eq!(alive(&cluster, &shared), std::slice::from_ref(&winner));
     }
     assert_eq!(
         shared
@@ -395,8 +395,8 @@ async fn a_rooms_history_survives_the_loss_of_any_one_node() {
                 .expect("joined");
         }
         cluster.node(0).global().sync(DEADLINE).await.unwrap();
-        for i in 0..3 {
-            let sent = rooms::say(cluster.node(i), "lobby", who[i], "hello")
+        for (i, who) in who.into_iter().enumerate() {
+            let sent = rooms::say(cluster.node(i), "lobby", who, "hello")
                 .await
                 .unwrap();
             assert_eq!(sent, 3, "every member hears it");
