@@ -84,6 +84,16 @@ async fn cluster(
     prefix: &str,
     shared: &Shared,
 ) -> (LocalCluster, Arc<Mutex<Vec<Option<ClusterSupervisor>>>>) {
+    cluster_with(n, prefix, shared, 3).await
+}
+
+/// As [`cluster`], with at most `max_restarts` restarts in 30 s.
+async fn cluster_with(
+    n: usize,
+    prefix: &str,
+    shared: &Shared,
+    max_restarts: u32,
+) -> (LocalCluster, Arc<Mutex<Vec<Option<ClusterSupervisor>>>>) {
     let sups = Arc::new(Mutex::new(vec![None; n]));
     let (hook_sups, hook_shared) = (sups.clone(), shared.clone());
     let cluster = LocalCluster::builder()
@@ -94,7 +104,7 @@ async fn cluster(
             let (sups, shared) = (hook_sups.clone(), hook_shared.clone());
             async move {
                 let config = ClusterSupervisorConfig::new("workers")
-                    .intensity(3, Duration::from_secs(30))
+                    .intensity(max_restarts, Duration::from_secs(30))
                     .spec("worker", move |node: Node, _name| {
                         let shared = shared.clone();
                         async move {
@@ -360,6 +370,40 @@ async fn a_child_that_keeps_crashing_is_restarted_then_given_up_after_the_intens
     }
     assert!(cluster.node(1).global().whereis("flaky").is_none());
     assert_eq!(shared.started.lock().unwrap().len(), 4);
+    cluster.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_graceful_leave_hands_the_singleton_over_without_counting_a_restart() {
+    let (shared, _rx) = shared();
+    // No restart allowed: only a handover keeps the child.
+    let (cluster, sups) = cluster_with(3, "handover", &shared, 0).await;
+    let first = sup(&sups, 0)
+        .singleton("leader", "worker", DEADLINE)
+        .await
+        .unwrap();
+    let host = index_of(&cluster, &first);
+    let observer = (host + 1) % 3;
+    cluster
+        .node(observer)
+        .global()
+        .sync(DEADLINE)
+        .await
+        .unwrap();
+    cluster.node(host).clone().shutdown().await; // tells its peers it is leaving
+    let moved = until("the singleton handed over", DEADLINE, || async {
+        cluster
+            .node(observer)
+            .global()
+            .whereis("leader")
+            .filter(|p| p.node() != cluster.name(host))
+    })
+    .await;
+    assert_ne!(moved, first);
+    assert_eq!(
+        sup(&sups, observer).which_children(),
+        [("leader".to_string(), Some(moved))]
+    );
     cluster.shutdown().await;
 }
 
