@@ -131,6 +131,14 @@ pub enum HordeMsg {
         /// The child's global name.
         name: String,
     },
+    /// The sender started the child `name` (so a later start elsewhere is a restart, or a
+    /// handover if the sender left gracefully).
+    Started {
+        /// The sender.
+        from: NodeName,
+        /// The child's global name.
+        name: String,
+    },
 }
 
 actor_core::serde_message!(HordeMsg = "nodus.horde");
@@ -353,6 +361,9 @@ impl Shared {
                     restart: restart_of(restart),
                 });
             }
+            HordeMsg::Started { from, name } => {
+                state.last_seen.insert(name, from);
+            }
             HordeMsg::Remove { name } => {
                 state.children.remove(&name);
                 if let Some(pid) = state.running.remove(&name) {
@@ -476,6 +487,13 @@ impl Shared {
                     state.starting.remove(&name);
                     state.running.insert(name.clone(), pid.clone());
                     state.last_seen.insert(name.clone(), self.me.clone());
+                    self.broadcast(
+                        node,
+                        &HordeMsg::Started {
+                            from: self.me.clone(),
+                            name: name.clone(),
+                        },
+                    );
                 }
                 let monitor = node.monitor(pid.clone());
                 let weak = Arc::downgrade(self);
