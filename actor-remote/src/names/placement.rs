@@ -32,6 +32,19 @@ pub fn score(member: &NodeName, child: &str) -> u64 {
 
 /// The member that owns `child`: the highest [`score`], ties to the lower name; `None`
 /// without members.
+///
+/// ```
+/// use actor_core::NodeName;
+/// use actor_remote::names::placement::owner;
+/// let members: Vec<NodeName> = ["a@h", "b@h", "c@h"].iter().map(|n| n.parse().unwrap()).collect();
+/// let first = owner("history:lobby", &members).cloned().unwrap();
+/// // Any order of the same members gives the same owner; without its owner, another.
+/// let mut reversed = members.clone();
+/// reversed.reverse();
+/// assert_eq!(owner("history:lobby", &reversed), Some(&first));
+/// let rest: Vec<NodeName> = members.into_iter().filter(|m| *m != first).collect();
+/// assert_ne!(owner("history:lobby", &rest), Some(&first));
+/// ```
 pub fn owner<'a>(
     child: &str,
     members: impl IntoIterator<Item = &'a NodeName>,
