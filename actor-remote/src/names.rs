@@ -18,6 +18,10 @@
 //! merge logic is sans-IO in [`table`] and [`groups`], with unit tests (and a property test
 //! that merging in any order converges).
 //!
+//! **Supervision across nodes.** [`ClusterSupervisor`] (in [`supervisor`]) builds on both:
+//! its children run on any member, under a global name, and are started again on a survivor
+//! when their node goes; [`placement`] is its sans-IO decision logic.
+//!
 //! **A global name as a destination.** [`Destination::global`] (`{:global, name}`) works
 //! wherever a destination does: `cast`, `call`, `monitor`, `Context::monitor` and the
 //! `TaskSupervisor` functions resolve it to its pid when they run.
@@ -58,6 +62,8 @@
 //! ```
 
 pub mod groups;
+pub mod placement;
+pub mod supervisor;
 pub mod table;
 
 use std::{
@@ -75,6 +81,9 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, Notify};
 
 pub use self::groups::{GroupChange, GroupEvent, ScopeGroups};
+pub use self::supervisor::{
+    ClusterSupervisor, ClusterSupervisorConfig, ClusterSupervisorError, StartError,
+};
 pub use self::table::{NameConflict, Resolve};
 use self::{
     groups::Groups,

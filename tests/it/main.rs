@@ -1,4 +1,4 @@
-//! The one integration test binary: a module per area. `cluster`, `global`, `kv`, `links`,
+//! The one integration test binary: a module per area. `cluster`, `global`, `horde`, `kv`, `links`,
 //! `presence` and `strategies` run on a `LocalCluster`, so they need the `testing` feature
 //! (`cargo test --all-features`).
 
@@ -11,6 +11,8 @@ mod destinations;
 mod genserver;
 #[cfg(feature = "testing")]
 mod global;
+#[cfg(feature = "testing")]
+mod horde;
 #[cfg(feature = "testing")]
 mod kv;
 #[cfg(feature = "testing")]
