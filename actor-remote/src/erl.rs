@@ -43,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+mod check;
 pub(crate) mod conn;
 pub mod term;
 

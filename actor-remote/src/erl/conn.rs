@@ -60,8 +60,12 @@ fn local_node(shared: &Shared) -> Result<LocalNode, ErlError> {
 }
 
 /// Runs an incoming connection from a BEAM node to its end.
-pub(crate) async fn accept(shared: Arc<Shared>, stream: TcpStream, from: SocketAddr) {
-    let peer = match handshake(&shared, stream).await {
+/// `permit` (the node's bound on handshakes under way) is released once the handshake is
+/// over.
+pub(crate) async fn accept<P>(shared: Arc<Shared>, stream: TcpStream, from: SocketAddr, permit: P) {
+    let handshake = handshake(&shared, stream).await;
+    drop(permit);
+    let peer = match handshake {
         Ok(done) => done,
         Err(e) => {
             tracing::info!(%from, "incoming Erlang connection refused: {e}");
@@ -175,6 +179,10 @@ async fn run(
                         .into(),
                 );
             };
+            if let Err(e) = super::check::check_terms(rest) {
+                tracing::warn!(peer, "an Erlang message was dropped before decoding: {e}");
+                continue;
+            }
             match Message::read_from(&mut &rest[..]) {
                 Ok(msg) => on_message(shared, peer, &tx, &mut monitors, msg),
                 Err(e) => tracing::warn!(peer, "an Erlang message could not be decoded: {e}"),

@@ -230,7 +230,7 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
                     if crate::erl::conn::is_erlang(&stream, setup).await {
                         let erlang = Arc::clone(erlang);
                         drop(inner);
-                        return crate::erl::conn::accept(erlang, stream, from).await;
+                        return crate::erl::conn::accept(erlang, stream, from, _permit).await;
                     }
                 }
                 faults::hold_accept(&inner.session, inner.config.handshake_timeout).await;
