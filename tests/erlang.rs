@@ -8,8 +8,11 @@
 //! then waits for a line on its standard input (or its own timeout) before it halts, so the
 //! connection is still up while the test looks at the nodus side.
 //!
+//! One test runs an `elixir --sname` node the same way.
+//!
 //! Without `erl` on the PATH (Debian: `apt-get install erlang-base`), each test is reported
-//! *ignored* with that reason: this binary has its own `main` on libtest-mimic.
+//! *ignored* with that reason, and the Elixir one without `elixir` (Debian: `elixir`): this
+//! binary has its own `main` on libtest-mimic.
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Stdio};
@@ -30,7 +33,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 5] = [
+    let tests: [Test; 6] = [
         ("net_adm_ping_answers_pong_and_lists_the_node", ping_pong),
         ("ticks_keep_an_idle_connection_up", ticks_keep_up),
         ("send_cast_and_call_reach_an_actor", send_cast_call),
@@ -39,6 +42,7 @@ fn main() {
             bad_terms,
         ),
         ("a_wrong_cookie_is_pang", wrong_cookie),
+        ("an_elixir_node_pings_and_calls", elixir_ping_call),
     ];
     let trials = tests
         .into_iter()
@@ -46,6 +50,11 @@ fn main() {
             Trial::ignorable_test(name, move || {
                 if let Err(reason) = erl_available() {
                     return Ok(Completion::ignored_with(reason));
+                }
+                if name.contains("elixir") {
+                    if let Err(reason) = elixir_available() {
+                        return Ok(Completion::ignored_with(reason));
+                    }
                 }
                 test().map(|()| Completion::Completed).map_err(Failed::from)
             })
@@ -68,6 +77,22 @@ fn erl_available() -> Result<(), String> {
         )),
         Err(e) => Err(format!(
             "no `erl` here ({e}); install erlang-base (apt-get install -y erlang-base)"
+        )),
+    }
+}
+
+fn elixir_available() -> Result<(), String> {
+    match Command::new("elixir")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("`elixir` does not run here ({s}); install elixir")),
+        Err(e) => Err(format!(
+            "no `elixir` here ({e}); install elixir (apt-get install -y elixir)"
         )),
     }
 }
@@ -141,6 +166,38 @@ impl Erl {
         if let Some(stdin) = self.child.stdin.as_mut() {
             let _ = stdin.write_all(b"\n");
         }
+    }
+}
+
+impl Erl {
+    /// `elixir --sname ex --cookie cookie -e script`, on the port mapper at `epmd`.
+    fn start_elixir(epmd: u16, cookie: &str, script: &str) -> Result<Erl, String> {
+        let script = format!(
+            "{script}; spawn(fn -> Process.sleep({}); System.halt(3) end); IO.gets(\"\")",
+            DEADLINE.as_millis() * 2
+        );
+        let mut child = Command::new("elixir")
+            .args(["--sname", "ex", "--cookie", cookie, "-e", &script])
+            .env("ERL_EPMD_PORT", epmd.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("elixir: {e}"))?;
+        let stdout = child.stdout.take().ok_or("elixir has no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Erl {
+            child,
+            lines,
+            seen: Vec::new(),
+        })
     }
 }
 
@@ -386,6 +443,29 @@ fn wrong_cookie() -> TestResult {
             ));
         }
         erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn elixir_ping_call() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut ex = Erl::start_elixir(
+            epmd.local_addr().port(),
+            COOKIE,
+            r#"IO.puts("ping #{inspect(Node.ping(:"rust@localhost"))}");
+               IO.puts("list #{inspect(Node.list())}");
+               GenServer.cast({:counter, :"rust@localhost"}, {:add, 3});
+               IO.puts("call #{inspect(GenServer.call({:counter, :"rust@localhost"}, {:add, 4}))}");
+               bad = try do GenServer.call({:counter, :"rust@localhost"}, "hello") catch :exit, {r, _} -> r end;
+               IO.puts("bad #{inspect(bad)}")"#,
+        )?;
+        check("Node.ping", &ex.value("ping")?, ":pong")?;
+        check("Node.list", &ex.value("list")?, "[:rust@localhost]")?;
+        check("GenServer.call", &ex.value("call")?, "7")?;
+        check("a call that does not map", &ex.value("bad")?, r#"{:nodus_bad_request, "hello"}"#)?;
+        ex.finish();
         node.shutdown().await;
         Ok(())
     })
