@@ -33,7 +33,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 6] = [
+    let tests: [Test; 7] = [
         ("net_adm_ping_answers_pong_and_lists_the_node", ping_pong),
         ("ticks_keep_an_idle_connection_up", ticks_keep_up),
         ("send_cast_and_call_reach_an_actor", send_cast_call),
@@ -43,6 +43,7 @@ fn main() {
         ),
         ("a_wrong_cookie_is_pang", wrong_cookie),
         ("an_elixir_node_pings_and_calls", elixir_ping_call),
+        ("nodus_connects_to_an_erl_node", nodus_connects),
     ];
     let trials = tests
         .into_iter()
@@ -466,6 +467,36 @@ fn elixir_ping_call() -> TestResult {
         check("GenServer.call", &ex.value("call")?, "7")?;
         check("a call that does not map", &ex.value("bad")?, r#"{:nodus_bad_request, "hello"}"#)?;
         ex.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn nodus_connects() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            COOKIE,
+            &[],
+            r#"ok = net_kernel:monitor_nodes(true),
+               io:format("node ~s~n", [node()]),
+               receive {nodeup, N} -> io:format("nodeup ~p~n", [N]) after 20000 -> io:format("nodeup none~n") end,
+               io:format("call ~p~n", [gen_server:call({counter, rust@localhost}, {add, 5}, 10000)]),"#,
+        )?;
+        let peer = erl.value("node")?;
+        let erlang = node.erlang().ok_or("no Erlang side")?;
+        erlang
+            .connect(&peer)
+            .await
+            .map_err(|e| format!("connect to {peer}: {e}"))?;
+        check("nodeup on the erl side", &erl.value("nodeup")?, "rust@localhost")?;
+        // The connection nodus made carries calls from the BEAM side too.
+        check("a call over it", &erl.value("call")?, "5")?;
+        if erlang.nodes() != vec![peer.clone()] {
+            return Err(format!("the nodus side lists {:?}, expected [{peer}]", erlang.nodes()));
+        }
+        erl.finish();
         node.shutdown().await;
         Ok(())
     })

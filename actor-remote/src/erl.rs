@@ -28,7 +28,9 @@
 //!   `gen_server:call` exits with `{nodus_bad_request, Term}` (through its monitor), and the
 //!   connection stays up. A call to a name that was not exposed exits with `noproc`.
 //!
-//! Links, remote spawns and calls from this node to BEAM nodes are not supported yet.
+//! [`Erlang::connect`] connects to a BEAM node from this side. Links, monitors of nodus
+//! actors, remote spawns (`erpc`) and calls from this node to BEAM processes are not
+//! supported yet.
 //!
 //! # Example
 //! ```no_run
@@ -104,6 +106,8 @@ pub(crate) struct Shared {
     pub(crate) tick_time: Duration,
     pub(crate) setup_time: Duration,
     pub(crate) max_frame_len: usize,
+    /// The port the port mappers of other hosts listen on (`ERL_EPMD_PORT`, or the node's).
+    pub(crate) port_mapper_port: u16,
     casts: Mutex<HashMap<String, CastFn>>,
     calls: Mutex<HashMap<String, CallFn>>,
     pub(crate) peers: Mutex<HashSet<String>>,
@@ -128,6 +132,7 @@ impl Shared {
         name: String,
         cookie: String,
         creation: u32,
+        port_mapper_port: u16,
         config: &crate::NodeConfig,
     ) -> Arc<Self> {
         Arc::new(Shared {
@@ -138,6 +143,7 @@ impl Shared {
             tick_time: config.tick_time,
             setup_time: config.handshake_timeout,
             max_frame_len: config.max_frame_len,
+            port_mapper_port,
             casts: Mutex::default(),
             calls: Mutex::default(),
             peers: Mutex::default(),
@@ -173,6 +179,21 @@ impl Erlang {
         let mut nodes: Vec<String> = lock(&self.shared.peers).iter().cloned().collect();
         nodes.sort();
         nodes
+    }
+
+    /// Connects to the BEAM node `peer` (`name@host`), as `net_kernel:connect_node/1`: asks
+    /// the port mapper on `host` for its port, runs the handshake and keeps the connection,
+    /// with ticks, until either side goes. Returns once the connection is up; connecting to
+    /// a node already connected is `Ok`.
+    ///
+    /// # Errors
+    /// [`ErlError::Handshake`] (no such node, a wrong cookie, no answer within the
+    /// handshake timeout) or [`ErlError::Connection`].
+    pub async fn connect(&self, peer: &str) -> Result<(), ErlError> {
+        if lock(&self.shared.peers).contains(peer) {
+            return Ok(());
+        }
+        conn::connect(Arc::clone(&self.shared), peer).await
     }
 
     /// Lets BEAM nodes send to the actor registered as `name` here: `send({Name, Node}, T)`

@@ -213,7 +213,14 @@ impl Node {
         #[cfg(feature = "erlang")]
         let erlang = config.erlang.then(|| {
             let cookie = String::from_utf8_lossy(cookie.as_bytes()).into_owned();
-            crate::erl::Shared::new(system.clone(), name.to_string(), cookie, creation, &config)
+            crate::erl::Shared::new(
+                system.clone(),
+                name.to_string(),
+                cookie,
+                creation,
+                port_mapper_addr.port(),
+                &config,
+            )
         });
         let inner = Arc::new(Inner {
             name: name.clone(),

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use eetf::Term;
-use erl_dist::handshake::{HandshakeStatus, ServerSideHandshake};
+use erl_dist::handshake::{ClientSideHandshake, HandshakeStatus, ServerSideHandshake};
 use erl_dist::message::Message;
 use erl_dist::node::{Creation, LocalNode, NodeName};
 use erl_dist::DistributionFlags;
@@ -79,6 +79,70 @@ pub(crate) async fn accept<P>(shared: Arc<Shared>, stream: TcpStream, from: Sock
     let reason = run(&shared, stream, &peer, tx, rx).await;
     lock(&shared.peers).remove(&peer);
     tracing::info!(peer = %peer, "Erlang node disconnected: {reason}");
+}
+
+/// Dials `peer`, runs the client side of the handshake, and runs the connection in a task.
+pub(crate) async fn connect(shared: Arc<Shared>, peer: &str) -> Result<(), ErlError> {
+    let name: NodeName = peer
+        .parse()
+        .map_err(|e| ErlError::Handshake(format!("{peer:?} is not a node name: {e}")))?;
+    let local = local_node(&shared)?;
+    let setup = shared.setup_time;
+    let work = async {
+        let host = name.host().to_string();
+        let mut last = format!("{host} does not resolve");
+        let addrs = tokio::net::lookup_host((host.as_str(), shared.port_mapper_port))
+            .await
+            .map_err(|e| ErlError::Connection(format!("{host}: {e}")))?;
+        for epmd in addrs {
+            let client = crate::port_mapper::PortMapperClient::new(epmd).with_timeout(setup);
+            let info = match client.port_please(name.name()).await {
+                Ok(Some(info)) => info,
+                Ok(None) => {
+                    last = format!("{peer} is not registered with the port mapper at {epmd}");
+                    continue;
+                }
+                Err(e) => {
+                    last = e.to_string();
+                    continue;
+                }
+            };
+            let stream = TcpStream::connect((epmd.ip(), info.port))
+                .await
+                .map_err(|e| ErlError::Connection(format!("{peer}: {e}")))?;
+            let _ = stream.set_nodelay(true);
+            let mut hs = ClientSideHandshake::new(stream.compat(), local, &shared.cookie);
+            let status = hs
+                .execute_send_name(erl_dist::LOWEST_DISTRIBUTION_PROTOCOL_VERSION)
+                .await
+                .map_err(|e| ErlError::Handshake(e.to_string()))?;
+            let go_on = !matches!(status, HandshakeStatus::Alive);
+            let (conn, node) = hs
+                .execute_rest(go_on)
+                .await
+                .map_err(|e| ErlError::Handshake(e.to_string()))?;
+            return Ok((conn.into_inner(), node.name.to_string()));
+        }
+        Err(ErlError::Handshake(last))
+    };
+    let (stream, peer) = tokio::time::timeout(setup, work)
+        .await
+        .map_err(|_| ErlError::Handshake(format!("not done within {setup:?}")))??;
+    if !lock(&shared.peers).insert(peer.clone()) {
+        return Ok(()); // connected meanwhile from the other side
+    }
+    tracing::info!(peer = %peer, "connected to Erlang node");
+    let span = tracing::Span::current();
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            let reason = run(&shared, stream, &peer, tx, rx).await;
+            lock(&shared.peers).remove(&peer);
+            tracing::info!(peer = %peer, "Erlang node disconnected: {reason}");
+        },
+        span,
+    ));
+    Ok(())
 }
 
 async fn handshake(shared: &Shared, stream: TcpStream) -> Result<(TcpStream, String), ErlError> {
