@@ -6,6 +6,15 @@
 //! cargo run --example ping -- --sname piyo@localhost --cookie mycookie --ping fuga@localhost
 //! ```
 //!
+//! With `--erlang`, BEAM nodes connect too (`net_adm:ping('rust@localhost')` from
+//! `erl -sname x -setcookie c` answers `pong`), and the node's actor `counter` answers
+//! `gen_server:call({counter, 'rust@localhost'}, {add, N})` with the new total and takes
+//! `{add, N}` as a plain message or a `gen_server:cast`:
+//!
+//! ```sh
+//! cargo run --example ping -- --sname rust@localhost --cookie c --erlang
+//! ```
+//!
 //! Each node stays up and prints its node list whenever it changes; with `--ping` it pings
 //! each node given, in order, and prints `pong` or `pang` for each.
 
@@ -38,6 +47,88 @@ struct Args {
     /// Start as a hidden node.
     #[arg(long)]
     hidden: bool,
+    /// Let BEAM nodes (`erl`, `iex`) connect too, and expose the actor `counter` to them.
+    #[arg(long)]
+    erlang: bool,
+}
+
+/// The `counter` actor: `{add, N}` from Erlang, as a cast or a call answering the total.
+struct Counter;
+
+/// A message of [`Counter`].
+enum CounterMsg {
+    /// Adds to the total.
+    Add(i64),
+    /// Adds to the total and answers the new one.
+    AddAndGet(i64, ractor::RpcReplyPort<i64>),
+}
+
+impl ractor::Actor for Counter {
+    type Msg = CounterMsg;
+    type State = i64;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _me: ractor::ActorRef<CounterMsg>,
+        _args: (),
+    ) -> Result<i64, ractor::ActorProcessingErr> {
+        Ok(0)
+    }
+
+    async fn handle(
+        &self,
+        _me: ractor::ActorRef<CounterMsg>,
+        msg: CounterMsg,
+        total: &mut i64,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        match msg {
+            CounterMsg::Add(n) => *total += n,
+            CounterMsg::AddAndGet(n, reply) => {
+                *total += n;
+                let _ = reply.send(*total);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `counter` for BEAM nodes: `{add, N}` maps to the actor's messages; anything else is a
+/// typed error (logged here; a caller of gen_server:call exits).
+async fn expose_counter(node: &Node) -> Result<(), Box<dyn std::error::Error>> {
+    use nodus::remote::erl::{Atom, ErlError, FromTerm, IntoTerm, TermError};
+    fn add(term: nodus::remote::erl::eetf::Term) -> Result<i64, TermError> {
+        let shown = term.clone();
+        match <(Atom, i64)>::from_term(term)? {
+            (Atom(tag), n) if tag == "add" => Ok(n),
+            _ => Err(TermError::new("{add, N}", &shown)),
+        }
+    }
+    let Some(erlang) = node.erlang() else {
+        return Ok(());
+    };
+    node.spawn(Some("counter"), Counter, ()).await?;
+    erlang.expose_cast("counter", |term| add(term).map(CounterMsg::Add));
+    erlang.expose_call("counter", |system, term| async move {
+        let bad = |source| ErlError::BadTerm {
+            name: "counter".into(),
+            source,
+        };
+        let n = add(term).map_err(bad)?;
+        let total = system
+            .call(
+                "counter",
+                |port| CounterMsg::AddAndGet(n, port),
+                Duration::from_secs(5),
+            )
+            .await
+            .map_err(|e| ErlError::Actor {
+                name: "counter".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(total.into_term())
+    });
+    Ok(())
 }
 
 #[tokio::main]
@@ -63,9 +154,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(ms) = args.tick_time_ms {
         config = config.tick_time(Duration::from_millis(ms));
     }
-    config = config.hidden(args.hidden);
+    config = config.hidden(args.hidden).erlang(args.erlang);
 
     let node = Node::start(config).await?;
+    expose_counter(&node).await?;
     let mut events = node.events();
     println!(
         "node {} is up (listening on {})",

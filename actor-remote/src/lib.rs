@@ -19,6 +19,8 @@
 
 pub mod cluster;
 pub mod cookie;
+#[cfg(feature = "erlang")]
+pub mod erl;
 pub mod names;
 pub mod node;
 pub mod port_mapper;

@@ -213,6 +213,18 @@ impl Node {
         );
         state.set_limits(config.max_frame_len, config.send_queue_limit);
         let names = crate::names::Shared::new(&system);
+        #[cfg(feature = "erlang")]
+        let erlang = config.erlang.then(|| {
+            let cookie = String::from_utf8_lossy(cookie.as_bytes()).into_owned();
+            crate::erl::Shared::new(
+                system.clone(),
+                name.to_string(),
+                cookie,
+                creation,
+                port_mapper_addr.port(),
+                &config,
+            )
+        });
         let inner = Arc::new(Inner {
             name: name.clone(),
             system,
@@ -224,6 +236,8 @@ impl Node {
             events,
             tasks: Mutex::new(Vec::new()),
             dial: spawn_dial,
+            #[cfg(feature = "erlang")]
+            erlang,
             config,
             names,
         });
@@ -268,6 +282,14 @@ impl Node {
     /// Stops `task` with the node.
     pub(crate) fn keep_task(&self, task: tokio::task::AbortHandle) {
         self.inner.lock_tasks().push(task);
+    }
+
+    /// The node's Erlang side (which names BEAM nodes reach, the BEAM nodes connected), if
+    /// it was started with [`NodeConfig::erlang`].
+    #[cfg(feature = "erlang")]
+    pub fn erlang(&self) -> Option<crate::erl::Erlang> {
+        let shared = self.inner.erlang.clone()?;
+        Some(crate::erl::Erlang { shared })
     }
 
     /// This node's name.

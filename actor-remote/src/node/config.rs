@@ -78,6 +78,11 @@ pub struct NodeConfig {
     /// or cut it off from peers; see [`Faults`]. Only with the `testing` feature.
     #[cfg(feature = "testing")]
     pub faults: Faults,
+    /// Whether BEAM nodes (`erl`, `iex`) may connect too, with the Erlang distribution
+    /// protocol on the node's own port (default false; see [`crate::erl`]). Only with the
+    /// `erlang` feature.
+    #[cfg(feature = "erlang")]
+    pub erlang: bool,
 }
 
 impl NodeConfig {
@@ -98,7 +103,17 @@ impl NodeConfig {
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             #[cfg(feature = "testing")]
             faults: Faults::default(),
+            #[cfg(feature = "erlang")]
+            erlang: false,
         }
+    }
+
+    /// Whether BEAM nodes may connect with the Erlang distribution protocol
+    /// ([`crate::erl`]), as `erl -sname` nodes connect to each other.
+    #[cfg(feature = "erlang")]
+    pub fn erlang(mut self, erlang: bool) -> Self {
+        self.erlang = erlang;
+        self
     }
 
     /// A node with a short name (`hoge@localhost`), as `iex --sname`.

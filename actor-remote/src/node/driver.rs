@@ -224,6 +224,16 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
                         }
                     }
                 };
+                #[cfg(feature = "erlang")]
+                if let Some(erlang) = &inner.erlang {
+                    // One port, two protocols: a BEAM node's connection goes to crate::erl.
+                    let setup = inner.config.handshake_timeout;
+                    if crate::erl::conn::is_erlang(&stream, setup).await {
+                        let erlang = Arc::clone(erlang);
+                        drop(inner);
+                        return crate::erl::conn::accept(erlang, stream, from, _permit).await;
+                    }
+                }
                 faults::hold_accept(&inner.session, inner.config.handshake_timeout).await;
                 match handshake_over(stream, Direction::Incoming, &inner.handshake, registered)
                     .await

@@ -98,6 +98,9 @@ pub(super) struct Inner {
     pub(super) dial: fn(&Arc<Inner>, NodeName),
     /// Global names and process groups (`crate::names`), shared with their server.
     pub(crate) names: Arc<crate::names::Shared>,
+    /// The Erlang side of the node, when `NodeConfig::erlang` is on (`crate::erl`).
+    #[cfg(feature = "erlang")]
+    pub(super) erlang: Option<Arc<crate::erl::Shared>>,
 }
 
 impl Drop for Inner {

@@ -1,0 +1,267 @@
+//! A nodus node in an Erlang or Elixir cluster: the Erlang distribution protocol as a second
+//! protocol on the node's own port (feature `erlang`).
+//!
+//! With [`NodeConfig::erlang`](crate::NodeConfig::erlang), a node answers BEAM nodes (`erl`,
+//! `iex`) as one of theirs: `net_adm:ping('rust@localhost')` answers `pong` and the node is in
+//! their `nodes()`.
+//!
+//! # One port, one epmd registration, two protocols
+//!
+//! epmd keeps one port per node name. A nodus node registers its one listening port, and with
+//! `erlang` on, that port speaks both protocols: the first two bytes of a connection tell them
+//! apart (a nodus handshake frame starts with a four-byte length whose two high bytes are zero,
+//! an Erlang `send_name` with a two-byte length that is never zero). So nodus peers and BEAM
+//! peers find the node the same way, by its name in the port mapper (`ERL_EPMD_PORT` is read
+//! as the BEAM reads it), and nodus-to-nodus connections are unchanged.
+//!
+//! # What a BEAM peer can do
+//!
+//! - Connect (protocol version 6, the handshake with the cookie as the BEAM uses it: an MD5
+//!   digest of the cookie and the challenge); ticks both ways keep the connection up, and a
+//!   peer silent for the node's tick time is dropped.
+//! - `net_adm:ping/1` (`Node.ping/1`): the node's `net_kernel` answers `yes`.
+//! - `send({Name, Node}, Msg)`, `gen_server:cast` and `gen_server:call` to a name the node
+//!   exposed with [`Erlang::expose_cast`] or [`Erlang::expose_call`]: the term is turned into
+//!   the actor's message by the mapping given there (see [`term`] for [`FromTerm`] and
+//!   [`IntoTerm`]), and a call's reply goes back as `{Tag, Reply}`, as gen_server expects. A
+//!   term that does not map is a typed [`ErlError`] logged on this node; the caller of a
+//!   `gen_server:call` exits with `{nodus_bad_request, Term}` (through its monitor), and the
+//!   connection stays up. A call to a name that was not exposed exits with `noproc`.
+//!
+//! [`Erlang::connect`] connects to a BEAM node from this side. Links, monitors of nodus
+//! actors, remote spawns (`erpc`) and calls from this node to BEAM processes are not
+//! supported yet.
+//!
+//! # Example
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use actor_remote::erl::{eetf::Term, IntoTerm};
+//! use actor_remote::{Cookie, Node, NodeConfig};
+//!
+//! let node = Node::start(NodeConfig::sname("rust@localhost").cookie(Cookie::new("c")?).erlang(true)).await?;
+//! let erlang = node.erlang().ok_or("erlang is on")?;
+//! // gen_server:call({echo, 'rust@localhost'}, T) answers T, without an actor.
+//! erlang.expose_call("echo", |_system, term: Term| async move { Ok(term) });
+//! # Ok(()) }
+//! ```
+
+mod check;
+pub(crate) mod conn;
+pub mod term;
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actor_core::System;
+
+pub use eetf;
+pub use term::{Atom, FromTerm, IntoTerm, TermError};
+
+/// An error of the Erlang side of a node.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ErlError {
+    /// A term did not map to the message of the actor it was sent to.
+    #[error("a message to {name} does not map to its actor's messages: {source}; send a term its mapping accepts")]
+    BadTerm {
+        /// The registered name the term was sent to.
+        name: String,
+        /// Why it did not map.
+        #[source]
+        source: TermError,
+    },
+    /// The actor could not be reached or did not answer.
+    #[error("{name} did not take the message: {reason}; check the actor is running")]
+    Actor {
+        /// The registered name.
+        name: String,
+        /// What went wrong, as the actor's system said.
+        reason: String,
+    },
+    /// The handshake with a BEAM node failed.
+    #[error("Erlang handshake failed: {0}; check both nodes use the same cookie and name mode")]
+    Handshake(String),
+    /// The connection failed or carried something that is not the Erlang protocol.
+    #[error("Erlang connection failed: {0}; the peer is told by the connection closing")]
+    Connection(String),
+}
+
+/// The name of the BEAM's distribution manager, which answers `net_adm:ping/1`.
+pub(crate) const NET_KERNEL: &str = "net_kernel";
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type CastFn = Arc<dyn Fn(&System, eetf::Term) -> Result<(), ErlError> + Send + Sync>;
+type CallFn =
+    Arc<dyn Fn(System, eetf::Term) -> BoxFuture<Result<eetf::Term, ErlError>> + Send + Sync>;
+
+/// What the node's Erlang side knows: its names exposed to BEAM nodes and its BEAM peers.
+pub(crate) struct Shared {
+    pub(crate) system: System,
+    pub(crate) name: String,
+    pub(crate) cookie: String,
+    pub(crate) creation: u32,
+    pub(crate) tick_time: Duration,
+    pub(crate) setup_time: Duration,
+    pub(crate) max_frame_len: usize,
+    /// The port the port mappers of other hosts listen on (`ERL_EPMD_PORT`, or the node's).
+    pub(crate) port_mapper_port: u16,
+    casts: Mutex<HashMap<String, CastFn>>,
+    calls: Mutex<HashMap<String, CallFn>>,
+    pub(crate) peers: Mutex<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("name", &self.name)
+            .field("creation", &self.creation)
+            .finish_non_exhaustive()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl Shared {
+    pub(crate) fn new(
+        system: System,
+        name: String,
+        cookie: String,
+        creation: u32,
+        port_mapper_port: u16,
+        config: &crate::NodeConfig,
+    ) -> Arc<Self> {
+        Arc::new(Shared {
+            system,
+            name,
+            cookie,
+            creation,
+            tick_time: config.tick_time,
+            setup_time: config.handshake_timeout,
+            max_frame_len: config.max_frame_len,
+            port_mapper_port,
+            casts: Mutex::default(),
+            calls: Mutex::default(),
+            peers: Mutex::default(),
+        })
+    }
+
+    pub(crate) fn cast_fn(&self, name: &str) -> Option<CastFn> {
+        lock(&self.casts).get(name).cloned()
+    }
+
+    pub(crate) fn call_fn(&self, name: &str) -> Option<CallFn> {
+        lock(&self.calls).get(name).cloned()
+    }
+
+    /// Whether `name` answers BEAM nodes: an exposed actor, or the built-in `net_kernel`.
+    pub(crate) fn is_exposed(&self, name: &str) -> bool {
+        name == NET_KERNEL
+            || lock(&self.casts).contains_key(name)
+            || lock(&self.calls).contains_key(name)
+    }
+}
+
+/// The Erlang side of a node ([`Node::erlang`](crate::Node::erlang)): which names BEAM nodes
+/// reach and how their terms map to actor messages, and the BEAM nodes connected.
+#[derive(Debug, Clone)]
+pub struct Erlang {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Erlang {
+    /// The BEAM nodes connected now, sorted.
+    pub fn nodes(&self) -> Vec<String> {
+        let mut nodes: Vec<String> = lock(&self.shared.peers).iter().cloned().collect();
+        nodes.sort();
+        nodes
+    }
+
+    /// Connects to the BEAM node `peer` (`name@host`), as `net_kernel:connect_node/1`: asks
+    /// the port mapper on `host` for its port, runs the handshake and keeps the connection,
+    /// with ticks, until either side goes. Returns once the connection is up; connecting to
+    /// a node already connected is `Ok`.
+    ///
+    /// # Errors
+    /// [`ErlError::Handshake`] (no such node, a wrong cookie, no answer within the
+    /// handshake timeout) or [`ErlError::Connection`].
+    pub async fn connect(&self, peer: &str) -> Result<(), ErlError> {
+        if lock(&self.shared.peers).contains(peer) {
+            return Ok(());
+        }
+        conn::connect(Arc::clone(&self.shared), peer).await
+    }
+
+    /// Lets BEAM nodes send to the actor registered as `name` here: `send({Name, Node}, T)`
+    /// and `gen_server:cast({Name, Node}, T)` deliver `map(T)` to it (a cast's
+    /// `{'$gen_cast', T}` is unwrapped first). A term `map` refuses is logged and dropped.
+    pub fn expose_cast<M, F>(&self, name: &str, map: F)
+    where
+        M: ractor::Message,
+        F: Fn(eetf::Term) -> Result<M, TermError> + Send + Sync + 'static,
+    {
+        let owned = name.to_string();
+        let f: CastFn = Arc::new(move |system, term| {
+            let msg = map(term).map_err(|source| ErlError::BadTerm {
+                name: owned.clone(),
+                source,
+            })?;
+            system
+                .cast(owned.as_str(), msg)
+                .map_err(|e| ErlError::Actor {
+                    name: owned.clone(),
+                    reason: e.to_string(),
+                })
+        });
+        lock(&self.shared.casts).insert(name.to_string(), f);
+    }
+
+    /// Lets BEAM nodes `gen_server:call({Name, Node}, T)` here: `handle(system, T)` answers
+    /// the reply term, typically by [`System::call`]ing the actor registered as `name` with
+    /// a message made from `T` (see [`call_actor`] for that common case). An `Err` is logged
+    /// and makes the caller exit with `{nodus_bad_request, T}`.
+    pub fn expose_call<F, Fut>(&self, name: &str, handle: F)
+    where
+        F: Fn(System, eetf::Term) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<eetf::Term, ErlError>> + Send + 'static,
+    {
+        let f: CallFn = Arc::new(move |system, term| Box::pin(handle(system, term)));
+        lock(&self.shared.calls).insert(name.to_string(), f);
+    }
+}
+
+/// The common call mapping: turns the request term into `A` ([`FromTerm`]), builds the
+/// actor's message with `build(A, port)`, calls the actor registered as `name` within
+/// `timeout` and turns its reply into a term ([`IntoTerm`]).
+///
+/// # Errors
+/// [`ErlError::BadTerm`] if the term is not an `A`, [`ErlError::Actor`] if the call failed.
+pub async fn call_actor<A, M, R>(
+    system: &System,
+    name: &str,
+    term: eetf::Term,
+    timeout: Duration,
+    build: impl FnOnce(A, ractor::RpcReplyPort<R>) -> M,
+) -> Result<eetf::Term, ErlError>
+where
+    A: FromTerm,
+    M: ractor::Message,
+    R: IntoTerm + Send + 'static,
+{
+    let arg = A::from_term(term).map_err(|source| ErlError::BadTerm {
+        name: name.to_string(),
+        source,
+    })?;
+    let reply = system
+        .call(name, |port| build(arg, port), timeout)
+        .await
+        .map_err(|e| ErlError::Actor {
+            name: name.to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(reply.into_term())
+}

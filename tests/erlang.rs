@@ -1,0 +1,503 @@
+//! A nodus node in an Erlang cluster, tested against real `erl` nodes (issue 15).
+//!
+//! Each test starts its own port mapper (nodus's embedded, epmd-compatible one) on a port the
+//! OS picks, a nodus node `rust@localhost` with `NodeConfig::erlang(true)` registered in it,
+//! and one `erl -sname` node with `ERL_EPMD_PORT` set to that port, so nothing meets the
+//! machine's own epmd or another test. The `erl` node runs a script given with `-eval` that
+//! prints one line per result (`key value`), which the test reads with a deadline; the script
+//! then waits for a line on its standard input (or its own timeout) before it halts, so the
+//! connection is still up while the test looks at the nodus side.
+//!
+//! One test runs an `elixir --sname` node the same way.
+//!
+//! Without `erl` on the PATH (Debian: `apt-get install erlang-base`), each test is reported
+//! *ignored* with that reason, and the Elixir one without `elixir` (Debian: `elixir`): this
+//! binary has its own `main` on libtest-mimic.
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
+use nodus::remote::erl::{Atom, ErlError, FromTerm, IntoTerm, TermError};
+use nodus::remote::port_mapper::{PortMapperServer, PortMapperServerHandle};
+use nodus::remote::{Cookie, Node, NodeConfig};
+
+/// The bound on every wait: a line from `erl`, a node up.
+const DEADLINE: Duration = Duration::from_secs(30);
+const COOKIE: &str = "erlcookie";
+
+type TestResult = Result<(), String>;
+type Test = (&'static str, fn() -> TestResult);
+
+fn main() {
+    let args = Arguments::from_args();
+    let tests: [Test; 7] = [
+        ("net_adm_ping_answers_pong_and_lists_the_node", ping_pong),
+        ("ticks_keep_an_idle_connection_up", ticks_keep_up),
+        ("send_cast_and_call_reach_an_actor", send_cast_call),
+        (
+            "a_term_that_does_not_map_exits_the_caller_not_the_connection",
+            bad_terms,
+        ),
+        ("a_wrong_cookie_is_pang", wrong_cookie),
+        ("an_elixir_node_pings_and_calls", elixir_ping_call),
+        ("nodus_connects_to_an_erl_node", nodus_connects),
+    ];
+    let trials = tests
+        .into_iter()
+        .map(|(name, test)| {
+            Trial::ignorable_test(name, move || {
+                if let Err(reason) = erl_available() {
+                    return Ok(Completion::ignored_with(reason));
+                }
+                if name.contains("elixir") {
+                    if let Err(reason) = elixir_available() {
+                        return Ok(Completion::ignored_with(reason));
+                    }
+                }
+                test().map(|()| Completion::Completed).map_err(Failed::from)
+            })
+        })
+        .collect();
+    libtest_mimic::run(&args, trials).exit()
+}
+
+fn erl_available() -> Result<(), String> {
+    match Command::new("erl")
+        .args(["-noshell", "-eval", "halt()."])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!(
+            "`erl` does not run here ({s}); install erlang-base"
+        )),
+        Err(e) => Err(format!(
+            "no `erl` here ({e}); install erlang-base (apt-get install -y erlang-base)"
+        )),
+    }
+}
+
+fn elixir_available() -> Result<(), String> {
+    match Command::new("elixir")
+        .arg("--version")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+    {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(format!("`elixir` does not run here ({s}); install elixir")),
+        Err(e) => Err(format!(
+            "no `elixir` here ({e}); install elixir (apt-get install -y elixir)"
+        )),
+    }
+}
+
+/// A running `erl` node and its output lines.
+struct Erl {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Erl {
+    /// `erl -sname x -setcookie cookie -noshell -eval script`, on the port mapper at `epmd`.
+    fn start(epmd: u16, cookie: &str, extra: &[&str], script: &str) -> Result<Erl, String> {
+        // The script halts by itself after DEADLINE should the test die.
+        let script = format!(
+            "{script} spawn(fun() -> timer:sleep({}), halt(3) end), io:get_line(\"\"), halt().",
+            DEADLINE.as_millis() * 2
+        );
+        let mut child = Command::new("erl")
+            .args(["-sname", "x", "-setcookie", cookie, "-noshell"])
+            .args(extra)
+            .args(["-eval", &script])
+            .env("ERL_EPMD_PORT", epmd.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("erl: {e}"))?;
+        let stdout = child.stdout.take().ok_or("erl has no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Erl {
+            child,
+            lines,
+            seen: Vec::new(),
+        })
+    }
+
+    /// The value of the first line `key value`, waiting at most DEADLINE.
+    fn value(&mut self, key: &str) -> Result<String, String> {
+        let until = Instant::now() + DEADLINE;
+        let prefix = format!("{key} ");
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if let Some(v) = line.strip_prefix(&prefix) {
+                        return Ok(v.trim().to_string());
+                    }
+                }
+                Err(_) => {
+                    return Err(format!(
+                        "no `{key}` line from erl within {DEADLINE:?}; it printed {:?}",
+                        self.seen
+                    ))
+                }
+            }
+        }
+    }
+
+    /// Lets the script halt.
+    fn finish(mut self) {
+        if let Some(stdin) = self.child.stdin.as_mut() {
+            let _ = stdin.write_all(b"\n");
+        }
+    }
+}
+
+impl Erl {
+    /// `elixir --sname ex --cookie cookie -e script`, on the port mapper at `epmd`.
+    fn start_elixir(epmd: u16, cookie: &str, script: &str) -> Result<Erl, String> {
+        let script = format!(
+            "{script}; spawn(fn -> Process.sleep({}); System.halt(3) end); IO.gets(\"\")",
+            DEADLINE.as_millis() * 2
+        );
+        let mut child = Command::new("elixir")
+            .args(["--sname", "ex", "--cookie", cookie, "-e", &script])
+            .env("ERL_EPMD_PORT", epmd.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| format!("elixir: {e}"))?;
+        let stdout = child.stdout.take().ok_or("elixir has no stdout")?;
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Erl {
+            child,
+            lines,
+            seen: Vec::new(),
+        })
+    }
+}
+
+impl Drop for Erl {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// A port mapper and a nodus node `rust@localhost` with Erlang on and `counter` exposed.
+async fn start_node(tick: Option<Duration>) -> Result<(PortMapperServerHandle, Node), String> {
+    let epmd = PortMapperServer::bind("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+        .await
+        .map_err(|e| e.to_string())?
+        .spawn();
+    let mut config = NodeConfig::sname("rust@localhost")
+        .cookie(Cookie::new(COOKIE).map_err(|e| e.to_string())?)
+        .port_mapper(epmd.local_addr())
+        .erlang(true);
+    if let Some(tick) = tick {
+        config = config.tick_time(tick);
+    }
+    let node = tokio::time::timeout(DEADLINE, Node::start(config))
+        .await
+        .map_err(|_| "the node did not start in time".to_string())?
+        .map_err(|e| e.to_string())?;
+    expose_counter(&node).await?;
+    Ok((epmd, node))
+}
+
+/// The `counter` actor: `{add, N}` as a message or cast; `{add, N}` as a call answers the
+/// new total.
+struct Counter;
+
+enum CounterMsg {
+    Add(i64),
+    AddAndGet(i64, ractor::RpcReplyPort<i64>),
+}
+
+impl ractor::Actor for Counter {
+    type Msg = CounterMsg;
+    type State = i64;
+    type Arguments = ();
+
+    async fn pre_start(
+        &self,
+        _me: ractor::ActorRef<CounterMsg>,
+        _args: (),
+    ) -> Result<i64, ractor::ActorProcessingErr> {
+        Ok(0)
+    }
+
+    async fn handle(
+        &self,
+        _me: ractor::ActorRef<CounterMsg>,
+        msg: CounterMsg,
+        total: &mut i64,
+    ) -> Result<(), ractor::ActorProcessingErr> {
+        match msg {
+            CounterMsg::Add(n) => *total += n,
+            CounterMsg::AddAndGet(n, reply) => {
+                *total += n;
+                let _ = reply.send(*total);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn add(term: nodus::remote::erl::eetf::Term) -> Result<i64, TermError> {
+    let shown = term.clone();
+    match <(Atom, i64)>::from_term(term)? {
+        (Atom(tag), n) if tag == "add" => Ok(n),
+        _ => Err(TermError::new("{add, N}", &shown)),
+    }
+}
+
+async fn expose_counter(node: &Node) -> Result<(), String> {
+    let erlang = node.erlang().ok_or("the node has no Erlang side")?;
+    node.spawn(Some("counter"), Counter, ())
+        .await
+        .map_err(|e| e.to_string())?;
+    erlang.expose_cast("counter", |term| add(term).map(CounterMsg::Add));
+    erlang.expose_call("counter", |system, term| async move {
+        let n = add(term).map_err(|source| ErlError::BadTerm {
+            name: "counter".into(),
+            source,
+        })?;
+        let total = system
+            .call("counter", |port| CounterMsg::AddAndGet(n, port), DEADLINE)
+            .await
+            .map_err(|e| ErlError::Actor {
+                name: "counter".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(total.into_term())
+    });
+    Ok(())
+}
+
+fn check(what: &str, got: &str, want: &str) -> TestResult {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("{what}: erl printed {got:?}, expected {want:?}"))
+    }
+}
+
+fn ping_pong() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            COOKIE,
+            &[],
+            r#"io:format("ping ~p~n", [net_adm:ping(rust@localhost)]),
+               io:format("nodes ~p~n", [nodes()]),"#,
+        )?;
+        check("net_adm:ping", &erl.value("ping")?, "pong")?;
+        check("nodes()", &erl.value("nodes")?, "[rust@localhost]")?;
+        let erlang = node.erlang().ok_or("no Erlang side")?;
+        let peers = erlang.nodes();
+        if !(peers.len() == 1 && peers[0].starts_with("x@")) {
+            return Err(format!(
+                "the nodus side lists {peers:?}, expected the erl node"
+            ));
+        }
+        erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn ticks_keep_up() -> TestResult {
+    runtime()?.block_on(async {
+        // Both sides tick at 2 s; the erl script stays idle for 3 tick times, so only ticks
+        // keep the connection (the BEAM drops a peer silent for its net_ticktime).
+        let (epmd, node) = start_node(Some(Duration::from_secs(2))).await?;
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            COOKIE,
+            &["-kernel", "net_ticktime", "2"],
+            r#"io:format("ping ~p~n", [net_adm:ping(rust@localhost)]),
+               timer:sleep(6000),
+               io:format("nodes ~p~n", [nodes()]),"#,
+        )?;
+        check("net_adm:ping", &erl.value("ping")?, "pong")?;
+        check(
+            "nodes() after 3 idle tick times",
+            &erl.value("nodes")?,
+            "[rust@localhost]",
+        )?;
+        let peers = node.erlang().ok_or("no Erlang side")?.nodes();
+        if peers.len() != 1 {
+            return Err(format!(
+                "the nodus side lists {peers:?} after the idle time"
+            ));
+        }
+        erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn send_cast_call() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            COOKIE,
+            &[],
+            r#"{counter, rust@localhost} ! {add, 2},
+               gen_server:cast({counter, rust@localhost}, {add, 3}),
+               io:format("call ~p~n", [gen_server:call({counter, rust@localhost}, {add, 4}, 10000)]),
+               io:format("big ~p~n", [gen_server:call({counter, rust@localhost}, {add, 1 bsl 40}, 10000)]),"#,
+        )?;
+        // Messages from one process arrive in order: the call sees the send and the cast.
+        check("gen_server:call", &erl.value("call")?, "9")?;
+        check("gen_server:call", &erl.value("big")?, &(9i64 + (1 << 40)).to_string())?;
+        erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn bad_terms() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            COOKIE,
+            &[],
+            r#"{counter, rust@localhost} ! not_a_counter_message,
+               io:format("bad ~p~n", [catch gen_server:call({counter, rust@localhost}, hello, 10000)]),
+               io:format("noproc ~p~n", [catch gen_server:call({nobody, rust@localhost}, hello, 10000)]),
+               io:format("after ~p~n", [gen_server:call({counter, rust@localhost}, {add, 1}, 10000)]),
+               io:format("nodes ~p~n", [nodes()]),"#,
+        )?;
+        let bad = erl.value("bad")?;
+        if !bad.starts_with("{'EXIT',{{nodus_bad_request,hello}") {
+            return Err(format!("the bad call gave {bad}, expected an exit nodus_bad_request"));
+        }
+        let noproc = erl.value("noproc")?;
+        if !noproc.starts_with("{'EXIT',{noproc,") {
+            return Err(format!("a call to no name gave {noproc}, expected an exit noproc"));
+        }
+        // The dropped message and the failed call left the counter and the connection alone.
+        check("a call after them", &erl.value("after")?, "1")?;
+        check("nodes()", &erl.value("nodes")?, "[rust@localhost]")?;
+        erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn wrong_cookie() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            "not-the-cookie",
+            &[],
+            r#"io:format("ping ~p~n", [net_adm:ping(rust@localhost)]),"#,
+        )?;
+        check(
+            "net_adm:ping with a wrong cookie",
+            &erl.value("ping")?,
+            "pang",
+        )?;
+        let peers = node.erlang().ok_or("no Erlang side")?.nodes();
+        if !peers.is_empty() {
+            return Err(format!(
+                "the nodus side lists {peers:?} after a wrong cookie"
+            ));
+        }
+        erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn elixir_ping_call() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut ex = Erl::start_elixir(
+            epmd.local_addr().port(),
+            COOKIE,
+            r#"IO.puts("ping #{inspect(Node.ping(:"rust@localhost"))}");
+               IO.puts("list #{inspect(Node.list())}");
+               GenServer.cast({:counter, :"rust@localhost"}, {:add, 3});
+               IO.puts("call #{inspect(GenServer.call({:counter, :"rust@localhost"}, {:add, 4}))}");
+               bad = try do GenServer.call({:counter, :"rust@localhost"}, "hello") catch :exit, {r, _} -> r end;
+               IO.puts("bad #{inspect(bad)}")"#,
+        )?;
+        check("Node.ping", &ex.value("ping")?, ":pong")?;
+        check("Node.list", &ex.value("list")?, "[:rust@localhost]")?;
+        check("GenServer.call", &ex.value("call")?, "7")?;
+        check("a call that does not map", &ex.value("bad")?, r#"{:nodus_bad_request, "hello"}"#)?;
+        ex.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn nodus_connects() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            COOKIE,
+            &[],
+            r#"ok = net_kernel:monitor_nodes(true),
+               io:format("node ~s~n", [node()]),
+               receive {nodeup, N} -> io:format("nodeup ~p~n", [N]) after 20000 -> io:format("nodeup none~n") end,
+               io:format("call ~p~n", [gen_server:call({counter, rust@localhost}, {add, 5}, 10000)]),"#,
+        )?;
+        let peer = erl.value("node")?;
+        let erlang = node.erlang().ok_or("no Erlang side")?;
+        erlang
+            .connect(&peer)
+            .await
+            .map_err(|e| format!("connect to {peer}: {e}"))?;
+        check("nodeup on the erl side", &erl.value("nodeup")?, "rust@localhost")?;
+        // The connection nodus made carries calls from the BEAM side too.
+        check("a call over it", &erl.value("call")?, "5")?;
+        if erlang.nodes() != vec![peer.clone()] {
+            return Err(format!("the nodus side lists {:?}, expected [{peer}]", erlang.nodes()));
+        }
+        erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
