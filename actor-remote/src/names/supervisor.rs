@@ -6,7 +6,7 @@
 //! start functions ([`ClusterSupervisorConfig::spec`]). Its children are a table every
 //! member keeps (a child is a global name, the name of a start function, and a [`Restart`]);
 //! members tell each other of children added and removed and exchange the whole table when a
-//! session comes up. A child runs where the [placement](super::placement) says: the member
+//! session comes up. A child runs where the [placement] says: the member
 //! with the highest rendezvous hash of its name among the members this node sees. A node
 //! starts a child when nobody holds its global name and it is the owner; it registers the
 //! started actor under the child's name, so [`Destination::global`] reaches it on any node.
