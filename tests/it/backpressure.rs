@@ -349,21 +349,28 @@ async fn a_dropped_session_loses_at_most_its_queue_and_counts_it() {
     let stats = p.a.send_stats();
     p.b_faults.freeze();
     let payload = "q".repeat(1024);
-    let (mut accepted, mut busy) = (0u64, 0u64);
-    // Until the socket's buffers are full and the queue has refused 1000 casts.
-    for i in 0..256 * 1024u64 {
+    let mut accepted = 0u64;
+    // Until the socket's buffers are full and the queue stays full: 20 refusals in a row,
+    // 2 ms apart, with no room made meanwhile (a queue that still drains into the socket
+    // would take a cast again). Then the queue holds messages when the session drops.
+    let start = tokio::time::Instant::now();
+    let mut busy_in_a_row = 0;
+    while busy_in_a_row < 20 {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "the queue never stayed full ({accepted} accepted)"
+        );
         match p.a.cast(sink(&p), SinkMsg::Put(payload.clone())) {
-            Ok(()) => accepted += 1,
-            Err(_) => busy += 1,
-        }
-        if busy == 1000 {
-            break;
-        }
-        if i % 64 == 0 {
-            tokio::task::yield_now().await;
+            Ok(()) => {
+                accepted += 1;
+                busy_in_a_row = 0;
+            }
+            Err(_) => {
+                busy_in_a_row += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await; // lets the writer drain
+            }
         }
     }
-    assert_eq!(busy, 1000);
     let mut events = p.a.events();
     assert!(p.a.disconnect(&p.b_name));
     let down = timeout(DEADLINE, async {
