@@ -44,6 +44,9 @@ use tokio::{
 
 /// The bound on every wait: a node up, a mesh, an HTTP answer, the page changing.
 const DEADLINE: Duration = Duration::from_secs(30);
+/// The bound on the page showing a node gone: well under the page's 30 s fallback poll, so
+/// only the event stream can make it (the page is not reloaded).
+const UPDATE_DEADLINE: Duration = Duration::from_secs(10);
 
 type TestResult = Result<(), String>;
 
@@ -221,6 +224,10 @@ async fn web_cluster_processes_and_sigterm() -> TestResult {
     check(code == 200 && page.contains("EventSource"), || {
         format!("GET /status/ answered {code}")
     })?;
+    let (code, _) = get(web1, "/status/").await?;
+    check(code == 308, || {
+        format!("GET /status/ answered {code}, not a redirect")
+    })?;
     let snap = nodes_json(web1, "/status/api/nodes").await?;
     check(
         up_nodes(&snap) == ["web1@127.0.0.1", "web2@127.0.0.1", "web3@127.0.0.1"],
@@ -266,17 +273,24 @@ async fn browser_shows_three_then_two_without_reload() -> TestResult {
             .map_err(|_| "the page did not load in time".to_string())?
             .map_err(|e| format!("goto {url}: {e}"))?;
         let all = ["web1@127.0.0.1", "web2@127.0.0.1", "web3@127.0.0.1"];
-        browser.wait_up_nodes(&all, "three nodes up").await?;
+        browser
+            .wait_up_nodes(&all, "three nodes up", DEADLINE)
+            .await?;
         // A mark only this page load has: gone if the page reloads.
         browser
             .script("window.__nodusMark = 'same page'; return true")
             .await?;
         browser
-            .wait_for("the event stream open", "return document.getElementById('live').dataset.live", |v| v == "true")
+            .wait_for(
+                "the event stream open",
+                "return document.getElementById('live').dataset.live",
+                DEADLINE,
+                |v| v == "true",
+            )
             .await?;
         signal(&mut trio.procs[2], "KILL").await?;
         browser
-            .wait_up_nodes(&all[..2], "two nodes up after the kill")
+            .wait_up_nodes(&all[..2], "two nodes up after the kill", UPDATE_DEADLINE)
             .await?;
         let mark = browser.script("return window.__nodusMark || null").await?;
         check(mark == "same page", || format!("the page was reloaded (mark {mark})"))?;
@@ -760,25 +774,28 @@ impl Browser {
         &self,
         what: &str,
         js: &str,
+        deadline: Duration,
         check: impl Fn(&Value) -> bool,
     ) -> Result<Value, String> {
-        let until = Instant::now() + DEADLINE;
+        let until = Instant::now() + deadline;
         loop {
             let value = self.script(js).await?;
             if check(&value) {
                 return Ok(value);
             }
             if Instant::now() >= until {
-                return Err(format!("{what}: not within {DEADLINE:?}; last {value}"));
+                return Err(format!("{what}: not within {deadline:?}; last {value}"));
             }
             tokio::time::sleep(Duration::from_millis(100)).await; // a DOM poll's period
         }
     }
 
-    async fn wait_up_nodes(&self, nodes: &[&str], what: &str) -> TestResult {
+    async fn wait_up_nodes(&self, nodes: &[&str], what: &str, deadline: Duration) -> TestResult {
         let js = "return Array.from(document.querySelectorAll('#nodes tr[data-state=\"up\"]')).map(r => r.dataset.node)";
         let want = serde_json::json!(nodes);
-        self.wait_for(what, js, |v| *v == want).await.map(drop)
+        self.wait_for(what, js, deadline, |v| *v == want)
+            .await
+            .map(drop)
     }
 
     async fn close(mut self) {
