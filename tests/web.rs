@@ -8,7 +8,8 @@
 //! - `web_cluster_processes_and_sigterm`: three `web_cluster` processes configured from env
 //!   only (long names on 127.0.0.1, a static-hosts topology, a port mapper this test runs):
 //!   the homepage lists `node()` and `Node.list()`, `/status/api/nodes` the three; SIGTERM
-//!   makes one leave (its peers see `shutdown`) and exit 0.
+//!   makes one leave (its peers see `shutdown`) and exit 0, ending its open event stream
+//!   rather than waiting for it.
 //! - `browser_shows_three_then_two_without_reload`: headless chromium (through
 //!   chromedriver) loads one process's status page: three nodes up; another process is
 //!   killed (SIGKILL); the same page, not reloaded, shows two.
@@ -238,8 +239,10 @@ async fn web_cluster_processes_and_sigterm() -> TestResult {
         || format!("cluster: {}", snap["cluster"]),
     )?;
 
-    // SIGTERM: web3 leaves, drains, exits 0.
+    // SIGTERM: web3 leaves, drains, exits 0; a request that never ends by itself (its own
+    // event stream, open across the SIGTERM) does not hold the exit up: it is ended.
     let mut sse = EventStream::open(web1, "/status/api/events").await?;
+    let mut web3_sse = EventStream::open(trio.http[2], "/status/api/events").await?;
     let web3 = &mut trio.procs[2];
     signal(web3, "TERM").await?;
     let status = timeout(DEADLINE, web3.child.wait())
@@ -250,6 +253,7 @@ async fn web_cluster_processes_and_sigterm() -> TestResult {
         format!("web3 exited with {status}; stderr: {}", web3.stderr())
     })?;
     web3.wait_line("web3@127.0.0.1 left the cluster").await?;
+    web3_sse.wait_end().await?;
     sse.wait_for("event: nodedown", "\"detail\":\"shutdown\"")
         .await?;
     let snap = nodes_json(web1, "/status/api/nodes").await?;
@@ -428,7 +432,8 @@ fn spawn(binary: &PathBuf, name: &str, all: &[&str], epmd: SocketAddr) -> Result
         .env("NODUS_CLUSTER_POLL_INTERVAL_MS", "200")
         .env("PORT", "0")
         .env("HTTP_IP", "127.0.0.1")
-        .env("DRAIN_TIMEOUT_MS", "5000")
+        // Above DEADLINE: a request that held the drain up would fail the SIGTERM test.
+        .env("DRAIN_TIMEOUT_MS", "60000")
         .env("RUST_LOG", "info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
