@@ -15,6 +15,10 @@
 //! nested under a prefix of an application's router (`Router::nest("/status", ..)`, the page
 //! at `/status`).
 //!
+//! The page has no authentication: it tells anyone who reaches it the cluster's node names,
+//! registered names and supervision trees (nothing more; it changes nothing). Serve it on a
+//! private address, or behind the application's own access control.
+//!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use std::time::Duration;
