@@ -48,6 +48,10 @@ pub use actor_remote::cluster;
 /// Global names and process groups across nodes (`:global` and `:pg`): `nodus::names`, from
 /// `Node::global` and `Node::pg`.
 pub use actor_remote::names;
+/// A node's status page and its JSON (feature `status`): `nodus::remote::status`.
+#[cfg(feature = "status")]
+#[cfg_attr(docsrs, doc(cfg(feature = "status")))]
+pub use actor_remote::status;
 
 pub use actor_macros::{actor, remote_module, test};
 

@@ -451,6 +451,7 @@ pub struct Cluster {
     events: broadcast::Sender<ClusterEvent>,
     counters: Arc<Counters>,
     topologies: Vec<String>,
+    strategies: Vec<&'static str>,
 }
 
 impl fmt::Debug for Cluster {
@@ -497,6 +498,7 @@ impl Cluster {
     /// after an error.
     pub async fn start(node: &Node, config: ClusterConfig) -> Result<Cluster, ClusterError> {
         let mut names: Vec<String> = Vec::new();
+        let strategies = config.topologies.iter().map(|t| t.kind()).collect();
         for t in &config.topologies {
             if names.contains(&t.name) {
                 return Err(ClusterError::DuplicateTopology {
@@ -526,6 +528,7 @@ impl Cluster {
             events: events.clone(),
             counters: counters.clone(),
             topologies: names,
+            strategies,
         };
         for t in config.topologies {
             let ctx = Context::new(
@@ -595,6 +598,15 @@ impl Cluster {
     /// The topologies' names.
     pub fn topologies(&self) -> &[String] {
         &self.topologies
+    }
+
+    /// Each topology's name and its strategy's kind (`static_hosts`, `dns_poll`, ...), in
+    /// start order.
+    pub fn strategies(&self) -> impl Iterator<Item = (&str, &'static str)> {
+        self.topologies
+            .iter()
+            .map(String::as_str)
+            .zip(self.strategies.iter().copied())
     }
 
     /// Stops every strategy (connections made stay up).

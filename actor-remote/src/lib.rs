@@ -25,6 +25,9 @@ pub mod names;
 pub mod node;
 pub mod port_mapper;
 pub mod proto;
+#[cfg(feature = "status")]
+#[cfg_attr(docsrs, doc(cfg(feature = "status")))]
+pub mod status;
 pub mod transport;
 pub mod wire;
 
