@@ -159,3 +159,12 @@ pub async fn say(
     }
     Ok(sent)
 }
+
+/// A room (`room0`, `room1`, …) whose history starts on `host` when the cluster is `nodes`
+/// (the owner of its name by [`placement::owner`](nodus::remote::names::placement::owner)):
+/// a room for each node, to watch each one's loss. `None` if none of the first thousand is.
+pub fn room_hosted_by(nodes: &[nodus::NodeName], host: &nodus::NodeName) -> Option<String> {
+    (0..1000).map(|k| format!("room{k}")).find(|room| {
+        nodus::remote::names::placement::owner(&history_name(room), nodes) == Some(host)
+    })
+}

@@ -17,7 +17,7 @@ use nodus::{
         names::{ClusterSupervisor, ClusterSupervisorConfig, ClusterSupervisorError},
         Node,
     },
-    testing::LocalCluster,
+    testing::{example_binary, LocalCluster},
     Destination, Pid,
 };
 use tokio::sync::mpsc;
@@ -488,4 +488,107 @@ async fn a_rooms_history_survives_the_loss_of_any_one_node() {
         .await;
         cluster.shutdown().await;
     }
+}
+
+/// The rooms example as issue 12 runs it: three process nodes of the example binary (the
+/// rooms service) and an in-process client node; a room whose history starts on each
+/// process node; each process is killed in turn (and restarted), and every history stays
+/// reachable with all its lines.
+#[tokio::test]
+async fn a_rooms_history_survives_killing_any_one_process() {
+    let Some(binary) = example_binary("rooms") else {
+        panic!(
+            "the rooms example is missing: run `cargo build --all-features --examples` \
+             (cargo test builds it)"
+        );
+    };
+    let sups = Arc::new(Mutex::new(vec![None; 1]));
+    let hook = sups.clone();
+    let mut cluster = LocalCluster::builder()
+        .nodes(1)
+        .processes(3, binary)
+        .prefix("roomsp")
+        .tick_time(TICK)
+        .on_start(move |node, i| {
+            let sups = hook.clone();
+            async move {
+                let sup = rooms::start(&node).await.expect("the rooms supervisor");
+                sups.lock().unwrap_or_else(PoisonError::into_inner)[i] = Some(sup);
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let client = sup(&sups, 0);
+    let names = cluster.names();
+    let rooms: Vec<String> = (1..4)
+        .map(|i| rooms::room_hosted_by(&names, &names[i]).expect("a room for each node"))
+        .collect();
+    let who = ["alice", "bob", "carol"];
+    for room in &rooms {
+        for _ in who {
+            rooms::join(cluster.node(0), &client, room, DEADLINE)
+                .await
+                .expect("joined");
+        }
+    }
+    cluster.node(0).global().sync(DEADLINE).await.unwrap();
+    for (i, room) in rooms.iter().enumerate() {
+        let at = cluster
+            .node(0)
+            .global()
+            .whereis(&rooms::history_name(room))
+            .expect("a history");
+        assert_eq!(at.node(), &names[i + 1], "{room}'s history on its owner");
+        for who in who {
+            let sent = rooms::say(cluster.node(0), room, who, "hello")
+                .await
+                .unwrap();
+            assert_eq!(sent, 3, "every member hears it");
+        }
+    }
+    let mut want: Vec<String> = who.iter().map(|w| format!("{w}: hello")).collect();
+    let node0 = cluster.node(0).clone();
+    let has = |room: String, want: Vec<String>| {
+        let node = node0.clone();
+        async move {
+            let lines = rooms::history(&node, &room).lines().await.ok()?;
+            (lines == want).then_some(())
+        }
+    };
+    for room in &rooms {
+        until("every hello in the history", DEADLINE, || {
+            has(room.clone(), want.clone())
+        })
+        .await;
+    }
+
+    for (victim, gone) in names.iter().enumerate().skip(1) {
+        cluster.kill(victim).await.unwrap();
+        let line = format!("{gone} is gone");
+        want.push(format!("dave: {line}"));
+        for room in &rooms {
+            // The history answers from a live node (not by the dead pid's name).
+            until("the history back on a live node", DEADLINE, || async {
+                let at = cluster
+                    .node(0)
+                    .global()
+                    .whereis(&rooms::history_name(room))?;
+                let answers = rooms::history(cluster.node(0), room).lines().await;
+                (at.node() != gone && answers.is_ok()).then_some(())
+            })
+            .await;
+            rooms::say(cluster.node(0), room, "dave", &line)
+                .await
+                .unwrap();
+            until("the history with every line", DEADLINE, || {
+                has(room.clone(), want.clone())
+            })
+            .await;
+        }
+        cluster.restart(victim).await.unwrap();
+        cluster.await_mesh(DEADLINE).await.unwrap();
+    }
+    cluster.shutdown().await;
 }
