@@ -90,7 +90,8 @@ pub use remote_message::{
 pub use restart::Restart;
 pub use seam::TaskId;
 pub use supervisor::{
-    ChildInfo, ChildSpec, Shutdown, Strategy, Supervisor, SupervisorMsg, SupervisorSpec,
+    ChildInfo, ChildSpec, Intensity as RestartIntensity, Shutdown, Strategy, Supervisor,
+    SupervisorMsg, SupervisorSpec,
 };
 pub use system::{System, SystemConfig, WeakSystem, DEFAULT_TIMEOUT};
 pub use task_supervisor::{

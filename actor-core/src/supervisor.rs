@@ -60,7 +60,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use tokio::time::Instant;
 use tracing::Instrument;
 
-pub(crate) use intensity::Intensity;
+pub use intensity::Intensity;
 pub(crate) use spec::spawn_linked;
 pub use spec::{ChildSpec, Shutdown, Strategy, SupervisorSpec};
 

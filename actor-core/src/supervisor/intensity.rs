@@ -4,16 +4,28 @@ use std::{collections::VecDeque, time::Duration};
 
 use tokio::time::Instant;
 
-/// Counts restarts in a sliding window of `max_seconds`.
-#[derive(Debug)]
-pub(crate) struct Intensity {
+/// Restart intensity, as an OTP supervisor's: at most `max_restarts` restarts within a
+/// sliding window. Used by [`Supervisor`](crate::Supervisor) and by supervisors built
+/// elsewhere (the cluster-wide one in `actor-remote`).
+///
+/// ```
+/// use std::time::Duration;
+/// use actor_core::RestartIntensity;
+/// let t0 = tokio::time::Instant::now();
+/// let mut intensity = RestartIntensity::new(1, Duration::from_secs(5));
+/// assert!(intensity.record(t0));
+/// assert!(!intensity.record(t0 + Duration::from_secs(1)), "a second restart within 5 s");
+/// ```
+#[derive(Debug, Clone)]
+pub struct Intensity {
     max_restarts: u32,
     window: Duration,
     restarts: VecDeque<Instant>,
 }
 
 impl Intensity {
-    pub(crate) fn new(max_restarts: u32, window: Duration) -> Self {
+    /// At most `max_restarts` within `window`.
+    pub fn new(max_restarts: u32, window: Duration) -> Self {
         Self {
             max_restarts,
             window,
@@ -23,7 +35,7 @@ impl Intensity {
 
     /// Records a restart at `now`; returns `false` when it is one too many (OTP: more than
     /// `max_restarts` within the window).
-    pub(crate) fn record(&mut self, now: Instant) -> bool {
+    pub fn record(&mut self, now: Instant) -> bool {
         while let Some(&first) = self.restarts.front() {
             if now.saturating_duration_since(first) >= self.window {
                 self.restarts.pop_front();

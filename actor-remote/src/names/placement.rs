@@ -8,8 +8,6 @@
 //! owned. The hash is FNV-1a followed by a SplitMix64 finaliser: fixed, so nodes built by
 //! different compilers agree.
 
-use std::{collections::VecDeque, time::Duration, time::Instant};
-
 use actor_core::NodeName;
 
 /// The score of `member` for `child` (higher wins).
@@ -66,38 +64,9 @@ pub fn should_start(
     !held && !starting && owner(child, members) == Some(me)
 }
 
-/// Restart intensity, as an OTP supervisor's: at most `max_restarts` restarts within a
-/// sliding window of `window`.
-#[derive(Debug, Clone)]
-pub struct Intensity {
-    max_restarts: u32,
-    window: Duration,
-    restarts: VecDeque<Instant>,
-}
-
-impl Intensity {
-    /// At most `max_restarts` within `window`.
-    pub fn new(max_restarts: u32, window: Duration) -> Self {
-        Self {
-            max_restarts,
-            window,
-            restarts: VecDeque::new(),
-        }
-    }
-
-    /// Records a restart at `now`: `false` when it is one too many.
-    pub fn record(&mut self, now: Instant) -> bool {
-        while let Some(&first) = self.restarts.front() {
-            if now.saturating_duration_since(first) >= self.window {
-                self.restarts.pop_front();
-            } else {
-                break;
-            }
-        }
-        self.restarts.push_back(now);
-        self.restarts.len() <= self.max_restarts as usize
-    }
-}
+/// Restart intensity, as an OTP supervisor's: actor-core's, so both kinds of supervisor
+/// count restarts the same way.
+pub use actor_core::RestartIntensity as Intensity;
 
 #[cfg(test)]
 mod tests {
@@ -156,7 +125,8 @@ mod tests {
 
     #[test]
     fn intensity_three_in_five_seconds() {
-        let t0 = Instant::now();
+        use std::time::Duration;
+        let t0 = tokio::time::Instant::now();
         let mut i = Intensity::new(3, Duration::from_secs(5));
         assert!(i.record(t0));
         assert!(i.record(t0 + Duration::from_secs(1)));

@@ -76,7 +76,7 @@ use std::{
     collections::{BTreeMap, BTreeSet, HashMap, HashSet},
     future::Future,
     sync::{Arc, Mutex, MutexGuard, PoisonError, Weak},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use actor_core::{Destination, ExitReason, NodeName, Pid, Restart};
@@ -433,7 +433,7 @@ impl Shared {
         for (name, child, restart) in to_start {
             if restart {
                 let mut state = self.lock();
-                if !state.intensity.record(Instant::now()) {
+                if !state.intensity.record(tokio::time::Instant::now()) {
                     tracing::error!(
                         supervisor = %self.name,
                         child = %name,
@@ -467,7 +467,7 @@ impl Shared {
                 // up rather than retried for ever.
                 let mut state = self.lock();
                 state.starting.remove(&name);
-                if !state.intensity.record(Instant::now()) {
+                if !state.intensity.record(tokio::time::Instant::now()) {
                     tracing::error!(supervisor = %self.name, child = %name,
                         "horde: restart intensity reached; child given up on every node");
                     self.remove(node, &mut state, &name);
