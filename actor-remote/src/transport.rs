@@ -1,4 +1,5 @@
-//! The thin tokio driver: runs the sans-IO [`proto`](crate::proto) machines over TCP.
+//! The thin tokio driver: runs the sans-IO [`proto`](crate::proto) machines over a
+//! [`Stream`] (a TCP socket, or any other byte stream such as TLS or an in-memory pipe).
 //!
 //! [`handshake_over`] takes a connected socket through the handshake; [`Session::start`]
 //! then spawns one reader and one writer task for the connection:
@@ -41,6 +42,7 @@
 pub(crate) mod faults;
 mod handshake;
 mod session;
+mod stream;
 
 #[cfg(feature = "testing")]
 pub use faults::Faults;
@@ -49,6 +51,7 @@ pub use session::{
     CloseReason, Inline, Responder, SendError, SendStats, Session, SessionConfig, SessionHandle,
     DEFAULT_SEND_QUEUE_LIMIT, INCOMING_CAPACITY,
 };
+pub use stream::{Io, ReadHalf, Stream, WriteHalf};
 
 #[cfg(test)]
 mod tests;

@@ -5,9 +5,10 @@ use std::future::Future;
 use actor_core::NodeName;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::TcpStream,
     time::Instant,
 };
+
+use super::Stream;
 
 use crate::{
     proto::{Established, Existing, Handshake, HandshakeConfig, HandshakeError, HandshakeEvent},
@@ -32,7 +33,7 @@ pub enum Direction {
 #[derive(Debug)]
 pub struct Connected {
     pub(super) established: Established,
-    pub(super) stream: TcpStream,
+    pub(super) stream: Stream,
     pub(super) decoder: FrameDecoder,
 }
 
@@ -55,7 +56,8 @@ fn fresh_challenge() -> Result<Challenge, HandshakeError> {
     Ok(c)
 }
 
-/// Runs the handshake over `stream` (setting `TCP_NODELAY`), each step bounded by
+/// Runs the handshake over `stream` (a TCP socket, on which it sets `TCP_NODELAY`, or any
+/// other [`Stream`]), each step bounded by
 /// [`HandshakeConfig::setup_time`].
 ///
 /// On an incoming connection, `register` is asked what this node already has with the peer
@@ -73,7 +75,7 @@ fn fresh_challenge() -> Result<Challenge, HandshakeError> {
 /// # Cancel safety
 /// Dropping the future closes the socket; the handshake is lost.
 pub async fn handshake_over<F, Fut>(
-    mut stream: TcpStream,
+    stream: impl Into<Stream>,
     direction: Direction,
     cfg: &HandshakeConfig,
     mut register: F,
@@ -82,8 +84,9 @@ where
     F: FnMut(NodeName) -> Fut,
     Fut: Future<Output = Existing>,
 {
+    let mut stream = stream.into();
     stream
-        .set_nodelay(true)
+        .set_nodelay()
         .map_err(|source| HandshakeError::Io { source })?;
     let challenge = fresh_challenge()?;
     let incoming = direction == Direction::Incoming;

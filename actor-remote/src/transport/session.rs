@@ -13,15 +13,14 @@ use std::{
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
-    net::tcp::{OwnedReadHalf, OwnedWriteHalf},
     sync::{mpsc, oneshot, Notify},
     time::Instant,
 };
 use tracing::Instrument;
 
-use super::Connected;
 #[cfg(feature = "testing")]
 use super::Faults;
+use super::{Connected, ReadHalf, WriteHalf};
 use crate::{
     proto::{Established, TickAction, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
     wire::{
@@ -512,7 +511,7 @@ where
             peer = %established.peer,
             dir = ?established.role,
         );
-        let (read, write) = stream.into_split();
+        let (read, write) = stream.split();
         // Unbounded as a channel, bounded in bytes by `queue` (a frame-count bound would let
         // 64 MiB frames pile up to gigabytes).
         let (frames_tx, frames_rx) = mpsc::unbounded_channel();
@@ -612,7 +611,7 @@ fn mark_received(base: Instant, last_received: &AtomicU64) {
 }
 
 async fn read_loop<T: DeserializeOwned>(
-    mut read: OwnedReadHalf,
+    mut read: ReadHalf,
     mut decoder: FrameDecoder,
     (incoming, mut inline, responder): (mpsc::Sender<T>, Option<Inline<T>>, Responder<T>),
     close: mpsc::UnboundedSender<CloseReason>,
@@ -700,7 +699,7 @@ async fn read_loop<T: DeserializeOwned>(
 }
 
 async fn write_loop<T: Serialize>(
-    mut write: OwnedWriteHalf,
+    mut write: WriteHalf,
     (mut frames, queue): (mpsc::UnboundedReceiver<Vec<u8>>, Arc<Queue>),
     close: mpsc::UnboundedSender<CloseReason>,
     cfg: SessionConfig,
@@ -804,7 +803,7 @@ fn sync_received(ticker: &mut Ticker, base: Instant, last_received: &AtomicU64) 
 /// Writes `bytes`, still watching for a tick timeout: a peer that stopped reading blocks the
 /// write once the socket buffers are full, and must still be detected.
 async fn watched_write(
-    write: &mut OwnedWriteHalf,
+    write: &mut WriteHalf,
     bytes: &[u8],
     ticker: &mut Ticker,
     base: Instant,
