@@ -232,11 +232,10 @@ mod tests {
         assert_eq!(&buf, b"ping");
         ar.read_exact(&mut buf).await.unwrap();
         assert_eq!(&buf, b"pong");
-        drop(aw);
-        assert_eq!(
-            br.read(&mut buf).await.unwrap(),
-            0,
-            "closing a half ends the other side"
-        );
+        // A session ends by dropping both halves (its reader and writer tasks end).
+        drop((ar, aw));
+        let eof = tokio::time::timeout(std::time::Duration::from_secs(5), br.read(&mut buf));
+        let eof = eof.await.expect("the read ends").unwrap();
+        assert_eq!(eof, 0, "dropping both halves closes the stream");
     }
 }
