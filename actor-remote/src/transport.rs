@@ -43,6 +43,10 @@ pub(crate) mod faults;
 mod handshake;
 mod session;
 mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
+#[cfg(not(feature = "tls"))]
+pub(crate) mod tls;
 
 #[cfg(feature = "testing")]
 pub use faults::Faults;
@@ -52,6 +56,8 @@ pub use session::{
     DEFAULT_SEND_QUEUE_LIMIT, INCOMING_CAPACITY,
 };
 pub use stream::{Io, ReadHalf, Stream, WriteHalf};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsError};
 
 #[cfg(test)]
 mod tests;

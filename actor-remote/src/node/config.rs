@@ -16,6 +16,8 @@ use crate::{
 
 #[cfg(feature = "testing")]
 use crate::transport::Faults;
+#[cfg(feature = "tls")]
+use crate::transport::TlsConfig;
 
 /// How to start a [`Node`](crate::Node). Every field has the BEAM's default.
 ///
@@ -83,6 +85,10 @@ pub struct NodeConfig {
     /// `erlang` feature.
     #[cfg(feature = "erlang")]
     pub erlang: bool,
+    /// TLS between nodes (default: none, plain TCP); see [`crate::transport::tls`]. A node
+    /// with TLS and one without refuse each other. Only with the `tls` feature.
+    #[cfg(feature = "tls")]
+    pub tls: Option<TlsConfig>,
 }
 
 impl NodeConfig {
@@ -105,6 +111,8 @@ impl NodeConfig {
             faults: Faults::default(),
             #[cfg(feature = "erlang")]
             erlang: false,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
     }
 
@@ -178,6 +186,14 @@ impl NodeConfig {
     /// Sets the bound on the bytes waiting to be written to one peer.
     pub fn send_queue_limit(mut self, bytes: usize) -> Self {
         self.send_queue_limit = bytes;
+        self
+    }
+
+    /// Runs every connection with other nodes over TLS ([`crate::transport::tls`]). Only
+    /// with the `tls` feature.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, tls: TlsConfig) -> Self {
+        self.tls = Some(tls);
         self
     }
 

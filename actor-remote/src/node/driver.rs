@@ -21,7 +21,7 @@ use super::{
 use crate::{
     port_mapper::{ensure_port_mapper_on, PortMapperClient, PortMapperHandle, Registration},
     proto::HandshakeError,
-    transport::{faults, handshake_over, Connected, Direction, Inline, Session},
+    transport::{faults, handshake_over, tls, Connected, Direction, Inline, Session, Stream},
     wire::message::NodeMsg,
 };
 
@@ -152,6 +152,7 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectErro
                 })
             }
         };
+        let stream = tls::connect(tls::of(&inner.config), node, stream, timeout).await?;
         let direction = Direction::Outgoing { peer: node.clone() };
         let no_existing = |_| async { crate::proto::Existing::None };
         return match handshake_over(stream, direction, &inner.handshake, no_existing).await {
@@ -162,10 +163,7 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectErro
             Err(HandshakeError::Simultaneous { .. } | HandshakeError::AlreadyConnected { .. }) => {
                 Ok(Dialed::LostRace)
             }
-            Err(e) => Err(ConnectError::Handshake {
-                node: node.clone(),
-                reason: e.to_string(),
-            }),
+            Err(e) => Err(tls::handshake_error(node, e)),
         };
     }
     Err(last)
@@ -224,16 +222,25 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
                         }
                     }
                 };
-                #[cfg(feature = "erlang")]
-                if let Some(erlang) = &inner.erlang {
-                    // One port, two protocols: a BEAM node's connection goes to crate::erl.
-                    let setup = inner.config.handshake_timeout;
-                    if crate::erl::conn::is_erlang(&stream, setup).await {
-                        let erlang = Arc::clone(erlang);
-                        drop(inner);
-                        return crate::erl::conn::accept(erlang, stream, from, _permit).await;
+                let setup = inner.config.handshake_timeout;
+                // TLS or plain, as this node: the first byte tells (a mismatch is refused).
+                let stream = match tls::accept(tls::of(&inner.config), stream, from, setup).await {
+                    None => return,
+                    Some(tls::Accepted::Tls(stream)) => stream,
+                    Some(tls::Accepted::Plain(stream)) => {
+                        #[cfg(feature = "erlang")]
+                        if let Some(erlang) = &inner.erlang {
+                            // One port, two protocols: a BEAM node's connection goes to crate::erl.
+                            if crate::erl::conn::is_erlang(&stream, setup).await {
+                                let erlang = Arc::clone(erlang);
+                                drop(inner);
+                                return crate::erl::conn::accept(erlang, stream, from, _permit)
+                                    .await;
+                            }
+                        }
+                        Stream::from(stream)
                     }
-                }
+                };
                 faults::hold_accept(&inner.session, inner.config.handshake_timeout).await;
                 match handshake_over(stream, Direction::Incoming, &inner.handshake, registered)
                     .await

@@ -33,6 +33,14 @@ pub enum ConfigError {
         /// The accepted forms.
         expected: &'static str,
     },
+    /// The TLS settings (`NODUS_TLS_*`) are incomplete or not usable.
+    #[error("{var}: {reason}")]
+    Tls {
+        /// The variable (or TOML key).
+        var: &'static str,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The file could not be read or is not TOML.
     #[error("the configuration file {path} cannot be used: {reason}")]
     File {
@@ -91,6 +99,10 @@ impl NodeConfig {
     /// | `NODUS_TICK_TIME` | `tick_time` | seconds of silence before a peer is down (`net_ticktime`) | 60 |
     /// | `NODUS_HIDDEN` | `hidden` | `true` for a hidden node | `false` |
     /// | `NODUS_CONNECT_ALL` | `connect_all` | `false` to keep out of the full mesh | `true` |
+    /// | `NODUS_TLS_CERT` | `tls_cert` | PEM file of this node's certificate chain (TLS between nodes, the `tls` feature; set the three together) | no TLS |
+    /// | `NODUS_TLS_KEY` | `tls_key` | PEM file of its private key | |
+    /// | `NODUS_TLS_CA` | `tls_ca` | PEM file of the CA certificates peers' certificates must chain to | |
+    /// | `NODUS_TLS_VERIFY_CLIENT` | `tls_verify_client` | `false` to accept dialling nodes without a certificate (no mutual TLS) | `true` |
     ///
     ///
     /// `RELEASE_*` are an Elixir release's names, read when the `NODUS_*` one is not set.
@@ -196,6 +208,7 @@ impl NodeConfig {
         if let Some((var, value)) = first(get, &["NODUS_CONNECT_ALL"]) {
             config.connect_all = parse_bool(var, &value)?;
         }
+        tls_from(get, &mut config)?;
         Ok(config)
     }
 
@@ -262,6 +275,10 @@ impl NodeConfig {
             ("tick_time", "NODUS_TICK_TIME"),
             ("hidden", "NODUS_HIDDEN"),
             ("connect_all", "NODUS_CONNECT_ALL"),
+            ("tls_cert", "NODUS_TLS_CERT"),
+            ("tls_key", "NODUS_TLS_KEY"),
+            ("tls_ca", "NODUS_TLS_CA"),
+            ("tls_verify_client", "NODUS_TLS_VERIFY_CLIENT"),
         ];
         if let Some(unknown) = node.keys().find(|k| !KEYS.iter().any(|(key, _)| key == k)) {
             return Err(file(format!(
@@ -282,6 +299,91 @@ impl NodeConfig {
             })
         };
         Self::from_lookup(&get)
+    }
+}
+
+/// The TLS variables, files first.
+const TLS_VARS: [&str; 4] = [
+    "NODUS_TLS_CERT",
+    "NODUS_TLS_KEY",
+    "NODUS_TLS_CA",
+    "NODUS_TLS_VERIFY_CLIENT",
+];
+
+/// `NODUS_TLS_*`: the three files together (or none), read and checked now.
+#[cfg(feature = "tls")]
+fn tls_from(get: Lookup<'_>, config: &mut NodeConfig) -> Result<(), ConfigError> {
+    use crate::transport::{TlsConfig, TlsError};
+
+    let [cert, key, ca, verify] = TLS_VARS.map(|var| first(get, &[var]));
+    let (cert, key, ca) = match (cert, key, ca) {
+        (None, None, None) => {
+            return match verify {
+                None => Ok(()),
+                Some((var, _)) => Err(ConfigError::Tls {
+                    var,
+                    reason: "set without NODUS_TLS_CERT, NODUS_TLS_KEY and NODUS_TLS_CA; set \
+                             those too, or unset it"
+                        .into(),
+                }),
+            };
+        }
+        (Some(cert), Some(key), Some(ca)) => (cert, key, ca),
+        files => {
+            let set = [&files.0, &files.1, &files.2];
+            let missing = (0..3)
+                .find(|i| set[*i].is_none())
+                .map_or(TLS_VARS[0], |i| TLS_VARS[i]);
+            return Err(ConfigError::Tls {
+                var: missing,
+                reason: "not set, while other NODUS_TLS_* files are: set NODUS_TLS_CERT, \
+                         NODUS_TLS_KEY and NODUS_TLS_CA together (or none, for plain TCP)"
+                    .into(),
+            });
+        }
+    };
+    let require_client_auth = match verify {
+        None => true,
+        Some((var, value)) => parse_bool(var, &value)?,
+    };
+    let read = |(var, path): &(&'static str, String)| {
+        std::fs::read(path.trim()).map_err(|e| ConfigError::Tls {
+            var,
+            reason: format!("cannot read {}: {e}", path.trim()),
+        })
+    };
+    let tls = TlsConfig::from_pem(
+        &read(&cert)?,
+        &read(&key)?,
+        &read(&ca)?,
+        require_client_auth,
+    )
+    .map_err(|e| {
+        let var = match &e {
+            TlsError::Pem { what, .. } if *what == "private key" => key.0,
+            TlsError::Pem { what, .. } if *what == "CA certificate" => ca.0,
+            _ => cert.0,
+        };
+        ConfigError::Tls {
+            var,
+            reason: e.to_string(),
+        }
+    })?;
+    config.tls = Some(tls);
+    Ok(())
+}
+
+/// `NODUS_TLS_*` in a build without TLS: refused rather than silently running plain TCP.
+#[cfg(not(feature = "tls"))]
+fn tls_from(get: Lookup<'_>, _config: &mut NodeConfig) -> Result<(), ConfigError> {
+    match first(get, &TLS_VARS) {
+        None => Ok(()),
+        Some((var, _)) => Err(ConfigError::Tls {
+            var,
+            reason: "this build of nodus has no TLS; build it with the `tls` feature, or unset \
+                     the variable"
+                .into(),
+        }),
     }
 }
 
@@ -396,5 +498,75 @@ mod tests {
             NodeConfig::from_toml_file("/nonexistent/nodus.toml"),
             Err(ConfigError::File { .. })
         ));
+    }
+
+    /// One TLS file alone is refused, naming a variable to set (with the `tls` feature) or
+    /// the variable a build without TLS cannot honour.
+    #[test]
+    fn tls_variables_go_together_and_need_the_feature() {
+        let vars = [("NODUS_NODE", "a@vm"), ("NODUS_TLS_CERT", "/x/node.pem")];
+        let err = NodeConfig::from_lookup(&lookup(&vars)).expect_err("incomplete");
+        let expected = if cfg!(feature = "tls") {
+            "NODUS_TLS_KEY"
+        } else {
+            "NODUS_TLS_CERT"
+        };
+        assert!(
+            matches!(&err, ConfigError::Tls { var, .. } if *var == expected),
+            "{err}"
+        );
+        let vars = [("NODUS_NODE", "a@vm")];
+        assert!(NodeConfig::from_lookup(&lookup(&vars)).is_ok());
+    }
+
+    /// The three files configure TLS; a file that is not PEM is an error naming its
+    /// variable; `NODUS_TLS_VERIFY_CLIENT` must be a boolean.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_files_from_the_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec!["vm".to_string()]).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path.display().to_string()
+        };
+        let (cert, key, junk) = (
+            write("node.pem", &cert.pem()),
+            write("node.key", &key.serialize_pem()),
+            write("junk.pem", "not pem"),
+        );
+        let base = |ca: &str, verify: &str| {
+            let vars: Vec<(String, String)> = [
+                ("NODUS_NODE", "a@vm"),
+                ("NODUS_TLS_CERT", cert.as_str()),
+                ("NODUS_TLS_KEY", key.as_str()),
+                ("NODUS_TLS_CA", ca),
+                ("NODUS_TLS_VERIFY_CLIENT", verify),
+            ]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+            NodeConfig::from_lookup(&move |k| {
+                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        assert!(base(&cert, "false").expect("valid").tls.is_some());
+        let err = base(&junk, "true").expect_err("no certificate");
+        assert!(
+            matches!(
+                &err,
+                ConfigError::Tls {
+                    var: "NODUS_TLS_CA",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = base(&cert, "maybe").expect_err("not a boolean");
+        assert!(err.to_string().contains("NODUS_TLS_VERIFY_CLIENT"), "{err}");
     }
 }

@@ -105,4 +105,20 @@ pub enum ConnectError {
         /// The timeout.
         timeout: std::time::Duration,
     },
+    /// TLS with the node failed: its certificate was refused, or it refused this node's.
+    #[error("TLS with {node} failed: {reason}")]
+    Tls {
+        /// The node.
+        node: NodeName,
+        /// What failed, and what to do.
+        reason: String,
+    },
+    /// One of the two nodes runs TLS and the other does not; they refuse each other.
+    #[error("{}", crate::transport::tls::mismatch_message(.node, *.peer_requires_tls))]
+    TlsMismatch {
+        /// The node.
+        node: NodeName,
+        /// Whether the peer requires TLS (and this node speaks plain nodus), or the reverse.
+        peer_requires_tls: bool,
+    },
 }
