@@ -75,9 +75,12 @@ pub(crate) async fn accept<P>(shared: Arc<Shared>, stream: TcpStream, from: Sock
     let (stream, peer) = peer;
     tracing::info!(peer = %peer, "Erlang node connected");
     let (tx, rx) = mpsc::channel(QUEUE);
-    lock(&shared.peers).insert(peer.clone());
+    if !shared.peer_up(&peer) {
+        tracing::info!(peer = %peer, "Erlang node already connected: the new connection is dropped");
+        return;
+    }
     let reason = run(&shared, stream, &peer, tx, rx).await;
-    lock(&shared.peers).remove(&peer);
+    shared.peer_down(&peer, &reason);
     tracing::info!(peer = %peer, "Erlang node disconnected: {reason}");
 }
 
@@ -128,7 +131,7 @@ pub(crate) async fn connect(shared: Arc<Shared>, peer: &str) -> Result<(), ErlEr
     let (stream, peer) = tokio::time::timeout(setup, work)
         .await
         .map_err(|_| ErlError::Handshake(format!("not done within {setup:?}")))??;
-    if !lock(&shared.peers).insert(peer.clone()) {
+    if !shared.peer_up(&peer) {
         return Ok(()); // connected meanwhile from the other side
     }
     tracing::info!(peer = %peer, "connected to Erlang node");
@@ -137,7 +140,7 @@ pub(crate) async fn connect(shared: Arc<Shared>, peer: &str) -> Result<(), ErlEr
         async move {
             let (tx, rx) = mpsc::channel(QUEUE);
             let reason = run(&shared, stream, &peer, tx, rx).await;
-            lock(&shared.peers).remove(&peer);
+            shared.peer_down(&peer, &reason);
             tracing::info!(peer = %peer, "Erlang node disconnected: {reason}");
         },
         span,
