@@ -33,7 +33,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 8] = [
+    let tests: [Test; 10] = [
         ("net_adm_ping_answers_pong_and_lists_the_node", ping_pong),
         ("ticks_keep_an_idle_connection_up", ticks_keep_up),
         ("send_cast_and_call_reach_an_actor", send_cast_call),
@@ -48,6 +48,8 @@ fn main() {
             "beam_peers_are_listed_monitored_and_in_node_events",
             beam_peers_in_list_and_events,
         ),
+        ("erpc_and_rpc_call_run_a_registered_function", erpc_call),
+        ("an_elixir_node_runs_a_function_with_erpc", elixir_erpc),
     ];
     let trials = tests
         .into_iter()
@@ -580,6 +582,67 @@ fn beam_peers_in_list_and_events() -> TestResult {
         if gone.reason != NodeDownReason::NoConnection {
             return Err(format!("a monitor of a gone node gave {gone:?}"));
         }
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Registers `Chat.receive_message(message)`, answering `"got " <> message`.
+fn register_chat(node: &Node) {
+    node.functions().register(
+        "Chat",
+        "receive_message",
+        |(message,): (String,)| async move { format!("got {message}") },
+    );
+}
+
+fn erpc_call() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        register_chat(&node);
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            COOKIE,
+            &[],
+            r#"io:format("erpc ~p~n", [erpc:call(rust@localhost, 'Elixir.Chat', receive_message, [<<"hi">>], 10000)]),
+               {'EXIT', {Undef, _}} = (catch erpc:call(rust@localhost, 'Elixir.Chat', nope, [<<"hi">>], 10000)),
+               io:format("undef ~p~n", [Undef]),
+               io:format("badarg ~w~n", [catch erpc:call(rust@localhost, 'Elixir.Chat', receive_message, [1, 2], 10000)]),
+               io:format("rpc ~p~n", [rpc:call(rust@localhost, 'Elixir.Chat', receive_message, [<<"yo">>], 10000)]),
+               io:format("nodes ~p~n", [nodes()]),"#,
+        )?;
+        check("erpc:call", &erl.value("erpc")?, "<<\"got hi\">>")?;
+        check(
+            "erpc:call of a function not registered",
+            &erl.value("undef")?,
+            "{exception,undef,[{'Elixir.Chat',nope,[<<\"hi\">>],[]}]}",
+        )?;
+        let badarg = erl.value("badarg")?;
+        if !badarg.starts_with("{'EXIT',{{exception,badarg,") {
+            return Err(format!("erpc:call with bad arguments gave {badarg}, expected an exception badarg"));
+        }
+        check("rpc:call", &erl.value("rpc")?, "<<\"got yo\">>")?;
+        check("nodes() after them", &erl.value("nodes")?, "[rust@localhost]")?;
+        erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn elixir_erpc() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        register_chat(&node);
+        let mut ex = Erl::start_elixir(
+            epmd.local_addr().port(),
+            COOKIE,
+            r#"IO.puts("erpc #{inspect(:erpc.call(:"rust@localhost", Chat, :receive_message, ["hi"]))}");
+               undef = try do :erpc.call(:"rust@localhost", Chat, :nope, []) rescue e -> e end;
+               IO.puts("undef #{inspect(undef.__struct__)}")"#,
+        )?;
+        check(":erpc.call", &ex.value("erpc")?, r#""got hi""#)?;
+        check(":erpc.call of a function not registered", &ex.value("undef")?, "ErlangError")?;
+        ex.finish();
         node.shutdown().await;
         Ok(())
     })

@@ -34,8 +34,14 @@
 //!   `gen_server:call` exits with `{nodus_bad_request, Term}` (through its monitor), and the
 //!   connection stays up. A call to a name that was not exposed exits with `noproc`.
 //!
+//! - `erpc:call/4,5` and `rpc:call/4,5` (`:erpc.call` from Elixir) run a function registered
+//!   in this node's [`FunctionRegistry`](actor_core::FunctionRegistry), its arguments and
+//!   result mapped through JSON ([`term::term_to_json`], [`term::json_to_term`]); a function
+//!   not registered raises `undef` on the caller's side, as the BEAM's own (see the table in
+//!   the `erpc` module's source, `erl/erpc.rs`).
+//!
 //! [`Erlang::connect`] connects to a BEAM node from this side. Links, monitors of nodus
-//! actors, remote spawns (`erpc`) and calls from this node to BEAM processes are not
+//! actors, `Task.Supervisor` calls and calls from this node to BEAM processes are not
 //! supported yet.
 //!
 //! # Example
@@ -53,6 +59,7 @@
 
 mod check;
 pub(crate) mod conn;
+mod erpc;
 pub mod term;
 
 use std::collections::{HashMap, HashSet};
