@@ -33,7 +33,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 7] = [
+    let tests: [Test; 10] = [
         ("net_adm_ping_answers_pong_and_lists_the_node", ping_pong),
         ("ticks_keep_an_idle_connection_up", ticks_keep_up),
         ("send_cast_and_call_reach_an_actor", send_cast_call),
@@ -44,6 +44,12 @@ fn main() {
         ("a_wrong_cookie_is_pang", wrong_cookie),
         ("an_elixir_node_pings_and_calls", elixir_ping_call),
         ("nodus_connects_to_an_erl_node", nodus_connects),
+        (
+            "beam_peers_are_listed_monitored_and_in_node_events",
+            beam_peers_in_list_and_events,
+        ),
+        ("erpc_and_rpc_call_run_a_registered_function", erpc_call),
+        ("an_elixir_node_runs_a_function_with_erpc", elixir_erpc),
     ];
     let trials = tests
         .into_iter()
@@ -497,6 +503,146 @@ fn nodus_connects() -> TestResult {
             return Err(format!("the nodus side lists {:?}, expected [{peer}]", erlang.nodes()));
         }
         erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+/// The next event from `events` that `want` picks, within DEADLINE.
+async fn next_event<T>(
+    events: &mut tokio::sync::broadcast::Receiver<nodus::remote::NodeEvent>,
+    mut want: impl FnMut(&nodus::remote::NodeEvent) -> Option<T>,
+) -> Result<T, String> {
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        match tokio::time::timeout_at(until, events.recv()).await {
+            Err(_) => return Err(format!("no such node event within {DEADLINE:?}")),
+            Ok(Err(e)) => return Err(format!("node events: {e}")),
+            Ok(Ok(event)) => {
+                if let Some(found) = want(&event) {
+                    return Ok(found);
+                }
+            }
+        }
+    }
+}
+
+fn beam_peers_in_list_and_events() -> TestResult {
+    use nodus::remote::{NodeDownReason, NodeEvent};
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut events = node.events();
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            COOKIE,
+            &[],
+            r#"io:format("node ~s~n", [node()]),
+               io:format("ping ~p~n", [net_adm:ping(rust@localhost)]),"#,
+        )?;
+        let peer = erl.value("node")?;
+        check("net_adm:ping", &erl.value("ping")?, "pong")?;
+        let up = next_event(&mut events, |e| match e {
+            NodeEvent::NodeUp { node, hidden } if node.as_str() == peer => Some(*hidden),
+            _ => None,
+        })
+        .await
+        .map_err(|e| format!("NodeUp for {peer}: {e}"))?;
+        if up {
+            return Err("the BEAM peer came up hidden".into());
+        }
+        let listed: Vec<String> = node.list().iter().map(|n| n.to_string()).collect();
+        if listed != vec![peer.clone()] {
+            return Err(format!("Node::list is {listed:?}, expected [{peer}]"));
+        }
+        let name = nodus::NodeName::parse(&peer).map_err(|e| e.to_string())?;
+        let monitor = node.monitor_node(&name).await;
+        erl.finish(); // the erl node halts: its connection closes
+        let down = tokio::time::timeout(DEADLINE, monitor)
+            .await
+            .map_err(|_| format!("the node monitor of {peer} did not fire within {DEADLINE:?}"))?;
+        if down.node != name || down.reason != NodeDownReason::ConnectionClosed {
+            return Err(format!("the node monitor fired with {down:?}"));
+        }
+        let reason = next_event(&mut events, |e| match e {
+            NodeEvent::NodeDown { node, reason, .. } if node.as_str() == peer => {
+                Some(reason.clone())
+            }
+            _ => None,
+        })
+        .await
+        .map_err(|e| format!("NodeDown for {peer}: {e}"))?;
+        println!("{peer}: up, listed, monitored, down ({reason})");
+        if !node.list().is_empty() {
+            return Err(format!("Node::list after the peer left: {:?}", node.list()));
+        }
+        // A monitor of a BEAM node not connected resolves at once, as for any unreachable node.
+        let gone = tokio::time::timeout(DEADLINE, node.monitor_node(&name).await)
+            .await
+            .map_err(|_| "a monitor of a gone node did not resolve".to_string())?;
+        if gone.reason != NodeDownReason::NoConnection {
+            return Err(format!("a monitor of a gone node gave {gone:?}"));
+        }
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Registers `Chat.receive_message(message)`, answering `"got " <> message`.
+fn register_chat(node: &Node) {
+    node.functions().register(
+        "Chat",
+        "receive_message",
+        |(message,): (String,)| async move { format!("got {message}") },
+    );
+}
+
+fn erpc_call() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        register_chat(&node);
+        let mut erl = Erl::start(
+            epmd.local_addr().port(),
+            COOKIE,
+            &[],
+            r#"io:format("erpc ~p~n", [erpc:call(rust@localhost, 'Elixir.Chat', receive_message, [<<"hi">>], 10000)]),
+               {'EXIT', {Undef, _}} = (catch erpc:call(rust@localhost, 'Elixir.Chat', nope, [<<"hi">>], 10000)),
+               io:format("undef ~p~n", [Undef]),
+               io:format("badarg ~w~n", [catch erpc:call(rust@localhost, 'Elixir.Chat', receive_message, [1, 2], 10000)]),
+               io:format("rpc ~p~n", [rpc:call(rust@localhost, 'Elixir.Chat', receive_message, [<<"yo">>], 10000)]),
+               io:format("nodes ~p~n", [nodes()]),"#,
+        )?;
+        check("erpc:call", &erl.value("erpc")?, "<<\"got hi\">>")?;
+        check(
+            "erpc:call of a function not registered",
+            &erl.value("undef")?,
+            "{exception,undef,[{'Elixir.Chat',nope,[<<\"hi\">>],[]}]}",
+        )?;
+        let badarg = erl.value("badarg")?;
+        if !badarg.starts_with("{'EXIT',{{exception,badarg,") {
+            return Err(format!("erpc:call with bad arguments gave {badarg}, expected an exception badarg"));
+        }
+        check("rpc:call", &erl.value("rpc")?, "<<\"got yo\">>")?;
+        check("nodes() after them", &erl.value("nodes")?, "[rust@localhost]")?;
+        erl.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn elixir_erpc() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        register_chat(&node);
+        let mut ex = Erl::start_elixir(
+            epmd.local_addr().port(),
+            COOKIE,
+            r#"IO.puts("erpc #{inspect(:erpc.call(:"rust@localhost", Chat, :receive_message, ["hi"]))}");
+               undef = try do :erpc.call(:"rust@localhost", Chat, :nope, []) rescue e -> e end;
+               IO.puts("undef #{inspect(undef.__struct__)}")"#,
+        )?;
+        check(":erpc.call", &ex.value("erpc")?, r#""got hi""#)?;
+        check(":erpc.call of a function not registered", &ex.value("undef")?, "ErlangError")?;
+        ex.finish();
         node.shutdown().await;
         Ok(())
     })

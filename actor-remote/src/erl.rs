@@ -20,6 +20,12 @@
 //!   digest of the cookie and the challenge); ticks both ways keep the connection up, and a
 //!   peer silent for the node's tick time is dropped.
 //! - `net_adm:ping/1` (`Node.ping/1`): the node's `net_kernel` answers `yes`.
+//! - Membership: a connected BEAM node is a visible node of [`Node::list`](crate::Node::list),
+//!   [`Node::events`](crate::Node::events) tells `NodeUp` / `NodeDown` for it, and
+//!   [`Node::monitor_node`](crate::Node::monitor_node) fires when its connection goes. BEAM
+//!   peers are kept in a table of their own here (not in the nodus sessions' state machine),
+//!   which those three merge in; [`Node::ping`](crate::Node::ping) and
+//!   [`Node::connect`](crate::Node::connect) still speak only nodus (use [`Erlang::connect`]).
 //! - `send({Name, Node}, Msg)`, `gen_server:cast` and `gen_server:call` to a name the node
 //!   exposed with [`Erlang::expose_cast`] or [`Erlang::expose_call`]: the term is turned into
 //!   the actor's message by the mapping given there (see [`term`] for [`FromTerm`] and
@@ -28,8 +34,14 @@
 //!   `gen_server:call` exits with `{nodus_bad_request, Term}` (through its monitor), and the
 //!   connection stays up. A call to a name that was not exposed exits with `noproc`.
 //!
+//! - `erpc:call/4,5` and `rpc:call/4,5` (`:erpc.call` from Elixir) run a function registered
+//!   in this node's [`FunctionRegistry`](actor_core::FunctionRegistry), its arguments and
+//!   result mapped through JSON ([`term::term_to_json`], [`term::json_to_term`]); a function
+//!   not registered raises `undef` on the caller's side, as the BEAM's own (see the table in
+//!   the `erpc` module's source, `erl/erpc.rs`).
+//!
 //! [`Erlang::connect`] connects to a BEAM node from this side. Links, monitors of nodus
-//! actors, remote spawns (`erpc`) and calls from this node to BEAM processes are not
+//! actors, `Task.Supervisor` calls and calls from this node to BEAM processes are not
 //! supported yet.
 //!
 //! # Example
@@ -47,6 +59,7 @@
 
 mod check;
 pub(crate) mod conn;
+mod erpc;
 pub mod term;
 
 use std::collections::{HashMap, HashSet};
@@ -55,7 +68,10 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use actor_core::System;
+use actor_core::{NodeName, System};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::{NodeDown, NodeDownReason, NodeEvent};
 
 pub use eetf;
 pub use term::{Atom, FromTerm, IntoTerm, TermError};
@@ -89,6 +105,24 @@ pub enum ErlError {
     Connection(String),
 }
 
+/// How a connection's end reads as the BEAM's `nodedown_reason`.
+fn down_reason(why: &ErlError) -> NodeDownReason {
+    match why {
+        ErlError::Connection(text) if text.starts_with("tick timeout") => {
+            NodeDownReason::TickTimeout
+        }
+        ErlError::Connection(text) if text.starts_with("the node stopped") => {
+            NodeDownReason::NodeShutdown
+        }
+        ErlError::Connection(text)
+            if text.starts_with("a frame of") || text.starts_with("a message with") =>
+        {
+            NodeDownReason::ProtocolError(text.clone())
+        }
+        _ => NodeDownReason::ConnectionClosed,
+    }
+}
+
 /// The name of the BEAM's distribution manager, which answers `net_adm:ping/1`.
 pub(crate) const NET_KERNEL: &str = "net_kernel";
 
@@ -111,6 +145,12 @@ pub(crate) struct Shared {
     casts: Mutex<HashMap<String, CastFn>>,
     calls: Mutex<HashMap<String, CallFn>>,
     pub(crate) peers: Mutex<HashSet<String>>,
+    /// The node's event channel ([`Node::events`](crate::Node::events)): BEAM peers' ups and
+    /// downs go there too.
+    events: broadcast::Sender<NodeEvent>,
+    /// Node monitors of BEAM peers ([`Node::monitor_node`](crate::Node::monitor_node)), by
+    /// peer name; each fires once, when the connection goes.
+    monitors: Mutex<HashMap<String, Vec<oneshot::Sender<NodeDown>>>>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -134,6 +174,7 @@ impl Shared {
         creation: u32,
         port_mapper_port: u16,
         config: &crate::NodeConfig,
+        events: broadcast::Sender<NodeEvent>,
     ) -> Arc<Self> {
         Arc::new(Shared {
             system,
@@ -147,7 +188,72 @@ impl Shared {
             casts: Mutex::default(),
             calls: Mutex::default(),
             peers: Mutex::default(),
+            events,
+            monitors: Mutex::default(),
         })
+    }
+
+    /// Records a BEAM peer as connected and tells [`Node::events`](crate::Node::events)
+    /// subscribers: false if it already was (a connection from both sides at once).
+    pub(crate) fn peer_up(&self, peer: &str) -> bool {
+        if !lock(&self.peers).insert(peer.to_string()) {
+            return false;
+        }
+        if let Ok(node) = NodeName::parse(peer) {
+            let _ = self.events.send(NodeEvent::NodeUp {
+                node,
+                hidden: false,
+            });
+        }
+        true
+    }
+
+    /// Forgets a BEAM peer whose connection ended with `why`: fires its node monitors and
+    /// tells [`Node::events`](crate::Node::events) subscribers.
+    pub(crate) fn peer_down(&self, peer: &str, why: &ErlError) {
+        lock(&self.peers).remove(peer);
+        let waiters = lock(&self.monitors).remove(peer).unwrap_or_default();
+        let Ok(node) = NodeName::parse(peer) else {
+            return;
+        };
+        let reason = down_reason(why);
+        for waiter in waiters {
+            let _ = waiter.send(NodeDown {
+                node: node.clone(),
+                reason: reason.clone(),
+            });
+        }
+        let _ = self.events.send(NodeEvent::NodeDown {
+            node,
+            hidden: false,
+            reason,
+        });
+    }
+
+    /// The connected BEAM nodes, as node names.
+    pub(crate) fn peer_names(&self) -> Vec<NodeName> {
+        lock(&self.peers)
+            .iter()
+            .filter_map(|p| NodeName::parse(p).ok())
+            .collect()
+    }
+
+    /// Monitors the BEAM peer `peer`: `None` if it is not connected (then the caller
+    /// answers `NoConnection`, as for any unreachable node).
+    pub(crate) fn monitor_peer(&self, peer: &str) -> Option<oneshot::Receiver<NodeDown>> {
+        let peers = lock(&self.peers);
+        if !peers.contains(peer) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel();
+        let mut monitors = lock(&self.monitors);
+        let list = monitors.entry(peer.to_string()).or_default();
+        // Monitors dropped before they fired are forgotten here, so the list stays bounded
+        // by the live ones.
+        list.retain(|w| !w.is_closed());
+        list.push(tx);
+        drop(peers);
+        Some(rx)
     }
 
     pub(crate) fn cast_fn(&self, name: &str) -> Option<CastFn> {

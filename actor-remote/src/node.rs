@@ -223,6 +223,7 @@ impl Node {
                 creation,
                 port_mapper_addr.port(),
                 &config,
+                events.clone(),
             )
         });
         let inner = Arc::new(Inner {
@@ -325,9 +326,21 @@ impl Node {
         self.list_kind(ListKind::Visible)
     }
 
-    /// Nodes of one kind, sorted, as `Node.list/1`.
+    /// Nodes of one kind, sorted, as `Node.list/1`. With [`NodeConfig::erlang`], the BEAM
+    /// nodes connected count as visible nodes (they are kept by [`crate::erl`], apart from
+    /// the nodus sessions, and merged in here).
     pub fn list_kind(&self, kind: ListKind) -> Vec<NodeName> {
-        self.inner.lock().list(kind)
+        #[allow(unused_mut)]
+        let mut nodes = self.inner.lock().list(kind);
+        #[cfg(feature = "erlang")]
+        if let (Some(erlang), ListKind::Visible | ListKind::Connected | ListKind::Known) =
+            (&self.inner.erlang, kind)
+        {
+            nodes.extend(erlang.peer_names());
+            nodes.sort();
+            nodes.dedup();
+        }
+        nodes
     }
 
     /// The nodes that left gracefully (they said so before shutting down, see
@@ -443,6 +456,17 @@ impl Node {
                 rx: None,
                 forget: None,
             };
+        }
+        #[cfg(feature = "erlang")]
+        if let Some(erlang) = &self.inner.erlang {
+            // A connected BEAM node: its monitor is kept by the Erlang side.
+            if let Some(rx) = erlang.monitor_peer(node.as_str()) {
+                return NodeMonitor {
+                    node: node.clone(),
+                    rx: Some(rx),
+                    forget: None,
+                };
+            }
         }
         let mut id = None;
         if self.connect(node).await.is_err() {

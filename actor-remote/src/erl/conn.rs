@@ -55,7 +55,8 @@ fn local_node(shared: &Shared) -> Result<LocalNode, ErlError> {
     local.flags = DistributionFlags::mandatory()
         | DistributionFlags::PUBLISHED
         | DistributionFlags::DIST_MONITOR
-        | DistributionFlags::DIST_MONITOR_NAME;
+        | DistributionFlags::DIST_MONITOR_NAME
+        | DistributionFlags::SPAWN;
     Ok(local)
 }
 
@@ -75,9 +76,12 @@ pub(crate) async fn accept<P>(shared: Arc<Shared>, stream: TcpStream, from: Sock
     let (stream, peer) = peer;
     tracing::info!(peer = %peer, "Erlang node connected");
     let (tx, rx) = mpsc::channel(QUEUE);
-    lock(&shared.peers).insert(peer.clone());
+    if !shared.peer_up(&peer) {
+        tracing::info!(peer = %peer, "Erlang node already connected: the new connection is dropped");
+        return;
+    }
     let reason = run(&shared, stream, &peer, tx, rx).await;
-    lock(&shared.peers).remove(&peer);
+    shared.peer_down(&peer, &reason);
     tracing::info!(peer = %peer, "Erlang node disconnected: {reason}");
 }
 
@@ -128,7 +132,7 @@ pub(crate) async fn connect(shared: Arc<Shared>, peer: &str) -> Result<(), ErlEr
     let (stream, peer) = tokio::time::timeout(setup, work)
         .await
         .map_err(|_| ErlError::Handshake(format!("not done within {setup:?}")))??;
-    if !lock(&shared.peers).insert(peer.clone()) {
+    if !shared.peer_up(&peer) {
         return Ok(()); // connected meanwhile from the other side
     }
     tracing::info!(peer = %peer, "connected to Erlang node");
@@ -137,7 +141,7 @@ pub(crate) async fn connect(shared: Arc<Shared>, peer: &str) -> Result<(), ErlEr
         async move {
             let (tx, rx) = mpsc::channel(QUEUE);
             let reason = run(&shared, stream, &peer, tx, rx).await;
-            lock(&shared.peers).remove(&peer);
+            shared.peer_down(&peer, &reason);
             tracing::info!(peer = %peer, "Erlang node disconnected: {reason}");
         },
         span,
@@ -263,7 +267,7 @@ async fn run(
 #[derive(Default)]
 struct Monitors(HashMap<(eetf::Pid, String), eetf::Reference>);
 
-fn send(tx: &mpsc::Sender<Message>, msg: Message) {
+pub(crate) fn send_msg(tx: &mpsc::Sender<Message>, msg: Message) {
     if tx.try_send(msg).is_err() {
         tracing::warn!(
             "the connection's queue is full or closed: a message to a BEAM node was dropped"
@@ -287,7 +291,7 @@ fn gen_call(message: &Term) -> Option<(eetf::Pid, Term, Term)> {
 
 fn reply(tx: &mpsc::Sender<Message>, to: eetf::Pid, tag: Term, value: Term) {
     let msg = Term::Tuple(eetf::Tuple::from(vec![tag, value]));
-    send(tx, Message::send(to, msg));
+    send_msg(tx, Message::send(to, msg));
 }
 
 fn on_message(
@@ -328,7 +332,7 @@ fn on_message(
                 }
                 _ => {
                     // Nothing here by that name: the monitor fires at once, as the BEAM's.
-                    send(
+                    send_msg(
                         tx,
                         Message::monitor_p_exit(m.to_proc, m.from_pid, m.reference, atom("noproc")),
                     );
@@ -340,6 +344,19 @@ fn on_message(
                 monitors.0.remove(&(m.from_pid, a.name));
             }
         }
+        Message::SpawnRequest(req) => super::erpc::on_spawn_request(shared, tx, req),
+        Message::SpawnRequestTt(req) => super::erpc::on_spawn_request(
+            shared,
+            tx,
+            erl_dist::message::SpawnRequest {
+                req_id: req.req_id,
+                from_pid: req.from_pid,
+                group_leader: req.group_leader,
+                mfa: req.mfa,
+                opt_list: req.opt_list,
+                arg_list: req.arg_list,
+            },
+        ),
         other => tracing::debug!(peer, "an Erlang message nodus does not handle: {other:?}"),
     }
 }
@@ -386,7 +403,7 @@ fn on_reg_send(
                             request,
                         ]));
                         let to = erl_dist::term::PidOrAtom::Atom(eetf::Atom::from(name.as_str()));
-                        send(&tx, Message::monitor_p_exit(to, caller, reference, reason));
+                        send_msg(&tx, Message::monitor_p_exit(to, caller, reference, reason));
                     }
                 }
             }

@@ -298,6 +298,113 @@ impl<K: IntoTerm, V: IntoTerm> IntoTerm for HashMap<K, V> {
     }
 }
 
+/// A term as JSON, for the functions BEAM nodes run here with `erpc` (their arguments cross
+/// as JSON into [`FunctionRegistry::call_json`](actor_core::FunctionRegistry)): integers and
+/// floats are numbers, binaries (Elixir strings) and atoms other than `true`, `false`, `nil`
+/// and `undefined` are strings (`true`/`false` are booleans, `nil`/`undefined` null), lists
+/// and tuples are arrays, charlists are strings, maps whose keys are binaries or atoms are
+/// objects.
+///
+/// # Errors
+/// [`TermError`] for pids, ports, references, funs, bit strings, improper lists, maps with
+/// other keys, binaries that are not UTF-8 and integers past 64 bits.
+pub fn term_to_json(term: &Term) -> Result<serde_json::Value, TermError> {
+    use serde_json::Value;
+    Ok(match term {
+        Term::Atom(a) => match a.name.as_str() {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            "nil" | "undefined" => Value::Null,
+            other => Value::String(other.to_string()),
+        },
+        Term::FixInteger(i) => Value::from(i.value),
+        Term::BigInteger(b) => {
+            let shown = b.value.to_string();
+            if let Ok(i) = shown.parse::<i64>() {
+                Value::from(i)
+            } else if let Ok(u) = shown.parse::<u64>() {
+                Value::from(u)
+            } else {
+                return Err(TermError::new("an integer of at most 64 bits", term));
+            }
+        }
+        Term::Float(f) => serde_json::Number::from_f64(f.value)
+            .map(Value::Number)
+            .ok_or_else(|| TermError::new("a finite float", term))?,
+        Term::Binary(b) => Value::String(
+            String::from_utf8(b.bytes.clone())
+                .map_err(|_| TermError::new("a UTF-8 binary", term))?,
+        ),
+        Term::ByteList(l) => Value::String(
+            String::from_utf8(l.bytes.clone())
+                .map_err(|_| TermError::new("a UTF-8 charlist", term))?,
+        ),
+        Term::List(l) => Value::Array(
+            l.elements
+                .iter()
+                .map(term_to_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        Term::Tuple(t) => Value::Array(
+            t.elements
+                .iter()
+                .map(term_to_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        Term::Map(m) => {
+            let mut object = serde_json::Map::new();
+            for (k, v) in &m.map {
+                let key = match k {
+                    Term::Binary(b) => String::from_utf8(b.bytes.clone())
+                        .map_err(|_| TermError::new("a UTF-8 map key", term))?,
+                    Term::Atom(a) => a.name.clone(),
+                    _ => return Err(TermError::new("a map with binary or atom keys", term)),
+                };
+                object.insert(key, term_to_json(v)?);
+            }
+            Value::Object(object)
+        }
+        _ => return Err(TermError::new("a term with a JSON form", term)),
+    })
+}
+
+/// JSON as a term, for the results of the functions BEAM nodes run here: numbers are
+/// integers (or floats), strings binaries, booleans `true`/`false`, null `nil`, arrays
+/// lists and objects maps with binary keys (what Elixir expects of a decoded JSON value).
+pub fn json_to_term(value: serde_json::Value) -> Term {
+    use serde_json::Value;
+    match value {
+        Value::Null => atom("nil"),
+        Value::Bool(b) => atom(if b { "true" } else { "false" }),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_term()
+            } else if let Some(u) = n.as_u64() {
+                Term::BigInteger(eetf::BigInteger::from(u))
+            } else {
+                Term::Float(
+                    eetf::Float::try_from(n.as_f64().unwrap_or(0.0))
+                        .unwrap_or(eetf::Float { value: 0.0 }),
+                )
+            }
+        }
+        Value::String(s) => Term::Binary(eetf::Binary::from(s.into_bytes())),
+        Value::Array(a) => Term::List(eetf::List::from(
+            a.into_iter().map(json_to_term).collect::<Vec<_>>(),
+        )),
+        Value::Object(o) => Term::Map(eetf::Map::from(
+            o.into_iter()
+                .map(|(k, v)| {
+                    (
+                        Term::Binary(eetf::Binary::from(k.into_bytes())),
+                        json_to_term(v),
+                    )
+                })
+                .collect::<std::collections::HashMap<_, _>>(),
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
