@@ -2,11 +2,20 @@
 //! processes on loopback, against plain TCP in the same run (issue 4, item 7).
 //!
 //! ```sh
-//! cargo bench --bench remote        # release mode; about 10 s
+//! cargo bench --bench remote        # release mode; about 30 s
 //! NODUS_BENCH_RUNTIME=current cargo bench --bench remote   # current-thread runtimes
+//! NODUS_BENCH_SCALE=0.2 cargo bench --bench remote         # a fifth of the iterations
 //! ```
 //!
-//! The bench binary runs as three processes: the one cargo starts only forwards the figures
+//! **Placement.** Every figure is measured twice in one run: once with both processes pinned
+//! to CPU 0 (the bench starts the measuring process under `taskset -c 0`, as the workspace
+//! forbids the `unsafe` of calling `sched_setaffinity`; its threads and the peer it starts
+//! inherit the affinity), so that a wake-up never crosses CPUs,
+//! and once unpinned (the affinity the bench was started with). The keys are prefixed
+//! `pinned_` and `unpinned_`, and `pinned_cpus=`/`unpinned_cpus=` say where the processes
+//! ran; the ratios come last. Plain TCP is measured in the same placement as nodus.
+//!
+//! The bench binary runs as three processes per placement: the one cargo starts only forwards the figures
 //! (the Chat app prints each message it receives, `chicken?` included, on stdout, so the
 //! measuring process's stdout is filtered down to its `key=value` lines); the measuring
 //! process starts a port mapper on `127.0.0.1:0` and re-executes the binary as the peer,
@@ -41,8 +50,9 @@
 //!
 //! Every figure is the median of the measured rounds (one untimed warm-up round first); then
 //! come the ratios, each the median of the per-round ratios against the baseline measured in
-//! the same round: `ratio_call_vs_tcp` (target ≤ 1.15), `ratio_cast_vs_tcp_frames` and
-//! `ratio_task_c64_vs_tcp_c64`. The absolute targets of W2 (3,000,000 casts/s) and W4
+//! the same round: `call_vs_tcp` (target ≤ 1.15), `cast_vs_tcp_frames`,
+//! `task_c64_vs_tcp_c64` and `moebi_vs_task` (W5 over W3, target ≤ 2), each with the
+//! placement's prefix. The absolute targets of W2 (3,000,000 casts/s) and W4
 //! (30,000 tasks/s) are printed beside their figures, not used as denominators. No sleeps:
 //! every step waits for the answer it needs, and every wait is bounded by a timeout.
 //!
@@ -78,8 +88,12 @@ use two_process::{
 
 /// The argument that makes the binary the peer node; the port mapper's address follows.
 const PEER_ARG: &str = "--nodus-remote-peer";
-/// The argument that makes the binary the measuring process.
+/// The argument that makes the binary the measuring process; `pinned` or `unpinned` follows.
 const MEASURE_ARG: &str = "--nodus-remote-measure";
+/// Scales the iteration counts (a positive number; 1 by default).
+const SCALE_ENV: &str = "NODUS_BENCH_SCALE";
+/// The placements, in the order they are measured.
+const PLACEMENTS: [&str; 2] = ["pinned", "unpinned"];
 
 const COOKIE: &str = "nodus-bench";
 const BENCH_NODE: &str = "bench@localhost";
@@ -113,8 +127,11 @@ fn main() {
             .and_then(|a| a.parse().ok())
             .expect("peer: the port mapper's address must follow --nodus-remote-peer");
         serve(epmd);
-    } else if args.iter().any(|a| a == MEASURE_ARG) {
-        measure();
+    } else if let Some(i) = args.iter().position(|a| a == MEASURE_ARG) {
+        let placement = args
+            .get(i + 1)
+            .expect("measure: `pinned` or `unpinned` must follow --nodus-remote-measure");
+        measure(placement);
     } else {
         forward_figures();
     }
@@ -251,30 +268,77 @@ fn serve(epmd: SocketAddr) {
 
 fn forward_figures() {
     let exe = std::env::current_exe().expect("bench setup: current_exe unavailable");
-    let mut child = Command::new(exe)
-        .arg(MEASURE_ARG)
-        .stdin(Stdio::piped()) // closes when we die, which stops the child (exit_with_parent)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("bench setup: cannot start the measuring process");
-    let stdout = child.stdout.take().expect("bench setup: no stdout");
-    for line in BufReader::new(stdout).lines() {
-        let line = line.expect("bench: cannot read the measuring process's output");
-        let is_figure = line.split_once('=').is_some_and(|(key, _)| {
-            !key.is_empty()
-                && key
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        });
-        if is_figure {
-            println!("{line}");
+    // The figures as they come; the ratios (keys with `_vs_`) of both placements at the end.
+    let mut ratios = Vec::new();
+    for placement in PLACEMENTS {
+        // Pinned: the measuring process starts under `taskset -c 0` (the workspace forbids the
+        // `unsafe` a sched_setaffinity call needs); its threads and the peer inherit it.
+        let mut command = if placement == "pinned" {
+            if Command::new("taskset").arg("-V").output().is_err() {
+                println!("pinned_skipped=1 (taskset not found; install util-linux)");
+                continue;
+            }
+            let mut c = Command::new("taskset");
+            c.args(["-c", "0"]).arg(&exe);
+            c
+        } else {
+            Command::new(&exe)
+        };
+        let mut child = command
+            .args([MEASURE_ARG, placement])
+            .stdin(Stdio::piped()) // closes when we die, which stops the child (exit_with_parent)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("bench setup: cannot start the measuring process");
+        let stdout = child.stdout.take().expect("bench setup: no stdout");
+        for line in BufReader::new(stdout).lines() {
+            let line = line.expect("bench: cannot read the measuring process's output");
+            let key = line.split_once('=').map(|(key, _)| key).filter(|key| {
+                !key.is_empty()
+                    && key
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            });
+            match key {
+                Some(key) if key.contains("_vs_") => ratios.push(line),
+                Some(_) => println!("{line}"),
+                None => {}
+            }
+        }
+        let status = child
+            .wait()
+            .expect("bench: cannot wait for the measuring process");
+        if !status.success() {
+            std::process::exit(status.code().unwrap_or(1));
         }
     }
-    let status = child
-        .wait()
-        .expect("bench: cannot wait for the measuring process");
-    std::process::exit(status.code().unwrap_or(1));
+    for line in ratios {
+        println!("{line}");
+    }
+}
+
+/// The CPUs this process may run on, as Linux lists them (`0-1`), from `/proc/self/status`.
+fn allowed_cpus() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+                .map(|l| l.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `n` scaled by [`SCALE_ENV`], at least 1.
+fn scaled(n: usize) -> usize {
+    let scale: f64 = std::env::var(SCALE_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .filter(|s: &f64| *s > 0.0)
+        .unwrap_or(1.0);
+    ((n as f64 * scale) as usize).max(1)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -425,8 +489,22 @@ struct Figures {
     moebi: Vec<f64>,
 }
 
-fn measure() {
+fn measure(placement: &str) {
     exit_with_parent();
+    // The affinity was set by whoever started us (taskset for `pinned`); the peer inherits it.
+    assert!(
+        PLACEMENTS.contains(&placement),
+        "measure: unknown placement {placement:?} (pinned or unpinned)"
+    );
+    let p = placement;
+    println!("{p}_cpus={}", allowed_cpus());
+    let (round_trips, casts_n, tasks_seq, tasks_c64, moebi_trips) = (
+        scaled(ROUND_TRIPS).max(CHUNKS),
+        scaled(CASTS as usize) as u64,
+        scaled(TASKS_SEQ),
+        scaled(TASKS_C64),
+        scaled(MOEBI_TRIPS),
+    );
     let rt = runtime();
     let epmd = rt.block_on(async {
         PortMapperServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -465,7 +543,7 @@ fn measure() {
 
     // One untimed round to warm up (and connect), then the measured rounds.
     let mut figures = Figures::default();
-    let chunk = ROUND_TRIPS / CHUNKS;
+    let chunk = round_trips / CHUNKS;
     let per_rtt = 1e6 / (chunk * CHUNKS) as f64;
     for round in 0..=ROUNDS {
         let (mut tcp_s, mut call_s) = (0.0, 0.0);
@@ -483,27 +561,27 @@ fn measure() {
         // trips with as many in flight; the order alternates between rounds.
         let (tcp_frames, casts, tcp_c64, task_c64);
         if baseline_first(round, 0) {
-            tcp_frames = tcp.frames(CASTS);
-            casts = run!(&rt, client, |c| c.casts(CASTS).await);
-            tcp_c64 = tcp.pipelined(TASKS_C64, IN_FLIGHT);
-            task_c64 = run!(&rt, client, |c| c.tasks_concurrent(TASKS_C64).await);
+            tcp_frames = tcp.frames(casts_n);
+            casts = run!(&rt, client, |c| c.casts(casts_n).await);
+            tcp_c64 = tcp.pipelined(tasks_c64, IN_FLIGHT);
+            task_c64 = run!(&rt, client, |c| c.tasks_concurrent(tasks_c64).await);
         } else {
-            casts = run!(&rt, client, |c| c.casts(CASTS).await);
-            tcp_frames = tcp.frames(CASTS);
-            task_c64 = run!(&rt, client, |c| c.tasks_concurrent(TASKS_C64).await);
-            tcp_c64 = tcp.pipelined(TASKS_C64, IN_FLIGHT);
+            casts = run!(&rt, client, |c| c.casts(casts_n).await);
+            tcp_frames = tcp.frames(casts_n);
+            task_c64 = run!(&rt, client, |c| c.tasks_concurrent(tasks_c64).await);
+            tcp_c64 = tcp.pipelined(tasks_c64, IN_FLIGHT);
         }
-        let task_seq = run!(&rt, client, |c| c.tasks_seq(TASKS_SEQ).await);
-        let moebi = run!(&rt, client, |c| c.moebi(MOEBI_TRIPS).await);
+        let task_seq = run!(&rt, client, |c| c.tasks_seq(tasks_seq).await);
+        let moebi = run!(&rt, client, |c| c.moebi(moebi_trips).await);
         if round > 0 {
             figures.tcp_rtt.push(tcp_s * per_rtt);
             figures.call_rtt.push(call_s * per_rtt);
             figures.tcp_frames.push(tcp_frames);
             figures.casts.push(casts);
-            figures.task_seq.push(task_seq * 1e6 / TASKS_SEQ as f64);
+            figures.task_seq.push(task_seq * 1e6 / tasks_seq as f64);
             figures.tcp_c64.push(tcp_c64);
             figures.task_c64.push(task_c64);
-            figures.moebi.push(moebi * 1e6 / MOEBI_TRIPS as f64);
+            figures.moebi.push(moebi * 1e6 / moebi_trips as f64);
         }
     }
     drop(client);
@@ -513,6 +591,7 @@ fn measure() {
     let ratio_call = median_ratio(&figures.call_rtt, &figures.tcp_rtt);
     let ratio_cast = median_ratio(&figures.casts, &figures.tcp_frames);
     let ratio_c64 = median_ratio(&figures.task_c64, &figures.tcp_c64);
+    let ratio_moebi = median_ratio(&figures.moebi, &figures.task_seq);
     let tcp_rtt = median(figures.tcp_rtt);
     let call_rtt = median(figures.call_rtt);
     let tcp_frames = median(figures.tcp_frames);
@@ -521,17 +600,20 @@ fn measure() {
     let tcp_c64 = median(figures.tcp_c64);
     let task_c64 = median(figures.task_c64);
     let moebi = median(figures.moebi);
-    println!("tcp_roundtrip_us={tcp_rtt:.2}");
-    println!("call_roundtrip_us={call_rtt:.2}");
-    println!("tcp_frames_per_s={tcp_frames:.0}");
-    println!("cast_msgs_per_s={casts:.0} (target >= {CAST_TARGET:.0})");
-    println!("task_async_seq_us={task_seq:.2}");
-    println!("tcp_c64_roundtrips_per_s={tcp_c64:.0}");
-    println!("task_async_c64_tasks_per_s={task_c64:.0} (target >= {TASK_C64_TARGET:.0})");
-    println!("moebi_roundtrip_us={moebi:.2}");
-    println!("ratio_call_vs_tcp={ratio_call:.3} (target <= 1.15)");
-    println!("ratio_cast_vs_tcp_frames={ratio_cast:.3} (cast_msgs_per_s / tcp_frames_per_s)");
+    println!("{p}_tcp_roundtrip_us={tcp_rtt:.2}");
+    println!("{p}_call_roundtrip_us={call_rtt:.2}");
+    println!("{p}_tcp_frames_per_s={tcp_frames:.0}");
+    println!("{p}_cast_msgs_per_s={casts:.0} (target >= {CAST_TARGET:.0})");
+    println!("{p}_task_async_seq_us={task_seq:.2}");
+    println!("{p}_tcp_c64_roundtrips_per_s={tcp_c64:.0}");
+    println!("{p}_task_async_c64_tasks_per_s={task_c64:.0} (target >= {TASK_C64_TARGET:.0})");
+    println!("{p}_moebi_roundtrip_us={moebi:.2}");
+    println!("{p}_call_vs_tcp={ratio_call:.3} (target <= 1.15)");
+    println!("{p}_cast_vs_tcp_frames={ratio_cast:.3} (cast_msgs_per_s / tcp_frames_per_s)");
     println!(
-        "ratio_task_c64_vs_tcp_c64={ratio_c64:.3} (task_async_c64_tasks_per_s / tcp_c64_roundtrips_per_s)"
+        "{p}_task_c64_vs_tcp_c64={ratio_c64:.3} (task_async_c64_tasks_per_s / tcp_c64_roundtrips_per_s)"
+    );
+    println!(
+        "{p}_moebi_vs_task={ratio_moebi:.3} (moebi_roundtrip_us / task_async_seq_us; target <= 2)"
     );
 }

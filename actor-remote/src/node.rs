@@ -82,7 +82,7 @@ use self::{
     state::{NodeState, Outcome},
 };
 use crate::{
-    port_mapper::{ensure_port_mapper_on, PortMapperClient, PortMapperError},
+    port_mapper::{ensure_port_mapper_mode, PortMapperClient, PortMapperError},
     proto::HandshakeConfig,
     transport::{SendStats, SessionConfig},
     Cookie,
@@ -168,9 +168,14 @@ impl Node {
             ),
             _ => port_mapper_addr,
         };
-        let port_mapper = ensure_port_mapper_on(port_mapper_addr, embedded_bind)
-            .await
-            .map_err(NodeError::PortMapper)?;
+        let port_mapper = ensure_port_mapper_mode(
+            port_mapper_addr,
+            embedded_bind,
+            &config.port_mapper_mode,
+            config.handshake_timeout,
+        )
+        .await
+        .map_err(NodeError::PortMapper)?;
         let registration = port_mapper
             .client()
             .clone()

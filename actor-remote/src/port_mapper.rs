@@ -48,6 +48,7 @@
 //! ```
 
 mod client;
+mod launch;
 pub mod proto;
 mod server;
 
@@ -55,6 +56,7 @@ mod server;
 pub(crate) mod tests;
 
 pub use client::{PortMapperClient, PortMapperError, Registration, DEFAULT_TIMEOUT, EPMD_PORT};
+pub use launch::{ensure_port_mapper_mode, PortMapperMode, DAEMON_START_TIMEOUT};
 pub use proto::{NodeInfo, NodeType};
 pub use server::{
     ensure_port_mapper, ensure_port_mapper_on, PortMapperHandle, PortMapperServer,

@@ -7,7 +7,12 @@
 //! nodus nodes NODE [--json]               # NODE's Node.list
 //! nodus info NODE [--json]                # version, uptime, names, supervision tree, task supervisors
 //! nodus rpc NODE MODULE FUNCTION [ARGS]   # ARGS: a JSON array, e.g. '["hi"]'; prints the JSON result
+//! nodus epmd [--port P] [--address IP] [--daemon] [--pidfile PATH]   # the port mapper, as epmd
 //! ```
+//!
+//! `nodus epmd` runs the port mapper as a process of its own (see `src/bin/nodus/epmd.rs`);
+//! nodes configured with `PortMapperMode::Process` start it detached, as `erl -sname` starts
+//! `epmd -daemon`.
 //!
 //! Every command but `names` joins the cluster as a *hidden* node named
 //! `nodus_cli_<pid>@<host>` (short or long names as NODE's), with the cookie from `--cookie`,
@@ -23,6 +28,8 @@
 //! `tracing-subscriber`); every failure is reported with its reason.
 
 // A binary's root file looks for its modules beside it; these live in `src/bin/nodus/`.
+#[path = "nodus/epmd.rs"]
+mod epmd;
 #[path = "nodus/hidden.rs"]
 mod hidden;
 #[path = "nodus/render.rs"]
@@ -114,6 +121,8 @@ enum Command {
         #[arg(default_value = "[]")]
         args: String,
     },
+    /// Runs the port mapper (an epmd) as a process of its own, as `epmd [-daemon]`.
+    Epmd(epmd::EpmdArgs),
 }
 
 fn parse_node(text: &str) -> Result<NodeName, String> {
@@ -168,6 +177,8 @@ enum CliError {
     },
     #[error("could not write JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("epmd: {0}")]
+    Epmd(#[from] epmd::EpmdError),
 }
 
 #[tokio::main]
@@ -184,12 +195,15 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> Result<ExitCode, CliError> {
     let timeout = cli.timeout;
-    let target = match &cli.command {
-        Command::Names { host } => return names(cli.port_mapper, host.as_deref(), timeout).await,
-        Command::Ping { node }
-        | Command::Nodes { node, .. }
-        | Command::Info { node, .. }
-        | Command::Rpc { node, .. } => node.clone(),
+    let target = match cli.command {
+        Command::Names { ref host } => {
+            return names(cli.port_mapper, host.as_deref(), timeout).await
+        }
+        Command::Epmd(args) => return Ok(epmd::run(args, timeout).await?),
+        Command::Ping { ref node }
+        | Command::Nodes { ref node, .. }
+        | Command::Info { ref node, .. }
+        | Command::Rpc { ref node, .. } => node.clone(),
     };
     if let Command::Rpc { args, .. } = &cli.command {
         // Refused here, before connecting; whether it fits the function's types is for the
@@ -236,7 +250,8 @@ async fn command(
     timeout: Duration,
 ) -> Result<ExitCode, CliError> {
     match command {
-        Command::Names { .. } => Ok(ExitCode::SUCCESS), // handled before a node starts
+        // handled before a node starts
+        Command::Names { .. } | Command::Epmd(_) => Ok(ExitCode::SUCCESS),
         Command::Ping { .. } => Ok(match node.ping(target.as_str()).await {
             Ping::Pong => {
                 println!("pong");
@@ -364,6 +379,11 @@ mod tests {
         assert!(Cli::try_parse_from(["nodus", "--cookie", "", "ping", "a@h"]).is_err());
         assert!(Cli::try_parse_from(["nodus", "--timeout", "0", "ping", "a@h"]).is_err());
         assert!(Cli::try_parse_from(["nodus", "--timeout", "-1", "ping", "a@h"]).is_err());
+        let cli = Cli::parse_from(["nodus", "epmd", "--port", "4400", "--daemon"]);
+        assert!(
+            matches!(cli.command, Command::Epmd(ref a) if a.port == Some(4400) && a.daemon),
+            "{cli:?}"
+        );
     }
 
     use clap::CommandFactory;

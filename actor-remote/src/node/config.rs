@@ -8,6 +8,7 @@ use std::{
 use actor_core::NameMode;
 
 use crate::{
+    port_mapper::PortMapperMode,
     proto::{DEFAULT_SETUP_TIME, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
     transport::DEFAULT_SEND_QUEUE_LIMIT,
     wire::DEFAULT_MAX_FRAME_LEN,
@@ -50,6 +51,12 @@ pub struct NodeConfig {
     /// epmd; with long names it listens on every interface, as epmd does, so that nodes on
     /// other hosts can look this host's nodes up (with short names, on loopback only). Peers' port mappers are looked up on their hosts at the same port.
     pub port_mapper: Option<SocketAddr>,
+    /// What the node does when no port mapper answers at `port_mapper` (default
+    /// [`PortMapperMode::Embedded`]: host one in-process, which in-process tests rely on;
+    /// [`PortMapperMode::Process`] starts a detached `nodus epmd --daemon`, as `erl -sname`
+    /// starts `epmd -daemon`, so registrations outlive this node). Also applied when the
+    /// registration is lost later and the node registers again.
+    pub port_mapper_mode: PortMapperMode,
     /// A peer silent this long is down with reason `tick_timeout` (default 60 s).
     pub tick_time: Duration,
     /// An idle session ticks every `tick_time / tick_intensity` (default 4).
@@ -100,6 +107,7 @@ impl NodeConfig {
             listen_ip: None,
             listen_port: 0,
             port_mapper: None,
+            port_mapper_mode: PortMapperMode::Embedded,
             tick_time: DEFAULT_TICK_TIME,
             tick_intensity: DEFAULT_TICK_INTENSITY,
             handshake_timeout: DEFAULT_SETUP_TIME,
@@ -137,6 +145,12 @@ impl NodeConfig {
     /// Sets the cookie.
     pub fn cookie(mut self, cookie: Cookie) -> Self {
         self.cookie = Some(cookie);
+        self
+    }
+
+    /// Sets what the node does when no port mapper answers ([`NodeConfig::port_mapper_mode`]).
+    pub fn port_mapper_mode(mut self, mode: PortMapperMode) -> Self {
+        self.port_mapper_mode = mode;
         self
     }
 

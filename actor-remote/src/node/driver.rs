@@ -19,7 +19,7 @@ use super::{
     serving,
 };
 use crate::{
-    port_mapper::{ensure_port_mapper_on, PortMapperClient, PortMapperHandle, Registration},
+    port_mapper::{ensure_port_mapper_mode, PortMapperClient, PortMapperHandle, Registration},
     proto::HandshakeError,
     transport::{faults, handshake_over, tls, Connected, Direction, Inline, Session, Stream},
     wire::message::NodeMsg,
@@ -327,7 +327,8 @@ async fn run_session(node: Weak<Inner>, peer: NodeName, conn: u64, session: Sess
 
 /// Keeps the node registered with its port mapper. If the registration is lost (the port
 /// mapper died, for example the embedded one of a node that stopped), registers again,
-/// starting an embedded port mapper if none answers, with a backoff of up to 5 s.
+/// starting a port mapper as the node's `port_mapper_mode` says if none answers, with a
+/// backoff of up to 5 s.
 pub(super) async fn keep_registered(
     node: Weak<Inner>,
     mut registration: Registration,
@@ -349,8 +350,9 @@ pub(super) async fn keep_registered(
                 inner.config.hidden,
             );
             let timeout = inner.config.handshake_timeout;
+            let mode = inner.config.port_mapper_mode.clone();
             drop(inner);
-            let attempt = match ensure_port_mapper_on(addr, bind).await {
+            let attempt = match ensure_port_mapper_mode(addr, bind, &mode, timeout).await {
                 Ok(handle) => {
                     let client = handle.client().clone().with_timeout(timeout);
                     client

@@ -11,7 +11,7 @@ use std::{net::IpAddr, path::Path, time::Duration};
 use actor_core::{NameMode, NodeName};
 
 use super::config::NodeConfig;
-use crate::Cookie;
+use crate::{port_mapper::PortMapperMode, Cookie};
 
 /// A configuration value that is missing or does not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +96,8 @@ impl NodeConfig {
     /// | `NODUS_LISTEN_IP` | `listen_ip` | the address to listen on | the host's address if it is one, else all |
     /// | `NODUS_PORT` | `port` | the distribution port; 0 lets the OS choose | 0 |
     /// | `NODUS_PORT_MAPPER` | `port_mapper` | `ip:port` of the port mapper | `127.0.0.1:4369` (`ERL_EPMD_PORT`) |
+    /// | `NODUS_PORT_MAPPER_MODE` | `port_mapper_mode` | when none answers: `embedded` (host one), `process` (start a detached `nodus epmd --daemon`, as `erl` starts `epmd -daemon`) or `none` (fail) | `embedded` |
+    /// | `NODUS_PORT_MAPPER_PROGRAM` | `port_mapper_program` | the program `process` starts | `nodus` (on `PATH`) |
     /// | `NODUS_TICK_TIME` | `tick_time` | seconds of silence before a peer is down (`net_ticktime`) | 60 |
     /// | `NODUS_HIDDEN` | `hidden` | `true` for a hidden node | `false` |
     /// | `NODUS_CONNECT_ALL` | `connect_all` | `false` to keep out of the full mesh | `true` |
@@ -191,6 +193,22 @@ impl NodeConfig {
         if let Some((var, value)) = first(get, &["NODUS_PORT_MAPPER"]) {
             config.port_mapper = Some(parse_with(var, &value, "ip:port, as 127.0.0.1:4369")?);
         }
+        if let Some((var, value)) = first(get, &["NODUS_PORT_MAPPER_MODE"]) {
+            let program = first(get, &["NODUS_PORT_MAPPER_PROGRAM"])
+                .map_or_else(|| "nodus".to_string(), |(_, p)| p.trim().to_string());
+            config.port_mapper_mode = match value.trim() {
+                "embedded" => PortMapperMode::Embedded,
+                "process" => PortMapperMode::process(program),
+                "none" => PortMapperMode::None,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        var,
+                        value,
+                        expected: "embedded, process or none",
+                    })
+                }
+            };
+        }
         if let Some((var, value)) = first(get, &["NODUS_TICK_TIME"]) {
             let secs: u64 = parse_with(var, &value, "whole seconds, at least 1")?;
             if secs == 0 {
@@ -272,6 +290,8 @@ impl NodeConfig {
             ("listen_ip", "NODUS_LISTEN_IP"),
             ("port", "NODUS_PORT"),
             ("port_mapper", "NODUS_PORT_MAPPER"),
+            ("port_mapper_mode", "NODUS_PORT_MAPPER_MODE"),
+            ("port_mapper_program", "NODUS_PORT_MAPPER_PROGRAM"),
             ("tick_time", "NODUS_TICK_TIME"),
             ("hidden", "NODUS_HIDDEN"),
             ("connect_all", "NODUS_CONNECT_ALL"),
@@ -429,8 +449,14 @@ mod tests {
             ("NODUS_TICK_TIME", "5"),
             ("NODUS_HIDDEN", "yes"),
             ("NODUS_CONNECT_ALL", "false"),
+            ("NODUS_PORT_MAPPER_MODE", "process"),
+            ("NODUS_PORT_MAPPER_PROGRAM", "/opt/bin/nodus"),
         ];
         let c = NodeConfig::from_lookup(&lookup(&vars)).expect("valid");
+        assert_eq!(
+            c.port_mapper_mode,
+            PortMapperMode::process("/opt/bin/nodus")
+        );
         assert_eq!(c.name_mode, NameMode::Long, "localhost is a long name too");
         assert_eq!(c.listen_ip, Some([127, 0, 0, 1].into()));
         assert_eq!(c.listen_port, 9100);
@@ -459,6 +485,10 @@ mod tests {
             (
                 &[("NODUS_NODE", "a@vm"), ("NODUS_PORT", "99999")],
                 "NODUS_PORT",
+            ),
+            (
+                &[("NODUS_NODE", "a@vm"), ("NODUS_PORT_MAPPER_MODE", "daemon")],
+                "NODUS_PORT_MAPPER_MODE",
             ),
             (
                 &[("NODUS_NODE", "a@vm"), ("NODUS_TICK_TIME", "0")],

@@ -394,8 +394,8 @@ impl Drop for Unregister<'_> {
 /// registered with it, including other nodes' names, is gone.
 #[derive(Debug)]
 pub struct PortMapperHandle {
-    client: PortMapperClient,
-    server: Option<PortMapperServerHandle>,
+    pub(super) client: PortMapperClient,
+    pub(super) server: Option<PortMapperServerHandle>,
 }
 
 impl PortMapperHandle {
