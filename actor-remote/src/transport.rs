@@ -8,6 +8,13 @@
 //!   a burst of small frames costs one syscall;
 //! - the writer coalesces: frames queued while a write is in flight go out together in the
 //!   next single `write_all`;
+//! - the writer has two lanes: a message whose encoding is over [`FRAGMENT_SIZE`] (64 KiB)
+//!   is sent as fragments ([`SessionFrame::Fragment`](crate::wire::message::SessionFrame)),
+//!   and each write takes every small frame queued meanwhile, then one fragment of the
+//!   oldest large message; so a tick, a ping or a small call waits behind at most one
+//!   fragment, not behind a 55 MiB message. The reader reassembles fragments, bounded by
+//!   `max_frame_len` (more closes the session with [`CloseReason::MessageTooLarge`]), and
+//!   decodes the whole message on its own task;
 //! - the writer also runs the [`Ticker`](crate::proto::Ticker): an idle session sends a tick
 //!   every `tick_time / tick_intensity`, and a peer silent for `tick_time` closes the session
 //!   with [`CloseReason::TickTimeout`];
@@ -17,6 +24,16 @@
 //!
 //! Frames of a session are [`SessionFrame<T>`](crate::wire::message::SessionFrame): a tick or
 //! one message of the node layer's type `T`, so ticks need nothing from `T`.
+//!
+//! # Order
+//!
+//! Messages of one lane arrive in the order they were sent on the session: small messages
+//! (encoding up to [`FRAGMENT_SIZE`]) among themselves, and large ones among themselves
+//! (one large message is sent at a time, its fragments in order). A small message may
+//! overtake a large one sent before it, whoever sent them, and ticks overtake everything.
+//! This is weaker than the BEAM's guarantee (order per sender and receiver pair, whatever
+//! the size): a sender that needs a small message to follow a large one to the same actor
+//! must wait for an answer to the large one (a call) before sending it.
 //!
 //! # Closing
 //!
@@ -53,7 +70,7 @@ pub use faults::Faults;
 pub use handshake::{handshake_over, Connected, Direction};
 pub use session::{
     CloseReason, Inline, Responder, SendError, SendStats, Session, SessionConfig, SessionHandle,
-    DEFAULT_SEND_QUEUE_LIMIT, INCOMING_CAPACITY,
+    DEFAULT_SEND_QUEUE_LIMIT, FRAGMENT_SIZE, INCOMING_CAPACITY,
 };
 pub use stream::{Io, ReadHalf, Stream, WriteHalf};
 #[cfg(feature = "tls")]

@@ -25,7 +25,7 @@ use crate::{
     proto::{Established, TickAction, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
     wire::{
         decode_body, encode_frame, message::SessionFrame, FrameDecoder, FrameError,
-        DEFAULT_MAX_FRAME_LEN,
+        DEFAULT_MAX_FRAME_LEN, LEN_PREFIX,
     },
 };
 #[cfg(feature = "testing")]
@@ -46,6 +46,22 @@ const SMALL_FRAME: usize = 128;
 /// The writer stops adding queued frames to one write past this many bytes.
 const COALESCE_LIMIT: usize = 1 << 20;
 
+/// A message whose encoding is longer than this goes out as fragments of this many bytes
+/// ([`SessionFrame::Fragment`]), with small frames written between them: a tick or a small
+/// message waits behind at most one fragment, not a whole large message.
+pub const FRAGMENT_SIZE: usize = 64 << 10;
+
+/// The first byte of an encoded [`SessionFrame::Fragment`] (its variant's index).
+#[cfg(feature = "testing")]
+const FRAGMENT_TAG: u8 = 2;
+
+/// What the senders queue for the writer: a whole frame, or a large message's encoded frame
+/// (length prefix included) to be sent as fragments.
+enum Out {
+    Small(Vec<u8>),
+    Large(Vec<u8>),
+}
+
 /// The default bound on the bytes queued for one peer (64 MiB): see
 /// [`SessionConfig::send_queue_limit`].
 pub const DEFAULT_SEND_QUEUE_LIMIT: usize = 64 << 20;
@@ -60,8 +76,11 @@ pub struct SessionConfig {
     pub max_frame_len: usize,
     /// The bound on the bytes of frames queued for the peer and not yet written (default
     /// 64 MiB): [`SessionHandle::send`] refuses a message with [`SendError::Full`] while this
-    /// many bytes wait, so at most `send_queue_limit + max_frame_len` bytes wait (the BEAM's
-    /// `dist_buf_busy_limit`, per peer). [`SessionHandle::wait_for_room`] waits until a
+    /// many bytes wait, so at most `send_queue_limit + max_frame_len` bytes of them wait (the
+    /// BEAM's `dist_buf_busy_limit`, per peer). Answers to the peer's calls
+    /// ([`Responder::send`]) have as much room again, so casts filling the queue do not drop
+    /// them; frames sent with [`SessionHandle::send_forced`] (which must follow others
+    /// already accepted) are never refused. [`SessionHandle::wait_for_room`] waits until a
     /// message would be taken. What is still queued when the session closes is lost, and
     /// counted in [`SendStats`].
     pub send_queue_limit: usize,
@@ -110,6 +129,15 @@ pub enum CloseReason {
         /// The length the peer claimed.
         len: usize,
         /// This node's largest frame.
+        max: usize,
+    },
+    /// The peer sent fragments of one message adding up to more than `max_frame_len`
+    /// (hostile, or a peer whose own limit is higher).
+    #[error("the peer sent fragments of a message of at least {len} bytes, over max_frame_len ({max}); raise max_frame_len on both nodes if this is legitimate")]
+    MessageTooLarge {
+        /// The bytes of the message received so far.
+        len: usize,
+        /// This node's largest message.
         max: usize,
     },
     /// The peer sent a frame that is not a session frame.
@@ -171,7 +199,8 @@ struct StatsInner {
 
 impl SendStats {
     /// The most bytes ever queued for one peer at once (frames not yet written). Never more
-    /// than `send_queue_limit + max_frame_len`.
+    /// than `2 × send_queue_limit + max_frame_len`, plus forced frames
+    /// ([`SessionHandle::send_forced`]).
     pub fn queued_high_water(&self) -> usize {
         self.0.high_water.load(Ordering::Relaxed)
     }
@@ -231,22 +260,43 @@ struct Queue {
     stats: SendStats,
 }
 
+/// How much of the queue a frame may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Room {
+    /// Refused while `limit` bytes wait (new casts, calls, task starts).
+    Bounded,
+    /// Refused while twice `limit` bytes wait: answers to the peer's calls, so that a queue
+    /// full of casts does not drop them, while a peer that calls and never reads its answers
+    /// still costs bounded memory.
+    Answer,
+    /// Never refused for room (frames that must follow others already accepted).
+    Forced,
+}
+
 impl Queue {
-    /// Reserves room for a frame of `len` bytes: refused while `limit` bytes or more wait,
-    /// unless `force`d.
-    fn reserve(&self, len: usize, force: bool) -> Result<(), SendError> {
-        let limit = self.limit;
-        let queued = if force {
-            self.bytes.fetch_add(len, Ordering::AcqRel)
-        } else {
-            self.bytes
+    /// The bound for frames of `room`, `None` for forced frames.
+    fn bound(&self, room: Room) -> Option<usize> {
+        match room {
+            Room::Bounded => Some(self.limit),
+            Room::Answer => Some(self.limit.saturating_mul(2)),
+            Room::Forced => None,
+        }
+    }
+
+    /// Reserves room for a frame of `len` bytes: refused while its bound or more bytes wait.
+    fn reserve(&self, len: usize, room: Room) -> Result<(), SendError> {
+        let bound = self.bound(room);
+        let queued = match bound {
+            None => self.bytes.fetch_add(len, Ordering::AcqRel),
+            Some(limit) => self
+                .bytes
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
                     (q < limit).then_some(q.saturating_add(len))
                 })
                 .map_err(|_| {
                     self.stats.0.busy.fetch_add(1, Ordering::Relaxed);
                     SendError::Full { limit }
-                })?
+                })?,
         };
         self.frames.fetch_add(1, Ordering::AcqRel);
         let now = queued.saturating_add(len);
@@ -266,30 +316,42 @@ impl Queue {
     fn has_room(&self) -> bool {
         self.bytes.load(Ordering::Acquire) < self.limit
     }
+
+    /// Whether a frame of `room` would be taken now.
+    fn has_room_for(&self, room: Room) -> bool {
+        self.bound(room)
+            .is_none_or(|bound| self.bytes.load(Ordering::Acquire) < bound)
+    }
 }
 
-/// Frames `msg` and queues it: refused when the queue is full unless `force`d.
+/// Frames `msg` and queues it: refused when the queue is full for frames of `room`.
 fn queue_msg<T: Serialize>(
-    frames: &mpsc::UnboundedSender<Vec<u8>>,
+    frames: &mpsc::UnboundedSender<Out>,
     queue: &Queue,
     max_frame_len: usize,
     msg: &T,
-    force: bool,
+    room: Room,
 ) -> Result<(), SendError> {
     if frames.is_closed() {
         return Err(SendError::Closed);
     }
-    if !force && !queue.has_room() {
+    if !queue.has_room_for(room) {
         // Refused before encoding: a flat-out sender to a full peer costs no encoding.
         queue.stats.0.busy.fetch_add(1, Ordering::Relaxed);
-        return Err(SendError::Full { limit: queue.limit });
+        let limit = queue.bound(room).unwrap_or(usize::MAX);
+        return Err(SendError::Full { limit });
     }
     // Room for a small message, so that encoding it does not grow the buffer step by step.
     let mut frame = Vec::with_capacity(SMALL_FRAME);
     encode_frame(&SessionFrame::Msg(msg), &mut frame, max_frame_len).map_err(SendError::Frame)?;
     let len = frame.len();
-    queue.reserve(len, force)?;
-    frames.send(frame).map_err(|_| {
+    queue.reserve(len, room)?;
+    let out = if len - LEN_PREFIX > FRAGMENT_SIZE {
+        Out::Large(frame)
+    } else {
+        Out::Small(frame)
+    };
+    frames.send(out).map_err(|_| {
         queue.release(1, len);
         SendError::Closed
     })
@@ -318,7 +380,7 @@ impl<T> fmt::Debug for Session<T> {
 /// dropped.
 pub struct SessionHandle<T> {
     established: Arc<Established>,
-    frames: mpsc::UnboundedSender<Vec<u8>>,
+    frames: mpsc::UnboundedSender<Out>,
     queue: Arc<Queue>,
     close: mpsc::UnboundedSender<CloseReason>,
     max_frame_len: usize,
@@ -359,7 +421,13 @@ impl<T: Serialize> SessionHandle<T> {
     /// full, [`SendError::Frame`] if the message does not fit in `max_frame_len` or cannot be
     /// encoded (the session stays open).
     pub fn send(&self, msg: &T) -> Result<(), SendError> {
-        queue_msg(&self.frames, &self.queue, self.max_frame_len, msg, false)
+        queue_msg(
+            &self.frames,
+            &self.queue,
+            self.max_frame_len,
+            msg,
+            Room::Bounded,
+        )
     }
 
     /// As [`SessionHandle::send`], but never refused for room: for frames that must follow
@@ -369,7 +437,13 @@ impl<T: Serialize> SessionHandle<T> {
     /// # Errors
     /// [`SendError::Closed`], [`SendError::Frame`].
     pub fn send_forced(&self, msg: &T) -> Result<(), SendError> {
-        queue_msg(&self.frames, &self.queue, self.max_frame_len, msg, true)
+        queue_msg(
+            &self.frames,
+            &self.queue,
+            self.max_frame_len,
+            msg,
+            Room::Forced,
+        )
     }
 }
 
@@ -426,7 +500,7 @@ impl<T> SessionHandle<T> {
 
 /// Sends on a session without keeping it open: what an [`Inline`] handler answers with.
 pub struct Responder<T> {
-    frames: mpsc::WeakUnboundedSender<Vec<u8>>,
+    frames: mpsc::WeakUnboundedSender<Out>,
     queue: Arc<Queue>,
     max_frame_len: usize,
     _msg: PhantomData<fn(&T)>,
@@ -450,16 +524,19 @@ impl<T> fmt::Debug for Responder<T> {
 }
 
 impl<T: Serialize> Responder<T> {
-    /// Queues `msg` for the peer, as [`SessionHandle::send`] (refused when the queue is
-    /// full: a peer that sends calls and does not read the replies costs bounded memory).
+    /// Queues an answer `msg` for the peer (a call's reply). Answers have room of their
+    /// own: they are refused only while twice `send_queue_limit` bytes wait, so a queue
+    /// full of casts ([`SessionHandle::send`] refuses at `send_queue_limit`) does not drop
+    /// them, while a peer that sends calls and does not read the replies still costs
+    /// bounded memory (`2 × send_queue_limit + max_frame_len` per peer).
     ///
     /// # Errors
     /// [`SendError::Closed`] once the session is closed (or every handle was dropped),
-    /// [`SendError::Full`] if the queue is full, [`SendError::Frame`] if the message does
-    /// not fit.
+    /// [`SendError::Full`] (with `limit` twice `send_queue_limit`) if even the answers'
+    /// room is full, [`SendError::Frame`] if the message does not fit.
     pub fn send(&self, msg: &T) -> Result<(), SendError> {
         let frames = self.frames.upgrade().ok_or(SendError::Closed)?;
-        queue_msg(&frames, &self.queue, self.max_frame_len, msg, false)
+        queue_msg(&frames, &self.queue, self.max_frame_len, msg, Room::Answer)
     }
 }
 
@@ -540,7 +617,7 @@ where
             read_loop::<T>(
                 read,
                 decoder,
-                (incoming_tx, inline, responder),
+                (incoming_tx, inline, responder, max_frame_len),
                 close_tx.clone(),
                 base,
                 last_received.clone(),
@@ -613,42 +690,78 @@ fn mark_received(base: Instant, last_received: &AtomicU64) {
 async fn read_loop<T: DeserializeOwned>(
     mut read: ReadHalf,
     mut decoder: FrameDecoder,
-    (incoming, mut inline, responder): (mpsc::Sender<T>, Option<Inline<T>>, Responder<T>),
+    (incoming, mut inline, responder, max_frame_len): (
+        mpsc::Sender<T>,
+        Option<Inline<T>>,
+        Responder<T>,
+        usize,
+    ),
     close: mpsc::UnboundedSender<CloseReason>,
     base: Instant,
     last_received: Arc<AtomicU64>,
     #[cfg(feature = "testing")] (faults, peer): (Faults, NodeName),
 ) {
     let mut buf = vec![0u8; READ_BUF];
+    // The large message being reassembled from fragments (bounded by `max_frame_len`).
+    let mut assembling: Vec<u8> = Vec::new();
     // Whether the frames of the last read are dropped (an injected fault blocks the peer).
     #[cfg(feature = "testing")]
     let mut dropping = false;
+    // Whether the fragments up to the next last one are dropped: an earlier fragment of
+    // their message was (an injected fault).
+    #[cfg(feature = "testing")]
+    let mut skipping = false;
     let reason = 'session: loop {
         loop {
             match decoder.decode() {
                 #[cfg(feature = "testing")]
-                Ok(Some(_)) if dropping => tracing::trace!("frame dropped (injected fault)"),
+                Ok(Some(body)) if dropping => {
+                    tracing::trace!("frame dropped (injected fault)");
+                    // A fragment's body starts with the variant's index (2) and `last`.
+                    if body.first() == Some(&FRAGMENT_TAG) {
+                        assembling.clear();
+                        skipping = body.get(1) != Some(&1);
+                    }
+                }
+                #[cfg(feature = "testing")]
+                Ok(Some(body)) if skipping && body.first() == Some(&FRAGMENT_TAG) => {
+                    skipping = body.get(1) != Some(&1);
+                }
                 Ok(Some(body)) => match decode_body::<SessionFrame<T>>(body) {
                     Ok(SessionFrame::Tick) => tracing::trace!("tick received"),
                     Ok(SessionFrame::Msg(msg)) => {
-                        let msg = match inline.as_mut() {
-                            Some(handle) => handle(msg, &responder),
-                            None => Some(msg),
-                        };
-                        if let Some(msg) = msg {
-                            // Waits while the node is behind (the socket is not read
-                            // meanwhile). Nobody listening any more is not the peer's fault:
-                            // drop it.
-                            let _ = incoming.send(msg).await;
+                        deliver(msg, &mut inline, &responder, &incoming).await;
+                    }
+                    Ok(SessionFrame::Fragment { last, bytes }) => {
+                        let len = assembling.len().saturating_add(bytes.len());
+                        if len > max_frame_len {
+                            break 'session CloseReason::MessageTooLarge {
+                                len,
+                                max: max_frame_len,
+                            };
+                        }
+                        if assembling.is_empty() {
+                            assembling = bytes;
+                        } else {
+                            assembling.extend_from_slice(&bytes);
+                        }
+                        if last {
+                            let whole = std::mem::take(&mut assembling);
+                            match decode_body::<SessionFrame<T>>(&whole) {
+                                Ok(SessionFrame::Msg(msg)) => {
+                                    drop(whole);
+                                    deliver(msg, &mut inline, &responder, &incoming).await;
+                                }
+                                Ok(_) => {
+                                    break 'session CloseReason::Garbage {
+                                        reason: "a fragmented message held a tick or a fragment, not a message".into(),
+                                    };
+                                }
+                                Err(e) => break 'session garbage(&e),
+                            }
                         }
                     }
-                    Err(e) => {
-                        let reason = match std::error::Error::source(&e) {
-                            Some(cause) => format!("{e}: {cause}"),
-                            None => e.to_string(),
-                        };
-                        break 'session CloseReason::Garbage { reason };
-                    }
+                    Err(e) => break 'session garbage(&e),
                 },
                 Ok(None) => break,
                 Err(FrameError::TooLarge { len, max }) => {
@@ -698,9 +811,43 @@ async fn read_loop<T: DeserializeOwned>(
     let _ = close.send(reason);
 }
 
+/// An undecodable frame from the peer, with the decoder's cause.
+fn garbage(e: &FrameError) -> CloseReason {
+    let reason = match std::error::Error::source(e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    };
+    CloseReason::Garbage { reason }
+}
+
+/// Hands a received message to the inline handler, then (if it passes it on) to the node.
+async fn deliver<T>(
+    msg: T,
+    inline: &mut Option<Inline<T>>,
+    responder: &Responder<T>,
+    incoming: &mpsc::Sender<T>,
+) {
+    let msg = match inline.as_mut() {
+        Some(handle) => handle(msg, responder),
+        None => Some(msg),
+    };
+    if let Some(msg) = msg {
+        // Waits while the node is behind (the socket is not read meanwhile). Nobody
+        // listening any more is not the peer's fault: drop it.
+        let _ = incoming.send(msg).await;
+    }
+}
+
+/// A large message being sent as fragments: its encoded frame, and how far it is sent.
+struct Sending {
+    frame: Vec<u8>,
+    /// The next byte of `frame` to send (the length prefix is not sent).
+    at: usize,
+}
+
 async fn write_loop<T: Serialize>(
     mut write: WriteHalf,
-    (mut frames, queue): (mpsc::UnboundedReceiver<Vec<u8>>, Arc<Queue>),
+    (mut frames, queue): (mpsc::UnboundedReceiver<Out>, Arc<Queue>),
     close: mpsc::UnboundedSender<CloseReason>,
     cfg: SessionConfig,
     base: Instant,
@@ -718,74 +865,122 @@ async fn write_loop<T: Serialize>(
         });
         return;
     }
-    let mut batch = Vec::new();
+    let mut batch: Vec<u8> = Vec::new();
+    // Large messages waiting to be sent as fragments, oldest first; only the first is sent
+    // from, so their fragments never interleave with each other.
+    let mut larges: std::collections::VecDeque<Sending> = std::collections::VecDeque::new();
     let reason = loop {
-        let deadline = ticker.poll_timeout();
-        tokio::select! {
-            biased;
-            frame = frames.recv() => {
-                let Some(first) = frame else {
-                    break CloseReason::Disconnect;
-                };
-                // Coalesce everything queued meanwhile into one write.
-                let mut taken = 1;
-                let out = match frames.try_recv() {
-                    Err(_) => first,
-                    Ok(second) => {
-                        batch.clear();
-                        batch.extend_from_slice(&first);
-                        batch.extend_from_slice(&second);
-                        taken = 2;
-                        while batch.len() < COALESCE_LIMIT {
-                            match frames.try_recv() {
-                                Ok(next) => {
-                                    batch.extend_from_slice(&next);
-                                    taken += 1;
-                                }
-                                Err(_) => break,
+        let mut first = None;
+        if larges.is_empty() {
+            // Nothing in progress: wait for a frame or for the ticker.
+            let deadline = ticker.poll_timeout();
+            tokio::select! {
+                biased;
+                frame = frames.recv() => {
+                    let Some(frame) = frame else {
+                        break CloseReason::Disconnect;
+                    };
+                    first = Some(frame);
+                }
+                () = tokio::time::sleep_until(deadline) => {
+                    // A frozen node's ticker stands still; a blocked peer gets no ticks.
+                    #[cfg(feature = "testing")]
+                    let open = !faults.is_active() || faults.pass(&peer).await;
+                    sync_received(&mut ticker, base, &last_received);
+                    match ticker.handle_timeout(Instant::now()) {
+                        #[cfg(feature = "testing")]
+                        Some(TickAction::SendTick) if !open => tracing::trace!("tick dropped (injected fault)"),
+                        Some(TickAction::SendTick) => {
+                            tracing::trace!("tick sent");
+                            if let Err(reason) = watched_write(&mut write, &tick, &mut ticker, base, &last_received).await {
+                                break reason;
                             }
                         }
-                        std::mem::take(&mut batch)
+                        Some(TickAction::PeerDown) => break CloseReason::TickTimeout,
+                        None => {}
                     }
-                };
-                // The frames leave the queue's count once written (or dropped), so a peer
-                // that stops reading fills the queue up to its bound.
-                let written = out.len();
-                #[cfg(feature = "testing")]
-                if faults.is_active() && !faults.pass(&peer).await {
-                    tracing::trace!(frame.len = out.len(), "frames dropped (injected fault)");
-                    queue.release(taken, written);
                     continue;
                 }
-                tracing::trace!(frame.len = out.len(), "write");
-                if let Err(reason) = watched_write(&mut write, &out, &mut ticker, base, &last_received).await {
-                    break reason;
-                }
-                queue.release(taken, written);
-                ticker.handle_sent(Instant::now());
-                if batch.capacity() == 0 && out.capacity() <= COALESCE_LIMIT * 2 {
-                    // Keep the batch buffer for the next burst.
-                    batch = out;
-                }
             }
-            () = tokio::time::sleep_until(deadline) => {
-                // A frozen node's ticker stands still; a blocked peer gets no ticks.
-                #[cfg(feature = "testing")]
-                let open = !faults.is_active() || faults.pass(&peer).await;
-                sync_received(&mut ticker, base, &last_received);
-                match ticker.handle_timeout(Instant::now()) {
-                    #[cfg(feature = "testing")]
-                    Some(TickAction::SendTick) if !open => tracing::trace!("tick dropped (injected fault)"),
-                    Some(TickAction::SendTick) => {
-                        tracing::trace!("tick sent");
-                        if let Err(reason) = watched_write(&mut write, &tick, &mut ticker, base, &last_received).await {
-                            break reason;
-                        }
-                    }
-                    Some(TickAction::PeerDown) => break CloseReason::TickTimeout,
-                    None => {}
+        }
+        // Small frames first: everything queued meanwhile, coalesced into one write; large
+        // messages are set aside.
+        batch.clear();
+        let mut taken = 0;
+        let mut released = 0;
+        let mut next = first;
+        loop {
+            match next.take() {
+                Some(Out::Small(frame)) => {
+                    batch.extend_from_slice(&frame);
+                    taken += 1;
+                    released += frame.len();
                 }
+                Some(Out::Large(frame)) => larges.push_back(Sending {
+                    frame,
+                    at: LEN_PREFIX,
+                }),
+                None => {}
             }
+            if batch.len() >= COALESCE_LIMIT {
+                break;
+            }
+            match frames.try_recv() {
+                Ok(frame) => next = Some(frame),
+                Err(_) => break,
+            }
+        }
+        // Then one fragment of the oldest large message.
+        if let Some(sending) = larges.front_mut() {
+            let end = sending
+                .at
+                .saturating_add(FRAGMENT_SIZE)
+                .min(sending.frame.len());
+            let last = end == sending.frame.len();
+            let fragment = SessionFrame::<T>::Fragment {
+                last,
+                bytes: sending.frame[sending.at..end].to_vec(),
+            };
+            if let Err(e) = encode_frame(&fragment, &mut batch, usize::MAX) {
+                // Unreachable: bytes always encode. Close rather than panic.
+                break CloseReason::Garbage {
+                    reason: e.to_string(),
+                };
+            }
+            released += end - sending.at;
+            sending.at = end;
+            if last {
+                // The length prefix was counted in the queue too.
+                released += LEN_PREFIX;
+                taken += 1;
+                larges.pop_front();
+            }
+        }
+        // The frames leave the queue's count once written (or dropped), so a peer that stops
+        // reading fills the queue up to its bound.
+        #[cfg(feature = "testing")]
+        if faults.is_active() && !faults.pass(&peer).await {
+            tracing::trace!(frame.len = batch.len(), "frames dropped (injected fault)");
+            // A large message that lost a fragment is dropped whole, rather than sent with a
+            // hole in it.
+            if let Some(sending) = larges.pop_front() {
+                released += sending.frame.len() - sending.at + LEN_PREFIX;
+                taken += 1;
+            }
+            queue.release(taken, released);
+            continue;
+        }
+        tracing::trace!(frame.len = batch.len(), "write");
+        if let Err(reason) =
+            watched_write(&mut write, &batch, &mut ticker, base, &last_received).await
+        {
+            break reason;
+        }
+        queue.release(taken, released);
+        ticker.handle_sent(Instant::now());
+        if batch.capacity() > COALESCE_LIMIT * 2 {
+            // A huge small frame passed: do not keep its buffer.
+            batch = Vec::new();
         }
     };
     match &reason {

@@ -20,6 +20,30 @@ use crate::{
 enum TestMsg {
     Ping(u32),
     Blob(Vec<u8>),
+    /// Encoded as one byte string, not a sequence of `u8`s (fast even in a debug build).
+    Bytes(#[serde(with = "byte_string")] Vec<u8>),
+}
+
+mod byte_string {
+    use serde::{de, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Visitor;
+        impl de::Visitor<'_> for Visitor {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+        }
+        d.deserialize_bytes(Visitor)
+    }
 }
 
 const LIMIT: Duration = Duration::from_secs(10);
@@ -334,7 +358,7 @@ async fn a_peer_that_stops_reading_is_a_tick_timeout_even_mid_write() {
         let sb = Session::<TestMsg>::start(cb, quick_ticks());
         // Far more than the socket buffers hold: the writer blocks in a write.
         for _ in 0..64 {
-            sb.handle.send(&TestMsg::Blob(vec![1; 1 << 20])).unwrap();
+            sb.handle.send(&TestMsg::Bytes(vec![1; 1 << 20])).unwrap();
         }
         assert_eq!(sb.closed.await.unwrap(), CloseReason::TickTimeout);
         drop(silent);
@@ -558,6 +582,153 @@ async fn a_receiver_that_does_not_keep_up_fills_the_senders_bounded_queue() {
         sa.handle.wait_for_room().await;
         sa.handle.send(&TestMsg::Ping(1)).unwrap();
         assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(1)));
+    })
+    .await;
+}
+
+/// Issue 13, head-of-line blocking: a small message sent after a 55 MiB one is written
+/// between the large one's fragments, so it arrives first; both arrive intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_message_overtakes_a_large_one_sent_before_it() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        let mut blob = vec![0u8; 55 << 20];
+        for (i, b) in blob.chunks_mut(251).enumerate() {
+            b.fill(i as u8);
+        }
+        sa.handle.send(&TestMsg::Bytes(blob.clone())).unwrap();
+        sa.handle.send(&TestMsg::Ping(1)).unwrap();
+        assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(1)));
+        assert!(sb.incoming.recv().await == Some(TestMsg::Bytes(blob)));
+        assert_eq!(sa.handle.queued_bytes(), 0);
+    })
+    .await;
+}
+
+/// Large messages keep their order among themselves, and small ones among themselves.
+#[tokio::test]
+async fn fragmented_messages_keep_their_order_within_their_lane() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        let big = |i: u8| TestMsg::Bytes(vec![i; FRAGMENT_SIZE * 3 + usize::from(i)]);
+        for i in 0..5 {
+            sa.handle.send(&big(i)).unwrap();
+            sa.handle.send(&TestMsg::Ping(u32::from(i))).unwrap();
+        }
+        let (mut bigs, mut pings) = (Vec::new(), Vec::new());
+        for _ in 0..10 {
+            match sb.incoming.recv().await.unwrap() {
+                TestMsg::Ping(i) => pings.push(i),
+                blob => bigs.push(blob),
+            }
+        }
+        assert_eq!(pings, (0..5).collect::<Vec<_>>());
+        assert_eq!(bigs, (0..5).map(big).collect::<Vec<_>>());
+    })
+    .await;
+}
+
+/// A peer whose fragments add up to more than `max_frame_len` closes the session (hostile
+/// input), with a reason that says so.
+#[tokio::test]
+async fn fragments_over_the_limit_close_the_session() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (mut ca, cb) = connected(&a, &b).await;
+        let small = SessionConfig {
+            max_frame_len: 100_000,
+            ..SessionConfig::default()
+        };
+        let sb = Session::<TestMsg>::start(cb, small);
+        let mut bytes = Vec::new();
+        for _ in 0..3 {
+            let fragment = SessionFrame::<TestMsg>::Fragment {
+                last: false,
+                bytes: vec![0; 40_000],
+            };
+            encode_frame(&fragment, &mut bytes, 1 << 20).unwrap();
+        }
+        ca.stream.write_all(&bytes).await.unwrap();
+        let reason = sb.closed.await.unwrap();
+        assert_eq!(
+            reason,
+            CloseReason::MessageTooLarge {
+                len: 120_000,
+                max: 100_000
+            }
+        );
+        let mut rest = Vec::new();
+        let _ = ca.stream.read_to_end(&mut rest).await;
+    })
+    .await;
+}
+
+/// A fragment's encoding starts with its variant's index and `last`, which the reader reads
+/// to drop a partly lost message whole (injected faults).
+#[test]
+fn a_fragment_starts_with_its_tag_and_last() {
+    for last in [false, true] {
+        let mut bytes = Vec::new();
+        let fragment = SessionFrame::<TestMsg>::Fragment {
+            last,
+            bytes: vec![9; 3],
+        };
+        encode_frame(&fragment, &mut bytes, 1 << 20).unwrap();
+        assert_eq!(bytes[4..6], [2, u8::from(last)]);
+    }
+}
+
+/// Issue 13, "answers bypass the queue bound": a queue full of casts does not drop the answer
+/// to a call (the `Responder`, as an inline handler answers with), yet answers are bounded
+/// too, at twice `send_queue_limit`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_are_taken_when_casts_fill_the_queue_and_are_bounded_too() {
+    const LIMIT: usize = 64 << 10;
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        // The peer never reads: the queue fills.
+        let (silent, cb) = connected(&a, &b).await;
+        let small = SessionConfig {
+            send_queue_limit: LIMIT,
+            ..SessionConfig::default()
+        };
+        let sb = Session::<TestMsg>::start(cb, small);
+        let cast = TestMsg::Bytes(vec![7; 1024]);
+        let mut full = false;
+        for _ in 0..256 * 1024 {
+            match sb.handle.send(&cast) {
+                Ok(()) => {}
+                Err(SendError::Full { limit: LIMIT }) => {
+                    let room = timeout(Duration::from_millis(300), sb.handle.wait_for_room());
+                    if room.await.is_err() {
+                        full = true;
+                        break;
+                    }
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        assert!(full, "the queue never stayed full");
+        let responder = sb.handle.responder();
+        responder.send(&TestMsg::Ping(1)).unwrap();
+        let mut answers = 1;
+        let refused = loop {
+            match responder.send(&cast) {
+                Ok(()) => answers += 1,
+                Err(e) => break e,
+            }
+            assert!(answers < 10_000, "answers are not bounded");
+        };
+        assert_eq!(refused, SendError::Full { limit: 2 * LIMIT });
+        assert!(sb.handle.queued_bytes() >= 2 * LIMIT);
+        assert!(sb.handle.queued_bytes() < 2 * LIMIT + 2048);
+        drop(silent);
     })
     .await;
 }

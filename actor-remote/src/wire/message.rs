@@ -127,6 +127,19 @@ pub enum SessionFrame<T> {
     Tick,
     /// A message for the node layer.
     Msg(T),
+    /// A piece of a large message (protocol version 5): the body of an encoded
+    /// `SessionFrame::Msg` too large for one frame is sent as fragments of at most 64 KiB, so
+    /// that ticks and small messages go out between them instead of waiting behind it. The
+    /// receiver appends `bytes` to the message it is reassembling, and decodes it as a
+    /// `SessionFrame` once `last` is set. One large message is sent at a time per session,
+    /// so no stream id is needed; the reassembly is bounded by `max_frame_len`.
+    Fragment {
+        /// Whether this is the message's last piece.
+        last: bool,
+        /// The next bytes of the message's encoding.
+        #[serde(with = "bytes")]
+        bytes: Vec<u8>,
+    },
 }
 
 /// What nodes say to each other on a session, after the handshake (protocol version 2), by

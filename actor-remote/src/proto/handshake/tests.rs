@@ -213,7 +213,7 @@ fn cookie_never_reaches_debug() {
 fn version_mismatch_both_sides() {
     let now = Instant::now();
     let mut x = cfg("x@localhost", "c");
-    (x.min_version, x.max_version) = (5, 6);
+    (x.min_version, x.max_version) = (6, 7);
     let y = cfg("y@localhost", "c");
     let (mut i, mut a) = pair(&x, &y, now);
     let log = pump(&mut i, &mut a, now, Existing::None);
@@ -225,8 +225,8 @@ fn version_mismatch_both_sides() {
         HandshakeError::Version {
             theirs_min: PROTOCOL_VERSION,
             theirs_max: PROTOCOL_VERSION,
-            min: 5,
-            max: 6,
+            min: 6,
+            max: 7,
             ..
         }
     ));
@@ -234,8 +234,8 @@ fn version_mismatch_both_sides() {
     assert!(matches!(
         oa.unwrap_err(),
         HandshakeError::Version {
-            theirs_min: 5,
-            theirs_max: 6,
+            theirs_min: 6,
+            theirs_max: 7,
             min: PROTOCOL_VERSION,
             max: PROTOCOL_VERSION,
             ..
@@ -243,11 +243,12 @@ fn version_mismatch_both_sides() {
     ));
 }
 
-/// Version 4 added the graceful leave to the wire, which a version 3 node cannot decode: a
-/// node of version 3 and one of this build refuse each other at the handshake.
+/// Version 4 added the graceful leave to the wire, which a version 3 node cannot decode (and
+/// version 5 fragments): a node of version 3 and one of this build refuse each other at the
+/// handshake.
 #[test]
 fn a_version_3_node_and_this_build_refuse_each_other() {
-    assert_eq!(PROTOCOL_VERSION, 4);
+    assert_eq!(PROTOCOL_VERSION, 5);
     let now = Instant::now();
     let mut old = cfg("x@localhost", "c");
     (old.min_version, old.max_version) = (3, 3);
@@ -259,8 +260,8 @@ fn a_version_3_node_and_this_build_refuse_each_other() {
         matches!(
             oi,
             Err(HandshakeError::Version {
-                theirs_min: 4,
-                theirs_max: 4,
+                theirs_min: PROTOCOL_VERSION,
+                theirs_max: PROTOCOL_VERSION,
                 min: 3,
                 max: 3,
                 ..
@@ -274,8 +275,8 @@ fn a_version_3_node_and_this_build_refuse_each_other() {
             Err(HandshakeError::Version {
                 theirs_min: 3,
                 theirs_max: 3,
-                min: 4,
-                max: 4,
+                min: PROTOCOL_VERSION,
+                max: PROTOCOL_VERSION,
                 ..
             })
         ),
