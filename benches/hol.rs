@@ -5,8 +5,9 @@
 //! `cargo bench --bench hol` runs both sides in this process (a multi-thread tokio runtime):
 //! the peer answers each `Ping` with a `Pong` and each large message with `Done`. Each round
 //! first measures idle pings, then sends the large message and pings back to back until its
-//! `Done` arrives. Without fragmentation a ping waits behind the whole large message; with it
-//! a ping waits behind at most one 64 KiB fragment.
+//! `Done` arrives. The session keeps order per session (large messages are fragmented but
+//! not overtaken), so a ping sent after the large message waits behind it: this figure is the
+//! head-of-line cost still to remove (issue 13), not a target met.
 //!
 //! It prints one `key=value` line per figure, each the median over the rounds:
 //! `hol_ping_idle_ms` (the slowest idle round trip of a round), `hol_ping_max_ms` (the

@@ -27,13 +27,14 @@
 //!
 //! # Order
 //!
-//! Messages of one lane arrive in the order they were sent on the session: small messages
-//! (encoding up to [`FRAGMENT_SIZE`]) among themselves, and large ones among themselves
-//! (one large message is sent at a time, its fragments in order). A small message may
-//! overtake a large one sent before it, whoever sent them, and ticks overtake everything.
-//! This is weaker than the BEAM's guarantee (order per sender and receiver pair, whatever
-//! the size): a sender that needs a small message to follow a large one to the same actor
-//! must wait for an answer to the large one (a call) before sending it.
+//! Messages arrive in the order they were sent on the session, whatever their size, so the
+//! BEAM's guarantee (order per sender and receiver pair) holds. A message whose encoding is
+//! over [`FRAGMENT_SIZE`] is sent as fragments (`SessionFrame::Fragment`), reassembled by
+//! the reader within `max_frame_len`; frames queued after it wait until its last fragment is
+//! written. Small messages therefore still wait behind a large one sent before them on the
+//! same session (head-of-line blocking, measured by `benches/hol.rs`): letting them
+//! overtake needs the writer to know each frame's sender and receiver (a lane key per
+//! frame), which it does not yet.
 //!
 //! # Closing
 //!

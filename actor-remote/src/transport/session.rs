@@ -47,8 +47,8 @@ const SMALL_FRAME: usize = 128;
 const COALESCE_LIMIT: usize = 1 << 20;
 
 /// A message whose encoding is longer than this goes out as fragments of this many bytes
-/// ([`SessionFrame::Fragment`]), with small frames written between them: a tick or a small
-/// message waits behind at most one fragment, not a whole large message.
+/// ([`SessionFrame::Fragment`]), so the receiver's reassembly is bounded and a writer never
+/// holds a whole large frame in one write. Frames queued after it wait for it (order).
 pub const FRAGMENT_SIZE: usize = 64 << 10;
 
 /// The first byte of an encoded [`SessionFrame::Fragment`] (its variant's index).
@@ -838,6 +838,14 @@ async fn deliver<T>(
     }
 }
 
+/// A frame waiting in the writer behind a large message.
+enum Pending {
+    /// A whole frame.
+    Small(Vec<u8>),
+    /// A large message, sent as fragments.
+    Large(Sending),
+}
+
 /// A large message being sent as fragments: its encoded frame, and how far it is sent.
 struct Sending {
     frame: Vec<u8>,
@@ -866,12 +874,13 @@ async fn write_loop<T: Serialize>(
         return;
     }
     let mut batch: Vec<u8> = Vec::new();
-    // Large messages waiting to be sent as fragments, oldest first; only the first is sent
-    // from, so their fragments never interleave with each other.
-    let mut larges: std::collections::VecDeque<Sending> = std::collections::VecDeque::new();
+    // Frames waiting behind a large message being sent as fragments, in the order they were
+    // queued: nothing overtakes a large message (order per session, so per sender and
+    // receiver as the BEAM guarantees); only the front one is sent from.
+    let mut pending: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
     let reason = loop {
         let mut first = None;
-        if larges.is_empty() {
+        if pending.is_empty() {
             // Nothing in progress: wait for a frame or for the ticker.
             let deadline = ticker.poll_timeout();
             tokio::select! {
@@ -911,15 +920,16 @@ async fn write_loop<T: Serialize>(
         let mut next = first;
         loop {
             match next.take() {
-                Some(Out::Small(frame)) => {
+                Some(Out::Small(frame)) if pending.is_empty() => {
                     batch.extend_from_slice(&frame);
                     taken += 1;
                     released += frame.len();
                 }
-                Some(Out::Large(frame)) => larges.push_back(Sending {
+                Some(Out::Small(frame)) => pending.push_back(Pending::Small(frame)),
+                Some(Out::Large(frame)) => pending.push_back(Pending::Large(Sending {
                     frame,
                     at: LEN_PREFIX,
-                }),
+                })),
                 None => {}
             }
             if batch.len() >= COALESCE_LIMIT {
@@ -930,8 +940,16 @@ async fn write_loop<T: Serialize>(
                 Err(_) => break,
             }
         }
-        // Then one fragment of the oldest large message.
-        if let Some(sending) = larges.front_mut() {
+        // Then the frames that waited behind a large message that is now sent, and one
+        // fragment of the next large message.
+        while let Some(Pending::Small(_)) = pending.front() {
+            if let Some(Pending::Small(frame)) = pending.pop_front() {
+                batch.extend_from_slice(&frame);
+                taken += 1;
+                released += frame.len();
+            }
+        }
+        if let Some(Pending::Large(sending)) = pending.front_mut() {
             let end = sending
                 .at
                 .saturating_add(FRAGMENT_SIZE)
@@ -953,7 +971,7 @@ async fn write_loop<T: Serialize>(
                 // The length prefix was counted in the queue too.
                 released += LEN_PREFIX;
                 taken += 1;
-                larges.pop_front();
+                pending.pop_front();
             }
         }
         // The frames leave the queue's count once written (or dropped), so a peer that stops
@@ -963,9 +981,10 @@ async fn write_loop<T: Serialize>(
             tracing::trace!(frame.len = batch.len(), "frames dropped (injected fault)");
             // A large message that lost a fragment is dropped whole, rather than sent with a
             // hole in it.
-            if let Some(sending) = larges.pop_front() {
+            if let Some(Pending::Large(sending)) = pending.front() {
                 released += sending.frame.len() - sending.at + LEN_PREFIX;
                 taken += 1;
+                pending.pop_front();
             }
             queue.release(taken, released);
             continue;
