@@ -25,3 +25,5 @@ mod registry;
 mod strategies;
 mod supervision;
 mod tasks;
+#[cfg(feature = "testing")]
+mod trace;
