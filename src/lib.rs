@@ -80,6 +80,7 @@ pub mod prelude {
 /// refers to. Not a public API: it changes without notice.
 #[doc(hidden)]
 pub mod __private {
+    pub use actor_core::TraceContext;
     pub use actor_core::{
         __inventory, bridge_reply, codec, reply_port, LinkedRemoteMessage, Probe, ProbeOther,
         ProbeRemote, RemoteEntry, RemoteMessage, ReplySink, Wire,

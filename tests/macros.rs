@@ -673,6 +673,8 @@ mod remote_actor {
                                 expected: "Echo",
                                 reason: "an info never crosses nodes".into(),
                             }),
+                            // A message sent in a trace: the trace travels beside it.
+                            EchoMsg::__Traced(_, inner) => inner.to_wire(),
                         }
                     }
 

@@ -432,6 +432,13 @@ impl<M: Message> Context<M> {
         }
     }
 
+    /// The node's `node{node=…}` span, under which a traced handler's span goes.
+    #[doc(hidden)]
+    pub fn node_span(&self) -> tracing::Span {
+        self.kernel()
+            .map_or_else(tracing::Span::none, |k| k.span.clone())
+    }
+
     /// Starts handling a message from `caller` (`None` for a cast or an info); generated
     /// actors call it before each handler.
     #[doc(hidden)]

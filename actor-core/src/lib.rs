@@ -57,6 +57,7 @@ mod seam;
 mod supervisor;
 mod system;
 mod task_supervisor;
+pub mod trace;
 pub mod transport;
 
 #[doc(hidden)]
@@ -97,6 +98,7 @@ pub use system::{System, SystemConfig, WeakSystem, DEFAULT_TIMEOUT};
 pub use task_supervisor::{
     OnTimeout, StreamOptions, Task, TaskSupervisor, TaskSupervisorConfig, TaskSupervisorMsg,
 };
+pub use trace::{TraceContext, TraceParentError};
 
 /// The actor runtime nodus builds on, re-exported so users name the same version.
 pub use ractor;

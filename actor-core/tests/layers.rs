@@ -23,6 +23,7 @@ const LAYERS: &[&[&str]] = &[
         "remote_message",
         "restart",
         "seam",
+        "trace",
     ],
     // The behaviours.
     &["supervisor"],

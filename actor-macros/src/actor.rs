@@ -495,6 +495,9 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             /// A message from the runtime (a monitor's `Down`, a trapped exit, a node event),
             /// for the actor's `#[info]` method.
             __Info(#p::Info),
+            /// A message sent in a trace (`TraceContext`): its handler runs in it.
+            #[doc(hidden)]
+            __Traced(#p::TraceContext, ::std::boxed::Box<Self>),
             #phantom_variant
         }
 
@@ -504,12 +507,35 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
             }
         }
 
+        impl #impl_g #msg #ty_g #where_c {
+            /// This message, carrying the current trace context if there is one.
+            #[doc(hidden)]
+            #[allow(dead_code)]
+            pub fn __traced(self) -> Self {
+                match #p::TraceContext::current() {
+                    ::core::option::Option::Some(trace) => #msg::__Traced(trace, ::std::boxed::Box::new(self)),
+                    ::core::option::Option::None => self,
+                }
+            }
+
+            /// This message without its trace context.
+            #[doc(hidden)]
+            #[allow(dead_code)]
+            pub fn __untraced(self) -> Self {
+                match self {
+                    #msg::__Traced(_, inner) => inner.__untraced(),
+                    other => other,
+                }
+            }
+        }
+
         impl #impl_g ::core::fmt::Debug for #msg #ty_g #where_c {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 #[allow(unreachable_code)]
                 match self {
                     #(#debug_arms)*
                     #msg::__Info(info) => ::core::fmt::Debug::fmt(info, f),
+                    #msg::__Traced(_, inner) => ::core::fmt::Debug::fmt(inner, f),
                     #phantom_ref_arm
                 }
             }
@@ -612,6 +638,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                 match message {
                     #(#arms)*
                     #info_arm
+                    #msg::__Traced(trace, inner) => {
+                        let parent = ctx.node_span();
+                        ::std::boxed::Box::pin(trace.instrument_in(&parent, Self::__dispatch(state, ctx, *inner))).await;
+                    }
                     #phantom_arm
                 }
             }
@@ -689,14 +719,15 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
                     #vis async fn #m(&self, #(#names: #tys),*)
                         -> ::core::result::Result<(), #p::SendError<#msg #ty_g>>
                     {
-                        self.system.cast(&self.dest, #msg #turbofish::#v(#(#names),*))
+                        self.system.cast(&self.dest, #msg #turbofish::#v(#(#names),*).__traced())
+                            .map_err(|e| #p::SendError { kind: e.kind, message: e.message.map(#msg::__untraced) })
                     }
                 }
             }
             Kind::Call => {
                 let r = &h.reply;
                 // A variant with only the reply port is its own constructor function.
-                let build = quote!(move |__reply| #msg #turbofish::#v(#(#names,)* __reply, __caller));
+                let build = quote!(move |__reply| #msg #turbofish::#v(#(#names,)* __reply, __caller).__traced());
                 let default = match &h.timeout_ms {
                     Some(ms) => quote!(::core::time::Duration::from_millis(#ms)),
                     None => quote!(#p::DEFAULT_TIMEOUT),
@@ -1034,6 +1065,7 @@ fn remote_impl(
             fn to_wire(self) -> ::core::result::Result<#p::Wire, #p::codec::CodecError> {
                 ::core::result::Result::Ok(match self {
                     #(#encode_arms)*
+                    #msg::__Traced(_, inner) => return #p::RemoteMessage::to_wire(*inner),
                     #msg::__Info(_) => {
                         return ::core::result::Result::Err(#p::remote::bad(
                             #name,
@@ -1049,13 +1081,15 @@ fn remote_impl(
                 reply: ::core::option::Option<#p::ReplySink>,
             ) -> ::core::result::Result<Self, #p::codec::CodecError> {
                 let (__index, __args) = #p::remote::split(payload)?;
-                match (__index, reply) {
+                let __message: ::core::result::Result<Self, #p::codec::CodecError> = match (__index, reply) {
                     #(#decode_arms)*
                     (__index, _) => ::core::result::Result::Err(#p::remote::bad(
                         #name,
                         ::std::format!("no handler has index {__index}"),
                     )),
-                }
+                };
+                // Delivered from another node in a trace: the handler runs in it.
+                __message.map(#msg::__traced)
             }
         }
     }

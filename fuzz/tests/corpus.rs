@@ -17,7 +17,7 @@ use actor_remote::{
         message::{
             ActorMsg, ControlMsg, HandshakeMessage, Hello, LinkMsg, NodeMsg, SessionFrame, Status,
             Target, TaskMsg, WatchMsg, WireDownReason, WireExitReason, WirePid, WireRestart,
-            WireTaskError, WireTaskKind,
+            WireTaskError, WireTaskKind, WireTrace,
         },
         DEFAULT_MAX_FRAME_LEN,
     },
@@ -44,6 +44,7 @@ fn session_frames() -> Vec<SessionFrame<NodeMsg>> {
             function: "put".into(),
             args: codec::encode(&("k", "v")).expect("encodes"),
             kind: WireTaskKind::Child(WireRestart::Transient),
+            trace: None,
         })),
         SessionFrame::Msg(NodeMsg::Task(TaskMsg::Started {
             req: 1,
@@ -67,6 +68,11 @@ fn session_frames() -> Vec<SessionFrame<NodeMsg>> {
             name: "fuzz.Note".into(),
             payload: vec![1, 2, 3],
             call: Some(5),
+            trace: Some(WireTrace {
+                trace_id: [0x4b; 16],
+                span_id: [0xb7; 8],
+                flags: 1,
+            }),
         })),
         SessionFrame::Msg(NodeMsg::Actor(ActorMsg::Reply {
             call: 5,

@@ -89,6 +89,9 @@ where
 /// The node a span belongs to, kept in the `node` span's extensions.
 struct NodeTag(String);
 
+/// The fields of a span shown on each line (a `trace` span's `trace_id`).
+struct SpanFields(String);
+
 struct Capture;
 
 impl<S> Layer<S> for Capture
@@ -96,6 +99,15 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &span::Attributes<'_>, id: &span::Id, ctx: Context<'_, S>) {
+        if attrs.metadata().name() == "trace" {
+            // A trace's span (`TraceContext`): its line shows its `trace_id`.
+            let mut fields = Fields::default();
+            attrs.record(&mut fields);
+            if let Some(span) = ctx.span(id) {
+                span.extensions_mut().insert(SpanFields(fields.rest));
+            }
+            return;
+        }
         if attrs.metadata().name() != "node" {
             return;
         }
@@ -117,7 +129,11 @@ where
                 node = Some(tag.0.clone());
                 break;
             }
-            spans.push(span.name());
+            let fields = span.extensions().get::<SpanFields>().map(|f| f.0.clone());
+            spans.push(match fields {
+                Some(fields) => format!("{}{{{}}}", span.name(), fields.trim_start()),
+                None => span.name().to_string(),
+            });
         }
         let Some(node) = node else { return };
         let Some(buffer) = buffers()

@@ -27,3 +27,5 @@ mod supervision;
 mod tasks;
 #[cfg(feature = "tls")]
 mod tls;
+#[cfg(feature = "testing")]
+mod trace;

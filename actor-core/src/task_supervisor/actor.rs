@@ -106,6 +106,8 @@ pub(crate) enum Kind {
 pub(crate) struct StartRequest {
     pub(crate) job: Job,
     pub(crate) kind: Kind,
+    /// The trace the task runs in (a child of its starter's), if any.
+    pub(crate) trace: Option<crate::trace::TraceContext>,
 }
 
 /// A task the supervisor started, claimed by its caller.
@@ -268,6 +270,7 @@ impl TaskSupervisorState {
         myself: &ActorRef<TaskSupervisorMsg>,
         future: BoxFuture<'static, Value>,
         reply: Option<oneshot::Sender<Outcome>>,
+        trace: Option<crate::trace::TraceContext>,
     ) -> (TaskId, AbortHandle) {
         self.next_id += 1;
         let id = self.next_id;
@@ -284,7 +287,7 @@ impl TaskSupervisorState {
             .kernel
             .upgrade()
             .map_or_else(Output::stdout, |kernel| kernel.output());
-        let future = io::with_group_leader(leader, future);
+        let future = io::with_group_leader(leader, crate::trace::maybe_instrument(trace, future));
         let handle = tokio::spawn(
             async move {
                 match std::panic::AssertUnwindSafe(future).catch_unwind().await {
@@ -319,13 +322,17 @@ impl TaskSupervisorState {
                 });
             }
         }
-        let StartRequest { mut job, kind } = req;
+        let StartRequest {
+            mut job,
+            kind,
+            trace,
+        } = req;
         let future = self.make_future(&mut job)?;
         let (reply, restart, linked) = match kind {
             Kind::Async { reply, linked } => (Some(reply), Restart::Temporary, linked),
             Kind::Child(restart) => (None, restart, false),
         };
-        let (id, abort) = self.spawn(myself, future, reply);
+        let (id, abort) = self.spawn(myself, future, reply, trace);
         let job = (restart != Restart::Temporary).then_some(job);
         self.running.insert(
             id,
@@ -381,7 +388,7 @@ impl TaskSupervisorState {
         }
         match self.make_future(&mut job) {
             Ok(future) => {
-                let (new_id, abort) = self.spawn(myself, future, None);
+                let (new_id, abort) = self.spawn(myself, future, None, None);
                 self.running.insert(
                     new_id,
                     Running {

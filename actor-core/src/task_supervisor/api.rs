@@ -130,7 +130,9 @@ pub(crate) async fn launch_here(
         }
         TaskKind::Child(restart) => (Kind::Child(restart), None),
     };
-    let started = submit(actor, StartRequest { job, kind })
+    // The task runs in a child of the starter's trace (a peer's, when serving one).
+    let trace = crate::trace::TraceContext::current().map(|t| t.child());
+    let started = submit(actor, StartRequest { job, kind, trace })
         .await
         .ok_or_else(|| match to {
             To::Handle(handle) => TaskError::NoProc {

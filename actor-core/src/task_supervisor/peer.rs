@@ -99,6 +99,8 @@ pub fn spawn_plain(
                 tracing::error!("process {what} terminating: panicked: {message}");
             }
         });
+    let trace = crate::trace::TraceContext::current().map(|t| t.child());
+    let run = crate::trace::maybe_instrument(trace, run);
     tokio::spawn(io::with_group_leader(group_leader, run).instrument(span));
     Ok(())
 }

@@ -11,6 +11,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
+use crate::wire::message::WireTrace;
 use actor_core::{Destination, DownReason, NodeName, System, TaskError, Value};
 use tokio::{
     sync::{broadcast, oneshot},
@@ -147,8 +148,9 @@ impl Inner {
         dest: &Destination,
         name: &str,
         payload: Vec<u8>,
+        trace: Option<WireTrace>,
     ) -> Result<(), CastRefused> {
-        let (queued, refused) = self.run(|s| s.cast(peer, dest, name, payload));
+        let (queued, refused) = self.run(|s| s.traced(trace).cast(peer, dest, name, payload));
         queued?;
         match refused {
             None => Ok(()),

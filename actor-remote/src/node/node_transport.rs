@@ -10,6 +10,7 @@ use std::{
     time::Duration,
 };
 
+use crate::wire::message::WireTrace;
 use actor_core::{
     codec, io,
     transport::{
@@ -122,7 +123,13 @@ impl Transport for NodeTransport {
     fn cast(&self, node: NodeName, message: RemoteSend) -> Result<(), SendErrorKind> {
         match self.0.upgrade() {
             Some(inner) => inner
-                .cast(&node, &message.target, message.name, message.payload)
+                .cast(
+                    &node,
+                    &message.target,
+                    message.name,
+                    message.payload,
+                    current_trace(),
+                )
                 .map_err(|refused| refused.kind),
             None => Err(SendErrorKind::NoConnection { node }),
         }
@@ -134,6 +141,7 @@ impl Transport for NodeTransport {
         message: RemoteSend,
     ) -> BoxFuture<'static, Result<(), SendErrorKind>> {
         let weak = self.0.clone();
+        let trace = current_trace();
         async move {
             let RemoteSend {
                 target,
@@ -144,7 +152,7 @@ impl Transport for NodeTransport {
                 let Some(inner) = weak.upgrade() else {
                     return Err(SendErrorKind::NoConnection { node });
                 };
-                match inner.cast(&node, &target, name, payload) {
+                match inner.cast(&node, &target, name, payload, trace) {
                     Ok(()) => return Ok(()),
                     Err(CastRefused {
                         kind: SendErrorKind::Busy { .. },
@@ -222,6 +230,7 @@ impl Transport for NodeTransport {
         timeout: Duration,
     ) -> BoxFuture<'static, Result<Vec<u8>, CallError>> {
         let weak = self.0.clone();
+        let trace = current_trace();
         async move {
             let no_connection = |node: &NodeName| {
                 CallError::Send(SendErrorKind::NoConnection { node: node.clone() })
@@ -243,7 +252,7 @@ impl Transport for NodeTransport {
             inner.with_state(|s| {
                 let deadline = deadline.into_std();
                 let payload = message.payload;
-                s.request_call(
+                s.traced(trace).request_call(
                     deadline,
                     &node,
                     &dest,
@@ -271,6 +280,7 @@ impl Transport for NodeTransport {
         request: RemoteTaskRequest,
     ) -> BoxFuture<'static, Result<RemoteTask, TaskError>> {
         let weak = self.0.clone();
+        let trace = current_trace();
         async move {
             let no_connection = || TaskError::NoConnection { node: node.clone() };
             let inner = weak.upgrade().ok_or_else(no_connection)?;
@@ -303,7 +313,7 @@ impl Transport for NodeTransport {
                 TaskKind::Child(_) => (None, None),
             };
             let req = inner.with_state(|s| {
-                s.request_task(
+                s.traced(trace).request_task(
                     deadline.into_std(),
                     timeout,
                     &node,
@@ -402,7 +412,11 @@ where
         no_connection()
     })?;
     let (started, rx) = waiter();
-    inner.with_state(|s| s.request_plain(node, module, function, args, started));
+    let trace = current_trace();
+    inner.with_state(|s| {
+        s.traced(trace)
+            .request_plain(node, module, function, args, started)
+    });
     match rx.await {
         Ok(Outcome::Started(result)) => result.map(|_| ()),
         Ok(_) | Err(_) => Err(no_connection()),
@@ -439,4 +453,9 @@ impl Drop for ForgetNodeMonitor {
             inner.with_state(|s| s.cancel_node_monitor(id));
         }
     }
+}
+
+/// The caller's trace context, for the request it makes now (see `actor_core::trace`).
+fn current_trace() -> Option<WireTrace> {
+    actor_core::TraceContext::current().map(WireTrace::from)
 }

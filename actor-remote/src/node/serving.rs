@@ -7,8 +7,9 @@ use std::sync::Arc;
 
 use actor_core::{
     io::Output,
+    trace::maybe_instrument,
     transport::{self, spawn_plain, TaskKind},
-    Args, NodeName, ReplySink,
+    Args, NodeName, ReplySink, TraceContext,
 };
 use futures::FutureExt;
 use tracing::Instrument;
@@ -42,6 +43,7 @@ pub(super) fn on_actor(
             name,
             payload,
             call,
+            trace,
         } => {
             let target = peer_target(&target);
             let sink = call.map(|call| {
@@ -57,7 +59,17 @@ pub(super) fn on_actor(
                     }
                 })
             });
-            let delivered = transport::deliver(&inner.system, target, &name, &payload, sink);
+            // In the sender's trace: a generated actor's message then carries it to its
+            // handler (a child span of the sender's).
+            let deliver = || transport::deliver(&inner.system, target, &name, &payload, sink);
+            let delivered = match trace {
+                Some(trace) => {
+                    let trace = TraceContext::from(trace).child();
+                    let _node = inner.span().entered();
+                    trace.in_scope(deliver)
+                }
+                None => deliver(),
+            };
             if let Err(kind) = delivered {
                 tracing::debug!(%peer, ?target, "message not delivered: {kind}");
                 if let Some(call) = call {
@@ -88,16 +100,21 @@ pub(super) async fn serve(
             function,
             args,
             kind,
+            trace,
         } => {
             let dest = destination(&inner.name, &supervisor);
             let kind = from_wire_kind(kind);
-            let started = transport::start_task_for_peer(
-                &inner.system,
-                &dest,
-                &module,
-                &function,
-                args,
-                kind,
+            // The task runs in a child of the caller's trace (`launch_here` takes it).
+            let started = maybe_instrument(
+                trace.map(TraceContext::from),
+                transport::start_task_for_peer(
+                    &inner.system,
+                    &dest,
+                    &module,
+                    &function,
+                    args,
+                    kind,
+                ),
             )
             .await;
             inner.with_state(|s| match started {
@@ -142,6 +159,7 @@ pub(super) async fn serve(
             module,
             function,
             args,
+            trace,
         } => {
             // The group leader is the caller's node: what the process prints goes back.
             let forward = handle.clone();
@@ -149,9 +167,13 @@ pub(super) async fn serve(
                 let text = text.to_string();
                 let _ = forward.send(&NodeMsg::Task(TaskMsg::Output { text }));
             });
-            let result = spawn_plain(&inner.system, &module, &function, Args::Bytes(args), leader)
-                .map(|()| 0)
-                .map_err(WireTaskError::from);
+            let spawn =
+                || spawn_plain(&inner.system, &module, &function, Args::Bytes(args), leader);
+            let spawned = match trace {
+                Some(trace) => TraceContext::from(trace).in_scope(spawn),
+                None => spawn(),
+            };
+            let result = spawned.map(|()| 0).map_err(WireTaskError::from);
             inner.with_state(|s| s.handle_plain_served(peer, req, result));
         }
         Serve::Watch { id, target } => {

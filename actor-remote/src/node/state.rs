@@ -46,7 +46,7 @@ use crate::{
     wire::{
         message::{
             ActorMsg, ControlMsg, LinkMsg, NodeMsg, SessionFrame, Target, TaskMsg, WatchMsg,
-            WireDownReason, WirePid, WireTaskError, WireTaskKind,
+            WireDownReason, WirePid, WireTaskError, WireTaskKind, WireTrace,
         },
         FrameError, DEFAULT_MAX_FRAME_LEN, LEN_PREFIX,
     },
@@ -174,6 +174,8 @@ pub(crate) enum Serve {
         args: Vec<u8>,
         /// What kind of task.
         kind: WireTaskKind,
+        /// The peer's trace context.
+        trace: Option<WireTrace>,
     },
     /// Run a plain process whose group leader is the peer.
     Plain {
@@ -185,6 +187,8 @@ pub(crate) enum Serve {
         function: String,
         /// The encoded arguments.
         args: Vec<u8>,
+        /// The peer's trace context.
+        trace: Option<WireTrace>,
     },
     /// Watch a local actor for the peer.
     Watch {
@@ -292,6 +296,9 @@ pub(crate) struct NodeState<E: Effects> {
     /// How long a dial that lost a simultaneous connect waits for the peer's session.
     race_timeout: Duration,
     stopped: bool,
+    /// The trace context of the next cast, call, task or plain spawn ([`NodeState::traced`]),
+    /// taken by it.
+    trace: Option<WireTrace>,
     /// The largest frame (`max_frame_len`): a cast queued during a connect is checked
     /// against it when it is queued.
     max_frame_len: usize,
@@ -338,6 +345,7 @@ where
             connect_all,
             race_timeout,
             stopped: false,
+            trace: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             peers: HashMap::new(),
@@ -642,6 +650,14 @@ where
         }
     }
 
+    /// Sets the trace context the next cast, call, task or plain spawn carries (the caller's,
+    /// captured where it made the request); that request takes it, so it never reaches a
+    /// later one.
+    pub(crate) fn traced(&mut self, trace: Option<WireTrace>) -> &mut Self {
+        self.trace = trace;
+        self
+    }
+
     /// A cast to an actor on `peer`, as Erlang's `send`: sent now if a session is up (the
     /// session may still refuse it: over `max_frame_len`, or its queue full), else queued in
     /// order and a dial started; dropped when this node has stopped.
@@ -656,6 +672,7 @@ where
         name: &str,
         payload: Vec<u8>,
     ) -> Result<(), CastRefused> {
+        let trace = self.trace.take();
         if self.stopped || *peer == self.me {
             return Ok(()); // (casts to this node itself are delivered by the system)
         }
@@ -664,6 +681,7 @@ where
             name: name.to_string(),
             payload,
             call: None,
+            trace,
         });
         // The hot path (a session is up) looks the peer up once.
         if let Some(Peer::Up { session, .. }) = self.peers.get(peer) {
@@ -736,6 +754,7 @@ where
         timeout: Duration,
         waiter: E::Waiter,
     ) {
+        let trace = self.trace.take();
         let Some(session) = self.session_of(peer).cloned() else {
             let err = CallError::Send(SendErrorKind::NoConnection { node: peer.clone() });
             return self.complete(waiter, Outcome::Reply(Err(err)));
@@ -751,6 +770,7 @@ where
             name: name.to_string(),
             payload,
             call: Some(id),
+            trace,
         });
         self.send_bounded(session, msg, Some(id));
     }
@@ -774,6 +794,7 @@ where
         waiter: E::Waiter,
         result: Option<E::Waiter>,
     ) -> Option<u64> {
+        let trace = self.trace.take();
         let Some(session) = self.session_of(peer).cloned() else {
             let err = TaskError::NoConnection { node: peer.clone() };
             self.complete(waiter, Outcome::Started(Err(err.clone())));
@@ -795,6 +816,7 @@ where
             function: function.to_string(),
             args,
             kind,
+            trace,
         });
         self.send_bounded(session, msg, Some(id));
         Some(id)
@@ -819,6 +841,7 @@ where
         args: Vec<u8>,
         waiter: E::Waiter,
     ) {
+        let trace = self.trace.take();
         let Some(session) = self.session_of(peer).cloned() else {
             let err = TaskError::NoConnection { node: peer.clone() };
             return self.complete(waiter, Outcome::Started(Err(err)));
@@ -829,6 +852,7 @@ where
             module: module.to_string(),
             function: function.to_string(),
             args,
+            trace,
         });
         self.send_bounded(session, msg, Some(id));
     }
@@ -1377,6 +1401,7 @@ where
                 function,
                 args,
                 kind,
+                trace,
             } => {
                 return Some(Serve::Task {
                     req,
@@ -1385,6 +1410,7 @@ where
                     function,
                     args,
                     kind,
+                    trace,
                 })
             }
             TaskMsg::SpawnPlain {
@@ -1392,12 +1418,14 @@ where
                 module,
                 function,
                 args,
+                trace,
             } => {
                 return Some(Serve::Plain {
                     req,
                     module,
                     function,
                     args,
+                    trace,
                 })
             }
             TaskMsg::Output { text } => return Some(Serve::Print(text)),

@@ -54,8 +54,9 @@ use crate::wire::{
 /// type's stable name (`RemoteMessage::NAME`), no longer its Rust path. Version 3: links and
 /// exit signals (`NodeMsg::Link`) and real exit reasons in a watch's `Down`, which a version 2
 /// node cannot decode. Version 4: a graceful leave (`ControlMsg::Leaving`). Version 5: large
-/// messages sent as fragments (`SessionFrame::Fragment`), interleaved with small ones. Nodes of
-/// different versions refuse each other at the handshake.
+/// messages sent as fragments (`SessionFrame::Fragment`), and a trace context (`WireTrace`)
+/// appended to `ActorMsg::Send`, `TaskMsg::Spawn` and `TaskMsg::SpawnPlain`, which changes
+/// their encoding. Nodes of different versions refuse each other at the handshake.
 pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The default bound on each handshake step (the BEAM's `net_setuptime`, 7 s).

@@ -197,6 +197,9 @@ pub enum TaskMsg {
         args: Vec<u8>,
         /// What kind of task.
         kind: WireTaskKind,
+        /// The sender's trace context (W3C `traceparent`), when the work it starts belongs to
+        /// a trace; the receiver runs the work in a child of it (protocol version 5).
+        trace: Option<WireTrace>,
     },
     /// Whether a [`TaskMsg::Spawn`] or [`TaskMsg::SpawnPlain`] started: the task's number,
     /// or why not.
@@ -232,6 +235,9 @@ pub enum TaskMsg {
         /// The arguments, encoded by the codec.
         #[serde(with = "bytes")]
         args: Vec<u8>,
+        /// The sender's trace context (W3C `traceparent`), when the work it starts belongs to
+        /// a trace; the receiver runs the work in a child of it (protocol version 5).
+        trace: Option<WireTrace>,
     },
     /// Text printed by a process whose group leader is on the receiver (a plain spawn the
     /// receiver asked for); the receiver writes it to its output.
@@ -256,6 +262,9 @@ pub enum ActorMsg {
         payload: Vec<u8>,
         /// The caller's number for a call; the answer is an [`ActorMsg::Reply`].
         call: Option<u64>,
+        /// The sender's trace context (W3C `traceparent`), when the work it starts belongs to
+        /// a trace; the receiver runs the work in a child of it (protocol version 5).
+        trace: Option<WireTrace>,
     },
     /// The answer to a call.
     Reply {
@@ -265,6 +274,34 @@ pub enum ActorMsg {
         #[serde(with = "result_bytes")]
         result: Result<Vec<u8>, WireSendError>,
     },
+}
+
+/// A W3C trace context on the wire (what OpenTelemetry propagates as `traceparent`):
+/// `actor_core::TraceContext`'s parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireTrace {
+    /// The trace id.
+    pub trace_id: [u8; 16],
+    /// The sender's span id: the parent of the receiver's span.
+    pub span_id: [u8; 8],
+    /// The W3C trace flags.
+    pub flags: u8,
+}
+
+impl From<actor_core::TraceContext> for WireTrace {
+    fn from(t: actor_core::TraceContext) -> Self {
+        Self {
+            trace_id: t.trace_id(),
+            span_id: t.span_id(),
+            flags: t.flags(),
+        }
+    }
+}
+
+impl From<WireTrace> for actor_core::TraceContext {
+    fn from(t: WireTrace) -> Self {
+        Self::from_parts(t.trace_id, t.span_id, t.flags)
+    }
 }
 
 /// Watches of the receiver's actors: a remote `Process.monitor`.
@@ -575,6 +612,7 @@ mod tests {
             name: String,
             payload: Vec<u8>,
             call: Option<u64>,
+            trace: Option<WireTrace>,
         },
         Reply {
             call: u64,
@@ -593,12 +631,14 @@ mod tests {
                         name: "Msg".into(),
                         payload: bytes.clone(),
                         call: Some(7),
+                        trace: None,
                     },
                     PlainActorMsg::Send {
                         target: Target::Name("bench".into()),
                         name: "Msg".into(),
                         payload: bytes.clone(),
                         call: Some(7),
+                        trace: None,
                     },
                 ),
                 (
@@ -643,10 +683,11 @@ mod tests {
             name: "t".into(),
             payload: vec![1; 8],
             call: None,
+            trace: None,
         }))
         .unwrap();
         // Claim 60 MiB of payload in a frame that holds 8 bytes of it.
-        let len_at = body.len() - 8 - 1 - 1; // payload, its 1-byte length, `call: None`
+        let len_at = body.len() - 1 - 8 - 1 - 1; // payload, its 1-byte length, `call: None`, `trace: None`
         assert_eq!(body[len_at], 8);
         body[len_at] = 252; // varint: a u32 follows
         body.splice(len_at + 1..len_at + 1, (60u32 << 20).to_le_bytes());

@@ -203,18 +203,20 @@ fn arb_task() -> BoxedStrategy<TaskMsg> {
             arb_string(),
             arb_string(),
             arb_bytes(),
-            arb_task_kind()
+            arb_task_kind(),
+            arb_trace()
         )
-            .prop_map(
-                |(req, supervisor, module, function, args, kind)| TaskMsg::Spawn {
+            .prop_map(|(req, supervisor, module, function, args, kind, trace)| {
+                TaskMsg::Spawn {
                     req,
                     supervisor,
                     module,
                     function,
                     args,
                     kind,
+                    trace,
                 }
-            ),
+            }),
         (
             any::<u64>(),
             prop_oneof![any::<u64>().prop_map(Ok), arb_task_error().prop_map(Err)]
@@ -226,16 +228,33 @@ fn arb_task() -> BoxedStrategy<TaskMsg> {
         )
             .prop_map(|(req, result)| TaskMsg::Result { req, result }),
         any::<u64>().prop_map(|req| TaskMsg::Kill { req }),
-        (any::<u64>(), arb_string(), arb_string(), arb_bytes()).prop_map(
-            |(req, module, function, args)| TaskMsg::SpawnPlain {
+        (
+            any::<u64>(),
+            arb_string(),
+            arb_string(),
+            arb_bytes(),
+            arb_trace()
+        )
+            .prop_map(|(req, module, function, args, trace)| TaskMsg::SpawnPlain {
                 req,
                 module,
                 function,
                 args,
-            }
-        ),
+                trace,
+            }),
         arb_string().prop_map(|text| TaskMsg::Output { text }),
     ]
+    .boxed()
+}
+
+fn arb_trace() -> BoxedStrategy<Option<WireTrace>> {
+    proptest::option::of((any::<[u8; 16]>(), any::<[u8; 8]>(), any::<u8>()).prop_map(
+        |(trace_id, span_id, flags)| WireTrace {
+            trace_id,
+            span_id,
+            flags,
+        },
+    ))
     .boxed()
 }
 
@@ -254,13 +273,15 @@ fn arb_actor() -> BoxedStrategy<ActorMsg> {
             arb_target(),
             arb_string(),
             arb_bytes(),
-            proptest::option::of(any::<u64>())
+            proptest::option::of(any::<u64>()),
+            arb_trace()
         )
-            .prop_map(|(target, name, payload, call)| ActorMsg::Send {
+            .prop_map(|(target, name, payload, call, trace)| ActorMsg::Send {
                 target,
                 name,
                 payload,
                 call,
+                trace,
             }),
         (
             any::<u64>(),

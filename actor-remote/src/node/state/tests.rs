@@ -477,6 +477,7 @@ fn work_done_for_a_peer_answers_it_and_linked_work_stops_when_it_goes_down() {
         function: "f".into(),
         args: vec![],
         kind: WireTaskKind::Async { linked: true },
+        trace: None,
     };
     assert!(matches!(
         s.handle_task(&b, spawn),
@@ -1573,4 +1574,44 @@ fn a_peer_that_leaves_is_down_with_shutdown_and_remembered_until_it_is_back() {
     s.handle_session_down(&name("c@localhost"), conn, NodeDownReason::Disconnect);
     assert!(s.forget_left(&name("c@localhost")));
     assert!(!s.forget_left(&name("c@localhost")));
+}
+
+#[test]
+fn a_trace_context_goes_on_the_next_request_only_and_reaches_the_served_work() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let _conn = up(&mut s, "b@localhost", "sb");
+    drain(&mut s);
+    let dest = remote("counter", "b@localhost");
+    let trace = crate::wire::message::WireTrace {
+        trace_id: [7; 16],
+        span_id: [9; 8],
+        flags: 1,
+    };
+    s.traced(Some(trace))
+        .cast(&b, &dest, "Msg", vec![1])
+        .unwrap();
+    s.cast(&b, &dest, "Msg", vec![2]).unwrap();
+    let traces: Vec<_> = drain(&mut s)
+        .frames
+        .into_iter()
+        .filter_map(|(_, msg)| match msg {
+            NodeMsg::Actor(ActorMsg::Send { trace, .. }) => Some(trace),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(traces, [Some(trace), None]);
+    let spawn = TaskMsg::Spawn {
+        req: 5,
+        supervisor: Target::Name("S".into()),
+        module: "M".into(),
+        function: "f".into(),
+        args: vec![],
+        kind: WireTaskKind::Async { linked: false },
+        trace: Some(trace),
+    };
+    assert!(matches!(
+        s.handle_task(&b, spawn),
+        Some(Serve::Task { trace: Some(t), .. }) if t == trace
+    ));
 }

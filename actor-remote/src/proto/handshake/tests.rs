@@ -213,7 +213,7 @@ fn cookie_never_reaches_debug() {
 fn version_mismatch_both_sides() {
     let now = Instant::now();
     let mut x = cfg("x@localhost", "c");
-    (x.min_version, x.max_version) = (6, 7);
+    (x.min_version, x.max_version) = (PROTOCOL_VERSION + 1, PROTOCOL_VERSION + 2);
     let y = cfg("y@localhost", "c");
     let (mut i, mut a) = pair(&x, &y, now);
     let log = pump(&mut i, &mut a, now, Existing::None);
@@ -243,15 +243,14 @@ fn version_mismatch_both_sides() {
     ));
 }
 
-/// Version 4 added the graceful leave to the wire, which a version 3 node cannot decode (and
-/// version 5 fragments): a node of version 3 and one of this build refuse each other at the
-/// handshake.
+/// Version 5 added fragments and trace contexts to the wire, which a version 4 node cannot decode: a node
+/// of version 4 and one of this build refuse each other at the handshake.
 #[test]
-fn a_version_3_node_and_this_build_refuse_each_other() {
+fn a_version_4_node_and_this_build_refuse_each_other() {
     assert_eq!(PROTOCOL_VERSION, 5);
     let now = Instant::now();
     let mut old = cfg("x@localhost", "c");
-    (old.min_version, old.max_version) = (3, 3);
+    (old.min_version, old.max_version) = (4, 4);
     let new = cfg("y@localhost", "c");
     let (mut i, mut a) = pair(&old, &new, now);
     pump(&mut i, &mut a, now, Existing::None);
@@ -260,10 +259,10 @@ fn a_version_3_node_and_this_build_refuse_each_other() {
         matches!(
             oi,
             Err(HandshakeError::Version {
-                theirs_min: PROTOCOL_VERSION,
-                theirs_max: PROTOCOL_VERSION,
-                min: 3,
-                max: 3,
+                theirs_min: 5,
+                theirs_max: 5,
+                min: 4,
+                max: 4,
                 ..
             })
         ),
@@ -273,10 +272,10 @@ fn a_version_3_node_and_this_build_refuse_each_other() {
         matches!(
             oa,
             Err(HandshakeError::Version {
-                theirs_min: 3,
-                theirs_max: 3,
-                min: PROTOCOL_VERSION,
-                max: PROTOCOL_VERSION,
+                theirs_min: 4,
+                theirs_max: 4,
+                min: 5,
+                max: 5,
                 ..
             })
         ),

@@ -145,6 +145,7 @@ fn a_claimed_length_larger_than_the_frame_is_refused() {
                 module: "M".into(),
                 function: "f".into(),
                 args: tail.clone(),
+                trace: None,
             })),
         ]
     });
@@ -162,9 +163,11 @@ fn a_claimed_length_larger_than_the_frame_is_refused() {
                 NodeMsg::Task(TaskMsg::Output { text }) => text.len(),
                 _ => unreachable!(),
             };
+            // A plain spawn's args are followed by its `trace: None` (one byte).
+            let after = usize::from(matches!(msg, NodeMsg::Task(TaskMsg::SpawnPlain { .. })));
             let mut body = codec::encode(&SessionFrame::Msg(msg)).expect("encodable");
             let varint = if tail_len < 251 { 1 } else { 3 };
-            let at = body.len() - tail_len - varint;
+            let at = body.len() - after - tail_len - varint;
             let claim: Vec<u8> = match kind {
                 0 => [252].into_iter().chain(CLAIMED.to_le_bytes()).collect(),
                 1 => [252].into_iter().chain(u32::MAX.to_le_bytes()).collect(),
