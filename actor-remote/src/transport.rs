@@ -41,12 +41,14 @@
 
 pub(crate) mod faults;
 mod handshake;
+pub mod memory;
 mod session;
 mod stream;
 
 #[cfg(feature = "testing")]
 pub use faults::Faults;
 pub use handshake::{handshake_over, Connected, Direction};
+pub use memory::{MemoryConnectError, MemoryNetwork};
 pub use session::{
     CloseReason, Inline, Responder, SendError, SendStats, Session, SessionConfig, SessionHandle,
     DEFAULT_SEND_QUEUE_LIMIT, INCOMING_CAPACITY,

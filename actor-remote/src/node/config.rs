@@ -9,7 +9,7 @@ use actor_core::NameMode;
 
 use crate::{
     proto::{DEFAULT_SETUP_TIME, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
-    transport::DEFAULT_SEND_QUEUE_LIMIT,
+    transport::{MemoryNetwork, DEFAULT_SEND_QUEUE_LIMIT},
     wire::DEFAULT_MAX_FRAME_LEN,
     Cookie,
 };
@@ -83,6 +83,10 @@ pub struct NodeConfig {
     /// `erlang` feature.
     #[cfg(feature = "erlang")]
     pub erlang: bool,
+    /// The in-memory network to run on instead of TCP (default `None`: TCP). A node on a
+    /// [`MemoryNetwork`] opens no socket and registers with no port mapper: it is reachable
+    /// only from nodes of the same network (see [`crate::transport::memory`]).
+    pub memory: Option<MemoryNetwork>,
 }
 
 impl NodeConfig {
@@ -105,6 +109,7 @@ impl NodeConfig {
             faults: Faults::default(),
             #[cfg(feature = "erlang")]
             erlang: false,
+            memory: None,
         }
     }
 
@@ -178,6 +183,14 @@ impl NodeConfig {
     /// Sets the bound on the bytes waiting to be written to one peer.
     pub fn send_queue_limit(mut self, bytes: usize) -> Self {
         self.send_queue_limit = bytes;
+        self
+    }
+
+    /// Runs the node on an in-memory network instead of TCP (see
+    /// [`crate::transport::memory`]): no listening socket, no port mapper; peers are the
+    /// other nodes started on the same `network`.
+    pub fn memory(mut self, network: MemoryNetwork) -> Self {
+        self.memory = Some(network);
         self
     }
 
