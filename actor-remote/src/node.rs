@@ -155,7 +155,12 @@ impl Node {
             None => {
                 let (tcp, listen_addr, port_mapper_addr, creation) =
                     listen_tcp(&name, &config).await?;
-                (Listening::Tcp(tcp), listen_addr, port_mapper_addr, creation)
+                (
+                    Listening::Tcp(Box::new(tcp)),
+                    listen_addr,
+                    port_mapper_addr,
+                    creation,
+                )
             }
         };
 
@@ -230,12 +235,13 @@ impl Node {
                 let accept = memory_accept_loop(Arc::downgrade(&inner), listener);
                 vec![tokio::spawn(accept.instrument(inner.span())).abort_handle()]
             }
-            Listening::Tcp(Tcp {
-                listener,
-                registration,
-                port_mapper,
-                embedded_bind,
-            }) => {
+            Listening::Tcp(tcp) => {
+                let Tcp {
+                    listener,
+                    registration,
+                    port_mapper,
+                    embedded_bind,
+                } = *tcp;
                 let accept = tokio::spawn(
                     accept_loop(Arc::downgrade(&inner), listener).instrument(inner.span()),
                 );
@@ -559,7 +565,7 @@ impl Node {
 
 /// What a starting node listens with.
 enum Listening {
-    Tcp(Tcp),
+    Tcp(Box<Tcp>),
     Memory(MemoryListener),
 }
 
