@@ -76,15 +76,17 @@ pub use error::{ConnectError, NodeError};
 pub use events::{ListKind, NodeDown, NodeDownReason, NodeEvent, NodeMonitor, Ping};
 
 use self::{
-    driver::{accept_loop, keep_registered, spawn_dial},
+    driver::{accept_loop, keep_registered, memory_accept_loop, spawn_dial},
     inner::{connect, wait_until, waiter, Inner, Waiter},
     node_transport::NodeTransport,
     state::{NodeState, Outcome},
 };
 use crate::{
-    port_mapper::{ensure_port_mapper_mode, PortMapperClient, PortMapperError},
+    port_mapper::{
+        ensure_port_mapper_mode, PortMapperClient, PortMapperError, PortMapperHandle, Registration,
+    },
     proto::HandshakeConfig,
-    transport::{SendStats, SessionConfig},
+    transport::{memory::MemoryListener, SendStats, SessionConfig},
     Cookie,
 };
 
@@ -142,52 +144,25 @@ impl Node {
         let name = NodeName::parse(&config.name)?;
         name.check_mode(config.name_mode)?;
         let cookie = Cookie::resolve(config.cookie.clone())?;
-        let listen_ip = config
-            .listen_ip
-            .unwrap_or_else(|| NodeConfig::default_listen_ip(name.host()));
-        let addr = SocketAddr::new(listen_ip, config.listen_port);
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| NodeError::Listen { addr, source })?;
-        let listen_addr = listener
-            .local_addr()
-            .map_err(|source| NodeError::Listen { addr, source })?;
-
-        let port_mapper_addr = match config.port_mapper {
-            Some(addr) => addr,
-            None => PortMapperClient::from_env(std::net::Ipv4Addr::LOCALHOST.into())
-                .map_err(NodeError::PortMapper)?
-                .addr(),
+        let (listener, listen_addr, port_mapper_addr, creation) = match &config.memory {
+            Some(network) => {
+                let (listener, creation) = network
+                    .register(&name)
+                    .ok_or_else(|| NodeError::NameInUse { name: name.clone() })?;
+                let none = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 0));
+                (Listening::Memory(listener), none, none, creation)
+            }
+            None => {
+                let (tcp, listen_addr, port_mapper_addr, creation) =
+                    listen_tcp(&name, &config).await?;
+                (
+                    Listening::Tcp(Box::new(tcp)),
+                    listen_addr,
+                    port_mapper_addr,
+                    creation,
+                )
+            }
         };
-        // An embedded port mapper of a node with long names serves other hosts too: it
-        // listens on every interface, as epmd does (short names are one host's).
-        let embedded_bind = match (config.port_mapper, config.name_mode) {
-            (None, actor_core::NameMode::Long) => SocketAddr::new(
-                std::net::Ipv4Addr::UNSPECIFIED.into(),
-                port_mapper_addr.port(),
-            ),
-            _ => port_mapper_addr,
-        };
-        let port_mapper = ensure_port_mapper_mode(
-            port_mapper_addr,
-            embedded_bind,
-            &config.port_mapper_mode,
-            config.handshake_timeout,
-        )
-        .await
-        .map_err(NodeError::PortMapper)?;
-        let registration = port_mapper
-            .client()
-            .clone()
-            .with_timeout(config.handshake_timeout)
-            .register(&name, listen_addr.port(), config.hidden)
-            .await
-            .map_err(|e| match e {
-                PortMapperError::NameInUse { name } => NodeError::NameInUse { name },
-                other => NodeError::PortMapper(other),
-            })?;
-        let creation = registration.creation();
-
         let system = System::start(SystemConfig {
             node: name.clone(),
             creation: Some(creation),
@@ -255,20 +230,34 @@ impl Node {
             inner.system.clone().shutdown().await;
             return Err(NodeError::Admin(e));
         }
-        let accept =
-            tokio::spawn(accept_loop(Arc::downgrade(&inner), listener).instrument(inner.span()));
-        let keeper = tokio::spawn(
-            keep_registered(
-                Arc::downgrade(&inner),
-                registration,
-                port_mapper,
-                (port_mapper_addr, embedded_bind),
-            )
-            .instrument(inner.span()),
-        );
-        inner
-            .lock_tasks()
-            .extend([accept.abort_handle(), keeper.abort_handle()]);
+        let tasks = match listener {
+            Listening::Memory(listener) => {
+                let accept = memory_accept_loop(Arc::downgrade(&inner), listener);
+                vec![tokio::spawn(accept.instrument(inner.span())).abort_handle()]
+            }
+            Listening::Tcp(tcp) => {
+                let Tcp {
+                    listener,
+                    registration,
+                    port_mapper,
+                    embedded_bind,
+                } = *tcp;
+                let accept = tokio::spawn(
+                    accept_loop(Arc::downgrade(&inner), listener).instrument(inner.span()),
+                );
+                let keeper = tokio::spawn(
+                    keep_registered(
+                        Arc::downgrade(&inner),
+                        registration,
+                        port_mapper,
+                        (port_mapper_addr, embedded_bind),
+                    )
+                    .instrument(inner.span()),
+                );
+                vec![accept.abort_handle(), keeper.abort_handle()]
+            }
+        };
+        inner.lock_tasks().extend(tasks);
         let node = Node { inner };
         crate::names::start(&node).await?;
         tracing::info!(parent: &node.inner.span(), listen = %listen_addr, creation, "node started");
@@ -595,4 +584,80 @@ impl Node {
         self.inner.system.clone().shutdown().await;
         tracing::info!(parent: &self.inner.span(), "node stopped");
     }
+}
+
+/// What a starting node listens with.
+enum Listening {
+    Tcp(Box<Tcp>),
+    Memory(MemoryListener),
+}
+
+/// A TCP node's listener and port-mapper registration.
+struct Tcp {
+    listener: TcpListener,
+    registration: Registration,
+    port_mapper: PortMapperHandle,
+    embedded_bind: SocketAddr,
+}
+
+/// Binds a TCP node's listener and registers it with the port mapper (starting an embedded
+/// one if none answers): the listener, its address, the port mapper's address, and the
+/// creation the registration gave.
+async fn listen_tcp(
+    name: &NodeName,
+    config: &NodeConfig,
+) -> Result<(Tcp, SocketAddr, SocketAddr, u32), NodeError> {
+    let listen_ip = config
+        .listen_ip
+        .unwrap_or_else(|| NodeConfig::default_listen_ip(name.host()));
+    let addr = SocketAddr::new(listen_ip, config.listen_port);
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| NodeError::Listen { addr, source })?;
+    let listen_addr = listener
+        .local_addr()
+        .map_err(|source| NodeError::Listen { addr, source })?;
+
+    let port_mapper_addr = match config.port_mapper {
+        Some(addr) => addr,
+        None => PortMapperClient::from_env(std::net::Ipv4Addr::LOCALHOST.into())
+            .map_err(NodeError::PortMapper)?
+            .addr(),
+    };
+    // An embedded port mapper of a node with long names serves other hosts too: it
+    // listens on every interface, as epmd does (short names are one host's).
+    let embedded_bind = match (config.port_mapper, config.name_mode) {
+        (None, actor_core::NameMode::Long) => SocketAddr::new(
+            std::net::Ipv4Addr::UNSPECIFIED.into(),
+            port_mapper_addr.port(),
+        ),
+        _ => port_mapper_addr,
+    };
+    let port_mapper = ensure_port_mapper_mode(
+        port_mapper_addr,
+        embedded_bind,
+        &config.port_mapper_mode,
+        config.handshake_timeout,
+    )
+    .await
+    .map_err(NodeError::PortMapper)?;
+    let registration = port_mapper
+        .client()
+        .clone()
+        .with_timeout(config.handshake_timeout)
+        .register(name, listen_addr.port(), config.hidden)
+        .await
+        .map_err(|e| match e {
+            PortMapperError::NameInUse { name } => NodeError::NameInUse { name },
+            other => NodeError::PortMapper(other),
+        })?;
+    let creation = registration.creation();
+
+    let tcp = Tcp {
+        listener,
+        registration,
+        port_mapper,
+        embedded_bind,
+    };
+    Ok((tcp, listen_addr, port_mapper_addr, creation))
 }

@@ -59,6 +59,7 @@
 
 pub(crate) mod faults;
 mod handshake;
+pub mod memory;
 mod session;
 mod stream;
 #[cfg(feature = "tls")]
@@ -69,6 +70,7 @@ pub(crate) mod tls;
 #[cfg(feature = "testing")]
 pub use faults::Faults;
 pub use handshake::{handshake_over, Connected, Direction};
+pub use memory::{MemoryConnectError, MemoryNetwork};
 pub use session::{
     CloseReason, Inline, Responder, SendError, SendStats, Session, SessionConfig, SessionHandle,
     DEFAULT_SEND_QUEUE_LIMIT, FRAGMENT_SIZE, INCOMING_CAPACITY,

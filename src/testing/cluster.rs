@@ -67,7 +67,7 @@ use std::{
 use actor_core::NodeName;
 use actor_remote::{
     port_mapper::{PortMapperClient, PortMapperError, PortMapperServer, PortMapperServerHandle},
-    transport::Faults,
+    transport::{Faults, MemoryNetwork},
     Cookie, Node, NodeConfig, NodeError,
 };
 use tokio::{
@@ -180,6 +180,7 @@ pub struct ClusterBuilder {
     tick_time: Duration,
     handshake_timeout: Duration,
     on_start: OnStart,
+    memory: bool,
 }
 
 impl Default for ClusterBuilder {
@@ -193,6 +194,7 @@ impl Default for ClusterBuilder {
             tick_time: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(3),
             on_start: OnStart::default(),
+            memory: false,
         }
     }
 }
@@ -236,6 +238,25 @@ impl ClusterBuilder {
     /// The in-process nodes' handshake (connect) timeout (default 3 s).
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
+        self
+    }
+
+    /// Runs the in-process nodes on one in-memory network
+    /// ([`MemoryNetwork`](crate::remote::transport::MemoryNetwork)) instead of loopback TCP:
+    /// no sockets, no port mapper, the same handshake, ticks and [`Faults`]. Process nodes
+    /// cannot join such a cluster (starting one is [`ClusterError::Process`]).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use nodus::testing::LocalCluster;
+    /// let cluster = LocalCluster::builder().nodes(3).memory().start().await?;
+    /// cluster.await_mesh(std::time::Duration::from_secs(10)).await?;
+    /// assert!(cluster.is_memory());
+    /// cluster.shutdown().await;
+    /// # Ok(()) }
+    /// ```
+    pub fn memory(mut self) -> Self {
+        self.memory = true;
         self
     }
 
@@ -296,15 +317,21 @@ impl ClusterBuilder {
             name: String::new(),
             source: NodeError::Cookie(e),
         })?;
-        let port_mapper = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
-            .await
-            .map_err(ClusterError::PortMapper)?
-            .spawn();
+        let (port_mapper, network) = if self.memory {
+            (None, Some(MemoryNetwork::new()))
+        } else {
+            let port_mapper = PortMapperServer::bind(([127, 0, 0, 1], 0).into())
+                .await
+                .map_err(ClusterError::PortMapper)?
+                .spawn();
+            (Some(port_mapper), None)
+        };
         let id = CLUSTERS.fetch_add(1, Ordering::Relaxed);
         let total = self.nodes + self.processes;
         let mut cluster = LocalCluster {
             members: Vec::new(),
-            port_mapper: Some(port_mapper),
+            port_mapper,
+            network,
             captured,
             config: self,
             cookie,
@@ -484,6 +511,8 @@ fn parse_list(list: &str) -> Vec<NodeName> {
 pub struct LocalCluster {
     members: Vec<Member>,
     port_mapper: Option<PortMapperServerHandle>,
+    /// The in-memory network of a [`ClusterBuilder::memory`] cluster.
+    network: Option<MemoryNetwork>,
     captured: bool,
     /// How it was built: how to start (and restart) each node.
     config: ClusterBuilder,
@@ -514,7 +543,12 @@ impl LocalCluster {
         Self::builder().nodes(n).start().await
     }
 
-    /// The cluster's port mapper.
+    /// Whether the nodes run on an in-memory network ([`ClusterBuilder::memory`]).
+    pub fn is_memory(&self) -> bool {
+        self.network.is_some()
+    }
+
+    /// The cluster's port mapper (`127.0.0.1:0` on a memory cluster, which has none).
     pub fn port_mapper_addr(&self) -> std::net::SocketAddr {
         self.port_mapper
             .as_ref()
@@ -664,10 +698,13 @@ impl LocalCluster {
         if i < config.nodes {
             let node_config = NodeConfig::sname(name.as_str())
                 .cookie(self.cookie.clone())
-                .port_mapper(self.port_mapper_addr())
                 .tick_time(config.tick_time)
                 .handshake_timeout(config.handshake_timeout)
                 .faults(faults.clone());
+            let node_config = match &self.network {
+                Some(network) => node_config.memory(network.clone()),
+                None => node_config.port_mapper(self.port_mapper_addr()),
+            };
             let node = Node::start(node_config)
                 .await
                 .map_err(|source| ClusterError::Node {
@@ -684,6 +721,14 @@ impl LocalCluster {
                 hook(node.clone(), i).await;
             }
             Ok(Kind::InProcess(node))
+        } else if self.network.is_some() {
+            Err(ClusterError::Process {
+                name: name.to_string(),
+                reason: "a process node cannot join an in-memory cluster; leave out \
+                         ClusterBuilder::memory or the process nodes"
+                    .into(),
+                output: Vec::new(),
+            })
         } else {
             let binary = config.binary.clone().unwrap_or_default();
             let first = self
@@ -708,6 +753,19 @@ impl LocalCluster {
     /// Waits (polling, bounded by [`NAME_RELEASE`]) until the cluster's port mapper no longer
     /// lists `name`.
     async fn await_name_released(&self, name: &NodeName) -> Result<(), ClusterError> {
+        if let Some(network) = &self.network {
+            let until = Instant::now() + NAME_RELEASE;
+            while network.nodes().contains(name) {
+                if Instant::now() + POLL > until {
+                    return Err(ClusterError::Node {
+                        name: name.to_string(),
+                        source: NodeError::NameInUse { name: name.clone() },
+                    });
+                }
+                tokio::time::sleep(POLL).await; // the poll interval
+            }
+            return Ok(());
+        }
         let client = PortMapperClient::new(self.port_mapper_addr());
         let until = Instant::now() + NAME_RELEASE;
         loop {

@@ -12,6 +12,34 @@ use tokio::sync::broadcast;
 const DEADLINE: Duration = Duration::from_secs(10);
 const TICK: Duration = Duration::from_millis(600);
 
+/// Runs a cluster test, `async fn name(memory: bool)`, on both transports: as
+/// `name::tcp` (loopback TCP) and `name::memory` (`ClusterBuilder::memory`).
+macro_rules! on_both_transports {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test]
+            async fn tcp() {
+                super::$name(false).await
+            }
+            #[tokio::test]
+            async fn memory() {
+                super::$name(true).await
+            }
+        }
+    };
+}
+pub(crate) use on_both_transports;
+
+/// A cluster builder on TCP, or on one in-memory network.
+pub(crate) fn builder(memory: bool) -> nodus::testing::ClusterBuilder {
+    let builder = LocalCluster::builder();
+    if memory {
+        builder.memory()
+    } else {
+        builder
+    }
+}
+
 /// The reason of the next `NodeDown` for `peer` on `events`, within the deadline.
 async fn down(events: &mut broadcast::Receiver<NodeEvent>, peer: &NodeName) -> NodeDownReason {
     let wait = async {
@@ -93,9 +121,9 @@ async fn echo_from(
         .expect("the task finishes within the deadline")
 }
 
-#[tokio::test]
-async fn a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals() {
-    let cluster = LocalCluster::builder()
+on_both_transports!(a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals);
+async fn a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals(memory: bool) {
+    let cluster = builder(memory)
         .nodes(3)
         .tick_time(TICK)
         .start()
@@ -173,9 +201,9 @@ async fn a_partition_is_a_tick_timeout_on_both_sides_and_the_mesh_heals() {
     cluster.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_paused_node_times_out_and_rejoins_when_resumed() {
-    let mut cluster = LocalCluster::builder()
+on_both_transports!(a_paused_node_times_out_and_rejoins_when_resumed);
+async fn a_paused_node_times_out_and_rejoins_when_resumed(memory: bool) {
+    let mut cluster = builder(memory)
         .nodes(3)
         .tick_time(TICK)
         .handshake_timeout(Duration::from_secs(1))
@@ -202,9 +230,9 @@ async fn a_paused_node_times_out_and_rejoins_when_resumed() {
     cluster.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_killed_node_is_down_at_once_and_the_rest_stays_meshed() {
-    let mut cluster = LocalCluster::builder()
+on_both_transports!(a_killed_node_is_down_at_once_and_the_rest_stays_meshed);
+async fn a_killed_node_is_down_at_once_and_the_rest_stays_meshed(memory: bool) {
+    let mut cluster = builder(memory)
         .nodes(3)
         .tick_time(Duration::from_secs(60))
         .start()
@@ -345,18 +373,18 @@ async fn each_in_process_node_has_its_own_captured_output() {
     cluster.shutdown().await;
 }
 
+on_both_transports!(a_linked_task_stops_when_the_callers_node_goes_away);
 /// README: "a linked task stops when its caller (or the caller's node) goes away". a starts
 /// a linked and a nolink task on b, both waiting forever; then a's node stops. The linked task
 /// is stopped on b (its future dropped), the nolink one goes on and can still finish. A node
 /// that forgot the links of a peer that went down keeps both running: the linked one never
 /// stops within the deadline.
-#[tokio::test]
-async fn a_linked_task_stops_when_the_callers_node_goes_away() {
+async fn a_linked_task_stops_when_the_callers_node_goes_away(memory: bool) {
     use std::sync::{
         atomic::{AtomicUsize, Ordering},
         Arc,
     };
-    let mut cluster = LocalCluster::builder().nodes(2).start().await.unwrap();
+    let mut cluster = builder(memory).nodes(2).start().await.unwrap();
     cluster.await_mesh(DEADLINE).await.unwrap();
     let b = cluster.name(1).clone();
     let (stopped, finished) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -448,21 +476,21 @@ async fn a_linked_task_stops_when_the_callers_node_goes_away() {
     cluster.shutdown().await;
 }
 
+on_both_transports!(a_restarted_in_process_node_comes_back_with_its_services);
 /// `LocalCluster::restart` of in-process nodes: node 1 killed then restarted, node 2
 /// restarted while live. Each comes back under its name with a new creation, the `on_start`
 /// hook ran on it again (its echo service answers peers, printing on its output), its log and
 /// output go on, `await_mesh` includes it, and pause works on the new node (its transport is
 /// the cluster's to freeze). A restart that reused the old node, skipped the hook or lost the
 /// node's faults fails here.
-#[tokio::test]
-async fn a_restarted_in_process_node_comes_back_with_its_services() {
+async fn a_restarted_in_process_node_comes_back_with_its_services(memory: bool) {
     use std::sync::{Arc, Mutex};
 
     use nodus::remote::Ping;
 
     let hooks = Arc::new(Mutex::new(Vec::new()));
     let ran = hooks.clone();
-    let mut cluster = LocalCluster::builder()
+    let mut cluster = builder(memory)
         .nodes(3)
         .tick_time(TICK)
         .on_start(move |node, i| {

@@ -3,6 +3,8 @@
 //! a partition where both sides take one name healed to the documented winner (the loser
 //! killed), and groups across three nodes with a group cast reaching every member.
 
+use crate::cluster::{builder, on_both_transports};
+
 use std::{
     future::Future,
     time::{Duration, Instant},
@@ -94,9 +96,9 @@ async fn recv(rx: &mut mpsc::UnboundedReceiver<(Pid, u32)>) -> (Pid, u32) {
         .expect("the channel is open")
 }
 
-#[tokio::test]
-async fn a_global_name_is_seen_on_every_node_and_is_a_destination() {
-    let cluster = LocalCluster::builder()
+on_both_transports!(a_global_name_is_seen_on_every_node_and_is_a_destination);
+async fn a_global_name_is_seen_on_every_node_and_is_a_destination(memory: bool) {
+    let cluster = builder(memory)
         .nodes(3)
         .prefix("glob")
         .start()
@@ -241,9 +243,13 @@ async fn a_killed_nodes_names_and_members_go_everywhere_within_the_tick_time() {
     cluster.shutdown().await;
 }
 
-#[tokio::test]
-async fn after_a_partition_heals_the_lower_nodes_actor_keeps_the_name_and_the_other_is_killed() {
-    let cluster = LocalCluster::builder()
+on_both_transports!(
+    after_a_partition_heals_the_lower_nodes_actor_keeps_the_name_and_the_other_is_killed
+);
+async fn after_a_partition_heals_the_lower_nodes_actor_keeps_the_name_and_the_other_is_killed(
+    memory: bool,
+) {
+    let cluster = builder(memory)
         .nodes(2)
         .prefix("globsplit")
         .tick_time(TICK)

@@ -10,7 +10,7 @@ use actor_core::NameMode;
 use crate::{
     port_mapper::PortMapperMode,
     proto::{DEFAULT_SETUP_TIME, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
-    transport::DEFAULT_SEND_QUEUE_LIMIT,
+    transport::{MemoryNetwork, DEFAULT_SEND_QUEUE_LIMIT},
     wire::DEFAULT_MAX_FRAME_LEN,
     Cookie,
 };
@@ -96,6 +96,10 @@ pub struct NodeConfig {
     /// with TLS and one without refuse each other. Only with the `tls` feature.
     #[cfg(feature = "tls")]
     pub tls: Option<TlsConfig>,
+    /// The in-memory network to run on instead of TCP (default `None`: TCP). A node on a
+    /// [`MemoryNetwork`] opens no socket and registers with no port mapper: it is reachable
+    /// only from nodes of the same network (see [`crate::transport::memory`]).
+    pub memory: Option<MemoryNetwork>,
 }
 
 impl NodeConfig {
@@ -121,6 +125,7 @@ impl NodeConfig {
             erlang: false,
             #[cfg(feature = "tls")]
             tls: None,
+            memory: None,
         }
     }
 
@@ -208,6 +213,14 @@ impl NodeConfig {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, tls: TlsConfig) -> Self {
         self.tls = Some(tls);
+        self
+    }
+
+    /// Runs the node on an in-memory network instead of TCP (see
+    /// [`crate::transport::memory`]): no listening socket, no port mapper; peers are the
+    /// other nodes started on the same `network`.
+    pub fn memory(mut self, network: MemoryNetwork) -> Self {
+        self.memory = Some(network);
         self
     }
 

@@ -21,7 +21,10 @@ use super::{
 use crate::{
     port_mapper::{ensure_port_mapper_mode, PortMapperClient, PortMapperHandle, Registration},
     proto::HandshakeError,
-    transport::{faults, handshake_over, tls, Connected, Direction, Inline, Session, Stream},
+    transport::{
+        faults, handshake_over, memory::MemoryListener, tls, Connected, Direction, Inline,
+        MemoryConnectError, MemoryNetwork, Session, Stream,
+    },
     wire::message::NodeMsg,
 };
 
@@ -88,6 +91,51 @@ enum Dialed {
 }
 
 async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectError> {
+    let stream = match &inner.config.memory {
+        Some(network) => open_memory(inner, network, node).await?,
+        None => open_tcp(inner, node).await?,
+    };
+    let direction = Direction::Outgoing { peer: node.clone() };
+    let no_existing = |_| async { crate::proto::Existing::None };
+    match handshake_over(stream, direction, &inner.handshake, no_existing).await {
+        Ok(conn) => {
+            install(inner, conn);
+            Ok(Dialed::Up)
+        }
+        Err(HandshakeError::Simultaneous { .. } | HandshakeError::AlreadyConnected { .. }) => {
+            Ok(Dialed::LostRace)
+        }
+        Err(e) => Err(tls::handshake_error(node, e)),
+    }
+}
+
+/// Opens an in-memory connection to `node` on `network` (the same `Faults` gate as TCP).
+async fn open_memory(
+    inner: &Arc<Inner>,
+    network: &MemoryNetwork,
+    node: &NodeName,
+) -> Result<Stream, ConnectError> {
+    let timeout = inner.config.handshake_timeout;
+    if !faults::may_dial(&inner.session, node, timeout).await {
+        return Err(ConnectError::Memory {
+            node: node.clone(),
+            reason: "cut off by an injected fault (Faults)".into(),
+        });
+    }
+    match network.connect(node, timeout).await {
+        Ok(pipe) => Ok(Stream::boxed(pipe)),
+        Err(MemoryConnectError::NotRegistered { .. }) => {
+            Err(ConnectError::NotRegistered { node: node.clone() })
+        }
+        Err(e) => Err(ConnectError::Memory {
+            node: node.clone(),
+            reason: e.to_string(),
+        }),
+    }
+}
+
+/// Looks `node` up with its host's port mapper and opens a TCP connection to it.
+async fn open_tcp(inner: &Arc<Inner>, node: &NodeName) -> Result<Stream, ConnectError> {
     let timeout = inner.config.handshake_timeout;
     let host = node.host().to_string();
     let addrs: Vec<SocketAddr> = tokio::time::timeout(
@@ -152,19 +200,7 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectErro
                 })
             }
         };
-        let stream = tls::connect(tls::of(&inner.config), node, stream, timeout).await?;
-        let direction = Direction::Outgoing { peer: node.clone() };
-        let no_existing = |_| async { crate::proto::Existing::None };
-        return match handshake_over(stream, direction, &inner.handshake, no_existing).await {
-            Ok(conn) => {
-                install(inner, conn);
-                Ok(Dialed::Up)
-            }
-            Err(HandshakeError::Simultaneous { .. } | HandshakeError::AlreadyConnected { .. }) => {
-                Ok(Dialed::LostRace)
-            }
-            Err(e) => Err(tls::handshake_error(node, e)),
-        };
+        return tls::connect(tls::of(&inner.config), node, stream, timeout).await;
     }
     Err(last)
 }
@@ -212,16 +248,6 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
         tokio::spawn(
             async move {
                 let _permit = permit; // held until the handshake is over
-                let weak = Arc::downgrade(&inner);
-                let registered = move |peer: NodeName| {
-                    let weak = weak.clone();
-                    async move {
-                        match weak.upgrade() {
-                            Some(inner) => inner.lock().existing(&peer),
-                            None => crate::proto::Existing::Established,
-                        }
-                    }
-                };
                 let setup = inner.config.handshake_timeout;
                 // TLS or plain, as this node: the first byte tells (a mismatch is refused).
                 let stream = match tls::accept(tls::of(&inner.config), stream, from, setup).await {
@@ -241,16 +267,55 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
                         Stream::from(stream)
                     }
                 };
-                faults::hold_accept(&inner.session, inner.config.handshake_timeout).await;
-                match handshake_over(stream, Direction::Incoming, &inner.handshake, registered)
-                    .await
-                {
-                    Ok(conn) => install(&inner, conn),
-                    Err(e) => tracing::debug!(%from, "incoming handshake failed: {e}"),
-                }
+                incoming(inner, stream, from).await;
             }
             .instrument(span),
         );
+    }
+}
+
+/// Accepts in-memory connections (see [`crate::transport::memory`]) as [`accept_loop`]
+/// accepts TCP ones: each one's handshake in a task of its own, at most
+/// [`MAX_INCOMING_HANDSHAKES`] at a time. Ends when the node goes (dropping `listener`
+/// takes the node off the network).
+pub(super) async fn memory_accept_loop(node: Weak<Inner>, mut listener: MemoryListener) {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_INCOMING_HANDSHAKES));
+    loop {
+        let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
+            return; // never closed
+        };
+        let Some(pipe) = listener.accept().await else {
+            return;
+        };
+        let Some(inner) = node.upgrade() else { return };
+        let span = inner.span();
+        tokio::spawn(
+            async move {
+                let _permit = permit; // held until the handshake is over
+                incoming(inner, Stream::boxed(pipe), "memory").await;
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Takes an accepted connection through the handshake (after the `Faults` gate) and
+/// installs its session: the same for every transport.
+async fn incoming(inner: Arc<Inner>, stream: Stream, from: impl std::fmt::Display) {
+    let weak = Arc::downgrade(&inner);
+    let registered = move |peer: NodeName| {
+        let weak = weak.clone();
+        async move {
+            match weak.upgrade() {
+                Some(inner) => inner.lock().existing(&peer),
+                None => crate::proto::Existing::Established,
+            }
+        }
+    };
+    faults::hold_accept(&inner.session, inner.config.handshake_timeout).await;
+    match handshake_over(stream, Direction::Incoming, &inner.handshake, registered).await {
+        Ok(conn) => install(&inner, conn),
+        Err(e) => tracing::debug!(%from, "incoming handshake failed: {e}"),
     }
 }
 

@@ -89,6 +89,15 @@ pub enum ConnectError {
         /// What failed.
         reason: String,
     },
+    /// An in-memory connection could not be opened (the node's accept backlog stayed
+    /// full; an unknown node is [`ConnectError::NotRegistered`]).
+    #[error("could not connect to {node} in memory: {reason}")]
+    Memory {
+        /// The node.
+        node: NodeName,
+        /// What failed.
+        reason: String,
+    },
     /// The handshake failed (for example a wrong cookie, or short and long names mixed).
     #[error("handshake with {node} failed: {reason}")]
     Handshake {

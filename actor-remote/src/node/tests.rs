@@ -1890,3 +1890,89 @@ mod caller_gone {
         kate.shutdown().await;
     }
 }
+
+fn memory_config(
+    name: &str,
+    network: &crate::transport::MemoryNetwork,
+    cookie: &str,
+) -> NodeConfig {
+    NodeConfig::sname(name)
+        .cookie(Cookie::new(cookie).unwrap())
+        .memory(network.clone())
+        .tick_time(Duration::from_secs(1))
+        .handshake_timeout(Duration::from_secs(3))
+}
+
+#[tokio::test]
+async fn memory_nodes_ping_mesh_and_see_a_halted_node_down() {
+    let network = crate::transport::MemoryNetwork::new();
+    let start = |name: &str| Node::start(memory_config(name, &network, "mycookie"));
+    let a = start("a@localhost").await.unwrap();
+    let b = start("b@localhost").await.unwrap();
+    let c = start("c@localhost").await.unwrap();
+    let taken = start("a@localhost").await.unwrap_err();
+    assert!(matches!(taken, NodeError::NameInUse { .. }), "{taken}");
+    assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    assert_eq!(b.ping("c@localhost").await, Ping::Pong);
+    // The mesh: a hears of c from b and connects to it.
+    eventually("a to list b and c", || {
+        a.list() == [n("b@localhost"), n("c@localhost")]
+    })
+    .await;
+    let err = a.connect(&n("piyo@localhost")).await.unwrap_err();
+    assert_eq!(
+        err,
+        ConnectError::NotRegistered {
+            node: n("piyo@localhost")
+        }
+    );
+    assert_eq!(a.ping("piyo@localhost").await, Ping::Pang);
+    let monitor = a.monitor_node(&n("c@localhost")).await;
+    c.halt().await;
+    let down = tokio::time::timeout(DEADLINE, monitor).await.unwrap();
+    assert_eq!(down.reason, NodeDownReason::ConnectionClosed);
+    eventually("c to leave the network", || {
+        network.nodes() == [n("a@localhost"), n("b@localhost")]
+    })
+    .await;
+    assert_eq!(a.ping("c@localhost").await, Ping::Pang);
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test]
+async fn memory_node_with_a_wrong_cookie_is_refused() {
+    let network = crate::transport::MemoryNetwork::new();
+    let a = Node::start(memory_config("a@localhost", &network, "one"))
+        .await
+        .unwrap();
+    let b = Node::start(memory_config("b@localhost", &network, "two"))
+        .await
+        .unwrap();
+    assert_eq!(a.ping("b@localhost").await, Ping::Pang);
+    let err = a.connect(&n("b@localhost")).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Handshake { .. }), "{err}");
+    assert!(a.list().is_empty() && b.list().is_empty());
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[cfg(feature = "testing")]
+#[tokio::test]
+async fn memory_dials_pass_the_faults_gate() {
+    let network = crate::transport::MemoryNetwork::new();
+    let faults = crate::transport::Faults::new();
+    let a = Node::start(memory_config("a@localhost", &network, "c").faults(faults.clone()))
+        .await
+        .unwrap();
+    let b = Node::start(memory_config("b@localhost", &network, "c"))
+        .await
+        .unwrap();
+    faults.block(n("b@localhost"));
+    let err = a.connect(&n("b@localhost")).await.unwrap_err();
+    assert!(matches!(err, ConnectError::Memory { .. }), "{err}");
+    faults.unblock(&n("b@localhost"));
+    assert_eq!(a.ping("b@localhost").await, Ping::Pong);
+    a.shutdown().await;
+    b.shutdown().await;
+}

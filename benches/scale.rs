@@ -1,0 +1,176 @@
+//! Many nodes in one process on the in-memory transport
+//! ([`MemoryNetwork`](nodus::remote::transport::MemoryNetwork)).
+//!
+//! `cargo bench --bench scale` starts `SCALE_NODES` nodes (default 1000) on one memory
+//! network, tells each node of one other (node `i` connects to node `i - 1`; the mesh does the
+//! rest through `ControlMsg::Peers`), and prints one `key=value` line per figure:
+//!
+//! - `nodes`, `start_s`: how many nodes, and how long starting them took;
+//! - `mesh_s`: until every node lists every other (or `mesh_s=timeout` after
+//!   `SCALE_DEADLINE_S`, default 120, with `mesh_sessions` and `mesh_expected`);
+//! - `rss_per_node_kb`: the resident set added by starting the nodes, per node
+//!   (`/proc/self/status`, `VmRSS`);
+//! - `rss_per_session_kb`: the resident set added by meshing, per session (a session is one
+//!   connection between two nodes, so both of its ends);
+//! - `down_detect_s`: from halting one node until every other node stopped listing it.
+//!
+//! Then, unless `SCALE_TCP_NODES=0`, the same mesh over loopback TCP with `SCALE_TCP_NODES`
+//! nodes (default 100) and its own port mapper: `tcp_nodes`, `tcp_mesh_s`.
+
+use std::time::{Duration, Instant};
+
+use nodus::remote::{
+    port_mapper::PortMapperServer, transport::MemoryNetwork, Cookie, Node, NodeConfig,
+};
+
+fn env_usize(key: &str, default: usize) -> usize {
+    std::env::var(key)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The resident set size of this process, in KiB.
+fn rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn config(name: &str) -> NodeConfig {
+    NodeConfig::sname(name)
+        .cookie(Cookie::new("scale").expect("a valid cookie"))
+        // Generous: a thousand handshakes at once on two cores queue behind each other.
+        .handshake_timeout(Duration::from_secs(60))
+}
+
+/// Sessions up now: each node's peers, halved.
+fn sessions(nodes: &[Node]) -> usize {
+    nodes.iter().map(|n| n.list().len()).sum::<usize>() / 2
+}
+
+/// Tells node `i` of node `i - 1` and waits (at most `deadline`) for the full mesh: the
+/// seconds it took, or `None`.
+async fn mesh(nodes: &[Node], deadline: Duration) -> Option<f64> {
+    let started = Instant::now();
+    let mut dials = Vec::new();
+    for pair in nodes.windows(2) {
+        let (from, to) = (pair[1].clone(), pair[0].name().clone());
+        dials.push(tokio::spawn(async move { from.connect(&to).await }));
+    }
+    let expected = nodes.len() * (nodes.len() - 1) / 2;
+    while sessions(nodes) < expected {
+        if started.elapsed() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling interval
+    }
+    let secs = started.elapsed().as_secs_f64();
+    for dial in dials {
+        if let Ok(Err(e)) = dial.await {
+            eprintln!("a first dial failed (the mesh came anyway): {e}");
+        }
+    }
+    Some(secs)
+}
+
+async fn memory_run(n: usize, deadline: Duration) {
+    let network = MemoryNetwork::new();
+    let rss_before = rss_kb();
+    let started = Instant::now();
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let node = Node::start(config(&format!("n{i}@localhost")).memory(network.clone()))
+            .await
+            .expect("a memory node starts");
+        nodes.push(node);
+    }
+    let start_s = started.elapsed().as_secs_f64();
+    let rss_started = rss_kb();
+    println!("nodes={n}");
+    println!("start_s={start_s:.2}");
+    println!(
+        "rss_per_node_kb={}",
+        rss_started.saturating_sub(rss_before) / n as u64
+    );
+    let expected = n * (n - 1) / 2;
+    match mesh(&nodes, deadline).await {
+        Some(secs) => println!("mesh_s={secs:.2}"),
+        None => {
+            println!("mesh_s=timeout");
+            println!("mesh_sessions={}", sessions(&nodes));
+            println!("mesh_expected={expected}");
+        }
+    }
+    // Let the handshakes' transient buffers go before measuring idle sessions.
+    tokio::time::sleep(Duration::from_secs(1)).await; // settling, not synchronisation
+    let up = sessions(&nodes).max(1);
+    let rss_meshed = rss_kb();
+    println!(
+        "rss_per_session_kb={:.1}",
+        rss_meshed.saturating_sub(rss_started) as f64 / up as f64
+    );
+    println!("sessions={up}");
+
+    let victim = nodes.remove(0);
+    let name = victim.name().clone();
+    let started = Instant::now();
+    victim.halt().await;
+    let mut seen = false;
+    while started.elapsed() < deadline {
+        if nodes.iter().all(|node| !node.list().contains(&name)) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await; // polling interval
+    }
+    if seen {
+        println!("down_detect_s={:.3}", started.elapsed().as_secs_f64());
+    } else {
+        println!("down_detect_s=timeout");
+    }
+    let stopping = Instant::now();
+    for node in nodes {
+        node.halt().await;
+    }
+    println!("halt_all_s={:.2}", stopping.elapsed().as_secs_f64());
+}
+
+async fn tcp_run(n: usize, deadline: Duration) {
+    let epmd = PortMapperServer::bind("127.0.0.1:0".parse().expect("an address"))
+        .await
+        .expect("a port mapper")
+        .spawn();
+    let mut nodes = Vec::with_capacity(n);
+    for i in 0..n {
+        let config = config(&format!("t{i}@localhost")).port_mapper(epmd.local_addr());
+        nodes.push(Node::start(config).await.expect("a TCP node starts"));
+    }
+    println!("tcp_nodes={n}");
+    match mesh(&nodes, deadline).await {
+        Some(secs) => println!("tcp_mesh_s={secs:.2}"),
+        None => println!("tcp_mesh_s=timeout"),
+    }
+    for node in nodes {
+        node.halt().await;
+    }
+}
+
+fn main() {
+    let n = env_usize("SCALE_NODES", 1000).max(2);
+    let tcp = env_usize("SCALE_TCP_NODES", 100);
+    let deadline = Duration::from_secs(env_usize("SCALE_DEADLINE_S", 120) as u64);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    runtime.block_on(async {
+        memory_run(n, deadline).await;
+        if tcp >= 2 {
+            tcp_run(tcp, deadline).await;
+        }
+    });
+}
