@@ -242,7 +242,7 @@ impl ClusterBuilder {
     }
 
     /// Runs the in-process nodes on one in-memory network
-    /// ([`MemoryNetwork`](crate::remote::transport::MemoryNetwork)) instead of loopback TCP:
+    /// ([`MemoryNetwork`]) instead of loopback TCP:
     /// no sockets, no port mapper, the same handshake, ticks and [`Faults`]. Process nodes
     /// cannot join such a cluster (starting one is [`ClusterError::Process`]).
     ///
