@@ -18,7 +18,7 @@
 //! A node with TLS and a node without refuse each other: each looks at the first byte a
 //! peer sends (a TLS ClientHello starts with `0x16`, a nodus frame with `0x00`), logs a
 //! warning saying what happened and what to do, and answers with bytes that make the other
-//! side's error say it too ([`ConnectError::TlsMismatch`](crate::node::ConnectError::TlsMismatch)). A plain node does this with or
+//! side's error say it too ([`ConnectError::TlsMismatch`]). A plain node does this with or
 //! without the `tls` feature. Connections from BEAM nodes (the `erlang` feature) are plain
 //! only, so a node with TLS refuses them.
 
@@ -31,7 +31,7 @@ use tokio::{
 };
 
 use super::Stream;
-use crate::{proto::HandshakeError, wire::FrameError};
+use crate::{node::ConnectError, proto::HandshakeError, wire::FrameError, NodeConfig};
 
 /// The first byte of a TLS handshake record, which a ClientHello is.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -71,7 +71,7 @@ async fn opening(stream: &TcpStream, deadline: Duration) -> Opening {
 const WHAT_TO_DO: &str = "configure TLS on every node (NodeConfig::tls, or NODUS_TLS_CERT, \
                           NODUS_TLS_KEY and NODUS_TLS_CA) or on none";
 
-/// The message of [`ConnectError::TlsMismatch`](crate::node::ConnectError::TlsMismatch).
+/// The message of [`ConnectError::TlsMismatch`].
 pub(crate) fn mismatch_message(node: &NodeName, peer_requires_tls: bool) -> String {
     if peer_requires_tls {
         format!("{node} requires TLS but this node speaks plain nodus; {WHAT_TO_DO}")
@@ -89,18 +89,15 @@ pub(crate) type NodeTls = TlsConfig;
 #[derive(Debug)]
 pub(crate) enum NodeTls {}
 
-/// Why a dialled connection failed at the TLS layer; the node makes a
-/// [`ConnectError`](crate::node::ConnectError) of it, naming the peer.
-#[derive(Debug)]
-pub(crate) enum TlsFailure {
-    /// One node runs TLS and the other does not.
-    Mismatch {
-        /// Whether the peer requires TLS (and this node speaks plain nodus), or the reverse.
-        peer_requires_tls: bool,
-    },
-    /// Any other TLS failure: what failed, and what to do.
-    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
-    Tls(String),
+/// The node's TLS settings, if any.
+pub(crate) fn of(config: &NodeConfig) -> Option<&NodeTls> {
+    #[cfg(feature = "tls")]
+    return config.tls.as_ref();
+    #[cfg(not(feature = "tls"))]
+    {
+        let _ = config;
+        None
+    }
 }
 
 /// An accepted connection after its first byte was looked at.
@@ -172,14 +169,14 @@ async fn refuse(mut stream: TcpStream, answer: &[u8], timeout: Duration) {
 /// keeps it as it is.
 ///
 /// # Errors
-/// [`TlsFailure::Mismatch`] if the peer answered in plain nodus, [`TlsFailure::Tls`] for any
-/// other TLS failure (a certificate refused, say), with what to do.
+/// [`ConnectError::TlsMismatch`] if the peer answered in plain nodus, [`ConnectError::Tls`]
+/// for any other TLS failure (a certificate refused, say), with what to do.
 pub(crate) async fn connect(
     tls: Option<&NodeTls>,
     node: &NodeName,
     stream: TcpStream,
     timeout: Duration,
-) -> Result<Stream, TlsFailure> {
+) -> Result<Stream, ConnectError> {
     match tls {
         None => Ok(stream.into()),
         #[cfg(feature = "tls")]
@@ -192,32 +189,39 @@ pub(crate) async fn connect(
     }
 }
 
-/// The TLS failure behind a failed cookie handshake, if that is what it was: a plain node
-/// that reads a TLS alert where a handshake frame should be talks to a node that requires
-/// TLS; a node with TLS whose peer alerts after the TLS handshake had its certificate refused
-/// (TLS 1.3 checks the client's certificate after the client is done).
-pub(crate) fn handshake_failure(e: &HandshakeError) -> Option<TlsFailure> {
+/// The [`ConnectError`] of a failed cookie handshake: a plain node that reads a TLS alert
+/// where a handshake frame should be talks to a node that requires TLS; a node with TLS whose
+/// peer alerts after the TLS handshake had its certificate refused (TLS 1.3 checks the
+/// client's certificate after the client is done).
+pub(crate) fn handshake_error(node: &NodeName, e: HandshakeError) -> ConnectError {
     if let HandshakeError::Undecodable {
         source: FrameError::TooLarge { len, .. },
-    } = e
+    } = &e
     {
         if len >> 24 == usize::from(TLS_ALERT_RECORD) && (len >> 16) & 0xff == 0x03 {
-            return Some(TlsFailure::Mismatch {
+            return ConnectError::TlsMismatch {
+                node: node.clone(),
                 peer_requires_tls: true,
-            });
+            };
         }
     }
     #[cfg(feature = "tls")]
-    if let HandshakeError::Io { source } = e {
+    if let HandshakeError::Io { source } = &e {
         if let Some(rustls::Error::AlertReceived(alert)) = rustls_error(source) {
-            return Some(TlsFailure::Tls(format!(
-                "the peer ended the TLS session ({alert:?}), likely refusing this node's \
-                 certificate; have this node's certificate signed by a CA the peer trusts (its \
-                 NODUS_TLS_CA), or see the peer's log"
-            )));
+            return ConnectError::Tls {
+                node: node.clone(),
+                reason: format!(
+                    "the peer ended the TLS session ({alert:?}), likely refusing this node's \
+                     certificate; have this node's certificate signed by a CA the peer \
+                     trusts (its NODUS_TLS_CA), or see the peer's log"
+                ),
+            };
         }
     }
-    None
+    ConnectError::Handshake {
+        node: node.clone(),
+        reason: e.to_string(),
+    }
 }
 
 #[cfg(feature = "tls")]
@@ -242,7 +246,8 @@ mod config {
     use tokio::net::TcpStream;
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-    use super::{rustls_error, Stream, TlsFailure};
+    use super::{rustls_error, Stream};
+    use crate::node::ConnectError;
 
     /// A TLS configuration is not usable.
     #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -505,8 +510,11 @@ mod config {
             node: &NodeName,
             stream: TcpStream,
             timeout: Duration,
-        ) -> Result<Stream, TlsFailure> {
-            let failed = TlsFailure::Tls;
+        ) -> Result<Stream, ConnectError> {
+            let failed = |reason: String| ConnectError::Tls {
+                node: node.clone(),
+                reason,
+            };
             let name = match &self.server_name {
                 Some(name) => name.clone(),
                 None => ServerName::try_from(node.host().to_string()).map_err(|_| {
@@ -524,7 +532,8 @@ mod config {
                 Ok(Err(e)) => Err(match rustls_error(&e) {
                     Some(rustls::Error::InvalidMessage(
                         rustls::InvalidMessage::InvalidContentType,
-                    )) => TlsFailure::Mismatch {
+                    )) => ConnectError::TlsMismatch {
+                        node: node.clone(),
                         peer_requires_tls: false,
                     },
                     Some(rustls::Error::InvalidCertificate(why)) => failed(format!(
