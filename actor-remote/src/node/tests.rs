@@ -75,6 +75,16 @@ async fn pong_pang_and_self() {
     fuga.shutdown().await;
 }
 
+/// Keep alive while a test captures logs with a scoped subscriber. With a single dispatcher
+/// in the process, tracing computes the interest of a callsite first hit on another thread
+/// (another test, with no subscriber) from that thread's default alone, caches `never`, and
+/// the node's span or event is then lost for this test too (seen as a line without
+/// `node=...`). A second live dispatcher makes tracing rebuild every callsite's interest and
+/// ask every dispatcher from then on.
+fn every_dispatcher_asked() -> tracing::Dispatch {
+    tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default())
+}
+
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 impl std::io::Write for Captured {
@@ -97,6 +107,7 @@ async fn wrong_cookie_is_pang_for_the_initiator_and_logged_by_the_acceptor() {
         .with_max_level(tracing::Level::DEBUG)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    let _second = every_dispatcher_asked();
 
     let epmd = port_mapper().await;
     let good = node("good@localhost", &epmd).await;
@@ -679,6 +690,7 @@ mod remote_tasks {
             .with_ansi(false)
             .finish();
         let _guard = tracing::subscriber::set_default(subscriber);
+        let _second = every_dispatcher_asked();
         let epmd = port_mapper().await;
         let alex = chat_node("alex@localhost", &epmd).await;
         let kate = chat_node("kate@localhost", &epmd).await;

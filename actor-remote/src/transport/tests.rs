@@ -492,6 +492,8 @@ async fn a_burst_of_frames_reaches_the_socket_in_fewer_writes_than_frames() {
         .with_max_level(tracing::Level::TRACE)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // A second live dispatcher: see `every_dispatcher_asked` in node/tests.rs.
+    let _second = tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default());
     bounded(async {
         let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
         let (ca, cb) = connected(&a, &b).await;
