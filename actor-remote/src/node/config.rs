@@ -208,6 +208,15 @@ impl NodeConfig {
         self
     }
 
+    /// This node's TLS settings as the driver sees them, if any (never any without the `tls`
+    /// feature).
+    pub(crate) fn tls_settings(&self) -> Option<&crate::transport::tls::NodeTls> {
+        #[cfg(feature = "tls")]
+        return self.tls.as_ref();
+        #[cfg(not(feature = "tls"))]
+        None
+    }
+
     /// Runs every connection with other nodes over TLS ([`crate::transport::tls`]). Only
     /// with the `tls` feature.
     #[cfg(feature = "tls")]

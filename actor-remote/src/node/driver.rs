@@ -105,7 +105,7 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectErro
         Err(HandshakeError::Simultaneous { .. } | HandshakeError::AlreadyConnected { .. }) => {
             Ok(Dialed::LostRace)
         }
-        Err(e) => Err(tls::handshake_error(node, e)),
+        Err(e) => Err(ConnectError::from_handshake(node, e)),
     }
 }
 
@@ -200,7 +200,9 @@ async fn open_tcp(inner: &Arc<Inner>, node: &NodeName) -> Result<Stream, Connect
                 })
             }
         };
-        return tls::connect(tls::of(&inner.config), node, stream, timeout).await;
+        return tls::connect(inner.config.tls_settings(), node, stream, timeout)
+            .await
+            .map_err(|failure| ConnectError::from_tls(node, failure));
     }
     Err(last)
 }
@@ -250,23 +252,24 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
                 let _permit = permit; // held until the handshake is over
                 let setup = inner.config.handshake_timeout;
                 // TLS or plain, as this node: the first byte tells (a mismatch is refused).
-                let stream = match tls::accept(tls::of(&inner.config), stream, from, setup).await {
-                    None => return,
-                    Some(tls::Accepted::Tls(stream)) => stream,
-                    Some(tls::Accepted::Plain(stream)) => {
-                        #[cfg(feature = "erlang")]
-                        if let Some(erlang) = &inner.erlang {
-                            // One port, two protocols: a BEAM node's connection goes to crate::erl.
-                            if crate::erl::conn::is_erlang(&stream, setup).await {
-                                let erlang = Arc::clone(erlang);
-                                drop(inner);
-                                return crate::erl::conn::accept(erlang, stream, from, _permit)
-                                    .await;
+                let stream =
+                    match tls::accept(inner.config.tls_settings(), stream, from, setup).await {
+                        None => return,
+                        Some(tls::Accepted::Tls(stream)) => stream,
+                        Some(tls::Accepted::Plain(stream)) => {
+                            #[cfg(feature = "erlang")]
+                            if let Some(erlang) = &inner.erlang {
+                                // One port, two protocols: a BEAM node's connection goes to crate::erl.
+                                if crate::erl::conn::is_erlang(&stream, setup).await {
+                                    let erlang = Arc::clone(erlang);
+                                    drop(inner);
+                                    return crate::erl::conn::accept(erlang, stream, from, _permit)
+                                        .await;
+                                }
                             }
+                            Stream::from(stream)
                         }
-                        Stream::from(stream)
-                    }
-                };
+                    };
                 incoming(inner, stream, from).await;
             }
             .instrument(span),

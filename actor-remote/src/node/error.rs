@@ -131,3 +131,31 @@ pub enum ConnectError {
         peer_requires_tls: bool,
     },
 }
+
+impl ConnectError {
+    /// The error of a dial to `node` that failed at the TLS layer.
+    pub(crate) fn from_tls(node: &NodeName, failure: crate::transport::tls::TlsFailure) -> Self {
+        use crate::transport::tls::TlsFailure;
+        match failure {
+            TlsFailure::Mismatch { peer_requires_tls } => Self::TlsMismatch {
+                node: node.clone(),
+                peer_requires_tls,
+            },
+            TlsFailure::Tls(reason) => Self::Tls {
+                node: node.clone(),
+                reason,
+            },
+        }
+    }
+
+    /// The error of a failed cookie handshake with `node`: a TLS failure if it was one.
+    pub(crate) fn from_handshake(node: &NodeName, e: crate::proto::HandshakeError) -> Self {
+        match crate::transport::tls::handshake_failure(&e) {
+            Some(failure) => Self::from_tls(node, failure),
+            None => Self::Handshake {
+                node: node.clone(),
+                reason: e.to_string(),
+            },
+        }
+    }
+}

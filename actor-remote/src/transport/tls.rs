@@ -18,7 +18,7 @@
 //! A node with TLS and a node without refuse each other: each looks at the first byte a
 //! peer sends (a TLS ClientHello starts with `0x16`, a nodus frame with `0x00`), logs a
 //! warning saying what happened and what to do, and answers with bytes that make the other
-//! side's error say it too ([`ConnectError::TlsMismatch`]). A plain node does this with or
+//! side's error say it too ([`ConnectError::TlsMismatch`](crate::node::ConnectError::TlsMismatch)). A plain node does this with or
 //! without the `tls` feature. Connections from BEAM nodes (the `erlang` feature) are plain
 //! only, so a node with TLS refuses them.
 
@@ -31,7 +31,7 @@ use tokio::{
 };
 
 use super::Stream;
-use crate::{node::ConnectError, proto::HandshakeError, wire::FrameError, NodeConfig};
+use crate::{proto::HandshakeError, wire::FrameError};
 
 /// The first byte of a TLS handshake record, which a ClientHello is.
 const TLS_HANDSHAKE_RECORD: u8 = 0x16;
@@ -71,7 +71,7 @@ async fn opening(stream: &TcpStream, deadline: Duration) -> Opening {
 const WHAT_TO_DO: &str = "configure TLS on every node (NodeConfig::tls, or NODUS_TLS_CERT, \
                           NODUS_TLS_KEY and NODUS_TLS_CA) or on none";
 
-/// The message of [`ConnectError::TlsMismatch`].
+/// The message of [`ConnectError::TlsMismatch`](crate::node::ConnectError::TlsMismatch).
 pub(crate) fn mismatch_message(node: &NodeName, peer_requires_tls: bool) -> String {
     if peer_requires_tls {
         format!("{node} requires TLS but this node speaks plain nodus; {WHAT_TO_DO}")
@@ -89,15 +89,18 @@ pub(crate) type NodeTls = TlsConfig;
 #[derive(Debug)]
 pub(crate) enum NodeTls {}
 
-/// The node's TLS settings, if any.
-pub(crate) fn of(config: &NodeConfig) -> Option<&NodeTls> {
-    #[cfg(feature = "tls")]
-    return config.tls.as_ref();
-    #[cfg(not(feature = "tls"))]
-    {
-        let _ = config;
-        None
-    }
+/// Why a dialled connection failed at the TLS layer; the node makes a
+/// [`ConnectError`](crate::node::ConnectError) of it, naming the peer.
+#[derive(Debug)]
+pub(crate) enum TlsFailure {
+    /// One node runs TLS and the other does not.
+    Mismatch {
+        /// Whether the peer requires TLS (and this node speaks plain nodus), or the reverse.
+        peer_requires_tls: bool,
+    },
+    /// Any other TLS failure: what failed, and what to do.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    Tls(String),
 }
 
 /// An accepted connection after its first byte was looked at.
@@ -169,14 +172,14 @@ async fn refuse(mut stream: TcpStream, answer: &[u8], timeout: Duration) {
 /// keeps it as it is.
 ///
 /// # Errors
-/// [`ConnectError::TlsMismatch`] if the peer answered in plain nodus, [`ConnectError::Tls`]
-/// for any other TLS failure (a certificate refused, say), with what to do.
+/// [`TlsFailure::Mismatch`] if the peer answered in plain nodus, [`TlsFailure::Tls`] for any
+/// other TLS failure (a certificate refused, say), with what to do.
 pub(crate) async fn connect(
     tls: Option<&NodeTls>,
     node: &NodeName,
     stream: TcpStream,
     timeout: Duration,
-) -> Result<Stream, ConnectError> {
+) -> Result<Stream, TlsFailure> {
     match tls {
         None => Ok(stream.into()),
         #[cfg(feature = "tls")]
@@ -189,39 +192,32 @@ pub(crate) async fn connect(
     }
 }
 
-/// The [`ConnectError`] of a failed cookie handshake: a plain node that reads a TLS alert
-/// where a handshake frame should be talks to a node that requires TLS; a node with TLS whose
-/// peer alerts after the TLS handshake had its certificate refused (TLS 1.3 checks the
-/// client's certificate after the client is done).
-pub(crate) fn handshake_error(node: &NodeName, e: HandshakeError) -> ConnectError {
+/// The TLS failure behind a failed cookie handshake, if that is what it was: a plain node
+/// that reads a TLS alert where a handshake frame should be talks to a node that requires
+/// TLS; a node with TLS whose peer alerts after the TLS handshake had its certificate refused
+/// (TLS 1.3 checks the client's certificate after the client is done).
+pub(crate) fn handshake_failure(e: &HandshakeError) -> Option<TlsFailure> {
     if let HandshakeError::Undecodable {
         source: FrameError::TooLarge { len, .. },
-    } = &e
+    } = e
     {
         if len >> 24 == usize::from(TLS_ALERT_RECORD) && (len >> 16) & 0xff == 0x03 {
-            return ConnectError::TlsMismatch {
-                node: node.clone(),
+            return Some(TlsFailure::Mismatch {
                 peer_requires_tls: true,
-            };
+            });
         }
     }
     #[cfg(feature = "tls")]
-    if let HandshakeError::Io { source } = &e {
+    if let HandshakeError::Io { source } = e {
         if let Some(rustls::Error::AlertReceived(alert)) = rustls_error(source) {
-            return ConnectError::Tls {
-                node: node.clone(),
-                reason: format!(
-                    "the peer ended the TLS session ({alert:?}), likely refusing this node's \
-                     certificate; have this node's certificate signed by a CA the peer \
-                     trusts (its NODUS_TLS_CA), or see the peer's log"
-                ),
-            };
+            return Some(TlsFailure::Tls(format!(
+                "the peer ended the TLS session ({alert:?}), likely refusing this node's \
+                 certificate; have this node's certificate signed by a CA the peer trusts (its \
+                 NODUS_TLS_CA), or see the peer's log"
+            )));
         }
     }
-    ConnectError::Handshake {
-        node: node.clone(),
-        reason: e.to_string(),
-    }
+    None
 }
 
 #[cfg(feature = "tls")]
@@ -246,8 +242,7 @@ mod config {
     use tokio::net::TcpStream;
     use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-    use super::{rustls_error, Stream};
-    use crate::node::ConnectError;
+    use super::{rustls_error, Stream, TlsFailure};
 
     /// A TLS configuration is not usable.
     #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -510,11 +505,8 @@ mod config {
             node: &NodeName,
             stream: TcpStream,
             timeout: Duration,
-        ) -> Result<Stream, ConnectError> {
-            let failed = |reason: String| ConnectError::Tls {
-                node: node.clone(),
-                reason,
-            };
+        ) -> Result<Stream, TlsFailure> {
+            let failed = TlsFailure::Tls;
             let name = match &self.server_name {
                 Some(name) => name.clone(),
                 None => ServerName::try_from(node.host().to_string()).map_err(|_| {
@@ -532,8 +524,7 @@ mod config {
                 Ok(Err(e)) => Err(match rustls_error(&e) {
                     Some(rustls::Error::InvalidMessage(
                         rustls::InvalidMessage::InvalidContentType,
-                    )) => ConnectError::TlsMismatch {
-                        node: node.clone(),
+                    )) => TlsFailure::Mismatch {
                         peer_requires_tls: false,
                     },
                     Some(rustls::Error::InvalidCertificate(why)) => failed(format!(
