@@ -1,6 +1,7 @@
 //! Soak and chaos (issue 13, item 8): six nodes, five of them separate OS processes, under
 //! continuous remote-task and cast load while the process nodes are killed (`SIGKILL`, then
-//! restarted), paused (`SIGSTOP`/`SIGCONT`) and partitioned, at random from a seed.
+//! restarted), paused (`SIGSTOP`/`SIGCONT`) and partitioned, and now and then the driver's
+//! own transport is frozen, at random from a seed.
 //!
 //! Tagged `chaos`, so the README's `cargo test` reports it as ignored; run it with
 //!
@@ -799,7 +800,7 @@ impl Chaos {
         all: bool,
     ) -> Result<(), nodus::testing::ClusterError> {
         let now = Instant::now();
-        for i in 1..self.states.len() {
+        for i in 0..self.states.len() {
             match self.states[i] {
                 State::Paused { until } if all || until <= now => {
                     cluster.resume(i).await?;
@@ -871,6 +872,14 @@ impl Chaos {
                 self.note("kill", format!("node {i} for {down:?}"));
             }
             20..50 if faulted < MAX_FAULTED => {
+                // One pause in six freezes the driver's own transport instead (its sessions
+                // neither read nor write): its peers time it out while its calls wait.
+                let driver_up = matches!(self.states[0], State::Up);
+                let i = if self.rng.below(6) == 0 && driver_up {
+                    0
+                } else {
+                    i
+                };
                 cluster.pause(i).await?;
                 let paused = self.rng.millis(200, 3000);
                 self.states[i] = State::Paused {
