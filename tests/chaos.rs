@@ -33,6 +33,9 @@
 //!   to their baseline, and no process node keeps a task running;
 //! - the driver's file descriptors return to their baseline and its resident memory to
 //!   within [`RSS_SLACK_KIB`] of it, once the load stops and the cluster heals;
+//! - the process nodes that were never killed (node [`SURVIVOR`] is never, the others may
+//!   be) come back to their baseline of live tokio tasks and file descriptors
+//!   (`Chaos.stats`);
 //! - at the end every node, surviving or restarted, answers a ping and a remote task.
 
 use std::{
@@ -80,6 +83,10 @@ const PROCESSES: usize = 5;
 /// At most this many process nodes paused or killed at once, and at most this many
 /// partitions at once, so that most of the cluster keeps serving.
 const MAX_FAULTED: usize = 2;
+/// The process node that is paused and partitioned but never killed, so that its own tasks
+/// and file descriptors can be compared with its baseline at the end (every other one is
+/// killed at least once in a minute, as a rule).
+const SURVIVOR: usize = 1;
 /// Time for everything but the chaos itself: starting, warming up, healing, checking.
 const SETUP_BUDGET: Duration = Duration::from_secs(300);
 /// How long the end state may take to settle (tasks, descriptors, supervisors).
@@ -184,6 +191,13 @@ async fn serve(node: &Node, faults: Option<Faults>) -> Result<(), String> {
             }
             failed
         }
+    });
+    // This node's live tokio tasks and open file descriptors, for the leak check.
+    functions.register(MODULE, "stats", |(): ()| async move {
+        let tasks = tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks();
+        (tasks, fds())
     });
     let received = Arc::new(AtomicU64::new(0));
     let count = received.clone();
@@ -736,6 +750,8 @@ struct Chaos {
     names: Vec<NodeName>,
     began: Instant,
     done: BTreeMap<&'static str, u64>,
+    /// Process nodes killed at least once.
+    killed: BTreeSet<usize>,
     /// Control calls (`Chaos.block`) that overran or failed unexpectedly.
     control: Tally,
 }
@@ -861,8 +877,9 @@ impl Chaos {
         }
         let i = up[self.rng.below(up.len())];
         match pick {
-            0..20 if faulted < MAX_FAULTED => {
+            0..20 if faulted < MAX_FAULTED && i != SURVIVOR => {
                 cluster.kill(i).await?;
+                self.killed.insert(i);
                 let down = self.rng.millis(300, 2500);
                 self.states[i] = State::Killed {
                     until: Instant::now() + down,
@@ -1039,10 +1056,23 @@ async fn run(cluster: &mut LocalCluster, seed: u64, secs: u64) -> Result<(), Str
     let base = steady(&driver).await;
     let base_logs = captured_bytes(cluster);
     println!("baseline: {base:?} captured_log_bytes={base_logs}");
+    let mut base_nodes = Vec::new();
+    for name in &cluster.names()[1..] {
+        let stats = settle(
+            SETTLE,
+            async || node_stats(&driver, name).await,
+            Option::is_some,
+        )
+        .await
+        .ok_or_else(|| format!("{name} does not answer Chaos.stats"))?;
+        base_nodes.push(stats);
+    }
+    println!("baseline of the process nodes (tasks, fds): {base_nodes:?}");
 
     let (mut chaos, tally, mut errors) = unleash(cluster, &driver, seed, secs).await;
     heal(cluster, &driver, &mut chaos, &mut errors).await;
     check_nodes(&driver, &chaos.names, &mut errors).await;
+    check_survivors(&driver, &chaos, &base_nodes, &mut errors).await;
 
     // The driver's resources come back.
     let fin = settle(
@@ -1136,6 +1166,7 @@ async fn unleash(
         names,
         began: Instant::now(),
         done: BTreeMap::new(),
+        killed: BTreeSet::new(),
         control: Tally::default(),
     };
     let end = Instant::now() + Duration::from_secs(secs);
@@ -1215,6 +1246,38 @@ async fn check_nodes(driver: &Node, names: &[NodeName], errors: &mut Vec<String>
         if tasks != Some(0) {
             errors.push(format!(
                 "node {i} ({name}) still runs {tasks:?} tasks under {SUP}"
+            ));
+        }
+    }
+}
+
+/// The process nodes that were never killed: their tasks and file descriptors are back to
+/// their baseline (a restarted node is a new process, with nothing to compare).
+async fn check_survivors(
+    driver: &Node,
+    chaos: &Chaos,
+    base: &[(usize, usize)],
+    errors: &mut Vec<String>,
+) {
+    for (i, name) in chaos.names.iter().enumerate().skip(1) {
+        if chaos.killed.contains(&i) {
+            continue;
+        }
+        let (tasks, fds) = base[i - 1];
+        let now = settle(
+            SETTLE,
+            async || node_stats(driver, name).await,
+            |s| s.is_some_and(|(t, f)| t <= tasks && f <= fds),
+        )
+        .await;
+        println!(
+            "survivor {i}: (tasks, fds) {:?} at the baseline, {now:?} at the end",
+            (tasks, fds)
+        );
+        if !now.is_some_and(|(t, f)| t <= tasks && f <= fds) {
+            errors.push(format!(
+                "node {i} ({name}), never killed, did not come back to its baseline of \
+                 {tasks} tasks and {fds} file descriptors: {now:?}"
             ));
         }
     }
@@ -1311,6 +1374,28 @@ async fn mesh(driver: &Node, name: &NodeName, everyone: &[String]) -> Vec<String
         }
         other => vec![format!("{other:?}")],
     }
+}
+
+/// `node`'s live tokio tasks and file descriptors (`Chaos.stats`), `None` if it does not
+/// answer.
+async fn node_stats(driver: &Node, node: &NodeName) -> Option<(usize, usize)> {
+    let dest = (SUP, node.clone());
+    let started = TaskSupervisor::async_on_timeout::<_, (usize, usize)>(
+        driver,
+        dest,
+        MODULE,
+        "stats",
+        (),
+        START,
+    );
+    let task = tokio::time::timeout(START + GRACE, started)
+        .await
+        .ok()?
+        .ok()?;
+    tokio::time::timeout(RESULT + GRACE, task.await_timeout(RESULT))
+        .await
+        .ok()?
+        .ok()
 }
 
 /// How many tasks `node`'s `chaos.Sup` runs, from its `nodus.info`.
