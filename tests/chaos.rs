@@ -20,8 +20,9 @@
 //! Every node registers the functions `Chaos.work`, `Chaos.relay` (a remote task that starts
 //! a remote task and casts, on a third node), `Chaos.block` (its own fault injection, so two
 //! process nodes can be partitioned: each is told over the network to drop the other's
-//! frames), `Chaos.mesh` and `Chaos.received`, runs the task supervisor `chaos.Sup` and the
-//! cast sink `chaos.sink`.
+//! frames), `Chaos.mesh`, `Chaos.stats` (its live tokio tasks and open file descriptors) and
+//! `Chaos.received` (the casts its sink counted), runs the task supervisor `chaos.Sup` and
+//! the cast sink `chaos.sink`.
 //!
 //! What it asserts:
 //! - every await ends within its own timeout plus [`GRACE`] (each is wrapped in an outer
@@ -959,7 +960,8 @@ fn cluster_driver(cluster: &LocalCluster) -> &Node {
     cluster.node(0)
 }
 
-/// Polls `check` every 100 ms until it answers `true` or `within` passes; its last answer.
+/// Polls `probe` every 100 ms until `done` holds for its answer or `within` passes; its
+/// last answer.
 async fn settle<T>(
     within: Duration,
     mut probe: impl AsyncFnMut() -> T,
@@ -1256,6 +1258,21 @@ async fn check_nodes(driver: &Node, names: &[NodeName], errors: &mut Vec<String>
             errors.push(format!(
                 "node {i} ({name}) still runs {tasks:?} tasks under {SUP}"
             ));
+        }
+        // Casts reached the node that was never killed (its sink counted since the start).
+        let dest = (SUP, name.clone());
+        let started =
+            TaskSupervisor::async_on_timeout::<_, u64>(driver, dest, MODULE, "received", (), START);
+        let received = match tokio::time::timeout(START + GRACE, started).await {
+            Ok(Ok(task)) => tokio::time::timeout(RESULT + GRACE, task.await_timeout(RESULT))
+                .await
+                .ok()
+                .and_then(Result::ok),
+            _ => None,
+        };
+        println!("node{i}_casts_received={received:?}");
+        if i == SURVIVOR && received.is_none_or(|n| n == 0) {
+            errors.push(format!("node {i} ({name}) received no cast: {received:?}"));
         }
     }
 }
