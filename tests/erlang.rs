@@ -33,7 +33,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 10] = [
+    let tests: [Test; 12] = [
         ("net_adm_ping_answers_pong_and_lists_the_node", ping_pong),
         ("ticks_keep_an_idle_connection_up", ticks_keep_up),
         ("send_cast_and_call_reach_an_actor", send_cast_call),
@@ -50,6 +50,14 @@ fn main() {
         ),
         ("erpc_and_rpc_call_run_a_registered_function", erpc_call),
         ("an_elixir_node_runs_a_function_with_erpc", elixir_erpc),
+        (
+            "elixir_task_supervisor_async_runs_a_rust_function",
+            elixir_task_supervisor,
+        ),
+        (
+            "elixir_task_await_sees_noconnection_when_the_nodus_node_goes",
+            elixir_task_noconnection,
+        ),
     ];
     let trials = tests
         .into_iter()
@@ -644,6 +652,107 @@ fn elixir_erpc() -> TestResult {
         check(":erpc.call of a function not registered", &ex.value("undef")?, "ErlangError")?;
         ex.finish();
         node.shutdown().await;
+        Ok(())
+    })
+}
+
+/// `Chat.TaskSupervisor` and the Chat functions: `receive_message` (answers `"got " <> m`),
+/// `boom` (panics), `slow` (does not answer within the test: it waits 10 minutes).
+async fn start_chat_supervisor(node: &Node) -> Result<(), String> {
+    use nodus::core::{TaskSupervisor, TaskSupervisorConfig};
+    register_chat(node);
+    node.functions()
+        .register("Chat", "boom", |(): ()| async move {
+            if true {
+                panic!("boom from Rust");
+            }
+        });
+    node.functions()
+        .register("Chat", "slow", |(): ()| async move {
+            tokio::time::sleep(Duration::from_secs(600)).await; // the work: longer than any test
+            "late".to_string()
+        });
+    TaskSupervisor::start(node, TaskSupervisorConfig::new("Chat.TaskSupervisor"))
+        .await
+        .map(drop)
+        .map_err(|e| format!("Chat.TaskSupervisor: {e}"))
+}
+
+fn elixir_task_supervisor() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        start_chat_supervisor(&node).await?;
+        let mut ex = Erl::start_elixir(
+            epmd.local_addr().port(),
+            COOKIE,
+            r#"sup = {Chat.TaskSupervisor, :"rust@localhost"};
+               t = Task.Supervisor.async(sup, Chat, :receive_message, ["hi"]);
+               IO.puts("value #{inspect(Task.await(t))}");
+               t = Task.Supervisor.async_nolink(sup, Chat, :receive_message, ["nolink"]);
+               IO.puts("nolink #{inspect(Task.await(t))}");
+               {_, mref} = spawn_monitor(fn -> Task.await(Task.Supervisor.async(sup, Chat, :boom, [])) end);
+               receive do {:DOWN, ^mref, _, _, why} -> IO.puts("owner #{inspect(why)}") after 20000 -> IO.puts("owner none") end;
+               Process.flag(:trap_exit, true);
+               r = try do Task.await(Task.Supervisor.async(sup, Chat, :boom, [])) catch :exit, {reason, {Task, :await, _}} -> reason end;
+               IO.puts("await #{inspect(r)}");
+               r = try do Task.await(Task.Supervisor.async(sup, Chat, :nope, [])) catch :exit, {reason, {Task, :await, _}} -> reason end;
+               IO.puts("undef #{inspect(r)}");
+               r = try do Task.Supervisor.async({Nope.TaskSupervisor, :"rust@localhost"}, Chat, :receive_message, ["hi"]) catch :exit, {reason, _} -> reason end;
+               IO.puts("noproc #{inspect(r)}");
+               IO.puts("list #{inspect(Node.list())}")"#,
+        )?;
+        check("Task.await", &ex.value("value")?, r#""got hi""#)?;
+        check("async_nolink", &ex.value("nolink")?, r#""got nolink""#)?;
+        let owner = ex.value("owner")?;
+        if !owner.starts_with(r#"{:nodus_task_failed, ""#) || !owner.contains("boom from Rust") {
+            return Err(format!(
+                "a linked owner of a task that panicked ended with {owner}, expected the task's reason"
+            ));
+        }
+        let awaited = ex.value("await")?;
+        if !awaited.starts_with(r#"{:nodus_task_failed, ""#) || !awaited.contains("boom from Rust") {
+            return Err(format!("Task.await of a task that panicked exited with {awaited}"));
+        }
+        check(
+            "Task.await of a function not registered",
+            &ex.value("undef")?,
+            "{:undef, [{Chat, :nope, [], []}]}",
+        )?;
+        let noproc = ex.value("noproc")?;
+        if !noproc.starts_with(":noproc") {
+            return Err(format!("a start on no supervisor exited with {noproc}, expected noproc"));
+        }
+        check("Node.list after them", &ex.value("list")?, "[:rust@localhost]")?;
+        ex.finish();
+        node.shutdown().await;
+        Ok(())
+    })
+}
+
+fn elixir_task_noconnection() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        start_chat_supervisor(&node).await?;
+        let mut ex = Erl::start_elixir(
+            epmd.local_addr().port(),
+            COOKIE,
+            r#"Process.flag(:trap_exit, true);
+               t = Task.Supervisor.async({Chat.TaskSupervisor, :"rust@localhost"}, Chat, :slow, []);
+               IO.puts("started #{inspect(node(t.pid))}");
+               r = try do Task.await(t, 20000) catch :exit, {reason, {Task, :await, _}} -> reason end;
+               IO.puts("await #{inspect(r)}");
+               receive do {:EXIT, _, why} -> IO.puts("link #{inspect(why)}") after 5000 -> IO.puts("link none") end"#,
+        )?;
+        check("the task's node", &ex.value("started")?, ":rust@localhost")?;
+        node.shutdown().await; // the nodus node goes while the task runs
+        // Task.await turns the monitor's noconnection into {:nodedown, node}, as for any node.
+        check(
+            "Task.await when the node went",
+            &ex.value("await")?,
+            "{:nodedown, :rust@localhost}",
+        )?;
+        check("the link when the node went", &ex.value("link")?, ":noconnection")?;
+        ex.finish();
         Ok(())
     })
 }

@@ -60,6 +60,9 @@
 mod check;
 pub(crate) mod conn;
 mod erpc;
+pub(crate) mod procs;
+pub(crate) mod remote;
+mod task;
 pub mod term;
 
 use std::collections::{HashMap, HashSet};
@@ -151,6 +154,14 @@ pub(crate) struct Shared {
     /// Node monitors of BEAM peers ([`Node::monitor_node`](crate::Node::monitor_node)), by
     /// peer name; each fires once, when the connection goes.
     monitors: Mutex<HashMap<String, Vec<oneshot::Sender<NodeDown>>>>,
+    /// The writer queue of each connected BEAM peer, for messages this node starts
+    /// ([`remote`]).
+    conns: Mutex<HashMap<String, tokio::sync::mpsc::Sender<erl_dist::message::Message>>>,
+    /// This node's pids that BEAM processes see ([`procs`]): tasks run for them, callers of
+    /// theirs.
+    pub(crate) procs: procs::Procs,
+    /// Set once the node stops: every BEAM connection closes.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -190,6 +201,9 @@ impl Shared {
             peers: Mutex::default(),
             events,
             monitors: Mutex::default(),
+            conns: Mutex::default(),
+            procs: procs::Procs::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -212,6 +226,8 @@ impl Shared {
     /// tells [`Node::events`](crate::Node::events) subscribers.
     pub(crate) fn peer_down(&self, peer: &str, why: &ErlError) {
         lock(&self.peers).remove(peer);
+        lock(&self.conns).remove(peer);
+        self.procs.peer_down(peer);
         let waiters = lock(&self.monitors).remove(peer).unwrap_or_default();
         let Ok(node) = NodeName::parse(peer) else {
             return;
@@ -228,6 +244,40 @@ impl Shared {
             hidden: false,
             reason,
         });
+    }
+
+    /// Closes every BEAM connection (the node stops): the peers see it down (`noconnection`
+    /// for their links and monitors of this node's pids), as when a BEAM node halts.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Shared::close`] was called.
+    pub(crate) async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|closing| *closing).await;
+    }
+
+    /// Keeps the writer queue of the connection with `peer`, for messages this node starts.
+    pub(crate) fn attach(
+        &self,
+        peer: &str,
+        tx: tokio::sync::mpsc::Sender<erl_dist::message::Message>,
+    ) {
+        lock(&self.conns).insert(peer.to_string(), tx);
+    }
+
+    /// The writer queue of the connection with `peer`, if it is connected.
+    pub(crate) fn conn(
+        &self,
+        peer: &str,
+    ) -> Option<tokio::sync::mpsc::Sender<erl_dist::message::Message>> {
+        lock(&self.conns).get(peer).cloned()
+    }
+
+    /// Whether `peer` is a connected BEAM node.
+    pub(crate) fn is_peer(&self, peer: &str) -> bool {
+        lock(&self.peers).contains(peer)
     }
 
     /// The connected BEAM nodes, as node names.
@@ -269,6 +319,7 @@ impl Shared {
         name == NET_KERNEL
             || lock(&self.casts).contains_key(name)
             || lock(&self.calls).contains_key(name)
+            || task::supervisor(self, name).is_some()
     }
 }
 

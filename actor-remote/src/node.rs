@@ -576,6 +576,10 @@ impl Node {
 
     async fn stop(self) {
         self.inner.with_state(|s| s.shutdown());
+        #[cfg(feature = "erlang")]
+        if let Some(erlang) = &self.inner.erlang {
+            erlang.close(); // BEAM peers see the node go, as when a BEAM node halts
+        }
         self.inner.names.stop();
         // Stops listening and drops the registration (which unregisters the name).
         for task in self.inner.lock_tasks().drain(..) {

@@ -97,7 +97,8 @@ pub(crate) fn on_spawn_request(
     };
     let (shared, tx) = (Arc::clone(shared), tx.clone());
     tokio::spawn(async move {
-        let outcome = run(&shared, &module, &function, &args).await;
+        let supervisor = crate::node::admin::RPC_SUPERVISOR;
+        let outcome = run(&shared, supervisor, &module, &function, &args).await;
         let stack = || {
             Term::List(eetf::List::from(vec![tuple(vec![
                 atom(&module),
@@ -155,14 +156,18 @@ pub(crate) fn on_spawn_request(
 
 /// Why a function run for a BEAM node gave no value.
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     Undefined,
     BadArgs(String),
     Failed(String),
 }
 
-async fn run(
+/// Runs `module.function(args)` under the task supervisor `supervisor` of this node, the
+/// arguments and the result through JSON (`nodus.rpc_json`). Dropping the future stops the
+/// task (it is linked to it).
+pub(super) async fn run(
     shared: &Shared,
+    supervisor: &str,
     module: &str,
     function: &str,
     args: &[Term],
@@ -176,7 +181,7 @@ async fn run(
     let json = serde_json::Value::Array(json).to_string();
     let task = actor_core::TaskSupervisor::async_on(
         &shared.system,
-        crate::node::admin::RPC_SUPERVISOR,
+        supervisor,
         crate::node::admin::MODULE,
         crate::node::admin::RPC_JSON,
         (module.to_string(), function.to_string(), json),

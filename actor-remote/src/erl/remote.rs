@@ -1,0 +1,1 @@
+//! Calls from this node to BEAM processes.
