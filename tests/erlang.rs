@@ -607,7 +607,7 @@ fn register_chat(node: &Node) {
 fn erpc_call() -> TestResult {
     runtime()?.block_on(async {
         let (epmd, node) = start_node(None).await?;
-        register_chat(&node);
+        start_chat_supervisor(&node).await?;
         let mut erl = Erl::start(
             epmd.local_addr().port(),
             COOKIE,
@@ -617,6 +617,7 @@ fn erpc_call() -> TestResult {
                io:format("undef ~p~n", [Undef]),
                io:format("badarg ~w~n", [catch erpc:call(rust@localhost, 'Elixir.Chat', receive_message, [1, 2], 10000)]),
                io:format("rpc ~p~n", [rpc:call(rust@localhost, 'Elixir.Chat', receive_message, [<<"yo">>], 10000)]),
+               io:format("panic ~s~n", [io_lib:print(catch erpc:call(rust@localhost, 'Elixir.Chat', boom, [], 10000), 1, 100000, -1)]),
                io:format("nodes ~p~n", [nodes()]),"#,
         )?;
         check("erpc:call", &erl.value("erpc")?, "<<\"got hi\">>")?;
@@ -630,6 +631,10 @@ fn erpc_call() -> TestResult {
             return Err(format!("erpc:call with bad arguments gave {badarg}, expected an exception badarg"));
         }
         check("rpc:call", &erl.value("rpc")?, "<<\"got yo\">>")?;
+        let panic = erl.value("panic")?;
+        if !panic.starts_with("{'EXIT',{exception,{nodus_task_failed,<<\"") || !panic.contains("boom from Rust") {
+            return Err(format!("erpc:call of a function that panics gave {panic}, expected an exit {{exception, {{nodus_task_failed, Why}}}}"));
+        }
         check("nodes() after them", &erl.value("nodes")?, "[rust@localhost]")?;
         erl.finish();
         node.shutdown().await;

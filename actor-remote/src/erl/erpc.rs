@@ -14,7 +14,7 @@
 //! | the function answers `v` | returns `v` as a term |
 //! | no such function | raises `error:{exception, undef, [{M, F, A, []}]}` |
 //! | the arguments do not decode | raises `error:{exception, badarg, [{M, F, A, []}]}` |
-//! | the function panics or the node cannot run it | exits `{exception, {nodus_task_failed, Why}}` (not tested yet) |
+//! | the function panics or the node cannot run it | exits `{exception, {nodus_task_failed, Why}}` (`Why` a binary, e.g. `<<"the task panicked: ...">>`) |
 //!
 //! An Elixir module name `Elixir.Chat` is looked up as `Chat`. Any other spawn request
 //! (`Node.spawn(node, M, F, A)`) runs `M.F(A)` the same way and drops its result.
