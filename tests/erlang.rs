@@ -33,7 +33,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 12] = [
+    let tests: [Test; 13] = [
         ("net_adm_ping_answers_pong_and_lists_the_node", ping_pong),
         ("ticks_keep_an_idle_connection_up", ticks_keep_up),
         ("send_cast_and_call_reach_an_actor", send_cast_call),
@@ -57,6 +57,10 @@ fn main() {
         (
             "elixir_task_await_sees_noconnection_when_the_nodus_node_goes",
             elixir_task_noconnection,
+        ),
+        (
+            "nodus_runs_elixir_tasks_and_calls_an_elixir_genserver",
+            nodus_calls_elixir,
         ),
     ];
     let trials = tests
@@ -758,6 +762,138 @@ fn elixir_task_noconnection() -> TestResult {
         )?;
         check("the link when the node went", &ex.value("link")?, ":noconnection")?;
         ex.finish();
+        Ok(())
+    })
+}
+
+/// An Elixir node's `Chat` (`receive_message/1`, `boom/0` raising, `slow/0`), its
+/// `Chat.TaskSupervisor` and a GenServer `Chat.Counter` (`{:add, n}` call and cast).
+const ELIXIR_CHAT: &str = r#"defmodule Chat do
+  def receive_message(m), do: "elixir got #{m}"
+  def boom(), do: raise "boom from Elixir"
+  def slow(), do: Process.sleep(600_000)
+end;
+defmodule Chat.Counter do
+  use GenServer
+  def init(n), do: {:ok, n}
+  def handle_call({:add, k}, _from, n), do: {:reply, n + k, n + k}
+  def handle_cast({:add, k}, n), do: {:noreply, n + k}
+end;
+{:ok, _} = Task.Supervisor.start_link(name: Chat.TaskSupervisor);
+{:ok, _} = GenServer.start_link(Chat.Counter, 0, name: Chat.Counter);
+IO.puts("node #{node()}")"#;
+
+fn nodus_calls_elixir() -> TestResult {
+    use nodus::core::{CallError, SendErrorKind, TaskError, TaskSupervisor};
+    use nodus::remote::erl::{GenCall, GenCast};
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        let mut ex = Erl::start_elixir(epmd.local_addr().port(), COOKIE, ELIXIR_CHAT)?;
+        let peer = ex.value("node")?;
+        let peer = peer.as_str();
+        let sup = ("Chat.TaskSupervisor", peer);
+        // Not connected yet: NoConnection at once, nothing sent.
+        match TaskSupervisor::async_on::<_, String>(&node, sup, "Chat", "receive_message", ("hi",))
+            .await
+        {
+            Err(TaskError::NoConnection { .. }) => {}
+            other => return Err(format!("async_on before connecting gave {other:?}")),
+        }
+        let erlang = node.erlang().ok_or("no Erlang side")?;
+        erlang
+            .connect(peer)
+            .await
+            .map_err(|e| format!("connect to {peer}: {e}"))?;
+
+        let got: String = TaskSupervisor::async_on(&node, sup, "Chat", "receive_message", ("hi",))
+            .await
+            .map_err(|e| format!("async_on: {e}"))?
+            .await_timeout(DEADLINE)
+            .await
+            .map_err(|e| format!("the task: {e}"))?;
+        if got != "elixir got hi" {
+            return Err(format!("Chat.receive_message answered {got:?}"));
+        }
+        let boom = TaskSupervisor::async_on::<_, ()>(&node, sup, "Chat", "boom", ())
+            .await
+            .map_err(|e| format!("async_on boom: {e}"))?
+            .await_timeout(DEADLINE)
+            .await;
+        match boom {
+            Err(TaskError::Panicked { message }) if message == "RuntimeError: boom from Elixir" => {
+            }
+            other => return Err(format!("an Elixir exception gave {other:?}")),
+        }
+        let nope = TaskSupervisor::async_on::<_, ()>(&node, sup, "Chat", "nope", ())
+            .await
+            .map_err(|e| format!("async_on nope: {e}"))?
+            .await_timeout(DEADLINE)
+            .await;
+        if !matches!(nope, Err(TaskError::Undefined { .. })) {
+            return Err(format!("an undefined Elixir function gave {nope:?}"));
+        }
+        let noproc = TaskSupervisor::async_on::<_, ()>(
+            &node,
+            ("Nope.TaskSupervisor", peer),
+            "Chat",
+            "receive_message",
+            ("hi",),
+        )
+        .await;
+        if !matches!(noproc, Err(TaskError::NoProc { .. })) {
+            return Err(format!("an unknown Elixir supervisor gave {noproc:?}"));
+        }
+
+        // System::call and System::cast reach the GenServer Chat.Counter.
+        let counter = ("Chat.Counter", peer);
+        node.cast(
+            counter,
+            GenCast::new((nodus::remote::erl::Atom("add".into()), 2i64)),
+        )
+        .map_err(|e| format!("cast: {e}"))?;
+        let reply = node
+            .call(
+                counter,
+                |port| GenCall::new((nodus::remote::erl::Atom("add".into()), 3i64), port),
+                DEADLINE,
+            )
+            .await
+            .map_err(|e| format!("call: {e}"))?;
+        let total: i64 = reply.decode().map_err(|e| e.to_string())?;
+        if total != 5 {
+            return Err(format!(
+                "Chat.Counter answered {total} after a cast of 2 and a call of 3"
+            ));
+        }
+        let direct: i64 = erlang
+            .call(
+                "Chat.Counter",
+                peer,
+                (nodus::remote::erl::Atom("add".into()), 1i64),
+                DEADLINE,
+            )
+            .await
+            .map_err(|e| format!("Erlang::call: {e}"))?;
+        if direct != 6 {
+            return Err(format!("Erlang::call answered {direct}"));
+        }
+        let noproc = node
+            .call(("Nobody", peer), |port| GenCall::new(1i64, port), DEADLINE)
+            .await;
+        if !matches!(noproc, Err(CallError::Send(SendErrorKind::NoProc { .. }))) {
+            return Err(format!("a call to no process gave {noproc:?}"));
+        }
+
+        // The connection goes while a task runs: NoConnection.
+        let slow = TaskSupervisor::async_on::<_, ()>(&node, sup, "Chat", "slow", ())
+            .await
+            .map_err(|e| format!("async_on slow: {e}"))?;
+        ex.finish(); // the Elixir node halts
+        match slow.await_timeout(DEADLINE).await {
+            Err(TaskError::NoConnection { .. }) => {}
+            other => return Err(format!("a task whose node went gave {other:?}")),
+        }
+        node.shutdown().await;
         Ok(())
     })
 }

@@ -63,7 +63,29 @@ type EncodeFn = fn(&(dyn Any + Send)) -> Result<Vec<u8>, CodecError>;
 pub struct Value {
     any: Box<dyn Any + Send>,
     encode: Option<EncodeFn>,
+    /// The value as JSON, for a peer that takes terms rather than the codec's bytes (a BEAM
+    /// node, through `actor-remote`'s Erlang bridge).
+    #[cfg(feature = "json")]
+    json: Option<JsonFn>,
 }
+
+#[cfg(feature = "json")]
+type JsonFn = fn(&(dyn Any + Send)) -> Result<serde_json::Value, String>;
+
+#[cfg(feature = "json")]
+fn json_as<T: Serialize + 'static>(value: &(dyn Any + Send)) -> Result<serde_json::Value, String> {
+    match value.downcast_ref::<T>() {
+        Some(v) => serde_json::to_value(v).map_err(|e| e.to_string()),
+        None => Err(format!(
+            "internal: value is not a {}",
+            std::any::type_name::<T>()
+        )),
+    }
+}
+
+/// A value that came as JSON ([`Value::from_json`]).
+#[cfg(feature = "json")]
+struct Json(serde_json::Value);
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,6 +120,8 @@ impl Value {
         Self {
             any: Box::new(value),
             encode: Some(encode_as::<T>),
+            #[cfg(feature = "json")]
+            json: Some(json_as::<T>),
         }
     }
 
@@ -107,6 +131,8 @@ impl Value {
         Self {
             any: Box::new(Encoded(bytes)),
             encode: Some(encoded_bytes),
+            #[cfg(feature = "json")]
+            json: None,
         }
     }
 
@@ -115,7 +141,32 @@ impl Value {
         Self {
             any: Box::new(value),
             encode: None,
+            #[cfg(feature = "json")]
+            json: None,
         }
+    }
+
+    /// Wraps a value that came as JSON (from a peer that speaks terms, not the codec); it is
+    /// deserialized when taken as a type ([`Value::into_typed`]).
+    #[cfg(feature = "json")]
+    pub fn from_json(value: serde_json::Value) -> Self {
+        Self {
+            any: Box::new(Json(value)),
+            encode: None,
+            json: Some(|any| match any.downcast_ref::<Json>() {
+                Some(Json(v)) => Ok(v.clone()),
+                None => Err("internal: value is not JSON".into()),
+            }),
+        }
+    }
+
+    /// The value as JSON: `None` if it was made without serde (local-only or codec bytes).
+    ///
+    /// # Errors
+    /// The serializer's words when the value does not serialize as JSON.
+    #[cfg(feature = "json")]
+    pub fn to_json(&self) -> Option<Result<serde_json::Value, String>> {
+        self.json.map(|json| json(&*self.any))
     }
 
     /// Serializes the value with the [codec](crate::codec).
@@ -138,10 +189,22 @@ impl Value {
     pub fn into_typed<T: DeserializeOwned + 'static>(self) -> Result<T, CodecError> {
         match self.any.downcast::<T>() {
             Ok(v) => Ok(*v),
+            #[cfg(feature = "json")]
+            Err(any) if any.is::<Json>() => match any.downcast::<Json>() {
+                Ok(json) => serde_json::from_value(json.0).map_err(|e| CodecError::Decode {
+                    expected: std::any::type_name::<T>(),
+                    reason: e.to_string(),
+                }),
+                Err(_) => Err(CodecError::Encode {
+                    reason: "internal: value is not JSON".into(),
+                }),
+            },
             Err(any) => {
                 let bytes = Value {
                     any,
                     encode: self.encode,
+                    #[cfg(feature = "json")]
+                    json: self.json,
                 }
                 .encode()?;
                 codec::decode(&bytes)
@@ -156,6 +219,8 @@ impl Value {
             Err(any) => Err(Value {
                 any,
                 encode: self.encode,
+                #[cfg(feature = "json")]
+                json: self.json,
             }),
         }
     }

@@ -77,6 +77,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::{NodeDown, NodeDownReason, NodeEvent};
 
 pub use eetf;
+pub use remote::{ErlCallError, GenCall, GenCast, Reply};
 pub use term::{Atom, FromTerm, IntoTerm, TermError};
 
 /// An error of the Erlang side of a node.
@@ -351,6 +352,27 @@ impl Erlang {
             return Ok(());
         }
         conn::connect(Arc::clone(&self.shared), peer).await
+    }
+
+    /// `gen_server:call({name, peer}, request)`: calls the process registered as `name` on
+    /// the connected BEAM node `peer` and maps its reply to `R`, waiting at most `timeout`
+    /// (then the monitor is removed and a late reply dropped). An Elixir alias
+    /// (`Chat.Server`) is the atom `Elixir.Chat.Server`. [`System::call`] with a [`GenCall`]
+    /// does the same through the node's usual call.
+    ///
+    /// # Errors
+    /// [`ErlCallError`]: `peer` not connected, `noproc`, the process exited, the connection
+    /// went, the timeout, a reply that does not map.
+    pub async fn call<A: IntoTerm, R: FromTerm>(
+        &self,
+        name: &str,
+        peer: &str,
+        request: A,
+        timeout: Duration,
+    ) -> Result<R, ErlCallError> {
+        let reply =
+            remote::gen_call(&self.shared, peer, name, request.into_term(), timeout).await?;
+        Ok(R::from_term(reply)?)
     }
 
     /// Lets BEAM nodes send to the actor registered as `name` here: `send({Name, Node}, T)`

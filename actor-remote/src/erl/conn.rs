@@ -139,10 +139,10 @@ pub(crate) async fn connect(shared: Arc<Shared>, peer: &str) -> Result<(), ErlEr
     }
     tracing::info!(peer = %peer, "connected to Erlang node");
     let span = tracing::Span::current();
+    let (tx, rx) = mpsc::channel(QUEUE);
+    shared.attach(&peer, tx.clone()); // before `connect` returns: callers may use it at once
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            shared.attach(&peer, tx.clone());
             let reason = run(&shared, stream, &peer, tx, rx).await;
             shared.peer_down(&peer, &reason);
             tracing::info!(peer = %peer, "Erlang node disconnected: {reason}");
