@@ -24,6 +24,9 @@ use nodus::remote::erl::{Atom, ErlError, FromTerm, IntoTerm, TermError};
 use nodus::remote::port_mapper::{PortMapperServer, PortMapperServerHandle};
 use nodus::remote::{Cookie, Node, NodeConfig};
 
+#[path = "../examples/chat/app.rs"]
+mod app;
+
 /// The bound on every wait: a line from `erl`, a node up.
 const DEADLINE: Duration = Duration::from_secs(30);
 const COOKIE: &str = "erlcookie";
@@ -33,7 +36,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 13] = [
+    let tests: [Test; 15] = [
         ("net_adm_ping_answers_pong_and_lists_the_node", ping_pong),
         ("ticks_keep_an_idle_connection_up", ticks_keep_up),
         ("send_cast_and_call_reach_an_actor", send_cast_call),
@@ -62,6 +65,8 @@ fn main() {
             "nodus_runs_elixir_tasks_and_calls_an_elixir_genserver",
             nodus_calls_elixir,
         ),
+        ("elixir_moebi_answers_a_nodus_alex_chicken", elixir_moebi),
+        ("nodus_moebi_answers_an_elixir_alex_chicken", nodus_moebi),
     ];
     let trials = tests
         .into_iter()
@@ -180,6 +185,24 @@ impl Erl {
         }
     }
 
+    /// Waits at most DEADLINE for the line `want`.
+    fn line(&mut self, want: &str) -> Result<(), String> {
+        let until = Instant::now() + DEADLINE;
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if line.trim() == want => return Ok(()),
+                Ok(line) => self.seen.push(line),
+                Err(_) => {
+                    return Err(format!(
+                        "no line {want:?} within {DEADLINE:?}; it printed {:?}",
+                        self.seen
+                    ))
+                }
+            }
+        }
+    }
+
     /// Lets the script halt.
     fn finish(mut self) {
         if let Some(stdin) = self.child.stdin.as_mut() {
@@ -191,12 +214,25 @@ impl Erl {
 impl Erl {
     /// `elixir --sname ex --cookie cookie -e script`, on the port mapper at `epmd`.
     fn start_elixir(epmd: u16, cookie: &str, script: &str) -> Result<Erl, String> {
+        Erl::start_elixir_as(epmd, "ex", cookie, &[], script)
+    }
+
+    /// `elixir --sname sname --cookie cookie extra... -e script`.
+    fn start_elixir_as(
+        epmd: u16,
+        sname: &str,
+        cookie: &str,
+        extra: &[&str],
+        script: &str,
+    ) -> Result<Erl, String> {
         let script = format!(
             "{script}; spawn(fn -> Process.sleep({}); System.halt(3) end); IO.gets(\"\")",
             DEADLINE.as_millis() * 2
         );
         let mut child = Command::new("elixir")
-            .args(["--sname", "ex", "--cookie", cookie, "-e", &script])
+            .args(["--sname", sname, "--cookie", cookie])
+            .args(extra)
+            .args(["-e", &script])
             .env("ERL_EPMD_PORT", epmd.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -241,19 +277,29 @@ async fn start_node(tick: Option<Duration>) -> Result<(PortMapperServerHandle, N
         .await
         .map_err(|e| e.to_string())?
         .spawn();
-    let mut config = NodeConfig::sname("rust@localhost")
-        .cookie(Cookie::new(COOKIE).map_err(|e| e.to_string())?)
+    let node = start_named(&epmd, "rust@localhost", COOKIE, tick).await?;
+    expose_counter(&node).await?;
+    Ok((epmd, node))
+}
+
+/// A nodus node `name` with Erlang on, on the port mapper `epmd`.
+async fn start_named(
+    epmd: &PortMapperServerHandle,
+    name: &str,
+    cookie: &str,
+    tick: Option<Duration>,
+) -> Result<Node, String> {
+    let mut config = NodeConfig::sname(name)
+        .cookie(Cookie::new(cookie).map_err(|e| e.to_string())?)
         .port_mapper(epmd.local_addr())
         .erlang(true);
     if let Some(tick) = tick {
         config = config.tick_time(tick);
     }
-    let node = tokio::time::timeout(DEADLINE, Node::start(config))
+    tokio::time::timeout(DEADLINE, Node::start(config))
         .await
         .map_err(|_| "the node did not start in time".to_string())?
-        .map_err(|e| e.to_string())?;
-    expose_counter(&node).await?;
-    Ok((epmd, node))
+        .map_err(|e| e.to_string())
 }
 
 /// The `counter` actor: `{add, N}` as a message or cast; `{add, N}` as a call answers the
@@ -894,6 +940,85 @@ fn nodus_calls_elixir() -> TestResult {
             other => return Err(format!("a task whose node went gave {other:?}")),
         }
         node.shutdown().await;
+        Ok(())
+    })
+}
+
+/// The Chat app of Elixir's tutorial in Elixir (moebi answers `chicken?`).
+const CHAT_EXS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/chat.exs");
+
+/// The next line of a chat node's inbox, within DEADLINE.
+async fn received(inbox: &mut app::Inbox) -> Result<String, String> {
+    tokio::time::timeout(DEADLINE, inbox.recv())
+        .await
+        .map_err(|_| format!("nothing received within {DEADLINE:?}"))?
+        .ok_or_else(|| "the inbox closed".to_string())
+}
+
+fn elixir_moebi() -> TestResult {
+    runtime()?.block_on(async {
+        let epmd = PortMapperServer::bind("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+            .await
+            .map_err(|e| e.to_string())?
+            .spawn();
+        let mut moebi = Erl::start_elixir_as(
+            epmd.local_addr().port(),
+            "moebi@localhost",
+            "chat",
+            &["-r", CHAT_EXS],
+            r#"IO.puts("up #{node()}")"#,
+        )?;
+        check("moebi", &moebi.value("up")?, "moebi@localhost")?;
+        let alex = start_named(&epmd, "alex@localhost", "chat", None).await?;
+        let (chat, mut inbox) = app::Chat::start(&alex, app::remote_supervisor())
+            .await
+            .map_err(|e| e.to_string())?;
+        let erlang = alex.erlang().ok_or("no Erlang side")?;
+        erlang
+            .connect(app::MOEBI)
+            .await
+            .map_err(|e| format!("connect to moebi: {e}"))?;
+        chat.send_message(app::MOEBI, "hi")
+            .await
+            .map_err(|e| format!("send_message(moebi, hi): {e}"))?;
+        moebi.line("hi")?; // moebi (Elixir) printed it
+        let answer = received(&mut inbox).await?;
+        if answer != "chicken?" {
+            return Err(format!(
+                "alex received {answer:?} from moebi, expected chicken?"
+            ));
+        }
+        moebi.finish();
+        alex.shutdown().await;
+        Ok(())
+    })
+}
+
+fn nodus_moebi() -> TestResult {
+    runtime()?.block_on(async {
+        let epmd = PortMapperServer::bind("127.0.0.1:0".parse().map_err(|e| format!("{e}"))?)
+            .await
+            .map_err(|e| e.to_string())?
+            .spawn();
+        let moebi = start_named(&epmd, app::MOEBI, "chat", None).await?;
+        let (_chat, mut inbox) = app::Chat::start(&moebi, app::remote_supervisor())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut alex = Erl::start_elixir_as(
+            epmd.local_addr().port(),
+            "alex@localhost",
+            "chat",
+            &["-r", CHAT_EXS],
+            r#"Chat.send_message(:moebi@localhost, "hi"); IO.puts("sent ok")"#,
+        )?;
+        let hi = received(&mut inbox).await?;
+        if hi != "hi" {
+            return Err(format!("moebi (nodus) received {hi:?}, expected hi"));
+        }
+        alex.line("chicken?")?; // moebi's answer, printed on alex (Elixir)
+        check("send_message", &alex.value("sent")?, "ok")?;
+        alex.finish();
+        moebi.shutdown().await;
         Ok(())
     })
 }

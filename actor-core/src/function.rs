@@ -83,9 +83,10 @@ fn json_as<T: Serialize + 'static>(value: &(dyn Any + Send)) -> Result<serde_jso
     }
 }
 
-/// A value that came as JSON ([`Value::from_json`]).
+/// A value that came as JSON ([`Value::from_json`]), and a second reading of it
+/// ([`Value::from_json_or`]).
 #[cfg(feature = "json")]
-struct Json(serde_json::Value);
+struct Json(serde_json::Value, Option<serde_json::Value>);
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -150,11 +151,23 @@ impl Value {
     /// deserialized when taken as a type ([`Value::into_typed`]).
     #[cfg(feature = "json")]
     pub fn from_json(value: serde_json::Value) -> Self {
+        Self::json_value(Json(value, None))
+    }
+
+    /// As [`Value::from_json`], with a second reading for a type the first does not fit:
+    /// Erlang's `ok` is the string `"ok"` for a `String` and `null` (`fallback`) for a `()`.
+    #[cfg(feature = "json")]
+    pub fn from_json_or(value: serde_json::Value, fallback: serde_json::Value) -> Self {
+        Self::json_value(Json(value, Some(fallback)))
+    }
+
+    #[cfg(feature = "json")]
+    fn json_value(json: Json) -> Self {
         Self {
-            any: Box::new(Json(value)),
+            any: Box::new(json),
             encode: None,
             json: Some(|any| match any.downcast_ref::<Json>() {
-                Some(Json(v)) => Ok(v.clone()),
+                Some(Json(v, _)) => Ok(v.clone()),
                 None => Err("internal: value is not JSON".into()),
             }),
         }
@@ -191,10 +204,17 @@ impl Value {
             Ok(v) => Ok(*v),
             #[cfg(feature = "json")]
             Err(any) if any.is::<Json>() => match any.downcast::<Json>() {
-                Ok(json) => serde_json::from_value(json.0).map_err(|e| CodecError::Decode {
-                    expected: std::any::type_name::<T>(),
-                    reason: e.to_string(),
-                }),
+                Ok(json) => {
+                    let Json(value, fallback) = *json;
+                    serde_json::from_value(value).or_else(|e| {
+                        fallback
+                            .and_then(|f| serde_json::from_value(f).ok())
+                            .ok_or_else(|| CodecError::Decode {
+                                expected: std::any::type_name::<T>(),
+                                reason: e.to_string(),
+                            })
+                    })
+                }
                 Err(_) => Err(CodecError::Encode {
                     reason: "internal: value is not JSON".into(),
                 }),

@@ -356,8 +356,16 @@ pub(crate) async fn start_task(
             match proc.rx.recv().await {
                 None | Some(Signal::NodeDown) => break Err(TaskError::NoConnection { node }),
                 Some(Signal::Message(Term::Tuple(t))) => match t.elements.as_slice() {
-                    [Term::Reference(r), value] if **r == mref => {
-                        break term_to_json(value).map(Value::from_json).map_err(|e| {
+                    [Term::Reference(r), value_term] if **r == mref => {
+                        let value_term: &Term = value_term;
+                        // `ok` is also a `()`, as an Elixir function that only has effects
+                        // answers `:ok`.
+                        let ok = is_atom(value_term, "ok");
+                        let value = move |json| match ok {
+                            true => Value::from_json_or(json, serde_json::Value::Null),
+                            false => Value::from_json(json),
+                        };
+                        break term_to_json(value_term).map(value).map_err(|e| {
                             TaskError::BadReturn {
                                 reason: e.to_string(),
                             }
