@@ -40,9 +40,17 @@
 //!   not registered raises `undef` on the caller's side, as the BEAM's own (see the table in
 //!   the `erpc` module's source, `erl/erpc.rs`).
 //!
-//! [`Erlang::connect`] connects to a BEAM node from this side. Links, monitors of nodus
-//! actors, `Task.Supervisor` calls and calls from this node to BEAM processes are not
-//! supported yet.
+//! - `Task.Supervisor.async/async_nolink/start_child` with `{Chat.TaskSupervisor, Node}` run
+//!   a registered function under this node's [`TaskSupervisor`](actor_core::TaskSupervisor)
+//!   of that name, with Elixir's outcomes (the `task` module's source, `erl/task.rs`, has the
+//!   tables).
+//!
+//! [`Erlang::connect`] connects to a BEAM node from this side. Once a BEAM node is
+//! connected, [`TaskSupervisor::async_on`](actor_core::TaskSupervisor::async_on) runs a task
+//! under its `Task.Supervisor`, and [`System::call`] / [`System::cast`] with a [`GenCall`] /
+//! [`GenCast`] (or [`Erlang::call`]) reach its named GenServers (the [`remote`] module).
+//! Links and monitors of nodus actors from the BEAM, and sends from here to BEAM pids, are
+//! not supported yet.
 //!
 //! # Example
 //! ```no_run
@@ -61,7 +69,7 @@ mod check;
 pub(crate) mod conn;
 mod erpc;
 pub(crate) mod procs;
-pub(crate) mod remote;
+pub mod remote;
 mod task;
 pub mod term;
 
