@@ -542,6 +542,30 @@ mod tests {
         );
     }
 
+    /// A serde value says its JSON (for a peer that takes terms); a JSON value is taken as a
+    /// type through serde_json, with its second reading when the first does not fit.
+    #[cfg(feature = "json")]
+    #[test]
+    fn values_cross_as_json() {
+        let args = Value::new(("hi".to_string(), 2u32));
+        assert_eq!(
+            args.to_json().map(Result::ok),
+            Some(Some(serde_json::json!(["hi", 2])))
+        );
+        assert!(Value::encoded(vec![1]).to_json().is_none());
+        assert!(Value::local(3u8).to_json().is_none());
+        let s: String = Value::from_json(serde_json::json!("got hi"))
+            .into_typed()
+            .unwrap();
+        assert_eq!(s, "got hi");
+        let bad = Value::from_json(serde_json::json!("ok")).into_typed::<u32>();
+        assert!(matches!(bad, Err(CodecError::Decode { .. })), "{bad:?}");
+        let ok = || Value::from_json_or(serde_json::json!("ok"), serde_json::Value::Null);
+        ok().into_typed::<()>().unwrap();
+        assert_eq!(ok().into_typed::<String>().unwrap(), "ok");
+        assert!(ok().into_typed::<u32>().is_err());
+    }
+
     /// Each function decodes its own argument type from JSON: a tuple from an array of
     /// arguments, a single value from itself or a one-element array, unit from `[]`; results
     /// come back as JSON; unknown functions, text that is not JSON and JSON of the wrong

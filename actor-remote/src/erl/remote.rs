@@ -241,7 +241,12 @@ fn task_error(node: &NodeName, module: &str, function: &str, reason: &Term) -> T
         }
     }
     TaskError::Exited {
-        reason: reason.to_string(),
+        // An atom as nodus names its own reasons (`killed`, `shutdown`), anything else as
+        // eetf prints it.
+        reason: match reason {
+            Term::Atom(a) => a.name.clone(),
+            other => other.to_string(),
+        },
     }
 }
 
@@ -629,5 +634,70 @@ pub(crate) fn cast_for_system(
         Ok(())
     } else {
         Err(actor_core::SendErrorKind::NoConnection { node })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::erl::Atom;
+
+    #[test]
+    fn elixir_aliases_get_their_prefix() {
+        assert_eq!(
+            beam_name("Chat.TaskSupervisor"),
+            "Elixir.Chat.TaskSupervisor"
+        );
+        assert_eq!(beam_name("Elixir.Chat"), "Elixir.Chat");
+        assert_eq!(beam_name("counter"), "counter");
+        assert_eq!(beam_name("lists"), "lists");
+    }
+
+    /// An Elixir task's exit reason reads as the TaskError a nodus task would give.
+    #[test]
+    fn elixir_exit_reasons_read_as_task_errors() {
+        let node = NodeName::parse("ex@host").unwrap();
+        let stack = Term::List(eetf::List::from(vec![]));
+        let undef = tuple(vec![atom("undef"), stack.clone()]);
+        assert!(matches!(
+            task_error(&node, "Chat", "nope", &undef),
+            TaskError::Undefined { .. }
+        ));
+        let mut map = std::collections::HashMap::new();
+        map.insert(atom("__struct__"), atom("Elixir.RuntimeError"));
+        map.insert(
+            atom("message"),
+            Term::Binary(eetf::Binary::from(&b"boom"[..])),
+        );
+        map.insert(atom("__exception__"), atom("true"));
+        let raised = tuple(vec![Term::Map(eetf::Map::from(map)), stack]);
+        assert_eq!(
+            task_error(&node, "Chat", "boom", &raised),
+            TaskError::Panicked {
+                message: "RuntimeError: boom".into()
+            }
+        );
+        assert_eq!(
+            task_error(&node, "Chat", "f", &atom("noconnection")),
+            TaskError::NoConnection { node: node.clone() }
+        );
+        assert_eq!(
+            task_error(&node, "Chat", "f", &atom("killed")),
+            TaskError::Exited {
+                reason: "killed".into()
+            }
+        );
+    }
+
+    /// A GenCall's request and a Reply survive their encodings.
+    #[test]
+    fn gen_call_terms_round_trip() {
+        let request = (Atom("add".into()), 2i64).into_term();
+        let payload = actor_core::codec::encode(&encode_term(&request)).unwrap();
+        assert_eq!(request_of(&payload).unwrap(), request);
+        let bytes = reply_bytes(&7i64.into_term()).unwrap();
+        let reply: Reply = actor_core::codec::decode(&bytes).unwrap();
+        assert_eq!(reply.decode::<i64>().unwrap(), 7);
+        assert!(request_of(&[1, 2, 3]).is_err());
     }
 }

@@ -383,3 +383,81 @@ impl Running {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pid(id: u32) -> Term {
+        Term::Pid(eetf::Pid::new("ex@host", id, 0, 1))
+    }
+
+    fn list(items: Vec<Term>) -> Term {
+        Term::List(eetf::List::from(items))
+    }
+
+    fn start(args: Vec<Term>) -> Term {
+        tuple(vec![
+            atom("start_task"),
+            list(args),
+            atom("temporary"),
+            atom("nil"),
+        ])
+    }
+
+    fn chat() -> Term {
+        tuple(vec![
+            atom("Elixir.Chat"),
+            atom("receive_message"),
+            list(vec![Term::Binary(eetf::Binary::from(&b"hi"[..]))]),
+        ])
+    }
+
+    /// Every Elixir version's start shape gives the owner and the right hand-off.
+    #[test]
+    fn each_elixir_start_shape_is_understood() {
+        let owner = tuple(vec![atom("ex@host"), pid(7), pid(7)]);
+        let callers = list(vec![pid(7)]);
+        let want = |t: &Term| owner_pid(t);
+
+        let (o, h) = parse_start(&start(vec![owner.clone(), atom("monitor")])).unwrap();
+        assert_eq!(Some(o), want(&pid(7)));
+        assert!(matches!(h, HandOff::Mfa), "1.13+");
+
+        let shape = vec![owner.clone(), callers.clone(), atom("monitor"), chat()];
+        let (o, h) = parse_start(&start(shape)).unwrap();
+        assert_eq!(Some(o), want(&pid(7)));
+        assert!(
+            matches!(h, HandOff::Ref(ref m) if m.function == "receive_message"),
+            "1.9-1.12"
+        );
+
+        let info = tuple(vec![atom("ex@host"), pid(7)]);
+        let (o, h) = parse_start(&start(vec![pid(7), atom("monitor"), info, chat()])).unwrap();
+        assert_eq!(Some(o), want(&pid(7)));
+        assert!(
+            matches!(h, HandOff::Ref(ref m) if m.module == "Elixir.Chat"),
+            "1.6-1.8"
+        );
+
+        let (_, h) = parse_start(&start(vec![owner, callers, chat()])).unwrap();
+        assert!(
+            matches!(h, HandOff::None(ref m) if m.args.len() == 1),
+            "start_child"
+        );
+
+        // Anything else is not a start: the caller is told, nothing runs.
+        assert!(parse_start(&atom("which_children")).is_none());
+        assert!(parse_start(&start(vec![atom("nobody"), atom("monitor")])).is_none());
+        assert!(parse_start(&tuple(vec![atom("start_child"), list(vec![])])).is_none());
+    }
+
+    #[test]
+    fn elixir_names_are_looked_up_without_their_prefix() {
+        assert_eq!(
+            local_name("Elixir.Chat.TaskSupervisor"),
+            "Chat.TaskSupervisor"
+        );
+        assert_eq!(local_name("counter"), "counter");
+    }
+}
