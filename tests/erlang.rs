@@ -36,7 +36,7 @@ type Test = (&'static str, fn() -> TestResult);
 
 fn main() {
     let args = Arguments::from_args();
-    let tests: [Test; 15] = [
+    let tests: [Test; 16] = [
         ("net_adm_ping_answers_pong_and_lists_the_node", ping_pong),
         ("ticks_keep_an_idle_connection_up", ticks_keep_up),
         ("send_cast_and_call_reach_an_actor", send_cast_call),
@@ -67,6 +67,10 @@ fn main() {
         ),
         ("elixir_moebi_answers_a_nodus_alex_chicken", elixir_moebi),
         ("nodus_moebi_answers_an_elixir_alex_chicken", nodus_moebi),
+        (
+            "a_linked_elixir_owner_that_exits_stops_the_rust_task",
+            elixir_owner_exit_stops_the_task,
+        ),
     ];
     let trials = tests
         .into_iter()
@@ -201,6 +205,12 @@ impl Erl {
                 }
             }
         }
+    }
+
+    /// Writes `line` to the script's standard input (its next `IO.gets`).
+    fn send_line(&mut self, line: &str) -> Result<(), String> {
+        let stdin = self.child.stdin.as_mut().ok_or("no stdin")?;
+        writeln!(stdin, "{line}").map_err(|e| e.to_string())
     }
 
     /// Lets the script halt.
@@ -712,7 +722,8 @@ fn elixir_erpc() -> TestResult {
 }
 
 /// `Chat.TaskSupervisor` and the Chat functions: `receive_message` (answers `"got " <> m`),
-/// `boom` (panics), `slow` (does not answer within the test: it waits 10 minutes).
+/// `boom` (panics), `patient` (answers after 6 s), `slow` (does not answer within the test:
+/// it waits 10 minutes).
 async fn start_chat_supervisor(node: &Node) -> Result<(), String> {
     use nodus::core::{TaskSupervisor, TaskSupervisorConfig};
     register_chat(node);
@@ -721,6 +732,12 @@ async fn start_chat_supervisor(node: &Node) -> Result<(), String> {
             if true {
                 panic!("boom from Rust");
             }
+        });
+    node.functions()
+        .register("Chat", "patient", |(): ()| async move {
+            // Longer than a Task's default 5 s await: the BEAM caller's own timeout rules.
+            tokio::time::sleep(Duration::from_secs(6)).await;
+            "patient".to_string()
         });
     node.functions()
         .register("Chat", "slow", |(): ()| async move {
@@ -754,6 +771,7 @@ fn elixir_task_supervisor() -> TestResult {
                IO.puts("undef #{inspect(r)}");
                r = try do Task.Supervisor.async({Nope.TaskSupervisor, :"rust@localhost"}, Chat, :receive_message, ["hi"]) catch :exit, {reason, _} -> reason end;
                IO.puts("noproc #{inspect(r)}");
+               IO.puts("patient #{inspect(Task.await(Task.Supervisor.async(sup, Chat, :patient, []), 20000))}");
                IO.puts("list #{inspect(Node.list())}")"#,
         )?;
         check("Task.await", &ex.value("value")?, r#""got hi""#)?;
@@ -777,6 +795,7 @@ fn elixir_task_supervisor() -> TestResult {
         if !noproc.starts_with(":noproc") {
             return Err(format!("a start on no supervisor exited with {noproc}, expected noproc"));
         }
+        check("a task of 6 s", &ex.value("patient")?, r#""patient""#)?;
         check("Node.list after them", &ex.value("list")?, "[:rust@localhost]")?;
         ex.finish();
         node.shutdown().await;
@@ -1019,6 +1038,51 @@ fn nodus_moebi() -> TestResult {
         check("send_message", &alex.value("sent")?, "ok")?;
         alex.finish();
         moebi.shutdown().await;
+        Ok(())
+    })
+}
+
+/// Polls, within DEADLINE, until `Chat.TaskSupervisor` has `want` tasks.
+async fn children_become(node: &Node, want: usize) -> Result<(), String> {
+    let sup = nodus::core::TaskSupervisor::whereis(node, "Chat.TaskSupervisor")
+        .ok_or("no Chat.TaskSupervisor")?;
+    let until = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let n = sup.count_children().await.map_err(|e| e.to_string())?;
+        if n == want {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > until {
+            return Err(format!(
+                "Chat.TaskSupervisor has {n} tasks after {DEADLINE:?}, expected {want}"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await; // polling interval
+    }
+}
+
+fn elixir_owner_exit_stops_the_task() -> TestResult {
+    runtime()?.block_on(async {
+        let (epmd, node) = start_node(None).await?;
+        start_chat_supervisor(&node).await?;
+        let mut ex = Erl::start_elixir(
+            epmd.local_addr().port(),
+            COOKIE,
+            r#"me = self();
+               owner = spawn(fn -> Task.Supervisor.async({Chat.TaskSupervisor, :"rust@localhost"}, Chat, :slow, []); send(me, :started); Process.sleep(:infinity) end);
+               receive do :started -> IO.puts("started yes") after 20000 -> IO.puts("started no") end;
+               IO.gets("");
+               Process.exit(owner, :kill);
+               IO.puts("killed yes")"#,
+        )?;
+        check("the task started", &ex.value("started")?, "yes")?;
+        children_become(&node, 1).await?;
+        ex.send_line("kill")?;
+        check("the owner", &ex.value("killed")?, "yes")?;
+        // The owner's exit reached the task through the link: it is stopped here.
+        children_become(&node, 0).await?;
+        ex.finish();
+        node.shutdown().await;
         Ok(())
     })
 }
