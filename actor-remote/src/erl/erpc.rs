@@ -19,7 +19,6 @@
 //! An Elixir module name `Elixir.Chat` is looked up as `Chat`. Any other spawn request
 //! (`Node.spawn(node, M, F, A)`) runs `M.F(A)` the same way and drops its result.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +29,6 @@ use tokio::sync::mpsc;
 
 use super::term::{atom, json_to_term, term_to_json};
 use super::Shared;
-
-/// Ids of the pids this node hands out for spawned BEAM "processes".
-static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 /// How long one function run for a BEAM node may take before the caller gets an exit (the
 /// caller's own erpc timeout usually comes first).
@@ -56,8 +52,7 @@ pub(crate) fn on_spawn_request(
     tx: &mpsc::Sender<Message>,
     req: SpawnRequest,
 ) {
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0x7fff;
-    let me = eetf::Pid::new(shared.name.as_str(), id, 0, shared.creation);
+    let me = super::procs::fresh_pid(shared);
     let monitor = has_option(&req.opt_list, "monitor");
     let link = has_option(&req.opt_list, "link");
     let flags = i32::from(link) | (i32::from(monitor) << 1);

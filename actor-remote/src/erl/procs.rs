@@ -77,6 +77,15 @@ impl Procs {
     }
 }
 
+/// A pid of this node no other has had (until 2^28 of them were made): for a [`Proc`], or
+/// for a process that takes no signals (an erpc call's).
+pub(crate) fn fresh_pid(shared: &super::Shared) -> eetf::Pid {
+    let n = shared.procs.next.fetch_add(1, Ordering::Relaxed);
+    // A pid's id has 15 bits and its serial 13 in the BEAM's classic layout.
+    let (id, serial) = (n & 0x7fff, (n >> 15) & 0x1fff);
+    eetf::Pid::new(shared.name.as_str(), id, serial, shared.creation)
+}
+
 /// One of this node's BEAM-visible pids, talking with one peer; dropped, it is gone.
 #[derive(Debug)]
 pub(crate) struct Proc {
@@ -88,13 +97,10 @@ pub(crate) struct Proc {
 impl Proc {
     /// A new pid of this node for talking with `peer`.
     pub(crate) fn new(shared: &Arc<super::Shared>, peer: &str) -> Proc {
-        let n = shared.procs.next.fetch_add(1, Ordering::Relaxed);
-        // A pid's id has 15 bits and its serial 13 in the BEAM's classic layout.
-        let (id, serial) = (n & 0x7fff, (n >> 15) & 0x1fff);
-        let pid = eetf::Pid::new(shared.name.as_str(), id, serial, shared.creation);
+        let pid = fresh_pid(shared);
         let (tx, rx) = mpsc::channel(MAILBOX);
         lock(&shared.procs.table).insert(
-            (id, serial),
+            (pid.id, pid.serial),
             Entry {
                 peer: peer.to_string(),
                 tx,
