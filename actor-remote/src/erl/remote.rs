@@ -1,6 +1,6 @@
 //! Calls from this node to BEAM processes: `gen_server:call` to a registered name, and tasks
 //! under an Elixir `Task.Supervisor`, each made by one of this node's BEAM-visible pids
-//! ([`super::procs`]).
+//! (the `procs` module).
 //!
 //! Both are reached with the calls a nodus node takes, once the BEAM node is connected
 //! ([`Erlang::connect`](super::Erlang::connect), or it connected here):
