@@ -63,7 +63,30 @@ type EncodeFn = fn(&(dyn Any + Send)) -> Result<Vec<u8>, CodecError>;
 pub struct Value {
     any: Box<dyn Any + Send>,
     encode: Option<EncodeFn>,
+    /// The value as JSON, for a peer that takes terms rather than the codec's bytes (a BEAM
+    /// node, through `actor-remote`'s Erlang bridge).
+    #[cfg(feature = "json")]
+    json: Option<JsonFn>,
 }
+
+#[cfg(feature = "json")]
+type JsonFn = fn(&(dyn Any + Send)) -> Result<serde_json::Value, String>;
+
+#[cfg(feature = "json")]
+fn json_as<T: Serialize + 'static>(value: &(dyn Any + Send)) -> Result<serde_json::Value, String> {
+    match value.downcast_ref::<T>() {
+        Some(v) => serde_json::to_value(v).map_err(|e| e.to_string()),
+        None => Err(format!(
+            "internal: value is not a {}",
+            std::any::type_name::<T>()
+        )),
+    }
+}
+
+/// A value that came as JSON ([`Value::from_json`]), and a second reading of it
+/// ([`Value::from_json_or`]).
+#[cfg(feature = "json")]
+struct Json(serde_json::Value, Option<serde_json::Value>);
 
 impl fmt::Debug for Value {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -98,6 +121,8 @@ impl Value {
         Self {
             any: Box::new(value),
             encode: Some(encode_as::<T>),
+            #[cfg(feature = "json")]
+            json: Some(json_as::<T>),
         }
     }
 
@@ -107,6 +132,8 @@ impl Value {
         Self {
             any: Box::new(Encoded(bytes)),
             encode: Some(encoded_bytes),
+            #[cfg(feature = "json")]
+            json: None,
         }
     }
 
@@ -115,7 +142,44 @@ impl Value {
         Self {
             any: Box::new(value),
             encode: None,
+            #[cfg(feature = "json")]
+            json: None,
         }
+    }
+
+    /// Wraps a value that came as JSON (from a peer that speaks terms, not the codec); it is
+    /// deserialized when taken as a type ([`Value::into_typed`]).
+    #[cfg(feature = "json")]
+    pub fn from_json(value: serde_json::Value) -> Self {
+        Self::json_value(Json(value, None))
+    }
+
+    /// As [`Value::from_json`], with a second reading for a type the first does not fit:
+    /// Erlang's `ok` is the string `"ok"` for a `String` and `null` (`fallback`) for a `()`.
+    #[cfg(feature = "json")]
+    pub fn from_json_or(value: serde_json::Value, fallback: serde_json::Value) -> Self {
+        Self::json_value(Json(value, Some(fallback)))
+    }
+
+    #[cfg(feature = "json")]
+    fn json_value(json: Json) -> Self {
+        Self {
+            any: Box::new(json),
+            encode: None,
+            json: Some(|any| match any.downcast_ref::<Json>() {
+                Some(Json(v, _)) => Ok(v.clone()),
+                None => Err("internal: value is not JSON".into()),
+            }),
+        }
+    }
+
+    /// The value as JSON: `None` if it was made without serde (local-only or codec bytes).
+    ///
+    /// # Errors
+    /// The serializer's words when the value does not serialize as JSON.
+    #[cfg(feature = "json")]
+    pub fn to_json(&self) -> Option<Result<serde_json::Value, String>> {
+        self.json.map(|json| json(&*self.any))
     }
 
     /// Serializes the value with the [codec](crate::codec).
@@ -138,10 +202,29 @@ impl Value {
     pub fn into_typed<T: DeserializeOwned + 'static>(self) -> Result<T, CodecError> {
         match self.any.downcast::<T>() {
             Ok(v) => Ok(*v),
+            #[cfg(feature = "json")]
+            Err(any) if any.is::<Json>() => match any.downcast::<Json>() {
+                Ok(json) => {
+                    let Json(value, fallback) = *json;
+                    serde_json::from_value(value).or_else(|e| {
+                        fallback
+                            .and_then(|f| serde_json::from_value(f).ok())
+                            .ok_or_else(|| CodecError::Decode {
+                                expected: std::any::type_name::<T>(),
+                                reason: e.to_string(),
+                            })
+                    })
+                }
+                Err(_) => Err(CodecError::Encode {
+                    reason: "internal: value is not JSON".into(),
+                }),
+            },
             Err(any) => {
                 let bytes = Value {
                     any,
                     encode: self.encode,
+                    #[cfg(feature = "json")]
+                    json: self.json,
                 }
                 .encode()?;
                 codec::decode(&bytes)
@@ -156,6 +239,8 @@ impl Value {
             Err(any) => Err(Value {
                 any,
                 encode: self.encode,
+                #[cfg(feature = "json")]
+                json: self.json,
             }),
         }
     }
@@ -455,6 +540,30 @@ mod tests {
             4,
             "u64 -> u32 through the codec"
         );
+    }
+
+    /// A serde value says its JSON (for a peer that takes terms); a JSON value is taken as a
+    /// type through serde_json, with its second reading when the first does not fit.
+    #[cfg(feature = "json")]
+    #[test]
+    fn values_cross_as_json() {
+        let args = Value::new(("hi".to_string(), 2u32));
+        assert_eq!(
+            args.to_json().map(Result::ok),
+            Some(Some(serde_json::json!(["hi", 2])))
+        );
+        assert!(Value::encoded(vec![1]).to_json().is_none());
+        assert!(Value::local(3u8).to_json().is_none());
+        let s: String = Value::from_json(serde_json::json!("got hi"))
+            .into_typed()
+            .unwrap();
+        assert_eq!(s, "got hi");
+        let bad = Value::from_json(serde_json::json!("ok")).into_typed::<u32>();
+        assert!(matches!(bad, Err(CodecError::Decode { .. })), "{bad:?}");
+        let ok = || Value::from_json_or(serde_json::json!("ok"), serde_json::Value::Null);
+        ok().into_typed::<()>().unwrap();
+        assert_eq!(ok().into_typed::<String>().unwrap(), "ok");
+        assert!(ok().into_typed::<u32>().is_err());
     }
 
     /// Each function decodes its own argument type from JSON: a tuple from an array of

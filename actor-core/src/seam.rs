@@ -55,6 +55,11 @@ pub struct RemoteTaskRequest {
     /// [`TaskError::Unconfirmed`](crate::TaskError::Unconfirmed) (and a linked task is told
     /// to stop).
     pub timeout: std::time::Duration,
+    /// The arguments as JSON, when the caller had them as a serde value: for a peer that
+    /// takes terms rather than the codec's bytes (a BEAM node, through `actor-remote`'s
+    /// Erlang bridge).
+    #[cfg(feature = "json")]
+    pub json_args: Option<serde_json::Value>,
 }
 
 /// A task a peer started for us.

@@ -40,9 +40,17 @@
 //!   not registered raises `undef` on the caller's side, as the BEAM's own (see the table in
 //!   the `erpc` module's source, `erl/erpc.rs`).
 //!
-//! [`Erlang::connect`] connects to a BEAM node from this side. Links, monitors of nodus
-//! actors, `Task.Supervisor` calls and calls from this node to BEAM processes are not
-//! supported yet.
+//! - `Task.Supervisor.async/async_nolink/start_child` with `{Chat.TaskSupervisor, Node}` run
+//!   a registered function under this node's [`TaskSupervisor`](actor_core::TaskSupervisor)
+//!   of that name, with Elixir's outcomes (the `task` module's source, `erl/task.rs`, has the
+//!   tables).
+//!
+//! [`Erlang::connect`] connects to a BEAM node from this side. Once a BEAM node is
+//! connected, [`TaskSupervisor::async_on`](actor_core::TaskSupervisor::async_on) runs a task
+//! under its `Task.Supervisor`, and [`System::call`] / [`System::cast`] with a [`GenCall`] /
+//! [`GenCast`] (or [`Erlang::call`]) reach its named GenServers (the [`remote`] module).
+//! Links and monitors of nodus actors from the BEAM, and sends from here to BEAM pids, are
+//! not supported yet.
 //!
 //! # Example
 //! ```no_run
@@ -60,6 +68,9 @@
 mod check;
 pub(crate) mod conn;
 mod erpc;
+pub(crate) mod procs;
+pub mod remote;
+mod task;
 pub mod term;
 
 use std::collections::{HashMap, HashSet};
@@ -74,6 +85,7 @@ use tokio::sync::{broadcast, oneshot};
 use crate::{NodeDown, NodeDownReason, NodeEvent};
 
 pub use eetf;
+pub use remote::{ErlCallError, GenCall, GenCast, Reply};
 pub use term::{Atom, FromTerm, IntoTerm, TermError};
 
 /// An error of the Erlang side of a node.
@@ -151,6 +163,14 @@ pub(crate) struct Shared {
     /// Node monitors of BEAM peers ([`Node::monitor_node`](crate::Node::monitor_node)), by
     /// peer name; each fires once, when the connection goes.
     monitors: Mutex<HashMap<String, Vec<oneshot::Sender<NodeDown>>>>,
+    /// The writer queue of each connected BEAM peer, for messages this node starts
+    /// ([`remote`]).
+    conns: Mutex<HashMap<String, tokio::sync::mpsc::Sender<erl_dist::message::Message>>>,
+    /// This node's pids that BEAM processes see ([`procs`]): tasks run for them, callers of
+    /// theirs.
+    pub(crate) procs: procs::Procs,
+    /// Set once the node stops: every BEAM connection closes.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl std::fmt::Debug for Shared {
@@ -190,6 +210,9 @@ impl Shared {
             peers: Mutex::default(),
             events,
             monitors: Mutex::default(),
+            conns: Mutex::default(),
+            procs: procs::Procs::default(),
+            closing: tokio::sync::watch::Sender::new(false),
         })
     }
 
@@ -212,6 +235,8 @@ impl Shared {
     /// tells [`Node::events`](crate::Node::events) subscribers.
     pub(crate) fn peer_down(&self, peer: &str, why: &ErlError) {
         lock(&self.peers).remove(peer);
+        lock(&self.conns).remove(peer);
+        self.procs.peer_down(peer);
         let waiters = lock(&self.monitors).remove(peer).unwrap_or_default();
         let Ok(node) = NodeName::parse(peer) else {
             return;
@@ -228,6 +253,40 @@ impl Shared {
             hidden: false,
             reason,
         });
+    }
+
+    /// Closes every BEAM connection (the node stops): the peers see it down (`noconnection`
+    /// for their links and monitors of this node's pids), as when a BEAM node halts.
+    pub(crate) fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`Shared::close`] was called.
+    pub(crate) async fn closed(&self) {
+        let mut rx = self.closing.subscribe();
+        let _ = rx.wait_for(|closing| *closing).await;
+    }
+
+    /// Keeps the writer queue of the connection with `peer`, for messages this node starts.
+    pub(crate) fn attach(
+        &self,
+        peer: &str,
+        tx: tokio::sync::mpsc::Sender<erl_dist::message::Message>,
+    ) {
+        lock(&self.conns).insert(peer.to_string(), tx);
+    }
+
+    /// The writer queue of the connection with `peer`, if it is connected.
+    pub(crate) fn conn(
+        &self,
+        peer: &str,
+    ) -> Option<tokio::sync::mpsc::Sender<erl_dist::message::Message>> {
+        lock(&self.conns).get(peer).cloned()
+    }
+
+    /// Whether `peer` is a connected BEAM node.
+    pub(crate) fn is_peer(&self, peer: &str) -> bool {
+        lock(&self.peers).contains(peer)
     }
 
     /// The connected BEAM nodes, as node names.
@@ -269,6 +328,7 @@ impl Shared {
         name == NET_KERNEL
             || lock(&self.casts).contains_key(name)
             || lock(&self.calls).contains_key(name)
+            || task::supervisor(self, name).is_some()
     }
 }
 
@@ -300,6 +360,27 @@ impl Erlang {
             return Ok(());
         }
         conn::connect(Arc::clone(&self.shared), peer).await
+    }
+
+    /// `gen_server:call({name, peer}, request)`: calls the process registered as `name` on
+    /// the connected BEAM node `peer` and maps its reply to `R`, waiting at most `timeout`
+    /// (then the monitor is removed and a late reply dropped). An Elixir alias
+    /// (`Chat.Server`) is the atom `Elixir.Chat.Server`. [`System::call`] with a [`GenCall`]
+    /// does the same through the node's usual call.
+    ///
+    /// # Errors
+    /// [`ErlCallError`]: `peer` not connected, `noproc`, the process exited, the connection
+    /// went, the timeout, a reply that does not map.
+    pub async fn call<A: IntoTerm, R: FromTerm>(
+        &self,
+        name: &str,
+        peer: &str,
+        request: A,
+        timeout: Duration,
+    ) -> Result<R, ErlCallError> {
+        let reply =
+            remote::gen_call(&self.shared, peer, name, request.into_term(), timeout).await?;
+        Ok(R::from_term(reply)?)
     }
 
     /// Lets BEAM nodes send to the actor registered as `name` here: `send({Name, Node}, T)`

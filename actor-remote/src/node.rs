@@ -320,9 +320,9 @@ impl Node {
         self.list_kind(ListKind::Visible)
     }
 
-    /// Nodes of one kind, sorted, as `Node.list/1`. With [`NodeConfig::erlang`], the BEAM
-    /// nodes connected count as visible nodes (they are kept by [`crate::erl`], apart from
-    /// the nodus sessions, and merged in here).
+    /// Nodes of one kind, sorted, as `Node.list/1`. With `NodeConfig::erlang` (feature
+    /// `erlang`), the BEAM nodes connected count as visible nodes (they are kept by
+    /// `crate::erl`, apart from the nodus sessions, and merged in here).
     pub fn list_kind(&self, kind: ListKind) -> Vec<NodeName> {
         #[allow(unused_mut)]
         let mut nodes = self.inner.lock().list(kind);
@@ -576,6 +576,10 @@ impl Node {
 
     async fn stop(self) {
         self.inner.with_state(|s| s.shutdown());
+        #[cfg(feature = "erlang")]
+        if let Some(erlang) = &self.inner.erlang {
+            erlang.close(); // BEAM peers see the node go, as when a BEAM node halts
+        }
         self.inner.names.stop();
         // Stops listening and drops the registration (which unregisters the name).
         for task in self.inner.lock_tasks().drain(..) {

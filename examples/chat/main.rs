@@ -8,6 +8,10 @@
 //!
 //! cargo run --example chat -- --sname alex@localhost --cookie chat --send moebi@localhost hi
 //! # sends one message, prints the reply that comes back ("chicken?"), exits 0
+//!
+//! # mixed with Elixir (issue 15): moebi as an Elixir node, alex as a nodus node
+//! elixir --sname moebi@localhost --cookie chat --no-halt tests/fixtures/chat.exs
+//! cargo run --example chat -- --sname alex@localhost --cookie chat --erlang moebi@localhost --send moebi@localhost hi
 //! ```
 
 mod app;
@@ -30,6 +34,10 @@ struct Args {
     /// Send one message to NODE, print the reply (if one comes within 5 s) and exit.
     #[arg(long, num_args = 2, value_names = ["NODE", "MESSAGE"])]
     send: Option<Vec<String>>,
+    /// Speak the Erlang distribution protocol too, and connect to these BEAM (Elixir) chat
+    /// nodes at start (tests/fixtures/chat.exs is the Chat app in Elixir).
+    #[arg(long, value_name = "NODE", num_args = 0..)]
+    erlang: Option<Vec<String>>,
 }
 
 #[tokio::main]
@@ -46,7 +54,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(cookie) = &args.cookie {
         config = config.cookie(Cookie::new(cookie.as_str())?);
     }
+    if args.erlang.is_some() {
+        config = config.erlang(true);
+    }
     let node = Node::start(config).await?;
+    for beam in args.erlang.iter().flatten() {
+        if let Some(erlang) = node.erlang() {
+            erlang.connect(beam).await?;
+        }
+    }
     let (chat, mut inbox) = app::Chat::start(&node, app::remote_supervisor()).await?;
 
     if let Some([recipient, message]) = args.send.as_deref() {

@@ -173,6 +173,11 @@ async fn launch_remote(
             "internal: only a function by name runs on another node".into(),
         ));
     };
+    #[cfg(feature = "json")]
+    let json_args = match &args {
+        Some(Args::Value(value)) => value.to_json().and_then(Result::ok),
+        _ => None,
+    };
     let args = match (encoded, args) {
         (Some(bytes), _) | (None, Some(Args::Bytes(bytes))) => bytes,
         (None, Some(Args::Value(value))) => value.encode().map_err(|e| bad_args(e.to_string()))?,
@@ -188,6 +193,8 @@ async fn launch_remote(
         args,
         kind,
         timeout,
+        #[cfg(feature = "json")]
+        json_args,
     };
     let remote = transport.start_task(node, request).await?;
     Ok(Launched {

@@ -16,6 +16,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio_util::compat::TokioAsyncReadCompatExt;
 
+use super::procs::Signal;
 use super::term::atom;
 use super::{lock, ErlError, Shared};
 
@@ -80,6 +81,7 @@ pub(crate) async fn accept<P>(shared: Arc<Shared>, stream: TcpStream, from: Sock
         tracing::info!(peer = %peer, "Erlang node already connected: the new connection is dropped");
         return;
     }
+    shared.attach(&peer, tx.clone());
     let reason = run(&shared, stream, &peer, tx, rx).await;
     shared.peer_down(&peer, &reason);
     tracing::info!(peer = %peer, "Erlang node disconnected: {reason}");
@@ -137,9 +139,10 @@ pub(crate) async fn connect(shared: Arc<Shared>, peer: &str) -> Result<(), ErlEr
     }
     tracing::info!(peer = %peer, "connected to Erlang node");
     let span = tracing::Span::current();
+    let (tx, rx) = mpsc::channel(QUEUE);
+    shared.attach(&peer, tx.clone()); // before `connect` returns: callers may use it at once
     tokio::spawn(tracing::Instrument::instrument(
         async move {
-            let (tx, rx) = mpsc::channel(QUEUE);
             let reason = run(&shared, stream, &peer, tx, rx).await;
             shared.peer_down(&peer, &reason);
             tracing::info!(peer = %peer, "Erlang node disconnected: {reason}");
@@ -260,6 +263,7 @@ async fn run(
     tokio::select! {
         reason = writer => reason,
         reason = reader => reason,
+        () = shared.closed() => ErlError::Connection("the node stopped".into()),
     }
 }
 
@@ -326,10 +330,21 @@ fn on_message(
                 erl_dist::term::PidOrAtom::Atom(a) => Some(a.name.clone()),
                 erl_dist::term::PidOrAtom::Pid(_) => None,
             };
+            let to_pid = match &m.to_proc {
+                erl_dist::term::PidOrAtom::Pid(p) => Some(p.clone()),
+                erl_dist::term::PidOrAtom::Atom(_) => None,
+            };
             match name {
                 Some(name) if shared.is_exposed(&name) => {
                     monitors.0.insert((m.from_pid, name), m.reference);
                 }
+                None if to_pid.as_ref().is_some_and(|p| {
+                    to_proc(
+                        shared,
+                        p,
+                        Signal::Monitor(m.from_pid.clone(), m.reference.clone()),
+                    )
+                }) => {}
                 _ => {
                     // Nothing here by that name: the monitor fires at once, as the BEAM's.
                     send_msg(
@@ -339,10 +354,45 @@ fn on_message(
                 }
             }
         }
-        Message::DemonitorP(m) => {
-            if let erl_dist::term::PidOrAtom::Atom(a) = m.to_proc {
+        Message::DemonitorP(m) => match m.to_proc {
+            erl_dist::term::PidOrAtom::Atom(a) => {
                 monitors.0.remove(&(m.from_pid, a.name));
             }
+            erl_dist::term::PidOrAtom::Pid(p) => {
+                to_proc(shared, &p, Signal::Demonitor(m.reference));
+            }
+        },
+        Message::Send(m) => deliver(shared, peer, &m.to_pid, m.message),
+        Message::SendTt(m) => deliver(shared, peer, &m.to_pid, m.message),
+        Message::SendSender(m) => deliver(shared, peer, &m.to_pid, m.message),
+        Message::SendSenderTt(m) => deliver(shared, peer, &m.to_pid, m.message),
+        Message::Link(m) => {
+            if !to_proc(shared, &m.to_pid, Signal::Link(m.from_pid.clone())) {
+                // Linking to a pid that is gone: an exit noproc at once, as the BEAM's.
+                send_msg(tx, Message::exit(m.to_pid, m.from_pid, atom("noproc")));
+            }
+        }
+        Message::Unlink(m) => {
+            to_proc(shared, &m.to_pid, Signal::Unlink(m.from_pid));
+        }
+        Message::UnlinkId(m) => {
+            to_proc(shared, &m.to_pid, Signal::Unlink(m.from_pid.clone()));
+            send_msg(tx, Message::unlink_id_ack(m.id, m.to_pid, m.from_pid));
+        }
+        Message::Exit(m) => {
+            to_proc(shared, &m.to_pid, Signal::Exit(m.from_pid, m.reason));
+        }
+        Message::ExitTt(m) => {
+            to_proc(shared, &m.to_pid, Signal::Exit(m.from_pid, m.reason));
+        }
+        Message::PayloadExit(m) => {
+            to_proc(shared, &m.to_pid, Signal::Exit(m.from_pid, m.reason));
+        }
+        Message::MonitorPExit(m) => {
+            to_proc(shared, &m.to_pid, Signal::Down(m.reference, m.reason));
+        }
+        Message::PayloadMonitorPExit(m) => {
+            to_proc(shared, &m.to_pid, Signal::Down(m.reference, m.reason));
         }
         Message::SpawnRequest(req) => super::erpc::on_spawn_request(shared, tx, req),
         Message::SpawnRequestTt(req) => super::erpc::on_spawn_request(
@@ -361,6 +411,24 @@ fn on_message(
     }
 }
 
+/// Hands `signal` to this node's BEAM-visible pid `pid`: false if it is not one (any more).
+fn to_proc(shared: &Shared, pid: &eetf::Pid, signal: Signal) -> bool {
+    pid.node.name == shared.name
+        && pid.creation == shared.creation
+        && shared.procs.signal(pid, signal)
+}
+
+/// A message to one of this node's pids: dropped if that pid is gone, as the BEAM drops a
+/// message to a dead process.
+fn deliver(shared: &Shared, peer: &str, pid: &eetf::Pid, message: Term) {
+    if !to_proc(shared, pid, Signal::Message(message)) {
+        tracing::debug!(
+            peer,
+            "a message from Erlang to a pid that is gone was dropped"
+        );
+    }
+}
+
 fn on_reg_send(
     shared: &Arc<Shared>,
     peer: &str,
@@ -376,6 +444,20 @@ fn on_reg_send(
             monitors.0.remove(&(caller.clone(), name.to_string()));
             reply(tx, caller, tag, atom("yes"));
             return;
+        }
+        if shared.call_fn(name).is_none() {
+            if let Some(supervisor) = super::task::supervisor(shared, name) {
+                let monitor = monitors.0.remove(&(caller.clone(), name.to_string()));
+                let call = super::task::StartCall {
+                    supervisor,
+                    name: name.to_string(),
+                    caller,
+                    tag,
+                    monitor,
+                };
+                super::task::on_start(shared, peer, tx, call, request);
+                return;
+            }
         }
         let Some(handle) = shared.call_fn(name) else {
             tracing::info!(

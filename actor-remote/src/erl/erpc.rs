@@ -14,12 +14,11 @@
 //! | the function answers `v` | returns `v` as a term |
 //! | no such function | raises `error:{exception, undef, [{M, F, A, []}]}` |
 //! | the arguments do not decode | raises `error:{exception, badarg, [{M, F, A, []}]}` |
-//! | the function panics or the node cannot run it | exits `{exception, {nodus_task_failed, Why}}` (not tested yet) |
+//! | the function panics or the node cannot run it | exits `{exception, {nodus_task_failed, Why}}` (`Why` a binary, e.g. `<<"the task panicked: ...">>`) |
 //!
 //! An Elixir module name `Elixir.Chat` is looked up as `Chat`. Any other spawn request
 //! (`Node.spawn(node, M, F, A)`) runs `M.F(A)` the same way and drops its result.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,9 +29,6 @@ use tokio::sync::mpsc;
 
 use super::term::{atom, json_to_term, term_to_json};
 use super::Shared;
-
-/// Ids of the pids this node hands out for spawned BEAM "processes".
-static NEXT_ID: AtomicU32 = AtomicU32::new(1);
 
 /// How long one function run for a BEAM node may take before the caller gets an exit (the
 /// caller's own erpc timeout usually comes first).
@@ -56,8 +52,7 @@ pub(crate) fn on_spawn_request(
     tx: &mpsc::Sender<Message>,
     req: SpawnRequest,
 ) {
-    let id = NEXT_ID.fetch_add(1, Ordering::Relaxed) & 0x7fff;
-    let me = eetf::Pid::new(shared.name.as_str(), id, 0, shared.creation);
+    let me = super::procs::fresh_pid(shared);
     let monitor = has_option(&req.opt_list, "monitor");
     let link = has_option(&req.opt_list, "link");
     let flags = i32::from(link) | (i32::from(monitor) << 1);
@@ -97,7 +92,8 @@ pub(crate) fn on_spawn_request(
     };
     let (shared, tx) = (Arc::clone(shared), tx.clone());
     tokio::spawn(async move {
-        let outcome = run(&shared, &module, &function, &args).await;
+        let supervisor = crate::node::admin::RPC_SUPERVISOR;
+        let outcome = run(&shared, supervisor, &module, &function, &args).await;
         let stack = || {
             Term::List(eetf::List::from(vec![tuple(vec![
                 atom(&module),
@@ -155,14 +151,18 @@ pub(crate) fn on_spawn_request(
 
 /// Why a function run for a BEAM node gave no value.
 #[derive(Debug)]
-enum Failure {
+pub(super) enum Failure {
     Undefined,
     BadArgs(String),
     Failed(String),
 }
 
-async fn run(
+/// Runs `module.function(args)` under the task supervisor `supervisor` of this node, the
+/// arguments and the result through JSON (`nodus.rpc_json`). Dropping the future stops the
+/// task (it is linked to it).
+pub(super) async fn run(
     shared: &Shared,
+    supervisor: &str,
     module: &str,
     function: &str,
     args: &[Term],
@@ -176,16 +176,18 @@ async fn run(
     let json = serde_json::Value::Array(json).to_string();
     let task = actor_core::TaskSupervisor::async_on(
         &shared.system,
-        crate::node::admin::RPC_SUPERVISOR,
+        supervisor,
         crate::node::admin::MODULE,
         crate::node::admin::RPC_JSON,
         (module.to_string(), function.to_string(), json),
     )
     .await
     .map_err(|e| Failure::Failed(e.to_string()))?;
-    let answer: Result<String, String> = tokio::time::timeout(RUN_LIMIT, task)
+    // Not `task.await`, which gives up after the default 5 s: a BEAM caller waits as long
+    // as its own timeout says (erpc's, Task.await's), bounded here by RUN_LIMIT.
+    let answer: Result<String, String> = task
+        .await_timeout(RUN_LIMIT)
         .await
-        .map_err(|_| Failure::Failed(format!("not done within {RUN_LIMIT:?}")))?
         .map_err(|e| Failure::Failed(e.to_string()))?;
     match answer {
         Ok(json) => {

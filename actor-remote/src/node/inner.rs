@@ -118,6 +118,16 @@ pub(super) fn now() -> std::time::Instant {
 }
 
 impl Inner {
+    /// The node's Erlang side, if `node` is a BEAM node connected to it: operations to
+    /// `node` then go through `crate::erl`.
+    #[cfg(feature = "erlang")]
+    pub(super) fn beam_peer(&self, node: &NodeName) -> Option<Arc<crate::erl::Shared>> {
+        self.erlang
+            .as_ref()
+            .filter(|erlang| erlang.is_peer(node.as_str()))
+            .cloned()
+    }
+
     /// The machine, for queries (no outputs are produced under this lock).
     pub(super) fn lock(&self) -> MutexGuard<'_, NodeState<Io>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)

@@ -121,6 +121,10 @@ impl Transport for NodeTransport {
     }
 
     fn cast(&self, node: NodeName, message: RemoteSend) -> Result<(), SendErrorKind> {
+        #[cfg(feature = "erlang")]
+        if let Some(erlang) = self.0.upgrade().and_then(|inner| inner.beam_peer(&node)) {
+            return crate::erl::remote::cast_for_system(&erlang, node, message);
+        }
         match self.0.upgrade() {
             Some(inner) => inner
                 .cast(
@@ -238,6 +242,10 @@ impl Transport for NodeTransport {
             let Some(inner) = weak.upgrade() else {
                 return Err(no_connection(&node));
             };
+            #[cfg(feature = "erlang")]
+            if let Some(erlang) = inner.beam_peer(&node) {
+                return crate::erl::remote::call_for_system(&erlang, node, message, timeout).await;
+            }
             let dest = message.target;
             let deadline = tokio::time::Instant::now() + timeout;
             match tokio::time::timeout_at(deadline, connect(&inner, &node)).await {
@@ -284,6 +292,10 @@ impl Transport for NodeTransport {
         async move {
             let no_connection = || TaskError::NoConnection { node: node.clone() };
             let inner = weak.upgrade().ok_or_else(no_connection)?;
+            #[cfg(feature = "erlang")]
+            if let Some(erlang) = inner.beam_peer(&node) {
+                return crate::erl::remote::start_task(&erlang, node, request).await;
+            }
             // The caller's timeout bounds the whole start: connecting and the answer.
             let timeout = request.timeout;
             let deadline = tokio::time::Instant::now() + timeout;
