@@ -192,6 +192,7 @@ impl Node {
             config.handshake_timeout,
         );
         state.set_limits(config.max_frame_len, config.send_queue_limit);
+        state.set_max_known(config.max_known_nodes);
         let names = crate::names::Shared::new(&system);
         #[cfg(feature = "erlang")]
         let erlang = config.erlang.then(|| {

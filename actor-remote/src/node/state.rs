@@ -26,7 +26,7 @@
 //!   before another input is taken (casts queued during a connect go first).
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -306,7 +306,16 @@ pub(crate) struct NodeState<E: Effects> {
     /// session's on its write queue (`send_queue_limit`).
     send_queue_limit: usize,
     peers: HashMap<NodeName, Peer<E::Session>>,
-    known: BTreeSet<NodeName>,
+    /// Every node a session was ever up with (`Node.list(:known)`), with when it was last
+    /// seen (a sequence number): at most `max_known` of them, see [`NodeState::remember`].
+    known: HashMap<NodeName, u64>,
+    /// The known nodes that are down, by when they were last seen: the first is forgotten
+    /// first.
+    known_down: BTreeMap<u64, NodeName>,
+    /// The bound on `known` (`NodeConfig::max_known_nodes`).
+    max_known: usize,
+    /// The sequence of `known`'s "last seen" stamps.
+    seen: u64,
     requests: HashMap<u64, Request<E::Waiter>>,
     served: HashMap<(NodeName, u64), Served<E::Abort>>,
     next_id: u64,
@@ -324,6 +333,9 @@ pub(crate) struct NodeState<E: Effects> {
 /// How many nodes that left [`NodeState`] remembers; beyond, one is forgotten (a strategy
 /// may then dial it once more, and fail).
 const LEFT_CAPACITY: usize = 4096;
+
+/// The default bound on the known nodes a node remembers (`NodeConfig::max_known_nodes`).
+pub(crate) const DEFAULT_MAX_KNOWN_NODES: usize = 4096;
 
 impl<E: Effects> NodeState<E>
 where
@@ -349,7 +361,10 @@ where
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             peers: HashMap::new(),
-            known: BTreeSet::new(),
+            known: HashMap::new(),
+            known_down: BTreeMap::new(),
+            max_known: DEFAULT_MAX_KNOWN_NODES,
+            seen: 0,
             requests: HashMap::new(),
             served: HashMap::new(),
             next_id: 1,
@@ -367,6 +382,35 @@ where
     pub(crate) fn set_limits(&mut self, max_frame_len: usize, send_queue_limit: usize) {
         self.max_frame_len = max_frame_len;
         self.send_queue_limit = send_queue_limit;
+    }
+
+    /// Sets the bound on the known nodes remembered (`NodeConfig::max_known_nodes`; at least
+    /// 1). Beyond it the node down the longest is forgotten; a connected node never is.
+    pub(crate) fn set_max_known(&mut self, max: usize) {
+        self.max_known = max.max(1);
+        self.forget_known();
+    }
+
+    /// Records that `peer` was seen now, up or going down.
+    fn remember(&mut self, peer: &NodeName, up: bool) {
+        self.seen += 1;
+        if let Some(before) = self.known.insert(peer.clone(), self.seen) {
+            self.known_down.remove(&before);
+        }
+        if !up {
+            self.known_down.insert(self.seen, peer.clone());
+        }
+        self.forget_known();
+    }
+
+    /// Forgets known nodes down the longest while there are more than `max_known`.
+    fn forget_known(&mut self) {
+        while self.known.len() > self.max_known {
+            let Some((_, oldest)) = self.known_down.pop_first() else {
+                return; // all connected: the bound waits for one to go down
+            };
+            self.known.remove(&oldest);
+        }
     }
 
     // ----- outputs -----
@@ -467,7 +511,7 @@ where
         });
         let mut out: Vec<NodeName> = match kind {
             ListKind::This => vec![self.me.clone()],
-            ListKind::Known => self.known.iter().chain([&self.me]).cloned().collect(),
+            ListKind::Known => self.known.keys().chain([&self.me]).cloned().collect(),
             ListKind::Visible => up.filter(|(_, h)| !h).map(|(n, _)| n.clone()).collect(),
             ListKind::Hidden => up.filter(|(_, h)| *h).map(|(n, _)| n.clone()).collect(),
             ListKind::Connected => up.map(|(n, _)| n.clone()).collect(),
@@ -1166,7 +1210,7 @@ where
             Some(Peer::Connecting { queued, .. }) => queued,
             _ => Vec::new(),
         };
-        self.known.insert(peer.clone());
+        self.remember(peer, true);
         // Seen again: a node that had left is back.
         self.leaving.remove(peer);
         self.left.remove(peer);
@@ -1209,6 +1253,7 @@ where
             _ => return,
         };
         self.peers.remove(peer);
+        self.remember(peer, false);
         // It said it was leaving: whatever closed the session, the reason is its shutdown.
         let reason = if self.leaving.remove(peer) {
             if self.left.len() >= LEFT_CAPACITY {

@@ -1615,3 +1615,57 @@ fn a_trace_context_goes_on_the_next_request_only_and_reaches_the_served_work() {
         Some(Serve::Task { trace: Some(t), .. }) if t == trace
     ));
 }
+
+/// Issue 13: the list of known nodes only grew. It is bounded (4096 by default).
+#[test]
+fn the_known_nodes_stay_bounded() {
+    let mut s = node();
+    for i in 0..5000 {
+        let peer = name(&format!("n{i}@localhost"));
+        let conn = s.handle_session_up(&peer, false, "s").expect("accepted");
+        s.handle_session_down(&peer, conn, NodeDownReason::ConnectionClosed);
+        drain(&mut s);
+    }
+    let known = s.list(ListKind::Known);
+    assert_eq!(known.len(), 4096 + 1, "the bound, and this node itself");
+    assert!(
+        known.contains(&name("n4999@localhost")) && !known.contains(&name("n0@localhost")),
+        "the oldest were forgotten"
+    );
+}
+
+#[test]
+fn the_known_node_down_the_longest_is_forgotten_first_and_a_connected_one_never() {
+    let mut s = node();
+    s.set_max_known(3);
+    let [b, c, d, e, f] = ["b", "c", "d", "e", "f"].map(|n| name(&format!("{n}@localhost")));
+    let cb = s.handle_session_up(&b, false, "sb").unwrap();
+    let cc = s.handle_session_up(&c, false, "sc").unwrap();
+    let cd = s.handle_session_up(&d, false, "sd").unwrap();
+    let ce = s.handle_session_up(&e, false, "se").unwrap();
+    // Four connected, over the bound of three: none is forgotten.
+    let known = |s: &State| {
+        let mut k = s.list(ListKind::Known);
+        k.retain(|n| n.as_str() != "a@localhost");
+        k
+    };
+    assert_eq!(known(&s), [b.clone(), c.clone(), d.clone(), e.clone()]);
+    // c goes down first, then b: c was seen last before b, so c is forgotten first.
+    s.handle_session_down(&c, cc, NodeDownReason::ConnectionClosed);
+    assert_eq!(known(&s), [b.clone(), d.clone(), e.clone()]);
+    s.handle_session_down(&b, cb, NodeDownReason::ConnectionClosed);
+    assert_eq!(
+        known(&s),
+        [b.clone(), d.clone(), e.clone()],
+        "b is down, at the bound"
+    );
+    // A new node: b, the only node down, goes; the connected d and e stay.
+    let cf = s.handle_session_up(&f, false, "sf").unwrap();
+    assert_eq!(known(&s), [d.clone(), e.clone(), f.clone()]);
+    // Down in the order e, d; then c comes back: e, down the longest, is forgotten.
+    s.handle_session_down(&e, ce, NodeDownReason::ConnectionClosed);
+    s.handle_session_down(&d, cd, NodeDownReason::ConnectionClosed);
+    s.handle_session_up(&c, false, "sc2").unwrap();
+    assert_eq!(known(&s), [c, d, f.clone()]);
+    let _ = (cf, drain(&mut s));
+}
