@@ -175,6 +175,8 @@ impl Node {
         handshake.creation = creation;
         handshake.hidden = config.hidden;
         handshake.setup_time = config.handshake_timeout;
+        handshake.capabilities = crate::proto::handshake::CAPABILITIES;
+        handshake.max_frame_len = config.max_frame_len;
         let session = SessionConfig {
             max_frame_len: config.max_frame_len,
             send_queue_limit: config.send_queue_limit,

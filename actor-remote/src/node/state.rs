@@ -1236,6 +1236,20 @@ where
         Some(conn)
     }
 
+    /// The peer of a new incoming session said it has no session with this node (it answered
+    /// `Alive` with `go_on`, see `proto::handshake`): the session this node has with it is
+    /// stale (the peer declared it down, say, while this node was paused). It goes down now
+    /// (the one node-down path, `connection_closed`) and is closed, so that the new session
+    /// comes up at once instead of being refused until ticks find the old one dead.
+    pub(crate) fn replace_stale_session(&mut self, peer: &NodeName) {
+        let Some(Peer::Up { session, conn, .. }) = self.peers.get(peer) else {
+            return;
+        };
+        let (session, conn) = (session.clone(), *conn);
+        self.handle_session_down(peer, conn, NodeDownReason::ConnectionClosed);
+        self.actions.push_back(Action::Close(session));
+    }
+
     /// The session `conn` with `peer` closed: the one node-down path. Every request to `peer`
     /// fails (`NoConnection`; node monitors hear `reason`), linked tasks and watches it
     /// started here are stopped, other work done for it is forgotten, and a `NodeDown` event

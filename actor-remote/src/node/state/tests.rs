@@ -1669,3 +1669,58 @@ fn the_known_node_down_the_longest_is_forgotten_first_and_a_connected_one_never(
     assert_eq!(known(&s), [c, d, f.clone()]);
     let _ = (cf, drain(&mut s));
 }
+
+#[test]
+fn a_stale_session_goes_down_and_the_peers_new_one_comes_up() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let old = up(&mut s, "b@localhost", "old");
+    s.request_call(
+        Instant::now() + T,
+        &b,
+        &remote("counter", "b@localhost"),
+        "Get",
+        vec![],
+        T,
+        "call",
+    );
+    drain(&mut s);
+    s.replace_stale_session(&b);
+    let new = s
+        .handle_session_up(&b, false, "new")
+        .expect("the new one is taken");
+    let out = drain(&mut s);
+    assert!(
+        matches!(
+            &out.done[..],
+            [("call", Outcome::Reply(Err(CallError::Unconfirmed { .. })))]
+        ),
+        "{:?}",
+        out.done
+    );
+    assert!(
+        out.actions
+            .iter()
+            .any(|a| matches!(a, Action::Close("old"))),
+        "{:?}",
+        out.actions
+    );
+    assert!(matches!(
+        &out.events[..],
+        [
+            NodeEvent::NodeDown {
+                reason: NodeDownReason::ConnectionClosed,
+                ..
+            },
+            NodeEvent::NodeUp { .. }
+        ]
+    ));
+    // The old session's close, reported later, changes nothing.
+    s.handle_session_down(&b, old, NodeDownReason::Disconnect);
+    assert!(drain(&mut s).events.is_empty());
+    assert_eq!(s.session(&b), Some(&"new"));
+    let _ = new;
+    // Nothing to replace: nothing happens.
+    s.replace_stale_session(&name("c@localhost"));
+    assert!(drain(&mut s).events.is_empty());
+}
