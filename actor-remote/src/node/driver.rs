@@ -98,9 +98,17 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectErro
     };
     let direction = Direction::Outgoing { peer: node.clone() };
     // Asked only if the peer answers `Alive` (it has a session with us): the peer's session
-    // is stale unless this node has one too.
+    // is stale unless this node has one too, or is accepting one from it.
     let weak = Arc::downgrade(inner);
-    let lookup = move |peer| existing(weak.clone(), peer);
+    let lookup = move |peer: NodeName| {
+        let weak = weak.clone();
+        async move {
+            match weak.upgrade() {
+                Some(inner) => inner.lock().alive_check(&peer),
+                None => Existing::Established,
+            }
+        }
+    };
     match handshake_over(stream, direction, &inner.handshake, lookup).await {
         Ok(conn) => {
             install(inner, conn);
@@ -113,12 +121,43 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectErro
     }
 }
 
-/// What this node has with `peer`, for a handshake (a node that is gone has everything, so
-/// that nothing goes on).
-async fn existing(node: Weak<Inner>, peer: NodeName) -> Existing {
-    match node.upgrade() {
-        Some(inner) => inner.lock().existing(&peer),
-        None => Existing::Established,
+/// An incoming handshake let through the registration check, until it ends (and its
+/// session, if any, is installed): see [`NodeState::alive_check`](super::state::NodeState::alive_check).
+struct Accepting {
+    node: Weak<Inner>,
+    peer: Mutex<Option<NodeName>>,
+}
+
+impl Accepting {
+    /// What this node has with `peer`, for the handshake; an answer that lets it go on
+    /// counts it as accepting (a node that is gone has everything, so nothing goes on).
+    fn register(&self, peer: NodeName) -> Existing {
+        let Some(inner) = self.node.upgrade() else {
+            return Existing::Established;
+        };
+        let mut state = inner.lock();
+        let existing = state.existing(&peer);
+        if existing != Existing::Established {
+            state.begin_accepting(&peer);
+            let mut slot = self.peer.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(before) = slot.replace(peer) {
+                state.end_accepting(&before); // (one registration per handshake)
+            }
+        }
+        existing
+    }
+}
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        let peer = self
+            .peer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let (Some(peer), Some(inner)) = (peer, self.node.upgrade()) {
+            inner.lock().end_accepting(&peer);
+        }
     }
 }
 
@@ -401,13 +440,21 @@ async fn incoming(
     (ip, from): (Option<IpAddr>, impl std::fmt::Display),
     refusals: &Refusals,
 ) {
-    let weak = Arc::downgrade(&inner);
-    let registered = move |peer| existing(weak.clone(), peer);
+    let accepting = Arc::new(Accepting {
+        node: Arc::downgrade(&inner),
+        peer: Mutex::new(None),
+    });
+    let registering = accepting.clone();
+    let registered = move |peer| {
+        let existing = registering.register(peer);
+        async move { existing }
+    };
     faults::hold_accept(&inner.session, inner.config.handshake_timeout).await;
     match handshake_over(stream, Direction::Incoming, &inner.handshake, registered).await {
         Ok(conn) => install(&inner, conn),
         Err(e) => log_refusal(refusals, ip, &from.to_string(), &e),
     }
+    drop(accepting); // after the install: no gap in which the peer's session looks stale
 }
 
 /// Makes a session of a connection whose handshake succeeded, and tells the machine.
@@ -448,7 +495,9 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
             // `Alive`): that one is stale, this one takes its place at once.
             s.replace_stale_session(&peer);
         }
-        s.handle_session_up(&peer, established.hidden, session.handle.clone())
+        let up = s.handle_session_up(&peer, established.hidden, session.handle.clone());
+        s.set_peer_max_frame_len(&peer, session.handle.max_frame_len());
+        up
     });
     let Some(conn) = up else {
         // A session exists already, or the node is stopping: keep the existing one.

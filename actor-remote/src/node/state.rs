@@ -305,6 +305,12 @@ pub(crate) struct NodeState<E: Effects> {
     /// The bound on the bytes of casts queued for one peer during a connect, as the
     /// session's on its write queue (`send_queue_limit`).
     send_queue_limit: usize,
+    /// The largest frame of each peer that told it in the handshake, while its session is
+    /// up ([`NodeState::set_peer_max_frame_len`]).
+    peer_limits: HashMap<NodeName, usize>,
+    /// Incoming handshakes under way, by peer, from the registration answer on
+    /// ([`NodeState::begin_accepting`]): a session with that peer may come up any moment.
+    accepting: HashMap<NodeName, usize>,
     peers: HashMap<NodeName, Peer<E::Session>>,
     /// Every node a session was ever up with (`Node.list(:known)`), with when it was last
     /// seen (a sequence number): at most `max_known` of them, see [`NodeState::remember`].
@@ -360,6 +366,8 @@ where
             trace: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
+            peer_limits: HashMap::new(),
+            accepting: HashMap::new(),
             peers: HashMap::new(),
             known: HashMap::new(),
             known_down: BTreeMap::new(),
@@ -382,6 +390,22 @@ where
     pub(crate) fn set_limits(&mut self, max_frame_len: usize, send_queue_limit: usize) {
         self.max_frame_len = max_frame_len;
         self.send_queue_limit = send_queue_limit;
+    }
+
+    /// The session with `peer` that just came up sends frames of at most `max` bytes (the
+    /// smaller of the two nodes' limits, the peer's told in the handshake): checked here too
+    /// for what the machine sizes itself (a task's result), until the session goes down.
+    pub(crate) fn set_peer_max_frame_len(&mut self, peer: &NodeName, max: usize) {
+        if self.is_connected(peer) {
+            self.peer_limits.insert(peer.clone(), max);
+        }
+    }
+
+    /// The largest frame to `peer`: this node's, or the peer's if smaller.
+    fn max_frame_len_to(&self, peer: &NodeName) -> usize {
+        self.peer_limits
+            .get(peer)
+            .map_or(self.max_frame_len, |&theirs| theirs.min(self.max_frame_len))
     }
 
     /// Sets the bound on the known nodes remembered (`NodeConfig::max_known_nodes`; at least
@@ -501,6 +525,33 @@ where
             Some(Peer::Connecting { .. }) => Existing::PendingOutgoing,
             None => Existing::None,
         }
+    }
+
+    /// An incoming handshake from `peer` was let through the registration check: until
+    /// [`NodeState::end_accepting`], this node may be about to have a session with it.
+    pub(crate) fn begin_accepting(&mut self, peer: &NodeName) {
+        *self.accepting.entry(peer.clone()).or_default() += 1;
+    }
+
+    /// The incoming handshake from `peer` ended (its session, if any, is installed).
+    pub(crate) fn end_accepting(&mut self, peer: &NodeName) {
+        if let Some(n) = self.accepting.get_mut(peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.accepting.remove(peer);
+            }
+        }
+    }
+
+    /// The answer to a peer that says it has a session with this node (`Alive`), for this
+    /// node's own dial: [`Existing::Established`] (do not go on) if a session with it is up,
+    /// or about to be (an incoming handshake from it is under way: the peer's session is
+    /// that one, not stale), else what [`NodeState::existing`] says.
+    pub(crate) fn alive_check(&self, peer: &NodeName) -> Existing {
+        if self.accepting.contains_key(peer) {
+            return Existing::Established;
+        }
+        self.existing(peer)
     }
 
     /// Nodes of one kind, sorted, as `Node.list/1`.
@@ -1267,6 +1318,7 @@ where
             _ => return,
         };
         self.peers.remove(peer);
+        self.peer_limits.remove(peer);
         self.remember(peer, false);
         // It said it was leaving: whatever closed the session, the reason is its shutdown.
         let reason = if self.leaving.remove(peer) {
@@ -1659,10 +1711,10 @@ where
         // A result over the largest frame would be refused by the session, and the caller
         // would wait for nothing: it hears why instead.
         if let Ok(size) = actor_core::codec::encoded_len(&SessionFrame::Msg(&result)) {
-            if size > self.max_frame_len {
+            let max = self.max_frame_len_to(peer);
+            if size > max {
                 let reason = format!(
-                    "the result is {size} bytes framed, over the largest frame of {} bytes (max_frame_len); return less, or raise max_frame_len on both nodes",
-                    self.max_frame_len
+                    "the result is {size} bytes framed, over the largest frame of {max} bytes between the two nodes (max_frame_len); return less, or raise max_frame_len on both nodes"
                 );
                 let result = Err(WireTaskError::BadReturn { reason });
                 let msg = NodeMsg::Task(TaskMsg::Result { req, result });

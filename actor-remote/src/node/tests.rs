@@ -2153,11 +2153,15 @@ mod hygiene {
         };
         let a = start("biga@localhost", A_LIMIT).await.unwrap();
         let b = start("bigb@localhost", B_LIMIT).await.unwrap();
-        TaskSupervisor::start(&b, TaskSupervisorConfig::new(SUP))
-            .await
-            .unwrap();
+        for node in [&a, &b] {
+            TaskSupervisor::start(node, TaskSupervisorConfig::new(SUP))
+                .await
+                .unwrap();
+        }
         b.functions()
             .register("Big", "len", |data: String| async move { data.len() });
+        a.functions()
+            .register("Big", "make", |n: usize| async move { "z".repeat(n) });
         assert_eq!(a.ping("bigb@localhost").await, Ping::Pong);
         let mut events = a.events();
         let big = "x".repeat(20 << 20); // a string: encoded in one copy, not byte by byte
@@ -2177,6 +2181,21 @@ mod hygiene {
             tokio::time::timeout(DEADLINE, task).await.unwrap(),
             Ok(1000)
         );
+        // The other way: a's result over b's limit comes back as an error naming the limit
+        // (a checked its own limit only, and the session dropped the result unsent).
+        let dest = (SUP, a.name().clone());
+        let task = TaskSupervisor::async_on::<_, String>(&b, dest, "Big", "make", 20usize << 20)
+            .await
+            .expect("the task starts");
+        match tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("an answer in time")
+        {
+            Err(TaskError::BadReturn { reason }) => {
+                assert!(reason.contains(&B_LIMIT.to_string()), "{reason}");
+            }
+            other => panic!("{:?}", other.map(|s| s.len())),
+        }
         assert_eq!(a.list(), [b.name().clone()], "the session stayed up");
         while let Ok(event) = events.try_recv() {
             assert!(

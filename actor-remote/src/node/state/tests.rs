@@ -1724,3 +1724,34 @@ fn a_stale_session_goes_down_and_the_peers_new_one_comes_up() {
     s.replace_stale_session(&name("c@localhost"));
     assert!(drain(&mut s).events.is_empty());
 }
+
+/// A peer that says it has a session with this node (`Alive`) is told to go on, and drop
+/// that session as stale, only if this node has none and is not accepting one from it: a
+/// session about to come up from an incoming handshake is not stale.
+#[test]
+fn the_alive_check_counts_sessions_and_incoming_handshakes_under_way() {
+    let mut s = node();
+    let b = name("b@localhost");
+    assert_eq!(s.alive_check(&b), Existing::None);
+    s.request_connect(&b, "w");
+    drain(&mut s);
+    assert_eq!(
+        s.alive_check(&b),
+        Existing::PendingOutgoing,
+        "only our own dial: go on"
+    );
+    s.begin_accepting(&b);
+    s.begin_accepting(&b);
+    assert_eq!(s.alive_check(&b), Existing::Established);
+    s.end_accepting(&b);
+    assert_eq!(
+        s.alive_check(&b),
+        Existing::Established,
+        "one still under way"
+    );
+    s.end_accepting(&b);
+    assert_eq!(s.alive_check(&b), Existing::PendingOutgoing);
+    up(&mut s, "b@localhost", "sb");
+    assert_eq!(s.alive_check(&b), Existing::Established);
+    assert_eq!(s.existing(&b), Existing::Established);
+}
