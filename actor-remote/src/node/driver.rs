@@ -92,6 +92,8 @@ enum Dialed {
 }
 
 async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectError> {
+    // Counted until the session is installed: another dial's answer to `Alive` sees it.
+    let _dialing = Dialing::new(inner, node);
     let stream = match &inner.config.memory {
         Some(network) => open_memory(inner, network, node).await?,
         None => open_tcp(inner, node).await?,
@@ -118,6 +120,31 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectErro
             Ok(Dialed::LostRace)
         }
         Err(e) => Err(tls::handshake_error(node, e)),
+    }
+}
+
+/// One dial of `peer` under way, until it ends (and its session, if any, is installed): see
+/// [`NodeState::alive_check`](super::state::NodeState::alive_check).
+struct Dialing {
+    node: Weak<Inner>,
+    peer: NodeName,
+}
+
+impl Dialing {
+    fn new(inner: &Arc<Inner>, peer: &NodeName) -> Self {
+        inner.lock().begin_dialing(peer);
+        Self {
+            node: Arc::downgrade(inner),
+            peer: peer.clone(),
+        }
+    }
+}
+
+impl Drop for Dialing {
+    fn drop(&mut self) {
+        if let Some(inner) = self.node.upgrade() {
+            inner.lock().end_dialing(&self.peer);
+        }
     }
 }
 

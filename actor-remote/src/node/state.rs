@@ -311,6 +311,8 @@ pub(crate) struct NodeState<E: Effects> {
     /// Incoming handshakes under way, by peer, from the registration answer on
     /// ([`NodeState::begin_accepting`]): a session with that peer may come up any moment.
     accepting: HashMap<NodeName, usize>,
+    /// This node's own dials under way, by peer ([`NodeState::begin_dialing`]).
+    dialing: HashMap<NodeName, usize>,
     peers: HashMap<NodeName, Peer<E::Session>>,
     /// Every node a session was ever up with (`Node.list(:known)`), with when it was last
     /// seen (a sequence number): at most `max_known` of them, see [`NodeState::remember`].
@@ -368,6 +370,7 @@ where
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             peer_limits: HashMap::new(),
             accepting: HashMap::new(),
+            dialing: HashMap::new(),
             peers: HashMap::new(),
             known: HashMap::new(),
             known_down: BTreeMap::new(),
@@ -543,12 +546,29 @@ where
         }
     }
 
-    /// The answer to a peer that says it has a session with this node (`Alive`), for this
-    /// node's own dial: [`Existing::Established`] (do not go on) if a session with it is up,
-    /// or about to be (an incoming handshake from it is under way: the peer's session is
-    /// that one, not stale), else what [`NodeState::existing`] says.
+    /// A dial of `peer` (its handshake) starts: until [`NodeState::end_dialing`].
+    pub(crate) fn begin_dialing(&mut self, peer: &NodeName) {
+        *self.dialing.entry(peer.clone()).or_default() += 1;
+    }
+
+    /// A dial of `peer` ended (its session, if any, is installed).
+    pub(crate) fn end_dialing(&mut self, peer: &NodeName) {
+        if let Some(n) = self.dialing.get_mut(peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.dialing.remove(peer);
+            }
+        }
+    }
+
+    /// The answer to a peer that says it has a session with this node (`Alive`), for one
+    /// dial of this node: [`Existing::Established`] (do not go on) if a session with it is
+    /// up, or may be about to be (an incoming handshake from it, or another dial of it, is
+    /// under way: the peer's session may be that one, not stale), else what
+    /// [`NodeState::existing`] says.
     pub(crate) fn alive_check(&self, peer: &NodeName) -> Existing {
-        if self.accepting.contains_key(peer) {
+        let other_dials = self.dialing.get(peer).is_some_and(|&n| n > 1);
+        if self.accepting.contains_key(peer) || other_dials {
             return Existing::Established;
         }
         self.existing(peer)

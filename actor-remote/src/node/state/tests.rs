@@ -1751,6 +1751,18 @@ fn the_alive_check_counts_sessions_and_incoming_handshakes_under_way() {
     );
     s.end_accepting(&b);
     assert_eq!(s.alive_check(&b), Existing::PendingOutgoing);
+    // Two dials of b under way: the other one's session may be the one b has.
+    s.begin_dialing(&b);
+    assert_eq!(
+        s.alive_check(&b),
+        Existing::PendingOutgoing,
+        "this dial alone: go on"
+    );
+    s.begin_dialing(&b);
+    assert_eq!(s.alive_check(&b), Existing::Established);
+    s.end_dialing(&b);
+    assert_eq!(s.alive_check(&b), Existing::PendingOutgoing);
+    s.end_dialing(&b);
     up(&mut s, "b@localhost", "sb");
     assert_eq!(s.alive_check(&b), Existing::Established);
     assert_eq!(s.existing(&b), Existing::Established);
