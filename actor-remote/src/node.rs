@@ -175,6 +175,8 @@ impl Node {
         handshake.creation = creation;
         handshake.hidden = config.hidden;
         handshake.setup_time = config.handshake_timeout;
+        handshake.capabilities = crate::proto::handshake::CAPABILITIES;
+        handshake.max_frame_len = config.max_frame_len;
         let session = SessionConfig {
             max_frame_len: config.max_frame_len,
             send_queue_limit: config.send_queue_limit,
@@ -192,6 +194,7 @@ impl Node {
             config.handshake_timeout,
         );
         state.set_limits(config.max_frame_len, config.send_queue_limit);
+        state.set_max_known(config.max_known_nodes);
         let names = crate::names::Shared::new(&system);
         #[cfg(feature = "erlang")]
         let erlang = config.erlang.then(|| {

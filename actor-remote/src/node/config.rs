@@ -72,9 +72,15 @@ pub struct NodeConfig {
     /// The largest message sent or accepted, as a frame (default 64 MiB): the one limit on a
     /// message's size, for framing and decoding alike. A cast, call or task start over it is
     /// refused with a typed error (`TooLarge`, naming the peer and the limit) before it is
-    /// sent, and the session stays up; a frame over it from a peer closes that session, so
-    /// set the same value on every node.
+    /// sent, and the session stays up. Nodes tell each other their limits in the handshake,
+    /// and each session uses the smaller of the two both ways, so a message over the peer's
+    /// limit is refused the same way at the sender (a frame over it from a peer of an
+    /// earlier build, which does not tell its limit, closes that session).
     pub max_frame_len: usize,
+    /// The most nodes remembered as known (`Node::list_kind(ListKind::Known)`; default
+    /// 4096). Past it, the node that has been down the longest is forgotten; a connected
+    /// node never is.
+    pub max_known_nodes: usize,
     /// The bound on the bytes waiting to be written to one peer (default 64 MiB; frames
     /// queued and not yet written, and casts queued while connecting to it). Past it a
     /// cast fails with `SendErrorKind::Busy` (`System::cast_wait` waits for room instead),
@@ -118,6 +124,7 @@ impl NodeConfig {
             connect_all: true,
             hidden: false,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
+            max_known_nodes: super::state::DEFAULT_MAX_KNOWN_NODES,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
             #[cfg(feature = "testing")]
             faults: Faults::default(),
@@ -196,9 +203,15 @@ impl NodeConfig {
         self
     }
 
-    /// Sets the largest frame (set the same on every node).
+    /// Sets the largest frame ([`NodeConfig::max_frame_len`]).
     pub fn max_frame_len(mut self, max: usize) -> Self {
         self.max_frame_len = max;
+        self
+    }
+
+    /// Sets the most nodes remembered as known ([`NodeConfig::max_known_nodes`]).
+    pub fn max_known_nodes(mut self, max: usize) -> Self {
+        self.max_known_nodes = max;
         self
     }
 

@@ -3,9 +3,10 @@
 //! [`Inner::with_state`](super::inner::Inner::with_state).
 
 use std::{
-    net::SocketAddr,
-    sync::{Arc, Weak},
-    time::Duration,
+    collections::HashMap,
+    net::{IpAddr, SocketAddr},
+    sync::{Arc, Mutex, PoisonError, Weak},
+    time::{Duration, Instant},
 };
 
 use actor_core::NodeName;
@@ -20,7 +21,7 @@ use super::{
 };
 use crate::{
     port_mapper::{ensure_port_mapper_mode, PortMapperClient, PortMapperHandle, Registration},
-    proto::HandshakeError,
+    proto::{Existing, HandshakeError},
     transport::{
         faults, handshake_over, memory::MemoryListener, tls, Connected, Direction, Inline,
         MemoryConnectError, MemoryNetwork, Session, Stream,
@@ -91,13 +92,26 @@ enum Dialed {
 }
 
 async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectError> {
+    // Counted until the session is installed: another dial's answer to `Alive` sees it.
+    let _dialing = Dialing::new(inner, node);
     let stream = match &inner.config.memory {
         Some(network) => open_memory(inner, network, node).await?,
         None => open_tcp(inner, node).await?,
     };
     let direction = Direction::Outgoing { peer: node.clone() };
-    let no_existing = |_| async { crate::proto::Existing::None };
-    match handshake_over(stream, direction, &inner.handshake, no_existing).await {
+    // Asked only if the peer answers `Alive` (it has a session with us): the peer's session
+    // is stale unless this node has one too, or is accepting one from it.
+    let weak = Arc::downgrade(inner);
+    let lookup = move |peer: NodeName| {
+        let weak = weak.clone();
+        async move {
+            match weak.upgrade() {
+                Some(inner) => inner.lock().alive_check(&peer),
+                None => Existing::Established,
+            }
+        }
+    };
+    match handshake_over(stream, direction, &inner.handshake, lookup).await {
         Ok(conn) => {
             install(inner, conn);
             Ok(Dialed::Up)
@@ -106,6 +120,148 @@ async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectErro
             Ok(Dialed::LostRace)
         }
         Err(e) => Err(ConnectError::from_handshake(node, e)),
+    }
+}
+
+/// One dial of `peer` under way, until it ends (and its session, if any, is installed): see
+/// [`NodeState::alive_check`](super::state::NodeState::alive_check).
+struct Dialing {
+    node: Weak<Inner>,
+    peer: NodeName,
+}
+
+impl Dialing {
+    fn new(inner: &Arc<Inner>, peer: &NodeName) -> Self {
+        inner.lock().begin_dialing(peer);
+        Self {
+            node: Arc::downgrade(inner),
+            peer: peer.clone(),
+        }
+    }
+}
+
+impl Drop for Dialing {
+    fn drop(&mut self) {
+        if let Some(inner) = self.node.upgrade() {
+            inner.lock().end_dialing(&self.peer);
+        }
+    }
+}
+
+/// An incoming handshake let through the registration check, until it ends (and its
+/// session, if any, is installed): see [`NodeState::alive_check`](super::state::NodeState::alive_check).
+struct Accepting {
+    node: Weak<Inner>,
+    peer: Mutex<Option<NodeName>>,
+}
+
+impl Accepting {
+    /// What this node has with `peer`, for the handshake; an answer that lets it go on
+    /// counts it as accepting (a node that is gone has everything, so nothing goes on).
+    fn register(&self, peer: NodeName) -> Existing {
+        let Some(inner) = self.node.upgrade() else {
+            return Existing::Established;
+        };
+        let mut state = inner.lock();
+        let existing = state.existing(&peer);
+        if existing != Existing::Established {
+            state.begin_accepting(&peer);
+            let mut slot = self.peer.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(before) = slot.replace(peer) {
+                state.end_accepting(&before); // (one registration per handshake)
+            }
+        }
+        existing
+    }
+}
+
+impl Drop for Accepting {
+    fn drop(&mut self) {
+        let peer = self
+            .peer
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let (Some(peer), Some(inner)) = (peer, self.node.upgrade()) {
+            inner.lock().end_accepting(&peer);
+        }
+    }
+}
+
+/// How often a refused peer address is warned about: the first refusal at once, then at
+/// most one line per this long, with the number of refusals it stands for.
+pub(super) const REFUSAL_LOG_EVERY: Duration = Duration::from_secs(60);
+/// How many addresses [`RefusalLog`] keeps.
+const REFUSAL_LOG_SOURCES: usize = 1024;
+
+/// Rate-limits the warnings about refused incoming connections, per peer address, sans IO
+/// (as [`AcceptBackoff`](crate::proto::accept::AcceptBackoff) does for failed accepts): a
+/// node retrying with a wrong cookie every second costs one line a minute, not one per try.
+#[derive(Debug, Default)]
+pub(super) struct RefusalLog {
+    /// Per address: when it was last logged, and the refusals since.
+    sources: HashMap<String, (Instant, u64)>,
+}
+
+impl RefusalLog {
+    /// A connection from `source` was refused at `now`. `Some(n)`: warn now, the line standing
+    /// for `n` refusals (this one included); `None`: stay quiet, it is counted in the next.
+    pub(super) fn refused(&mut self, source: &str, now: Instant) -> Option<u64> {
+        if let Some((last, unlogged)) = self.sources.get_mut(source) {
+            *unlogged += 1;
+            if now.saturating_duration_since(*last) < REFUSAL_LOG_EVERY {
+                return None;
+            }
+            *last = now;
+            return Some(std::mem::take(unlogged));
+        }
+        if self.sources.len() >= REFUSAL_LOG_SOURCES {
+            // Bounded: forget the addresses quiet for an interval, else any one.
+            self.sources
+                .retain(|_, (last, _)| now.saturating_duration_since(*last) < REFUSAL_LOG_EVERY);
+            if self.sources.len() >= REFUSAL_LOG_SOURCES {
+                let any = self.sources.keys().next().cloned();
+                if let Some(any) = any {
+                    self.sources.remove(&any);
+                }
+            }
+        }
+        self.sources.insert(source.to_string(), (now, 0));
+        Some(1)
+    }
+
+    /// How many addresses it keeps (for tests).
+    #[cfg(test)]
+    pub(super) fn sources(&self) -> usize {
+        self.sources.len()
+    }
+}
+
+type Refusals = Arc<Mutex<RefusalLog>>;
+
+/// Logs an incoming handshake that failed: a refused peer at `warn` (rate-limited per
+/// address by `refusals`), a simultaneous connect that lost or a connection that never said
+/// who it is (a port scan, a health check) at `debug`.
+fn log_refusal(refusals: &Refusals, ip: Option<IpAddr>, from: &str, e: &HandshakeError) {
+    let peer = match e.peer() {
+        Some(peer) if !e.is_benign() => peer,
+        _ => return tracing::debug!(%from, "incoming handshake failed: {e}"),
+    };
+    // Per address; on the in-memory transport, per node name.
+    let source = ip.map_or_else(|| peer.to_string(), |ip| ip.to_string());
+    let due = refusals
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .refused(&source, Instant::now());
+    match due {
+        Some(1) => tracing::warn!(%peer, %from, "incoming connection rejected: {e}"),
+        Some(n) => tracing::warn!(
+            %peer,
+            %from,
+            refusals = n,
+            "incoming connection rejected ({n} refusals from {source} since the last report): {e}"
+        ),
+        None => tracing::debug!(%peer, %from, "incoming connection rejected again: {e}"),
     }
 }
 
@@ -218,6 +374,7 @@ pub(super) const MAX_INCOMING_HANDSHAKES: usize = 64;
 /// ([`AcceptBackoff`](crate::proto::accept::AcceptBackoff)), never in a spin.
 pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_INCOMING_HANDSHAKES));
+    let refusals = Refusals::default();
     let mut backoff = crate::proto::accept::AcceptBackoff::new();
     loop {
         let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
@@ -247,6 +404,7 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
         };
         let Some(inner) = node.upgrade() else { return };
         let span = inner.span();
+        let refusals = refusals.clone();
         tokio::spawn(
             async move {
                 let _permit = permit; // held until the handshake is over
@@ -270,7 +428,7 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
                             Stream::from(stream)
                         }
                     };
-                incoming(inner, stream, from).await;
+                incoming(inner, stream, (Some(from.ip()), from), &refusals).await;
             }
             .instrument(span),
         );
@@ -283,6 +441,7 @@ pub(super) async fn accept_loop(node: Weak<Inner>, listener: TcpListener) {
 /// takes the node off the network).
 pub(super) async fn memory_accept_loop(node: Weak<Inner>, mut listener: MemoryListener) {
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_INCOMING_HANDSHAKES));
+    let refusals = Refusals::default();
     loop {
         let Ok(permit) = Arc::clone(&handshakes).acquire_owned().await else {
             return; // never closed
@@ -292,10 +451,11 @@ pub(super) async fn memory_accept_loop(node: Weak<Inner>, mut listener: MemoryLi
         };
         let Some(inner) = node.upgrade() else { return };
         let span = inner.span();
+        let refusals = refusals.clone();
         tokio::spawn(
             async move {
                 let _permit = permit; // held until the handshake is over
-                incoming(inner, Stream::boxed(pipe), "memory").await;
+                incoming(inner, Stream::boxed(pipe), (None, "memory"), &refusals).await;
             }
             .instrument(span),
         );
@@ -304,22 +464,27 @@ pub(super) async fn memory_accept_loop(node: Weak<Inner>, mut listener: MemoryLi
 
 /// Takes an accepted connection through the handshake (after the `Faults` gate) and
 /// installs its session: the same for every transport.
-async fn incoming(inner: Arc<Inner>, stream: Stream, from: impl std::fmt::Display) {
-    let weak = Arc::downgrade(&inner);
-    let registered = move |peer: NodeName| {
-        let weak = weak.clone();
-        async move {
-            match weak.upgrade() {
-                Some(inner) => inner.lock().existing(&peer),
-                None => crate::proto::Existing::Established,
-            }
-        }
+async fn incoming(
+    inner: Arc<Inner>,
+    stream: Stream,
+    (ip, from): (Option<IpAddr>, impl std::fmt::Display),
+    refusals: &Refusals,
+) {
+    let accepting = Arc::new(Accepting {
+        node: Arc::downgrade(&inner),
+        peer: Mutex::new(None),
+    });
+    let registering = accepting.clone();
+    let registered = move |peer| {
+        let existing = registering.register(peer);
+        async move { existing }
     };
     faults::hold_accept(&inner.session, inner.config.handshake_timeout).await;
     match handshake_over(stream, Direction::Incoming, &inner.handshake, registered).await {
         Ok(conn) => install(&inner, conn),
-        Err(e) => tracing::debug!(%from, "incoming handshake failed: {e}"),
+        Err(e) => log_refusal(refusals, ip, &from.to_string(), &e),
     }
+    drop(accepting); // after the install: no gap in which the peer's session looks stale
 }
 
 /// Makes a session of a connection whose handshake succeeded, and tells the machine.
@@ -347,9 +512,23 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
             other @ (NodeMsg::Control(_) | NodeMsg::Task(_) | NodeMsg::Watch(_)) => Some(other),
         })
     };
-    let session: Session<NodeMsg> = Session::start_with(conn, inner.session.clone(), Some(inline));
-    let up = inner
-        .with_state(|s| s.handle_session_up(&peer, established.hidden, session.handle.clone()));
+    // Frames both ways stay under the smaller of the two nodes' limits: a message over the
+    // peer's is refused here with `TooLarge`, instead of closing the session there.
+    let mut cfg = inner.session.clone();
+    if let Some(theirs) = established.peer_max_frame_len {
+        cfg.max_frame_len = cfg.max_frame_len.min(theirs);
+    }
+    let session: Session<NodeMsg> = Session::start_with(conn, cfg, Some(inline));
+    let up = inner.with_state(|s| {
+        if established.replaces {
+            // The peer no longer has the session this node has with it (it said so after
+            // `Alive`): that one is stale, this one takes its place at once.
+            s.replace_stale_session(&peer);
+        }
+        let up = s.handle_session_up(&peer, established.hidden, session.handle.clone());
+        s.set_peer_max_frame_len(&peer, session.handle.max_frame_len());
+        up
+    });
     let Some(conn) = up else {
         // A session exists already, or the node is stopping: keep the existing one.
         session.handle.close();

@@ -26,7 +26,7 @@
 //!   before another input is taken (casts queued during a connect go first).
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -305,8 +305,25 @@ pub(crate) struct NodeState<E: Effects> {
     /// The bound on the bytes of casts queued for one peer during a connect, as the
     /// session's on its write queue (`send_queue_limit`).
     send_queue_limit: usize,
+    /// The largest frame of each peer that told it in the handshake, while its session is
+    /// up ([`NodeState::set_peer_max_frame_len`]).
+    peer_limits: HashMap<NodeName, usize>,
+    /// Incoming handshakes under way, by peer, from the registration answer on
+    /// ([`NodeState::begin_accepting`]): a session with that peer may come up any moment.
+    accepting: HashMap<NodeName, usize>,
+    /// This node's own dials under way, by peer ([`NodeState::begin_dialing`]).
+    dialing: HashMap<NodeName, usize>,
     peers: HashMap<NodeName, Peer<E::Session>>,
-    known: BTreeSet<NodeName>,
+    /// Every node a session was ever up with (`Node.list(:known)`), with when it was last
+    /// seen (a sequence number): at most `max_known` of them, see [`NodeState::remember`].
+    known: HashMap<NodeName, u64>,
+    /// The known nodes that are down, by when they were last seen: the first is forgotten
+    /// first.
+    known_down: BTreeMap<u64, NodeName>,
+    /// The bound on `known` (`NodeConfig::max_known_nodes`).
+    max_known: usize,
+    /// The sequence of `known`'s "last seen" stamps.
+    seen: u64,
     requests: HashMap<u64, Request<E::Waiter>>,
     served: HashMap<(NodeName, u64), Served<E::Abort>>,
     next_id: u64,
@@ -324,6 +341,9 @@ pub(crate) struct NodeState<E: Effects> {
 /// How many nodes that left [`NodeState`] remembers; beyond, one is forgotten (a strategy
 /// may then dial it once more, and fail).
 const LEFT_CAPACITY: usize = 4096;
+
+/// The default bound on the known nodes a node remembers (`NodeConfig::max_known_nodes`).
+pub(crate) const DEFAULT_MAX_KNOWN_NODES: usize = 4096;
 
 impl<E: Effects> NodeState<E>
 where
@@ -348,8 +368,14 @@ where
             trace: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
+            peer_limits: HashMap::new(),
+            accepting: HashMap::new(),
+            dialing: HashMap::new(),
             peers: HashMap::new(),
-            known: BTreeSet::new(),
+            known: HashMap::new(),
+            known_down: BTreeMap::new(),
+            max_known: DEFAULT_MAX_KNOWN_NODES,
+            seen: 0,
             requests: HashMap::new(),
             served: HashMap::new(),
             next_id: 1,
@@ -367,6 +393,51 @@ where
     pub(crate) fn set_limits(&mut self, max_frame_len: usize, send_queue_limit: usize) {
         self.max_frame_len = max_frame_len;
         self.send_queue_limit = send_queue_limit;
+    }
+
+    /// The session with `peer` that just came up sends frames of at most `max` bytes (the
+    /// smaller of the two nodes' limits, the peer's told in the handshake): checked here too
+    /// for what the machine sizes itself (a task's result), until the session goes down.
+    pub(crate) fn set_peer_max_frame_len(&mut self, peer: &NodeName, max: usize) {
+        if self.is_connected(peer) {
+            self.peer_limits.insert(peer.clone(), max);
+        }
+    }
+
+    /// The largest frame to `peer`: this node's, or the peer's if smaller.
+    fn max_frame_len_to(&self, peer: &NodeName) -> usize {
+        self.peer_limits
+            .get(peer)
+            .map_or(self.max_frame_len, |&theirs| theirs.min(self.max_frame_len))
+    }
+
+    /// Sets the bound on the known nodes remembered (`NodeConfig::max_known_nodes`; at least
+    /// 1). Beyond it the node down the longest is forgotten; a connected node never is.
+    pub(crate) fn set_max_known(&mut self, max: usize) {
+        self.max_known = max.max(1);
+        self.forget_known();
+    }
+
+    /// Records that `peer` was seen now, up or going down.
+    fn remember(&mut self, peer: &NodeName, up: bool) {
+        self.seen += 1;
+        if let Some(before) = self.known.insert(peer.clone(), self.seen) {
+            self.known_down.remove(&before);
+        }
+        if !up {
+            self.known_down.insert(self.seen, peer.clone());
+        }
+        self.forget_known();
+    }
+
+    /// Forgets known nodes down the longest while there are more than `max_known`.
+    fn forget_known(&mut self) {
+        while self.known.len() > self.max_known {
+            let Some((_, oldest)) = self.known_down.pop_first() else {
+                return; // all connected: the bound waits for one to go down
+            };
+            self.known.remove(&oldest);
+        }
     }
 
     // ----- outputs -----
@@ -459,6 +530,50 @@ where
         }
     }
 
+    /// An incoming handshake from `peer` was let through the registration check: until
+    /// [`NodeState::end_accepting`], this node may be about to have a session with it.
+    pub(crate) fn begin_accepting(&mut self, peer: &NodeName) {
+        *self.accepting.entry(peer.clone()).or_default() += 1;
+    }
+
+    /// The incoming handshake from `peer` ended (its session, if any, is installed).
+    pub(crate) fn end_accepting(&mut self, peer: &NodeName) {
+        if let Some(n) = self.accepting.get_mut(peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.accepting.remove(peer);
+            }
+        }
+    }
+
+    /// A dial of `peer` (its handshake) starts: until [`NodeState::end_dialing`].
+    pub(crate) fn begin_dialing(&mut self, peer: &NodeName) {
+        *self.dialing.entry(peer.clone()).or_default() += 1;
+    }
+
+    /// A dial of `peer` ended (its session, if any, is installed).
+    pub(crate) fn end_dialing(&mut self, peer: &NodeName) {
+        if let Some(n) = self.dialing.get_mut(peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.dialing.remove(peer);
+            }
+        }
+    }
+
+    /// The answer to a peer that says it has a session with this node (`Alive`), for one
+    /// dial of this node: [`Existing::Established`] (do not go on) if a session with it is
+    /// up, or may be about to be (an incoming handshake from it, or another dial of it, is
+    /// under way: the peer's session may be that one, not stale), else what
+    /// [`NodeState::existing`] says.
+    pub(crate) fn alive_check(&self, peer: &NodeName) -> Existing {
+        let other_dials = self.dialing.get(peer).is_some_and(|&n| n > 1);
+        if self.accepting.contains_key(peer) || other_dials {
+            return Existing::Established;
+        }
+        self.existing(peer)
+    }
+
     /// Nodes of one kind, sorted, as `Node.list/1`.
     pub(crate) fn list(&self, kind: ListKind) -> Vec<NodeName> {
         let up = self.peers.iter().filter_map(|(name, peer)| match peer {
@@ -467,7 +582,7 @@ where
         });
         let mut out: Vec<NodeName> = match kind {
             ListKind::This => vec![self.me.clone()],
-            ListKind::Known => self.known.iter().chain([&self.me]).cloned().collect(),
+            ListKind::Known => self.known.keys().chain([&self.me]).cloned().collect(),
             ListKind::Visible => up.filter(|(_, h)| !h).map(|(n, _)| n.clone()).collect(),
             ListKind::Hidden => up.filter(|(_, h)| *h).map(|(n, _)| n.clone()).collect(),
             ListKind::Connected => up.map(|(n, _)| n.clone()).collect(),
@@ -1166,7 +1281,7 @@ where
             Some(Peer::Connecting { queued, .. }) => queued,
             _ => Vec::new(),
         };
-        self.known.insert(peer.clone());
+        self.remember(peer, true);
         // Seen again: a node that had left is back.
         self.leaving.remove(peer);
         self.left.remove(peer);
@@ -1192,6 +1307,20 @@ where
         Some(conn)
     }
 
+    /// The peer of a new incoming session said it has no session with this node (it answered
+    /// `Alive` with `go_on`, see `proto::handshake`): the session this node has with it is
+    /// stale (the peer declared it down, say, while this node was paused). It goes down now
+    /// (the one node-down path, `connection_closed`) and is closed, so that the new session
+    /// comes up at once instead of being refused until ticks find the old one dead.
+    pub(crate) fn replace_stale_session(&mut self, peer: &NodeName) {
+        let Some(Peer::Up { session, conn, .. }) = self.peers.get(peer) else {
+            return;
+        };
+        let (session, conn) = (session.clone(), *conn);
+        self.handle_session_down(peer, conn, NodeDownReason::ConnectionClosed);
+        self.actions.push_back(Action::Close(session));
+    }
+
     /// The session `conn` with `peer` closed: the one node-down path. Every request to `peer`
     /// fails (`NoConnection`; node monitors hear `reason`), linked tasks and watches it
     /// started here are stopped, other work done for it is forgotten, and a `NodeDown` event
@@ -1209,6 +1338,8 @@ where
             _ => return,
         };
         self.peers.remove(peer);
+        self.peer_limits.remove(peer);
+        self.remember(peer, false);
         // It said it was leaving: whatever closed the session, the reason is its shutdown.
         let reason = if self.leaving.remove(peer) {
             if self.left.len() >= LEFT_CAPACITY {
@@ -1600,10 +1731,10 @@ where
         // A result over the largest frame would be refused by the session, and the caller
         // would wait for nothing: it hears why instead.
         if let Ok(size) = actor_core::codec::encoded_len(&SessionFrame::Msg(&result)) {
-            if size > self.max_frame_len {
+            let max = self.max_frame_len_to(peer);
+            if size > max {
                 let reason = format!(
-                    "the result is {size} bytes framed, over the largest frame of {} bytes (max_frame_len); return less, or raise max_frame_len on both nodes",
-                    self.max_frame_len
+                    "the result is {size} bytes framed, over the largest frame of {max} bytes between the two nodes (max_frame_len); return less, or raise max_frame_len on both nodes"
                 );
                 let result = Err(WireTaskError::BadReturn { reason });
                 let msg = NodeMsg::Task(TaskMsg::Result { req, result });

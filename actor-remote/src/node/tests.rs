@@ -1988,3 +1988,307 @@ async fn memory_dials_pass_the_faults_gate() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Issue 13 item 7 (hygiene) and item 3's frame limit between nodes of different limits.
+mod hygiene {
+    use actor_core::{TaskError, TaskSupervisor, TaskSupervisorConfig};
+
+    use super::*;
+
+    /// Captures what the current thread logs, at debug and above.
+    fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
+        let logs = Captured::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn warnings(logs: &Captured) -> Vec<String> {
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        text.lines()
+            .filter(|l| l.contains(" WARN "))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Issue 13: every benign simultaneous-connect race ("nothing to do") was a WARN.
+    #[tokio::test]
+    async fn simultaneous_connects_are_not_warned_about() {
+        let (logs, _guard) = capture();
+        let epmd = port_mapper().await;
+        let mut raced = 0;
+        for round in 0..8 {
+            let a = node(&format!("sa{round}@localhost"), &epmd).await;
+            let b = node(&format!("sb{round}@localhost"), &epmd).await;
+            let (x, y) = tokio::join!(a.ping(b.name().as_str()), b.ping(a.name().as_str()));
+            assert_eq!((x, y), (Ping::Pong, Ping::Pong), "round {round}");
+            a.shutdown().await;
+            b.shutdown().await;
+            let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+            raced = text.matches("at the same time").count();
+        }
+        assert!(
+            raced > 0,
+            "no simultaneous connect happened: the test proves nothing"
+        );
+        let warned = warnings(&logs);
+        assert!(
+            warned.is_empty(),
+            "{raced} races, and warnings:\n{}",
+            warned.join("\n")
+        );
+    }
+
+    /// Issue 13: a peer retrying with a wrong cookie made one WARN per attempt. The first
+    /// refusal is still warned about (naming the peer), the next ones of the interval not.
+    #[tokio::test]
+    async fn a_peer_retrying_with_a_wrong_cookie_is_warned_about_once() {
+        let (logs, _guard) = capture();
+        let epmd = port_mapper().await;
+        let good = node("good@localhost", &epmd).await;
+        let evil = Node::start(config("evil@localhost", &epmd, "not-the-cookie"))
+            .await
+            .unwrap();
+        for _ in 0..6 {
+            assert_eq!(evil.ping("good@localhost").await, Ping::Pang);
+        }
+        let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert!(
+            text.matches("invalid challenge reply").count() >= 6,
+            "each refusal is still logged (at debug after the first):\n{text}"
+        );
+        let warned: Vec<String> = warnings(&logs)
+            .into_iter()
+            .filter(|l| l.contains("rejected"))
+            .collect();
+        assert_eq!(warned.len(), 1, "{}", warned.join("\n"));
+        assert!(
+            warned[0].contains("peer=evil@localhost")
+                && warned[0].contains("from=127.0.0.1:")
+                && warned[0].contains("invalid challenge reply"),
+            "{}",
+            warned[0]
+        );
+        good.shutdown().await;
+        evil.shutdown().await;
+    }
+
+    #[test]
+    fn refusals_are_logged_once_per_address_per_interval_with_a_count() {
+        use super::driver::{RefusalLog, REFUSAL_LOG_EVERY};
+        let mut log = RefusalLog::default();
+        let t0 = std::time::Instant::now();
+        assert_eq!(log.refused("10.0.0.1", t0), Some(1), "the first at once");
+        assert_eq!(log.refused("10.0.0.2", t0), Some(1), "per address");
+        for k in 1..100u32 {
+            assert_eq!(
+                log.refused("10.0.0.1", t0 + REFUSAL_LOG_EVERY * k / 100),
+                None
+            );
+        }
+        assert_eq!(
+            log.refused("10.0.0.1", t0 + REFUSAL_LOG_EVERY),
+            Some(100),
+            "the next line counts the quiet ones"
+        );
+        assert_eq!(log.refused("10.0.0.1", t0 + REFUSAL_LOG_EVERY), None);
+        // Bounded: a flood of addresses keeps at most 1024.
+        for k in 0..5000u32 {
+            log.refused(&format!("10.1.{}.{}", k / 256, k % 256), t0);
+        }
+        assert!(log.sources() <= 1024, "{}", log.sources());
+    }
+
+    /// Issue 13: the acceptor's warning about a peer of another protocol version said
+    /// `peer=None`. It names the peer.
+    #[tokio::test]
+    async fn a_refused_version_is_warned_about_with_the_peers_name() {
+        let (logs, _guard) = capture();
+        let epmd = port_mapper().await;
+        let good = node("good@localhost", &epmd).await;
+        let mut old = crate::proto::HandshakeConfig::new(n("old@localhost"), "mycookie");
+        (old.min_version, old.max_version) = (4, 4);
+        let stream = tokio::net::TcpStream::connect(good.listen_addr())
+            .await
+            .unwrap();
+        let direction = crate::transport::Direction::Outgoing {
+            peer: good.name().clone(),
+        };
+        let dialled = tokio::time::timeout(
+            DEADLINE,
+            crate::transport::handshake_over(stream, direction, &old, |_| async {
+                crate::proto::Existing::None
+            }),
+        )
+        .await
+        .unwrap();
+        assert!(
+            matches!(dialled, Err(crate::proto::HandshakeError::Version { .. })),
+            "{dialled:?}"
+        );
+        eventually("the acceptor's warning", || {
+            warnings(&logs)
+                .iter()
+                .any(|l| l.contains("speaks protocol v4"))
+        })
+        .await;
+        let warned = warnings(&logs);
+        assert!(
+            warned
+                .iter()
+                .any(|l| l.contains("peer=old@localhost") && l.contains("speaks protocol v4")),
+            "{}",
+            warned.join("\n")
+        );
+        assert!(!warned.iter().any(|l| l.contains("None")), "{warned:?}");
+        good.shutdown().await;
+    }
+
+    /// Issue 13 item 3: with different `max_frame_len` on two nodes, a message over the
+    /// receiver's limit but under the sender's went out, and the receiver closed the
+    /// session. Each node now tells its limit in the handshake: the sender refuses it with
+    /// `TooLarge` naming the peer and the peer's limit, and the session stays up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_message_over_the_peers_smaller_limit_is_too_large_at_the_sender() {
+        const SUP: &str = "Big.TaskSupervisor";
+        const A_LIMIT: usize = 80 << 20;
+        const B_LIMIT: usize = 8 << 20;
+        let epmd = port_mapper().await;
+        // A tick time that a 20 MiB encoding in a debug build cannot outlast.
+        let start = |name: &str, limit: usize| {
+            let config = config(name, &epmd, "c").max_frame_len(limit);
+            Node::start(config.tick_time(Duration::from_secs(30)))
+        };
+        let a = start("biga@localhost", A_LIMIT).await.unwrap();
+        let b = start("bigb@localhost", B_LIMIT).await.unwrap();
+        for node in [&a, &b] {
+            TaskSupervisor::start(node, TaskSupervisorConfig::new(SUP))
+                .await
+                .unwrap();
+        }
+        b.functions()
+            .register("Big", "len", |data: String| async move { data.len() });
+        a.functions()
+            .register("Big", "make", |n: usize| async move { "z".repeat(n) });
+        assert_eq!(a.ping("bigb@localhost").await, Ping::Pong);
+        let mut events = a.events();
+        let big = "x".repeat(20 << 20); // a string: encoded in one copy, not byte by byte
+        let dest = (SUP, b.name().clone());
+        match TaskSupervisor::async_on::<_, usize>(&a, dest.clone(), "Big", "len", big).await {
+            Err(TaskError::TooLarge { node, size, limit }) => {
+                assert_eq!((&node, limit), (b.name(), B_LIMIT));
+                assert!(size > 20 << 20, "{size}");
+            }
+            other => panic!("{:?}", other.map(|_| ())),
+        }
+        let small = "y".repeat(1000);
+        let task = TaskSupervisor::async_on::<_, usize>(&a, dest, "Big", "len", small)
+            .await
+            .expect("a small task starts");
+        assert_eq!(
+            tokio::time::timeout(DEADLINE, task).await.unwrap(),
+            Ok(1000)
+        );
+        // The other way: a's result over b's limit comes back as an error naming the limit
+        // (a checked its own limit only, and the session dropped the result unsent).
+        let dest = (SUP, a.name().clone());
+        let task = TaskSupervisor::async_on::<_, String>(&b, dest, "Big", "make", 20usize << 20)
+            .await
+            .expect("the task starts");
+        match tokio::time::timeout(DEADLINE, task)
+            .await
+            .expect("an answer in time")
+        {
+            Err(TaskError::BadReturn { reason }) => {
+                assert!(reason.contains(&B_LIMIT.to_string()), "{reason}");
+            }
+            other => panic!("{:?}", other.map(|s| s.len())),
+        }
+        assert_eq!(a.list(), [b.name().clone()], "the session stayed up");
+        while let Ok(event) = events.try_recv() {
+            assert!(
+                !matches!(event, NodeEvent::NodeDown { .. }),
+                "the session went down: {event:?}"
+            );
+        }
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+
+    /// Issue 13: a peer declared down while this node did not notice (paused, its close
+    /// not read yet) kept its stale session, and the peer's reconnect was refused ("a
+    /// session already exists") until it was found dead: ~3.4 s. Here b blocks a's frames
+    /// (so it sees neither a's ticks nor a's close, as a stopped process), a's tick timeout
+    /// takes a's side down, and a connects again at once: b drops its stale session for the
+    /// new one (the BEAM's `alive` / `true`).
+    #[cfg(feature = "testing")]
+    #[tokio::test]
+    async fn a_peer_that_missed_its_node_down_is_reconnected_to_at_once() {
+        let epmd = port_mapper().await;
+        let a = node("ra@localhost", &epmd).await;
+        let faults = crate::transport::Faults::new();
+        let b = Node::start(
+            config("rb@localhost", &epmd, "mycookie")
+                .tick_time(Duration::from_secs(60))
+                .faults(faults.clone()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(a.ping("rb@localhost").await, Ping::Pong);
+        let mut a_events = a.events();
+        let mut b_events = b.events();
+        faults.block(a.name().clone());
+        let down = tokio::time::timeout(DEADLINE, a_events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            matches!(
+                &down,
+                NodeEvent::NodeDown {
+                    reason: NodeDownReason::TickTimeout,
+                    ..
+                }
+            ),
+            "{down:?}"
+        );
+        assert_eq!(
+            b.list(),
+            [a.name().clone()],
+            "b missed it: its session is stale"
+        );
+        // Well within the 3 s setup time a refused dial waits out, and b's 60 s tick time.
+        let started = tokio::time::Instant::now();
+        let connected = tokio::time::timeout(Duration::from_secs(2), a.connect(b.name())).await;
+        assert!(
+            matches!(connected, Ok(Ok(()))),
+            "{connected:?} after {:?}",
+            started.elapsed()
+        );
+        faults.unblock(a.name());
+        assert_eq!(a.ping("rb@localhost").await, Ping::Pong);
+        // b: its stale session went down, then the new one came up.
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let event = tokio::time::timeout(DEADLINE, b_events.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            seen.push(event);
+        }
+        assert!(
+            matches!(
+                &seen[..],
+                [NodeEvent::NodeDown { .. }, NodeEvent::NodeUp { .. }]
+            ),
+            "{seen:?}"
+        );
+        assert_eq!(b.list(), [a.name().clone()]);
+        a.shutdown().await;
+        b.shutdown().await;
+    }
+}

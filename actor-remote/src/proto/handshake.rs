@@ -27,7 +27,23 @@
 //!   incoming attempt goes on with [`Status::OkSimultaneous`] and the driver must abort its
 //!   own outgoing attempt (`handle_registration` returns the status so that it knows).
 //! - [`Existing::Established`]: a session already exists; the acceptor answers
-//!   [`Status::Alive`] and both sides end with [`HandshakeError::AlreadyConnected`].
+//!   [`Status::Alive`]. If both sides set [`CAP_ALIVE_REPLY`], the initiator then asks its own
+//!   driver (the same [`HandshakeEvent::NeedsRegistration`]) and answers
+//!   [`HandshakeMessage::AliveReply`], as the BEAM's initiator answers `alive` with
+//!   `true`/`false`: `go_on` when it has no session with the acceptor itself (its old session
+//!   is gone, say it was declared down while the acceptor was paused), and the acceptor's
+//!   session is stale. The handshake then goes on, and on success [`Established::replaces`]
+//!   tells the acceptor's driver to drop the stale session for the new one. Otherwise (or
+//!   without the capability) both sides end with [`HandshakeError::AlreadyConnected`].
+//!
+//! # Frame limits
+//!
+//! If both sides set [`CAP_FRAME_LIMIT`], each tells the other its largest frame
+//! ([`HandshakeMessage::Limits`], just before its challenge or challenge reply), and
+//! [`Established::peer_max_frame_len`] carries the peer's, so that a sender can refuse a
+//! message over the peer's limit instead of sending a frame the peer would close the session
+//! for. Capability bits gate both additions, so a node without them (an earlier build of
+//! protocol version 5) never receives their messages and connects as before.
 //!
 //! # Name modes
 //!
@@ -58,6 +74,15 @@ use crate::wire::{
 /// appended to `ActorMsg::Send`, `TaskMsg::Spawn` and `TaskMsg::SpawnPlain`, which changes
 /// their encoding. Nodes of different versions refuse each other at the handshake.
 pub const PROTOCOL_VERSION: u16 = 5;
+
+/// Capability bit: the node sends and understands [`HandshakeMessage::Limits`] (see
+/// [frame limits](self#frame-limits)).
+pub const CAP_FRAME_LIMIT: u64 = 1 << 0;
+/// Capability bit: the node answers [`Status::Alive`] with [`HandshakeMessage::AliveReply`]
+/// (see [simultaneous connects](self#simultaneous-connects)).
+pub const CAP_ALIVE_REPLY: u64 = 1 << 1;
+/// Every capability this build offers; a node sets them in [`HandshakeConfig::capabilities`].
+pub const CAPABILITIES: u64 = CAP_FRAME_LIMIT | CAP_ALIVE_REPLY;
 
 /// The default bound on each handshake step (the BEAM's `net_setuptime`, 7 s).
 pub const DEFAULT_SETUP_TIME: Duration = Duration::from_secs(7);
@@ -97,12 +122,15 @@ pub struct HandshakeConfig {
     pub capabilities: u64,
     /// The bound on each handshake step.
     pub setup_time: Duration,
+    /// The largest frame this node accepts, told to a peer that sets [`CAP_FRAME_LIMIT`].
+    pub max_frame_len: usize,
     cookie: Secret,
 }
 
 impl HandshakeConfig {
     /// A configuration with the defaults: the name mode that fits `name`, creation 0, visible,
-    /// protocol [`PROTOCOL_VERSION`] only, no capabilities, [`DEFAULT_SETUP_TIME`].
+    /// protocol [`PROTOCOL_VERSION`] only, no capabilities (a node sets [`CAPABILITIES`]),
+    /// [`DEFAULT_SETUP_TIME`], the default largest frame.
     pub fn new(name: NodeName, cookie: impl AsRef<[u8]>) -> Self {
         Self {
             name_mode: name.mode(),
@@ -113,6 +141,7 @@ impl HandshakeConfig {
             max_version: PROTOCOL_VERSION,
             capabilities: 0,
             setup_time: DEFAULT_SETUP_TIME,
+            max_frame_len: wire::DEFAULT_MAX_FRAME_LEN,
             cookie: Secret(cookie.as_ref().into()),
         }
     }
@@ -159,8 +188,9 @@ pub enum Existing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum HandshakeEvent {
-    /// Acceptor only: look up what this node has with `peer`, then call
-    /// [`Handshake::handle_registration`].
+    /// Look up what this node has with `peer`, then call [`Handshake::handle_registration`]:
+    /// on the acceptor after the initiator's hello, on the initiator after a
+    /// [`Status::Alive`] (with [`CAP_ALIVE_REPLY`]).
     NeedsRegistration {
         /// The initiator's name, from its hello.
         peer: NodeName,
@@ -183,6 +213,11 @@ pub struct Established {
     pub capabilities: u64,
     /// Which end of the connection this node is.
     pub role: Role,
+    /// The largest frame the peer accepts, if it said ([`CAP_FRAME_LIMIT`]).
+    pub peer_max_frame_len: Option<usize>,
+    /// Acceptor: this node had a session with the peer that the peer no longer has (it
+    /// answered [`Status::Alive`] with `go_on`); the driver must drop that one for this one.
+    pub replaces: bool,
 }
 
 /// A handshake failed.
@@ -289,6 +324,36 @@ pub enum HandshakeError {
     },
 }
 
+impl HandshakeError {
+    /// The peer the error names, if it names one.
+    pub fn peer(&self) -> Option<&NodeName> {
+        match self {
+            Self::CookieMismatch { peer }
+            | Self::InvalidChallengeReply { peer }
+            | Self::Version { peer, .. }
+            | Self::NameMode { peer, .. }
+            | Self::Rejected { peer, .. }
+            | Self::Simultaneous { peer }
+            | Self::AlreadyConnected { peer } => Some(peer),
+            Self::WrongPeer { got, .. } => Some(got),
+            Self::Unexpected { .. }
+            | Self::Timeout { .. }
+            | Self::PeerClosed { .. }
+            | Self::Undecodable { .. }
+            | Self::Io { .. } => None,
+        }
+    }
+
+    /// Whether the error is the normal end of a connection that another one replaces (a
+    /// simultaneous connect, or a session that exists): nothing to warn about.
+    pub fn is_benign(&self) -> bool {
+        matches!(
+            self,
+            Self::Simultaneous { .. } | Self::AlreadyConnected { .. }
+        )
+    }
+}
+
 fn name_mode_message(peer: &NodeName, ours: NameMode) -> String {
     match ours {
         NameMode::Long => format!(
@@ -318,10 +383,15 @@ enum State {
     AwaitChallenge,
     /// Initiator: reply sent, waiting for the ack.
     AwaitAck,
+    /// Initiator: the acceptor answered `Alive`; waiting for the driver's registration
+    /// answer.
+    AwaitAliveCheck,
     /// Acceptor: waiting for the initiator's hello.
     AwaitInitiatorHello,
     /// Acceptor: waiting for the driver's registration answer.
     AwaitRegistration,
+    /// Acceptor: `Alive` sent, waiting for the initiator's `AliveReply`.
+    AwaitAliveReply,
     /// Acceptor: challenge sent, waiting for the reply.
     AwaitReply,
     /// Finished (success or failure).
@@ -335,6 +405,10 @@ impl State {
             Self::AwaitStatus => "waiting for the status",
             Self::AwaitChallenge => "waiting for the challenge",
             Self::AwaitAck => "waiting for the challenge ack",
+            Self::AwaitAliveCheck => {
+                "checking this node's sessions after the peer said it has one with us"
+            }
+            Self::AwaitAliveReply => "waiting for the answer to `alive`",
             Self::AwaitInitiatorHello => "waiting for the initiator's hello",
             Self::AwaitRegistration => "waiting for the local node to check existing connections",
             Self::AwaitReply => "waiting for the challenge reply",
@@ -440,6 +514,10 @@ pub struct Handshake {
     expected: Option<NodeName>,
     peer: Option<Hello>,
     version: u16,
+    /// The peer's largest frame, once it said.
+    peer_max_frame_len: Option<usize>,
+    /// Acceptor: the peer answered `Alive` with `go_on`.
+    replaces: bool,
     deadline: Instant,
     transmit: VecDeque<HandshakeMessage>,
     event: Option<HandshakeEvent>,
@@ -465,6 +543,8 @@ impl Handshake {
             expected,
             peer: None,
             version: 0,
+            peer_max_frame_len: None,
+            replaces: false,
             deadline: now + cfg.setup_time,
             transmit: VecDeque::new(),
             event: None,
@@ -544,8 +624,28 @@ impl Handshake {
                 match status {
                     Status::Ok | Status::OkSimultaneous => self.advance(now, State::AwaitChallenge),
                     Status::Nok => self.fail(HandshakeError::Simultaneous { peer }),
+                    Status::Alive if self.shares(CAP_ALIVE_REPLY) => {
+                        // Does this node still have a session with the acceptor? Ask.
+                        self.event = Some(HandshakeEvent::NeedsRegistration { peer });
+                        self.advance(now, State::AwaitAliveCheck);
+                    }
                     Status::Alive => self.fail(HandshakeError::AlreadyConnected { peer }),
                     Status::NotAllowed => self.fail(HandshakeError::Rejected { peer, status }),
+                }
+            }
+            (State::AwaitChallenge | State::AwaitReply, M::Limits { max_frame_len })
+                if self.shares(CAP_FRAME_LIMIT) && self.peer_max_frame_len.is_none() =>
+            {
+                let max = usize::try_from(max_frame_len).unwrap_or(usize::MAX);
+                self.peer_max_frame_len = Some(max);
+            }
+            (State::AwaitAliveReply, M::AliveReply { go_on }) => {
+                if go_on {
+                    self.replaces = true;
+                    self.send_challenge(now);
+                } else {
+                    let peer = self.peer_name();
+                    self.fail(HandshakeError::AlreadyConnected { peer });
                 }
             }
             (State::AwaitChallenge, M::Challenge { challenge }) => {
@@ -557,6 +657,7 @@ impl Handshake {
                     &peer,
                     TAG_INITIATOR,
                 );
+                self.push_limits();
                 self.transmit.push_back(M::ChallengeReply {
                     digest: d,
                     challenge: self.our_challenge,
@@ -587,6 +688,8 @@ impl Handshake {
                 self.transmit.push_back(M::Hello(self.cfg.hello()));
                 if let Err(e) = self.check_hello(&hello) {
                     self.transmit.push_back(M::Status(Status::NotAllowed));
+                    // Refused, but it said who it is: the log names it.
+                    self.peer = Some(hello);
                     return self.fail(e);
                 }
                 self.event = Some(HandshakeEvent::NeedsRegistration {
@@ -634,11 +737,27 @@ impl Handshake {
         }
     }
 
-    /// Acceptor: the driver's answer to [`HandshakeEvent::NeedsRegistration`]. Returns the
-    /// status sent to the initiator: on [`Status::OkSimultaneous`] the driver must abort its
-    /// own outgoing attempt to the peer. Returns `None` (and does nothing) if no answer was
-    /// expected.
+    /// The driver's answer to [`HandshakeEvent::NeedsRegistration`].
+    ///
+    /// On the acceptor, returns the status sent to the initiator: on
+    /// [`Status::OkSimultaneous`] the driver must abort its own outgoing attempt to the peer.
+    /// On the initiator (after [`Status::Alive`]), `existing` says whether this node still
+    /// has a session with the acceptor: if not, the handshake goes on and the acceptor drops
+    /// its stale one. Returns `None` there, and (doing nothing) when no answer was expected.
     pub fn handle_registration(&mut self, now: Instant, existing: Existing) -> Option<Status> {
+        if self.state == State::AwaitAliveCheck {
+            self.event = None;
+            let go_on = existing != Existing::Established;
+            self.transmit
+                .push_back(HandshakeMessage::AliveReply { go_on });
+            if go_on {
+                self.advance(now, State::AwaitChallenge);
+            } else {
+                let peer = self.peer_name();
+                self.fail(HandshakeError::AlreadyConnected { peer });
+            }
+            return None;
+        }
         if self.state != State::AwaitRegistration {
             return None;
         }
@@ -653,15 +772,41 @@ impl Handshake {
         self.transmit.push_back(HandshakeMessage::Status(status));
         match status {
             Status::Nok => self.fail(HandshakeError::Simultaneous { peer }),
-            Status::Alive => self.fail(HandshakeError::AlreadyConnected { peer }),
-            _ => {
-                self.transmit.push_back(HandshakeMessage::Challenge {
-                    challenge: self.our_challenge,
-                });
-                self.advance(now, State::AwaitReply);
+            // The initiator says whether this node's session is stale.
+            Status::Alive if self.shares(CAP_ALIVE_REPLY) => {
+                self.advance(now, State::AwaitAliveReply);
             }
+            Status::Alive => self.fail(HandshakeError::AlreadyConnected { peer }),
+            _ => self.send_challenge(now),
         }
         Some(status)
+    }
+
+    /// Acceptor: sends this node's limits (if shared) and its challenge.
+    fn send_challenge(&mut self, now: Instant) {
+        self.push_limits();
+        self.transmit.push_back(HandshakeMessage::Challenge {
+            challenge: self.our_challenge,
+        });
+        self.advance(now, State::AwaitReply);
+    }
+
+    /// Tells the peer this node's largest frame, if both sides set [`CAP_FRAME_LIMIT`].
+    fn push_limits(&mut self) {
+        if self.shares(CAP_FRAME_LIMIT) {
+            let max_frame_len = u64::try_from(self.cfg.max_frame_len).unwrap_or(u64::MAX);
+            self.transmit
+                .push_back(HandshakeMessage::Limits { max_frame_len });
+        }
+    }
+
+    /// Whether both sides set the capability `bit` (once the peer's hello is in).
+    fn shares(&self, bit: u64) -> bool {
+        self.cfg.capabilities & bit != 0
+            && self
+                .peer
+                .as_ref()
+                .is_some_and(|hello| hello.capabilities & bit != 0)
     }
 
     /// The peer closed the connection. Closing right after our challenge reply is how an
@@ -782,6 +927,8 @@ impl Handshake {
             capabilities: self.cfg.capabilities & peer.capabilities,
             role: self.role,
             peer: peer.name,
+            peer_max_frame_len: self.peer_max_frame_len,
+            replaces: self.replaces,
         }));
     }
 }

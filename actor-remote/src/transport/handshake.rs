@@ -65,9 +65,11 @@ fn fresh_challenge() -> Result<Challenge, HandshakeError> {
 /// it answered [`Existing::PendingOutgoing`] and this returns `Ok`, the peer's name sorted
 /// greater and the caller must abort its own outgoing attempt to that peer.
 ///
-/// Rejected incoming attempts are logged at `warn` with the peer's name and the reason, as
-/// the BEAM's acceptor does; a connection that ends before it names its node (a port scan,
-/// a health check) only at `debug`.
+/// Failed attempts are logged at `debug` only (with the peer's name once known): the caller
+/// decides which refusals deserve a warning. A node warns about a refused peer, as the BEAM's
+/// acceptor does, but not about a simultaneous connect that lost, nor about a bare connect
+/// (a port scan, a health check), and at most once per address per minute with a count
+/// (`node/driver.rs`).
 ///
 /// # Errors
 /// The [`HandshakeError`] that ended the handshake.
@@ -129,13 +131,12 @@ where
                 }
                 Err(e) => {
                     if incoming {
+                        // The caller decides what is worth a warning (the node's driver warns
+                        // about refusals that name a peer, rate-limited per address).
                         match hs.peer() {
                             Some(peer) => {
-                                tracing::warn!(%peer, "incoming connection rejected: {e}");
+                                tracing::debug!(%peer, "incoming connection rejected: {e}");
                             }
-                            // It never said who it is: a bare connect (a port scan, a
-                            // health check) or a client that is not a node. Not worth a
-                            // warning each time.
                             None => tracing::debug!("incoming connection dropped: {e}"),
                         }
                     } else {

@@ -32,6 +32,10 @@ pub type Digest = [u8; CHALLENGE_LEN];
 /// 5. A checks the digest; on success A → I [`ChallengeAck`](Self::ChallengeAck), A's digest
 ///    over I's challenge. On failure A sends `Status(NotAllowed)` and closes.
 /// 6. I checks A's digest, and the session is up.
+///
+/// Capability bits in both hellos add two messages: [`Limits`](Self::Limits) (each side's
+/// largest frame, before step 3's challenge and step 4's reply) and
+/// [`AliveReply`](Self::AliveReply) (I's answer to a `Status(Alive)`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum HandshakeMessage {
     /// Who the sender is and what it speaks.
@@ -55,6 +59,21 @@ pub enum HandshakeMessage {
         /// HMAC over the initiator's challenge, keyed by the cookie.
         digest: Digest,
     },
+    /// The sender's largest frame, sent only to a peer whose hello sets the capability
+    /// `CAP_FRAME_LIMIT` (so a node without it never receives one): by the acceptor just
+    /// before its challenge, by the initiator just before its challenge reply.
+    Limits {
+        /// The largest frame the sender accepts, in bytes.
+        max_frame_len: u64,
+    },
+    /// The initiator's answer to [`Status::Alive`], sent only when both hellos set the
+    /// capability `CAP_ALIVE_REPLY` (the BEAM's `true`/`false` after `alive`): `go_on` when
+    /// the initiator has no session with the acceptor, whose session is then stale and
+    /// replaced by this connection; otherwise both sides end the handshake.
+    AliveReply {
+        /// Whether the handshake goes on.
+        go_on: bool,
+    },
 }
 
 impl HandshakeMessage {
@@ -66,6 +85,8 @@ impl HandshakeMessage {
             Self::Challenge { .. } => "challenge",
             Self::ChallengeReply { .. } => "challenge reply",
             Self::ChallengeAck { .. } => "challenge ack",
+            Self::Limits { .. } => "limits",
+            Self::AliveReply { .. } => "alive reply",
         }
     }
 }

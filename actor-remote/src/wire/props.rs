@@ -421,9 +421,11 @@ pub(crate) fn arb_handshake_message() -> BoxedStrategy<HandshakeMessage> {
             HandshakeMessage::ChallengeReply { digest, challenge }
         }),
         any::<[u8; 32]>().prop_map(|digest| HandshakeMessage::ChallengeAck { digest }),
+        any::<u64>().prop_map(|max_frame_len| HandshakeMessage::Limits { max_frame_len }),
+        any::<bool>().prop_map(|go_on| HandshakeMessage::AliveReply { go_on }),
     ]
     .boxed()
 }
 
 /// How many variants [`HandshakeMessage`] has.
-pub(crate) const HANDSHAKE_VARIANTS: u8 = 5;
+pub(crate) const HANDSHAKE_VARIANTS: u8 = 7;

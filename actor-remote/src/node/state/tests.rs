@@ -1615,3 +1615,155 @@ fn a_trace_context_goes_on_the_next_request_only_and_reaches_the_served_work() {
         Some(Serve::Task { trace: Some(t), .. }) if t == trace
     ));
 }
+
+/// Issue 13: the list of known nodes only grew. It is bounded (4096 by default).
+#[test]
+fn the_known_nodes_stay_bounded() {
+    let mut s = node();
+    for i in 0..5000 {
+        let peer = name(&format!("n{i}@localhost"));
+        let conn = s.handle_session_up(&peer, false, "s").expect("accepted");
+        s.handle_session_down(&peer, conn, NodeDownReason::ConnectionClosed);
+        drain(&mut s);
+    }
+    let known = s.list(ListKind::Known);
+    assert_eq!(known.len(), 4096 + 1, "the bound, and this node itself");
+    assert!(
+        known.contains(&name("n4999@localhost")) && !known.contains(&name("n0@localhost")),
+        "the oldest were forgotten"
+    );
+}
+
+#[test]
+fn the_known_node_down_the_longest_is_forgotten_first_and_a_connected_one_never() {
+    let mut s = node();
+    s.set_max_known(3);
+    let [b, c, d, e, f] = ["b", "c", "d", "e", "f"].map(|n| name(&format!("{n}@localhost")));
+    let cb = s.handle_session_up(&b, false, "sb").unwrap();
+    let cc = s.handle_session_up(&c, false, "sc").unwrap();
+    let cd = s.handle_session_up(&d, false, "sd").unwrap();
+    let ce = s.handle_session_up(&e, false, "se").unwrap();
+    // Four connected, over the bound of three: none is forgotten.
+    let known = |s: &State| {
+        let mut k = s.list(ListKind::Known);
+        k.retain(|n| n.as_str() != "a@localhost");
+        k
+    };
+    assert_eq!(known(&s), [b.clone(), c.clone(), d.clone(), e.clone()]);
+    // c goes down first, then b: c was seen last before b, so c is forgotten first.
+    s.handle_session_down(&c, cc, NodeDownReason::ConnectionClosed);
+    assert_eq!(known(&s), [b.clone(), d.clone(), e.clone()]);
+    s.handle_session_down(&b, cb, NodeDownReason::ConnectionClosed);
+    assert_eq!(
+        known(&s),
+        [b.clone(), d.clone(), e.clone()],
+        "b is down, at the bound"
+    );
+    // A new node: b, the only node down, goes; the connected d and e stay.
+    let cf = s.handle_session_up(&f, false, "sf").unwrap();
+    assert_eq!(known(&s), [d.clone(), e.clone(), f.clone()]);
+    // Down in the order e, d; then c comes back: e, down the longest, is forgotten.
+    s.handle_session_down(&e, ce, NodeDownReason::ConnectionClosed);
+    s.handle_session_down(&d, cd, NodeDownReason::ConnectionClosed);
+    s.handle_session_up(&c, false, "sc2").unwrap();
+    assert_eq!(known(&s), [c, d, f.clone()]);
+    let _ = (cf, drain(&mut s));
+}
+
+#[test]
+fn a_stale_session_goes_down_and_the_peers_new_one_comes_up() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let old = up(&mut s, "b@localhost", "old");
+    s.request_call(
+        Instant::now() + T,
+        &b,
+        &remote("counter", "b@localhost"),
+        "Get",
+        vec![],
+        T,
+        "call",
+    );
+    drain(&mut s);
+    s.replace_stale_session(&b);
+    let new = s
+        .handle_session_up(&b, false, "new")
+        .expect("the new one is taken");
+    let out = drain(&mut s);
+    assert!(
+        matches!(
+            &out.done[..],
+            [("call", Outcome::Reply(Err(CallError::Unconfirmed { .. })))]
+        ),
+        "{:?}",
+        out.done
+    );
+    assert!(
+        out.actions
+            .iter()
+            .any(|a| matches!(a, Action::Close("old"))),
+        "{:?}",
+        out.actions
+    );
+    assert!(matches!(
+        &out.events[..],
+        [
+            NodeEvent::NodeDown {
+                reason: NodeDownReason::ConnectionClosed,
+                ..
+            },
+            NodeEvent::NodeUp { .. }
+        ]
+    ));
+    // The old session's close, reported later, changes nothing.
+    s.handle_session_down(&b, old, NodeDownReason::Disconnect);
+    assert!(drain(&mut s).events.is_empty());
+    assert_eq!(s.session(&b), Some(&"new"));
+    let _ = new;
+    // Nothing to replace: nothing happens.
+    s.replace_stale_session(&name("c@localhost"));
+    assert!(drain(&mut s).events.is_empty());
+}
+
+/// A peer that says it has a session with this node (`Alive`) is told to go on, and drop
+/// that session as stale, only if this node has none and is not accepting one from it: a
+/// session about to come up from an incoming handshake is not stale.
+#[test]
+fn the_alive_check_counts_sessions_and_incoming_handshakes_under_way() {
+    let mut s = node();
+    let b = name("b@localhost");
+    assert_eq!(s.alive_check(&b), Existing::None);
+    s.request_connect(&b, "w");
+    drain(&mut s);
+    assert_eq!(
+        s.alive_check(&b),
+        Existing::PendingOutgoing,
+        "only our own dial: go on"
+    );
+    s.begin_accepting(&b);
+    s.begin_accepting(&b);
+    assert_eq!(s.alive_check(&b), Existing::Established);
+    s.end_accepting(&b);
+    assert_eq!(
+        s.alive_check(&b),
+        Existing::Established,
+        "one still under way"
+    );
+    s.end_accepting(&b);
+    assert_eq!(s.alive_check(&b), Existing::PendingOutgoing);
+    // Two dials of b under way: the other one's session may be the one b has.
+    s.begin_dialing(&b);
+    assert_eq!(
+        s.alive_check(&b),
+        Existing::PendingOutgoing,
+        "this dial alone: go on"
+    );
+    s.begin_dialing(&b);
+    assert_eq!(s.alive_check(&b), Existing::Established);
+    s.end_dialing(&b);
+    assert_eq!(s.alive_check(&b), Existing::PendingOutgoing);
+    s.end_dialing(&b);
+    up(&mut s, "b@localhost", "sb");
+    assert_eq!(s.alive_check(&b), Existing::Established);
+    assert_eq!(s.existing(&b), Existing::Established);
+}

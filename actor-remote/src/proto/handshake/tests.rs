@@ -245,6 +245,21 @@ fn version_mismatch_both_sides() {
 
 /// Version 5 added fragments and trace contexts to the wire, which a version 4 node cannot decode: a node
 /// of version 4 and one of this build refuse each other at the handshake.
+/// Issue 13: the acceptor's warning about a version mismatch said `peer=None`: the
+/// acceptor knows who the peer said it is.
+#[test]
+fn an_acceptor_refusing_a_version_knows_the_peer() {
+    let now = Instant::now();
+    let mut x = cfg("x@localhost", "c");
+    (x.min_version, x.max_version) = (1, 1);
+    let y = cfg("y@localhost", "c");
+    let (mut i, mut a) = pair(&x, &y, now);
+    pump(&mut i, &mut a, now, Existing::None);
+    let (_, oa) = outcomes(&mut i, &mut a);
+    assert!(matches!(oa, Err(HandshakeError::Version { .. })), "{oa:?}");
+    assert_eq!(a.peer(), Some(&x.name));
+}
+
 #[test]
 fn a_version_4_node_and_this_build_refuse_each_other() {
     assert_eq!(PROTOCOL_VERSION, 5);
@@ -365,6 +380,175 @@ fn existing_session_answers_alive() {
     assert!(matches!(&ei, HandshakeError::AlreadyConnected { peer } if *peer == y.name));
     assert!(ei.to_string().contains("already exists"));
     assert!(matches!(oa, Err(HandshakeError::AlreadyConnected { .. })));
+}
+
+/// Moves messages both ways as [`pump`] does, answering the initiator's registration
+/// question (after `Alive`) with `initiator_has`.
+fn pump_alive(
+    i: &mut Handshake,
+    a: &mut Handshake,
+    now: Instant,
+    acceptor_has: Existing,
+    initiator_has: Existing,
+) -> Vec<String> {
+    let mut log = Vec::new();
+    loop {
+        let mut moved = false;
+        while let Some(m) = i.poll_transmit() {
+            log.push(format!("I->A {}", m.kind()));
+            a.handle_frame(now, m);
+            moved = true;
+        }
+        if let Some(HandshakeEvent::NeedsRegistration { .. }) = a.poll_event() {
+            a.handle_registration(now, acceptor_has);
+        }
+        while let Some(m) = a.poll_transmit() {
+            log.push(format!("A->I {}", m.kind()));
+            i.handle_frame(now, m);
+            moved = true;
+        }
+        if let Some(HandshakeEvent::NeedsRegistration { peer }) = i.poll_event() {
+            assert_eq!(Some(&peer), i.peer());
+            assert_eq!(i.handle_registration(now, initiator_has), None);
+            moved = true;
+        }
+        if !moved {
+            return log;
+        }
+    }
+}
+
+fn capable(n: &str, max_frame_len: usize) -> HandshakeConfig {
+    let mut c = cfg(n, "c");
+    c.capabilities = CAPABILITIES;
+    c.max_frame_len = max_frame_len;
+    c
+}
+
+/// Issue 13: a peer resumed after being declared down was refused ("a session already
+/// exists") until its stale session died. With `CAP_ALIVE_REPLY`, the initiator says it has
+/// no session, and the acceptor's is replaced.
+#[test]
+fn alive_is_answered_and_a_stale_session_is_replaced() {
+    let now = Instant::now();
+    let (x, y) = (capable("x@localhost", 1000), capable("y@localhost", 2000));
+    let (mut i, mut a) = pair(&x, &y, now);
+    let log = pump_alive(
+        &mut i,
+        &mut a,
+        now,
+        Existing::Established,
+        Existing::PendingOutgoing,
+    );
+    assert_eq!(
+        log,
+        [
+            "I->A hello",
+            "A->I hello",
+            "A->I status",
+            "I->A alive reply",
+            "A->I limits",
+            "A->I challenge",
+            "I->A limits",
+            "I->A challenge reply",
+            "A->I challenge ack",
+        ]
+    );
+    let (oi, oa) = outcomes(&mut i, &mut a);
+    let (oi, oa) = (oi.unwrap(), oa.unwrap());
+    assert!(oa.replaces && !oi.replaces);
+    assert_eq!(
+        (oi.peer_max_frame_len, oa.peer_max_frame_len),
+        (Some(2000), Some(1000))
+    );
+}
+
+#[test]
+fn alive_answered_by_a_connected_initiator_ends_both_sides() {
+    let now = Instant::now();
+    let (x, y) = (capable("x@localhost", 1000), capable("y@localhost", 1000));
+    let (mut i, mut a) = pair(&x, &y, now);
+    pump_alive(
+        &mut i,
+        &mut a,
+        now,
+        Existing::Established,
+        Existing::Established,
+    );
+    let (oi, oa) = outcomes(&mut i, &mut a);
+    assert!(
+        matches!(oi, Err(HandshakeError::AlreadyConnected { .. })),
+        "{oi:?}"
+    );
+    assert!(
+        matches!(oa, Err(HandshakeError::AlreadyConnected { .. })),
+        "{oa:?}"
+    );
+    assert!(oi.unwrap_err().is_benign());
+}
+
+/// A node without the capabilities (an earlier build of protocol version 5) gets neither
+/// new message: `Alive` ends the handshake as before, and no limits are told.
+#[test]
+fn without_the_capabilities_nothing_new_is_sent() {
+    let now = Instant::now();
+    let (old, new) = (cfg("x@localhost", "c"), capable("y@localhost", 1000));
+    for (ci, ca) in [(&old, &new), (&new, &old)] {
+        let (mut i, mut a) = pair(ci, ca, now);
+        let log = pump_alive(&mut i, &mut a, now, Existing::Established, Existing::None);
+        assert_eq!(log, ["I->A hello", "A->I hello", "A->I status"]);
+        let (oi, _) = outcomes(&mut i, &mut a);
+        assert!(
+            matches!(oi, Err(HandshakeError::AlreadyConnected { .. })),
+            "{oi:?}"
+        );
+        let (mut i, mut a) = pair(ci, ca, now);
+        let log = pump_alive(&mut i, &mut a, now, Existing::None, Existing::None);
+        assert!(!log.iter().any(|l| l.ends_with("limits")), "{log:?}");
+        let (oi, oa) = outcomes(&mut i, &mut a);
+        assert_eq!(oi.unwrap().peer_max_frame_len, None);
+        assert_eq!(oa.unwrap().peer_max_frame_len, None);
+    }
+}
+
+/// Limits from a peer that did not offer the capability, or twice, break the handshake.
+#[test]
+fn unasked_limits_are_unexpected() {
+    let now = Instant::now();
+    let (x, y) = (cfg("x@localhost", "c"), capable("y@localhost", 1000));
+    let mut a = Handshake::accept(&y, [2; 32], now);
+    a.handle_frame(now, M::Hello(x.hello()));
+    a.handle_registration(now, Existing::None);
+    a.handle_frame(now, M::Limits { max_frame_len: 5 });
+    assert!(matches!(
+        a.poll_outcome(),
+        Some(Err(HandshakeError::Unexpected { got: "limits", .. }))
+    ));
+    let x = capable("x@localhost", 1000);
+    let mut a = Handshake::accept(&y, [2; 32], now);
+    a.handle_frame(now, M::Hello(x.hello()));
+    a.handle_registration(now, Existing::None);
+    a.handle_frame(now, M::Limits { max_frame_len: 5 });
+    assert!(a.poll_outcome().is_none());
+    a.handle_frame(now, M::Limits { max_frame_len: 6 });
+    assert!(matches!(
+        a.poll_outcome(),
+        Some(Err(HandshakeError::Unexpected { got: "limits", .. }))
+    ));
+}
+
+#[test]
+fn errors_name_their_peer_and_say_whether_they_are_benign() {
+    let p = name("p@localhost");
+    let simultaneous = HandshakeError::Simultaneous { peer: p.clone() };
+    let cookie = HandshakeError::InvalidChallengeReply { peer: p.clone() };
+    let closed = HandshakeError::PeerClosed { step: "x" };
+    assert_eq!(
+        (simultaneous.peer(), simultaneous.is_benign()),
+        (Some(&p), true)
+    );
+    assert_eq!((cookie.peer(), cookie.is_benign()), (Some(&p), false));
+    assert_eq!((closed.peer(), closed.is_benign()), (None, false));
 }
 
 #[test]
