@@ -26,7 +26,7 @@
 //!   before another input is taken (casts queued during a connect go first).
 
 use std::{
-    collections::{BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -305,10 +305,13 @@ pub(crate) struct NodeState<E: Effects> {
     /// The bound on the bytes of casts queued for one peer during a connect, as the
     /// session's on its write queue (`send_queue_limit`).
     send_queue_limit: usize,
-    peers: HashMap<NodeName, Peer<E::Session>>,
+    // Ordered maps, not hash maps: what the machine does for several peers or requests at
+    // once (a shutdown, a node down, expired deadlines) goes in name and id order, the same on
+    // every run, so a seeded simulation (`nodus::testing::sim`) replays exactly.
+    peers: BTreeMap<NodeName, Peer<E::Session>>,
     known: BTreeSet<NodeName>,
-    requests: HashMap<u64, Request<E::Waiter>>,
-    served: HashMap<(NodeName, u64), Served<E::Abort>>,
+    requests: BTreeMap<u64, Request<E::Waiter>>,
+    served: BTreeMap<(NodeName, u64), Served<E::Abort>>,
     next_id: u64,
     transmits: VecDeque<Transmit<E::Session>>,
     completions: VecDeque<(E::Waiter, Outcome)>,
@@ -348,10 +351,10 @@ where
             trace: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
-            peers: HashMap::new(),
+            peers: BTreeMap::new(),
             known: BTreeSet::new(),
-            requests: HashMap::new(),
-            served: HashMap::new(),
+            requests: BTreeMap::new(),
+            served: BTreeMap::new(),
             next_id: 1,
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
