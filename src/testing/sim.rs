@@ -66,9 +66,14 @@
 //!
 //! - tokio's `select!` picks a random first branch among those ready at once (its seed,
 //!   `Builder::rng_seed`, needs `--cfg tokio_unstable`); where that choice could change what
-//!   a node does the `select!`s of nodus are `biased`.
-//! - `HashMap` iteration order differs on every map: where nodus iterates one to act
-//!   (the node's table of requests when a peer goes down, say), it sorts first.
+//!   a node does the `select!`s of nodus are `biased` (the handshake's read against its
+//!   deadline, a session's write against its tick, the cluster supervisor's events).
+//! - `HashMap` iteration order differs on every map. The node's machine keeps its peers,
+//!   requests and served work in ordered maps, so a shutdown, a node down or expired
+//!   deadlines act in name and id order. Left in hash order, outside what the tests here
+//!   cover: the exit signals of an actor with several links (actor-core's process table),
+//!   the purge of several stale nodes by the name server, and the order in which ractor stops
+//!   a supervisor's children; a scenario that depends on those may not replay.
 //! - Handshake challenges and trace ids come from the OS RNG; they change bytes on the wire,
 //!   never what happens.
 //! - Actor ids are numbered by one counter for the whole process (ractor's), so a pid's
