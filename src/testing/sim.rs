@@ -49,7 +49,7 @@
 //!   that names tokio, ractor included, would have to be patched to it; ractor 0.16 is not.
 //! - *turmoil* simulates hosts and a network of its own sockets, each host on its own runtime;
 //!   nodus already has the network (the in-memory transport, the same handshake, framing and
-//!   ticks as TCP, and the [`Faults`](crate::remote::transport::Faults) shim), and its own
+//!   ticks as TCP, and the [`Faults`] shim), and its own
 //!   scheduler order still rests on tokio's.
 //!
 //! Both would add a large dependency to what the paused clock gives with none.
