@@ -81,6 +81,7 @@ use libtest_mimic::{Arguments, Completion, Failed, Trial};
 
 pub mod cluster;
 mod logs;
+pub mod sim;
 #[cfg(test)]
 mod tests;
 

@@ -68,7 +68,7 @@ pub mod tls;
 pub(crate) mod tls;
 
 #[cfg(feature = "testing")]
-pub use faults::Faults;
+pub use faults::{Chaos, Fate, Faults};
 pub use handshake::{handshake_over, Connected, Direction};
 pub use memory::{MemoryConnectError, MemoryNetwork};
 pub use session::{

@@ -181,6 +181,8 @@ pub struct ClusterBuilder {
     handshake_timeout: Duration,
     on_start: OnStart,
     memory: bool,
+    /// The number in the node names; `None`: the next of this process's clusters.
+    id: Option<u64>,
 }
 
 impl Default for ClusterBuilder {
@@ -195,6 +197,7 @@ impl Default for ClusterBuilder {
             handshake_timeout: Duration::from_secs(3),
             on_start: OnStart::default(),
             memory: false,
+            id: None,
         }
     }
 }
@@ -257,6 +260,16 @@ impl ClusterBuilder {
     /// ```
     pub fn memory(mut self) -> Self {
         self.memory = true;
+        self
+    }
+
+    /// Fixes the number in the node names (`node1_ID@localhost`, …); by default each cluster
+    /// of the process takes the next number, so clusters of tests running in parallel never
+    /// share a name. A simulation pins it, so that every run of a seed names its nodes alike
+    /// (names order the simultaneous-connect rule and placement). Two live clusters with the
+    /// same prefix and number mix their captured logs.
+    pub fn cluster_id(mut self, id: u64) -> Self {
+        self.id = Some(id);
         self
     }
 
@@ -326,7 +339,10 @@ impl ClusterBuilder {
                 .spawn();
             (Some(port_mapper), None)
         };
-        let id = CLUSTERS.fetch_add(1, Ordering::Relaxed);
+        let id = match self.id {
+            Some(id) => id,
+            None => CLUSTERS.fetch_add(1, Ordering::Relaxed),
+        };
         let total = self.nodes + self.processes;
         let mut cluster = LocalCluster {
             members: Vec::new(),
@@ -748,6 +764,17 @@ impl LocalCluster {
             .await?;
             Ok(Kind::Process(child))
         }
+    }
+
+    /// The fault switchboard of node `i`'s transport (kept across [`LocalCluster::restart`]),
+    /// for faults beyond partitions and pauses: a chaos policy
+    /// ([`Faults::set_chaos`]), say. A process node has one too, but its transport does not
+    /// read it.
+    ///
+    /// # Errors
+    /// [`ClusterError::NoMember`].
+    pub fn faults(&self, i: usize) -> Result<&Faults, ClusterError> {
+        Ok(&self.member(i)?.faults)
     }
 
     /// Waits (polling, bounded by [`NAME_RELEASE`]) until the cluster's port mapper no longer

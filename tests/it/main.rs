@@ -22,6 +22,8 @@ mod presence;
 mod process;
 mod registry;
 #[cfg(feature = "testing")]
+mod sim;
+#[cfg(feature = "testing")]
 mod strategies;
 mod supervision;
 mod tasks;

@@ -645,6 +645,8 @@ impl ClusterSupervisor {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let event = tokio::select! {
+                    // In this order, not at random: a seeded simulation replays exactly.
+                    biased;
                     e = events.recv() => Some(e),
                     _ = kicked.recv() => None,
                     _ = interval.tick() => None,

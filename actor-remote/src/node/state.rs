@@ -26,7 +26,7 @@
 //!   before another input is taken (casts queued during a connect go first).
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    collections::{BTreeMap, BTreeSet, VecDeque},
     time::{Duration, Instant},
 };
 
@@ -305,18 +305,21 @@ pub(crate) struct NodeState<E: Effects> {
     /// The bound on the bytes of casts queued for one peer during a connect, as the
     /// session's on its write queue (`send_queue_limit`).
     send_queue_limit: usize,
+    // Ordered maps, not hash maps: what the machine does for several peers or requests at
+    // once (a shutdown, a node down, expired deadlines) goes in name and id order, the same on
+    // every run, so a seeded simulation (`nodus::testing::sim`) replays exactly.
     /// The largest frame of each peer that told it in the handshake, while its session is
     /// up ([`NodeState::set_peer_max_frame_len`]).
-    peer_limits: HashMap<NodeName, usize>,
+    peer_limits: BTreeMap<NodeName, usize>,
     /// Incoming handshakes under way, by peer, from the registration answer on
     /// ([`NodeState::begin_accepting`]): a session with that peer may come up any moment.
-    accepting: HashMap<NodeName, usize>,
+    accepting: BTreeMap<NodeName, usize>,
     /// This node's own dials under way, by peer ([`NodeState::begin_dialing`]).
-    dialing: HashMap<NodeName, usize>,
-    peers: HashMap<NodeName, Peer<E::Session>>,
+    dialing: BTreeMap<NodeName, usize>,
+    peers: BTreeMap<NodeName, Peer<E::Session>>,
     /// Every node a session was ever up with (`Node.list(:known)`), with when it was last
     /// seen (a sequence number): at most `max_known` of them, see [`NodeState::remember`].
-    known: HashMap<NodeName, u64>,
+    known: BTreeMap<NodeName, u64>,
     /// The known nodes that are down, by when they were last seen: the first is forgotten
     /// first.
     known_down: BTreeMap<u64, NodeName>,
@@ -324,8 +327,8 @@ pub(crate) struct NodeState<E: Effects> {
     max_known: usize,
     /// The sequence of `known`'s "last seen" stamps.
     seen: u64,
-    requests: HashMap<u64, Request<E::Waiter>>,
-    served: HashMap<(NodeName, u64), Served<E::Abort>>,
+    requests: BTreeMap<u64, Request<E::Waiter>>,
+    served: BTreeMap<(NodeName, u64), Served<E::Abort>>,
     next_id: u64,
     transmits: VecDeque<Transmit<E::Session>>,
     completions: VecDeque<(E::Waiter, Outcome)>,
@@ -368,16 +371,16 @@ where
             trace: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
-            peer_limits: HashMap::new(),
-            accepting: HashMap::new(),
-            dialing: HashMap::new(),
-            peers: HashMap::new(),
-            known: HashMap::new(),
+            peer_limits: BTreeMap::new(),
+            accepting: BTreeMap::new(),
+            dialing: BTreeMap::new(),
+            peers: BTreeMap::new(),
+            known: BTreeMap::new(),
             known_down: BTreeMap::new(),
             max_known: DEFAULT_MAX_KNOWN_NODES,
             seen: 0,
-            requests: HashMap::new(),
-            served: HashMap::new(),
+            requests: BTreeMap::new(),
+            served: BTreeMap::new(),
             next_id: 1,
             transmits: VecDeque::new(),
             completions: VecDeque::new(),

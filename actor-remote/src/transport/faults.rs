@@ -18,6 +18,11 @@
 //!   stays decodable), and dialing it fails, until `Faults::unblock`. Block each side of a
 //!   pair on its own node's handle for a partition that both sides see.
 //!
+//! - `Faults::set_chaos`: a policy (a [`Chaos`] function, from a seeded simulation) decides
+//!   the [`Fate`] of each read and each write batch of the node's sessions: pass, pass after
+//!   a delay, or drop. Deterministic as long as the policy is and the runtime is one seeded
+//!   scheduler (`nodus::testing::sim`).
+//!
 //! A fresh handle injects nothing. The sessions check it with one relaxed atomic load per
 //! read and per write, and look further only while a fault is set.
 
@@ -27,6 +32,7 @@ use std::time::Duration;
 use std::{
     collections::BTreeSet,
     fmt,
+    sync::atomic::AtomicU64,
     sync::{
         atomic::{AtomicBool, Ordering},
         Arc, Mutex, MutexGuard, PoisonError,
@@ -74,14 +80,42 @@ struct Inner {
     state: Mutex<State>,
     /// Woken on every change, for sessions waiting out a freeze.
     changed: Notify,
+    /// How many frames (reads or write batches) the chaos policy dropped, and delayed.
+    dropped: AtomicU64,
+    delayed: AtomicU64,
 }
 
 #[cfg(feature = "testing")]
-#[derive(Default, Debug)]
+#[derive(Default)]
 struct State {
     frozen: bool,
     blocked: BTreeSet<NodeName>,
+    /// Kept by [`Faults::clear`]: a property of the (simulated) network, not a fault of the
+    /// moment.
+    chaos: Option<Chaos>,
 }
+
+/// What a [`Chaos`] policy decides for one read or one write batch of a session (only with
+/// the `testing` feature).
+#[cfg(feature = "testing")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fate {
+    /// Let it through now.
+    Pass,
+    /// Let it through after this long (the session waits: later frames wait behind it, as
+    /// on a slow link, so order is kept).
+    Delay(Duration),
+    /// Drop it (whole frames, so the stream stays decodable).
+    Drop,
+}
+
+/// A chaos policy for [`Faults::set_chaos`]: given the peer of a session, the [`Fate`] of
+/// its next read or write batch. Called once per read and per write batch while set (and
+/// before each read, where only a [`Fate::Delay`] counts, and before each dial, which a
+/// [`Fate::Drop`] fails), so a policy drawing from a seeded
+/// RNG on a single-threaded runtime decides the same way on every run.
+#[cfg(feature = "testing")]
+pub type Chaos = Arc<dyn Fn(&NodeName) -> Fate + Send + Sync>;
 
 #[cfg(feature = "testing")]
 impl fmt::Debug for Faults {
@@ -90,6 +124,7 @@ impl fmt::Debug for Faults {
         f.debug_struct("Faults")
             .field("frozen", &state.frozen)
             .field("blocked", &state.blocked)
+            .field("chaos", &state.chaos.is_some())
             .finish()
     }
 }
@@ -123,7 +158,7 @@ impl Faults {
         {
             let mut state = self.lock();
             change(&mut state);
-            let active = state.frozen || !state.blocked.is_empty();
+            let active = state.frozen || !state.blocked.is_empty() || state.chaos.is_some();
             self.inner.active.store(active, Ordering::Relaxed);
         }
         self.inner.changed.notify_waiters();
@@ -163,9 +198,39 @@ impl Faults {
         self.lock().blocked.contains(peer)
     }
 
-    /// Removes every fault.
+    /// Removes every fault set with [`Faults::freeze`] and [`Faults::block`]. A chaos policy
+    /// ([`Faults::set_chaos`]) stays: it is the network's, so a node restarted on the same
+    /// handle gets it too.
     pub fn clear(&self) {
-        self.update(|s| *s = State::default());
+        self.update(|s| {
+            let chaos = s.chaos.take();
+            *s = State::default();
+            s.chaos = chaos;
+        });
+    }
+
+    /// Sets (or with `None` removes) the chaos policy that decides the [`Fate`] of every
+    /// read and write batch of the node's sessions, after freezes and blocks. See [`Chaos`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use actor_remote::transport::{Fate, Faults};
+    /// let faults = Faults::new();
+    /// faults.set_chaos(Some(Arc::new(|_peer: &actor_core::NodeName| Fate::Drop)));
+    /// assert_eq!(faults.chaos_counts(), (0, 0));
+    /// faults.set_chaos(None);
+    /// ```
+    pub fn set_chaos(&self, chaos: Option<Chaos>) {
+        self.update(|s| s.chaos = chaos);
+    }
+
+    /// How many times the chaos policy answered [`Fate::Drop`], and [`Fate::Delay`] (a drop
+    /// answered before a read, or before a dial, which then fails, is counted too).
+    pub fn chaos_counts(&self) -> (u64, u64) {
+        (
+            self.inner.dropped.load(Ordering::Relaxed),
+            self.inner.delayed.load(Ordering::Relaxed),
+        )
     }
 
     /// Whether any fault is set: one relaxed load, for the hot path.
@@ -210,11 +275,33 @@ impl Faults {
             let changed = self.inner.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            {
+            let chaos = {
                 let state = self.lock();
-                if !state.frozen {
-                    return !state.blocked.contains(peer);
+                if state.frozen {
+                    None
+                } else if state.blocked.contains(peer) {
+                    return false;
+                } else {
+                    match &state.chaos {
+                        None => return true,
+                        Some(chaos) => Some(chaos.clone()),
+                    }
                 }
+            };
+            if let Some(chaos) = chaos {
+                // Called without the lock: the policy may take its own.
+                return match chaos(peer) {
+                    Fate::Pass => true,
+                    Fate::Delay(after) => {
+                        self.inner.delayed.fetch_add(1, Ordering::Relaxed);
+                        tokio::time::sleep(after).await;
+                        true
+                    }
+                    Fate::Drop => {
+                        self.inner.dropped.fetch_add(1, Ordering::Relaxed);
+                        false
+                    }
+                };
             }
             changed.await;
         }

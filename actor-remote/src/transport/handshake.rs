@@ -162,6 +162,9 @@ where
             return Err(io_error("the handshake ended without an outcome"));
         };
         tokio::select! {
+            // Bytes that arrived by the deadline count; and no random pick (a seeded
+            // simulation replays exactly).
+            biased;
             read = stream.read(&mut buf) => match read {
                 Ok(0) => hs.handle_close(),
                 Ok(n) => decoder.extend(&buf[..n]),

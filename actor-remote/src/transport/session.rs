@@ -1027,6 +1027,9 @@ async fn watched_write(
     loop {
         let deadline = ticker.poll_timeout();
         tokio::select! {
+            // The write first: a random pick when both are ready would make a seeded
+            // simulation's ticks differ from run to run.
+            biased;
             done = &mut pending => return done.map_err(|e| CloseReason::io(&e)),
             () = tokio::time::sleep_until(deadline) => {
                 sync_received(ticker, base, last_received);
