@@ -311,6 +311,25 @@ async fn a_frozen_peer_costs_a_bounded_queue_and_traffic_resumes_after_the_thaw(
     );
     assert!(stats.busy() >= 1000);
 
+    // The kernel's socket buffers may still take some of the queue after the loop above: top
+    // it up until casts have been refused for 200 ms in a row, so that the writer is blocked
+    // on a full socket, not merely behind.
+    let mut refused_since = tokio::time::Instant::now();
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while refused_since.elapsed() < Duration::from_millis(200) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the queue never stayed full"
+        );
+        match p.a.cast(sink(&p), SinkMsg::Put(payload.clone())) {
+            Ok(()) => {
+                accepted += 1;
+                refused_since = tokio::time::Instant::now();
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+        }
+    }
+
     // A waiting cast waits while the peer is frozen...
     let waiting = {
         let (a, dest, payload) = (p.a.system().clone(), sink(&p), payload.clone());
