@@ -19,6 +19,10 @@ struct Blocked {
 
 impl Blocked {
     fn blocks(&self, lane: Lane) -> bool {
+        if self.total == 0 {
+            // The common case, nothing large in flight: no lookup.
+            return false;
+        }
         match lane {
             Lane::Session => self.total > 0,
             Lane::Key(k) => self.barriers > 0 || self.keys.get(&k).is_some_and(|n| *n > 0),
