@@ -733,6 +733,30 @@ fn mark_received(base: Instant, last_received: &AtomicU64) {
 /// A large message being decoded on the blocking pool.
 type Decoding<T> = tokio::task::JoinHandle<Result<SessionFrame<T>, FrameError>>;
 
+/// A large message's fragments received so far.
+#[derive(Default)]
+struct Assembly {
+    parts: Vec<Vec<u8>>,
+    /// Their total length.
+    len: usize,
+}
+
+impl Assembly {
+    /// The message's encoding, whole.
+    fn join(self) -> Vec<u8> {
+        match <[Vec<u8>; 1]>::try_from(self.parts) {
+            Ok([only]) => only,
+            Err(parts) => {
+                let mut whole = Vec::with_capacity(self.len);
+                for part in parts {
+                    whole.extend_from_slice(&part);
+                }
+                whole
+            }
+        }
+    }
+}
+
 /// What the reader woke up for.
 enum Woke<T> {
     Read(std::io::Result<usize>),
@@ -815,7 +839,9 @@ async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
 ) {
     let mut buf = vec![0u8; READ_BUF];
     // The large message being reassembled from fragments (bounded by `max_frame_len`).
-    let mut assembling: Vec<u8> = Vec::new();
+    // Its fragments are kept as they came and joined once, by the decode: no reallocation
+    // and copy of a growing buffer on the reader's task.
+    let mut assembling = Assembly::default();
     // The large message being decoded on the blocking pool (one at a time), and the
     // messages of its lane received after it, held back until it is delivered.
     let mut decoding: Option<Decoding<T>> = None;
@@ -835,7 +861,7 @@ async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                     tracing::trace!("frame dropped (injected fault)");
                     // A fragment's body starts with the variant's index (2) and `last`.
                     if body.first() == Some(&FRAGMENT_TAG) {
-                        assembling.clear();
+                        assembling = Assembly::default();
                         skipping = body.get(1) != Some(&1);
                     }
                 }
@@ -853,18 +879,15 @@ async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                             }
                         }
                         Ok(SessionFrame::Fragment { last, lane, bytes }) => {
-                            let len = assembling.len().saturating_add(bytes.len());
+                            let len = assembling.len.saturating_add(bytes.len());
                             if len > max_frame_len {
                                 break 'session CloseReason::MessageTooLarge {
                                     len,
                                     max: max_frame_len,
                                 };
                             }
-                            if assembling.is_empty() {
-                                assembling = bytes;
-                            } else {
-                                assembling.extend_from_slice(&bytes);
-                            }
+                            assembling.len = len;
+                            assembling.parts.push(bytes);
                             if !last {
                                 continue;
                             }
@@ -876,17 +899,17 @@ async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                                     break 'session reason;
                                 }
                             }
-                            if whole.len() > OFF_WORKER {
+                            if whole.len > OFF_WORKER {
                                 reorder.start(lane);
                                 decoding = Some(tokio::task::spawn_blocking(move || {
-                                    decode_body::<SessionFrame<T>>(&whole)
+                                    decode_body::<SessionFrame<T>>(&whole.join())
                                 }));
                             } else {
-                                match reassembled(decode_body::<SessionFrame<T>>(&whole)) {
-                                    Ok(msg) => {
-                                        drop(whole);
-                                        sink.deliver(msg).await;
-                                    }
+                                let joined = whole.join();
+                                let decoded = decode_body::<SessionFrame<T>>(&joined);
+                                drop(joined);
+                                match reassembled(decoded) {
+                                    Ok(msg) => sink.deliver(msg).await,
                                     Err(reason) => break 'session reason,
                                 }
                             }
