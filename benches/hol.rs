@@ -16,9 +16,14 @@
 //! `hol_ping_idle_ms` and `hol_call_idle_ms` (the slowest idle round trip of a round),
 //! `hol_ping_max_ms` and `hol_call_max_ms` (the slowest round trip while the large message
 //! is in flight), `hol_pings_during` (round trips completed meanwhile) and `hol_large_ms`
-//! (from sending the large message to its `Done`). Before lanes (strict order per
+//! (from sending the large message to its `Done`), and `hol_worst_at_pct` (when the
+//! slowest round trip started, in percent of `hol_large_ms`). Before lanes (strict order per
 //! session), a ping waited behind the whole message: `hol_ping_max_ms=253` on this 2-vCPU
-//! machine under load (idle 8.0).
+//! machine under load (idle 8.0). With lanes, 13-47 ms at load average 10 (idle 0.03-2):
+//! the worst round trip starts early in the transfer (`hol_worst_at_pct` about 30), when
+//! fragments already written to the kernel's socket buffers, which nothing can overtake,
+//! are the likely wait; capping the unsent bytes in the kernel (`TCP_NOTSENT_LOWAT` or a
+//! smaller send buffer) is the next step.
 
 use std::time::{Duration, Instant};
 
@@ -166,7 +171,7 @@ fn main() {
             }
         });
         let payload = vec![7u8; LARGE];
-        let mut f: [Vec<f64>; 6] = Default::default();
+        let mut f: [Vec<f64>; 7] = Default::default();
         let mut i = 0;
         for _ in 0..ROUNDS {
             let (mut ping, mut call) = (0.0f64, 0.0f64);
@@ -183,6 +188,7 @@ fn main() {
                 .expect("bench: send the large message");
             sa.handle.send(&Msg::After).expect("bench: send");
             let (mut ping, mut call, mut n) = (0.0f64, 0.0f64, 0u32);
+            let (mut worst, mut worst_at) = (0.0f64, 0.0f64);
             loop {
                 i += 1;
                 let ask = if n % 2 == 0 {
@@ -190,7 +196,11 @@ fn main() {
                 } else {
                     Msg::Call(i)
                 };
+                let at = start.elapsed().as_secs_f64() * 1e3;
                 let (ms, done) = round_trip(&mut sa, ask).await;
+                if ms > worst {
+                    (worst, worst_at) = (ms, at);
+                }
                 if n % 2 == 0 {
                     ping = ping.max(ms);
                 } else {
@@ -204,15 +214,18 @@ fn main() {
             f[2].push(ping);
             f[3].push(call);
             f[4].push(f64::from(n));
-            f[5].push(start.elapsed().as_secs_f64() * 1e3);
+            let total = start.elapsed().as_secs_f64() * 1e3;
+            f[5].push(total);
+            f[6].push(100.0 * worst_at / total);
         }
         f.map(median)
     });
-    let [ping_idle, call_idle, ping_max, call_max, during, large] = figures;
+    let [ping_idle, call_idle, ping_max, call_max, during, large, worst_at] = figures;
     println!("hol_ping_idle_ms={ping_idle:.3}");
     println!("hol_ping_max_ms={ping_max:.3}");
     println!("hol_call_idle_ms={call_idle:.3}");
     println!("hol_call_max_ms={call_max:.3}");
     println!("hol_pings_during={during:.0}");
     println!("hol_large_ms={large:.1}");
+    println!("hol_worst_at_pct={worst_at:.0}");
 }
