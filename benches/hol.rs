@@ -19,11 +19,12 @@
 //! (from sending the large message to its `Done`), and `hol_worst_at_pct` (when the
 //! slowest round trip started, in percent of `hol_large_ms`). Before lanes (strict order per
 //! session), a ping waited behind the whole message: `hol_ping_max_ms=253` on this 2-vCPU
-//! machine under load (idle 8.0). With lanes, 13-47 ms at load average 10 (idle 0.03-2):
-//! the worst round trip starts early in the transfer (`hol_worst_at_pct` about 30), when
-//! fragments already written to the kernel's socket buffers, which nothing can overtake,
-//! are the likely wait; capping the unsent bytes in the kernel (`TCP_NOTSENT_LOWAT` or a
-//! smaller send buffer) is the next step.
+//! machine under load (idle 8.0). With lanes, 10-47 ms at load average 8-10 (idle maxima
+//! 0.03-8 ms in the same runs): the worst round trip falls anywhere in the transfer
+//! (`hol_worst_at_pct` 21-68), so CPU contention on the shared 2 vCPUs weighs; fragments
+//! already in the kernel's socket buffers cannot be overtaken either, and capping them is
+//! the next step to try (a 64 KiB `SO_SNDBUF` gave 10-17 ms against 16-23 ms, within the
+//! noise).
 
 use std::time::{Duration, Instant};
 
