@@ -38,6 +38,7 @@ use std::time::Instant;
 use nodus::remote::{
     proto::{Existing, HandshakeConfig},
     transport::{handshake_over, Direction, Session, SessionConfig, SessionHandle},
+    wire::{Lane, Laned},
 };
 use nodus::NodeName;
 use serde::{Deserialize, Serialize};
@@ -70,6 +71,13 @@ enum Msg {
     Pong(Vec<u8>),
     Data(Vec<u8>),
     Count(u64),
+}
+
+/// One lane: the session keeps these in strict order.
+impl Laned for Msg {
+    fn lane(&self) -> Lane {
+        Lane::Session
+    }
 }
 
 fn main() {

@@ -8,13 +8,16 @@
 //!   a burst of small frames costs one syscall;
 //! - the writer coalesces: frames queued while a write is in flight go out together in the
 //!   next single `write_all`;
-//! - the writer has two lanes: a message whose encoding is over [`FRAGMENT_SIZE`] (64 KiB)
-//!   is sent as fragments ([`SessionFrame::Fragment`](crate::wire::message::SessionFrame)),
-//!   and each write takes every small frame queued meanwhile, then one fragment of the
-//!   oldest large message; so a tick, a ping or a small call waits behind at most one
-//!   fragment, not behind a 55 MiB message. The reader reassembles fragments, bounded by
-//!   `max_frame_len` (more closes the session with [`CloseReason::MessageTooLarge`]), and
-//!   decodes the whole message on its own task;
+//! - the writer keeps order per lane ([`Lane`](crate::wire::Lane), which the message
+//!   type gives each frame: [`Laned`](crate::wire::Laned)): a message whose encoding is over
+//!   [`FRAGMENT_SIZE`] (64 KiB) is sent as fragments
+//!   ([`SessionFrame::Fragment`](crate::wire::message::SessionFrame)), and each write takes
+//!   every small frame queued meanwhile that is not ordered behind the large message, then
+//!   one fragment of it; so a tick, a ping or a small call to another actor waits behind at
+//!   most one fragment, not behind a 55 MiB message. The reader reassembles fragments,
+//!   bounded by `max_frame_len` (more closes the session with
+//!   [`CloseReason::MessageTooLarge`]), and decodes a message over 1 MiB on the blocking
+//!   pool while it reads on (the sender encodes one with `block_in_place`);
 //! - the writer also runs the [`Ticker`](crate::proto::Ticker): an idle session sends a tick
 //!   every `tick_time / tick_intensity`, and a peer silent for `tick_time` closes the session
 //!   with [`CloseReason::TickTimeout`];
@@ -27,14 +30,22 @@
 //!
 //! # Order
 //!
-//! Messages arrive in the order they were sent on the session, whatever their size, so the
-//! BEAM's guarantee (order per sender and receiver pair) holds. A message whose encoding is
-//! over [`FRAGMENT_SIZE`] is sent as fragments (`SessionFrame::Fragment`), reassembled by
-//! the reader within `max_frame_len`; frames queued after it wait until its last fragment is
-//! written. Small messages therefore still wait behind a large one sent before them on the
-//! same session (head-of-line blocking, measured by `benches/hol.rs`): letting them
-//! overtake needs the writer to know each frame's sender and receiver (a lane key per
-//! frame), which it does not yet.
+//! Every frame has a lane, given by its message type ([`Laned`](crate::wire::Laned)); for a
+//! node's messages the lane is the target actor's (the rule, and what it does not keep, is
+//! on `Laned`'s implementation for `NodeMsg`, in `wire/lane.rs`). Frames of one lane arrive
+//! in the order they were sent, whatever their size, and a [`Lane::Session`] frame (a
+//! barrier) in order with every frame; so the BEAM's guarantee (order per sender and
+//! receiver pair) holds per target actor. Small frames keep the order they were queued in;
+//! only a large message is overtaken: one large message at a time is sent as fragments,
+//! small frames of other lanes go out between its fragments, and frames ordered with it
+//! (its lane, or a barrier) wait in the writer until its last fragment is written, counted
+//! in the queue's bytes (so bounded by `send_queue_limit`). The receiver decodes a large
+//! message off its reader task and meanwhile delivers the frames of other lanes; frames of
+//! its lane wait until it is delivered (at most 4 MiB of them: past that the reader waits
+//! for the decode). `benches/hol.rs` measures a ping and a small call while a 55 MiB
+//! message is in flight.
+//!
+//! [`Lane::Session`]: crate::wire::Lane::Session
 //!
 //! # Closing
 //!
@@ -59,6 +70,7 @@
 
 pub(crate) mod faults;
 mod handshake;
+mod lanes;
 pub mod memory;
 mod session;
 mod stream;

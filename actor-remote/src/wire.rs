@@ -19,6 +19,7 @@
 //! wire types; that module's documentation gives the rules that keep nodes compatible.
 
 mod frame;
+mod lane;
 pub mod message;
 /// Generators and a counting runner for the property tests of every decoder (tests only).
 #[cfg(test)]
@@ -28,3 +29,4 @@ pub use frame::{
     decode_body, encode_frame, FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN,
     HANDSHAKE_MAX_FRAME_LEN, LEN_PREFIX,
 };
+pub use lane::{Lane, Laned};

@@ -15,6 +15,7 @@ mod global;
 mod horde;
 #[cfg(feature = "testing")]
 mod kv;
+mod lanes;
 #[cfg(feature = "testing")]
 mod links;
 #[cfg(feature = "testing")]

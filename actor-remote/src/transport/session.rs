@@ -20,11 +20,14 @@ use tracing::Instrument;
 
 #[cfg(feature = "testing")]
 use super::Faults;
-use super::{Connected, ReadHalf, WriteHalf};
+use super::{
+    lanes::{Batch, Queued, Reorder, Schedule},
+    Connected, ReadHalf, WriteHalf,
+};
 use crate::{
     proto::{Established, TickAction, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
     wire::{
-        decode_body, encode_frame, message::SessionFrame, FrameDecoder, FrameError,
+        decode_body, encode_frame, message::SessionFrame, FrameDecoder, FrameError, Laned,
         DEFAULT_MAX_FRAME_LEN, LEN_PREFIX,
     },
 };
@@ -48,19 +51,24 @@ const COALESCE_LIMIT: usize = 1 << 20;
 
 /// A message whose encoding is longer than this goes out as fragments of this many bytes
 /// ([`SessionFrame::Fragment`]), so the receiver's reassembly is bounded and a writer never
-/// holds a whole large frame in one write. Frames queued after it wait for it (order).
+/// holds a whole large frame in one write. Frames of other lanes go out between its
+/// fragments; frames of its own lane wait for it ([`Lane`](crate::wire::Lane)).
 pub const FRAGMENT_SIZE: usize = 64 << 10;
+
+/// A message whose encoding is longer than this is encoded off the runtime's worker (with
+/// `block_in_place`, on a multi-thread runtime) and, reassembled from fragments, decoded on
+/// the blocking pool while the reader reads on: copying tens of megabytes must not stall
+/// the tasks that share the worker, nor the other lanes of the session.
+const OFF_WORKER: usize = 1 << 20;
+
+/// The bound on the encoded bytes of the messages the reader holds back while a large
+/// message of their lane is decoded: past it, the reader waits for the decode before it
+/// reads on.
+const MAX_HELD: usize = 4 << 20;
 
 /// The first byte of an encoded [`SessionFrame::Fragment`] (its variant's index).
 #[cfg(feature = "testing")]
 const FRAGMENT_TAG: u8 = 2;
-
-/// What the senders queue for the writer: a whole frame, or a large message's encoded frame
-/// (length prefix included) to be sent as fragments.
-enum Out {
-    Small(Vec<u8>),
-    Large(Vec<u8>),
-}
 
 /// The default bound on the bytes queued for one peer (64 MiB): see
 /// [`SessionConfig::send_queue_limit`].
@@ -324,9 +332,10 @@ impl Queue {
     }
 }
 
-/// Frames `msg` and queues it: refused when the queue is full for frames of `room`.
-fn queue_msg<T: Serialize>(
-    frames: &mpsc::UnboundedSender<Out>,
+/// Frames `msg` and queues it in its lane: refused when the queue is full for frames of
+/// `room`.
+fn queue_msg<T: Serialize + Laned>(
+    frames: &mpsc::UnboundedSender<Queued>,
     queue: &Queue,
     max_frame_len: usize,
     msg: &T,
@@ -341,20 +350,47 @@ fn queue_msg<T: Serialize>(
         let limit = queue.bound(room).unwrap_or(usize::MAX);
         return Err(SendError::Full { limit });
     }
-    // Room for a small message, so that encoding it does not grow the buffer step by step.
-    let mut frame = Vec::with_capacity(SMALL_FRAME);
-    encode_frame(&SessionFrame::Msg(msg), &mut frame, max_frame_len).map_err(SendError::Frame)?;
+    let framed = SessionFrame::Msg(msg);
+    // The size first (a byte buffer inside is counted, not copied): a message over the limit
+    // is refused without being encoded, and the buffer is allocated once.
+    let body = actor_core::codec::encoded_len(&framed)
+        .map_err(|source| SendError::Frame(FrameError::Encode { source }))?;
+    let max = max_frame_len.min(u32::MAX as usize);
+    if body > max {
+        return Err(SendError::Frame(FrameError::TooLarge { len: body, max }));
+    }
+    let mut frame = Vec::with_capacity(body.saturating_add(LEN_PREFIX).max(SMALL_FRAME));
+    let encode = |frame: &mut Vec<u8>| encode_frame(&framed, frame, max_frame_len);
+    if body > OFF_WORKER {
+        off_worker(|| encode(&mut frame))
+    } else {
+        encode(&mut frame)
+    }
+    .map_err(SendError::Frame)?;
     let len = frame.len();
     queue.reserve(len, room)?;
-    let out = if len - LEN_PREFIX > FRAGMENT_SIZE {
-        Out::Large(frame)
-    } else {
-        Out::Small(frame)
+    let queued = Queued {
+        lane: msg.lane(),
+        large: len - LEN_PREFIX > FRAGMENT_SIZE,
+        frame,
     };
-    frames.send(out).map_err(|_| {
+    frames.send(queued).map_err(|_| {
         queue.release(1, len);
         SendError::Closed
     })
+}
+
+/// Runs `f`, a long computation, without stalling the tasks that share this worker: with
+/// `block_in_place` on a multi-thread runtime (the worker's other tasks move to another
+/// thread meanwhile), directly elsewhere.
+fn off_worker<R>(f: impl FnOnce() -> R) -> R {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
 }
 
 /// A started session: the handle to send with, the incoming messages, and the close reason.
@@ -380,7 +416,7 @@ impl<T> fmt::Debug for Session<T> {
 /// dropped.
 pub struct SessionHandle<T> {
     established: Arc<Established>,
-    frames: mpsc::UnboundedSender<Out>,
+    frames: mpsc::UnboundedSender<Queued>,
     queue: Arc<Queue>,
     close: mpsc::UnboundedSender<CloseReason>,
     max_frame_len: usize,
@@ -409,7 +445,7 @@ impl<T> fmt::Debug for SessionHandle<T> {
     }
 }
 
-impl<T: Serialize> SessionHandle<T> {
+impl<T: Serialize + Laned> SessionHandle<T> {
     /// Queues `msg` for the peer. Does not wait: the writer sends everything queued while a
     /// write is in flight in one write. The queue is bounded (`send_queue_limit`).
     ///
@@ -500,7 +536,7 @@ impl<T> SessionHandle<T> {
 
 /// Sends on a session without keeping it open: what an [`Inline`] handler answers with.
 pub struct Responder<T> {
-    frames: mpsc::WeakUnboundedSender<Out>,
+    frames: mpsc::WeakUnboundedSender<Queued>,
     queue: Arc<Queue>,
     max_frame_len: usize,
     _msg: PhantomData<fn(&T)>,
@@ -523,7 +559,7 @@ impl<T> fmt::Debug for Responder<T> {
     }
 }
 
-impl<T: Serialize> Responder<T> {
+impl<T: Serialize + Laned> Responder<T> {
     /// Queues an answer `msg` for the peer (a call's reply). Answers have room of their
     /// own: they are refused only while twice `send_queue_limit` bytes wait, so a queue
     /// full of casts ([`SessionHandle::send`] refuses at `send_queue_limit`) does not drop
@@ -560,7 +596,7 @@ pub type Inline<T> = Box<dyn FnMut(T, &Responder<T>) -> Option<T> + Send>;
 
 impl<T> Session<T>
 where
-    T: Serialize + DeserializeOwned + Send + 'static,
+    T: Serialize + DeserializeOwned + Laned + Send + 'static,
 {
     /// Starts the session's reader and writer tasks on the current tokio runtime.
     ///
@@ -617,7 +653,14 @@ where
             read_loop::<T>(
                 read,
                 decoder,
-                (incoming_tx, inline, responder, max_frame_len),
+                (
+                    Sink {
+                        incoming: incoming_tx,
+                        inline,
+                        responder,
+                    },
+                    max_frame_len,
+                ),
                 close_tx.clone(),
                 base,
                 last_received.clone(),
@@ -687,15 +730,108 @@ fn mark_received(base: Instant, last_received: &AtomicU64) {
     last_received.fetch_max(nanos, Ordering::Relaxed);
 }
 
-async fn read_loop<T: DeserializeOwned>(
+/// A large message being decoded on the blocking pool.
+type Decoding<T> = tokio::task::JoinHandle<Result<SessionFrame<T>, FrameError>>;
+
+/// A large message's fragments received so far.
+#[derive(Default)]
+struct Assembly {
+    parts: Vec<Vec<u8>>,
+    /// Their total length.
+    len: usize,
+}
+
+impl Assembly {
+    /// The message's encoding, whole.
+    fn join(self) -> Vec<u8> {
+        match <[Vec<u8>; 1]>::try_from(self.parts) {
+            Ok([only]) => only,
+            Err(parts) => {
+                let mut whole = Vec::with_capacity(self.len);
+                for part in parts {
+                    whole.extend_from_slice(&part);
+                }
+                whole
+            }
+        }
+    }
+}
+
+/// What the reader woke up for.
+enum Woke<T> {
+    Read(std::io::Result<usize>),
+    Decoded(Result<Result<SessionFrame<T>, FrameError>, tokio::task::JoinError>),
+}
+
+/// Resolves when the large message being decoded is decoded; never if there is none.
+async fn decoded<T>(
+    decoding: &mut Option<Decoding<T>>,
+) -> Result<Result<SessionFrame<T>, FrameError>, tokio::task::JoinError> {
+    match decoding.as_mut() {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// What the reader hands received messages to.
+struct Sink<T> {
+    incoming: mpsc::Sender<T>,
+    inline: Option<Inline<T>>,
+    responder: Responder<T>,
+}
+
+impl<T> Sink<T> {
+    /// Hands a received message to the inline handler, then (if it passes it on) to the
+    /// node.
+    async fn deliver(&mut self, msg: T) {
+        let msg = match self.inline.as_mut() {
+            Some(handle) => handle(msg, &self.responder),
+            None => Some(msg),
+        };
+        if let Some(msg) = msg {
+            // Waits while the node is behind (the socket is not read meanwhile). Nobody
+            // listening any more is not the peer's fault: drop it.
+            let _ = self.incoming.send(msg).await;
+        }
+    }
+
+    /// A large message was decoded: delivers it, then the messages held back behind it.
+    async fn finish(
+        &mut self,
+        decoded: Result<Result<SessionFrame<T>, FrameError>, tokio::task::JoinError>,
+        reorder: &mut Reorder<T>,
+    ) -> Result<(), CloseReason> {
+        let msg = match decoded {
+            Ok(frame) => reassembled(frame)?,
+            Err(e) => {
+                return Err(CloseReason::Garbage {
+                    reason: format!("decoding a large message failed: {e}"),
+                })
+            }
+        };
+        self.deliver(msg).await;
+        for held in reorder.finish() {
+            self.deliver(held).await;
+        }
+        Ok(())
+    }
+}
+
+/// The message a reassembled frame holds.
+fn reassembled<T>(frame: Result<SessionFrame<T>, FrameError>) -> Result<T, CloseReason> {
+    match frame {
+        Ok(SessionFrame::Msg(msg)) => Ok(msg),
+        Ok(_) => Err(CloseReason::Garbage {
+            reason: "a fragmented message held a tick or a fragment, not a message".into(),
+        }),
+        Err(e) => Err(garbage(&e)),
+    }
+}
+
+async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
     mut read: ReadHalf,
     mut decoder: FrameDecoder,
-    (incoming, mut inline, responder, max_frame_len): (
-        mpsc::Sender<T>,
-        Option<Inline<T>>,
-        Responder<T>,
-        usize,
-    ),
+    (mut sink, max_frame_len): (Sink<T>, usize),
     close: mpsc::UnboundedSender<CloseReason>,
     base: Instant,
     last_received: Arc<AtomicU64>,
@@ -703,7 +839,13 @@ async fn read_loop<T: DeserializeOwned>(
 ) {
     let mut buf = vec![0u8; READ_BUF];
     // The large message being reassembled from fragments (bounded by `max_frame_len`).
-    let mut assembling: Vec<u8> = Vec::new();
+    // Its fragments are kept as they came and joined once, by the decode: no reallocation
+    // and copy of a growing buffer on the reader's task.
+    let mut assembling = Assembly::default();
+    // The large message being decoded on the blocking pool (one at a time), and the
+    // messages of its lane received after it, held back until it is delivered.
+    let mut decoding: Option<Decoding<T>> = None;
+    let mut reorder = Reorder::new(MAX_HELD);
     // Whether the frames of the last read are dropped (an injected fault blocks the peer).
     #[cfg(feature = "testing")]
     let mut dropping = false;
@@ -719,7 +861,7 @@ async fn read_loop<T: DeserializeOwned>(
                     tracing::trace!("frame dropped (injected fault)");
                     // A fragment's body starts with the variant's index (2) and `last`.
                     if body.first() == Some(&FRAGMENT_TAG) {
-                        assembling.clear();
+                        assembling = Assembly::default();
                         skipping = body.get(1) != Some(&1);
                     }
                 }
@@ -727,42 +869,54 @@ async fn read_loop<T: DeserializeOwned>(
                 Ok(Some(body)) if skipping && body.first() == Some(&FRAGMENT_TAG) => {
                     skipping = body.get(1) != Some(&1);
                 }
-                Ok(Some(body)) => match decode_body::<SessionFrame<T>>(body) {
-                    Ok(SessionFrame::Tick) => tracing::trace!("tick received"),
-                    Ok(SessionFrame::Msg(msg)) => {
-                        deliver(msg, &mut inline, &responder, &incoming).await;
-                    }
-                    Ok(SessionFrame::Fragment { last, bytes }) => {
-                        let len = assembling.len().saturating_add(bytes.len());
-                        if len > max_frame_len {
-                            break 'session CloseReason::MessageTooLarge {
-                                len,
-                                max: max_frame_len,
-                            };
-                        }
-                        if assembling.is_empty() {
-                            assembling = bytes;
-                        } else {
-                            assembling.extend_from_slice(&bytes);
-                        }
-                        if last {
-                            let whole = std::mem::take(&mut assembling);
-                            match decode_body::<SessionFrame<T>>(&whole) {
-                                Ok(SessionFrame::Msg(msg)) => {
-                                    drop(whole);
-                                    deliver(msg, &mut inline, &responder, &incoming).await;
-                                }
-                                Ok(_) => {
-                                    break 'session CloseReason::Garbage {
-                                        reason: "a fragmented message held a tick or a fragment, not a message".into(),
-                                    };
-                                }
-                                Err(e) => break 'session garbage(&e),
+                Ok(Some(body)) => {
+                    let len = body.len();
+                    match decode_body::<SessionFrame<T>>(body) {
+                        Ok(SessionFrame::Tick) => tracing::trace!("tick received"),
+                        Ok(SessionFrame::Msg(msg)) => {
+                            if let Some(msg) = reorder.admit(msg.lane(), msg, len) {
+                                sink.deliver(msg).await;
                             }
                         }
+                        Ok(SessionFrame::Fragment { last, lane, bytes }) => {
+                            let len = assembling.len.saturating_add(bytes.len());
+                            if len > max_frame_len {
+                                break 'session CloseReason::MessageTooLarge {
+                                    len,
+                                    max: max_frame_len,
+                                };
+                            }
+                            assembling.len = len;
+                            assembling.parts.push(bytes);
+                            if !last {
+                                continue;
+                            }
+                            let whole = std::mem::take(&mut assembling);
+                            // One decode at a time: the previous large message first.
+                            if let Some(previous) = decoding.take() {
+                                if let Err(reason) = sink.finish(previous.await, &mut reorder).await
+                                {
+                                    break 'session reason;
+                                }
+                            }
+                            if whole.len > OFF_WORKER {
+                                reorder.start(lane);
+                                decoding = Some(tokio::task::spawn_blocking(move || {
+                                    decode_body::<SessionFrame<T>>(&whole.join())
+                                }));
+                            } else {
+                                let joined = whole.join();
+                                let decoded = decode_body::<SessionFrame<T>>(&joined);
+                                drop(joined);
+                                match reassembled(decoded) {
+                                    Ok(msg) => sink.deliver(msg).await,
+                                    Err(reason) => break 'session reason,
+                                }
+                            }
+                        }
+                        Err(e) => break 'session garbage(&e),
                     }
-                    Err(e) => break 'session garbage(&e),
-                },
+                }
                 Ok(None) => break,
                 Err(FrameError::TooLarge { len, max }) => {
                     break 'session CloseReason::FrameTooLarge { len, max };
@@ -774,13 +928,31 @@ async fn read_loop<T: DeserializeOwned>(
                 }
             }
         }
+        if reorder.is_full() {
+            // Hold no more: wait for the decode (TCP slows the peer meanwhile).
+            if let Some(previous) = decoding.take() {
+                if let Err(reason) = sink.finish(previous.await, &mut reorder).await {
+                    break reason;
+                }
+            }
+        }
         #[cfg(feature = "testing")]
         if faults.is_active() {
             // A frozen node reads nothing, so its peers' bytes pile up in the socket.
             faults.pass(&peer).await;
         }
-        match read.read(&mut buf).await {
-            Ok(0) => {
+        let woke = tokio::select! {
+            done = decoded(&mut decoding) => Woke::Decoded(done),
+            read = read.read(&mut buf) => Woke::Read(read),
+        };
+        match woke {
+            Woke::Decoded(done) => {
+                decoding = None;
+                if let Err(reason) = sink.finish(done, &mut reorder).await {
+                    break reason;
+                }
+            }
+            Woke::Read(Ok(0)) => {
                 #[cfg(feature = "testing")]
                 if faults.is_active() {
                     // A partition or a frozen node would not let the peer's close through
@@ -789,7 +961,7 @@ async fn read_loop<T: DeserializeOwned>(
                 }
                 break CloseReason::ConnectionClosed;
             }
-            Ok(n) => {
+            Woke::Read(Ok(n)) => {
                 #[cfg(feature = "testing")]
                 {
                     dropping = faults.is_active() && !faults.pass(&peer).await;
@@ -801,7 +973,7 @@ async fn read_loop<T: DeserializeOwned>(
                 mark_received(base, &last_received);
                 decoder.extend(&buf[..n]);
             }
-            Err(e) => break CloseReason::io(&e),
+            Woke::Read(Err(e)) => break CloseReason::io(&e),
         }
     };
     match &reason {
@@ -820,42 +992,9 @@ fn garbage(e: &FrameError) -> CloseReason {
     CloseReason::Garbage { reason }
 }
 
-/// Hands a received message to the inline handler, then (if it passes it on) to the node.
-async fn deliver<T>(
-    msg: T,
-    inline: &mut Option<Inline<T>>,
-    responder: &Responder<T>,
-    incoming: &mpsc::Sender<T>,
-) {
-    let msg = match inline.as_mut() {
-        Some(handle) => handle(msg, responder),
-        None => Some(msg),
-    };
-    if let Some(msg) = msg {
-        // Waits while the node is behind (the socket is not read meanwhile). Nobody
-        // listening any more is not the peer's fault: drop it.
-        let _ = incoming.send(msg).await;
-    }
-}
-
-/// A frame waiting in the writer behind a large message.
-enum Pending {
-    /// A whole frame.
-    Small(Vec<u8>),
-    /// A large message, sent as fragments.
-    Large(Sending),
-}
-
-/// A large message being sent as fragments: its encoded frame, and how far it is sent.
-struct Sending {
-    frame: Vec<u8>,
-    /// The next byte of `frame` to send (the length prefix is not sent).
-    at: usize,
-}
-
 async fn write_loop<T: Serialize>(
     mut write: WriteHalf,
-    (mut frames, queue): (mpsc::UnboundedReceiver<Out>, Arc<Queue>),
+    (mut frames, queue): (mpsc::UnboundedReceiver<Queued>, Arc<Queue>),
     close: mpsc::UnboundedSender<CloseReason>,
     cfg: SessionConfig,
     base: Instant,
@@ -873,14 +1012,13 @@ async fn write_loop<T: Serialize>(
         });
         return;
     }
-    let mut batch: Vec<u8> = Vec::new();
-    // Frames waiting behind a large message being sent as fragments, in the order they were
-    // queued: nothing overtakes a large message (order per session, so per sender and
-    // receiver as the BEAM guarantees); only the front one is sent from.
-    let mut pending: std::collections::VecDeque<Pending> = std::collections::VecDeque::new();
+    let mut batch = Batch::default();
+    // Which queued frame may go now: one large message at a time goes out as fragments,
+    // small frames of other lanes between them, frames of its lane after it.
+    let mut schedule = Schedule::new(FRAGMENT_SIZE);
     let reason = loop {
         let mut first = None;
-        if pending.is_empty() {
+        if schedule.is_idle() {
             // Nothing in progress: wait for a frame or for the ticker.
             let deadline = ticker.poll_timeout();
             tokio::select! {
@@ -912,27 +1050,15 @@ async fn write_loop<T: Serialize>(
                 }
             }
         }
-        // Small frames first: everything queued meanwhile, coalesced into one write; large
-        // messages are set aside.
-        batch.clear();
-        let mut taken = 0;
-        let mut released = 0;
+        // Everything queued meanwhile, coalesced into one write (frames held up by a large
+        // message are set aside), then one fragment of the large message being sent.
+        batch.clear(COALESCE_LIMIT * 2);
         let mut next = first;
         loop {
-            match next.take() {
-                Some(Out::Small(frame)) if pending.is_empty() => {
-                    batch.extend_from_slice(&frame);
-                    taken += 1;
-                    released += frame.len();
-                }
-                Some(Out::Small(frame)) => pending.push_back(Pending::Small(frame)),
-                Some(Out::Large(frame)) => pending.push_back(Pending::Large(Sending {
-                    frame,
-                    at: LEN_PREFIX,
-                })),
-                None => {}
+            if let Some(queued) = next.take() {
+                schedule.push(queued, &mut batch);
             }
-            if batch.len() >= COALESCE_LIMIT {
+            if batch.bytes.len() >= COALESCE_LIMIT {
                 break;
             }
             match frames.try_recv() {
@@ -940,67 +1066,36 @@ async fn write_loop<T: Serialize>(
                 Err(_) => break,
             }
         }
-        // Then the frames that waited behind a large message that is now sent, and one
-        // fragment of the next large message.
-        while let Some(Pending::Small(_)) = pending.front() {
-            if let Some(Pending::Small(frame)) = pending.pop_front() {
-                batch.extend_from_slice(&frame);
-                taken += 1;
-                released += frame.len();
-            }
-        }
-        if let Some(Pending::Large(sending)) = pending.front_mut() {
-            let end = sending
-                .at
-                .saturating_add(FRAGMENT_SIZE)
-                .min(sending.frame.len());
-            let last = end == sending.frame.len();
-            let fragment = SessionFrame::<T>::Fragment {
-                last,
-                bytes: sending.frame[sending.at..end].to_vec(),
+        if let Err(e) = schedule.fragment(&mut batch) {
+            // Unreachable: bytes always encode. Close rather than panic.
+            break CloseReason::Garbage {
+                reason: e.to_string(),
             };
-            if let Err(e) = encode_frame(&fragment, &mut batch, usize::MAX) {
-                // Unreachable: bytes always encode. Close rather than panic.
-                break CloseReason::Garbage {
-                    reason: e.to_string(),
-                };
-            }
-            released += end - sending.at;
-            sending.at = end;
-            if last {
-                // The length prefix was counted in the queue too.
-                released += LEN_PREFIX;
-                taken += 1;
-                pending.pop_front();
-            }
         }
         // The frames leave the queue's count once written (or dropped), so a peer that stops
         // reading fills the queue up to its bound.
         #[cfg(feature = "testing")]
         if faults.is_active() && !faults.pass(&peer).await {
-            tracing::trace!(frame.len = batch.len(), "frames dropped (injected fault)");
+            tracing::trace!(
+                frame.len = batch.bytes.len(),
+                "frames dropped (injected fault)"
+            );
             // A large message that lost a fragment is dropped whole, rather than sent with a
             // hole in it.
-            if let Some(Pending::Large(sending)) = pending.front() {
-                released += sending.frame.len() - sending.at + LEN_PREFIX;
-                taken += 1;
-                pending.pop_front();
-            }
-            queue.release(taken, released);
+            schedule.drop_sending(&mut batch);
+            queue.release(batch.frames, batch.released);
             continue;
         }
-        tracing::trace!(frame.len = batch.len(), "write");
-        if let Err(reason) =
-            watched_write(&mut write, &batch, &mut ticker, base, &last_received).await
-        {
-            break reason;
+        if !batch.bytes.is_empty() {
+            tracing::trace!(frame.len = batch.bytes.len(), "write");
+            if let Err(reason) =
+                watched_write(&mut write, &batch.bytes, &mut ticker, base, &last_received).await
+            {
+                break reason;
+            }
+            ticker.handle_sent(Instant::now());
         }
-        queue.release(taken, released);
-        ticker.handle_sent(Instant::now());
-        if batch.capacity() > COALESCE_LIMIT * 2 {
-            // A huge small frame passed: do not keep its buffer.
-            batch = Vec::new();
-        }
+        queue.release(batch.frames, batch.released);
     };
     match &reason {
         CloseReason::Disconnect => tracing::debug!("{reason}"),

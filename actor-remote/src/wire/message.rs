@@ -153,10 +153,16 @@ pub enum SessionFrame<T> {
     /// that ticks and small messages go out between them instead of waiting behind it. The
     /// receiver appends `bytes` to the message it is reassembling, and decodes it as a
     /// `SessionFrame` once `last` is set. One large message is sent at a time per session,
-    /// so no stream id is needed; the reassembly is bounded by `max_frame_len`.
+    /// so no stream id is needed; the reassembly is bounded by `max_frame_len`. Frames of
+    /// other lanes go out between the fragments; frames of the message's own `lane` wait
+    /// for it (see [`Lane`](super::Lane)).
     Fragment {
         /// Whether this is the message's last piece.
         last: bool,
+        /// The lane of the message (the same in each of its fragments): the receiver
+        /// delivers the frames of this lane that follow the message after it, while the
+        /// message is still being decoded.
+        lane: super::Lane,
         /// The next bytes of the message's encoding.
         #[serde(with = "bytes")]
         bytes: Vec<u8>,
