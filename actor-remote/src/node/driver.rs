@@ -4,7 +4,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{Arc, Weak},
+    sync::{Arc, PoisonError, Weak},
     time::Duration,
 };
 
@@ -303,12 +303,22 @@ pub(super) async fn memory_accept_loop(node: Weak<Inner>, mut listener: MemoryLi
 /// installs its session: the same for every transport.
 async fn incoming(inner: Arc<Inner>, stream: Stream, from: impl std::fmt::Display) {
     let weak = Arc::downgrade(&inner);
-    let registered = move |peer: NodeName| {
-        let weak = weak.clone();
-        async move {
-            match weak.upgrade() {
-                Some(inner) => inner.lock().existing(&peer),
-                None => crate::proto::Existing::Established,
+    // The peer this handshake was let go on for (`NodeState::register_incoming`), to report
+    // its end.
+    let accepting: Arc<std::sync::Mutex<Option<NodeName>>> = Arc::default();
+    let registered = {
+        let accepting = Arc::clone(&accepting);
+        move |peer: NodeName| {
+            let (weak, accepting) = (weak.clone(), Arc::clone(&accepting));
+            async move {
+                let Some(inner) = weak.upgrade() else {
+                    return crate::proto::Existing::Established;
+                };
+                let existing = inner.with_state(|s| s.register_incoming(&peer));
+                if existing == crate::proto::Existing::None {
+                    *accepting.lock().unwrap_or_else(PoisonError::into_inner) = Some(peer);
+                }
+                existing
             }
         }
     };
@@ -316,6 +326,13 @@ async fn incoming(inner: Arc<Inner>, stream: Stream, from: impl std::fmt::Displa
     match handshake_over(stream, Direction::Incoming, &inner.handshake, registered).await {
         Ok(conn) => install(&inner, conn),
         Err(e) => tracing::debug!(%from, "incoming handshake failed: {e}"),
+    }
+    let peer = accepting
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(peer) = peer {
+        inner.with_state(|s| s.handle_incoming_ended(&peer));
     }
 }
 

@@ -319,6 +319,10 @@ pub(crate) struct NodeState<E: Effects> {
     /// Peers whose last session ended with a graceful leave, until a session with them comes
     /// up again (at most [`LEFT_CAPACITY`]).
     left: BTreeSet<NodeName>,
+    /// Peers whose incoming handshake this node let go on (`Existing::None`) and that has not
+    /// ended yet ([`NodeState::register_incoming`]); `true` once a dial of that peer was wanted
+    /// meanwhile: it is deferred until the handshake ends, and made only if it failed.
+    accepting: HashMap<NodeName, bool>,
 }
 
 /// How many nodes that left [`NodeState`] remembers; beyond, one is forgotten (a strategy
@@ -359,6 +363,7 @@ where
             actions: VecDeque::new(),
             leaving: BTreeSet::new(),
             left: BTreeSet::new(),
+            accepting: HashMap::new(),
         }
     }
 
@@ -456,6 +461,36 @@ where
             Some(Peer::Up { .. }) => Existing::Established,
             Some(Peer::Connecting { .. }) => Existing::PendingOutgoing,
             None => Existing::None,
+        }
+    }
+
+    /// The acceptor's answer for an incoming handshake from `peer` (see [`NodeState::existing`]),
+    /// remembered: while a handshake this node let go on runs, this node does not dial `peer`
+    /// (a dial would be a second connection the peer may accept too, and each side could then
+    /// keep a different one and close the other's: both sessions lost), and a second incoming
+    /// one from `peer` is refused as a duplicate. The driver reports the end of such a
+    /// handshake with [`NodeState::handle_incoming_ended`].
+    pub(crate) fn register_incoming(&mut self, peer: &NodeName) -> Existing {
+        match self.existing(peer) {
+            Existing::None if self.accepting.contains_key(peer) => Existing::Established,
+            Existing::None => {
+                self.accepting.insert(peer.clone(), false);
+                Existing::None
+            }
+            other => other,
+        }
+    }
+
+    /// An incoming handshake from `peer` that [`NodeState::register_incoming`] let go on has
+    /// ended (its session, if any, is installed already): a dial wanted meanwhile is made now
+    /// if no session came of it.
+    pub(crate) fn handle_incoming_ended(&mut self, peer: &NodeName) {
+        let deferred = self.accepting.remove(peer).unwrap_or(false);
+        if deferred
+            && !self.stopped
+            && matches!(self.peers.get(peer), Some(Peer::Connecting { .. }))
+        {
+            self.actions.push_back(Action::Dial(peer.clone()));
         }
     }
 
@@ -564,7 +599,12 @@ where
                 race_deadline: None,
             },
         );
-        self.actions.push_back(Action::Dial(peer.clone()));
+        match self.accepting.get_mut(peer) {
+            // The peer's own connection is being accepted: wait for it (see
+            // `register_incoming`).
+            Some(deferred) => *deferred = true,
+            None => self.actions.push_back(Action::Dial(peer.clone())),
+        }
     }
 
     fn insert(&mut self, peer: &NodeName, kind: Pending, waiter: E::Waiter) -> u64 {
