@@ -29,8 +29,10 @@ use actor_core::NodeName;
 use tokio::{io::DuplexStream, sync::mpsc};
 
 /// The bytes buffered in each direction of an in-memory connection before a writer waits
-/// for its reader (as a socket's buffer does). Allocated as it fills, not up front.
-pub const MEMORY_PIPE_BUFFER: usize = 64 * 1024;
+/// for its reader (as a socket's buffer does). Allocated as it fills, not up front, but kept
+/// once grown (tokio's `duplex` never shrinks it): small, so that an idle connection that
+/// once carried a large frame holds at most this much per direction.
+pub const MEMORY_PIPE_BUFFER: usize = 16 * 1024;
 
 /// The connections waiting to be accepted by one node (its listen backlog).
 pub const MEMORY_ACCEPT_BACKLOG: usize = 128;
