@@ -62,9 +62,19 @@ async fn mesh(nodes: &[Node], deadline: Duration) -> Option<f64> {
         dials.push(tokio::spawn(async move { from.connect(&to).await }));
     }
     let expected = nodes.len() * (nodes.len() - 1) / 2;
-    while sessions(nodes) < expected {
+    let mut report = Duration::from_secs(5);
+    loop {
+        let up = sessions(nodes);
+        if up == expected {
+            break;
+        }
         if started.elapsed() > deadline {
             return None;
+        }
+        if started.elapsed() > report {
+            // Progress on stderr, so a slow mesh shows its rate (stdout is key=value only).
+            eprintln!("meshing: {up} of {expected} sessions after {report:?}");
+            report += Duration::from_secs(5);
         }
         tokio::time::sleep(Duration::from_millis(20)).await; // polling interval
     }
