@@ -1215,10 +1215,13 @@ where
             self.send(session.clone(), msg, None);
         }
         if !hidden && self.connect_all {
+            // Unsorted (the receiver dials each name it lacks): no sort per session, which
+            // a mesh of a thousand nodes does a million times.
             let visible: Vec<NodeName> = self
-                .list(ListKind::Visible)
-                .into_iter()
-                .filter(|n| n != peer)
+                .peers
+                .iter()
+                .filter(|(n, p)| *n != peer && matches!(p, Peer::Up { hidden: false, .. }))
+                .map(|(n, _)| n.clone())
                 .collect();
             self.send(session, NodeMsg::Control(ControlMsg::Peers(visible)), None);
         }
