@@ -52,6 +52,11 @@ fn sessions(nodes: &[Node]) -> usize {
     nodes.iter().map(|n| n.list().len()).sum::<usize>() / 2
 }
 
+/// How often to count sessions: every 20 ms for a few nodes, less often for many.
+fn poll_interval(nodes: usize) -> Duration {
+    Duration::from_millis((nodes as u64 / 4).clamp(20, 250))
+}
+
 /// Tells node `i` of node `i - 1` and waits (at most `deadline`) for the full mesh: the
 /// seconds it took, or `None`.
 async fn mesh(nodes: &[Node], deadline: Duration) -> Option<f64> {
@@ -62,11 +67,23 @@ async fn mesh(nodes: &[Node], deadline: Duration) -> Option<f64> {
         dials.push(tokio::spawn(async move { from.connect(&to).await }));
     }
     let expected = nodes.len() * (nodes.len() - 1) / 2;
-    while sessions(nodes) < expected {
+    let mut report = Duration::from_secs(5);
+    loop {
+        let up = sessions(nodes);
+        if up == expected {
+            break;
+        }
         if started.elapsed() > deadline {
             return None;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await; // polling interval
+        if started.elapsed() > report {
+            // Progress on stderr, so a slow mesh shows its rate (stdout is key=value only).
+            eprintln!("meshing: {up} of {expected} sessions after {report:?}");
+            report += Duration::from_secs(5);
+        }
+        // Polling interval: counting lists every node's peers (a million names at 1000
+        // nodes), so polling often would take the CPU the mesh needs.
+        tokio::time::sleep(poll_interval(nodes.len())).await;
     }
     let secs = started.elapsed().as_secs_f64();
     for dial in dials {
@@ -125,7 +142,7 @@ async fn memory_run(n: usize, deadline: Duration) {
             seen = true;
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await; // polling interval
+        tokio::time::sleep(poll_interval(nodes.len()) / 4).await; // polling interval
     }
     if seen {
         println!("down_detect_s={:.3}", started.elapsed().as_secs_f64());

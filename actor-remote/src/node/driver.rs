@@ -163,9 +163,8 @@ impl Accepting {
             return Existing::Established;
         };
         let mut state = inner.lock();
-        let existing = state.existing(&peer);
+        let existing = state.register_incoming(&peer);
         if existing != Existing::Established {
-            state.begin_accepting(&peer);
             let mut slot = self.peer.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some(before) = slot.replace(peer) {
                 state.end_accepting(&before); // (one registration per handshake)

@@ -313,7 +313,7 @@ pub(crate) struct NodeState<E: Effects> {
     peer_limits: BTreeMap<NodeName, usize>,
     /// Incoming handshakes under way, by peer, from the registration answer on
     /// ([`NodeState::begin_accepting`]): a session with that peer may come up any moment.
-    accepting: BTreeMap<NodeName, usize>,
+    accepting: BTreeMap<NodeName, AcceptingPeer>,
     /// This node's own dials under way, by peer ([`NodeState::begin_dialing`]).
     dialing: BTreeMap<NodeName, usize>,
     peers: BTreeMap<NodeName, Peer<E::Session>>,
@@ -339,6 +339,15 @@ pub(crate) struct NodeState<E: Effects> {
     /// Peers whose last session ended with a graceful leave, until a session with them comes
     /// up again (at most [`LEFT_CAPACITY`]).
     left: BTreeSet<NodeName>,
+}
+
+/// Incoming handshakes from one peer under way ([`NodeState::register_incoming`]).
+#[derive(Debug, Default)]
+struct AcceptingPeer {
+    handshakes: usize,
+    /// A dial of the peer was wanted meanwhile: it is deferred until the last handshake
+    /// ends, and made only if no session came of it.
+    dial_deferred: bool,
 }
 
 /// How many nodes that left [`NodeState`] remembers; beyond, one is forgotten (a strategy
@@ -536,16 +545,43 @@ where
     /// An incoming handshake from `peer` was let through the registration check: until
     /// [`NodeState::end_accepting`], this node may be about to have a session with it.
     pub(crate) fn begin_accepting(&mut self, peer: &NodeName) {
-        *self.accepting.entry(peer.clone()).or_default() += 1;
+        self.accepting.entry(peer.clone()).or_default().handshakes += 1;
     }
 
-    /// The incoming handshake from `peer` ended (its session, if any, is installed).
+    /// The acceptor's answer for an incoming handshake from `peer` (see
+    /// [`NodeState::existing`]), counted by [`NodeState::begin_accepting`] unless it is
+    /// `Established`. While a handshake this node let go on runs, this node does not dial
+    /// `peer` (a dial would be a second connection the peer may accept too, and each side
+    /// could then keep a different one and close the other's: both sessions lost; see
+    /// `ensure_dial`), and a second incoming one from `peer` is refused as a duplicate.
+    pub(crate) fn register_incoming(&mut self, peer: &NodeName) -> Existing {
+        let existing = match self.existing(peer) {
+            Existing::None if self.accepting.contains_key(peer) => Existing::Established,
+            other => other,
+        };
+        if existing != Existing::Established {
+            self.begin_accepting(peer);
+        }
+        existing
+    }
+
+    /// The incoming handshake from `peer` ended (its session, if any, is installed): past the
+    /// last one, a dial wanted meanwhile is made now if no session came of it.
     pub(crate) fn end_accepting(&mut self, peer: &NodeName) {
-        if let Some(n) = self.accepting.get_mut(peer) {
-            *n -= 1;
-            if *n == 0 {
-                self.accepting.remove(peer);
-            }
+        let Some(accepting) = self.accepting.get_mut(peer) else {
+            return;
+        };
+        accepting.handshakes = accepting.handshakes.saturating_sub(1);
+        if accepting.handshakes > 0 {
+            return;
+        }
+        let deferred = accepting.dial_deferred;
+        self.accepting.remove(peer);
+        if deferred
+            && !self.stopped
+            && matches!(self.peers.get(peer), Some(Peer::Connecting { .. }))
+        {
+            self.actions.push_back(Action::Dial(peer.clone()));
         }
     }
 
@@ -682,7 +718,12 @@ where
                 race_deadline: None,
             },
         );
-        self.actions.push_back(Action::Dial(peer.clone()));
+        match self.accepting.get_mut(peer) {
+            // The peer's own connection is being accepted: wait for it (see
+            // `register_incoming`).
+            Some(accepting) => accepting.dial_deferred = true,
+            None => self.actions.push_back(Action::Dial(peer.clone())),
+        }
     }
 
     fn insert(&mut self, peer: &NodeName, kind: Pending, waiter: E::Waiter) -> u64 {
@@ -1293,10 +1334,13 @@ where
             self.send(session.clone(), msg, None);
         }
         if !hidden && self.connect_all {
+            // Unsorted (the receiver dials each name it lacks): no sort per session, which
+            // a mesh of a thousand nodes does a million times.
             let visible: Vec<NodeName> = self
-                .list(ListKind::Visible)
-                .into_iter()
-                .filter(|n| n != peer)
+                .peers
+                .iter()
+                .filter(|(n, p)| *n != peer && matches!(p, Peer::Up { hidden: false, .. }))
+                .map(|(n, _)| n.clone())
                 .collect();
             self.send(session, NodeMsg::Control(ControlMsg::Peers(visible)), None);
         }

@@ -29,8 +29,10 @@ use actor_core::NodeName;
 use tokio::{io::DuplexStream, sync::mpsc};
 
 /// The bytes buffered in each direction of an in-memory connection before a writer waits
-/// for its reader (as a socket's buffer does). Allocated as it fills, not up front.
-pub const MEMORY_PIPE_BUFFER: usize = 64 * 1024;
+/// for its reader (as a socket's buffer does). Allocated as it fills, not up front, but kept
+/// once grown (tokio's `duplex` never shrinks it): small, so that an idle connection that
+/// once carried a large frame holds at most this much per direction.
+pub const MEMORY_PIPE_BUFFER: usize = 16 * 1024;
 
 /// The connections waiting to be accepted by one node (its listen backlog).
 pub const MEMORY_ACCEPT_BACKLOG: usize = 128;
@@ -223,5 +225,67 @@ mod tests {
                 node: name("b@localhost")
             })
         );
+    }
+
+    /// Nodes each told of one other (node `i` connects to node `i - 1`) reach the full mesh
+    /// through the peers they share (`ControlMsg::Peers`), and each pair connects once: no
+    /// session goes down on the way. (Before `NodeState::register_incoming`, a node dialled a
+    /// peer whose own connection it was accepting; both connections came up, each side kept a
+    /// different one and closed the other, and the pair fell apart: thousands of node-downs
+    /// in a mesh of a hundred, and a mesh of a thousand that never completed.)
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn nodes_told_of_one_other_mesh_fully_with_no_session_lost() {
+        use crate::{Cookie, Node, NodeConfig, NodeEvent};
+        const NODES: usize = 60;
+        let network = MemoryNetwork::new();
+        let mut nodes = Vec::with_capacity(NODES);
+        let mut events = Vec::with_capacity(NODES);
+        for i in 0..NODES {
+            let config = NodeConfig::sname(&format!("m{i}@localhost"))
+                .cookie(Cookie::new("mesh").unwrap())
+                .handshake_timeout(Duration::from_secs(20))
+                .memory(network.clone());
+            let node = Node::start(config).await.unwrap();
+            events.push(node.events());
+            nodes.push(node);
+        }
+        for pair in nodes.windows(2) {
+            let (from, to) = (pair[1].clone(), pair[0].name().clone());
+            tokio::spawn(async move { from.connect(&to).await });
+        }
+        let expected = NODES * (NODES - 1);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let entries: usize = nodes.iter().map(|n| n.list().len()).sum();
+            if entries == expected {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{entries} of {expected} peer entries after 60 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await; // polling, bounded above
+        }
+        let mut downs = Vec::new();
+        for (node, events) in nodes.iter().zip(&mut events) {
+            loop {
+                match events.try_recv() {
+                    Ok(NodeEvent::NodeDown {
+                        node: peer, reason, ..
+                    }) => {
+                        downs.push(format!("{} lost {peer} ({reason})", node.name()));
+                    }
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                        downs.push(format!("{} missed {n} events", node.name()));
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        assert!(downs.is_empty(), "{} sessions lost: {downs:?}", downs.len());
+        for node in nodes {
+            node.halt().await;
+        }
     }
 }

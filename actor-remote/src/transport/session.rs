@@ -37,6 +37,23 @@ use actor_core::NodeName;
 /// The reader's buffer: one read takes up to this many bytes, however many frames they hold.
 const READ_BUF: usize = 64 << 10;
 
+/// The reader's buffer starts this small and doubles while reads fill it, up to [`READ_BUF`];
+/// a read that uses less than a quarter of a grown buffer shrinks it back, so an idle
+/// session holds little (see [`next_read_len`]). The frame decoder and the writer's batch
+/// are released the same way after a burst.
+const READ_BUF_MIN: usize = 2 << 10;
+
+/// The reader's buffer size after a read of `n` bytes into a buffer of `len`.
+fn next_read_len(len: usize, n: usize) -> usize {
+    if n == len {
+        (len * 2).min(READ_BUF)
+    } else if n < len / 4 {
+        READ_BUF_MIN
+    } else {
+        len
+    }
+}
+
 /// How many received messages may wait in [`Session::incoming`]: past it the reader stops
 /// reading the socket until the node takes one, so a peer sending faster than the node
 /// handles its messages is slowed by TCP (its own queue for this node fills) rather than
@@ -837,7 +854,10 @@ async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
     last_received: Arc<AtomicU64>,
     #[cfg(feature = "testing")] (faults, peer): (Faults, NodeName),
 ) {
-    let mut buf = vec![0u8; READ_BUF];
+    let mut buf = vec![0u8; READ_BUF_MIN];
+    // The most bytes the decoder held since it was last replaced: past `READ_BUF_MIN`, an
+    // empty decoder is replaced by a new one, releasing its grown buffer.
+    let mut decoder_peak = 0;
     // The large message being reassembled from fragments (bounded by `max_frame_len`).
     // Its fragments are kept as they came and joined once, by the decode: no reallocation
     // and copy of a growing buffer on the reader's task.
@@ -917,7 +937,13 @@ async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                         Err(e) => break 'session garbage(&e),
                     }
                 }
-                Ok(None) => break,
+                Ok(None) => {
+                    if decoder_peak > READ_BUF_MIN && decoder.buffered() == 0 {
+                        decoder = FrameDecoder::new(max_frame_len);
+                        decoder_peak = 0;
+                    }
+                    break;
+                }
                 Err(FrameError::TooLarge { len, max }) => {
                     break 'session CloseReason::FrameTooLarge { len, max };
                 }
@@ -972,6 +998,12 @@ async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                 #[cfg(not(feature = "testing"))]
                 mark_received(base, &last_received);
                 decoder.extend(&buf[..n]);
+                decoder_peak = decoder_peak.max(decoder.buffered());
+                let len = next_read_len(buf.len(), n);
+                if len != buf.len() {
+                    buf.resize(len, 0);
+                    buf.shrink_to_fit();
+                }
             }
             Woke::Read(Err(e)) => break CloseReason::io(&e),
         }
@@ -1094,6 +1126,12 @@ async fn write_loop<T: Serialize>(
                 break reason;
             }
             ticker.handle_sent(Instant::now());
+            if batch.bytes.capacity() > READ_BUF_MIN
+                && batch.bytes.len() < batch.bytes.capacity() / 4
+            {
+                // A burst is over: do not keep its buffer.
+                batch.bytes = Vec::new();
+            }
         }
         queue.release(batch.frames, batch.released);
     };
@@ -1134,5 +1172,27 @@ async fn watched_write(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod buffer_tests {
+    use super::*;
+
+    #[test]
+    fn the_read_buffer_grows_while_reads_fill_it_and_shrinks_when_they_do_not() {
+        assert_eq!(next_read_len(READ_BUF_MIN, READ_BUF_MIN), READ_BUF_MIN * 2);
+        assert_eq!(
+            next_read_len(READ_BUF, READ_BUF),
+            READ_BUF,
+            "never past READ_BUF"
+        );
+        assert_eq!(
+            next_read_len(READ_BUF, READ_BUF / 2),
+            READ_BUF,
+            "still busy"
+        );
+        assert_eq!(next_read_len(READ_BUF, 10), READ_BUF_MIN, "a burst is over");
+        assert_eq!(next_read_len(READ_BUF_MIN, 10), READ_BUF_MIN);
     }
 }

@@ -1767,3 +1767,39 @@ fn the_alive_check_counts_sessions_and_incoming_handshakes_under_way() {
     assert_eq!(s.alive_check(&b), Existing::Established);
     assert_eq!(s.existing(&b), Existing::Established);
 }
+
+#[test]
+fn no_dial_while_the_peers_own_connection_is_accepted_and_one_if_it_fails() {
+    let mut s = node();
+    let (b, c) = (name("b@localhost"), name("c@localhost"));
+    up(&mut s, "b@localhost", "sb");
+    assert_eq!(s.register_incoming(&c), Existing::None);
+    assert_eq!(
+        s.register_incoming(&c),
+        Existing::Established,
+        "a second incoming connection from c is a duplicate"
+    );
+    // b names c while c's connection is being accepted: no second connection.
+    s.handle_control(&b, ControlMsg::Peers(vec![c.clone()]));
+    assert!(drain(&mut s).actions.is_empty());
+    // The accepted connection comes up: nothing more to do.
+    up(&mut s, "c@localhost", "sc");
+    s.end_accepting(&c);
+    assert!(drain(&mut s).actions.is_empty());
+    assert!(s.is_connected(&c));
+
+    // Had it failed, the deferred dial goes out then.
+    let mut s = node();
+    up(&mut s, "b@localhost", "sb");
+    assert_eq!(s.register_incoming(&c), Existing::None);
+    s.handle_control(&b, ControlMsg::Peers(vec![c.clone()]));
+    assert!(drain(&mut s).actions.is_empty());
+    s.end_accepting(&c);
+    assert!(matches!(&drain(&mut s).actions[..], [Action::Dial(n)] if *n == c));
+    // An incoming connection that failed with no dial wanted leaves nothing behind.
+    let d = name("d@localhost");
+    assert_eq!(s.register_incoming(&d), Existing::None);
+    s.end_accepting(&d);
+    assert!(drain(&mut s).actions.is_empty());
+    assert_eq!(s.register_incoming(&d), Existing::None);
+}
