@@ -42,8 +42,8 @@
 //! ([`HandshakeMessage::Limits`], just before its challenge or challenge reply), and
 //! [`Established::peer_max_frame_len`] carries the peer's, so that a sender can refuse a
 //! message over the peer's limit instead of sending a frame the peer would close the session
-//! for. Capability bits gate both additions, so a node without them (an earlier build of
-//! protocol version 5) never receives their messages and connects as before.
+//! for. Capability bits gate both additions, so a node without them (a build of protocol
+//! version 6 without them) never receives their messages and connects as before.
 //!
 //! # Name modes
 //!
@@ -72,8 +72,10 @@ use crate::wire::{
 /// node cannot decode. Version 4: a graceful leave (`ControlMsg::Leaving`). Version 5: large
 /// messages sent as fragments (`SessionFrame::Fragment`), and a trace context (`WireTrace`)
 /// appended to `ActorMsg::Send`, `TaskMsg::Spawn` and `TaskMsg::SpawnPlain`, which changes
-/// their encoding. Nodes of different versions refuse each other at the handshake.
-pub const PROTOCOL_VERSION: u16 = 5;
+/// their encoding. Version 6: each fragment carries its lane (`Lane`), so small frames of other
+/// lanes go between the fragments of a large message. Nodes of different versions refuse each
+/// other at the handshake.
+pub const PROTOCOL_VERSION: u16 = 6;
 
 /// Capability bit: the node sends and understands [`HandshakeMessage::Limits`] (see
 /// [frame limits](self#frame-limits)).

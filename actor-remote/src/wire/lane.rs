@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::message::{ActorMsg, ControlMsg, LinkMsg, NodeMsg, Target, TaskMsg, WatchMsg};
 
-/// The order class of a frame (protocol version 5: carried by every
+/// The order class of a frame (protocol version 6: carried by every
 /// `SessionFrame::Fragment`, so the receiver knows the lane of a large message before
 /// decoding it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -148,7 +148,7 @@ pub enum SessionFrame<T> {
     Tick,
     /// A message for the node layer.
     Msg(T),
-    /// A piece of a large message (protocol version 5): the body of an encoded
+    /// A piece of a large message (protocol version 5; its `lane` since version 6): the body of an encoded
     /// `SessionFrame::Msg` too large for one frame is sent as fragments of at most 64 KiB, so
     /// that ticks and small messages go out between them instead of waiting behind it. The
     /// receiver appends `bytes` to the message it is reassembling, and decodes it as a

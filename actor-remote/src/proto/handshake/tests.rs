@@ -225,26 +225,24 @@ fn version_mismatch_both_sides() {
         HandshakeError::Version {
             theirs_min: PROTOCOL_VERSION,
             theirs_max: PROTOCOL_VERSION,
-            min: 6,
-            max: 7,
+            min,
+            max,
             ..
-        }
+        } if *min == PROTOCOL_VERSION + 1 && *max == PROTOCOL_VERSION + 2
     ));
     assert!(ei.to_string().ends_with("upgrade the older node"));
     assert!(matches!(
         oa.unwrap_err(),
         HandshakeError::Version {
-            theirs_min: 6,
-            theirs_max: 7,
+            theirs_min,
+            theirs_max,
             min: PROTOCOL_VERSION,
             max: PROTOCOL_VERSION,
             ..
-        }
+        } if theirs_min == PROTOCOL_VERSION + 1 && theirs_max == PROTOCOL_VERSION + 2
     ));
 }
 
-/// Version 5 added fragments and trace contexts to the wire, which a version 4 node cannot decode: a node
-/// of version 4 and one of this build refuse each other at the handshake.
 /// Issue 13: the acceptor's warning about a version mismatch said `peer=None`: the
 /// acceptor knows who the peer said it is.
 #[test]
@@ -260,12 +258,14 @@ fn an_acceptor_refusing_a_version_knows_the_peer() {
     assert_eq!(a.peer(), Some(&x.name));
 }
 
+/// Version 6 gave each fragment its lane, which a version 5 node cannot decode: a node of
+/// version 5 and one of this build refuse each other at the handshake.
 #[test]
-fn a_version_4_node_and_this_build_refuse_each_other() {
-    assert_eq!(PROTOCOL_VERSION, 5);
+fn a_version_5_node_and_this_build_refuse_each_other() {
+    assert_eq!(PROTOCOL_VERSION, 6);
     let now = Instant::now();
     let mut old = cfg("x@localhost", "c");
-    (old.min_version, old.max_version) = (4, 4);
+    (old.min_version, old.max_version) = (5, 5);
     let new = cfg("y@localhost", "c");
     let (mut i, mut a) = pair(&old, &new, now);
     pump(&mut i, &mut a, now, Existing::None);
@@ -274,10 +274,10 @@ fn a_version_4_node_and_this_build_refuse_each_other() {
         matches!(
             oi,
             Err(HandshakeError::Version {
-                theirs_min: 5,
-                theirs_max: 5,
-                min: 4,
-                max: 4,
+                theirs_min: 6,
+                theirs_max: 6,
+                min: 5,
+                max: 5,
                 ..
             })
         ),
@@ -287,10 +287,10 @@ fn a_version_4_node_and_this_build_refuse_each_other() {
         matches!(
             oa,
             Err(HandshakeError::Version {
-                theirs_min: 4,
-                theirs_max: 4,
-                min: 5,
-                max: 5,
+                theirs_min: 5,
+                theirs_max: 5,
+                min: 6,
+                max: 6,
                 ..
             })
         ),
@@ -487,7 +487,7 @@ fn alive_answered_by_a_connected_initiator_ends_both_sides() {
     assert!(oi.unwrap_err().is_benign());
 }
 
-/// A node without the capabilities (an earlier build of protocol version 5) gets neither
+/// A node without the capabilities (a build of protocol version 6 without them) gets neither
 /// new message: `Alive` ends the handshake as before, and no limits are told.
 #[test]
 fn without_the_capabilities_nothing_new_is_sent() {
