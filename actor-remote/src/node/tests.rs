@@ -85,6 +85,31 @@ fn every_dispatcher_asked() -> tracing::Dispatch {
     tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default())
 }
 
+/// While alive, what the current thread logs (debug and above) goes to a [`Captured`].
+struct LogGuard {
+    _subscriber: tracing::subscriber::DefaultGuard,
+    _second: tracing::Dispatch,
+}
+
+/// Captures what the current thread logs, at debug and above, until the guard is dropped.
+fn capture() -> (Captured, LogGuard) {
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .with_max_level(tracing::Level::DEBUG)
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    (
+        logs,
+        LogGuard {
+            _subscriber: guard,
+            _second: every_dispatcher_asked(),
+        },
+    )
+}
+
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);
 impl std::io::Write for Captured {
@@ -99,15 +124,7 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn wrong_cookie_is_pang_for_the_initiator_and_logged_by_the_acceptor() {
-    let logs = Captured::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
-    let _second = every_dispatcher_asked();
+    let (logs, _guard) = capture();
 
     let epmd = port_mapper().await;
     let good = node("good@localhost", &epmd).await;
@@ -683,14 +700,7 @@ mod remote_tasks {
 
     #[tokio::test]
     async fn a_remote_panic_reaches_the_caller_and_is_logged_by_the_remote_node() {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .finish();
-        let _guard = tracing::subscriber::set_default(subscriber);
-        let _second = every_dispatcher_asked();
+        let (logs, _guard) = capture();
         let epmd = port_mapper().await;
         let alex = chat_node("alex@localhost", &epmd).await;
         let kate = chat_node("kate@localhost", &epmd).await;
@@ -1994,18 +2004,6 @@ mod hygiene {
     use actor_core::{TaskError, TaskSupervisor, TaskSupervisorConfig};
 
     use super::*;
-
-    /// Captures what the current thread logs, at debug and above.
-    fn capture() -> (Captured, tracing::subscriber::DefaultGuard) {
-        let logs = Captured::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_writer(move || writer.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::DEBUG)
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
 
     fn warnings(logs: &Captured) -> Vec<String> {
         let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
