@@ -15,37 +15,16 @@
 //! - `down_detect_s`: from halting one node until every other node stopped listing it.
 //!
 //! Then, unless `SCALE_TCP_NODES=0`, the same mesh over loopback TCP with `SCALE_TCP_NODES`
-//! nodes (default 100) and its own port mapper: `tcp_nodes`, `tcp_mesh_s`.
+//! nodes (default 100) and its own port mapper: `tcp_nodes`, `tcp_mesh_s`. More TCP nodes
+//! than one process has file descriptors for: `benches/scale_tcp.rs`.
 
 use std::time::{Duration, Instant};
 
-use nodus::remote::{
-    port_mapper::PortMapperServer, transport::MemoryNetwork, Cookie, Node, NodeConfig,
-};
+use nodus::remote::{port_mapper::PortMapperServer, transport::MemoryNetwork, Node};
 
-fn env_usize(key: &str, default: usize) -> usize {
-    std::env::var(key)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// The resident set size of this process, in KiB.
-fn rss_kb() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn config(name: &str) -> NodeConfig {
-    NodeConfig::sname(name)
-        .cookie(Cookie::new("scale").expect("a valid cookie"))
-        // Generous: a thousand handshakes at once on two cores queue behind each other.
-        .handshake_timeout(Duration::from_secs(60))
-}
+#[path = "support/scale_common.rs"]
+mod scale_common;
+use scale_common::{config, env_usize, rss_kb};
 
 /// Sessions up now: each node's peers, halved.
 fn sessions(nodes: &[Node]) -> usize {
