@@ -1620,10 +1620,28 @@ where
                 }
             }
             TaskMsg::Result { req, result } => {
-                if self.answer(peer, req).is_some() {
-                    let waiter = self.requests.remove(&req).and_then(|r| r.result);
-                    if let Some(waiter) = waiter {
-                        self.complete(waiter, Outcome::TaskDone(result.map_err(TaskError::from)));
+                self.answer(peer, req)?;
+                let request = self.requests.remove(&req)?;
+                match request.waiter {
+                    // Its `Started` was lost (a session keeps a request's frames in order, so
+                    // only injected loss does that): the caller never learnt that it started.
+                    // `Unconfirmed`, as at its deadline, but now; dropping the start waiter
+                    // would read as `NoConnection` to a node that is up.
+                    Some(started) => {
+                        let err = TaskError::Unconfirmed {
+                            node: peer.clone(),
+                            why: "its start answer was lost (its result came alone)".into(),
+                        };
+                        if let Some(waiter) = request.result {
+                            self.complete(waiter, Outcome::TaskDone(Err(err.clone())));
+                        }
+                        self.complete(started, Outcome::Started(Err(err)));
+                    }
+                    None => {
+                        if let Some(waiter) = request.result {
+                            let outcome = Outcome::TaskDone(result.map_err(TaskError::from));
+                            self.complete(waiter, outcome);
+                        }
                     }
                 }
             }

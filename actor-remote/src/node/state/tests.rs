@@ -429,6 +429,54 @@ fn a_task_is_started_then_its_result_arrives() {
     assert_eq!(s.load(), (0, 0));
 }
 
+/// A result whose start answer was lost (only injected loss does that: a session keeps a
+/// request's frames in order) leaves the start `Unconfirmed`, as its deadline would, at once;
+/// it used to drop the start waiter, which the caller read as `NoConnection` to a node that
+/// was up (seeds 10 and 21 of the simulation's kill scenario).
+#[test]
+fn a_result_without_its_start_answer_leaves_the_start_unconfirmed() {
+    let mut s = node();
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let sup = remote("S", "b@localhost");
+    let req = s
+        .request_task(
+            Instant::now() + T,
+            T,
+            &b,
+            &sup,
+            "M",
+            "f",
+            vec![],
+            WireTaskKind::Async { linked: true },
+            "started",
+            Some("result"),
+        )
+        .unwrap();
+    drain(&mut s);
+    // The `Started` frame was lost; the result comes alone.
+    s.handle_task(
+        &b,
+        TaskMsg::Result {
+            req,
+            result: Ok(vec![1]),
+        },
+    );
+    let out = drain(&mut s);
+    let unconfirmed = |o: &Outcome| {
+        matches!(o, Outcome::Started(Err(TaskError::Unconfirmed { node, .. }))
+            | Outcome::TaskDone(Err(TaskError::Unconfirmed { node, .. })) if *node == b)
+    };
+    assert!(
+        matches!(&out.done[..], [("result", r), ("started", st)] if unconfirmed(r) && unconfirmed(st)),
+        "{:?}",
+        out.done
+    );
+    // Finished: nothing to kill, nothing left.
+    assert!(out.frames.is_empty(), "{:?}", out.frames);
+    assert_eq!(s.load(), (0, 0));
+}
+
 #[test]
 fn cancelling_a_task_forgets_it_and_asks_the_peer_to_kill_it() {
     let mut s = node();
