@@ -4,7 +4,7 @@
 
 use actor_core::{transport::PeerTarget, Destination, NodeName, Pid};
 
-use crate::wire::message::{Target, WirePid};
+use crate::wire::message::{ActorName, Target, WirePid};
 
 /// The wire form of `pid`, an actor of the sending or the receiving node of a session.
 pub(crate) fn wire_pid(pid: &Pid) -> WirePid {
@@ -26,7 +26,10 @@ pub(crate) fn target_of(dest: &Destination) -> Target {
             creation: pid.creation(),
             id: pid.id(),
         },
-        other => Target::Name(other.name().unwrap_or_default().to_string()),
+        // The name is shared, not copied.
+        Destination::Name(name) | Destination::Remote { name, .. } | Destination::Global(name) => {
+            Target::Name(ActorName::from(name.clone()))
+        }
     }
 }
 

@@ -8,6 +8,8 @@
 //! keep speaking the old one for as long as its range includes it. Enum variants are therefore
 //! only ever appended, never reordered.
 
+use std::{borrow::Cow, fmt, ops::Deref, sync::Arc};
+
 use actor_core::NodeName;
 use serde::{Deserialize, Serialize};
 
@@ -282,8 +284,9 @@ pub enum ActorMsg {
         /// The actor.
         target: Target,
         /// The message type's stable name (`RemoteMessage::NAME`), which the receiver
-        /// decodes by.
-        name: String,
+        /// decodes by. Borrowed when sent (the name is `'static`), so a send does not copy
+        /// it; owned when received.
+        name: Cow<'static, str>,
         /// The encoded message.
         #[serde(with = "bytes")]
         payload: Vec<u8>,
@@ -446,11 +449,101 @@ pub enum WireSendError {
     NoReply,
 }
 
+/// A registered actor's name in a [`Target`]: shared, so that addressing a message by name
+/// does not copy the name ([`actor_core::Destination`] holds it as an `Arc<str>` too). On
+/// the wire it is a string.
+///
+/// ```
+/// use actor_remote::wire::message::ActorName;
+///
+/// let name = ActorName::from("counter");
+/// assert_eq!(name, *"counter");
+/// assert_eq!(name.len(), 7); // derefs to `str`
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActorName(Arc<str>);
+
+impl Deref for ActorName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ActorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for ActorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for ActorName {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for ActorName {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl From<&str> for ActorName {
+    fn from(name: &str) -> Self {
+        Self(name.into())
+    }
+}
+
+impl From<String> for ActorName {
+    fn from(name: String) -> Self {
+        Self(name.into())
+    }
+}
+
+impl From<Arc<str>> for ActorName {
+    fn from(name: Arc<str>) -> Self {
+        Self(name)
+    }
+}
+
+impl Serialize for ActorName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ActorName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ActorName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an actor's name")
+            }
+            // One allocation, straight from the frame's bytes (no `String` first).
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<ActorName, E> {
+                Ok(ActorName::from(name))
+            }
+            fn visit_string<E: serde::de::Error>(self, name: String) -> Result<ActorName, E> {
+                Ok(ActorName::from(name))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
 /// A registered name or a pid on the receiving node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
     /// A registered name.
-    Name(String),
+    Name(ActorName),
     /// A pid: the receiver's creation it was made in, and its number.
     Pid {
         /// The creation of the node when the pid was made.
