@@ -62,12 +62,13 @@ pub enum CodecError {
     },
 }
 
-/// Encodes `value` into a new buffer.
+/// Encodes `value` into a new buffer, allocated once at its exact size (a counting pass
+/// first, which is cheaper than the reallocations of a growing buffer).
 ///
 /// # Errors
 /// [`CodecError::Encode`] if the serializer refuses the value.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(encoded_len(value)?);
     encode_into(value, &mut out)?;
     Ok(out)
 }

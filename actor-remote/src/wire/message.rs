@@ -286,6 +286,7 @@ pub enum ActorMsg {
         /// The message type's stable name (`RemoteMessage::NAME`), which the receiver
         /// decodes by. Borrowed when sent (the name is `'static`), so a send does not copy
         /// it; owned when received.
+        #[serde(deserialize_with = "owned_str")]
         name: Cow<'static, str>,
         /// The encoded message.
         #[serde(with = "bytes")]
@@ -537,6 +538,25 @@ impl<'de> Deserialize<'de> for ActorName {
         }
         deserializer.deserialize_str(Visitor)
     }
+}
+
+/// Decodes a string into one allocation copied from the frame's bytes (serde's own
+/// `String` makes bincode allocate a zeroed buffer first, then fill it).
+fn owned_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Cow<'static, str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(s.to_owned()))
+        }
+        fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(s))
+        }
+    }
+    d.deserialize_str(Visitor)
 }
 
 /// A registered name or a pid on the receiving node.
