@@ -260,6 +260,12 @@ impl<T> Reorder<T> {
     }
 
     /// Whether the held messages reached their bound: stop reading until the decode ends.
+    /// Whether no large message is being decoded: a received message may be delivered at
+    /// once, whatever its lane.
+    pub(super) fn is_idle(&self) -> bool {
+        self.decoding.is_none()
+    }
+
     pub(super) fn is_full(&self) -> bool {
         self.held_bytes >= self.max_held_bytes
     }

@@ -704,6 +704,14 @@ impl<T> SessionHandle<T> {
 /// channel for messages that need no await (nodus uses it for actor messages).
 pub type Inline<T> = Box<dyn FnMut(T, &Responder<T>) -> Option<T> + Send>;
 
+/// Handles a received frame's body in the session's reader task before it is decoded:
+/// returns whether it took the frame (a frame it leaves is decoded and handed on as usual).
+/// It reads the frame in place, so what it takes is never copied out of the read buffer
+/// (nodus takes its actors' messages this way, [`SendRef`](crate::wire::message::SendRef)).
+/// It is offered only frames that may be delivered at once (none while a large message of
+/// some lane is still being decoded), and like [`Inline`] it must not block.
+pub type InlineRaw<T> = Box<dyn FnMut(&[u8], &Responder<T>) -> bool + Send>;
+
 impl<T> Session<T>
 where
     T: Serialize + DeserializeOwned + Laned + Send + 'static,
@@ -721,6 +729,20 @@ where
     /// # Panics
     /// Outside a tokio runtime, as `tokio::spawn` does.
     pub fn start_with(conn: Connected, cfg: SessionConfig, inline: Option<Inline<T>>) -> Self {
+        Self::start_with_raw(conn, cfg, inline, None)
+    }
+
+    /// As [`Session::start_with`], with frames first offered to `raw` in the reader task,
+    /// before they are decoded.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, as `tokio::spawn` does.
+    pub fn start_with_raw(
+        conn: Connected,
+        cfg: SessionConfig,
+        inline: Option<Inline<T>>,
+        raw: Option<InlineRaw<T>>,
+    ) -> Self {
         let Connected {
             established,
             stream,
@@ -772,6 +794,7 @@ where
                     Sink {
                         incoming: incoming_tx,
                         inline,
+                        raw,
                         responder,
                     },
                     max_frame_len,
@@ -886,10 +909,19 @@ async fn decoded<T>(
 struct Sink<T> {
     incoming: mpsc::Sender<T>,
     inline: Option<Inline<T>>,
+    raw: Option<InlineRaw<T>>,
     responder: Responder<T>,
 }
 
 impl<T> Sink<T> {
+    /// Offers a frame's body to the raw handler: whether it took it.
+    fn take_raw(&mut self, body: &[u8]) -> bool {
+        match self.raw.as_mut() {
+            Some(raw) => raw(body, &self.responder),
+            None => false,
+        }
+    }
+
     /// Hands a received message to the inline handler, then (if it passes it on) to the
     /// node.
     async fn deliver(&mut self, msg: T) {
@@ -982,6 +1014,9 @@ async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                     skipping = body.get(1) != Some(&1);
                 }
                 Ok(Some(body)) => {
+                    if reorder.is_idle() && sink.take_raw(body) {
+                        continue;
+                    }
                     let len = body.len();
                     match decode_body::<SessionFrame<T>>(body) {
                         Ok(SessionFrame::Tick) => tracing::trace!("tick received"),
