@@ -267,7 +267,7 @@ fn arb_send_error() -> BoxedStrategy<WireSendError> {
     .boxed()
 }
 
-fn arb_actor() -> BoxedStrategy<ActorMsg> {
+pub(crate) fn arb_actor() -> BoxedStrategy<ActorMsg> {
     prop_oneof![
         (
             arb_target(),
