@@ -58,6 +58,22 @@
 //!
 //! `NODUS_BENCH_RUNTIME=current` runs both nodes on current-thread tokio runtimes instead of
 //! the default multi-thread ones.
+//!
+//! **Counting mode** (issue 13, item 6): wall-clock figures move with the machine's load;
+//! allocations and instructions per message do not. `benches/remote_count.rs` is this bench
+//! with a counting global allocator; with `NODUS_BENCH_COUNT=N` (or `cast:N`, `call:N` for
+//! one workload only) it runs one pinned measuring process that, after a warm-up, sends `N`
+//! casts (confirmed by a count call) and `N` sequential echo calls, and prints
+//! `allocs_per_cast=`, `peer_allocs_per_cast=`, `allocs_per_call=`, `peer_allocs_per_call=`
+//! (allocations and reallocations, this process and the peer's). Instructions per message
+//! are the difference of two runs under `perf stat -e instructions:u` (which counts the peer
+//! too, a child) with different `N`:
+//!
+//! ```sh
+//! cargo bench --bench remote_count --no-run
+//! NODUS_BENCH_COUNT=cast:20000 perf stat -x, -e instructions:u target/release/deps/remote_count-*
+//! NODUS_BENCH_COUNT=cast:120000 perf stat -x, -e instructions:u target/release/deps/remote_count-*
+//! ```
 
 #[path = "support/two_process.rs"]
 mod two_process;
@@ -94,6 +110,19 @@ const MEASURE_ARG: &str = "--nodus-remote-measure";
 const SCALE_ENV: &str = "NODUS_BENCH_SCALE";
 /// The placements, in the order they are measured.
 const PLACEMENTS: [&str; 2] = ["pinned", "unpinned"];
+/// Counting mode: `N`, `cast:N` or `call:N` (see the module docs).
+const COUNT_ENV: &str = "NODUS_BENCH_COUNT";
+/// The placement argument of the counting mode's measuring process (pinned).
+const COUNT_PLACEMENT: &str = "count";
+
+/// How many allocations (and reallocations) this process has made so far: set by
+/// `benches/remote_count.rs`, whose global allocator counts them; unset in this bench.
+pub static ALLOCS: std::sync::OnceLock<fn() -> u64> = std::sync::OnceLock::new();
+
+/// This process's allocations so far, 0 without a counting allocator.
+fn allocs() -> u64 {
+    ALLOCS.get().map_or(0, |count| count())
+}
 
 const COOKIE: &str = "nodus-bench";
 const BENCH_NODE: &str = "bench@localhost";
@@ -119,7 +148,8 @@ const CAST_CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 const CAST_TARGET: f64 = 3_000_000.0;
 const TASK_C64_TARGET: f64 = 30_000.0;
 
-fn main() {
+/// Runs the process the arguments say (the forwarder, the measuring process or the peer).
+pub fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == PEER_ARG) {
         let epmd = args
@@ -148,6 +178,8 @@ enum BenchMsg {
     Echo(Vec<u8>, RpcReplyPort<ByteBuf>),
     /// A call: how many `Data` casts so far.
     Count(RpcReplyPort<u64>),
+    /// A call: how many allocations the peer has made so far (counting mode).
+    Allocs(RpcReplyPort<u64>),
 }
 
 /// `BenchMsg` on the wire, its payloads as byte strings.
@@ -156,6 +188,7 @@ enum WireMsg {
     Data(#[serde(with = "serde_bytes")] Vec<u8>),
     Echo(#[serde(with = "serde_bytes")] Vec<u8>),
     Count,
+    Allocs,
 }
 
 impl RemoteMessage for BenchMsg {
@@ -170,6 +203,9 @@ impl RemoteMessage for BenchMsg {
             BenchMsg::Count(port) => {
                 Wire::call(codec::encode(&WireMsg::Count)?, bridge_reply(port))
             }
+            BenchMsg::Allocs(port) => {
+                Wire::call(codec::encode(&WireMsg::Allocs)?, bridge_reply(port))
+            }
         })
     }
 
@@ -178,6 +214,7 @@ impl RemoteMessage for BenchMsg {
             (WireMsg::Data(p), None) => Ok(BenchMsg::Data(p)),
             (WireMsg::Echo(p), Some(sink)) => Ok(BenchMsg::Echo(p, reply_port(sink))),
             (WireMsg::Count, Some(sink)) => Ok(BenchMsg::Count(reply_port(sink))),
+            (WireMsg::Allocs, Some(sink)) => Ok(BenchMsg::Allocs(reply_port(sink))),
             _ => Err(codec::CodecError::Decode {
                 expected: "BenchMsg",
                 reason: "a cast with a reply port, or a call without one".into(),
@@ -211,6 +248,9 @@ impl Actor for Bench {
             }
             BenchMsg::Count(reply) => {
                 let _ = reply.send(*count);
+            }
+            BenchMsg::Allocs(reply) => {
+                let _ = reply.send(allocs());
             }
         }
         Ok(())
@@ -270,10 +310,15 @@ fn forward_figures() {
     let exe = std::env::current_exe().expect("bench setup: current_exe unavailable");
     // The figures as they come; the ratios (keys with `_vs_`) of both placements at the end.
     let mut ratios = Vec::new();
-    for placement in PLACEMENTS {
+    let placements: &[&str] = if std::env::var_os(COUNT_ENV).is_some() {
+        &[COUNT_PLACEMENT]
+    } else {
+        &PLACEMENTS
+    };
+    for &placement in placements {
         // Pinned: the measuring process starts under `taskset -c 0` (the workspace forbids the
         // `unsafe` a sched_setaffinity call needs); its threads and the peer inherit it.
-        let mut command = if placement == "pinned" {
+        let mut command = if placement != "unpinned" {
             if Command::new("taskset").arg("-V").output().is_err() {
                 println!("pinned_skipped=1 (taskset not found; install util-linux)");
                 continue;
@@ -489,22 +534,18 @@ struct Figures {
     moebi: Vec<f64>,
 }
 
-fn measure(placement: &str) {
-    exit_with_parent();
-    // The affinity was set by whoever started us (taskset for `pinned`); the peer inherits it.
-    assert!(
-        PLACEMENTS.contains(&placement),
-        "measure: unknown placement {placement:?} (pinned or unpinned)"
-    );
-    let p = placement;
-    println!("{p}_cpus={}", allowed_cpus());
-    let (round_trips, casts_n, tasks_seq, tasks_c64, moebi_trips) = (
-        scaled(ROUND_TRIPS).max(CHUNKS),
-        scaled(CASTS as usize) as u64,
-        scaled(TASKS_SEQ),
-        scaled(TASKS_C64),
-        scaled(MOEBI_TRIPS),
-    );
+/// The measuring process's node, its peer and the baseline's connection.
+struct Setup {
+    rt: tokio::runtime::Runtime,
+    client: Client,
+    tcp: TcpClient,
+    peer: two_process::Peer,
+    /// Kept running for the nodes.
+    _epmd: nodus::remote::port_mapper::PortMapperServerHandle,
+}
+
+/// Starts the port mapper, the peer and this node.
+fn setup() -> Setup {
     let rt = runtime();
     let epmd = rt.block_on(async {
         PortMapperServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
@@ -521,8 +562,8 @@ fn measure(placement: &str) {
                 .await
         })
         .expect("bench setup: starting the peer panicked");
-    let mut tcp = TcpClient::connect(port);
-    let mut client = rt.block_on(async {
+    let tcp = TcpClient::connect(port);
+    let client = rt.block_on(async {
         let node = Node::start(config(BENCH_NODE, epmd_addr))
             .await
             .expect("bench setup: cannot start the node");
@@ -540,6 +581,97 @@ fn measure(placement: &str) {
             casts: 0,
         }
     });
+    Setup {
+        rt,
+        client,
+        tcp,
+        peer,
+        _epmd: epmd,
+    }
+}
+
+/// Counting mode: allocations per cast and per call, in this process and the peer.
+fn count(spec: &str) {
+    if ALLOCS.get().is_none() {
+        println!("count_skipped=1 (run benches/remote_count.rs, whose allocator counts)");
+        return;
+    }
+    let (kind, n) = match spec.split_once(':') {
+        Some((kind, n)) => (kind, n),
+        None => ("both", spec),
+    };
+    let n: usize = n
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .unwrap_or_else(|| panic!("{COUNT_ENV}: want N, cast:N or call:N, got {spec:?}"));
+    let Setup {
+        rt,
+        mut client,
+        tcp,
+        peer,
+        _epmd,
+    } = setup();
+    let peer_allocs = |rt: &tokio::runtime::Runtime, client: &Client| {
+        rt.block_on(
+            client
+                .node
+                .call(client.actor.clone(), BenchMsg::Allocs, TIMEOUT),
+        )
+        .unwrap_or_else(|e| panic!("count: the allocs call failed: {e}"))
+    };
+    // Warm-up: connect, grow the buffers, fill the caches.
+    run!(&rt, client, |c| c.casts(1_000).await);
+    run!(&rt, client, |c| c.calls(100).await);
+    println!("count_n={n}");
+    if kind != "call" {
+        let (mine, theirs) = (allocs(), peer_allocs(&rt, &client));
+        run!(&rt, client, |c| c.casts(n as u64).await);
+        let (mine, theirs) = (allocs() - mine, peer_allocs(&rt, &client) - theirs);
+        println!("allocs_per_cast={:.2}", mine as f64 / n as f64);
+        println!("peer_allocs_per_cast={:.2}", theirs as f64 / n as f64);
+    }
+    if kind != "cast" {
+        let (mine, theirs) = (allocs(), peer_allocs(&rt, &client));
+        run!(&rt, client, |c| c.calls(n).await);
+        let (mine, theirs) = (allocs() - mine, peer_allocs(&rt, &client) - theirs);
+        println!("allocs_per_call={:.2}", mine as f64 / n as f64);
+        println!("peer_allocs_per_call={:.2}", theirs as f64 / n as f64);
+    }
+    drop(client);
+    drop(tcp);
+    // The peer exits on its own, so that a profiler it runs under writes its figures.
+    peer.finish(Duration::from_secs(30));
+}
+
+fn measure(placement: &str) {
+    exit_with_parent();
+    if placement == COUNT_PLACEMENT {
+        let spec = std::env::var(COUNT_ENV).unwrap_or_default();
+        println!("count_cpus={}", allowed_cpus());
+        return count(&spec);
+    }
+    // The affinity was set by whoever started us (taskset for `pinned`); the peer inherits it.
+    assert!(
+        PLACEMENTS.contains(&placement),
+        "measure: unknown placement {placement:?} (pinned or unpinned)"
+    );
+    let p = placement;
+    println!("{p}_cpus={}", allowed_cpus());
+    let (round_trips, casts_n, tasks_seq, tasks_c64, moebi_trips) = (
+        scaled(ROUND_TRIPS).max(CHUNKS),
+        scaled(CASTS as usize) as u64,
+        scaled(TASKS_SEQ),
+        scaled(TASKS_C64),
+        scaled(MOEBI_TRIPS),
+    );
+    let Setup {
+        rt,
+        mut client,
+        mut tcp,
+        peer,
+        _epmd,
+    } = setup();
 
     // One untimed round to warm up (and connect), then the measured rounds.
     let mut figures = Figures::default();

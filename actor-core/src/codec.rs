@@ -17,7 +17,7 @@
 //! # Ok::<(), codec::CodecError>(())
 //! ```
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
 /// bincode's own limit, which [`decode`] narrows for each input (see there). [`decode`] has no
 /// fixed largest input: its input is already in memory, and whoever read it from the network
@@ -62,12 +62,13 @@ pub enum CodecError {
     },
 }
 
-/// Encodes `value` into a new buffer.
+/// Encodes `value` into a new buffer, allocated once at its exact size (a counting pass
+/// first, which is cheaper than the reallocations of a growing buffer).
 ///
 /// # Errors
 /// [`CodecError::Encode`] if the serializer refuses the value.
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, CodecError> {
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(encoded_len(value)?);
     encode_into(value, &mut out)?;
     Ok(out)
 }
@@ -119,6 +120,23 @@ pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> Result<usize, CodecError
 /// [`CodecError::Decode`] for bytes that are not a `T` (including truncated input and claimed
 /// lengths far beyond the input), [`CodecError::TrailingBytes`] if bytes are left over.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    decode_borrowed(bytes)
+}
+
+/// As [`decode`], for a `T` that may borrow from `bytes` (`&str`, `&[u8]` fields): nothing
+/// is copied out of the input for them.
+///
+/// ```
+/// use actor_core::codec;
+///
+/// let bytes = codec::encode(&("counter", 7u32)).unwrap();
+/// let (name, n): (&str, u32) = codec::decode_borrowed(&bytes).unwrap();
+/// assert_eq!((name, n), ("counter", 7));
+/// ```
+///
+/// # Errors
+/// As [`decode`].
+pub fn decode_borrowed<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, CodecError> {
     use bincode::{
         de::{BorrowDecode, BorrowDecoder, Decoder, DecoderImpl},
         error::DecodeError,

@@ -87,6 +87,22 @@ pub fn say_ready(port: u16) {
 /// The peer process; killed when dropped, so also on panics.
 pub struct Peer(Child);
 
+impl Peer {
+    /// Closes the peer's stdin, so that it exits on its own (and a profiler it runs under
+    /// writes its figures), and waits at most `within` for it; then it is killed.
+    #[allow(dead_code)] // used by the remote bench's counting mode only
+    pub fn finish(mut self, within: std::time::Duration) {
+        drop(self.0.stdin.take());
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if !matches!(self.0.try_wait(), Ok(None)) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20)); // polling a process exit
+        }
+    }
+}
+
 impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.0.kill();

@@ -4,7 +4,7 @@
 
 use actor_core::{transport::PeerTarget, Destination, NodeName, Pid};
 
-use crate::wire::message::{Target, WirePid};
+use crate::wire::message::{ActorName, Target, TargetRef, WirePid};
 
 /// The wire form of `pid`, an actor of the sending or the receiving node of a session.
 pub(crate) fn wire_pid(pid: &Pid) -> WirePid {
@@ -26,7 +26,18 @@ pub(crate) fn target_of(dest: &Destination) -> Target {
             creation: pid.creation(),
             id: pid.id(),
         },
-        other => Target::Name(other.name().unwrap_or_default().to_string()),
+        // The name is shared, not copied.
+        Destination::Name(name) | Destination::Remote { name, .. } | Destination::Global(name) => {
+            Target::Name(ActorName::from(name.clone()))
+        }
+    }
+}
+
+/// A peer's target read in place from a frame, as this node's system takes it.
+pub(crate) fn peer_target_ref<'a>(target: &TargetRef<'a>) -> PeerTarget<'a> {
+    match *target {
+        TargetRef::Name(name) => PeerTarget::Name(name),
+        TargetRef::Pid { creation, id } => PeerTarget::Pid { creation, id },
     }
 }
 

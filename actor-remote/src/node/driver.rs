@@ -14,6 +14,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tracing::Instrument;
 
 use super::{
+    addressing::peer_target_ref,
     error::ConnectError,
     events::NodeDownReason,
     inner::{now, Inner},
@@ -24,9 +25,9 @@ use crate::{
     proto::{Existing, HandshakeError},
     transport::{
         faults, handshake_over, memory::MemoryListener, tls, Connected, Direction, Inline,
-        MemoryConnectError, MemoryNetwork, Session, Stream,
+        InlineRaw, MemoryConnectError, MemoryNetwork, Session, Stream,
     },
-    wire::message::NodeMsg,
+    wire::message::{NodeMsg, SendRef},
 };
 
 /// How many times a dial no caller waits for (a mesh dial) is tried before it fails.
@@ -511,13 +512,36 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
             other @ (NodeMsg::Control(_) | NodeMsg::Task(_) | NodeMsg::Watch(_)) => Some(other),
         })
     };
+    // A cast or call to a local actor is read in place from the frame (`SendRef`): its
+    // name, target and payload are not copied out of the read buffer.
+    let raw: InlineRaw<NodeMsg> = {
+        let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+        Box::new(move |body, responder| {
+            let Some(send) = SendRef::from_body(body) else {
+                return false;
+            };
+            if let Some(inner) = weak.upgrade() {
+                serving::on_send(
+                    &inner,
+                    &peer,
+                    responder,
+                    peer_target_ref(&send.target),
+                    send.name,
+                    send.payload,
+                    send.call,
+                    send.trace,
+                );
+            }
+            true
+        })
+    };
     // Frames both ways stay under the smaller of the two nodes' limits: a message over the
     // peer's is refused here with `TooLarge`, instead of closing the session there.
     let mut cfg = inner.session.clone();
     if let Some(theirs) = established.peer_max_frame_len {
         cfg.max_frame_len = cfg.max_frame_len.min(theirs);
     }
-    let session: Session<NodeMsg> = Session::start_with(conn, cfg, Some(inline));
+    let session: Session<NodeMsg> = Session::start_with_raw(conn, cfg, Some(inline), Some(raw));
     let up = inner.with_state(|s| {
         if established.replaces {
             // The peer no longer has the session this node has with it (it said so after

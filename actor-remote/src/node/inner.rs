@@ -156,7 +156,7 @@ impl Inner {
         self: &Arc<Self>,
         peer: &NodeName,
         dest: &Destination,
-        name: &str,
+        name: &'static str,
         payload: Vec<u8>,
         trace: Option<WireTrace>,
     ) -> Result<(), CastRefused> {

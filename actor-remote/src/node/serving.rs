@@ -8,7 +8,7 @@ use std::sync::Arc;
 use actor_core::{
     io::Output,
     trace::maybe_instrument,
-    transport::{self, spawn_plain, TaskKind},
+    transport::{self, spawn_plain, PeerTarget, TaskKind},
     Args, NodeName, ReplySink, TraceContext,
 };
 use futures::FutureExt;
@@ -23,7 +23,7 @@ use super::{
 use crate::{
     transport::{Responder, SendError, SessionHandle},
     wire::{
-        message::{ActorMsg, LinkMsg, NodeMsg, TaskMsg, WireSendError, WireTaskError},
+        message::{ActorMsg, LinkMsg, NodeMsg, TaskMsg, WireSendError, WireTaskError, WireTrace},
         FrameError,
     },
 };
@@ -44,42 +44,65 @@ pub(super) fn on_actor(
             payload,
             call,
             trace,
-        } => {
-            let target = peer_target(&target);
-            let sink = call.map(|call| {
-                let responder = responder.clone();
-                ReplySink::new(move |bytes| {
-                    let result = bytes.ok_or(WireSendError::NoReply);
-                    let sent = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
-                    if let Err(SendError::Frame(FrameError::TooLarge { len, max })) = sent {
-                        // The caller hears why rather than waiting for its timeout.
-                        let reason = format!("the reply is {len} bytes framed, over the largest frame of {max} bytes (max_frame_len); reply with less, or raise max_frame_len on both nodes");
-                        let result = Err(WireSendError::Refused { reason });
-                        let _ = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
-                    }
-                })
-            });
-            // In the sender's trace: a generated actor's message then carries it to its
-            // handler (a child span of the sender's).
-            let deliver = || transport::deliver(&inner.system, target, &name, &payload, sink);
-            let delivered = match trace {
-                Some(trace) => {
-                    let trace = TraceContext::from(trace).child();
-                    let _node = inner.span().entered();
-                    trace.in_scope(deliver)
-                }
-                None => deliver(),
-            };
-            if let Err(kind) = delivered {
-                tracing::debug!(%peer, ?target, "message not delivered: {kind}");
-                if let Some(call) = call {
-                    let result = Err(wire_send_error(kind));
-                    let _ = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
-                }
-            }
-        }
+        } => on_send(
+            inner,
+            peer,
+            responder,
+            peer_target(&target),
+            &name,
+            &payload,
+            call,
+            trace,
+        ),
         ActorMsg::Reply { call, result } => {
             inner.with_state(|s| s.handle_reply(peer, call, result))
+        }
+    }
+}
+
+/// A peer's [`ActorMsg::Send`], its parts borrowed from the frame (the reader's fast path,
+/// `SendRef`) or from the decoded message: delivered to the local actor on the spot; a
+/// call's reply goes back through `responder`.
+#[allow(clippy::too_many_arguments)] // the parts of one wire message
+pub(super) fn on_send(
+    inner: &Arc<Inner>,
+    peer: &NodeName,
+    responder: &Responder<NodeMsg>,
+    target: PeerTarget<'_>,
+    name: &str,
+    payload: &[u8],
+    call: Option<u64>,
+    trace: Option<WireTrace>,
+) {
+    let sink = call.map(|call| {
+            let responder = responder.clone();
+            ReplySink::new(move |bytes| {
+                let result = bytes.ok_or(WireSendError::NoReply);
+                let sent = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
+                if let Err(SendError::Frame(FrameError::TooLarge { len, max })) = sent {
+                    // The caller hears why rather than waiting for its timeout.
+                    let reason = format!("the reply is {len} bytes framed, over the largest frame of {max} bytes (max_frame_len); reply with less, or raise max_frame_len on both nodes");
+                    let result = Err(WireSendError::Refused { reason });
+                    let _ = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
+                }
+            })
+        });
+    // In the sender's trace: a generated actor's message then carries it to its
+    // handler (a child span of the sender's).
+    let deliver = || transport::deliver(&inner.system, target, name, payload, sink);
+    let delivered = match trace {
+        Some(trace) => {
+            let trace = TraceContext::from(trace).child();
+            let _node = inner.span().entered();
+            trace.in_scope(deliver)
+        }
+        None => deliver(),
+    };
+    if let Err(kind) = delivered {
+        tracing::debug!(%peer, ?target, "message not delivered: {kind}");
+        if let Some(call) = call {
+            let result = Err(wire_send_error(kind));
+            let _ = responder.send(&NodeMsg::Actor(ActorMsg::Reply { call, result }));
         }
     }
 }

@@ -26,6 +26,7 @@
 //!   before another input is taken (casts queued during a connect go first).
 
 use std::{
+    borrow::Cow,
     collections::{BTreeMap, BTreeSet, VecDeque},
     time::{Duration, Instant},
 };
@@ -828,7 +829,7 @@ where
         &mut self,
         peer: &NodeName,
         dest: &Destination,
-        name: &str,
+        name: &'static str,
         payload: Vec<u8>,
     ) -> Result<(), CastRefused> {
         let trace = self.trace.take();
@@ -837,7 +838,7 @@ where
         }
         let msg = NodeMsg::Actor(ActorMsg::Send {
             target: target_of(dest),
-            name: name.to_string(),
+            name: Cow::Borrowed(name),
             payload,
             call: None,
             trace,
@@ -908,7 +909,7 @@ where
         deadline: Instant,
         peer: &NodeName,
         dest: &Destination,
-        name: &str,
+        name: &'static str,
         payload: Vec<u8>,
         timeout: Duration,
         waiter: E::Waiter,
@@ -926,7 +927,7 @@ where
         self.set_deadline(id, deadline);
         let msg = NodeMsg::Actor(ActorMsg::Send {
             target: target_of(dest),
-            name: name.to_string(),
+            name: Cow::Borrowed(name),
             payload,
             call: Some(id),
             trace,

@@ -145,6 +145,21 @@ impl Schedule {
         }
     }
 
+    /// Takes a newly queued small frame (not over the fragment size), given as bytes: it
+    /// joins `batch` unless a frame before it holds it up (it is then copied to wait).
+    pub(super) fn push_small(&mut self, lane: Lane, frame: &[u8], batch: &mut Batch) {
+        if self.blocked.blocks(lane) {
+            self.blocked.add(lane);
+            self.waiting.push_back(Queued {
+                lane,
+                frame: frame.to_vec(),
+                large: false,
+            });
+        } else {
+            batch.whole(frame);
+        }
+    }
+
     /// Appends the next fragment of the large message being sent, if any, to `batch`; after
     /// its last one, the frames that waited for it follow (and the next large message
     /// starts).
@@ -245,6 +260,12 @@ impl<T> Reorder<T> {
     }
 
     /// Whether the held messages reached their bound: stop reading until the decode ends.
+    /// Whether no large message is being decoded: a received message may be delivered at
+    /// once, whatever its lane.
+    pub(super) fn is_idle(&self) -> bool {
+        self.decoding.is_none()
+    }
+
     pub(super) fn is_full(&self) -> bool {
         self.held_bytes >= self.max_held_bytes
     }

@@ -4,8 +4,8 @@ use std::{
     fmt,
     marker::PhantomData,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
-        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+        Arc, Mutex, MutexGuard, PoisonError, Weak,
     },
     time::Duration,
 };
@@ -27,7 +27,7 @@ use super::{
 use crate::{
     proto::{Established, TickAction, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME},
     wire::{
-        decode_body, encode_frame, message::SessionFrame, FrameDecoder, FrameError, Laned,
+        decode_body, encode_frame, message::SessionFrame, FrameDecoder, FrameError, Lane, Laned,
         DEFAULT_MAX_FRAME_LEN, LEN_PREFIX,
     },
 };
@@ -60,11 +60,9 @@ fn next_read_len(len: usize, n: usize) -> usize {
 /// costing this node memory.
 pub const INCOMING_CAPACITY: usize = 1024;
 
-/// The capacity a frame's buffer starts with.
-const SMALL_FRAME: usize = 128;
-
-/// The writer stops adding queued frames to one write past this many bytes.
-const COALESCE_LIMIT: usize = 1 << 20;
+/// The writer keeps a buffer of at most this many bytes between writes; a larger one (grown
+/// by a burst) is released.
+const KEEP_BUF: usize = 2 << 20;
 
 /// A message whose encoding is longer than this goes out as fragments of this many bytes
 /// ([`SessionFrame::Fragment`]), so the receiver's reassembly is bounded and a writer never
@@ -275,7 +273,8 @@ impl PartialEq for SendStats {
 
 impl Eq for SendStats {}
 
-/// The bookkeeping of a session's write queue: bytes and frames queued, not yet written.
+/// A session's write queue: the frames queued and not yet taken by the writer, and the
+/// bookkeeping of the bytes and frames queued and not yet written.
 struct Queue {
     bytes: AtomicUsize,
     frames: AtomicUsize,
@@ -283,6 +282,45 @@ struct Queue {
     /// Woken when the queue drops under its limit, and when the session closes.
     room: Notify,
     stats: SendStats,
+    /// What the writer has not taken yet. Senders encode into it under the lock; the writer
+    /// swaps its buffers for empty ones, so neither side allocates per message.
+    pending: Mutex<Pending>,
+    /// Wakes the writer: notified by the sender that queues into an empty [`Pending`] (one
+    /// wake-up per batch, not per message), and when the last handle is dropped.
+    wake: Notify,
+    /// Set (under the lock too) once the session is closed: senders are refused.
+    closed: AtomicBool,
+}
+
+/// The frames queued for the writer and not yet taken, in the order queued: small frames
+/// encoded back to back in one buffer, large ones (sent as fragments) each in its own.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    entries: Vec<Entry>,
+    /// Refuses senders (set when the session closes).
+    closed: bool,
+    /// Every handle is gone: the writer writes what is queued, then ends the session.
+    dropped: bool,
+}
+
+/// A queued frame.
+enum Entry {
+    /// The next `len` bytes of [`Pending::bytes`]: a whole frame of `lane`.
+    Small { lane: Lane, len: usize },
+    /// A frame over [`FRAGMENT_SIZE`], sent as fragments.
+    Large(Queued),
+}
+
+impl Pending {
+    fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+    }
 }
 
 /// How much of the queue a frame may use.
@@ -347,18 +385,39 @@ impl Queue {
         self.bound(room)
             .is_none_or(|bound| self.bytes.load(Ordering::Acquire) < bound)
     }
+
+    fn lock(&self) -> MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    /// Refuses senders from now on and drops what the writer had not taken (still counted
+    /// in `frames` and `bytes`: lost).
+    fn close(&self) {
+        let mut pending = self.lock();
+        pending.closed = true;
+        self.closed.store(true, Ordering::Release);
+        *pending = Pending {
+            closed: true,
+            dropped: pending.dropped,
+            ..Pending::default()
+        };
+    }
 }
 
 /// Frames `msg` and queues it in its lane: refused when the queue is full for frames of
-/// `room`.
+/// `room`. A small frame is encoded straight into the writer's pending buffer (no buffer of
+/// its own); the writer is woken only if nothing was pending.
 fn queue_msg<T: Serialize + Laned>(
-    frames: &mpsc::UnboundedSender<Queued>,
     queue: &Queue,
     max_frame_len: usize,
     msg: &T,
     room: Room,
 ) -> Result<(), SendError> {
-    if frames.is_closed() {
+    if queue.is_closed() {
         return Err(SendError::Closed);
     }
     if !queue.has_room_for(room) {
@@ -369,32 +428,65 @@ fn queue_msg<T: Serialize + Laned>(
     }
     let framed = SessionFrame::Msg(msg);
     // The size first (a byte buffer inside is counted, not copied): a message over the limit
-    // is refused without being encoded, and the buffer is allocated once.
+    // is refused without being encoded.
     let body = actor_core::codec::encoded_len(&framed)
         .map_err(|source| SendError::Frame(FrameError::Encode { source }))?;
     let max = max_frame_len.min(u32::MAX as usize);
     if body > max {
         return Err(SendError::Frame(FrameError::TooLarge { len: body, max }));
     }
-    let mut frame = Vec::with_capacity(body.saturating_add(LEN_PREFIX).max(SMALL_FRAME));
-    let encode = |frame: &mut Vec<u8>| encode_frame(&framed, frame, max_frame_len);
-    if body > OFF_WORKER {
-        off_worker(|| encode(&mut frame))
-    } else {
-        encode(&mut frame)
+    let lane = msg.lane();
+    if body > FRAGMENT_SIZE {
+        // A large message: encoded in a buffer of its own, outside the lock (and off the
+        // worker when huge), and sent as fragments.
+        let mut frame = Vec::with_capacity(body.saturating_add(LEN_PREFIX));
+        let encode = |frame: &mut Vec<u8>| encode_frame(&framed, frame, max_frame_len);
+        if body > OFF_WORKER {
+            off_worker(|| encode(&mut frame))
+        } else {
+            encode(&mut frame)
+        }
+        .map_err(SendError::Frame)?;
+        let len = frame.len();
+        queue.reserve(len, room)?;
+        let mut pending = queue.lock();
+        if pending.closed {
+            drop(pending);
+            queue.release(1, len);
+            return Err(SendError::Closed);
+        }
+        let wake = pending.is_empty();
+        pending.entries.push(Entry::Large(Queued {
+            lane,
+            large: true,
+            frame,
+        }));
+        drop(pending);
+        if wake {
+            queue.wake.notify_one();
+        }
+        return Ok(());
     }
-    .map_err(SendError::Frame)?;
-    let len = frame.len();
-    queue.reserve(len, room)?;
-    let queued = Queued {
-        lane: msg.lane(),
-        large: len - LEN_PREFIX > FRAGMENT_SIZE,
-        frame,
+    let mut pending = queue.lock();
+    if pending.closed {
+        return Err(SendError::Closed);
+    }
+    let at = pending.bytes.len();
+    let len = match encode_frame(&framed, &mut pending.bytes, max_frame_len) {
+        Ok(body) => body + LEN_PREFIX,
+        Err(e) => return Err(SendError::Frame(e)), // (`encode_frame` took its bytes back)
     };
-    frames.send(queued).map_err(|_| {
-        queue.release(1, len);
-        SendError::Closed
-    })
+    if let Err(e) = queue.reserve(len, room) {
+        pending.bytes.truncate(at);
+        return Err(e);
+    }
+    let wake = pending.is_empty();
+    pending.entries.push(Entry::Small { lane, len });
+    drop(pending);
+    if wake {
+        queue.wake.notify_one();
+    }
+    Ok(())
 }
 
 /// Runs `f`, a long computation, without stalling the tasks that share this worker: with
@@ -429,25 +521,33 @@ impl<T> fmt::Debug for Session<T> {
     }
 }
 
-/// Sends messages on a session; cheap to clone. The session closes when the last handle is
-/// dropped.
+/// Sends messages on a session; cheap to clone (one reference count). The session closes
+/// when the last handle is dropped, once what was queued is written.
 pub struct SessionHandle<T> {
-    established: Arc<Established>,
-    frames: mpsc::UnboundedSender<Queued>,
+    inner: Arc<HandleInner>,
+    _msg: PhantomData<fn(&T)>,
+}
+
+/// What the handles of one session share.
+struct HandleInner {
+    established: Established,
     queue: Arc<Queue>,
     close: mpsc::UnboundedSender<CloseReason>,
     max_frame_len: usize,
-    _msg: PhantomData<fn(&T)>,
+}
+
+impl Drop for HandleInner {
+    /// The last handle is gone: the writer writes what is queued, then closes the session.
+    fn drop(&mut self) {
+        self.queue.lock().dropped = true;
+        self.queue.wake.notify_one();
+    }
 }
 
 impl<T> Clone for SessionHandle<T> {
     fn clone(&self) -> Self {
         Self {
-            established: self.established.clone(),
-            frames: self.frames.clone(),
-            queue: self.queue.clone(),
-            close: self.close.clone(),
-            max_frame_len: self.max_frame_len,
+            inner: self.inner.clone(),
             _msg: PhantomData,
         }
     }
@@ -456,8 +556,8 @@ impl<T> Clone for SessionHandle<T> {
 impl<T> fmt::Debug for SessionHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionHandle")
-            .field("peer", &self.established.peer)
-            .field("closed", &self.frames.is_closed())
+            .field("peer", &self.inner.established.peer)
+            .field("closed", &self.inner.queue.is_closed())
             .finish_non_exhaustive()
     }
 }
@@ -475,9 +575,8 @@ impl<T: Serialize + Laned> SessionHandle<T> {
     /// encoded (the session stays open).
     pub fn send(&self, msg: &T) -> Result<(), SendError> {
         queue_msg(
-            &self.frames,
-            &self.queue,
-            self.max_frame_len,
+            &self.inner.queue,
+            self.inner.max_frame_len,
             msg,
             Room::Bounded,
         )
@@ -491,9 +590,8 @@ impl<T: Serialize + Laned> SessionHandle<T> {
     /// [`SendError::Closed`], [`SendError::Frame`].
     pub fn send_forced(&self, msg: &T) -> Result<(), SendError> {
         queue_msg(
-            &self.frames,
-            &self.queue,
-            self.max_frame_len,
+            &self.inner.queue,
+            self.inner.max_frame_len,
             msg,
             Room::Forced,
         )
@@ -503,47 +601,48 @@ impl<T: Serialize + Laned> SessionHandle<T> {
 impl<T> SessionHandle<T> {
     /// Who the peer is and what the session speaks.
     pub fn established(&self) -> &Established {
-        &self.established
+        &self.inner.established
     }
 
     /// Closes the session with [`CloseReason::Disconnect`]. Queued messages may be dropped.
     pub fn close(&self) {
-        let _ = self.close.send(CloseReason::Disconnect);
+        let _ = self.inner.close.send(CloseReason::Disconnect);
     }
 
     /// Whether the session has closed.
     pub fn is_closed(&self) -> bool {
-        self.frames.is_closed()
+        self.inner.queue.is_closed()
     }
 
     /// The largest frame this session sends (`max_frame_len`).
     pub fn max_frame_len(&self) -> usize {
-        self.max_frame_len
+        self.inner.max_frame_len
     }
 
     /// The bound on the bytes queued for the peer (`send_queue_limit`).
     pub fn send_queue_limit(&self) -> usize {
-        self.queue.limit
+        self.inner.queue.limit
     }
 
     /// Whether the queue would take a message now.
     pub fn has_room(&self) -> bool {
-        self.queue.has_room()
+        self.inner.queue.has_room()
     }
 
     /// How many bytes of frames are queued for the peer and not yet written.
     pub fn queued_bytes(&self) -> usize {
-        self.queue.bytes.load(Ordering::Acquire)
+        self.inner.queue.bytes.load(Ordering::Acquire)
     }
 
     /// Resolves once the queue has room for a message ([`SessionHandle::send`] would take
     /// one), or the session has closed. Another sender may take the room first.
     pub async fn wait_for_room(&self) {
         loop {
-            let room = self.queue.room.notified();
+            let queue = &self.inner.queue;
+            let room = queue.room.notified();
             let mut room = std::pin::pin!(room);
             room.as_mut().enable();
-            if self.queue.has_room() || self.frames.is_closed() {
+            if queue.has_room() || queue.is_closed() {
                 return;
             }
             room.await;
@@ -553,18 +652,14 @@ impl<T> SessionHandle<T> {
 
 /// Sends on a session without keeping it open: what an [`Inline`] handler answers with.
 pub struct Responder<T> {
-    frames: mpsc::WeakUnboundedSender<Queued>,
-    queue: Arc<Queue>,
-    max_frame_len: usize,
+    inner: Weak<HandleInner>,
     _msg: PhantomData<fn(&T)>,
 }
 
 impl<T> Clone for Responder<T> {
     fn clone(&self) -> Self {
         Self {
-            frames: self.frames.clone(),
-            queue: self.queue.clone(),
-            max_frame_len: self.max_frame_len,
+            inner: self.inner.clone(),
             _msg: PhantomData,
         }
     }
@@ -588,8 +683,8 @@ impl<T: Serialize + Laned> Responder<T> {
     /// [`SendError::Full`] (with `limit` twice `send_queue_limit`) if even the answers'
     /// room is full, [`SendError::Frame`] if the message does not fit.
     pub fn send(&self, msg: &T) -> Result<(), SendError> {
-        let frames = self.frames.upgrade().ok_or(SendError::Closed)?;
-        queue_msg(&frames, &self.queue, self.max_frame_len, msg, Room::Answer)
+        let inner = self.inner.upgrade().ok_or(SendError::Closed)?;
+        queue_msg(&inner.queue, inner.max_frame_len, msg, Room::Answer)
     }
 }
 
@@ -597,9 +692,7 @@ impl<T> SessionHandle<T> {
     /// A sender that does not keep the session open.
     pub fn responder(&self) -> Responder<T> {
         Responder {
-            frames: self.frames.downgrade(),
-            queue: self.queue.clone(),
-            max_frame_len: self.max_frame_len,
+            inner: Arc::downgrade(&self.inner),
             _msg: PhantomData,
         }
     }
@@ -610,6 +703,14 @@ impl<T> SessionHandle<T> {
 /// It runs on the reader's task, so it must not block; it saves the hop through the
 /// channel for messages that need no await (nodus uses it for actor messages).
 pub type Inline<T> = Box<dyn FnMut(T, &Responder<T>) -> Option<T> + Send>;
+
+/// Handles a received frame's body in the session's reader task before it is decoded:
+/// returns whether it took the frame (a frame it leaves is decoded and handed on as usual).
+/// It reads the frame in place, so what it takes is never copied out of the read buffer
+/// (nodus takes its actors' messages this way, [`SendRef`](crate::wire::message::SendRef)).
+/// It is offered only frames that may be delivered at once (none while a large message of
+/// some lane is still being decoded), and like [`Inline`] it must not block.
+pub type InlineRaw<T> = Box<dyn FnMut(&[u8], &Responder<T>) -> bool + Send>;
 
 impl<T> Session<T>
 where
@@ -628,6 +729,20 @@ where
     /// # Panics
     /// Outside a tokio runtime, as `tokio::spawn` does.
     pub fn start_with(conn: Connected, cfg: SessionConfig, inline: Option<Inline<T>>) -> Self {
+        Self::start_with_raw(conn, cfg, inline, None)
+    }
+
+    /// As [`Session::start_with`], with frames first offered to `raw` in the reader task,
+    /// before they are decoded.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, as `tokio::spawn` does.
+    pub fn start_with_raw(
+        conn: Connected,
+        cfg: SessionConfig,
+        inline: Option<Inline<T>>,
+        raw: Option<InlineRaw<T>>,
+    ) -> Self {
         let Connected {
             established,
             stream,
@@ -635,22 +750,23 @@ where
         } = conn;
         let max_frame_len = cfg.max_frame_len;
         decoder.set_max_frame_len(max_frame_len);
-        let established = Arc::new(established);
         let span = tracing::debug_span!(
             "session",
             peer = %established.peer,
             dir = ?established.role,
         );
         let (read, write) = stream.split();
-        // Unbounded as a channel, bounded in bytes by `queue` (a frame-count bound would let
-        // 64 MiB frames pile up to gigabytes).
-        let (frames_tx, frames_rx) = mpsc::unbounded_channel();
+        // Bounded in bytes (a frame-count bound would let 64 MiB frames pile up to
+        // gigabytes).
         let queue = Arc::new(Queue {
             bytes: AtomicUsize::new(0),
             frames: AtomicUsize::new(0),
             limit: cfg.send_queue_limit,
             room: Notify::new(),
             stats: cfg.stats.clone(),
+            pending: Mutex::new(Pending::default()),
+            wake: Notify::new(),
+            closed: AtomicBool::new(false),
         });
         let (close_tx, mut close_rx) = mpsc::unbounded_channel();
         let (incoming_tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
@@ -660,12 +776,16 @@ where
         #[cfg(feature = "testing")]
         let peer = established.peer.clone();
 
-        let responder = Responder {
-            frames: frames_tx.downgrade(),
-            queue: queue.clone(),
-            max_frame_len,
+        let handle = SessionHandle {
+            inner: Arc::new(HandleInner {
+                established,
+                queue: queue.clone(),
+                close: close_tx.clone(),
+                max_frame_len,
+            }),
             _msg: PhantomData,
         };
+        let responder = handle.responder();
         let reader = tokio::spawn(
             read_loop::<T>(
                 read,
@@ -674,6 +794,7 @@ where
                     Sink {
                         incoming: incoming_tx,
                         inline,
+                        raw,
                         responder,
                     },
                     max_frame_len,
@@ -689,7 +810,7 @@ where
         let writer = tokio::spawn(
             write_loop::<T>(
                 write,
-                (frames_rx, queue.clone()),
+                queue.clone(),
                 close_tx.clone(),
                 cfg,
                 base,
@@ -706,9 +827,10 @@ where
                 let reason = close_rx.recv().await.unwrap_or(CloseReason::Disconnect);
                 reader.abort();
                 writer.abort();
-                // Wait for the writer to be gone, so its queue is dropped and nothing more
-                // is written: what is still counted as queued is lost.
+                // Wait for the writer to be gone, so nothing more is written, and refuse
+                // senders: what is still counted as queued is lost.
                 let _ = writer.await;
+                closing.close();
                 let lost = closing.frames.load(Ordering::Acquire);
                 let lost_bytes = closing.bytes.load(Ordering::Acquire);
                 if lost > 0 {
@@ -727,14 +849,7 @@ where
             .instrument(span),
         );
         Self {
-            handle: SessionHandle {
-                established,
-                frames: frames_tx,
-                queue,
-                close: close_tx,
-                max_frame_len,
-                _msg: PhantomData,
-            },
+            handle,
             incoming,
             closed,
         }
@@ -794,10 +909,19 @@ async fn decoded<T>(
 struct Sink<T> {
     incoming: mpsc::Sender<T>,
     inline: Option<Inline<T>>,
+    raw: Option<InlineRaw<T>>,
     responder: Responder<T>,
 }
 
 impl<T> Sink<T> {
+    /// Offers a frame's body to the raw handler: whether it took it.
+    fn take_raw(&mut self, body: &[u8]) -> bool {
+        match self.raw.as_mut() {
+            Some(raw) => raw(body, &self.responder),
+            None => false,
+        }
+    }
+
     /// Hands a received message to the inline handler, then (if it passes it on) to the
     /// node.
     async fn deliver(&mut self, msg: T) {
@@ -890,6 +1014,9 @@ async fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                     skipping = body.get(1) != Some(&1);
                 }
                 Ok(Some(body)) => {
+                    if reorder.is_idle() && sink.take_raw(body) {
+                        continue;
+                    }
                     let len = body.len();
                     match decode_body::<SessionFrame<T>>(body) {
                         Ok(SessionFrame::Tick) => tracing::trace!("tick received"),
@@ -1026,7 +1153,7 @@ fn garbage(e: &FrameError) -> CloseReason {
 
 async fn write_loop<T: Serialize>(
     mut write: WriteHalf,
-    (mut frames, queue): (mpsc::UnboundedReceiver<Queued>, Arc<Queue>),
+    queue: Arc<Queue>,
     close: mpsc::UnboundedSender<CloseReason>,
     cfg: SessionConfig,
     base: Instant,
@@ -1045,22 +1172,31 @@ async fn write_loop<T: Serialize>(
         return;
     }
     let mut batch = Batch::default();
+    // What was taken from the queue: its buffers are swapped with the queue's, so a burst
+    // of frames is taken in one step, without a copy.
+    let mut taken = Pending::default();
     // Which queued frame may go now: one large message at a time goes out as fragments,
     // small frames of other lanes between them, frames of its lane after it.
     let mut schedule = Schedule::new(FRAGMENT_SIZE);
     let reason = loop {
-        let mut first = None;
-        if schedule.is_idle() {
+        // Everything queued meanwhile, in one write (frames held up by a large message are
+        // set aside), then one fragment of the large message being sent.
+        let dropped = {
+            let mut pending = queue.lock();
+            std::mem::swap(&mut pending.bytes, &mut taken.bytes);
+            std::mem::swap(&mut pending.entries, &mut taken.entries);
+            pending.dropped
+        };
+        if taken.is_empty() && schedule.is_idle() {
+            if dropped {
+                // Every handle is gone and everything queued is written.
+                break CloseReason::Disconnect;
+            }
             // Nothing in progress: wait for a frame or for the ticker.
             let deadline = ticker.poll_timeout();
             tokio::select! {
                 biased;
-                frame = frames.recv() => {
-                    let Some(frame) = frame else {
-                        break CloseReason::Disconnect;
-                    };
-                    first = Some(frame);
-                }
+                () = queue.wake.notified() => continue,
                 () = tokio::time::sleep_until(deadline) => {
                     // A frozen node's ticker stands still; a blocked peer gets no ticks.
                     #[cfg(feature = "testing")]
@@ -1082,21 +1218,32 @@ async fn write_loop<T: Serialize>(
                 }
             }
         }
-        // Everything queued meanwhile, coalesced into one write (frames held up by a large
-        // message are set aside), then one fragment of the large message being sent.
-        batch.clear(COALESCE_LIMIT * 2);
-        let mut next = first;
-        loop {
-            if let Some(queued) = next.take() {
-                schedule.push(queued, &mut batch);
+        batch.clear(KEEP_BUF);
+        let all_small = taken
+            .entries
+            .iter()
+            .all(|entry| matches!(entry, Entry::Small { .. }));
+        if schedule.is_idle() && all_small {
+            // The common case: the frames go out as they were encoded, with no copy.
+            std::mem::swap(&mut batch.bytes, &mut taken.bytes);
+            batch.frames = taken.entries.len();
+            batch.released = batch.bytes.len();
+        } else {
+            let mut at = 0;
+            for entry in taken.entries.drain(..) {
+                match entry {
+                    Entry::Small { lane, len } => {
+                        let end = at + len;
+                        schedule.push_small(lane, &taken.bytes[at..end], &mut batch);
+                        at = end;
+                    }
+                    Entry::Large(queued) => schedule.push(queued, &mut batch),
+                }
             }
-            if batch.bytes.len() >= COALESCE_LIMIT {
-                break;
-            }
-            match frames.try_recv() {
-                Ok(frame) => next = Some(frame),
-                Err(_) => break,
-            }
+        }
+        taken.clear();
+        if taken.bytes.capacity() > KEEP_BUF {
+            taken.bytes = Vec::new();
         }
         if let Err(e) = schedule.fragment(&mut batch) {
             // Unreachable: bytes always encode. Close rather than panic.

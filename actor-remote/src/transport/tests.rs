@@ -174,6 +174,58 @@ async fn dropping_every_handle_disconnects() {
 }
 
 #[tokio::test]
+async fn what_was_queued_before_the_last_handle_was_dropped_is_written_then_the_session_ends() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        // Small frames (one pending buffer) and a large one (fragments), then no handle.
+        for n in 0..100 {
+            sa.handle.send(&TestMsg::Ping(n)).unwrap();
+        }
+        sa.handle
+            .send(&TestMsg::Bytes(vec![9; 3 * FRAGMENT_SIZE]))
+            .unwrap();
+        sa.handle.send(&TestMsg::Ping(100)).unwrap();
+        drop(sa.handle);
+        for n in 0..100 {
+            assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(n)));
+        }
+        assert_eq!(
+            sb.incoming.recv().await,
+            Some(TestMsg::Bytes(vec![9; 3 * FRAGMENT_SIZE]))
+        );
+        assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(100)));
+        assert_eq!(sa.closed.await.unwrap(), CloseReason::Disconnect);
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::ConnectionClosed);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_closed_session_refuses_sends_and_counts_what_it_lost() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        let responder = sa.handle.responder();
+        sa.handle.close();
+        assert_eq!(sa.closed.await.unwrap(), CloseReason::Disconnect);
+        assert!(sa.handle.is_closed());
+        assert_eq!(sa.handle.send(&TestMsg::Ping(1)), Err(SendError::Closed));
+        assert_eq!(
+            sa.handle.send_forced(&TestMsg::Ping(1)),
+            Err(SendError::Closed)
+        );
+        assert_eq!(responder.send(&TestMsg::Ping(1)), Err(SendError::Closed));
+        drop(sb);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn wrong_cookie_over_real_sockets() {
     bounded(async {
         let (a, b) = (cfg("a@localhost", "one"), cfg("b@localhost", "two"));

@@ -8,6 +8,8 @@
 //! keep speaking the old one for as long as its range includes it. Enum variants are therefore
 //! only ever appended, never reordered.
 
+use std::{borrow::Cow, fmt, ops::Deref, sync::Arc};
+
 use actor_core::NodeName;
 use serde::{Deserialize, Serialize};
 
@@ -282,8 +284,10 @@ pub enum ActorMsg {
         /// The actor.
         target: Target,
         /// The message type's stable name (`RemoteMessage::NAME`), which the receiver
-        /// decodes by.
-        name: String,
+        /// decodes by. Borrowed when sent (the name is `'static`), so a send does not copy
+        /// it; owned when received.
+        #[serde(deserialize_with = "owned_str")]
+        name: Cow<'static, str>,
         /// The encoded message.
         #[serde(with = "bytes")]
         payload: Vec<u8>,
@@ -446,11 +450,181 @@ pub enum WireSendError {
     NoReply,
 }
 
+/// A registered actor's name in a [`Target`]: shared, so that addressing a message by name
+/// does not copy the name ([`actor_core::Destination`] holds it as an `Arc<str>` too). On
+/// the wire it is a string.
+///
+/// ```
+/// use actor_remote::wire::message::ActorName;
+///
+/// let name = ActorName::from("counter");
+/// assert_eq!(name, *"counter");
+/// assert_eq!(name.len(), 7); // derefs to `str`
+/// ```
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ActorName(Arc<str>);
+
+impl Deref for ActorName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ActorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for ActorName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for ActorName {
+    fn eq(&self, other: &str) -> bool {
+        *self.0 == *other
+    }
+}
+
+impl PartialEq<&str> for ActorName {
+    fn eq(&self, other: &&str) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl From<&str> for ActorName {
+    fn from(name: &str) -> Self {
+        Self(name.into())
+    }
+}
+
+impl From<String> for ActorName {
+    fn from(name: String) -> Self {
+        Self(name.into())
+    }
+}
+
+impl From<Arc<str>> for ActorName {
+    fn from(name: Arc<str>) -> Self {
+        Self(name)
+    }
+}
+
+impl Serialize for ActorName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ActorName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = ActorName;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an actor's name")
+            }
+            // One allocation, straight from the frame's bytes (no `String` first).
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<ActorName, E> {
+                Ok(ActorName::from(name))
+            }
+            fn visit_string<E: serde::de::Error>(self, name: String) -> Result<ActorName, E> {
+                Ok(ActorName::from(name))
+            }
+        }
+        deserializer.deserialize_str(Visitor)
+    }
+}
+
+/// Decodes a string into one allocation copied from the frame's bytes (serde's own
+/// `String` makes bincode allocate a zeroed buffer first, then fill it).
+fn owned_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Cow<'static, str>, D::Error> {
+    struct Visitor;
+    impl serde::de::Visitor<'_> for Visitor {
+        type Value = Cow<'static, str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(s.to_owned()))
+        }
+        fn visit_string<E: serde::de::Error>(self, s: String) -> Result<Self::Value, E> {
+            Ok(Cow::Owned(s))
+        }
+    }
+    d.deserialize_str(Visitor)
+}
+
+/// An [`ActorMsg::Send`] read in place from a frame's body: its name, target name and
+/// payload borrow the frame's bytes, so a received cast or call is delivered without copying
+/// them out (the reader's fast path; any other frame is decoded as a [`SessionFrame`]).
+///
+/// ```
+/// use actor_core::codec;
+/// use actor_remote::wire::message::{ActorMsg, NodeMsg, SendRef, SessionFrame, Target, TargetRef};
+///
+/// let msg = NodeMsg::Actor(ActorMsg::Send {
+///     target: Target::Name("counter".into()),
+///     name: "Inc".into(),
+///     payload: vec![1, 2],
+///     call: None,
+///     trace: None,
+/// });
+/// let body = codec::encode(&SessionFrame::Msg(msg)).unwrap();
+/// let send = SendRef::from_body(&body).unwrap();
+/// assert_eq!((send.target, send.name, send.payload), (TargetRef::Name("counter"), "Inc", &[1u8, 2][..]));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub struct SendRef<'a> {
+    /// The actor.
+    #[serde(borrow)]
+    pub target: TargetRef<'a>,
+    /// The message type's stable name.
+    pub name: &'a str,
+    /// The encoded message.
+    pub payload: &'a [u8],
+    /// The caller's number for a call.
+    pub call: Option<u64>,
+    /// The sender's trace context.
+    pub trace: Option<WireTrace>,
+}
+
+/// A [`Target`] borrowed from a frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum TargetRef<'a> {
+    /// A registered name.
+    Name(&'a str),
+    /// A pid of the receiver.
+    Pid {
+        /// The creation of the node when the pid was made.
+        creation: u32,
+        /// The actor's number.
+        id: u64,
+    },
+}
+
+/// The first bytes of an encoded `SessionFrame::Msg(NodeMsg::Actor(ActorMsg::Send { .. }))`:
+/// the three variants' indices (one byte each; checked by a test).
+const SEND_PREFIX: [u8; 3] = [1, 2, 0];
+
+impl<'a> SendRef<'a> {
+    /// The [`ActorMsg::Send`] a frame's `body` holds, borrowed; `None` if it holds anything
+    /// else, or is not well formed (decode it as a [`SessionFrame`] then, which says why).
+    pub fn from_body(body: &'a [u8]) -> Option<Self> {
+        let rest = body.strip_prefix(&SEND_PREFIX[..])?;
+        actor_core::codec::decode_borrowed(rest).ok()
+    }
+}
+
 /// A registered name or a pid on the receiving node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
     /// A registered name.
-    Name(String),
+    Name(ActorName),
     /// A pid: the receiver's creation it was made in, and its number.
     Pid {
         /// The creation of the node when the pid was made.
@@ -719,6 +893,63 @@ mod tests {
         body[len_at] = 252; // varint: a u32 follows
         body.splice(len_at + 1..len_at + 1, (60u32 << 20).to_le_bytes());
         assert!(codec::decode::<NodeMsg>(&body).is_err());
+    }
+
+    #[test]
+    fn a_send_is_read_in_place_as_it_decodes_and_nothing_else_is() {
+        let trace = WireTrace {
+            trace_id: [0x4b; 16],
+            span_id: [0xb7; 8],
+            flags: 1,
+        };
+        let cases = [
+            (Target::Name("counter".into()), None, None),
+            (
+                Target::Pid {
+                    creation: 3,
+                    id: 300,
+                },
+                Some(70_000),
+                Some(trace),
+            ),
+        ];
+        for (target, call, trace) in cases {
+            let msg = ActorMsg::Send {
+                target: target.clone(),
+                name: "T".into(),
+                payload: vec![7; 300],
+                call,
+                trace,
+            };
+            let body = codec::encode(&SessionFrame::Msg(NodeMsg::Actor(msg))).unwrap();
+            let send = SendRef::from_body(&body).expect("a send");
+            let expected = match &target {
+                Target::Name(name) => TargetRef::Name(name),
+                Target::Pid { creation, id } => TargetRef::Pid {
+                    creation: *creation,
+                    id: *id,
+                },
+            };
+            assert_eq!(send.target, expected);
+            assert_eq!(
+                (send.name, send.payload, send.call, send.trace),
+                ("T", &[7u8; 300][..], call, trace)
+            );
+            // A truncated one is not read (the full decode then says why).
+            assert_eq!(SendRef::from_body(&body[..body.len() - 1]), None);
+        }
+        let others = [
+            SessionFrame::Tick,
+            SessionFrame::Msg(NodeMsg::Actor(ActorMsg::Reply {
+                call: 1,
+                result: Ok(vec![1]),
+            })),
+            SessionFrame::Msg(NodeMsg::Control(ControlMsg::Ping(1))),
+        ];
+        for frame in others {
+            let body = codec::encode(&frame).unwrap();
+            assert_eq!(SendRef::from_body(&body), None, "{frame:?}");
+        }
     }
 }
 

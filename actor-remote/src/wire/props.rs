@@ -148,7 +148,7 @@ fn arb_bytes() -> BoxedStrategy<Vec<u8>> {
 /// Any [`Target`].
 pub(crate) fn arb_target() -> BoxedStrategy<Target> {
     prop_oneof![
-        arb_string().prop_map(Target::Name),
+        arb_string().prop_map(|name| Target::Name(name.into())),
         (any::<u32>(), any::<u64>()).prop_map(|(creation, id)| Target::Pid { creation, id }),
     ]
     .boxed()
@@ -267,7 +267,7 @@ fn arb_send_error() -> BoxedStrategy<WireSendError> {
     .boxed()
 }
 
-fn arb_actor() -> BoxedStrategy<ActorMsg> {
+pub(crate) fn arb_actor() -> BoxedStrategy<ActorMsg> {
     prop_oneof![
         (
             arb_target(),
@@ -278,7 +278,7 @@ fn arb_actor() -> BoxedStrategy<ActorMsg> {
         )
             .prop_map(|(target, name, payload, call, trace)| ActorMsg::Send {
                 target,
-                name,
+                name: name.into(),
                 payload,
                 call,
                 trace,

@@ -10,8 +10,8 @@ use super::*;
 use crate::wire::{
     decode_body, encode_frame,
     props::{
-        arb_handshake_message, arb_node_msg, arb_session_frame, mutate, mutations, run_reaching,
-        session_envelope_is_valid, CLAIMED, HANDSHAKE_VARIANTS, SESSION_ENVELOPE,
+        arb_actor, arb_handshake_message, arb_node_msg, arb_session_frame, mutate, mutations,
+        run_reaching, session_envelope_is_valid, CLAIMED, HANDSHAKE_VARIANTS, SESSION_ENVELOPE,
     },
     FrameDecoder, FrameError, DEFAULT_MAX_FRAME_LEN, HANDSHAKE_MAX_FRAME_LEN, LEN_PREFIX,
 };
@@ -88,6 +88,51 @@ fn mutated_session_frames_reach_the_body_decoder() {
                 // non-minimal varints, so its encoding need not be the mutated bytes).
                 let again = codec::encode(&back).expect("encodable");
                 prop_assert_eq!(codec::decode::<SessionFrame<NodeMsg>>(&again), Ok(back));
+            }
+            Ok(reached)
+        },
+    );
+}
+
+/// The reader's in-place read of a cast or call ([`SendRef`]) agrees with the full decode on
+/// every body: actor messages with their fields mutated after the envelope are read in place
+/// exactly when they decode as an `ActorMsg::Send`, with the same fields; nothing panics.
+#[test]
+fn a_send_read_in_place_agrees_with_the_full_decode() {
+    run_reaching(
+        "SendRef",
+        "the in-place read of a send's fields",
+        512,
+        30,
+        (arb_actor(), mutations(3)),
+        |(msg, muts)| {
+            let valid = codec::encode(&SessionFrame::Msg(NodeMsg::Actor(msg))).expect("encodable");
+            let body = mutate(valid, SESSION_ENVELOPE, &muts);
+            let reached = body.starts_with(&SEND_PREFIX);
+            let fast = SendRef::from_body(&body);
+            match codec::decode::<SessionFrame<NodeMsg>>(&body) {
+                Ok(SessionFrame::Msg(NodeMsg::Actor(ActorMsg::Send {
+                    target,
+                    name,
+                    payload,
+                    call,
+                    trace,
+                }))) => {
+                    let fast = fast.expect("a send that decodes is read in place");
+                    let same_target = match (&target, fast.target) {
+                        (Target::Name(a), TargetRef::Name(b)) => **a == *b,
+                        (Target::Pid { creation, id }, TargetRef::Pid { creation: c, id: i }) => {
+                            (*creation, *id) == (c, i)
+                        }
+                        _ => false,
+                    };
+                    prop_assert!(same_target, "{target:?} vs {:?}", fast.target);
+                    prop_assert_eq!(
+                        (&*name, &payload[..], call, trace),
+                        (fast.name, fast.payload, fast.call, fast.trace)
+                    );
+                }
+                _ => prop_assert_eq!(fast, None),
             }
             Ok(reached)
         },
