@@ -524,7 +524,12 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
             // `Alive`): that one is stale, this one takes its place at once.
             s.replace_stale_session(&peer);
         }
-        let up = s.handle_session_up(&peer, established.hidden, session.handle.clone());
+        let up = s.handle_session_up_with(
+            &peer,
+            established.hidden,
+            session.handle.clone(),
+            established.capabilities,
+        );
         s.set_peer_max_frame_len(&peer, session.handle.max_frame_len());
         up
     });
