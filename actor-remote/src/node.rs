@@ -323,6 +323,18 @@ impl Node {
         self.list_kind(ListKind::Visible)
     }
 
+    /// Whether `node` is among [`Node::list`]'s nodes, without listing them.
+    pub(crate) fn is_visible(&self, node: &NodeName) -> bool {
+        if self.inner.lock().is_visible(node) {
+            return true;
+        }
+        #[cfg(feature = "erlang")]
+        if let Some(erlang) = &self.inner.erlang {
+            return erlang.peer_names().contains(node);
+        }
+        false
+    }
+
     /// Nodes of one kind, sorted, as `Node.list/1`. With `NodeConfig::erlang` (feature
     /// `erlang`), the BEAM nodes connected count as visible nodes (they are kept by
     /// `crate::erl`, apart from the nodus sessions, and merged in here).

@@ -590,6 +590,11 @@ where
         self.left.remove(peer)
     }
 
+    /// Whether a visible session with `peer` is up (`peer` is in [`ListKind::Visible`]).
+    pub(crate) fn is_visible(&self, peer: &NodeName) -> bool {
+        matches!(self.peers.get(peer), Some(Peer::Up { hidden: false, .. }))
+    }
+
     /// Whether a session with `peer` is up.
     pub(crate) fn is_connected(&self, peer: &NodeName) -> bool {
         matches!(self.peers.get(peer), Some(Peer::Up { .. }))
@@ -1383,7 +1388,9 @@ where
     }
 
     /// A session with `peer` completed its handshake, with a peer that does not set
-    /// `CAP_VIEW_DIGEST`: see [`NodeState::handle_session_up_with`].
+    /// `CAP_VIEW_DIGEST`: see [`NodeState::handle_session_up_with`] (for tests: the driver
+    /// passes the capabilities).
+    #[cfg(test)]
     pub(crate) fn handle_session_up(
         &mut self,
         peer: &NodeName,
