@@ -220,6 +220,7 @@ impl Node {
             events,
             tasks: Mutex::new(Vec::new()),
             dial: spawn_dial,
+            mesh_dials: Arc::new(tokio::sync::Semaphore::new(driver::MAX_MESH_DIALS)),
             #[cfg(feature = "erlang")]
             erlang,
             config,

@@ -35,6 +35,14 @@ const UNWAITED_DIAL_ATTEMPTS: u32 = 4;
 /// 1.6 s).
 const UNWAITED_DIAL_RETRY: Duration = Duration::from_millis(100);
 
+/// The most dials no caller waits for (the mesh's) one node makes at once; the others wait
+/// for one of them to end. Without a bound, a node that learns of a thousand nodes at once
+/// opens a thousand handshakes at once, most of which queue at their peers' accept limits
+/// ([`MAX_INCOMING_HANDSHAKES`]) holding a connection and buffers until they time out, and
+/// pairs that dial each other at once lose to the simultaneous-connect rule more often. A dial a
+/// caller waits for (`connect`, `ping`, a cast) is never held back.
+pub(super) const MAX_MESH_DIALS: usize = 16;
+
 /// Dials `peer` in the background and reports the outcome to the machine.
 ///
 /// A dial that a caller waits for (`connect`, `ping`, ...) is tried once: the caller hears
@@ -52,7 +60,22 @@ pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName) {
             let mut retry = UNWAITED_DIAL_RETRY;
             for attempt in 1..=UNWAITED_DIAL_ATTEMPTS {
                 let last = attempt == UNWAITED_DIAL_ATTEMPTS;
-                match dial(&inner, &peer).await {
+                // A mesh dial waits for a turn (bounded by the dials under way, each bounded
+                // by the handshake timeout), then goes only if still wanted.
+                let turn = if inner.lock().dialing_unwaited(&peer) {
+                    let Ok(turn) = Arc::clone(&inner.mesh_dials).acquire_owned().await else {
+                        return; // never closed
+                    };
+                    if inner.lock().existing(&peer) != Existing::PendingOutgoing {
+                        return; // connected meanwhile (the peer dialled), or given up
+                    }
+                    Some(turn)
+                } else {
+                    None
+                };
+                let dialed = dial(&inner, &peer).await;
+                drop(turn);
+                match dialed {
                     Ok(Dialed::Up) => return,
                     Ok(Dialed::LostRace) => {
                         // The peer's own connection to us won; wait for it to come up.
