@@ -313,6 +313,16 @@ impl Shared {
         self.system.upgrade()
     }
 
+    /// Whether `node` is a visible peer now: without listing them all (a name server gets a
+    /// sync from each peer that comes up, so a list per sync would cost a mesh of n nodes
+    /// n³ names).
+    fn is_peer(&self, node: &NodeName) -> bool {
+        self.node
+            .get()
+            .and_then(WeakNode::upgrade)
+            .is_some_and(|n| n.is_visible(node))
+    }
+
     fn peers(&self) -> Vec<NodeName> {
         self.node
             .get()
@@ -505,7 +515,7 @@ impl Shared {
         | NamesMsg::Register { from, .. }
         | NamesMsg::Join { from, .. } = &msg
         {
-            if !self.peers().contains(from) {
+            if !self.is_peer(from) {
                 tracing::debug!(peer = %from, "names: dropped an addition from a node not connected");
                 return;
             }

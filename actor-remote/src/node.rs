@@ -220,6 +220,7 @@ impl Node {
             events,
             tasks: Mutex::new(Vec::new()),
             dial: spawn_dial,
+            mesh_dials: Arc::new(tokio::sync::Semaphore::new(driver::MAX_MESH_DIALS)),
             #[cfg(feature = "erlang")]
             erlang,
             config,
@@ -321,6 +322,18 @@ impl Node {
     /// Connected visible nodes, sorted, as `Node.list/0`.
     pub fn list(&self) -> Vec<NodeName> {
         self.list_kind(ListKind::Visible)
+    }
+
+    /// Whether `node` is among [`Node::list`]'s nodes, without listing them.
+    pub(crate) fn is_visible(&self, node: &NodeName) -> bool {
+        if self.inner.lock().is_visible(node) {
+            return true;
+        }
+        #[cfg(feature = "erlang")]
+        if let Some(erlang) = &self.inner.erlang {
+            return erlang.peer_names().contains(node);
+        }
+        false
     }
 
     /// Nodes of one kind, sorted, as `Node.list/1`. With `NodeConfig::erlang` (feature

@@ -36,6 +36,14 @@ const UNWAITED_DIAL_ATTEMPTS: u32 = 4;
 /// 1.6 s).
 const UNWAITED_DIAL_RETRY: Duration = Duration::from_millis(100);
 
+/// The most dials no caller waits for (the mesh's) one node makes at once; the others wait
+/// for one of them to end. Without a bound, a node that learns of a thousand nodes at once
+/// opens a thousand handshakes at once, most of which queue at their peers' accept limits
+/// ([`MAX_INCOMING_HANDSHAKES`]) holding a connection and buffers until they time out, and
+/// pairs that dial each other at once lose to the simultaneous-connect rule more often. A dial a
+/// caller waits for (`connect`, `ping`, a cast) is never held back.
+pub(super) const MAX_MESH_DIALS: usize = 16;
+
 /// Dials `peer` in the background and reports the outcome to the machine.
 ///
 /// A dial that a caller waits for (`connect`, `ping`, ...) is tried once: the caller hears
@@ -53,7 +61,22 @@ pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName) {
             let mut retry = UNWAITED_DIAL_RETRY;
             for attempt in 1..=UNWAITED_DIAL_ATTEMPTS {
                 let last = attempt == UNWAITED_DIAL_ATTEMPTS;
-                match dial(&inner, &peer).await {
+                // A mesh dial waits for a turn (bounded by the dials under way, each bounded
+                // by the handshake timeout), then goes only if still wanted.
+                let turn = if inner.lock().dialing_unwaited(&peer) {
+                    let Ok(turn) = Arc::clone(&inner.mesh_dials).acquire_owned().await else {
+                        return; // never closed
+                    };
+                    if inner.lock().existing(&peer) != Existing::PendingOutgoing {
+                        return; // connected meanwhile (the peer dialled), or given up
+                    }
+                    Some(turn)
+                } else {
+                    None
+                };
+                let dialed = dial(&inner, &peer).await;
+                drop(turn);
+                match dialed {
                     Ok(Dialed::Up) => return,
                     Ok(Dialed::LostRace) => {
                         // The peer's own connection to us won; wait for it to come up.
@@ -548,7 +571,12 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
             // `Alive`): that one is stale, this one takes its place at once.
             s.replace_stale_session(&peer);
         }
-        let up = s.handle_session_up(&peer, established.hidden, session.handle.clone());
+        let up = s.handle_session_up_with(
+            &peer,
+            established.hidden,
+            session.handle.clone(),
+            established.capabilities,
+        );
         s.set_peer_max_frame_len(&peer, session.handle.max_frame_len());
         up
     });
@@ -562,6 +590,11 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
 
 /// Hands a session's frames to the machine (or to the serving side, for work a peer asks
 /// for) until it closes, then reports the node-down.
+///
+/// One such task runs per session for as long as it is up, so its size is what every idle
+/// session costs: the serving of a peer's work is boxed (allocated only while it runs), or
+/// this task would be the size of that future, about 5 KiB, in a mesh of a thousand nodes
+/// half a million times over.
 async fn run_session(node: Weak<Inner>, peer: NodeName, conn: u64, session: Session<NodeMsg>) {
     let Session {
         handle,
@@ -574,12 +607,12 @@ async fn run_session(node: Weak<Inner>, peer: NodeName, conn: u64, session: Sess
             NodeMsg::Control(msg) => inner.with_state(|s| s.handle_control(&peer, msg)),
             NodeMsg::Task(msg) => {
                 if let Some(work) = inner.with_state(|s| s.handle_task(&peer, msg)) {
-                    serving::serve(&inner, &peer, conn, &handle, work).await;
+                    Box::pin(serving::serve(&inner, &peer, conn, &handle, work)).await;
                 }
             }
             NodeMsg::Watch(msg) => {
                 if let Some(work) = inner.with_state(|s| s.handle_watch(&peer, msg)) {
-                    serving::serve(&inner, &peer, conn, &handle, work).await;
+                    Box::pin(serving::serve(&inner, &peer, conn, &handle, work)).await;
                 }
             }
             // Normally handled inline by the reader (see `install`).

@@ -97,6 +97,8 @@ pub(super) struct Inner {
     /// Starts a dial of a node in the background (the driver's; it reports back to the
     /// machine).
     pub(super) dial: fn(&Arc<Inner>, NodeName),
+    /// Bounds the mesh's dials under way at once (`driver::MAX_MESH_DIALS`).
+    pub(super) mesh_dials: Arc<tokio::sync::Semaphore>,
     /// Global names and process groups (`crate::names`), shared with their server.
     pub(crate) names: Arc<crate::names::Shared>,
     /// The Erlang side of the node, when `NodeConfig::erlang` is on (`crate::erl`).

@@ -42,12 +42,12 @@ use super::{
     outcomes::{call_error, wire_down_reason},
 };
 use crate::{
-    proto::Existing,
+    proto::{handshake::CAP_VIEW_DIGEST, Existing},
     transport::{SendError, DEFAULT_SEND_QUEUE_LIMIT},
     wire::{
         message::{
-            ActorMsg, ControlMsg, LinkMsg, NodeMsg, SessionFrame, Target, TaskMsg, WatchMsg,
-            WireDownReason, WirePid, WireTaskError, WireTaskKind, WireTrace,
+            ActorMsg, ControlMsg, LinkMsg, NodeMsg, SessionFrame, Target, TaskMsg, ViewDigest,
+            WatchMsg, WireDownReason, WirePid, WireTaskError, WireTaskKind, WireTrace,
         },
         FrameError, DEFAULT_MAX_FRAME_LEN, LEN_PREFIX,
     },
@@ -279,6 +279,9 @@ enum Peer<S> {
         /// The framed size of the casts in `queued`, bounded by `send_queue_limit`.
         queued_bytes: usize,
         race_deadline: Option<Instant>,
+        /// Dialled because a peer list named it (the mesh), not for a caller of this node:
+        /// such a name goes on in this node's own lists while the dial is under way.
+        mesh: bool,
     },
     Up {
         session: S,
@@ -340,6 +343,10 @@ pub(crate) struct NodeState<E: Effects> {
     /// Peers whose last session ended with a graceful leave, until a session with them comes
     /// up again (at most [`LEFT_CAPACITY`]).
     left: BTreeSet<NodeName>,
+    /// The digest of this node's view of the mesh: itself and every peer in `peers` that is
+    /// being dialled or is up and visible (kept by [`NodeState::set_peer`] and
+    /// [`NodeState::remove_peer`]), sent as [`ControlMsg::View`].
+    view: ViewDigest,
 }
 
 /// Incoming handshakes from one peer under way ([`NodeState::register_incoming`]).
@@ -373,7 +380,6 @@ where
         race_timeout: Duration,
     ) -> Self {
         Self {
-            me,
             hidden,
             connect_all,
             race_timeout,
@@ -398,6 +404,12 @@ where
             actions: VecDeque::new(),
             leaving: BTreeSet::new(),
             left: BTreeSet::new(),
+            view: {
+                let mut view = ViewDigest::default();
+                view.add(&me);
+                view
+            },
+            me,
         }
     }
 
@@ -451,6 +463,69 @@ where
             };
             self.known.remove(&oldest);
         }
+    }
+
+    /// Whether `peer` counts in this node's view of the mesh ([`ControlMsg::View`]): a dial
+    /// under way (the peer may turn out hidden, but the view only has to be the same set on
+    /// two nodes that know the same nodes), or a visible session.
+    fn in_view(peer: &Peer<E::Session>) -> bool {
+        matches!(
+            peer,
+            Peer::Connecting { .. } | Peer::Up { hidden: false, .. }
+        )
+    }
+
+    /// Sets `name`'s entry in `peers`, keeping the view's digest: the entry it replaces.
+    fn set_peer(&mut self, name: &NodeName, peer: Peer<E::Session>) -> Option<Peer<E::Session>> {
+        let now_in = Self::in_view(&peer);
+        let before = self.peers.insert(name.clone(), peer);
+        let was_in = before.as_ref().is_some_and(Self::in_view);
+        match (was_in, now_in) {
+            (false, true) => self.view.add(name),
+            (true, false) => self.view.remove(name),
+            _ => {}
+        }
+        before
+    }
+
+    /// Removes `name`'s entry from `peers`, keeping the view's digest.
+    fn remove_peer(&mut self, name: &NodeName) -> Option<Peer<E::Session>> {
+        let before = self.peers.remove(name);
+        if before.as_ref().is_some_and(Self::in_view) {
+            self.view.remove(name);
+        }
+        before
+    }
+
+    /// The digest of this node's view of the mesh (for tests).
+    #[cfg(test)]
+    pub(crate) fn view(&self) -> ViewDigest {
+        self.view
+    }
+
+    /// The mesh's peer list ([`ControlMsg::Peers`]) for `except`: the visible nodes this
+    /// node has a session with and, when `dialled` (the peer sets `CAP_VIEW_DIGEST`), those
+    /// it dials because a peer list named them, all but `except`. Unsorted (the receiver
+    /// dials each name it lacks): no sort per session, which a mesh of a thousand nodes does
+    /// a million times.
+    ///
+    /// Passing on names still being dialled spreads what the nodes know ahead of their
+    /// sessions, so views agree early and most sessions of a growing mesh carry no list
+    /// (a name that turns out unreachable costs each node that heard it a few bounded
+    /// dials). A node dialled for a caller of this node (`connect`, a cast) is passed on only
+    /// once it is up: a mistyped name does not spread.
+    fn visible_except(&self, except: &NodeName, dialled: bool) -> Vec<NodeName> {
+        self.peers
+            .iter()
+            .filter(|(n, p)| {
+                *n != except
+                    && match p {
+                        Peer::Up { hidden, .. } => !hidden,
+                        Peer::Connecting { mesh, .. } => dialled && *mesh,
+                    }
+            })
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     // ----- outputs -----
@@ -514,6 +589,11 @@ where
     /// Forgets that `peer` left (a strategy saw it again): whether it had.
     pub(crate) fn forget_left(&mut self, peer: &NodeName) -> bool {
         self.left.remove(peer)
+    }
+
+    /// Whether a visible session with `peer` is up (`peer` is in [`ListKind::Visible`]).
+    pub(crate) fn is_visible(&self, peer: &NodeName) -> bool {
+        matches!(self.peers.get(peer), Some(Peer::Up { hidden: false, .. }))
     }
 
     /// Whether a session with `peer` is up.
@@ -708,15 +788,22 @@ where
 
     /// Starts dialling `peer` unless a session exists or a dial is under way.
     fn ensure_dial(&mut self, peer: &NodeName) {
+        self.ensure_dial_for(peer, false);
+    }
+
+    /// Starts dialling `peer` unless a session exists or a dial is under way; `mesh`: because
+    /// a peer list named it.
+    fn ensure_dial_for(&mut self, peer: &NodeName, mesh: bool) {
         if self.stopped || *peer == self.me || self.peers.contains_key(peer) {
             return;
         }
-        self.peers.insert(
-            peer.clone(),
+        self.set_peer(
+            peer,
             Peer::Connecting {
                 queued: Vec::new(),
                 queued_bytes: 0,
                 race_deadline: None,
+                mesh,
             },
         );
         match self.accepting.get_mut(peer) {
@@ -1278,7 +1365,7 @@ where
 
     fn fail_dial(&mut self, peer: &NodeName, error: ConnectError) -> usize {
         let queued = match self.peers.get(peer) {
-            Some(Peer::Connecting { .. }) => match self.peers.remove(peer) {
+            Some(Peer::Connecting { .. }) => match self.remove_peer(peer) {
                 Some(Peer::Connecting { queued, .. }) => queued,
                 _ => Vec::new(),
             },
@@ -1301,22 +1388,41 @@ where
         dropped
     }
 
-    /// A session with `peer` completed its handshake. Returns its connection number, or
-    /// `None` when it is refused (this node stopped, or a session with `peer` is up
-    /// already): the driver then closes it.
+    /// A session with `peer` completed its handshake, with a peer that does not set
+    /// `CAP_VIEW_DIGEST`: see [`NodeState::handle_session_up_with`] (for tests: the driver
+    /// passes the capabilities).
+    #[cfg(test)]
     pub(crate) fn handle_session_up(
         &mut self,
         peer: &NodeName,
         peer_hidden: bool,
         session: E::Session,
     ) -> Option<u64> {
+        self.handle_session_up_with(peer, peer_hidden, session, 0)
+    }
+
+    /// A session with `peer` completed its handshake; `capabilities` are the bits both sides
+    /// set. Returns its connection number, or `None` when it is refused (this node stopped,
+    /// or a session with `peer` is up already): the driver then closes it.
+    ///
+    /// On a visible session of a `connect_all` node, the mesh: with `CAP_VIEW_DIGEST`, the
+    /// digest of this node's view goes to the peer ([`ControlMsg::View`]), which answers with
+    /// its peer list only if its own view differs; without it, this node's peer list
+    /// ([`ControlMsg::Peers`]) goes at once.
+    pub(crate) fn handle_session_up_with(
+        &mut self,
+        peer: &NodeName,
+        peer_hidden: bool,
+        session: E::Session,
+        capabilities: u64,
+    ) -> Option<u64> {
         if self.stopped || self.is_connected(peer) {
             return None;
         }
         let hidden = peer_hidden || self.hidden;
         let conn = self.new_id();
-        let queued = match self.peers.insert(
-            peer.clone(),
+        let queued = match self.set_peer(
+            peer,
             Peer::Up {
                 session: session.clone(),
                 conn,
@@ -1335,15 +1441,12 @@ where
             self.send(session.clone(), msg, None);
         }
         if !hidden && self.connect_all {
-            // Unsorted (the receiver dials each name it lacks): no sort per session, which
-            // a mesh of a thousand nodes does a million times.
-            let visible: Vec<NodeName> = self
-                .peers
-                .iter()
-                .filter(|(n, p)| *n != peer && matches!(p, Peer::Up { hidden: false, .. }))
-                .map(|(n, _)| n.clone())
-                .collect();
-            self.send(session, NodeMsg::Control(ControlMsg::Peers(visible)), None);
+            let msg = if capabilities & CAP_VIEW_DIGEST != 0 {
+                ControlMsg::View(self.view)
+            } else {
+                ControlMsg::Peers(self.visible_except(peer, false))
+            };
+            self.send(session, NodeMsg::Control(msg), None);
         }
         for waiter in self.take_connect_waiters(peer) {
             self.complete(waiter, Outcome::Connected(Ok(())));
@@ -1385,7 +1488,7 @@ where
             }) if *c == conn => *hidden,
             _ => return,
         };
-        self.peers.remove(peer);
+        self.remove_peer(peer);
         self.peer_limits.remove(peer);
         self.remember(peer, false);
         // It said it was leaving: whatever closed the session, the reason is its shutdown.
@@ -1556,8 +1659,19 @@ where
                     return;
                 }
                 for node in nodes {
-                    self.ensure_dial(&node);
+                    self.ensure_dial_for(&node, true);
                 }
+            }
+            ControlMsg::View(theirs) => {
+                // The peer's view when it sent this: if it is this node's now, the peer
+                // knows every node this one does (and dials those it has no session with);
+                // else it gets the list. Each side decides for its own list.
+                let visible = matches!(self.peers.get(peer), Some(Peer::Up { hidden: false, .. }));
+                if !visible || !self.connect_all || theirs == self.view {
+                    return;
+                }
+                let list = self.visible_except(peer, true);
+                self.send_to(peer, NodeMsg::Control(ControlMsg::Peers(list)));
             }
             ControlMsg::Leaving => {
                 // The peer shuts down: close the session (it waits for that, bounded), and

@@ -83,8 +83,12 @@ pub const CAP_FRAME_LIMIT: u64 = 1 << 0;
 /// Capability bit: the node answers [`Status::Alive`] with [`HandshakeMessage::AliveReply`]
 /// (see [simultaneous connects](self#simultaneous-connects)).
 pub const CAP_ALIVE_REPLY: u64 = 1 << 1;
+/// Capability bit: the node sends and understands `ControlMsg::View` (a digest of its view
+/// of the mesh, answered with the peer list only when the views differ) after a session
+/// comes up; a peer without it gets the whole list (`ControlMsg::Peers`) on every session.
+pub const CAP_VIEW_DIGEST: u64 = 1 << 2;
 /// Every capability this build offers; a node sets them in [`HandshakeConfig::capabilities`].
-pub const CAPABILITIES: u64 = CAP_FRAME_LIMIT | CAP_ALIVE_REPLY;
+pub const CAPABILITIES: u64 = CAP_FRAME_LIMIT | CAP_ALIVE_REPLY | CAP_VIEW_DIGEST;
 
 /// The default bound on each handshake step (the BEAM's `net_setuptime`, 7 s).
 pub const DEFAULT_SETUP_TIME: Duration = Duration::from_secs(7);

@@ -41,7 +41,10 @@ const READ_BUF: usize = 64 << 10;
 /// a read that uses less than a quarter of a grown buffer shrinks it back, so an idle
 /// session holds little (see [`next_read_len`]). The frame decoder and the writer's batch
 /// are released the same way after a burst.
-const READ_BUF_MIN: usize = 2 << 10;
+///
+/// 512 bytes: a ping, a reply or a small cast fits; every idle session end holds this much,
+/// so a mesh of a thousand nodes (a million session ends) holds it a million times.
+const READ_BUF_MIN: usize = 512;
 
 /// The reader's buffer size after a read of `n` bytes into a buffer of `len`.
 fn next_read_len(len: usize, n: usize) -> usize {
@@ -502,13 +505,36 @@ fn off_worker<R>(f: impl FnOnce() -> R) -> R {
     }
 }
 
+/// The messages received on a session ([`Session::incoming`]), in the order sent; `recv`
+/// ends with `None` when the session closes.
+///
+/// Each waits boxed: a channel of messages allocates room for 32 of them up front (tokio's
+/// block), a few KiB per session for a large message enum, where 32 boxes' pointers take
+/// 256 bytes and a message's box exists only while it waits.
+pub struct Incoming<T> {
+    rx: mpsc::Receiver<Box<T>>,
+}
+
+impl<T> Incoming<T> {
+    /// The next message, or `None` once the session closed and every message was taken.
+    pub async fn recv(&mut self) -> Option<T> {
+        self.rx.recv().await.map(|msg| *msg)
+    }
+}
+
+impl<T> fmt::Debug for Incoming<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Incoming").finish_non_exhaustive()
+    }
+}
+
 /// A started session: the handle to send with, the incoming messages, and the close reason.
 pub struct Session<T> {
     /// Sends messages to the peer and closes the session; clone it freely.
     pub handle: SessionHandle<T>,
     /// Messages from the peer, in the order sent (those an [`Inline`] handler did not take).
     /// Ends when the session closes. Bounded: [`INCOMING_CAPACITY`].
-    pub incoming: mpsc::Receiver<T>,
+    pub incoming: Incoming<T>,
     /// Resolves once, with the reason the session ended.
     pub closed: oneshot::Receiver<CloseReason>,
 }
@@ -850,7 +876,7 @@ where
         );
         Self {
             handle,
-            incoming,
+            incoming: Incoming { rx: incoming },
             closed,
         }
     }
@@ -907,7 +933,7 @@ async fn decoded<T>(
 
 /// What the reader hands received messages to.
 struct Sink<T> {
-    incoming: mpsc::Sender<T>,
+    incoming: mpsc::Sender<Box<T>>,
     inline: Option<Inline<T>>,
     raw: Option<InlineRaw<T>>,
     responder: Responder<T>,
@@ -932,7 +958,7 @@ impl<T> Sink<T> {
         if let Some(msg) = msg {
             // Waits while the node is behind (the socket is not read meanwhile). Nobody
             // listening any more is not the peer's fault: drop it.
-            let _ = self.incoming.send(msg).await;
+            let _ = self.incoming.send(Box::new(msg)).await;
         }
     }
 

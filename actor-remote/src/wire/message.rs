@@ -206,6 +206,80 @@ pub enum ControlMsg {
     /// strategies do not connect it again until it is seen again (libcluster #202). Sent
     /// before the sender closes its sessions.
     Leaving,
+    /// A digest of the sender's view of the mesh (itself and every visible node it has a
+    /// session with or is dialling), sent instead of [`ControlMsg::Peers`] when a visible
+    /// session comes up and both sides set the capability `CAP_VIEW_DIGEST`. A receiver whose
+    /// own view has another digest answers with its [`ControlMsg::Peers`]: in a mesh whose
+    /// nodes already know each other, most sessions carry no list at all.
+    View(ViewDigest),
+}
+
+/// An order-independent digest of a set of node names ([`ControlMsg::View`]): how many, and
+/// two 64-bit sums of each name's hash. Equal sets have equal digests; different sets have
+/// different ones but with a chance of about 2^-128. A name is added or removed in O(1).
+///
+/// ```
+/// use actor_remote::wire::message::ViewDigest;
+/// use actor_core::NodeName;
+///
+/// let (a, b) = (NodeName::parse("a@h").unwrap(), NodeName::parse("b@h").unwrap());
+/// let mut ab = ViewDigest::default();
+/// ab.add(&a);
+/// ab.add(&b);
+/// let mut ba = ViewDigest::default();
+/// ba.add(&b);
+/// ba.add(&a);
+/// assert_eq!(ab, ba);
+/// ab.remove(&b);
+/// assert_ne!(ab, ba);
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ViewDigest {
+    /// How many names.
+    pub nodes: u64,
+    /// The wrapping sums of each name's two hashes.
+    pub sums: [u64; 2],
+}
+
+impl ViewDigest {
+    /// Adds `name` (once per name: the digest is of a set, the caller keeps it one).
+    pub fn add(&mut self, name: &NodeName) {
+        let [h0, h1] = name_hash(name);
+        self.nodes = self.nodes.wrapping_add(1);
+        self.sums[0] = self.sums[0].wrapping_add(h0);
+        self.sums[1] = self.sums[1].wrapping_add(h1);
+    }
+
+    /// Removes `name`, added before.
+    pub fn remove(&mut self, name: &NodeName) {
+        let [h0, h1] = name_hash(name);
+        self.nodes = self.nodes.wrapping_sub(1);
+        self.sums[0] = self.sums[0].wrapping_sub(h0);
+        self.sums[1] = self.sums[1].wrapping_sub(h1);
+    }
+}
+
+/// Two independent 64-bit hashes of a node name: FNV-1a from two offsets, each through the
+/// SplitMix64 finalizer. Fixed functions, the same in every build and process (the standard
+/// library's hasher is not promised to be).
+fn name_hash(name: &NodeName) -> [u64; 2] {
+    fn fnv_mix(seed: u64, bytes: &[u8]) -> u64 {
+        let mut h = seed;
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        h ^= h >> 30;
+        h = h.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^= h >> 27;
+        h = h.wrapping_mul(0x94d0_49bb_1331_11eb);
+        h ^ (h >> 31)
+    }
+    let bytes = name.as_str().as_bytes();
+    [
+        fnv_mix(0xcbf2_9ce4_8422_2325, bytes),
+        fnv_mix(0x6c62_272e_07bb_0142, bytes),
+    ]
 }
 
 /// Tasks: started under a task supervisor of the receiver, or plain spawns.

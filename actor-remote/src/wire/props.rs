@@ -191,6 +191,8 @@ fn arb_control() -> BoxedStrategy<ControlMsg> {
         any::<u64>().prop_map(ControlMsg::Pong),
         proptest::collection::vec(arb_node_name(), 0..5).prop_map(ControlMsg::Peers),
         Just(ControlMsg::Leaving),
+        (any::<u64>(), any::<[u64; 2]>())
+            .prop_map(|(nodes, sums)| ControlMsg::View(ViewDigest { nodes, sums })),
     ]
     .boxed()
 }

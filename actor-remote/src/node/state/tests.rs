@@ -12,10 +12,10 @@ use crate::{
         events::{ListKind, NodeDownReason, NodeEvent},
         ConnectError,
     },
-    proto::Existing,
+    proto::{handshake::CAP_VIEW_DIGEST, Existing},
     wire::message::{
-        ActorMsg, ControlMsg, LinkMsg, NodeMsg, Target, TaskMsg, WatchMsg, WireDownReason,
-        WireExitReason, WirePid, WireSendError, WireTaskError, WireTaskKind,
+        ActorMsg, ControlMsg, LinkMsg, NodeMsg, Target, TaskMsg, ViewDigest, WatchMsg,
+        WireDownReason, WireExitReason, WirePid, WireSendError, WireTaskError, WireTaskKind,
     },
 };
 
@@ -1850,4 +1850,310 @@ fn no_dial_while_the_peers_own_connection_is_accepted_and_one_if_it_fails() {
     s.end_accepting(&d);
     assert!(drain(&mut s).actions.is_empty());
     assert_eq!(s.register_incoming(&d), Existing::None);
+}
+
+// ----- the mesh's view digest (issue 14 item 2) -----
+
+fn digest_of(names: &[&str]) -> ViewDigest {
+    let mut d = ViewDigest::default();
+    for n in names {
+        d.add(&name(n));
+    }
+    d
+}
+
+fn up_with_digest(state: &mut State, peer: &str, session: &'static str) -> Out {
+    state
+        .handle_session_up_with(&name(peer), false, session, CAP_VIEW_DIGEST)
+        .expect("session accepted");
+    drain(state)
+}
+
+#[test]
+fn the_view_digest_counts_this_node_its_dials_and_its_visible_sessions() {
+    let mut s = node();
+    assert_eq!(s.view(), digest_of(&["a@localhost"]));
+    // A dial under way counts, and still does once its session is up.
+    s.request_connect(&name("b@localhost"), "w");
+    assert_eq!(s.view(), digest_of(&["a@localhost", "b@localhost"]));
+    up(&mut s, "b@localhost", "sb");
+    assert_eq!(s.view(), digest_of(&["a@localhost", "b@localhost"]));
+    // A hidden session does not; a dial of a node that turns out hidden stops counting.
+    s.handle_session_up(&name("h@localhost"), true, "sh");
+    s.request_connect(&name("g@localhost"), "wg");
+    s.handle_session_up(&name("g@localhost"), true, "sg");
+    assert_eq!(s.view(), digest_of(&["a@localhost", "b@localhost"]));
+    // A failed dial and a session down take the node out again.
+    s.request_connect(&name("c@localhost"), "wc");
+    s.handle_dial_failed(&name("c@localhost"), ConnectError::NotAlive);
+    let conn = s
+        .handle_session_up(&name("d@localhost"), false, "sd")
+        .unwrap();
+    assert_eq!(
+        s.view(),
+        digest_of(&["a@localhost", "b@localhost", "d@localhost"])
+    );
+    s.handle_session_down(&name("d@localhost"), conn, NodeDownReason::ConnectionClosed);
+    assert_eq!(s.view(), digest_of(&["a@localhost", "b@localhost"]));
+    // The digest is of the set: another order, the same digest; another set, another one.
+    assert_eq!(
+        digest_of(&["b@localhost", "a@localhost"]),
+        digest_of(&["a@localhost", "b@localhost"])
+    );
+    assert_ne!(
+        digest_of(&["a@localhost", "c@localhost"]),
+        digest_of(&["a@localhost", "b@localhost"])
+    );
+}
+
+#[test]
+fn a_session_with_the_capability_carries_the_view_digest_not_the_list() {
+    let mut s = node();
+    up(&mut s, "b@localhost", "sb");
+    let out = up_with_digest(&mut s, "c@localhost", "sc");
+    let view = digest_of(&["a@localhost", "b@localhost", "c@localhost"]);
+    assert!(
+        matches!(&out.frames[..], [("sc", NodeMsg::Control(ControlMsg::View(d)))] if *d == view),
+        "{:?}",
+        out.frames
+    );
+    // A hidden session, or a node that does not mesh, sends no digest either.
+    let mut s = node();
+    s.handle_session_up_with(&name("b@localhost"), true, "sb", CAP_VIEW_DIGEST);
+    assert!(drain(&mut s).frames.is_empty());
+    let mut s = NodeState::<Labels>::new(name("a@localhost"), false, false, T);
+    up_with_digest(&mut s, "b@localhost", "sb");
+    s.handle_control(
+        &name("b@localhost"),
+        ControlMsg::View(digest_of(&["x@localhost"])),
+    );
+    assert!(drain(&mut s).frames.is_empty());
+}
+
+#[test]
+fn the_peer_list_goes_only_to_a_peer_whose_view_differs() {
+    let mut s = node();
+    up_with_digest(&mut s, "b@localhost", "sb");
+    up_with_digest(&mut s, "c@localhost", "sc");
+    let b = name("b@localhost");
+    // b knows what a knows: no list.
+    let same = digest_of(&["a@localhost", "b@localhost", "c@localhost"]);
+    s.handle_control(&b, ControlMsg::View(same));
+    assert!(drain(&mut s).frames.is_empty());
+    // b's view differs (it lacks c, or knows d besides): a's visible peers but b.
+    for theirs in [
+        digest_of(&["a@localhost", "b@localhost"]),
+        digest_of(&["a@localhost", "b@localhost", "c@localhost", "d@localhost"]),
+    ] {
+        s.handle_control(&b, ControlMsg::View(theirs));
+        let out = drain(&mut s);
+        assert!(
+            matches!(&out.frames[..], [("sb", NodeMsg::Control(ControlMsg::Peers(l)))] if *l == [name("c@localhost")]),
+            "{:?}",
+            out.frames
+        );
+    }
+    // A view from a peer with no visible session is ignored.
+    s.handle_control(
+        &name("z@localhost"),
+        ControlMsg::View(digest_of(&["z@localhost"])),
+    );
+    assert!(drain(&mut s).frames.is_empty());
+}
+
+/// Nodes' machines wired to each other by hand: a dial is a session on both sides at once, a
+/// frame reaches its peer's machine, and what happens next is picked by a seeded generator.
+struct Mesh {
+    nodes: Vec<NodeState<Wired>>,
+    /// Dials and frames not yet carried out.
+    pending: Vec<Step>,
+    capabilities: u64,
+    rng: u64,
+    /// How many names all the peer lists carried.
+    listed: usize,
+    lists: usize,
+}
+
+#[derive(Debug)]
+struct Wired;
+
+impl Effects for Wired {
+    /// (from, to)
+    type Session = (usize, usize);
+    type Waiter = &'static str;
+    type Abort = &'static str;
+}
+
+enum Step {
+    Dial(usize, usize),
+    Frame(usize, usize, ControlMsg),
+}
+
+fn node_name(i: usize) -> NodeName {
+    name(&format!("n{i}@localhost"))
+}
+
+impl Mesh {
+    fn new(n: usize, capabilities: u64, seed: u64) -> Self {
+        let nodes = (0..n)
+            .map(|i| NodeState::new(node_name(i), false, true, T))
+            .collect();
+        Self {
+            nodes,
+            pending: Vec::new(),
+            capabilities,
+            rng: seed | 1,
+            listed: 0,
+            lists: 0,
+        }
+    }
+
+    fn index(name: &NodeName) -> usize {
+        name.name()[1..].parse().unwrap()
+    }
+
+    /// Node `from` connects to node `to`, as `Node::connect` does.
+    fn connect(&mut self, from: usize, to: usize) {
+        self.nodes[from].request_connect(&node_name(to), "connect");
+        self.collect(from);
+    }
+
+    fn collect(&mut self, i: usize) {
+        while let Some(t) = self.nodes[i].poll_transmit() {
+            let NodeMsg::Control(msg) = t.msg else {
+                continue;
+            };
+            if let ControlMsg::Peers(list) = &msg {
+                self.listed += list.len();
+                self.lists += 1;
+            }
+            self.pending
+                .push(Step::Frame(t.session.0, t.session.1, msg));
+        }
+        while let Some(a) = self.nodes[i].poll_action() {
+            if let Action::Dial(peer) = a {
+                self.pending.push(Step::Dial(i, Self::index(&peer)));
+            }
+        }
+        while self.nodes[i].poll_completion().is_some() {}
+        while self.nodes[i].poll_event().is_some() {}
+    }
+
+    fn next(&mut self) -> u64 {
+        // xorshift64
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng
+    }
+
+    /// Carries out dials and frames in a random order until none is left (bounded).
+    fn run(&mut self) {
+        for _ in 0..10_000_000 {
+            if self.pending.is_empty() {
+                return;
+            }
+            // Frames first: one hop each, where a dial is a handshake of several.
+            let frames: Vec<usize> = (0..self.pending.len())
+                .filter(|&i| matches!(self.pending[i], Step::Frame(..)))
+                .collect();
+            let pick = if frames.is_empty() {
+                (self.next() % self.pending.len() as u64) as usize
+            } else {
+                frames[(self.next() % frames.len() as u64) as usize]
+            };
+            match self.pending.swap_remove(pick) {
+                Step::Dial(from, to) => {
+                    if self.nodes[from].is_connected(&node_name(to)) {
+                        continue; // the peer's own dial made the session meanwhile
+                    }
+                    let caps = self.capabilities;
+                    self.nodes[from].handle_session_up_with(
+                        &node_name(to),
+                        false,
+                        (from, to),
+                        caps,
+                    );
+                    self.nodes[to].handle_session_up_with(
+                        &node_name(from),
+                        false,
+                        (to, from),
+                        caps,
+                    );
+                    self.collect(from);
+                    self.collect(to);
+                }
+                Step::Frame(from, to, msg) => {
+                    self.nodes[to].handle_control(&node_name(from), msg);
+                    self.collect(to);
+                }
+            }
+        }
+        panic!("the mesh did not settle");
+    }
+
+    fn assert_full(&self) {
+        let n = self.nodes.len();
+        for (i, node) in self.nodes.iter().enumerate() {
+            assert_eq!(node.list(ListKind::Visible).len(), n - 1, "node {i}");
+        }
+    }
+}
+
+/// Issue 14: each session up sent each side's whole peer list, so a mesh of n nodes carried
+/// about n³ names. With the view digest a list goes only where views differ: the mesh still
+/// becomes full (node i told of node i - 1, in any order of events), with a fraction of the
+/// names the lists carried before.
+#[test]
+fn a_chain_of_nodes_meshes_fully_and_the_digest_spares_most_peer_lists() {
+    let n = 60;
+    for seed in [1, 7, 42, 1234] {
+        let mut legacy = Mesh::new(n, 0, seed);
+        let mut digest = Mesh::new(n, CAP_VIEW_DIGEST, seed);
+        for mesh in [&mut legacy, &mut digest] {
+            for i in 1..n {
+                mesh.connect(i, i - 1);
+            }
+            mesh.run();
+            mesh.assert_full();
+        }
+        let sessions = n * (n - 1) / 2;
+        // Before: a list on each end of every session.
+        assert_eq!(legacy.lists, 2 * sessions, "seed {seed}");
+        eprintln!(
+            "seed {seed}: {} names in {} lists with the digest, {} in {} without",
+            digest.listed, digest.lists, legacy.listed, legacy.lists
+        );
+        assert!(
+            digest.listed * 4 < legacy.listed,
+            "seed {seed}: {} names in {} lists with the digest, {} in {} without",
+            digest.listed,
+            digest.lists,
+            legacy.listed,
+            legacy.lists
+        );
+    }
+}
+
+/// Two meshes joined by one connect between a node of each: every node of one reaches every
+/// node of the other (connect_all), with or without the digest.
+#[test]
+fn two_meshes_joined_by_one_connect_become_one() {
+    for caps in [0, CAP_VIEW_DIGEST] {
+        for seed in [3, 5, 99] {
+            let mut mesh = Mesh::new(12, caps, seed);
+            for i in 1..6 {
+                mesh.connect(i, 0);
+            }
+            for i in 7..12 {
+                mesh.connect(i, 6);
+            }
+            mesh.run();
+            assert_eq!(mesh.nodes[0].list(ListKind::Visible).len(), 5);
+            assert_eq!(mesh.nodes[6].list(ListKind::Visible).len(), 5);
+            mesh.connect(3, 9);
+            mesh.run();
+            mesh.assert_full();
+        }
+    }
 }
