@@ -128,6 +128,7 @@ mod backoff;
 mod config;
 pub mod dns;
 pub mod gossip;
+pub mod hyparview;
 mod local_port_mapper;
 mod static_hosts;
 mod strategy;
