@@ -130,6 +130,7 @@ pub mod dns;
 pub mod gossip;
 pub mod hyparview;
 mod local_port_mapper;
+pub mod partial_mesh;
 mod static_hosts;
 mod strategy;
 #[cfg(test)]
@@ -164,6 +165,7 @@ pub use gossip::{
     Gossip, GossipConfig,
 };
 pub use local_port_mapper::LocalPortMapper;
+pub use partial_mesh::{MeshView, PartialMesh};
 pub use static_hosts::StaticHosts;
 pub use strategy::{Context, Metrics, Running, Strategy, StrategyError};
 

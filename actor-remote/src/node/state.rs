@@ -339,6 +339,10 @@ pub(crate) struct NodeState<E: Effects> {
     /// Peers whose last session ended with a graceful leave, until a session with them comes
     /// up again (at most [`LEFT_CAPACITY`]).
     left: BTreeSet<NodeName>,
+    /// The peers casts went to since the last [`NodeState::take_cast_peers`], while a
+    /// partial mesh tracks them ([`NodeState::track_casts`]) to close idle sessions; `None`
+    /// (nothing recorded) otherwise.
+    cast_peers: Option<BTreeSet<NodeName>>,
 }
 
 /// Incoming handshakes from one peer under way ([`NodeState::register_incoming`]).
@@ -397,7 +401,23 @@ where
             actions: VecDeque::new(),
             leaving: BTreeSet::new(),
             left: BTreeSet::new(),
+            cast_peers: None,
         }
+    }
+
+    /// From now on, records the peers casts go to (for
+    /// [`crate::cluster::PartialMesh`]'s idle close).
+    pub(crate) fn track_casts(&mut self) {
+        self.cast_peers.get_or_insert_with(BTreeSet::new);
+    }
+
+    /// The peers casts went to since the last call (empty unless tracking is on): at most
+    /// the peers of one period, so the set stays bounded.
+    pub(crate) fn take_cast_peers(&mut self) -> BTreeSet<NodeName> {
+        self.cast_peers
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Sets the largest frame and the bound on the casts queued for a peer during a connect
@@ -834,6 +854,11 @@ where
         let trace = self.trace.take();
         if self.stopped || *peer == self.me {
             return Ok(()); // (casts to this node itself are delivered by the system)
+        }
+        if let Some(used) = &mut self.cast_peers {
+            if !used.contains(peer) {
+                used.insert(peer.clone());
+            }
         }
         let msg = NodeMsg::Actor(ActorMsg::Send {
             target: target_of(dest),
