@@ -17,6 +17,8 @@ mod horde;
 mod kv;
 mod lanes;
 #[cfg(feature = "testing")]
+mod partial_mesh;
+#[cfg(feature = "testing")]
 mod links;
 #[cfg(feature = "testing")]
 mod presence;
