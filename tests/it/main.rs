@@ -17,9 +17,9 @@ mod horde;
 mod kv;
 mod lanes;
 #[cfg(feature = "testing")]
-mod partial_mesh;
-#[cfg(feature = "testing")]
 mod links;
+#[cfg(feature = "testing")]
+mod partial_mesh;
 #[cfg(feature = "testing")]
 mod presence;
 mod process;

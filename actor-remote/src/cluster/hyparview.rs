@@ -88,7 +88,9 @@ pub struct Config {
     pub shuffle_interval: Duration,
     /// How long a `Neighbor` request or a `Join` waits for its answer.
     pub neighbor_timeout: Duration,
-    /// How long a node whose request was refused waits before it asks again.
+    /// How long a node whose request was refused waits before it asks again (a node with
+    /// room among full ones keeps asking, one request per interval: each is a short-lived
+    /// session in a [`PartialMesh`](super::PartialMesh)).
     pub retry_interval: Duration,
 }
 
@@ -103,7 +105,7 @@ impl Default for Config {
             shuffle_passive: 4,
             shuffle_interval: Duration::from_secs(2),
             neighbor_timeout: Duration::from_secs(3),
-            retry_interval: Duration::from_millis(500),
+            retry_interval: Duration::from_secs(1),
         }
     }
 }
