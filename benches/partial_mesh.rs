@@ -10,7 +10,10 @@
 //!   rest) until every node lists every other; partial: from starting the strategy on every
 //!   node (each joins through node 0) until the neighbour graph is mutual and connected,
 //!   every node has a neighbour and a session with each of its neighbours;
-//! - `conns_mean`, `conns_max`: sessions per node (`Node::list`) once converged;
+//! - `conns_max_at_converge`; partial: `settle_s`, from convergence until every node has at
+//!   most 5 + 2 sessions (the joins' on-demand sessions close after 5 s idle);
+//! - `conns_mean`, `conns_max`: sessions per node (`Node::list`) once converged (partial:
+//!   settled);
 //! - `latency_first_ms_p50`/`_max`: a cast to a random node that is not connected to the
 //!   sender (partial: a non-neighbour, so it includes the on-demand connect; full: every
 //!   node is connected, so a random node), until the receiver's actor has it, over
@@ -37,6 +40,12 @@ use nodus::{
     Destination, NodeName,
 };
 use tokio::sync::mpsc;
+
+/// The partial mesh's idle timeout for sessions that are not to a neighbour.
+const IDLE_S: u64 = 5;
+
+/// The partial mesh's active view (the default).
+const ACTIVE: usize = 5;
 
 fn env_usize(key: &str, default: usize) -> usize {
     std::env::var(key)
@@ -190,7 +199,7 @@ async fn run(mode: &str, n: usize, deadline: Duration, samples: usize) {
         for (i, m) in members.iter_mut().enumerate() {
             let mesh = PartialMesh::new([contact.clone()])
                 .overlay(hyparview::Config::default())
-                .idle_timeout(Duration::from_secs(5))
+                .idle_timeout(Duration::from_secs(IDLE_S))
                 .seed(i as u64);
             m.view = Some(mesh.view());
             let topology = Topology::new("pm", mesh);
@@ -213,6 +222,20 @@ async fn run(mode: &str, n: usize, deadline: Duration, samples: usize) {
         .await
     };
     println!("{mode}_converge_s={}", secs(converged));
+    let at_converge = members
+        .iter()
+        .map(|m| m.node.list().len())
+        .max()
+        .unwrap_or(0);
+    println!("{mode}_conns_max_at_converge={at_converge}");
+    if partial {
+        // The joins' sessions (every joiner cast its Join to node 0) close once idle.
+        let settled = until(Instant::now(), deadline, n, || {
+            members.iter().all(|m| m.node.list().len() <= ACTIVE + 2)
+        })
+        .await;
+        println!("{mode}_settle_s={}", secs(settled));
+    }
     println!("{mode}_rss_mb={}", rss_mb());
     let conns: Vec<usize> = members.iter().map(|m| m.node.list().len()).collect();
     println!(
