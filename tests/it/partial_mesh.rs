@@ -84,6 +84,7 @@ async fn start(network: &MemoryNetwork, i: usize, contact: &NodeName) -> Member 
     let mesh = PartialMesh::new([contact.clone()])
         .overlay(overlay())
         .idle_timeout(IDLE)
+        .overlay_idle_timeout(IDLE)
         .tick(Duration::from_millis(20))
         .seed(i as u64);
     let view = mesh.view();

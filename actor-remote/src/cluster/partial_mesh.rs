@@ -82,12 +82,15 @@ pub struct PartialMesh {
     overlay: hyparview::Config,
     tick: Duration,
     idle_timeout: Duration,
+    overlay_idle_timeout: Duration,
     seed: Option<u64>,
     view: MeshView,
 }
 
 /// The default [`PartialMesh::idle_timeout`].
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The default [`PartialMesh::overlay_idle_timeout`].
+pub const DEFAULT_OVERLAY_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
 /// The default [`PartialMesh::tick`].
 pub const DEFAULT_TICK: Duration = Duration::from_millis(100);
 
@@ -100,6 +103,7 @@ impl PartialMesh {
             overlay: hyparview::Config::default(),
             tick: DEFAULT_TICK,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            overlay_idle_timeout: DEFAULT_OVERLAY_IDLE_TIMEOUT,
             seed: None,
             view: MeshView::default(),
         }
@@ -115,6 +119,14 @@ impl PartialMesh {
     /// cast over it (default 30 s).
     pub fn idle_timeout(mut self, idle: Duration) -> Self {
         self.idle_timeout = idle;
+        self
+    }
+
+    /// Sets how long a session that is not to a neighbour, and that only the overlay used
+    /// (a join, a shuffle's answer, a refused neighbour request), stays open after its last
+    /// overlay message (default 1 s).
+    pub fn overlay_idle_timeout(mut self, idle: Duration) -> Self {
+        self.overlay_idle_timeout = idle;
         self
     }
 
@@ -215,51 +227,80 @@ fn now() -> std::time::Instant {
 }
 
 /// The sessions a partial mesh keeps or closes (sans-IO: driven by the strategy's tick).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Sessions {
-    /// When each open session that is not to a neighbour was last used.
-    last_used: HashMap<NodeName, std::time::Instant>,
+    /// How long a session the application cast over stays open after that cast.
+    idle: Duration,
+    /// How long a session only the overlay used stays open after its last overlay message.
+    overlay_idle: Duration,
+    /// How long a neighbour may be without a session before it counts as failed.
+    neighbor_timeout: Duration,
+    /// When each open session that is not to a neighbour closes, unless used again.
+    expires: HashMap<NodeName, std::time::Instant>,
     /// Since when each neighbour has had no session.
     unconnected: HashMap<NodeName, std::time::Instant>,
+}
+
+/// The peers casts went to since the last look: the application's and the overlay's.
+#[derive(Debug, Default)]
+struct Used {
+    app: BTreeSet<NodeName>,
+    overlay: BTreeSet<NodeName>,
 }
 
 /// What one look at the sessions decided.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Decisions {
-    /// Sessions idle for the idle timeout: close them.
+    /// Sessions idle past their expiry: close them.
     close: Vec<NodeName>,
     /// Neighbours without a session for the neighbour timeout: failed.
     failed: Vec<NodeName>,
 }
 
 impl Sessions {
-    #[allow(clippy::too_many_arguments)]
+    fn new(idle: Duration, overlay_idle: Duration, neighbor_timeout: Duration) -> Self {
+        Self {
+            idle,
+            overlay_idle,
+            neighbor_timeout,
+            expires: HashMap::new(),
+            unconnected: HashMap::new(),
+        }
+    }
+
+    /// One look: `connected` are the open sessions, `used` what was cast over since the
+    /// last look, `active` the neighbours. A session this node never cast over (the peer
+    /// opened it) gets the application's idle timeout; one only the overlay used, the
+    /// overlay's.
     fn look(
         &mut self,
         connected: &[NodeName],
-        used: &BTreeSet<NodeName>,
+        used: &Used,
         active: &BTreeSet<NodeName>,
-        idle_timeout: Duration,
-        neighbor_timeout: Duration,
         now: std::time::Instant,
     ) -> Decisions {
         let mut out = Decisions::default();
-        self.last_used.retain(|n, _| connected.contains(n));
+        self.expires.retain(|n, _| connected.contains(n));
         for node in connected {
             if active.contains(node) {
-                self.last_used.remove(node);
+                self.expires.remove(node);
                 continue;
             }
-            let last = self.last_used.entry(node.clone()).or_insert(now);
-            if used.contains(node) {
-                *last = now;
-            }
-            if now.saturating_duration_since(*last) >= idle_timeout {
+            let app = used.app.contains(node);
+            let overlay = used.overlay.contains(node);
+            let expiry = match self.expires.get(node).copied() {
+                None if overlay && !app => now + self.overlay_idle,
+                None => now + self.idle,
+                Some(at) if app => at.max(now + self.idle),
+                Some(at) if overlay => at.max(now + self.overlay_idle),
+                Some(at) => at,
+            };
+            if expiry <= now {
                 out.close.push(node.clone());
+                self.expires.remove(node);
+            } else {
+                self.expires.insert(node.clone(), expiry);
             }
-        }
-        for node in &out.close {
-            self.last_used.remove(node);
         }
         self.unconnected.retain(|n, _| active.contains(n));
         for node in active {
@@ -267,7 +308,7 @@ impl Sessions {
                 self.unconnected.remove(node);
             } else {
                 let since = self.unconnected.entry(node.clone()).or_insert(now);
-                if now.saturating_duration_since(*since) >= neighbor_timeout {
+                if now.saturating_duration_since(*since) >= self.neighbor_timeout {
                     out.failed.push(node.clone());
                 }
             }
@@ -317,11 +358,16 @@ impl Strategy for PartialMesh {
             let mut overlay = Overlay::new(me.clone(), self.overlay.clone(), seed);
             let neighbor_timeout = self.overlay.neighbor_timeout;
             overlay.join(&self.contacts, now());
-            let mut sessions = Sessions::default();
+            let mut sessions = Sessions::new(
+                self.idle_timeout,
+                self.overlay_idle_timeout,
+                neighbor_timeout,
+            );
+            let mut used = Used::default();
             let mut tick = tokio::time::interval(self.tick);
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
-                flush(&ctx, &mut overlay, &self.view);
+                flush(&ctx, &mut overlay, &self.view, &mut used);
                 tokio::select! {
                     msg = inbox.recv() => match msg {
                         Some(MeshMsg { from, msg }) => overlay.handle_message(from, msg, now()),
@@ -346,14 +392,9 @@ impl Strategy for PartialMesh {
                             overlay.handle_timeout(at);
                         }
                         let active: BTreeSet<NodeName> = overlay.active().cloned().collect();
-                        let decisions = sessions.look(
-                            &node.list(),
-                            &node.take_cast_peers(),
-                            &active,
-                            self.idle_timeout,
-                            neighbor_timeout,
-                            at,
-                        );
+                        used.app.extend(node.take_cast_peers());
+                        let decisions = sessions.look(&node.list(), &used, &active, at);
+                        used = Used::default();
                         for idle in decisions.close {
                             ctx.decide(Some(&idle), "closing", "not a neighbour, and idle");
                             node.disconnect(&idle);
@@ -372,8 +413,11 @@ impl Strategy for PartialMesh {
 }
 
 /// Carries out the overlay's outputs: casts to the peers' service actors, view updates.
-fn flush(ctx: &Context, overlay: &mut Overlay<NodeName>, view: &MeshView) {
+/// The casts before are the application's, the casts it makes the overlay's (an application
+/// cast from another thread in between counts as the overlay's: its session closes sooner).
+fn flush(ctx: &Context, overlay: &mut Overlay<NodeName>, view: &MeshView, used: &mut Used) {
     let node = ctx.node();
+    used.app.extend(node.take_cast_peers());
     let mut changed = false;
     while let Some(out) = overlay.poll_output() {
         match out {
@@ -396,6 +440,7 @@ fn flush(ctx: &Context, overlay: &mut Overlay<NodeName>, view: &MeshView) {
             }
         }
     }
+    used.overlay.extend(node.take_cast_peers());
     if changed {
         view.update(overlay);
     }
@@ -412,36 +457,44 @@ mod tests {
     #[test]
     fn idle_sessions_close_and_neighbours_without_a_session_fail() {
         let t0 = std::time::Instant::now();
-        let idle = Duration::from_secs(10);
-        let nt = Duration::from_secs(3);
-        let mut s = Sessions::default();
+        let secs = Duration::from_secs;
+        let mut s = Sessions::new(secs(10), secs(1), secs(3));
         let active = BTreeSet::from([n("a@h")]);
+        let connected = [n("a@h"), n("x@h"), n("y@h"), n("o@h")];
+        let used = Used {
+            app: BTreeSet::from([n("x@h")]),
+            overlay: BTreeSet::from([n("o@h")]),
+        };
+        // x used by the application, o by the overlay, y opened by its peer.
+        assert_eq!(s.look(&connected, &used, &active, t0), Decisions::default());
+        let none = Used::default();
+        let d = s.look(&connected, &none, &active, t0 + secs(1));
+        assert_eq!(
+            d.close,
+            [n("o@h")],
+            "the overlay's session closes after 1 s"
+        );
         let connected = [n("a@h"), n("x@h"), n("y@h")];
-        let none = BTreeSet::new();
+        let app = Used {
+            app: BTreeSet::from([n("x@h")]),
+            overlay: BTreeSet::new(),
+        };
         assert_eq!(
-            s.look(&connected, &none, &active, idle, nt, t0),
+            s.look(&connected, &app, &active, t0 + secs(5)),
             Decisions::default()
         );
-        // x is used at t0+5; y is not.
-        let used = BTreeSet::from([n("x@h")]);
-        let t5 = t0 + Duration::from_secs(5);
-        assert_eq!(
-            s.look(&connected, &used, &active, idle, nt, t5),
-            Decisions::default()
-        );
-        let t10 = t0 + idle;
-        let d = s.look(&connected, &none, &active, idle, nt, t10);
+        let d = s.look(&connected, &none, &active, t0 + secs(10));
         assert_eq!(
             d.close,
             [n("y@h")],
-            "y idle since t0, x used at t5, a a neighbour"
+            "y idle since t0; x used at t0 + 5; a a neighbour"
         );
-        let d = s.look(&[n("a@h"), n("x@h")], &none, &active, idle, nt, t5 + idle);
+        let d = s.look(&[n("a@h"), n("x@h")], &none, &active, t0 + secs(15));
         assert_eq!(d.close, [n("x@h")]);
         // The neighbour's session goes; it fails after the neighbour timeout.
-        let d = s.look(&[], &none, &active, idle, nt, t5 + idle);
+        let d = s.look(&[], &none, &active, t0 + secs(15));
         assert!(d.failed.is_empty());
-        let d = s.look(&[], &none, &active, idle, nt, t5 + idle + nt);
+        let d = s.look(&[], &none, &active, t0 + secs(18));
         assert_eq!(d.failed, [n("a@h")]);
     }
 }
