@@ -280,28 +280,30 @@ impl Sessions {
         now: std::time::Instant,
     ) -> Decisions {
         let mut out = Decisions::default();
-        self.expires.retain(|n, _| connected.contains(n));
+        // Uses count from the cast on, whether the session is up yet or not (a cast to a
+        // node without a session dials it: the session shows up at a later look).
+        for node in &used.app {
+            let at = self.expires.entry(node.clone()).or_insert(now);
+            *at = (*at).max(now + self.idle);
+        }
+        for node in &used.overlay {
+            let at = self.expires.entry(node.clone()).or_insert(now);
+            *at = (*at).max(now + self.overlay_idle);
+        }
         for node in connected {
             if active.contains(node) {
                 self.expires.remove(node);
                 continue;
             }
-            let app = used.app.contains(node);
-            let overlay = used.overlay.contains(node);
-            let expiry = match self.expires.get(node).copied() {
-                None if overlay && !app => now + self.overlay_idle,
-                None => now + self.idle,
-                Some(at) if app => at.max(now + self.idle),
-                Some(at) if overlay => at.max(now + self.overlay_idle),
-                Some(at) => at,
-            };
-            if expiry <= now {
+            let at = *self.expires.entry(node.clone()).or_insert(now + self.idle); // opened by the peer
+            if at <= now {
                 out.close.push(node.clone());
                 self.expires.remove(node);
-            } else {
-                self.expires.insert(node.clone(), expiry);
             }
         }
+        // Bounded: what is left is the nodes used within the idle timeout.
+        self.expires
+            .retain(|n, at| *at > now || connected.contains(n));
         self.unconnected.retain(|n, _| active.contains(n));
         for node in active {
             if connected.contains(node) {
@@ -465,8 +467,12 @@ mod tests {
             app: BTreeSet::from([n("x@h")]),
             overlay: BTreeSet::from([n("o@h")]),
         };
-        // x used by the application, o by the overlay, y opened by its peer.
-        assert_eq!(s.look(&connected, &used, &active, t0), Decisions::default());
+        // x used by the application, o by the overlay (before its session is up), y opened
+        // by its peer.
+        assert_eq!(
+            s.look(&connected[..3], &used, &active, t0),
+            Decisions::default()
+        );
         let none = Used::default();
         let d = s.look(&connected, &none, &active, t0 + secs(1));
         assert_eq!(
