@@ -44,9 +44,6 @@ use tokio::sync::mpsc;
 /// The partial mesh's idle timeout for sessions that are not to a neighbour.
 const IDLE_S: u64 = 5;
 
-/// The partial mesh's active view (the default).
-const ACTIVE: usize = 5;
-
 fn env_usize(key: &str, default: usize) -> usize {
     std::env::var(key)
         .ok()
