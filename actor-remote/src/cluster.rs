@@ -11,6 +11,7 @@
 //! | [`DnsPoll`] | `DNSPoll` | `basename@ip` for the A and AAAA records of a name | `query`, `node_basename` (required), `poll_interval_ms` 5000, `prune` true, `nameservers` (default: the system's), `query_timeout_ms` 2000 |
 //! | [`KubernetesDns`] | `Kubernetes.DNS` | `app@pod-ip` for a headless service's A and AAAA records | `service`, `application_name` (required), and DnsPoll's optional keys |
 //! | [`KubernetesDnsSrv`] | `Kubernetes.DNSSRV` | `app@pod-hostname` for a StatefulSet's SRV records | `service`, `namespace`, `application_name` (required), `cluster_domain` (`CLUSTER_DOMAIN`, else `cluster.local.`), and DnsPoll's optional keys |
+//! | [`PartialMesh`] | (none: HyParView) | a bounded overlay joined through contacts; see [`partial_mesh`] | code only |
 //! | your own | | anything | implement [`Strategy`] |
 //!
 //! Where this differs from libcluster, on purpose (its users' complaints):
