@@ -11,6 +11,7 @@
 //! | [`DnsPoll`] | `DNSPoll` | `basename@ip` for the A and AAAA records of a name | `query`, `node_basename` (required), `poll_interval_ms` 5000, `prune` true, `nameservers` (default: the system's), `query_timeout_ms` 2000 |
 //! | [`KubernetesDns`] | `Kubernetes.DNS` | `app@pod-ip` for a headless service's A and AAAA records | `service`, `application_name` (required), and DnsPoll's optional keys |
 //! | [`KubernetesDnsSrv`] | `Kubernetes.DNSSRV` | `app@pod-hostname` for a StatefulSet's SRV records | `service`, `namespace`, `application_name` (required), `cluster_domain` (`CLUSTER_DOMAIN`, else `cluster.local.`), and DnsPoll's optional keys |
+//! | [`PartialMesh`] | (none: HyParView) | a bounded overlay joined through contacts; see [`partial_mesh`] | `hosts` (the contacts, default none), `active_size` 5, `passive_size` 30, `idle_timeout_ms` 30000, `overlay_idle_timeout_ms` 1000 |
 //! | your own | | anything | implement [`Strategy`] |
 //!
 //! Where this differs from libcluster, on purpose (its users' complaints):
@@ -39,7 +40,7 @@
 //! debug = true                      # log every decision at debug level
 //!
 //! [topologies.example]
-//! strategy = "gossip"               # static_hosts (alias epmd) | local_port_mapper (alias local_epmd) | gossip | dns_poll | kubernetes_dns | kubernetes_dns_srv
+//! strategy = "gossip"               # static_hosts (alias epmd) | local_port_mapper (alias local_epmd) | gossip | dns_poll | kubernetes_dns | kubernetes_dns_srv | partial_mesh
 //! backoff_initial_ms = 500          # optional, per topology
 //! backoff_max_ms = 30000
 //! connect_timeout_ms = 10000        # bound on one connect through the hook
@@ -58,6 +59,7 @@
 //! | `NODUS_CLUSTER_POLL_INTERVAL_MS` | `static_hosts`, `local_port_mapper` |
 //! | `NODUS_CLUSTER_BACKOFF_INITIAL_MS`, `NODUS_CLUSTER_BACKOFF_MAX_MS`, `NODUS_CLUSTER_CONNECT_TIMEOUT_MS` | per topology |
 //! | `NODUS_CLUSTER_GOSSIP_PORT`, `_IF_ADDR`, `_MULTICAST_IF`, `_MULTICAST_ADDR`, `_MULTICAST_TTL`, `_BROADCAST_ONLY`, `_SECRET`, `_INTERVAL_MS`, `_MAX_SKEW_MS` | `gossip` (`NODUS_CLUSTER_GOSSIP_` + the [`GossipConfig`] key in upper case) |
+//! | `NODUS_CLUSTER_PARTIAL_ACTIVE_SIZE`, `_PASSIVE_SIZE`, `_IDLE_TIMEOUT_MS`, `_OVERLAY_IDLE_TIMEOUT_MS` | `partial_mesh` (its contacts are `NODUS_CLUSTER_HOSTS`) |
 //! | `NODUS_CLUSTER_DNS_QUERY`, `_NODE_BASENAME`, `_SERVICE`, `_APPLICATION_NAME`, `_NAMESPACE`, `_CLUSTER_DOMAIN`, `_PRUNE`, `_NAMESERVERS` (comma-separated `ip:port`), `_QUERY_TIMEOUT_MS` | `dns_poll`, `kubernetes_dns`, `kubernetes_dns_srv` (`NODUS_CLUSTER_DNS_` + the key in upper case; the poll interval is `NODUS_CLUSTER_POLL_INTERVAL_MS`) |
 //!
 //! For example a StatefulSet `myapp` whose pods are named `myapp@$(hostname -f)`:
@@ -128,7 +130,9 @@ mod backoff;
 mod config;
 pub mod dns;
 pub mod gossip;
+pub mod hyparview;
 mod local_port_mapper;
+pub mod partial_mesh;
 mod static_hosts;
 mod strategy;
 #[cfg(test)]
@@ -163,6 +167,7 @@ pub use gossip::{
     Gossip, GossipConfig,
 };
 pub use local_port_mapper::LocalPortMapper;
+pub use partial_mesh::{MeshView, PartialMesh};
 pub use static_hosts::StaticHosts;
 pub use strategy::{Context, Metrics, Running, Strategy, StrategyError};
 

@@ -389,6 +389,16 @@ impl Node {
         self.inner.lock().forget_left(node)
     }
 
+    /// Records from now on the peers casts go to (a partial mesh's idle close).
+    pub(crate) fn track_casts(&self) {
+        self.inner.lock().track_casts();
+    }
+
+    /// The peers casts went to since the last call (see [`Node::track_casts`]).
+    pub(crate) fn take_cast_peers(&self) -> std::collections::BTreeSet<NodeName> {
+        self.inner.lock().take_cast_peers()
+    }
+
     /// The port peers' port mappers listen on (this node's port mapper's port).
     pub(crate) fn port_mapper_port(&self) -> u16 {
         self.inner.port_mapper_port

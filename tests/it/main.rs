@@ -19,6 +19,8 @@ mod lanes;
 #[cfg(feature = "testing")]
 mod links;
 #[cfg(feature = "testing")]
+mod partial_mesh;
+#[cfg(feature = "testing")]
 mod presence;
 mod process;
 mod registry;

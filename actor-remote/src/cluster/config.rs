@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use super::{
     ClusterConfig, DnsPoll, Gossip, GossipConfig, KubernetesDns, KubernetesDnsSrv, LocalPortMapper,
-    StaticHosts, Strategy, Topology,
+    PartialMesh, StaticHosts, Strategy, Topology,
 };
 
 /// Why a cluster configuration could not be read.
@@ -27,7 +27,7 @@ pub enum ConfigError {
     #[error("invalid cluster configuration: {0}; see the keys in actor_remote::cluster's docs")]
     Toml(#[from] toml::de::Error),
     /// An unknown strategy.
-    #[error("topology {topology:?}: unknown strategy {given:?}; use static_hosts, local_port_mapper, gossip, dns_poll, kubernetes_dns or kubernetes_dns_srv")]
+    #[error("topology {topology:?}: unknown strategy {given:?}; use static_hosts, local_port_mapper, gossip, dns_poll, kubernetes_dns, kubernetes_dns_srv or partial_mesh")]
     UnknownStrategy {
         /// The topology.
         topology: String,
@@ -180,6 +180,18 @@ fn dns_strategy(
     })
 }
 
+/// `partial_mesh`: contacts (may be empty for the first node) and the overlay's sizes.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PartialMeshSpec {
+    #[serde(default)]
+    hosts: Vec<String>,
+    idle_timeout_ms: Option<u64>,
+    overlay_idle_timeout_ms: Option<u64>,
+    active_size: Option<usize>,
+    passive_size: Option<usize>,
+}
+
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct PollSpec {
@@ -206,6 +218,33 @@ fn strategy(
             let mut s = StaticHosts::new(hosts);
             if let Some(ms) = spec.poll_interval_ms {
                 s = s.poll_interval(Duration::from_millis(ms));
+            }
+            Box::new(s)
+        }
+        "partial_mesh" => {
+            let spec: PartialMeshSpec = config.try_into()?;
+            let mut hosts = Vec::with_capacity(spec.hosts.len());
+            for host in spec.hosts {
+                let node = NodeName::parse(&host).map_err(|e| ConfigError::Invalid {
+                    key: format!("topologies.{topology}.config.hosts"),
+                    value: host.clone(),
+                    why: e.to_string(),
+                })?;
+                hosts.push(node);
+            }
+            let mut overlay = super::hyparview::Config::default();
+            if let Some(n) = spec.active_size {
+                overlay.active_size = n;
+            }
+            if let Some(n) = spec.passive_size {
+                overlay.passive_size = n;
+            }
+            let mut s = PartialMesh::new(hosts).overlay(overlay);
+            if let Some(ms) = spec.idle_timeout_ms {
+                s = s.idle_timeout(Duration::from_millis(ms));
+            }
+            if let Some(ms) = spec.overlay_idle_timeout_ms {
+                s = s.overlay_idle_timeout(Duration::from_millis(ms));
             }
             Box::new(s)
         }
@@ -343,6 +382,15 @@ impl ClusterConfig {
                         .map(|h| toml::Value::String(h.into()))
                         .collect();
                     config.insert("hosts".into(), toml::Value::Array(hosts));
+                }
+                "PARTIAL_IDLE_TIMEOUT_MS"
+                | "PARTIAL_OVERLAY_IDLE_TIMEOUT_MS"
+                | "PARTIAL_ACTIVE_SIZE"
+                | "PARTIAL_PASSIVE_SIZE" => {
+                    config.insert(
+                        key["PARTIAL_".len()..].to_lowercase(),
+                        parse_int(&var, value)?,
+                    );
                 }
                 "POLL_INTERVAL_MS" => {
                     config.insert("poll_interval_ms".into(), parse_int(&var, value)?);

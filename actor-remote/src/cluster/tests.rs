@@ -209,3 +209,34 @@ fn dns_mistakes_are_errors_that_name_them() {
         "{unknown}"
     );
 }
+
+#[test]
+fn partial_mesh_from_env_and_toml() {
+    let config = ClusterConfig::from_vars([
+        ("NODUS_CLUSTER_STRATEGY", "partial_mesh"),
+        ("NODUS_CLUSTER_HOSTS", "a@h1,b@h2"),
+        ("NODUS_CLUSTER_PARTIAL_ACTIVE_SIZE", "4"),
+        ("NODUS_CLUSTER_PARTIAL_IDLE_TIMEOUT_MS", "5000"),
+    ])
+    .expect("valid partial_mesh variables");
+    assert_eq!(
+        config.topologies().next().map(|t| t.kind()),
+        Some("partial_mesh")
+    );
+    let toml = "[topologies.o]\nstrategy = \"partial_mesh\"\n[topologies.o.config]\nhosts = []\npassive_size = 20\n";
+    let config = ClusterConfig::from_toml(toml).expect("valid partial_mesh TOML");
+    assert_eq!(
+        config.topologies().next().map(|t| t.kind()),
+        Some("partial_mesh")
+    );
+    let bad = "[topologies.o]\nstrategy = \"partial_mesh\"\n[topologies.o.config]\nactive = 3\n";
+    assert!(
+        ClusterConfig::from_toml(bad).is_err(),
+        "an unknown key is refused"
+    );
+    let bad = ClusterConfig::from_vars([
+        ("NODUS_CLUSTER_STRATEGY", "partial_mesh"),
+        ("NODUS_CLUSTER_PARTIAL_ACTIVE_SIZE", "five"),
+    ]);
+    assert!(bad.is_err(), "a size that is not a number is refused");
+}

@@ -347,6 +347,10 @@ pub(crate) struct NodeState<E: Effects> {
     /// being dialled or is up and visible (kept by [`NodeState::set_peer`] and
     /// [`NodeState::remove_peer`]), sent as [`ControlMsg::View`].
     view: ViewDigest,
+    /// The peers casts went to since the last [`NodeState::take_cast_peers`], while a
+    /// partial mesh tracks them ([`NodeState::track_casts`]) to close idle sessions; `None`
+    /// (nothing recorded) otherwise.
+    cast_peers: Option<BTreeSet<NodeName>>,
 }
 
 /// Incoming handshakes from one peer under way ([`NodeState::register_incoming`]).
@@ -410,7 +414,23 @@ where
                 view
             },
             me,
+            cast_peers: None,
         }
+    }
+
+    /// From now on, records the peers casts go to (for
+    /// [`crate::cluster::PartialMesh`]'s idle close).
+    pub(crate) fn track_casts(&mut self) {
+        self.cast_peers.get_or_insert_with(BTreeSet::new);
+    }
+
+    /// The peers casts went to since the last call (empty unless tracking is on): at most
+    /// the peers of one period, so the set stays bounded.
+    pub(crate) fn take_cast_peers(&mut self) -> BTreeSet<NodeName> {
+        self.cast_peers
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
     }
 
     /// Sets the largest frame and the bound on the casts queued for a peer during a connect
@@ -922,6 +942,11 @@ where
         let trace = self.trace.take();
         if self.stopped || *peer == self.me {
             return Ok(()); // (casts to this node itself are delivered by the system)
+        }
+        if let Some(used) = &mut self.cast_peers {
+            if !used.contains(peer) {
+                used.insert(peer.clone());
+            }
         }
         let msg = NodeMsg::Actor(ActorMsg::Send {
             target: target_of(dest),
