@@ -37,7 +37,7 @@ use std::time::Instant;
 
 use nodus::remote::{
     proto::{Existing, HandshakeConfig},
-    transport::{handshake_over, Direction, Session, SessionConfig, SessionHandle},
+    transport::{handshake_over, Direction, Incoming, Session, SessionConfig, SessionHandle},
     wire::{Lane, Laned},
 };
 use nodus::NodeName;
@@ -50,7 +50,6 @@ use two_process::{
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
-    sync::mpsc::Receiver,
 };
 
 /// The argument that makes the binary the peer.
@@ -178,7 +177,7 @@ async fn serve_session(stream: TcpStream) {
 
 struct SessionClient {
     handle: SessionHandle<Msg>,
-    incoming: Receiver<Msg>,
+    incoming: Incoming<Msg>,
 }
 
 impl SessionClient {
