@@ -1,4 +1,4 @@
-//! [`PartialMesh`]: a HyParView overlay ([`hyparview`](super::hyparview)) instead of the
+//! [`PartialMesh`]: a HyParView overlay ([`hyparview`]) instead of the
 //! full mesh, for large clusters.
 //!
 //! Each node keeps sessions only with its active view (5 neighbours by default); the nodes
