@@ -198,6 +198,20 @@ struct PollSpec {
     poll_interval_ms: Option<u64>,
 }
 
+/// A topology's `hosts` as node names; a bad one is `ConfigError::Invalid` naming its key.
+fn parse_hosts(topology: &str, hosts: Vec<String>) -> Result<Vec<NodeName>, ConfigError> {
+    hosts
+        .into_iter()
+        .map(|host| {
+            NodeName::parse(&host).map_err(|e| ConfigError::Invalid {
+                key: format!("topologies.{topology}.config.hosts"),
+                value: host.clone(),
+                why: e.to_string(),
+            })
+        })
+        .collect()
+}
+
 fn strategy(
     topology: &str,
     kind: &str,
@@ -206,15 +220,7 @@ fn strategy(
     Ok(match kind {
         "static_hosts" | "epmd" => {
             let spec: StaticHostsSpec = config.try_into()?;
-            let mut hosts = Vec::with_capacity(spec.hosts.len());
-            for host in spec.hosts {
-                let node = NodeName::parse(&host).map_err(|e| ConfigError::Invalid {
-                    key: format!("topologies.{topology}.config.hosts"),
-                    value: host.clone(),
-                    why: e.to_string(),
-                })?;
-                hosts.push(node);
-            }
+            let hosts = parse_hosts(topology, spec.hosts)?;
             let mut s = StaticHosts::new(hosts);
             if let Some(ms) = spec.poll_interval_ms {
                 s = s.poll_interval(Duration::from_millis(ms));
@@ -223,15 +229,7 @@ fn strategy(
         }
         "partial_mesh" => {
             let spec: PartialMeshSpec = config.try_into()?;
-            let mut hosts = Vec::with_capacity(spec.hosts.len());
-            for host in spec.hosts {
-                let node = NodeName::parse(&host).map_err(|e| ConfigError::Invalid {
-                    key: format!("topologies.{topology}.config.hosts"),
-                    value: host.clone(),
-                    why: e.to_string(),
-                })?;
-                hosts.push(node);
-            }
+            let hosts = parse_hosts(topology, spec.hosts)?;
             let mut overlay = super::hyparview::Config::default();
             if let Some(n) = spec.active_size {
                 overlay.active_size = n;
