@@ -44,7 +44,8 @@ const UNWAITED_DIAL_RETRY: Duration = Duration::from_millis(100);
 /// caller waits for (`connect`, `ping`, a cast) is never held back.
 pub(super) const MAX_MESH_DIALS: usize = 16;
 
-/// Dials `peer` in the background and reports the outcome to the machine.
+/// Dials `peer` in the background and reports the outcome to the machine; `mesh`: the
+/// mesh's dial ([`Action::MeshDial`](super::state::Action::MeshDial)), with its wait.
 ///
 /// A dial that a caller waits for (`connect`, `ping`, ...) is tried once: the caller hears
 /// why it failed, as on the BEAM. A dial that no caller waits for (the mesh's, after a
@@ -53,7 +54,11 @@ pub(super) const MAX_MESH_DIALS: usize = 16;
 /// nodes, so one transient failure (a port mapper that did not answer in time under a burst
 /// of lookups, or a simultaneous connect whose winning side failed) would otherwise leave
 /// the mesh short for good.
-pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName) {
+///
+/// The handshake itself is boxed: a dial that lost a simultaneous connect then waits (up to
+/// the handshake timeout) as a small task, not one the size of a handshake, and a growing
+/// mesh of a thousand nodes has a hundred thousand such waits at once.
+pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName, mesh: Option<Duration>) {
     let span = inner.span();
     let inner = inner.clone();
     tokio::spawn(
@@ -63,18 +68,35 @@ pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName) {
                 let last = attempt == UNWAITED_DIAL_ATTEMPTS;
                 // A mesh dial waits for a turn (bounded by the dials under way, each bounded
                 // by the handshake timeout), then goes only if still wanted.
-                let turn = if inner.lock().dialing_unwaited(&peer) {
-                    let Ok(turn) = Arc::clone(&inner.mesh_dials).acquire_owned().await else {
-                        return; // never closed
-                    };
-                    if inner.lock().existing(&peer) != Existing::PendingOutgoing {
-                        return; // connected meanwhile (the peer dialled), or given up
+                let (turn, dialing) = match mesh {
+                    Some(wait) if attempt == 1 => {
+                        // Not started until the machine says so: the peer's own dial usually
+                        // comes first, and then there is nothing to do.
+                        if !wait.is_zero() {
+                            tokio::time::sleep(wait).await;
+                        }
+                        let Ok(turn) = Arc::clone(&inner.mesh_dials).acquire_owned().await
+                        else {
+                            return; // never closed
+                        };
+                        let Some(dialing) = Dialing::start_mesh(&inner, &peer) else {
+                            return; // connected meanwhile, dialled for a caller, or given up
+                        };
+                        (Some(turn), dialing)
                     }
-                    Some(turn)
-                } else {
-                    None
+                    _ if inner.lock().dialing_unwaited(&peer) => {
+                        let Ok(turn) = Arc::clone(&inner.mesh_dials).acquire_owned().await
+                        else {
+                            return; // never closed
+                        };
+                        if inner.lock().existing(&peer) != Existing::PendingOutgoing {
+                            return; // connected meanwhile (the peer dialled), or given up
+                        }
+                        (Some(turn), Dialing::new(&inner, &peer))
+                    }
+                    _ => (None, Dialing::new(&inner, &peer)),
                 };
-                let dialed = dial(&inner, &peer).await;
+                let dialed = Box::pin(dial(&inner, &peer, dialing)).await;
                 drop(turn);
                 match dialed {
                     Ok(Dialed::Up) => return,
@@ -115,9 +137,13 @@ enum Dialed {
     LostRace,
 }
 
-async fn dial(inner: &Arc<Inner>, node: &NodeName) -> Result<Dialed, ConnectError> {
-    // Counted until the session is installed: another dial's answer to `Alive` sees it.
-    let _dialing = Dialing::new(inner, node);
+async fn dial(
+    inner: &Arc<Inner>,
+    node: &NodeName,
+    _dialing: Dialing,
+) -> Result<Dialed, ConnectError> {
+    // `_dialing` counts this dial until the session is installed: another dial's answer to
+    // `Alive` sees it.
     let stream = match &inner.config.memory {
         Some(network) => open_memory(inner, network, node).await?,
         None => open_tcp(inner, node).await?,
@@ -161,6 +187,17 @@ impl Dialing {
             node: Arc::downgrade(inner),
             peer: peer.clone(),
         }
+    }
+
+    /// The mesh's dial of `peer` starts, if the machine still wants it
+    /// ([`NodeState::start_mesh_dial`](super::state::NodeState::start_mesh_dial), which
+    /// counts it under the same lock: no connection from the peer is let in as if there were
+    /// no dial once it has started).
+    fn start_mesh(inner: &Arc<Inner>, peer: &NodeName) -> Option<Self> {
+        inner.lock().start_mesh_dial(peer).then(|| Self {
+            node: Arc::downgrade(inner),
+            peer: peer.clone(),
+        })
     }
 }
 

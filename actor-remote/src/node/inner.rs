@@ -9,6 +9,7 @@
 use std::{
     net::SocketAddr,
     sync::{Arc, Mutex, MutexGuard, PoisonError},
+    time::Duration,
 };
 
 use crate::wire::message::WireTrace;
@@ -94,9 +95,9 @@ pub(super) struct Inner {
     pub(super) events: broadcast::Sender<NodeEvent>,
     /// The accept loop and the registration keeper, stopped with the node.
     pub(super) tasks: Mutex<Vec<AbortHandle>>,
-    /// Starts a dial of a node in the background (the driver's; it reports back to the
-    /// machine).
-    pub(super) dial: fn(&Arc<Inner>, NodeName),
+    /// Starts a dial of a node in the background, a mesh dial with its wait (the driver's
+    /// `spawn_dial`, which reports back to the machine).
+    pub(super) dial: fn(&Arc<Inner>, NodeName, Option<Duration>),
     /// Bounds the mesh's dials under way at once (`driver::MAX_MESH_DIALS`).
     pub(super) mesh_dials: Arc<tokio::sync::Semaphore>,
     /// Global names and process groups (`crate::names`), shared with their server.
@@ -234,7 +235,8 @@ impl Inner {
         }
         for action in actions {
             match action {
-                Action::Dial(peer) => (self.dial)(self, peer),
+                Action::Dial(peer) => (self.dial)(self, peer, None),
+                Action::MeshDial { peer, wait } => (self.dial)(self, peer, Some(wait)),
                 Action::Close(session) => session.close(),
                 Action::Abort(abort) => abort.abort(),
                 Action::Signal { from, to, reason } => {

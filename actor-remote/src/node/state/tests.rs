@@ -6,7 +6,7 @@ use actor_core::{
     CallError, Destination, DownReason, ExitReason, NodeName, Pid, SendErrorKind, TaskError,
 };
 
-use super::{Action, Effects, NodeState, Outcome, Serve};
+use super::{Action, Effects, NodeState, Outcome, Serve, MESH_DIAL_DEFER};
 use crate::{
     node::{
         events::{ListKind, NodeDownReason, NodeEvent},
@@ -666,7 +666,11 @@ fn peers_lists_start_dials_only_to_unknown_visible_nodes() {
     let list = vec![name("a@localhost"), b.clone(), name("c@localhost")];
     s.handle_control(&b, ControlMsg::Peers(list));
     let out = drain(&mut s);
-    assert!(matches!(&out.actions[..], [Action::Dial(n)] if *n == name("c@localhost")));
+    // c sorts after a: its own dial of a would win, so a's waits (see the next test).
+    assert!(matches!(
+        &out.actions[..],
+        [Action::MeshDial { peer, wait }] if *peer == name("c@localhost") && *wait == MESH_DIAL_DEFER
+    ));
 
     // A hidden peer's list is ignored.
     let mut s = node();
@@ -675,6 +679,59 @@ fn peers_lists_start_dials_only_to_unknown_visible_nodes() {
     s.handle_control(&b, ControlMsg::Peers(vec![name("c@localhost")]));
     assert!(drain(&mut s).actions.is_empty());
     assert_eq!(s.list(ListKind::Hidden), [b]);
+}
+
+/// Issue 14: two nodes that hear of each other from peer lists at once both dialled, and the
+/// dial of the one whose name sorts lower always lost the simultaneous connect; and a node
+/// holding its mesh dials back for a turn refused the nodes that dialled it first (36-44 % of
+/// a growing mesh's handshakes lost). A mesh dial now waits when the peer sorts greater, is
+/// made only if still wanted when its turn comes, and does not count until it starts.
+#[test]
+fn a_mesh_dial_waits_for_the_peer_and_starts_only_if_still_wanted() {
+    let mut s: State = NodeState::new(name("m@localhost"), false, true, T);
+    let b = name("b@localhost");
+    up(&mut s, "b@localhost", "sb");
+    let (low, high) = (name("c@localhost"), name("x@localhost"));
+    s.handle_control(&b, ControlMsg::Peers(vec![low.clone(), high.clone()]));
+    let out = drain(&mut s);
+    assert!(
+        matches!(
+            &out.actions[..],
+            [Action::MeshDial { peer: l, wait: Duration::ZERO }, Action::MeshDial { peer: h, wait }]
+                if *l == low && *h == high && *wait == MESH_DIAL_DEFER
+        ),
+        "{:?}",
+        out.actions
+    );
+    // The peer dialled first, as expected: when the wait is over there is nothing to do.
+    up(&mut s, "x@localhost", "sx");
+    assert!(!s.start_mesh_dial(&high));
+
+    // Until the dial starts, a connection from the peer is let in as if there were no dial
+    // (the dial then finds it and is not made); once started, the simultaneous-connect rule
+    // applies.
+    assert_eq!(s.register_incoming(&low), Existing::None);
+    assert!(!s.start_mesh_dial(&low));
+    s.end_accepting(&low);
+    assert!(matches!(&drain(&mut s).actions[..], [Action::Dial(n)] if *n == low));
+
+    // The peer never dialled: the dial goes when its turn comes, once.
+    let y = name("y@localhost");
+    s.handle_control(&b, ControlMsg::Peers(vec![y.clone()]));
+    assert!(matches!(&drain(&mut s).actions[..], [Action::MeshDial { peer, .. }] if *peer == y));
+    assert!(s.start_mesh_dial(&y));
+    assert!(!s.start_mesh_dial(&y));
+    assert_eq!(s.register_incoming(&y), Existing::PendingOutgoing);
+
+    // A caller connects before the dial started: it goes at once, and the mesh's turn
+    // finds nothing to start.
+    let w = name("w@localhost");
+    s.handle_control(&b, ControlMsg::Peers(vec![w.clone()]));
+    drain(&mut s);
+    s.request_connect(&w, "connect");
+    assert!(matches!(&drain(&mut s).actions[..], [Action::Dial(n)] if *n == w));
+    assert!(!s.start_mesh_dial(&w));
+    assert_eq!(s.register_incoming(&w), Existing::PendingOutgoing);
 }
 
 #[test]
@@ -1972,6 +2029,9 @@ struct Mesh {
     /// How many names all the peer lists carried.
     listed: usize,
     lists: usize,
+    /// Dials that found a session already up (the peer's own dial came first): a real
+    /// driver's dial would have lost a simultaneous connect, a wasted handshake.
+    redundant: usize,
 }
 
 #[derive(Debug)]
@@ -1986,6 +2046,9 @@ impl Effects for Wired {
 
 enum Step {
     Dial(usize, usize),
+    /// An `Action::MeshDial` (whether it waits first): one that waits is carried out only
+    /// when nothing else is pending (the wait is longer than a handshake).
+    MeshDial(usize, usize, bool),
     Frame(usize, usize, ControlMsg),
 }
 
@@ -2005,6 +2068,7 @@ impl Mesh {
             rng: seed | 1,
             listed: 0,
             lists: 0,
+            redundant: 0,
         }
     }
 
@@ -2031,8 +2095,14 @@ impl Mesh {
                 .push(Step::Frame(t.session.0, t.session.1, msg));
         }
         while let Some(a) = self.nodes[i].poll_action() {
-            if let Action::Dial(peer) = a {
-                self.pending.push(Step::Dial(i, Self::index(&peer)));
+            match a {
+                Action::Dial(peer) => self.pending.push(Step::Dial(i, Self::index(&peer))),
+                Action::MeshDial { peer, wait } => {
+                    let waits = !wait.is_zero();
+                    self.pending
+                        .push(Step::MeshDial(i, Self::index(&peer), waits));
+                }
+                _ => {}
             }
         }
         while self.nodes[i].poll_completion().is_some() {}
@@ -2053,18 +2123,34 @@ impl Mesh {
             if self.pending.is_empty() {
                 return;
             }
-            // Frames first: one hop each, where a dial is a handshake of several.
+            // Frames first: one hop each, where a dial is a handshake of several; deferred
+            // dials last.
             let frames: Vec<usize> = (0..self.pending.len())
                 .filter(|&i| matches!(self.pending[i], Step::Frame(..)))
                 .collect();
-            let pick = if frames.is_empty() {
-                (self.next() % self.pending.len() as u64) as usize
-            } else {
-                frames[(self.next() % frames.len() as u64) as usize]
+            let dials: Vec<usize> = (0..self.pending.len())
+                .filter(|&i| {
+                    matches!(
+                        self.pending[i],
+                        Step::Dial(..) | Step::MeshDial(_, _, false)
+                    )
+                })
+                .collect();
+            let pick = match (frames.is_empty(), dials.is_empty()) {
+                (false, _) => frames[(self.next() % frames.len() as u64) as usize],
+                (true, false) => dials[(self.next() % dials.len() as u64) as usize],
+                (true, true) => (self.next() % self.pending.len() as u64) as usize,
             };
             match self.pending.swap_remove(pick) {
+                Step::MeshDial(from, to, _) => {
+                    if self.nodes[from].start_mesh_dial(&node_name(to)) {
+                        self.nodes[from].end_dialing(&node_name(to));
+                        self.pending.push(Step::Dial(from, to));
+                    }
+                }
                 Step::Dial(from, to) => {
                     if self.nodes[from].is_connected(&node_name(to)) {
+                        self.redundant += 1;
                         continue; // the peer's own dial made the session meanwhile
                     }
                     let caps = self.capabilities;
@@ -2121,11 +2207,22 @@ fn a_chain_of_nodes_meshes_fully_and_the_digest_spares_most_peer_lists() {
         // Before: a list on each end of every session.
         assert_eq!(legacy.lists, 2 * sessions, "seed {seed}");
         eprintln!(
-            "seed {seed}: {} names in {} lists with the digest, {} in {} without",
-            digest.listed, digest.lists, legacy.listed, legacy.lists
+            "seed {seed}: {} names in {} lists with the digest, {} in {} without; \
+             {} and {} redundant dials",
+            digest.listed,
+            digest.lists,
+            legacy.listed,
+            legacy.lists,
+            digest.redundant,
+            legacy.redundant
         );
+        // A node whose dial would lose a simultaneous connect waits for the peer's (here: until
+        // nothing else is pending), so no pair ever dials each other at once.
+        assert_eq!((digest.redundant, legacy.redundant), (0, 0), "seed {seed}");
+        // (Seeds 1, 7, 42, 1234: 3.8x to 7.8x fewer names; 4.3x to 9.3x before mesh dials
+        // waited, which changes the order sessions come up in.)
         assert!(
-            digest.listed * 4 < legacy.listed,
+            digest.listed * 3 < legacy.listed,
             "seed {seed}: {} names in {} lists with the digest, {} in {} without",
             digest.listed,
             digest.lists,
