@@ -1155,6 +1155,10 @@ fn on_frame<'a, T: DeserializeOwned + Laned + Send + 'static>(
 
 /// The reader task: reads the socket, decodes frames and hands their messages on; when the
 /// peer closes, sends garbage or the socket fails, it asks the writer to end the session.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn's future holds its arguments twice (see read_loop)"
+)]
 fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
     mut read: ReadHalf,
     mut decoder: FrameDecoder,
@@ -1320,6 +1324,10 @@ impl Drop for AbortOnDrop {
 /// reason on `closed`. A session's end is run here rather than by a task of its own waiting
 /// for the reason: that third task cost ~0.5 KiB per session end, half a gigabyte in a mesh
 /// of a thousand nodes.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn's future holds its arguments twice (see read_loop)"
+)]
 fn run_writer<T: Serialize + Send + 'static>(
     mut write: WriteHalf,
     queue: Arc<Queue>,
@@ -1371,6 +1379,10 @@ fn run_writer<T: Serialize + Send + 'static>(
 }
 
 /// Writes what is queued, and ticks, until the session must end: why.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn's future holds its arguments twice (see read_loop)"
+)]
 fn write_loop<'a, T: Serialize>(
     write: &'a mut WriteHalf,
     queue: &'a Queue,
@@ -1485,7 +1497,7 @@ fn write_loop<'a, T: Serialize>(
             // The frames leave the queue's count once written (or dropped), so a peer that stops
             // reading fills the queue up to its bound.
             #[cfg(feature = "testing")]
-            if faults.is_active() && !Box::pin(faults.pass(&peer)).await {
+            if faults.is_active() && !Box::pin(faults.pass(peer)).await {
                 tracing::trace!(
                     frame.len = batch.bytes.len(),
                     "frames dropped (injected fault)"
@@ -1526,6 +1538,10 @@ fn write_loop<'a, T: Serialize>(
 /// Writes `bytes`, still watching for a tick timeout: a peer that stopped reading blocks the
 /// write once the socket buffers are full, and must still be detected. `sleep` is the
 /// writer's timer.
+#[allow(
+    clippy::manual_async_fn,
+    reason = "an async fn's future holds its arguments twice (see read_loop)"
+)]
 fn watched_write<'a>(
     write: &'a mut WriteHalf,
     bytes: &'a [u8],
