@@ -1350,14 +1350,16 @@ fn run_writer<T: Serialize + Send + 'static>(
         );
         let reason = tokio::select! {
             // A reason asked for (a handle's `close`, the reader's end) stops the writer where it
-            // is, a write in progress included: nothing more is written once it is seen. (The
-            // write half is dropped with the write loop's future.)
+            // is, a write in progress included: nothing more is written once it is seen.
             biased;
             reason = queue.close_requested() => reason,
             // The writer's own end (a failed write, a tick timeout, every handle gone) yields to
             // a reason asked for before it (the peer's close that broke the write, say).
             reason = writing => queue.take_reason().unwrap_or(reason),
         };
+        // The write half goes first (as the aborted writer task's did): the peer sees the end
+        // of the stream before `closed` resolves here.
+        drop(write);
         drop(reader);
         // Refuse senders: what is still counted as queued is lost.
         queue.close();
