@@ -225,6 +225,113 @@ async fn a_closed_session_refuses_sends_and_counts_what_it_lost() {
     .await;
 }
 
+/// Queues `frames` messages of 1 MiB for a peer that reads nothing: far more than the
+/// socket buffers hold, so the writer blocks in a write with most of them still queued.
+fn fill(session: &Session<TestMsg>, frames: usize) {
+    for _ in 0..frames {
+        session
+            .handle
+            .send_forced(&TestMsg::Bytes(vec![1; 1 << 20]))
+            .unwrap();
+    }
+}
+
+/// Reads what the peer wrote until it closes the connection: how many bytes.
+async fn drain(mut stream: super::Stream) -> usize {
+    let mut rest = Vec::new();
+    let _ = stream.read_to_end(&mut rest).await;
+    rest.len()
+}
+
+#[tokio::test]
+async fn a_close_stops_a_blocked_write_and_counts_what_was_queued_as_lost() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (silent, cb) = connected(&a, &b).await;
+        let config = SessionConfig {
+            send_queue_limit: 1 << 20,
+            ..SessionConfig::default()
+        };
+        let stats = config.stats.clone();
+        let sb = Session::<TestMsg>::start(cb, config);
+        fill(&sb, 32);
+        assert!(matches!(
+            sb.handle.send(&TestMsg::Ping(0)),
+            Err(SendError::Full { .. })
+        ));
+        // A sender waiting for room is woken by the close.
+        let handle = sb.handle.clone();
+        let waiter = tokio::spawn(async move { handle.wait_for_room().await });
+        sb.handle.close();
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::Disconnect);
+        waiter.await.unwrap();
+        assert!(sb.handle.is_closed());
+        let (lost, lost_bytes) = (stats.lost_messages(), stats.lost_bytes());
+        assert!((1..=32).contains(&lost), "{lost} messages lost");
+        assert!(lost_bytes >= 1 << 20, "{lost_bytes} bytes lost");
+        // Nothing more is written once the session is closed: the peer reads less than was
+        // queued, then the end of the stream.
+        assert!(drain(silent.stream).await < 32 << 20);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn garbage_from_the_peer_ends_a_session_whose_writer_is_blocked() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (mut silent, cb) = connected(&a, &b).await;
+        let config = SessionConfig::default();
+        let stats = config.stats.clone();
+        let sb = Session::<TestMsg>::start(cb, config);
+        fill(&sb, 32);
+        let full = sb.handle.queued_bytes();
+        // Wait (bounded by the test's limit) until the writer has written something: it is
+        // then in a write the peer does not read.
+        while sb.handle.queued_bytes() == full {
+            tokio::task::yield_now().await;
+        }
+        // The reader's end (here an undecodable frame) ends the session, the blocked write
+        // included.
+        let mut bytes = Vec::new();
+        encode_frame(
+            &SessionFrame::Msg(("not", "a", "message")),
+            &mut bytes,
+            1 << 20,
+        )
+        .unwrap();
+        silent.stream.write_all(&bytes).await.unwrap();
+        let reason = sb.closed.await.unwrap();
+        assert!(matches!(reason, CloseReason::Garbage { .. }), "{reason:?}");
+        assert!(sb.handle.is_closed());
+        assert!(stats.lost_messages() >= 1, "{:?}", stats);
+        assert!(drain(silent.stream).await < 32 << 20);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_peer_that_goes_away_ends_the_session_and_its_incoming_messages() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let config = SessionConfig::default();
+        let stats = config.stats.clone();
+        let mut sb = Session::<TestMsg>::start(cb, config);
+        // The peer's socket closes with nothing sent: the reader's end, with the writer idle.
+        drop(ca);
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::ConnectionClosed);
+        assert_eq!(sb.incoming.recv().await, None);
+        assert!(sb.handle.is_closed());
+        assert_eq!(sb.handle.send(&TestMsg::Ping(1)), Err(SendError::Closed));
+        assert_eq!(stats.lost_messages(), 0);
+        // A close after the end changes nothing.
+        sb.handle.close();
+        assert!(sb.handle.is_closed());
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn wrong_cookie_over_real_sockets() {
     bounded(async {
