@@ -224,8 +224,24 @@ impl serde::Serialize for NodeName {
 
 impl<'de> serde::Deserialize<'de> for NodeName {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Self::parse(&s).map_err(serde::de::Error::custom)
+        d.deserialize_str(NameVisitor)
+    }
+}
+
+/// Parses a name from the text the deserializer has, borrowed or not, without a `String`
+/// in between: a peer list of a thousand names decodes with one allocation per name (the
+/// name's own), not two.
+struct NameVisitor;
+
+impl serde::de::Visitor<'_> for NameVisitor {
+    type Value = NodeName;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a node name, name@host")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<NodeName, E> {
+        NodeName::parse(text).map_err(E::custom)
     }
 }
 
