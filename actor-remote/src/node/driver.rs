@@ -19,13 +19,14 @@ use super::{
     events::NodeDownReason,
     inner::{now, Inner},
     serving,
+    state::Serve,
 };
 use crate::{
     port_mapper::{ensure_port_mapper_mode, PortMapperClient, PortMapperHandle, Registration},
     proto::{Existing, HandshakeError},
     transport::{
         faults, handshake_over, memory::MemoryListener, tls, Connected, Direction, Inline,
-        InlineRaw, MemoryConnectError, MemoryNetwork, Session, Stream,
+        InlineRaw, MemoryConnectError, MemoryNetwork, Session, SessionHandle, Stream,
     },
     wire::message::{NodeMsg, SendRef},
 };
@@ -640,21 +641,8 @@ async fn run_session(node: Weak<Inner>, peer: NodeName, conn: u64, session: Sess
     } = session;
     while let Some(msg) = incoming.recv().await {
         let Some(inner) = node.upgrade() else { return };
-        match msg {
-            NodeMsg::Control(msg) => inner.with_state(|s| s.handle_control(&peer, msg)),
-            NodeMsg::Task(msg) => {
-                if let Some(work) = inner.with_state(|s| s.handle_task(&peer, msg)) {
-                    Box::pin(serving::serve(&inner, &peer, conn, &handle, work)).await;
-                }
-            }
-            NodeMsg::Watch(msg) => {
-                if let Some(work) = inner.with_state(|s| s.handle_watch(&peer, msg)) {
-                    Box::pin(serving::serve(&inner, &peer, conn, &handle, work)).await;
-                }
-            }
-            // Normally handled inline by the reader (see `install`).
-            NodeMsg::Actor(msg) => serving::on_actor(&inner, &peer, &handle.responder(), msg),
-            NodeMsg::Link(msg) => serving::on_link(&inner, &peer, &handle.responder(), msg),
+        if let Some(work) = handle_frame(&inner, &peer, &handle, msg) {
+            Box::pin(serving::serve(&inner, &peer, conn, &handle, work)).await;
         }
     }
     drop(handle);
@@ -663,6 +651,35 @@ async fn run_session(node: Weak<Inner>, peer: NodeName, conn: u64, session: Sess
         .map_or(NodeDownReason::ConnectionClosed, NodeDownReason::from);
     let Some(inner) = node.upgrade() else { return };
     inner.with_state(|s| s.handle_session_down(&peer, conn, reason));
+}
+
+/// Hands one of a session's frames to the machine, or to the serving side: the peer's work
+/// to serve, if any. Not async, so that the message is not part of [`run_session`]'s
+/// future: that task waits idle for every session end of the node (a message enum held
+/// across its await doubled its size).
+fn handle_frame(
+    inner: &Arc<Inner>,
+    peer: &NodeName,
+    handle: &SessionHandle<NodeMsg>,
+    msg: NodeMsg,
+) -> Option<Serve> {
+    match msg {
+        NodeMsg::Control(msg) => {
+            inner.with_state(|s| s.handle_control(peer, msg));
+            None
+        }
+        NodeMsg::Task(msg) => inner.with_state(|s| s.handle_task(peer, msg)),
+        NodeMsg::Watch(msg) => inner.with_state(|s| s.handle_watch(peer, msg)),
+        // Normally handled inline by the reader (see `install`).
+        NodeMsg::Actor(msg) => {
+            serving::on_actor(inner, peer, &handle.responder(), msg);
+            None
+        }
+        NodeMsg::Link(msg) => {
+            serving::on_link(inner, peer, &handle.responder(), msg);
+            None
+        }
+    }
 }
 
 /// Keeps the node registered with its port mapper. If the registration is lost (the port
