@@ -304,7 +304,9 @@ impl Node {
         self.inner.session.stats.clone()
     }
 
-    /// The address other nodes connect to.
+    /// The address other nodes connect to: the TCP listener's (TLS or not). A node on a
+    /// [`MemoryNetwork`](crate::transport::MemoryNetwork) has no socket, and its peers reach
+    /// it by name: its address is `0.0.0.0:0`.
     pub fn listen_addr(&self) -> SocketAddr {
         self.inner.listen_addr
     }

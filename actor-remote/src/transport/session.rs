@@ -588,6 +588,49 @@ fn off_worker<R>(f: impl FnOnce() -> R) -> R {
 /// Each waits boxed: a channel of messages allocates room for 32 of them up front (tokio's
 /// block), a few KiB per session for a large message enum, where 32 boxes' pointers take
 /// 256 bytes and a message's box exists only while it waits.
+///
+/// # Examples
+///
+/// Two sessions over an in-memory pipe, after the handshake: what one sends, the other's
+/// `incoming` yields, and `None` once the sender closed.
+///
+/// ```
+/// use actor_core::NodeName;
+/// use actor_remote::{
+///     proto::{Existing, HandshakeConfig},
+///     transport::{handshake_over, Direction, Session, SessionConfig, Stream},
+///     wire::{Lane, Laned},
+/// };
+///
+/// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+/// struct Hello(String);
+/// impl Laned for Hello {
+///     fn lane(&self) -> Lane {
+///         Lane::Session
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let a = HandshakeConfig::new(NodeName::parse("a@localhost")?, "cookie");
+/// let b = HandshakeConfig::new(NodeName::parse("b@localhost")?, "cookie");
+/// let (pipe_a, pipe_b) = tokio::io::duplex(64 * 1024);
+/// let none = |_| std::future::ready(Existing::None);
+/// let dial = Direction::Outgoing { peer: b.name.clone() };
+/// let (ca, cb) = tokio::join!(
+///     handshake_over(Stream::boxed(pipe_a), dial, &a, none),
+///     handshake_over(Stream::boxed(pipe_b), Direction::Incoming, &b, none),
+/// );
+/// let sa = Session::<Hello>::start(ca?, SessionConfig::default());
+/// let mut sb = Session::<Hello>::start(cb?, SessionConfig::default());
+///
+/// sa.handle.send(&Hello("hi".into()))?;
+/// assert_eq!(sb.incoming.recv().await, Some(Hello("hi".into())));
+/// sa.handle.close();
+/// assert_eq!(sb.incoming.recv().await, None);
+/// # Ok(())
+/// # }
+/// ```
 pub struct Incoming<T> {
     rx: mpsc::Receiver<Box<T>>,
 }
