@@ -294,6 +294,10 @@ enum Peer<S> {
         /// Dialled because a peer list named it (the mesh), not for a caller of this node:
         /// such a name goes on in this node's own lists while the dial is under way.
         mesh: bool,
+        /// The mesh's dial ([`Action::MeshDial`]) has not started: a connection from the
+        /// peer is let in ([`NodeState::register_incoming`]), and a caller that connects
+        /// meanwhile starts the dial at once ([`NodeState::request_connect`]).
+        unstarted: bool,
     },
     Up {
         session: S,
@@ -363,10 +367,6 @@ pub(crate) struct NodeState<E: Effects> {
     /// partial mesh tracks them ([`NodeState::track_casts`]) to close idle sessions; `None`
     /// (nothing recorded) otherwise.
     cast_peers: Option<BTreeSet<NodeName>>,
-    /// Peers whose mesh dial ([`Action::MeshDial`]) has not started: a connection from such
-    /// a peer is let in ([`NodeState::register_incoming`]), and a caller that connects
-    /// meanwhile starts the dial at once ([`NodeState::request_connect`]).
-    unstarted: BTreeSet<NodeName>,
 }
 
 /// Incoming handshakes from one peer under way ([`NodeState::register_incoming`]).
@@ -444,7 +444,6 @@ where
             },
             me,
             cast_peers: None,
-            unstarted: BTreeSet::new(),
         }
     }
 
@@ -695,7 +694,17 @@ where
     pub(crate) fn register_incoming(&mut self, peer: &NodeName) -> Existing {
         let existing = match self.existing(peer) {
             Existing::None if self.accepting.contains_key(peer) => Existing::Established,
-            Existing::PendingOutgoing if self.unstarted.contains(peer) => Existing::None,
+            Existing::PendingOutgoing
+                if matches!(
+                    self.peers.get(peer),
+                    Some(Peer::Connecting {
+                        unstarted: true,
+                        ..
+                    })
+                ) =>
+            {
+                Existing::None
+            }
             other => other,
         };
         if existing != Existing::Established {
@@ -862,6 +871,7 @@ where
         if self.stopped || *peer == self.me || self.peers.contains_key(peer) {
             return;
         }
+        let accepting = self.accepting.contains_key(peer);
         self.set_peer(
             peer,
             Peer::Connecting {
@@ -869,6 +879,7 @@ where
                 queued_bytes: 0,
                 race_deadline: None,
                 mesh,
+                unstarted: mesh && !accepting,
             },
         );
         match self.accepting.get_mut(peer) {
@@ -876,7 +887,6 @@ where
             // `register_incoming`).
             Some(accepting) => accepting.dial_deferred = true,
             None if mesh => {
-                self.unstarted.insert(peer.clone());
                 let wait = if *peer > self.me {
                     MESH_DIAL_DEFER
                 } else {
@@ -898,10 +908,7 @@ where
     /// connection is being accepted (then the dial is made when that handshake ends, if no
     /// session came of it, see [`NodeState::end_accepting`]).
     pub(crate) fn start_mesh_dial(&mut self, peer: &NodeName) -> bool {
-        if !self.unstarted.remove(peer)
-            || self.stopped
-            || !matches!(self.peers.get(peer), Some(Peer::Connecting { .. }))
-        {
+        if !self.take_unstarted(peer) || self.stopped {
             return false;
         }
         if let Some(accepting) = self.accepting.get_mut(peer) {
@@ -910,6 +917,15 @@ where
         }
         self.begin_dialing(peer);
         true
+    }
+
+    /// Whether the mesh's dial of `peer` had not started; from now on it counts as started
+    /// (or given up).
+    fn take_unstarted(&mut self, peer: &NodeName) -> bool {
+        match self.peers.get_mut(peer) {
+            Some(Peer::Connecting { unstarted, .. }) => std::mem::take(unstarted),
+            _ => false,
+        }
     }
 
     fn insert(&mut self, peer: &NodeName, kind: Pending, waiter: E::Waiter) -> u64 {
@@ -938,7 +954,7 @@ where
             return self.complete(waiter, Outcome::Connected(Ok(())));
         }
         self.ensure_dial(peer);
-        if self.unstarted.remove(peer) {
+        if self.take_unstarted(peer) {
             // A caller waits now: the mesh's dial, not started, goes at once (and
             // `start_mesh_dial` then finds nothing to start).
             self.actions.push_back(Action::Dial(peer.clone()));
