@@ -84,8 +84,9 @@ pub use faults::{Chaos, Fate, Faults};
 pub use handshake::{handshake_over, Connected, Direction};
 pub use memory::{MemoryConnectError, MemoryNetwork};
 pub use session::{
-    CloseReason, Incoming, Inline, InlineRaw, Responder, SendError, SendStats, Session,
-    SessionConfig, SessionHandle, DEFAULT_SEND_QUEUE_LIMIT, FRAGMENT_SIZE, INCOMING_CAPACITY,
+    CloseReason, Handler, Incoming, Inline, InlineRaw, OnClose, Prepared, Responder, SendError,
+    SendStats, Session, SessionConfig, SessionHandle, Work, DEFAULT_SEND_QUEUE_LIMIT,
+    FRAGMENT_SIZE, INCOMING_CAPACITY,
 };
 pub use stream::{Io, ReadHalf, Stream, WriteHalf};
 #[cfg(feature = "tls")]

@@ -19,14 +19,13 @@ use super::{
     events::NodeDownReason,
     inner::{now, Inner},
     serving,
-    state::Serve,
 };
 use crate::{
     port_mapper::{ensure_port_mapper_mode, PortMapperClient, PortMapperHandle, Registration},
     proto::{Existing, HandshakeError},
     transport::{
-        faults, handshake_over, memory::MemoryListener, tls, Connected, Direction, Inline,
-        InlineRaw, MemoryConnectError, MemoryNetwork, Session, SessionHandle, Stream,
+        faults, handshake_over, memory::MemoryListener, tls, Connected, Direction, Handler,
+        InlineRaw, MemoryConnectError, MemoryNetwork, OnClose, Responder, Session, Stream, Work,
     },
     wire::message::{NodeMsg, SendRef},
 };
@@ -549,29 +548,43 @@ async fn incoming(
 }
 
 /// Makes a session of a connection whose handshake succeeded, and tells the machine.
+///
+/// The session's frames are all handled in its reader task, in order: actor messages and
+/// replies, link signals and the machine's control frames on the spot, a peer's task start as
+/// work the reader waits for (see [`serving::serve`]). Its writer task reports the end. So a
+/// session end is two tasks and no channel: in a mesh of a thousand nodes, a million of them.
 fn install(inner: &Arc<Inner>, conn: Connected) {
     let established = conn.established().clone();
     let peer = established.peer.clone();
-    // Actor messages and replies are handled in the session's reader task: no hop through
-    // the channel and the session task on the way to the actor (or back to the caller).
-    let inline: Inline<NodeMsg> = {
-        let (weak, peer) = (Arc::downgrade(inner), peer.clone());
-        Box::new(move |msg, responder| match msg {
-            NodeMsg::Actor(msg) => {
-                if let Some(inner) = weak.upgrade() {
-                    serving::on_actor(&inner, &peer, responder, msg);
-                }
-                None
-            }
-            // Link signals too: a cast and then an exit signal of one actor arrive in order.
-            NodeMsg::Link(msg) => {
-                if let Some(inner) = weak.upgrade() {
-                    serving::on_link(&inner, &peer, responder, msg);
-                }
-                None
-            }
-            other @ (NodeMsg::Control(_) | NodeMsg::Task(_) | NodeMsg::Watch(_)) => Some(other),
-        })
+    // Frames both ways stay under the smaller of the two nodes' limits: a message over the
+    // peer's is refused here with `TooLarge`, instead of closing the session there.
+    let mut cfg = inner.session.clone();
+    if let Some(theirs) = established.peer_max_frame_len {
+        cfg.max_frame_len = cfg.max_frame_len.min(theirs);
+    }
+    // Not started until the machine has it: the first frame the peer sends (its view of the
+    // mesh, at once) is handled with the session known as up.
+    let session = Session::<NodeMsg>::prepare(conn, cfg);
+    let handle = session.handle().clone();
+    let up = inner.with_state(|s| {
+        if established.replaces {
+            // The peer no longer has the session this node has with it (it said so after
+            // `Alive`): that one is stale, this one takes its place at once.
+            s.replace_stale_session(&peer);
+        }
+        let up = s.handle_session_up_with(
+            &peer,
+            established.hidden,
+            handle.clone(),
+            established.capabilities,
+        );
+        s.set_peer_max_frame_len(&peer, handle.max_frame_len());
+        up
+    });
+    let Some(conn) = up else {
+        // A session exists already, or the node is stopping: keep the existing one (this
+        // one's connection closes with `session`).
+        return;
     };
     // A cast or call to a local actor is read in place from the frame (`SendRef`): its
     // name, target and payload are not copied out of the read buffer.
@@ -596,90 +609,58 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
             true
         })
     };
-    // Frames both ways stay under the smaller of the two nodes' limits: a message over the
-    // peer's is refused here with `TooLarge`, instead of closing the session there.
-    let mut cfg = inner.session.clone();
-    if let Some(theirs) = established.peer_max_frame_len {
-        cfg.max_frame_len = cfg.max_frame_len.min(theirs);
-    }
-    let session: Session<NodeMsg> = Session::start_with_raw(conn, cfg, Some(inline), Some(raw));
-    let up = inner.with_state(|s| {
-        if established.replaces {
-            // The peer no longer has the session this node has with it (it said so after
-            // `Alive`): that one is stale, this one takes its place at once.
-            s.replace_stale_session(&peer);
-        }
-        let up = s.handle_session_up_with(
-            &peer,
-            established.hidden,
-            session.handle.clone(),
-            established.capabilities,
-        );
-        s.set_peer_max_frame_len(&peer, session.handle.max_frame_len());
-        up
-    });
-    let Some(conn) = up else {
-        // A session exists already, or the node is stopping: keep the existing one.
-        session.handle.close();
-        return;
+    let handler: Handler<NodeMsg> = {
+        let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+        // Held while the session runs: it closes when the machine closes it, not when the
+        // machine lets go of its handle.
+        let held = handle;
+        Box::new(move |msg, responder| {
+            let _held = &held;
+            let inner = weak.upgrade()?;
+            handle_frame(&inner, &peer, conn, responder, msg)
+        })
     };
-    tokio::spawn(run_session(Arc::downgrade(inner), peer, conn, session).instrument(inner.span()));
+    let on_close: OnClose = {
+        let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+        Box::new(move |reason| {
+            if let Some(inner) = weak.upgrade() {
+                let reason = NodeDownReason::from(reason);
+                inner.with_state(|s| s.handle_session_down(&peer, conn, reason));
+            }
+        })
+    };
+    // (Called in the node's span: the session's tasks log under it.)
+    session.serve(handler, Some(raw), on_close);
 }
 
-/// Hands a session's frames to the machine (or to the serving side, for work a peer asks
-/// for) until it closes, then reports the node-down.
-///
-/// One such task runs per session for as long as it is up, so its size is what every idle
-/// session costs: the serving of a peer's work is boxed (allocated only while it runs), or
-/// this task would be the size of that future, about 5 KiB, in a mesh of a thousand nodes
-/// half a million times over.
-async fn run_session(node: Weak<Inner>, peer: NodeName, conn: u64, session: Session<NodeMsg>) {
-    let Session {
-        handle,
-        mut incoming,
-        closed,
-    } = session;
-    while let Some(msg) = incoming.recv().await {
-        let Some(inner) = node.upgrade() else { return };
-        if let Some(work) = handle_frame(&inner, &peer, &handle, msg) {
-            Box::pin(serving::serve(&inner, &peer, conn, &handle, work)).await;
-        }
-    }
-    drop(handle);
-    let reason = closed
-        .await
-        .map_or(NodeDownReason::ConnectionClosed, NodeDownReason::from);
-    let Some(inner) = node.upgrade() else { return };
-    inner.with_state(|s| s.handle_session_down(&peer, conn, reason));
-}
-
-/// Hands one of a session's frames to the machine, or to the serving side: the peer's work
-/// to serve, if any. Not async, so that the message is not part of [`run_session`]'s
-/// future: that task waits idle for every session end of the node (a message enum held
-/// across its await doubled its size).
+/// Hands one of a session's frames to the machine, or to the serving side: the work the
+/// reader must wait for, if any.
 fn handle_frame(
     inner: &Arc<Inner>,
     peer: &NodeName,
-    handle: &SessionHandle<NodeMsg>,
+    conn: u64,
+    responder: &Responder<NodeMsg>,
     msg: NodeMsg,
-) -> Option<Serve> {
-    match msg {
+) -> Option<Work> {
+    let work = match msg {
+        NodeMsg::Actor(msg) => {
+            serving::on_actor(inner, peer, responder, msg);
+            return None;
+        }
+        // Link signals in the reader too: a cast and then an exit signal of one actor arrive
+        // in order.
+        NodeMsg::Link(msg) => {
+            serving::on_link(inner, peer, responder, msg);
+            return None;
+        }
         NodeMsg::Control(msg) => {
             inner.with_state(|s| s.handle_control(peer, msg));
-            None
+            return None;
         }
-        NodeMsg::Task(msg) => inner.with_state(|s| s.handle_task(peer, msg)),
-        NodeMsg::Watch(msg) => inner.with_state(|s| s.handle_watch(peer, msg)),
-        // Normally handled inline by the reader (see `install`).
-        NodeMsg::Actor(msg) => {
-            serving::on_actor(inner, peer, &handle.responder(), msg);
-            None
-        }
-        NodeMsg::Link(msg) => {
-            serving::on_link(inner, peer, &handle.responder(), msg);
-            None
-        }
-    }
+        NodeMsg::Task(msg) => inner.with_state(|s| s.handle_task(peer, msg))?,
+        NodeMsg::Watch(msg) => inner.with_state(|s| s.handle_watch(peer, msg))?,
+    };
+    serving::serve(inner, peer, conn, responder, work)
 }
 
 /// Keeps the node registered with its port mapper. If the registration is lost (the port

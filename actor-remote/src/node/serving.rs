@@ -21,7 +21,7 @@ use super::{
     state::Serve,
 };
 use crate::{
-    transport::{Responder, SendError, SessionHandle},
+    transport::{Responder, SendError, Work},
     wire::{
         message::{ActorMsg, LinkMsg, NodeMsg, TaskMsg, WireSendError, WireTaskError, WireTrace},
         FrameError,
@@ -107,14 +107,17 @@ pub(super) fn on_send(
     }
 }
 
-/// Does the local work `peer` asked for on the session `conn` (`handle`), and reports back.
-pub(super) async fn serve(
+/// Does the local work `peer` asked for on the session `conn` (`responder`), and reports
+/// back: at once, or (a task's start, which waits for its task supervisor) as [`Work`] for
+/// the session's reader to wait for, so that what the peer sent after it (a `Kill` of that
+/// task, say) is handled after it.
+pub(super) fn serve(
     inner: &Arc<Inner>,
     peer: &NodeName,
     conn: u64,
-    handle: &SessionHandle<NodeMsg>,
+    responder: &Responder<NodeMsg>,
     work: Serve,
-) {
+) -> Option<Work> {
     match work {
         Serve::Task {
             req,
@@ -125,57 +128,28 @@ pub(super) async fn serve(
             kind,
             trace,
         } => {
-            let dest = destination(&inner.name, &supervisor);
-            let kind = from_wire_kind(kind);
-            // The task runs in a child of the caller's trace (`launch_here` takes it).
-            let started = maybe_instrument(
-                trace.map(TraceContext::from),
-                transport::start_task_for_peer(
-                    &inner.system,
-                    &dest,
-                    &module,
-                    &function,
-                    args,
-                    kind,
-                ),
-            )
-            .await;
-            inner.with_state(|s| match started {
-                Err(e) => s.handle_task_served(peer, conn, req, Err(e.into())),
-                Ok(task) => {
-                    let Some(rx) = task.result else {
-                        return s.handle_task_served(peer, conn, req, Ok((task.id, None)));
-                    };
-                    let linked = matches!(kind, TaskKind::Async { linked: true });
-                    s.handle_task_served(
-                        peer,
-                        conn,
-                        req,
-                        Ok((task.id, Some((task.abort, linked)))),
-                    );
-                    // Spawned under the machine's lock: its report cannot overtake the above.
-                    let (weak, peer) = (Arc::downgrade(inner), peer.clone());
-                    tokio::spawn(
-                        async move {
-                            let result = match rx.await {
-                                Ok(Ok(value)) => {
-                                    value.encode().map_err(|e| WireTaskError::BadReturn {
-                                        reason: e.to_string(),
-                                    })
-                                }
-                                Ok(Err(e)) => Err(e.into()),
-                                Err(_) => Err(WireTaskError::Exited {
-                                    reason: "the task supervisor stopped".into(),
-                                }),
-                            };
-                            if let Some(inner) = weak.upgrade() {
-                                inner.with_state(|s| s.handle_task_finished(&peer, req, result));
-                            }
-                        }
-                        .instrument(tracing::Span::current()),
-                    );
-                }
-            });
+            let (inner, peer) = (inner.clone(), peer.clone());
+            let start = async move {
+                let dest = destination(&inner.name, &supervisor);
+                let kind = from_wire_kind(kind);
+                // The task runs in a child of the caller's trace (`launch_here` takes it).
+                let started = maybe_instrument(
+                    trace.map(TraceContext::from),
+                    transport::start_task_for_peer(
+                        &inner.system,
+                        &dest,
+                        &module,
+                        &function,
+                        args,
+                        kind,
+                    ),
+                )
+                .await;
+                task_started(&inner, &peer, conn, req, kind, started);
+            };
+            Some(Box::pin(Finish(Some(Box::pin(
+                start.instrument(tracing::Span::current()),
+            )))))
         }
         Serve::Plain {
             req,
@@ -185,7 +159,7 @@ pub(super) async fn serve(
             trace,
         } => {
             // The group leader is the caller's node: what the process prints goes back.
-            let forward = handle.clone();
+            let forward = responder.clone();
             let leader = Output::new(move |text| {
                 let text = text.to_string();
                 let _ = forward.send(&NodeMsg::Task(TaskMsg::Output { text }));
@@ -198,6 +172,7 @@ pub(super) async fn serve(
             };
             let result = spawned.map(|()| 0).map_err(WireTaskError::from);
             inner.with_state(|s| s.handle_plain_served(peer, req, result));
+            None
         }
         Serve::Watch { id, target } => {
             let dest = destination(&inner.name, &target);
@@ -219,10 +194,88 @@ pub(super) async fn serve(
                 });
                 s.handle_watch_served(peer, conn, id, watcher);
             });
+            None
         }
-        Serve::Print(text) => inner.system.output().write(&text),
+        Serve::Print(text) => {
+            inner.system.output().write(&text);
+            None
+        }
         link @ (Serve::Link { .. } | Serve::Unlink { .. } | Serve::Exit { .. }) => {
-            serve_link(inner, &handle.responder(), link);
+            serve_link(inner, responder, link);
+            None
+        }
+    }
+}
+
+/// A task `peer` asked for on the session `conn` started (or did not): the machine answers
+/// the peer, and a task with a result reports it when it ends.
+fn task_started(
+    inner: &Arc<Inner>,
+    peer: &NodeName,
+    conn: u64,
+    req: u64,
+    kind: TaskKind,
+    started: Result<transport::PeerTask, actor_core::TaskError>,
+) {
+    inner.with_state(|s| match started {
+        Err(e) => s.handle_task_served(peer, conn, req, Err(e.into())),
+        Ok(task) => {
+            let Some(rx) = task.result else {
+                return s.handle_task_served(peer, conn, req, Ok((task.id, None)));
+            };
+            let linked = matches!(kind, TaskKind::Async { linked: true });
+            s.handle_task_served(peer, conn, req, Ok((task.id, Some((task.abort, linked)))));
+            // Spawned under the machine's lock: its report cannot overtake the above.
+            let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+            tokio::spawn(
+                async move {
+                    let result = match rx.await {
+                        Ok(Ok(value)) => value.encode().map_err(|e| WireTaskError::BadReturn {
+                            reason: e.to_string(),
+                        }),
+                        Ok(Err(e)) => Err(e.into()),
+                        Err(_) => Err(WireTaskError::Exited {
+                            reason: "the task supervisor stopped".into(),
+                        }),
+                    };
+                    if let Some(inner) = weak.upgrade() {
+                        inner.with_state(|s| s.handle_task_finished(&peer, req, result));
+                    }
+                }
+                .instrument(tracing::Span::current()),
+            );
+        }
+    });
+}
+
+/// Work that finishes even if whoever waits for it stops waiting: dropped unfinished (its
+/// session ended while the reader waited for it), the rest runs as a task of its own. A
+/// task's start then still reaches the machine, which stops a linked task whose session is
+/// gone, instead of leaving a started task nobody knows of.
+struct Finish(Option<Work>);
+
+impl std::future::Future for Finish {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        let Some(work) = self.0.as_mut() else {
+            return std::task::Poll::Ready(());
+        };
+        let done = work.as_mut().poll(cx);
+        if done.is_ready() {
+            self.0 = None;
+        }
+        done
+    }
+}
+
+impl Drop for Finish {
+    fn drop(&mut self) {
+        if let (Some(work), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current()) {
+            runtime.spawn(work);
         }
     }
 }

@@ -857,6 +857,22 @@ pub type Inline<T> = Box<dyn FnMut(T, &Responder<T>) -> Option<T> + Send>;
 /// some lane is still being decoded), and like [`Inline`] it must not block.
 pub type InlineRaw<T> = Box<dyn FnMut(&[u8], &Responder<T>) -> bool + Send>;
 
+/// Work a [`Handler`] leaves for the reader to finish before it hands on the next message
+/// (nodus: starting a task a peer asked for). The reader reads nothing meanwhile, so the
+/// session's order holds across it; keep it short.
+pub type Work = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Handles every message of a session in its reader task, in the order received, for a
+/// session started with [`Prepared::serve`]: `None` once handled, or [`Work`] the reader
+/// awaits before the next message. Such a session has no [`Incoming`] channel and no task
+/// of the receiver's own per session: a node with a million session ends saves a task and a
+/// channel per end. Like [`Inline`], it must not block.
+pub type Handler<T> = Box<dyn FnMut(T, &Responder<T>) -> Option<Work> + Send>;
+
+/// Told once, in the session's writer task, why a session started with [`Prepared::serve`]
+/// ended; its reader has stopped by then, so every message it handed on was handled first.
+pub type OnClose = Box<dyn FnOnce(CloseReason) + Send>;
+
 impl<T> Session<T>
 where
     T: Serialize + DeserializeOwned + Laned + Send + 'static,
@@ -888,6 +904,29 @@ where
         inline: Option<Inline<T>>,
         raw: Option<InlineRaw<T>>,
     ) -> Self {
+        let prepared = Self::prepare(conn, cfg);
+        let handle = prepared.handle.clone();
+        let (incoming_tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
+        let (closed_tx, closed) = oneshot::channel();
+        prepared.spawn(
+            Deliver::Channel {
+                incoming: incoming_tx,
+                inline,
+            },
+            raw,
+            Closed::Channel(closed_tx),
+        );
+        Self {
+            handle,
+            incoming: Incoming { rx: incoming },
+            closed,
+        }
+    }
+
+    /// A session whose tasks are not started yet: its handle can be handed out (and sent
+    /// on: what is sent waits in its queue) before the first message is read. Start it with
+    /// [`Prepared::serve`]; dropping it closes the connection.
+    pub fn prepare(conn: Connected, cfg: SessionConfig) -> Prepared<T> {
         let Connected {
             established,
             stream,
@@ -895,39 +934,85 @@ where
         } = conn;
         let max_frame_len = cfg.max_frame_len;
         decoder.set_max_frame_len(max_frame_len);
+        // Bounded in bytes (a frame-count bound would let 64 MiB frames pile up to
+        // gigabytes).
+        let queue = Arc::new(Queue::new(cfg.send_queue_limit, cfg.stats.clone()));
+        let handle = SessionHandle {
+            inner: Arc::new(HandleInner {
+                established,
+                queue,
+                max_frame_len,
+            }),
+            _msg: PhantomData,
+        };
+        Prepared {
+            handle,
+            stream,
+            decoder,
+            cfg,
+        }
+    }
+}
+
+/// A session with its handle made and its tasks not started: from [`Session::prepare`].
+pub struct Prepared<T> {
+    handle: SessionHandle<T>,
+    stream: super::Stream,
+    decoder: FrameDecoder,
+    cfg: SessionConfig,
+}
+
+impl<T> fmt::Debug for Prepared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prepared")
+            .field("handle", &self.handle)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Prepared<T>
+where
+    T: Serialize + DeserializeOwned + Laned + Send + 'static,
+{
+    /// The session's handle.
+    pub fn handle(&self) -> &SessionHandle<T> {
+        &self.handle
+    }
+
+    /// Starts the session's reader and writer tasks: every frame is offered to `raw` first,
+    /// then decoded and handed to `handler`, in order, in the reader task; `on_close` hears
+    /// why the session ended.
+    ///
+    /// # Panics
+    /// Outside a tokio runtime, as `tokio::spawn` does.
+    pub fn serve(self, handler: Handler<T>, raw: Option<InlineRaw<T>>, on_close: OnClose) {
+        self.spawn(Deliver::Handler(handler), raw, Closed::Call(on_close));
+    }
+
+    fn spawn(self, to: Deliver<T>, raw: Option<InlineRaw<T>>, closed: Closed) {
+        let Self {
+            handle,
+            stream,
+            decoder,
+            cfg,
+        } = self;
+        let established = &handle.inner.established;
         let span = tracing::debug_span!(
             "session",
             peer = %established.peer,
             dir = ?established.role,
         );
-        let (read, write) = stream.split();
-        // Bounded in bytes (a frame-count bound would let 64 MiB frames pile up to
-        // gigabytes).
-        let queue = Arc::new(Queue::new(cfg.send_queue_limit, cfg.stats.clone()));
-        let (incoming_tx, incoming) = mpsc::channel(INCOMING_CAPACITY);
-        let (closed_tx, closed) = oneshot::channel();
         #[cfg(feature = "testing")]
         let peer = established.peer.clone();
-
-        let handle = SessionHandle {
-            inner: Arc::new(HandleInner {
-                established,
-                queue: queue.clone(),
-                max_frame_len,
-            }),
-            _msg: PhantomData,
-        };
+        let (max_frame_len, queue) = (handle.inner.max_frame_len, handle.inner.queue.clone());
+        let (read, write) = stream.split();
         let responder = handle.responder();
+        drop(handle); // the caller's clones keep the session; the last one closes it
         let reader = tokio::spawn(
             read_loop::<T>(
                 read,
                 decoder,
-                Sink {
-                    incoming: incoming_tx,
-                    inline,
-                    raw,
-                    responder,
-                },
+                Sink { to, raw, responder },
                 queue.clone(),
                 max_frame_len,
                 #[cfg(feature = "testing")]
@@ -940,17 +1025,30 @@ where
                 write,
                 queue,
                 reader,
-                closed_tx,
+                closed,
                 (cfg.tick_time, cfg.tick_intensity),
                 #[cfg(feature = "testing")]
                 (cfg.faults, peer),
             )
             .instrument(span),
         );
-        Self {
-            handle,
-            incoming: Incoming { rx: incoming },
-            closed,
+    }
+}
+
+/// How a session's end is reported: on the [`Session::closed`] channel, or to an
+/// [`OnClose`].
+enum Closed {
+    Channel(oneshot::Sender<CloseReason>),
+    Call(OnClose),
+}
+
+impl Closed {
+    fn report(self, reason: CloseReason) {
+        match self {
+            Self::Channel(tx) => {
+                let _ = tx.send(reason);
+            }
+            Self::Call(on_close) => on_close(reason),
         }
     }
 }
@@ -1066,10 +1164,26 @@ enum Woke<T> {
 
 /// What the reader hands received messages to.
 struct Sink<T> {
-    incoming: mpsc::Sender<Box<T>>,
-    inline: Option<Inline<T>>,
+    to: Deliver<T>,
     raw: Option<InlineRaw<T>>,
     responder: Responder<T>,
+}
+
+/// Where received messages go: the node's channel ([`Session::incoming`], after the
+/// [`Inline`] handler), or a [`Handler`] that takes them all.
+enum Deliver<T> {
+    Channel {
+        incoming: mpsc::Sender<Box<T>>,
+        inline: Option<Inline<T>>,
+    },
+    Handler(Handler<T>),
+}
+
+/// What the reader waits for before the next message: room in the channel for this one, or
+/// the handler's work.
+enum Waiting<T> {
+    Room(Box<T>),
+    Work(Work),
 }
 
 impl<T: Send> Sink<T> {
@@ -1081,34 +1195,47 @@ impl<T: Send> Sink<T> {
         }
     }
 
-    /// Hands a received message to the inline handler, then (if it passes it on) to the
-    /// node's channel, without waiting: the message back if the channel is full (the node
-    /// is behind; wait with [`Sink::wait`]). The common case needs no await, so the
-    /// reader's future holds neither a message nor a send in progress.
-    fn offer(&mut self, msg: T) -> Option<Box<T>> {
-        let msg = match self.inline.as_mut() {
-            Some(handle) => handle(msg, &self.responder)?,
-            None => msg,
-        };
-        match self.incoming.try_send(Box::new(msg)) {
-            Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(msg)) => Some(msg),
-            // Nobody listening any more is not the peer's fault: drop it.
-            Err(mpsc::error::TrySendError::Closed(_)) => None,
+    /// Hands a received message to the handler, or to the inline handler and then (if it
+    /// passes it on) to the node's channel, without waiting: what the reader must wait for
+    /// first, if anything (the channel is full: the node is behind; the handler left work),
+    /// for [`Sink::wait`]. The common case needs no await, so the reader's future holds
+    /// neither a message nor a send in progress.
+    fn offer(&mut self, msg: T) -> Option<Waiting<T>> {
+        match &mut self.to {
+            Deliver::Handler(handle) => handle(msg, &self.responder).map(Waiting::Work),
+            Deliver::Channel { incoming, inline } => {
+                let msg = match inline.as_mut() {
+                    Some(handle) => handle(msg, &self.responder)?,
+                    None => msg,
+                };
+                match incoming.try_send(Box::new(msg)) {
+                    Ok(()) => None,
+                    Err(mpsc::error::TrySendError::Full(msg)) => Some(Waiting::Room(msg)),
+                    // Nobody listening any more is not the peer's fault: drop it.
+                    Err(mpsc::error::TrySendError::Closed(_)) => None,
+                }
+            }
         }
     }
 
-    /// Waits for room in the node's channel for `msg` (the socket is not read meanwhile).
-    async fn wait(&mut self, msg: Box<T>) {
-        // Nobody listening any more is not the peer's fault: drop it.
-        let _ = self.incoming.send(msg).await;
+    /// Waits for what [`Sink::offer`] returned (the socket is not read meanwhile).
+    async fn wait(&mut self, waiting: Waiting<T>) {
+        match waiting {
+            Waiting::Work(work) => work.await,
+            Waiting::Room(msg) => {
+                if let Deliver::Channel { incoming, .. } = &mut self.to {
+                    // Nobody listening any more is not the peer's fault: drop it.
+                    let _ = incoming.send(msg).await;
+                }
+            }
+        }
     }
 
-    /// Hands a received message to the inline handler, then (if it passes it on) to the
-    /// node, waiting while the node is behind.
+    /// Hands a received message on (see [`Sink::offer`]), waiting while the node is behind
+    /// or the handler's work runs.
     async fn deliver(&mut self, msg: T) {
-        if let Some(msg) = self.offer(msg) {
-            self.wait(msg).await;
+        if let Some(waiting) = self.offer(msg) {
+            self.wait(waiting).await;
         }
     }
 
@@ -1168,11 +1295,11 @@ fn on_frame<'a, T: DeserializeOwned + Laned + Send + 'static>(
                 Some(large) => large.reorder.admit(msg.lane(), msg, len),
                 None => Some(msg),
             };
-            let Some(full) = msg.and_then(|msg| sink.offer(msg)) else {
+            let Some(waiting) = msg.and_then(|msg| sink.offer(msg)) else {
                 return Ok(None);
             };
             Ok(Some(Box::pin(async move {
-                sink.wait(full).await;
+                sink.wait(waiting).await;
                 Ok(())
             })))
         }
@@ -1356,6 +1483,15 @@ fn garbage(e: &FrameError) -> CloseReason {
 /// Aborts the reader task when dropped, so that it stops however the writer task ends.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
+impl AbortOnDrop {
+    /// Aborts the task and waits until it has stopped (a poll in progress on another worker
+    /// ends first).
+    async fn stop(mut self) {
+        self.0.abort();
+        let _ = (&mut self.0).await;
+    }
+}
+
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
@@ -1375,7 +1511,7 @@ fn run_writer<T: Serialize + Send + 'static>(
     mut write: WriteHalf,
     queue: Arc<Queue>,
     reader: tokio::task::JoinHandle<()>,
-    closed: oneshot::Sender<CloseReason>,
+    closed: Closed,
     ticks: (Duration, u32),
     #[cfg(feature = "testing")] (faults, peer): (Faults, NodeName),
 ) -> impl Future<Output = ()> + Send + 'static {
@@ -1403,7 +1539,10 @@ fn run_writer<T: Serialize + Send + 'static>(
         // The write half goes first (as the aborted writer task's did): the peer sees the end
         // of the stream before `closed` resolves here.
         drop(write);
-        drop(reader);
+        // The reader stops before the end is reported: a message it was handing on when the
+        // session ended is handled first (its handler's work, if it was waiting for one, is
+        // dropped: such work must finish on its own, see `Work`).
+        reader.stop().await;
         // Refuse senders: what is still counted as queued is lost.
         queue.close();
         let lost = queue.frames.load(Ordering::Acquire);
@@ -1419,7 +1558,7 @@ fn run_writer<T: Serialize + Send + 'static>(
             tracing::debug!("session closed: {reason}");
         }
         queue.room.notify_waiters();
-        let _ = closed.send(reason);
+        closed.report(reason);
     }
 }
 
@@ -1655,8 +1794,10 @@ mod size_tests {
         let queue = Arc::new(Queue::new(1, SendStats::default()));
         let (incoming, _incoming) = mpsc::channel::<Box<NodeMsg>>(INCOMING_CAPACITY);
         let sink = Sink {
-            incoming,
-            inline: None,
+            to: Deliver::Channel {
+                incoming,
+                inline: None,
+            },
             raw: None,
             responder: Responder {
                 inner: Weak::new(),
@@ -1677,7 +1818,7 @@ mod size_tests {
             write,
             queue,
             tokio::spawn(async {}),
-            closed,
+            Closed::Channel(closed),
             (DEFAULT_TICK_TIME, DEFAULT_TICK_INTENSITY),
             #[cfg(feature = "testing")]
             (Faults::default(), NodeName::parse("a@b").unwrap()),
