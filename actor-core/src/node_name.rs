@@ -1,6 +1,6 @@
 //! Node names: `name@host`, with the BEAM's rules for short and long names.
 
-use std::{fmt, str::FromStr, sync::Arc};
+use std::{cmp::Ordering, fmt, str::FromStr, sync::Arc};
 
 /// The name of a node, `name@host`, as the BEAM writes it.
 ///
@@ -23,7 +23,15 @@ use std::{fmt, str::FromStr, sync::Arc};
 /// assert!(NodeName::parse("x@vm.example.com")?.check_mode(NameMode::Short).is_err());
 /// # Ok::<(), actor_core::NodeNameError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// Names made by [`NodeName::parse`] (and so every name decoded from a peer) are shared:
+/// every copy of one name in the process points at one allocation, whichever peer list or
+/// handshake it came from. A node holds its peers' names in several ordered maps, and a
+/// mesh of a thousand nodes in one process decodes some twenty million names; shared,
+/// they cost no allocation each, and a lookup compares text that is already in the cache
+/// (equal names compare by pointer). Names nobody holds any more are dropped from the
+/// table as it grows, so it stays within twice the names in use.
+#[derive(Clone, PartialEq, Eq, Hash)]
 pub struct NodeName(Arc<str>);
 
 /// Which kind of host part a node's name uses, as `erl -sname` and `erl -name`.
@@ -102,6 +110,14 @@ impl NodeName {
                 max: Self::MAX_LEN,
             });
         }
+        if let Some(name) = shared::get(text) {
+            return Ok(Self(name)); // checked when it was added
+        }
+        Self::check(text)
+    }
+
+    /// Validates a name not in the shared table, and adds it.
+    fn check(text: &str) -> Result<Self, NodeNameError> {
         let given = || text.to_string();
         let (name, host) = text
             .split_once('@')
@@ -123,7 +139,7 @@ impl NodeName {
         if !host_ok || host.starts_with('.') || host.ends_with('.') {
             return Err(NodeNameError::InvalidHost { given: given() });
         }
-        Ok(Self(text.into()))
+        Ok(Self(shared::insert(text)))
     }
 
     /// The name of a node that is not alive, `nonode@nohost`.
@@ -204,6 +220,89 @@ impl fmt::Debug for NodeName {
     }
 }
 
+impl Ord for NodeName {
+    /// By text; a shared name (see [`NodeName::parse`]) compares equal to itself by pointer.
+    fn cmp(&self, other: &Self) -> Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl PartialOrd for NodeName {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// The table of shared names ([`NodeName::parse`]): checked names by text, in shards (two
+/// threads decoding peer lists rarely wait for each other). A shard drops the names only it
+/// still holds once it has twice as many as after its last sweep, so its size stays within
+/// twice the names in use (and at least [`SWEEP_MIN`](shared::SWEEP_MIN)), at an amortised
+/// constant cost per name added.
+mod shared {
+    use std::{
+        collections::HashSet,
+        sync::{Arc, LazyLock, Mutex, MutexGuard, PoisonError},
+    };
+
+    const SHARDS: usize = 16;
+    /// A shard is swept only once it holds this many names.
+    pub(super) const SWEEP_MIN: usize = 256;
+
+    #[derive(Default)]
+    struct Shard {
+        names: HashSet<Arc<str>>,
+        /// The size at which the shard is swept next.
+        sweep_at: usize,
+    }
+
+    static TABLE: LazyLock<[Mutex<Shard>; SHARDS]> =
+        LazyLock::new(|| std::array::from_fn(|_| Mutex::default()));
+
+    fn shard(text: &str) -> MutexGuard<'static, Shard> {
+        // FNV-1a: names that differ anywhere go to different shards, at a few cycles a byte.
+        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+        TABLE[(hash % SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The shared copy of `text`, if it is in the table.
+    pub(super) fn get(text: &str) -> Option<Arc<str>> {
+        shard(text).names.get(text).cloned()
+    }
+
+    /// The shared copy of `text`, added if it is not in the table (`text` was checked).
+    pub(super) fn insert(text: &str) -> Arc<str> {
+        let mut shard = shard(text);
+        if let Some(name) = shard.names.get(text) {
+            return name.clone();
+        }
+        if shard.names.len() >= shard.sweep_at.max(SWEEP_MIN) {
+            // Only the table holds these: nobody can take a copy meanwhile (that needs this
+            // lock, or a copy).
+            shard.names.retain(|name| Arc::strong_count(name) > 1);
+            shard.sweep_at = shard.names.len() * 2;
+        }
+        let name: Arc<str> = text.into();
+        shard.names.insert(name.clone());
+        name
+    }
+
+    /// How many names the table holds (for tests).
+    #[cfg(test)]
+    pub(super) fn len() -> usize {
+        TABLE
+            .iter()
+            .map(|s| s.lock().unwrap_or_else(PoisonError::into_inner).names.len())
+            .sum()
+    }
+}
+
 impl PartialEq<str> for NodeName {
     fn eq(&self, other: &str) -> bool {
         &*self.0 == other
@@ -248,6 +347,36 @@ impl serde::de::Visitor<'_> for NameVisitor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parsed_names_share_one_copy_and_unused_ones_are_dropped() {
+        let a = NodeName::parse("shared-one@localhost").unwrap();
+        let b = NodeName::parse("shared-one@localhost").unwrap();
+        assert!(Arc::ptr_eq(&a.0, &b.0), "one allocation for one name");
+        assert_eq!(a.cmp(&b), Ordering::Equal);
+        // Order and equality are the text's, shared or not.
+        let c = NodeName::unchecked("shared-one@localhost");
+        assert!(!Arc::ptr_eq(&a.0, &c.0));
+        assert_eq!((a == c, a.cmp(&c)), (true, Ordering::Equal));
+        let d = NodeName::parse("shared-two@localhost").unwrap();
+        assert_eq!(a.cmp(&d), "shared-one".cmp("shared-two"));
+        // A name that is not valid is not added, and stays an error.
+        assert!(NodeName::parse("not valid@localhost").is_err());
+        assert!(NodeName::parse("not valid@localhost").is_err());
+        // Many names made and dropped: the table keeps at most twice those in use (here a
+        // few, from this and other tests running at once) plus a sweep's minimum per shard.
+        for i in 0..20_000 {
+            let _ = NodeName::parse(&format!("churn{i}@localhost")).unwrap();
+        }
+        let held = shared::len();
+        assert!(
+            held <= 16 * 2 * shared::SWEEP_MIN,
+            "the table holds {held} names after 20,000 were dropped"
+        );
+        // Names still held survive the sweeps, and stay shared.
+        let again = NodeName::parse("shared-one@localhost").unwrap();
+        assert!(Arc::ptr_eq(&a.0, &again.0));
+    }
 
     #[test]
     fn beam_rules() {
