@@ -315,3 +315,108 @@ fn serve_link(inner: &Arc<Inner>, responder: &Responder<NodeMsg>, work: Serve) {
         other => tracing::error!("internal: {other:?} is not link work"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        sync::{
+            atomic::{AtomicUsize, Ordering},
+            Arc, Mutex,
+        },
+        task::{Context, Poll},
+        time::Duration,
+    };
+
+    use tokio::{sync::oneshot, time::timeout};
+
+    use super::*;
+
+    const LIMIT: Duration = Duration::from_secs(5);
+
+    fn alive_tasks() -> usize {
+        tokio::runtime::Handle::current()
+            .metrics()
+            .num_alive_tasks()
+    }
+
+    /// The reader stopped waiting for a task's start (its session ended): the rest of the
+    /// start runs as a task of its own, from where it was, not again from the start.
+    #[tokio::test]
+    async fn a_finish_dropped_unfinished_runs_the_rest_of_its_work_as_a_task() {
+        let steps = Arc::new(Mutex::new(Vec::new()));
+        let (gate_tx, gate_rx) = oneshot::channel::<()>();
+        let (done_tx, done_rx) = oneshot::channel();
+        let work: Work = {
+            let steps = steps.clone();
+            Box::pin(async move {
+                steps.lock().unwrap().push("before");
+                gate_rx.await.unwrap();
+                steps.lock().unwrap().push("after");
+                done_tx.send(()).unwrap();
+            })
+        };
+        let mut finish = Finish(Some(work));
+        assert!(futures::poll!(&mut finish).is_pending());
+        assert_eq!(*steps.lock().unwrap(), ["before"]);
+        assert_eq!(alive_tasks(), 0);
+        drop(finish);
+        assert_eq!(alive_tasks(), 1, "the rest was not spawned");
+        // The work (and its gate) is alive in that task: the gate can be opened.
+        gate_tx.send(()).unwrap();
+        timeout(LIMIT, done_rx)
+            .await
+            .expect("the rest of the work did not finish")
+            .unwrap();
+        assert_eq!(*steps.lock().unwrap(), ["before", "after"]);
+    }
+
+    /// Finished where it was awaited, a `Finish` leaves nothing to spawn: its work ran once.
+    #[tokio::test]
+    async fn a_finish_awaited_to_the_end_spawns_nothing_when_dropped() {
+        let runs = Arc::new(AtomicUsize::new(0));
+        let (gate_tx, gate_rx) = oneshot::channel::<()>();
+        let work: Work = {
+            let runs = runs.clone();
+            Box::pin(async move {
+                gate_rx.await.unwrap();
+                runs.fetch_add(1, Ordering::SeqCst);
+            })
+        };
+        let mut finish = Finish(Some(work));
+        assert!(futures::poll!(&mut finish).is_pending());
+        gate_tx.send(()).unwrap();
+        timeout(LIMIT, &mut finish)
+            .await
+            .expect("the work did not finish");
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // Polled again after its end, it is ready at once (it does not poll the work again).
+        assert!(futures::poll!(&mut finish).is_ready());
+        drop(finish);
+        assert_eq!(alive_tasks(), 0, "a finished Finish spawned a task");
+        tokio::task::yield_now().await;
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+    }
+
+    /// Outside a runtime there is nothing to finish the work on: it is dropped, not run
+    /// (and dropping does not panic).
+    #[test]
+    fn a_finish_dropped_outside_a_runtime_drops_its_work() {
+        struct Dropped(Arc<AtomicUsize>);
+        impl Drop for Dropped {
+            fn drop(&mut self) {
+                self.0.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let guard = Dropped(dropped.clone());
+        let mut finish = Finish(Some(Box::pin(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+        })));
+        let mut cx = Context::from_waker(futures::task::noop_waker_ref());
+        assert_eq!(finish.poll_unpin(&mut cx), Poll::Pending);
+        assert_eq!(dropped.load(Ordering::SeqCst), 0);
+        drop(finish);
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+}

@@ -985,6 +985,66 @@ where
     ///
     /// # Panics
     /// Outside a tokio runtime, as `tokio::spawn` does.
+    ///
+    /// # Examples
+    ///
+    /// `b`'s end of a session served by a handler that forwards what `a` sends into a
+    /// channel; `on_close` hears that `a` closed. A clone of the handle is kept: the session
+    /// closes when its last handle is dropped, and `serve` drops the prepared one.
+    ///
+    /// ```
+    /// use actor_core::NodeName;
+    /// use actor_remote::{
+    ///     proto::{Existing, HandshakeConfig},
+    ///     transport::{handshake_over, CloseReason, Direction, Session, SessionConfig, Stream},
+    ///     wire::{Lane, Laned},
+    /// };
+    /// use tokio::sync::{mpsc, oneshot};
+    ///
+    /// #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    /// struct Hello(String);
+    /// impl Laned for Hello {
+    ///     fn lane(&self) -> Lane {
+    ///         Lane::Session
+    ///     }
+    /// }
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let a = HandshakeConfig::new(NodeName::parse("a@localhost")?, "cookie");
+    /// let b = HandshakeConfig::new(NodeName::parse("b@localhost")?, "cookie");
+    /// let (pipe_a, pipe_b) = tokio::io::duplex(64 * 1024);
+    /// let none = |_| std::future::ready(Existing::None);
+    /// let dial = Direction::Outgoing { peer: b.name.clone() };
+    /// let (ca, cb) = tokio::join!(
+    ///     handshake_over(Stream::boxed(pipe_a), dial, &a, none),
+    ///     handshake_over(Stream::boxed(pipe_b), Direction::Incoming, &b, none),
+    /// );
+    /// let sa = Session::<Hello>::start(ca?, SessionConfig::default());
+    /// let prepared = Session::<Hello>::prepare(cb?, SessionConfig::default());
+    /// let hb = prepared.handle().clone();
+    ///
+    /// let (tx, mut received) = mpsc::unbounded_channel();
+    /// let (closed_tx, closed) = oneshot::channel();
+    /// prepared.serve(
+    ///     Box::new(move |msg, _responder| {
+    ///         let _ = tx.send(msg);
+    ///         None // nothing for the reader to wait for
+    ///     }),
+    ///     None,
+    ///     Box::new(move |reason| {
+    ///         let _ = closed_tx.send(reason);
+    ///     }),
+    /// );
+    ///
+    /// sa.handle.send(&Hello("hi".into()))?;
+    /// assert_eq!(received.recv().await, Some(Hello("hi".into())));
+    /// sa.handle.close();
+    /// assert_eq!(closed.await?, CloseReason::ConnectionClosed);
+    /// assert!(hb.is_closed());
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn serve(self, handler: Handler<T>, raw: Option<InlineRaw<T>>, on_close: OnClose) {
         self.spawn(Deliver::Handler(handler), raw, Closed::Call(on_close));
     }

@@ -1,12 +1,17 @@
 //! Integration tests over loopback sockets; every test is bounded in time.
 
-use std::{future::Future, time::Duration};
+use std::{
+    future::Future,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use actor_core::NodeName;
 use serde::{Deserialize, Serialize};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::{TcpListener, TcpStream},
+    sync::{mpsc, oneshot},
     time::timeout,
 };
 
@@ -1019,4 +1024,476 @@ async fn answers_are_taken_when_casts_fill_the_queue_and_are_bounded_too() {
         drop(silent);
     })
     .await;
+}
+
+// Sessions served by a `Handler` (`Session::prepare`, `Prepared::serve`): what the handler
+// and `OnClose` see, and when.
+
+/// What a served session's handler, its work and its `OnClose` saw, in the order they saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Msg(TestMsg),
+    /// The work left for this message finished.
+    WorkDone(u32),
+    /// The work left for this message was dropped unfinished.
+    WorkDropped(u32),
+    /// `OnClose` was called with this reason.
+    Closed(CloseReason),
+}
+
+/// A served session's record of what it saw, shared with the test.
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+fn record(log: &Log, seen: Seen) {
+    log.lock().unwrap().push(seen);
+}
+
+fn seen(log: &Log) -> Vec<Seen> {
+    log.lock().unwrap().clone()
+}
+
+/// A handler that records every message in `log` and forwards it on `tx`; it holds `alive`
+/// (to tell when the handler has been dropped).
+fn recording(log: &Log, tx: mpsc::UnboundedSender<TestMsg>, alive: Arc<()>) -> Handler<TestMsg> {
+    let log = log.clone();
+    Box::new(move |msg, _| {
+        let _alive = &alive;
+        record(&log, Seen::Msg(msg.clone()));
+        let _ = tx.send(msg);
+        None
+    })
+}
+
+/// An `OnClose` that records the reason in `log` (with whether the handler was dropped by
+/// then: `alive` gone) and sends it on the receiver returned.
+fn closing(
+    log: &Log,
+    alive: std::sync::Weak<()>,
+) -> (OnClose, oneshot::Receiver<(CloseReason, bool)>) {
+    let (tx, rx) = oneshot::channel();
+    let log = log.clone();
+    let on_close: OnClose = Box::new(move |reason| {
+        let handler_dropped = alive.upgrade().is_none();
+        record(&log, Seen::Closed(reason.clone()));
+        let _ = tx.send((reason, handler_dropped));
+    });
+    (on_close, rx)
+}
+
+fn pings(range: std::ops::Range<u32>) -> Vec<Seen> {
+    range.map(|n| Seen::Msg(TestMsg::Ping(n))).collect()
+}
+
+/// How many `Closed` markers `log` holds.
+fn closes(log: &[Seen]) -> usize {
+    log.iter()
+        .filter(|seen| matches!(seen, Seen::Closed(_)))
+        .count()
+}
+
+/// Waits (bounded by the test's limit) until everything queued on `handle` was written.
+async fn written<T>(handle: &SessionHandle<T>) {
+    while handle.queued_bytes() > 0 {
+        tokio::task::yield_now().await;
+    }
+}
+
+#[tokio::test]
+async fn a_served_session_hands_every_message_to_its_handler_in_order_and_waits_for_its_work() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let mut sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let prepared = Session::<TestMsg>::prepare(cb, SessionConfig::default());
+        let hb = prepared.handle().clone();
+        let log = Log::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        // Message 10 leaves work that waits for `gate`; message 99 is answered.
+        let (gate_tx, gate_rx) = oneshot::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel();
+        let mut gate = Some((gate_rx, started_tx));
+        let handler: Handler<TestMsg> = {
+            let log = log.clone();
+            Box::new(move |msg, responder| {
+                record(&log, Seen::Msg(msg.clone()));
+                let n = match msg {
+                    TestMsg::Ping(n) => n,
+                    other => panic!("unexpected {other:?}"),
+                };
+                let _ = tx.send(n);
+                if n == 99 {
+                    responder.send(&TestMsg::Ping(1000)).unwrap();
+                }
+                if n != 10 {
+                    return None;
+                }
+                let (gate_rx, started_tx) = gate.take()?;
+                let log = log.clone();
+                Some(Box::pin(async move {
+                    let _ = started_tx.send(());
+                    gate_rx.await.unwrap();
+                    record(&log, Seen::WorkDone(10));
+                }) as Work)
+            })
+        };
+        let (on_close, _closed) = closing(&log, std::sync::Weak::new());
+        prepared.serve(handler, None, on_close);
+
+        for n in 0..100 {
+            sa.handle.send(&TestMsg::Ping(n)).unwrap();
+        }
+        for n in 0..=10 {
+            assert_eq!(rx.recv().await, Some(n));
+        }
+        started_rx.await.unwrap();
+        // Every message has left `a` (the rest wait at `b`), and none after 10 is handled
+        // while its work waits.
+        written(&sa.handle).await;
+        let early = timeout(Duration::from_millis(200), rx.recv()).await;
+        assert!(early.is_err(), "handled while the work waited: {early:?}");
+        assert_eq!(seen(&log), pings(0..11));
+
+        gate_tx.send(()).unwrap();
+        for n in 11..100 {
+            assert_eq!(rx.recv().await, Some(n));
+        }
+        let mut expected = pings(0..11);
+        expected.push(Seen::WorkDone(10));
+        expected.extend(pings(11..100));
+        assert_eq!(seen(&log), expected);
+        // The handler's responder answers on the session.
+        assert_eq!(sa.incoming.recv().await, Some(TestMsg::Ping(1000)));
+        assert!(!hb.is_closed());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn on_close_hears_the_peers_close_once_after_every_message_was_handled() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let prepared = Session::<TestMsg>::prepare(cb, SessionConfig::default());
+        let hb = prepared.handle().clone();
+        let log = Log::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let alive = Arc::new(());
+        let (on_close, closed) = closing(&log, Arc::downgrade(&alive));
+        prepared.serve(recording(&log, tx, alive), None, on_close);
+
+        for n in 0..100 {
+            sa.handle.send(&TestMsg::Ping(n)).unwrap();
+        }
+        for n in 0..100 {
+            assert_eq!(rx.recv().await, Some(TestMsg::Ping(n)));
+        }
+        sa.handle.close();
+        assert_eq!(sa.closed.await.unwrap(), CloseReason::Disconnect);
+        let (reason, handler_dropped) = closed.await.unwrap();
+        assert_eq!(reason, CloseReason::ConnectionClosed);
+        assert!(handler_dropped, "the handler outlived the session's end");
+        // The handler is gone with the reader: its channel ends.
+        assert_eq!(rx.recv().await, None);
+        let mut expected = pings(0..100);
+        expected.push(Seen::Closed(CloseReason::ConnectionClosed));
+        assert_eq!(seen(&log), expected);
+        assert!(hb.is_closed());
+        assert_eq!(hb.send(&TestMsg::Ping(0)), Err(SendError::Closed));
+    })
+    .await;
+}
+
+/// The close races the reader: the handler itself closes the session at message 1,000
+/// while `a` is still sending and more frames wait in the reader's buffer, and the writer
+/// that ends the session runs on another worker. Whatever was handled, `OnClose` comes
+/// once, last.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_close_hears_a_local_close_once_and_the_handler_is_never_called_after_it() {
+    const SENT: u32 = 20_000;
+    const CLOSE_AT: u32 = 1_000;
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let prepared = Session::<TestMsg>::prepare(cb, SessionConfig::default());
+        let hb = prepared.handle().clone();
+        let log = Log::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let alive = Arc::new(());
+        let (on_close, closed) = closing(&log, Arc::downgrade(&alive));
+        let handler: Handler<TestMsg> = {
+            let mut record = recording(&log, tx, alive);
+            let closer = hb.clone();
+            Box::new(move |msg, responder| {
+                let close = msg == TestMsg::Ping(CLOSE_AT);
+                let work = record(msg, responder);
+                if close {
+                    closer.close();
+                }
+                work
+            })
+        };
+        prepared.serve(handler, None, on_close);
+
+        // (`a`'s session may end before it has queued them all.)
+        for n in 0..SENT {
+            if sa.handle.send_forced(&TestMsg::Ping(n)).is_err() {
+                assert!(n > CLOSE_AT, "refused at {n}");
+                break;
+            }
+        }
+        let (reason, handler_dropped) = closed.await.unwrap();
+        assert_eq!(reason, CloseReason::Disconnect);
+        assert!(handler_dropped, "the handler outlived the session's end");
+        // Everything the handler forwarded was forwarded before the end: the channel ends.
+        let mut forwarded = 0;
+        while let Some(msg) = rx.recv().await {
+            assert_eq!(msg, TestMsg::Ping(forwarded));
+            forwarded += 1;
+        }
+        // `a` sees the end too (its close, or a reset if `b` left bytes unread).
+        let theirs = sa.closed.await.unwrap();
+        assert!(
+            matches!(
+                theirs,
+                CloseReason::ConnectionClosed | CloseReason::Io { .. }
+            ),
+            "{theirs:?}"
+        );
+        let log = seen(&log);
+        let handled = log.len() - 1;
+        assert_eq!(handled, forwarded as usize);
+        assert!(
+            (CLOSE_AT as usize + 1..=SENT as usize).contains(&handled),
+            "{handled} handled"
+        );
+        let mut expected = pings(0..handled as u32);
+        expected.push(Seen::Closed(CloseReason::Disconnect));
+        assert_eq!(log, expected);
+        assert_eq!(closes(&log), 1);
+        println!(
+            "{} of {SENT} messages handled after the close at {CLOSE_AT}",
+            handled - CLOSE_AT as usize - 1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn what_is_sent_on_a_prepared_handle_before_serve_is_delivered_once_served() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let prepared = Session::<TestMsg>::prepare(ca, SessionConfig::default());
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        // Both ways before `a` is served: `a`'s queue holds its messages, the socket `b`'s.
+        for n in 0..10 {
+            prepared.handle().send(&TestMsg::Ping(n)).unwrap();
+            sb.handle.send(&TestMsg::Ping(100 + n)).unwrap();
+        }
+        assert!(prepared.handle().queued_bytes() > 0);
+        assert!(!prepared.handle().is_closed());
+        let early = timeout(Duration::from_millis(100), sb.incoming.recv()).await;
+        assert!(early.is_err(), "delivered before serve: {early:?}");
+
+        let ha = prepared.handle().clone();
+        let log = Log::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let (on_close, _closed) = closing(&log, std::sync::Weak::new());
+        prepared.serve(recording(&log, tx, Arc::new(())), None, on_close);
+        for n in 0..10 {
+            assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(n)));
+        }
+        for n in 0..10 {
+            assert_eq!(rx.recv().await, Some(TestMsg::Ping(100 + n)));
+        }
+        // Sent after serve: after them.
+        ha.send(&TestMsg::Ping(10)).unwrap();
+        assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(10)));
+        written(&ha).await;
+        assert!(!ha.is_closed());
+    })
+    .await;
+}
+
+/// `serve` drops the prepared session's own handle: with no clone kept, the session is one
+/// whose last handle is gone, so it writes what was queued and ends (`Disconnect`).
+#[tokio::test]
+async fn a_prepared_session_served_with_no_handle_kept_writes_its_queue_then_disconnects() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let prepared = Session::<TestMsg>::prepare(ca, SessionConfig::default());
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        for n in 0..10 {
+            prepared.handle().send(&TestMsg::Ping(n)).unwrap();
+        }
+        let log = Log::default();
+        let (tx, _rx) = mpsc::unbounded_channel();
+        let (on_close, closed) = closing(&log, std::sync::Weak::new());
+        prepared.serve(recording(&log, tx, Arc::new(())), None, on_close);
+        for n in 0..10 {
+            assert_eq!(sb.incoming.recv().await, Some(TestMsg::Ping(n)));
+        }
+        assert_eq!(sb.incoming.recv().await, None);
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::ConnectionClosed);
+        assert_eq!(closed.await.unwrap().0, CloseReason::Disconnect);
+        assert_eq!(seen(&log), vec![Seen::Closed(CloseReason::Disconnect)]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn dropping_a_prepared_session_unserved_ends_the_peers_session() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        // The peer served: its `OnClose` hears the end.
+        let (ca, cb) = connected(&a, &b).await;
+        let prepared = Session::<TestMsg>::prepare(ca, SessionConfig::default());
+        let peer = Session::<TestMsg>::prepare(cb, SessionConfig::default());
+        let hb = peer.handle().clone();
+        let log = Log::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let alive = Arc::new(());
+        let (on_close, closed) = closing(&log, Arc::downgrade(&alive));
+        peer.serve(recording(&log, tx, alive), None, on_close);
+        drop(prepared);
+        let (reason, handler_dropped) = closed.await.unwrap();
+        assert_eq!(reason, CloseReason::ConnectionClosed);
+        assert!(handler_dropped);
+        assert_eq!(rx.recv().await, None);
+        assert_eq!(
+            seen(&log),
+            vec![Seen::Closed(CloseReason::ConnectionClosed)]
+        );
+        assert!(hb.is_closed());
+
+        // The peer started: its incoming ends.
+        let (ca, cb) = connected(&a, &b).await;
+        let prepared = Session::<TestMsg>::prepare(ca, SessionConfig::default());
+        let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
+        drop(prepared);
+        assert_eq!(sb.incoming.recv().await, None);
+        assert_eq!(sb.closed.await.unwrap(), CloseReason::ConnectionClosed);
+    })
+    .await;
+}
+
+/// A handler's work still waiting when the session ends is dropped with the reader (the
+/// node wraps a task start in `Finish` for this), and the end is still reported.
+#[tokio::test]
+async fn work_pending_when_the_session_is_closed_is_dropped_and_on_close_still_fires() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let prepared = Session::<TestMsg>::prepare(cb, SessionConfig::default());
+        let hb = prepared.handle().clone();
+        let log = Log::default();
+        let (gate_tx, gate_rx) = oneshot::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel();
+        let mut gate = Some((gate_rx, started_tx));
+        let handler: Handler<TestMsg> = {
+            let log = log.clone();
+            Box::new(move |msg, _| {
+                record(&log, Seen::Msg(msg));
+                let (gate_rx, started_tx) = gate.take()?;
+                let dropped = DropRecord(log.clone(), Seen::WorkDropped(0));
+                Some(Box::pin(async move {
+                    let _dropped = dropped;
+                    let _ = started_tx.send(());
+                    let _ = gate_rx.await;
+                    unreachable!("the gate never opens");
+                }) as Work)
+            })
+        };
+        let (on_close, closed) = closing(&log, std::sync::Weak::new());
+        prepared.serve(handler, None, on_close);
+        sa.handle.send(&TestMsg::Ping(0)).unwrap();
+        sa.handle.send(&TestMsg::Ping(1)).unwrap();
+        started_rx.await.unwrap();
+
+        hb.close();
+        let (reason, _) = closed.await.unwrap();
+        assert_eq!(reason, CloseReason::Disconnect);
+        assert!(gate_tx.is_closed(), "the pending work was not dropped");
+        assert_eq!(
+            seen(&log),
+            vec![
+                Seen::Msg(TestMsg::Ping(0)),
+                Seen::WorkDropped(0),
+                Seen::Closed(CloseReason::Disconnect),
+            ]
+        );
+        assert_eq!(sa.closed.await.unwrap(), CloseReason::ConnectionClosed);
+    })
+    .await;
+}
+
+/// The peer's close is not read while the reader waits for work (it reads nothing
+/// meanwhile): the session still ends, by its writer (a failed write or the tick timeout),
+/// and the pending work is dropped.
+#[tokio::test]
+async fn work_pending_when_the_peer_goes_away_is_dropped_and_on_close_still_fires() {
+    bounded(async {
+        let (a, b) = (cfg("a@localhost", "c"), cfg("b@localhost", "c"));
+        let (ca, cb) = connected(&a, &b).await;
+        let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
+        let prepared = Session::<TestMsg>::prepare(cb, quick_ticks());
+        let _hb = prepared.handle().clone();
+        let log = Log::default();
+        let (gate_tx, gate_rx) = oneshot::channel::<()>();
+        let (started_tx, started_rx) = oneshot::channel();
+        let mut gate = Some((gate_rx, started_tx));
+        let handler: Handler<TestMsg> = {
+            let log = log.clone();
+            Box::new(move |msg, _| {
+                record(&log, Seen::Msg(msg));
+                let (gate_rx, started_tx) = gate.take()?;
+                let dropped = DropRecord(log.clone(), Seen::WorkDropped(0));
+                Some(Box::pin(async move {
+                    let _dropped = dropped;
+                    let _ = started_tx.send(());
+                    let _ = gate_rx.await;
+                    unreachable!("the gate never opens");
+                }) as Work)
+            })
+        };
+        let (on_close, closed) = closing(&log, std::sync::Weak::new());
+        prepared.serve(handler, None, on_close);
+        sa.handle.send(&TestMsg::Ping(0)).unwrap();
+        started_rx.await.unwrap();
+
+        sa.handle.close();
+        assert_eq!(sa.closed.await.unwrap(), CloseReason::Disconnect);
+        let (reason, _) = closed.await.unwrap();
+        println!("ended with {reason:?}");
+        assert!(
+            matches!(
+                reason,
+                CloseReason::TickTimeout | CloseReason::Io { .. } | CloseReason::ConnectionClosed
+            ),
+            "{reason:?}"
+        );
+        assert!(gate_tx.is_closed(), "the pending work was not dropped");
+        assert_eq!(
+            seen(&log),
+            vec![
+                Seen::Msg(TestMsg::Ping(0)),
+                Seen::WorkDropped(0),
+                Seen::Closed(reason),
+            ]
+        );
+    })
+    .await;
+}
+
+/// Records `.1` in the log `.0` when dropped.
+struct DropRecord(Log, Seen);
+
+impl Drop for DropRecord {
+    fn drop(&mut self) {
+        record(&self.0, self.1.clone());
+    }
 }
