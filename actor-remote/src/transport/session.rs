@@ -486,6 +486,19 @@ impl Queue {
             ..Pending::default()
         };
     }
+
+    /// Ends the queue for good: refuses senders, counts what was still queued as lost (the
+    /// frames and bytes, returned) and wakes those waiting for room.
+    fn close_for_good(&self) -> (usize, usize) {
+        self.close();
+        let lost = self.frames.load(Ordering::Acquire);
+        let lost_bytes = self.bytes.load(Ordering::Acquire);
+        if lost > 0 {
+            self.stats.record_lost(lost as u64, lost_bytes as u64);
+        }
+        self.room.notify_waiters();
+        (lost, lost_bytes)
+    }
 }
 
 /// Frames `msg` and queues it in its lane: refused when the queue is full for frames of
@@ -859,7 +872,9 @@ pub type InlineRaw<T> = Box<dyn FnMut(&[u8], &Responder<T>) -> bool + Send>;
 
 /// Work a [`Handler`] leaves for the reader to finish before it hands on the next message
 /// (nodus: starting a task a peer asked for). The reader reads nothing meanwhile, so the
-/// session's order holds across it; keep it short.
+/// session's order holds across it, and neither the peer's messages nor its close are seen
+/// until it is done (the tick timeout still ends a session whose peer went silent): keep it
+/// short. If the session ends first, the work is dropped where it is.
 pub type Work = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// Handles every message of a session in its reader task, in the order received, for a
@@ -947,19 +962,42 @@ where
         };
         Prepared {
             handle,
-            stream,
-            decoder,
-            cfg,
+            parts: Some(Parts {
+                stream,
+                decoder,
+                cfg,
+            }),
         }
     }
 }
 
 /// A session with its handle made and its tasks not started: from [`Session::prepare`].
+/// Dropped unserved, it closes its connection, and its handles see the session closed
+/// (what was sent on them is counted as lost).
 pub struct Prepared<T> {
     handle: SessionHandle<T>,
+    /// Taken when it is served.
+    parts: Option<Parts>,
+}
+
+/// What a prepared session's tasks are made of.
+struct Parts {
     stream: super::Stream,
     decoder: FrameDecoder,
     cfg: SessionConfig,
+}
+
+impl<T> Drop for Prepared<T> {
+    fn drop(&mut self) {
+        if self.parts.take().is_some() {
+            // Never served: no writer will end it.
+            let (lost, _) = self.handle.inner.queue.close_for_good();
+            tracing::debug!(
+                lost_messages = lost,
+                "a prepared session was dropped unserved: closed"
+            );
+        }
+    }
 }
 
 impl<T> fmt::Debug for Prepared<T> {
@@ -1049,13 +1087,17 @@ where
         self.spawn(Deliver::Handler(handler), raw, Closed::Call(on_close));
     }
 
-    fn spawn(self, to: Deliver<T>, raw: Option<InlineRaw<T>>, closed: Closed) {
-        let Self {
-            handle,
+    fn spawn(mut self, to: Deliver<T>, raw: Option<InlineRaw<T>>, closed: Closed) {
+        let Some(Parts {
             stream,
             decoder,
             cfg,
-        } = self;
+        }) = self.parts.take()
+        else {
+            return; // (taken only here)
+        };
+        let handle = self.handle.clone();
+        drop(self);
         let established = &handle.inner.established;
         let span = tracing::debug_span!(
             "session",
@@ -1604,11 +1646,8 @@ fn run_writer<T: Serialize + Send + 'static>(
         // dropped: such work must finish on its own, see `Work`).
         reader.stop().await;
         // Refuse senders: what is still counted as queued is lost.
-        queue.close();
-        let lost = queue.frames.load(Ordering::Acquire);
-        let lost_bytes = queue.bytes.load(Ordering::Acquire);
+        let (lost, lost_bytes) = queue.close_for_good();
         if lost > 0 {
-            queue.stats.record_lost(lost as u64, lost_bytes as u64);
             tracing::info!(
                 lost_messages = lost,
                 lost_bytes,
@@ -1617,7 +1656,6 @@ fn run_writer<T: Serialize + Send + 'static>(
         } else {
             tracing::debug!("session closed: {reason}");
         }
-        queue.room.notify_waiters();
         closed.report(reason);
     }
 }

@@ -1369,11 +1369,20 @@ async fn dropping_a_prepared_session_unserved_ends_the_peers_session() {
         );
         assert!(hb.is_closed());
 
-        // The peer started: its incoming ends.
+        // The peer started: its incoming ends. The unserved session's own handle sees the
+        // session closed: sends are refused, what was queued is lost, nobody waits for room.
         let (ca, cb) = connected(&a, &b).await;
-        let prepared = Session::<TestMsg>::prepare(ca, SessionConfig::default());
+        let config = SessionConfig::default();
+        let stats = config.stats.clone();
+        let prepared = Session::<TestMsg>::prepare(ca, config);
+        let ha = prepared.handle().clone();
+        ha.send(&TestMsg::Ping(1)).unwrap();
         let mut sb = Session::<TestMsg>::start(cb, SessionConfig::default());
         drop(prepared);
+        assert!(ha.is_closed());
+        assert!(matches!(ha.send(&TestMsg::Ping(2)), Err(SendError::Closed)));
+        assert_eq!(stats.lost_messages(), 1);
+        ha.wait_for_room().await;
         assert_eq!(sb.incoming.recv().await, None);
         assert_eq!(sb.closed.await.unwrap(), CloseReason::ConnectionClosed);
     })
