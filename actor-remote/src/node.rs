@@ -221,6 +221,8 @@ impl Node {
             tasks: Mutex::new(Vec::new()),
             dial: spawn_dial,
             mesh_dials: Arc::new(tokio::sync::Semaphore::new(driver::MAX_MESH_DIALS)),
+            mesh_queue: Mutex::default(),
+            mesh_queued: Arc::default(),
             #[cfg(feature = "erlang")]
             erlang,
             config,

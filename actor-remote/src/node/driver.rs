@@ -3,7 +3,7 @@
 //! [`Inner::with_state`](super::inner::Inner::with_state).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
     net::{IpAddr, SocketAddr},
     sync::{Arc, Mutex, PoisonError, Weak},
     time::{Duration, Instant},
@@ -45,7 +45,135 @@ const UNWAITED_DIAL_RETRY: Duration = Duration::from_millis(100);
 pub(super) const MAX_MESH_DIALS: usize = 16;
 
 /// Dials `peer` in the background and reports the outcome to the machine; `mesh`: the
-/// mesh's dial ([`Action::MeshDial`](super::state::Action::MeshDial)), with its wait.
+/// mesh's dial ([`Action::MeshDial`](super::state::Action::MeshDial)), with its wait, which
+/// goes into the node's [`MeshQueue`] rather than a task of its own: most such dials are
+/// never made (the peer dials first), and a growing mesh of a thousand nodes asks for half
+/// a million of them.
+pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName, mesh: Option<Duration>) {
+    match mesh {
+        Some(wait) => queue_mesh_dial(inner, peer, wait),
+        None => spawn_dial_task(inner, peer, None),
+    }
+}
+
+/// The mesh's dials a node has not made yet, in the order asked for: those to make as soon
+/// as they have a turn, and those waiting [`MESH_DIAL_DEFER`](super::state::MESH_DIAL_DEFER)
+/// first (all wait as long, so they come due in order). One task per node
+/// ([`run_mesh_dials`]) takes them, while there are any. Sans IO: the caller passes the time.
+#[derive(Debug, Default)]
+pub(super) struct MeshQueue {
+    now: VecDeque<NodeName>,
+    /// On tokio's clock: a simulation's virtual time moves it.
+    later: VecDeque<(tokio::time::Instant, NodeName)>,
+    /// Whether the task that takes them runs.
+    running: bool,
+}
+
+/// What a node's mesh-dial task does next.
+#[derive(Debug, PartialEq)]
+pub(super) enum MeshNext {
+    /// Take a turn, then dial this peer if the machine still wants it.
+    Dial(NodeName),
+    /// Nothing is due before then (or before another dial is queued).
+    Wait(tokio::time::Instant),
+    /// The queue is empty: the task ends (the next dial queued starts another).
+    Done,
+}
+
+impl MeshQueue {
+    /// Queues a dial of `peer` due at `at` (`now` if it need not wait); whether a task must
+    /// be started to take it.
+    pub(super) fn push(
+        &mut self,
+        peer: NodeName,
+        now: tokio::time::Instant,
+        wait: Duration,
+    ) -> bool {
+        if wait.is_zero() {
+            self.now.push_back(peer);
+        } else {
+            self.later.push_back((now + wait, peer));
+        }
+        !std::mem::replace(&mut self.running, true)
+    }
+
+    /// The next thing to do at `now`; `Done` marks the task as ended.
+    pub(super) fn next(&mut self, now: tokio::time::Instant) -> MeshNext {
+        if let Some(peer) = self.now.pop_front() {
+            return MeshNext::Dial(peer);
+        }
+        match self.later.front() {
+            Some((at, _)) if *at <= now => match self.later.pop_front() {
+                Some((_, peer)) => MeshNext::Dial(peer),
+                None => MeshNext::Done, // (just seen)
+            },
+            Some((at, _)) => MeshNext::Wait(*at),
+            None => {
+                self.running = false;
+                MeshNext::Done
+            }
+        }
+    }
+
+    /// How many dials wait (for tests).
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        self.now.len() + self.later.len()
+    }
+}
+
+/// Queues a mesh dial, starting the node's mesh-dial task if it is not running.
+fn queue_mesh_dial(inner: &Arc<Inner>, peer: NodeName, wait: Duration) {
+    let start = inner
+        .mesh_queue
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(peer, tokio::time::Instant::now(), wait);
+    if start {
+        let (node, queued) = (Arc::downgrade(inner), inner.mesh_queued.clone());
+        tokio::spawn(run_mesh_dials(node, queued).instrument(inner.span()));
+    } else {
+        inner.mesh_queued.notify_one(); // a task waiting for a later one may take it now
+    }
+}
+
+/// A node's mesh-dial task: takes the queued dials as they come due, each after a turn
+/// among the mesh's dials under way ([`MAX_MESH_DIALS`]), and makes those the machine still
+/// wants ([`NodeState::start_mesh_dial`](super::state::NodeState::start_mesh_dial)); ends
+/// when none is left. `queued` wakes it when a dial is queued while it waits for a later one.
+async fn run_mesh_dials(node: Weak<Inner>, queued: Arc<tokio::sync::Notify>) {
+    loop {
+        let Some(inner) = node.upgrade() else { return };
+        let next = inner
+            .mesh_queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next(tokio::time::Instant::now());
+        match next {
+            MeshNext::Done => return,
+            MeshNext::Wait(at) => {
+                drop(inner); // a node dropped meanwhile ends this task
+                tokio::select! {
+                    () = tokio::time::sleep_until(at) => {}
+                    () = queued.notified() => {}
+                }
+            }
+            MeshNext::Dial(peer) => {
+                let Ok(turn) = Arc::clone(&inner.mesh_dials).acquire_owned().await else {
+                    return; // never closed
+                };
+                // Not if connected meanwhile (the peer dialled, as expected), dialled for a
+                // caller, or given up.
+                if let Some(dialing) = Dialing::start_mesh(&inner, &peer) {
+                    spawn_dial_task(&inner, peer, Some((turn, dialing)));
+                }
+            }
+        }
+    }
+}
+
+/// Dials `peer` in a task of its own and reports the outcome to the machine; `started`: a
+/// mesh dial the node's mesh-dial task has started, with its turn.
 ///
 /// A dial that a caller waits for (`connect`, `ping`, ...) is tried once: the caller hears
 /// why it failed, as on the BEAM. A dial that no caller waits for (the mesh's, after a
@@ -56,35 +184,25 @@ pub(super) const MAX_MESH_DIALS: usize = 16;
 /// the mesh short for good.
 ///
 /// The handshake itself is boxed: a dial that lost a simultaneous connect then waits (up to
-/// the handshake timeout) as a small task, not one the size of a handshake, and a growing
-/// mesh of a thousand nodes has a hundred thousand such waits at once.
-pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName, mesh: Option<Duration>) {
+/// the handshake timeout) as a small task, not one the size of a handshake.
+fn spawn_dial_task(
+    inner: &Arc<Inner>,
+    peer: NodeName,
+    started: Option<(tokio::sync::OwnedSemaphorePermit, Dialing)>,
+) {
     let span = inner.span();
     let inner = inner.clone();
     tokio::spawn(
         async move {
+            let mut started = started;
             let mut retry = UNWAITED_DIAL_RETRY;
             for attempt in 1..=UNWAITED_DIAL_ATTEMPTS {
                 let last = attempt == UNWAITED_DIAL_ATTEMPTS;
-                // A mesh dial waits for a turn (bounded by the dials under way, each bounded
-                // by the handshake timeout), then goes only if still wanted.
-                let (turn, dialing) = match mesh {
-                    Some(wait) if attempt == 1 => {
-                        // Not started until the machine says so: the peer's own dial usually
-                        // comes first, and then there is nothing to do.
-                        if !wait.is_zero() {
-                            tokio::time::sleep(wait).await;
-                        }
-                        let Ok(turn) = Arc::clone(&inner.mesh_dials).acquire_owned().await
-                        else {
-                            return; // never closed
-                        };
-                        let Some(dialing) = Dialing::start_mesh(&inner, &peer) else {
-                            return; // connected meanwhile, dialled for a caller, or given up
-                        };
-                        (Some(turn), dialing)
-                    }
-                    _ if inner.lock().dialing_unwaited(&peer) => {
+                // A retried mesh dial waits for a turn (bounded by the dials under way, each
+                // bounded by the handshake timeout), then goes only if still wanted.
+                let (turn, dialing) = match started.take() {
+                    Some((turn, dialing)) => (Some(turn), dialing),
+                    None if inner.lock().dialing_unwaited(&peer) => {
                         let Ok(turn) = Arc::clone(&inner.mesh_dials).acquire_owned().await
                         else {
                             return; // never closed
@@ -94,7 +212,7 @@ pub(super) fn spawn_dial(inner: &Arc<Inner>, peer: NodeName, mesh: Option<Durati
                         }
                         (Some(turn), Dialing::new(&inner, &peer))
                     }
-                    _ => (None, Dialing::new(&inner, &peer)),
+                    None => (None, Dialing::new(&inner, &peer)),
                 };
                 let dialed = Box::pin(dial(&inner, &peer, dialing)).await;
                 drop(turn);

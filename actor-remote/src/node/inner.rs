@@ -100,6 +100,10 @@ pub(super) struct Inner {
     pub(super) dial: fn(&Arc<Inner>, NodeName, Option<Duration>),
     /// Bounds the mesh's dials under way at once (`driver::MAX_MESH_DIALS`).
     pub(super) mesh_dials: Arc<tokio::sync::Semaphore>,
+    /// The mesh's dials not made yet (`driver::MeshQueue`), and what wakes the task that
+    /// makes them when one is queued.
+    pub(super) mesh_queue: Mutex<super::driver::MeshQueue>,
+    pub(super) mesh_queued: Arc<tokio::sync::Notify>,
     /// Global names and process groups (`crate::names`), shared with their server.
     pub(crate) names: Arc<crate::names::Shared>,
     /// The Erlang side of the node, when `NodeConfig::erlang` is on (`crate::erl`).

@@ -2076,6 +2076,37 @@ mod hygiene {
     }
 
     #[test]
+    fn the_mesh_dial_queue_gives_dials_in_order_as_they_come_due_and_ends_when_empty() {
+        use super::driver::{MeshNext, MeshQueue};
+        use tokio::time::Instant;
+        let name = |n: &str| NodeName::parse(&format!("{n}@localhost")).unwrap();
+        let (t0, defer) = (Instant::now(), Duration::from_millis(500));
+        let mut q = MeshQueue::default();
+        // The first dial queued starts the task; the others find it running.
+        assert!(q.push(name("later1"), t0, defer));
+        assert!(!q.push(name("now1"), t0, Duration::ZERO));
+        assert!(!q.push(name("later2"), t0 + Duration::from_millis(10), defer));
+        assert!(!q.push(name("now2"), t0, Duration::ZERO));
+        assert_eq!(q.len(), 4);
+        // Those that need not wait first, in order; then nothing before the first deferred.
+        assert_eq!(q.next(t0), MeshNext::Dial(name("now1")));
+        assert_eq!(q.next(t0), MeshNext::Dial(name("now2")));
+        assert_eq!(q.next(t0), MeshNext::Wait(t0 + defer));
+        assert_eq!(q.next(t0 + defer), MeshNext::Dial(name("later1")));
+        let second = t0 + Duration::from_millis(510);
+        assert_eq!(q.next(t0 + defer), MeshNext::Wait(second));
+        // A dial queued meanwhile that need not wait goes before the deferred one.
+        assert!(!q.push(name("now3"), t0 + defer, Duration::ZERO));
+        assert_eq!(q.next(t0 + defer), MeshNext::Dial(name("now3")));
+        assert_eq!(q.next(second), MeshNext::Dial(name("later2")));
+        // Empty: the task ends, and the next dial queued starts a new one.
+        assert_eq!(q.next(second), MeshNext::Done);
+        assert_eq!(q.len(), 0);
+        assert!(q.push(name("again"), second, defer));
+        assert!(!q.push(name("again2"), second, defer));
+    }
+
+    #[test]
     fn refusals_are_logged_once_per_address_per_interval_with_a_count() {
         use super::driver::{RefusalLog, REFUSAL_LOG_EVERY};
         let mut log = RefusalLog::default();
