@@ -303,6 +303,14 @@ mod shared {
     }
 }
 
+/// A name's text: maps keyed by [`NodeName`] can be searched with a `&str` (equality, order
+/// and hash are the text's).
+impl std::borrow::Borrow<str> for NodeName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl PartialEq<str> for NodeName {
     fn eq(&self, other: &str) -> bool {
         &*self.0 == other

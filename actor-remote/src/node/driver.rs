@@ -27,7 +27,7 @@ use crate::{
         faults, handshake_over, memory::MemoryListener, tls, Connected, Direction, Handler,
         InlineRaw, MemoryConnectError, MemoryNetwork, OnClose, Responder, Session, Stream, Work,
     },
-    wire::message::{NodeMsg, SendRef},
+    wire::message::{NodeMsg, PeerNames, SendRef},
 };
 
 /// How many times a dial no caller waits for (a mesh dial) is tried before it fails.
@@ -705,12 +705,20 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
         return;
     };
     // A cast or call to a local actor is read in place from the frame (`SendRef`): its
-    // name, target and payload are not copied out of the read buffer.
+    // name, target and payload are not copied out of the read buffer; so is a peer list
+    // (`PeerNames`).
     let raw: InlineRaw<NodeMsg> = {
         let (weak, peer) = (Arc::downgrade(inner), peer.clone());
         Box::new(move |body, responder| {
             let Some(send) = SendRef::from_body(body) else {
-                return false;
+                // A peer list is read in place too: its names are looked up as text.
+                let Some(list) = PeerNames::from_body(body) else {
+                    return false;
+                };
+                if let Some(inner) = weak.upgrade() {
+                    inner.with_state(|s| s.handle_peer_names(&peer, list.names));
+                }
+                return true;
             };
             if let Some(inner) = weak.upgrade() {
                 serving::on_send(

@@ -1775,16 +1775,7 @@ where
                 }
             }
             ControlMsg::Peers(nodes) => {
-                let hidden = match self.peers.get(peer) {
-                    Some(Peer::Up { hidden, .. }) => *hidden,
-                    _ => true,
-                };
-                if hidden || !self.connect_all {
-                    return;
-                }
-                for node in nodes {
-                    self.ensure_dial_for(&node, true);
-                }
+                self.handle_peer_names(peer, nodes.iter().map(NodeName::as_str));
             }
             ControlMsg::View(theirs) => {
                 // The peer's view when it sent this: if it is this node's now, the peer
@@ -1804,6 +1795,34 @@ where
                     self.leaving.insert(peer.clone());
                     self.actions.push_back(Action::Close(session));
                 }
+            }
+        }
+    }
+
+    /// A peer list ([`ControlMsg::Peers`]) from `peer`, as text (the session reads it in
+    /// place, `PeerNames`): a visible peer's list is dialled, each name this node has no
+    /// session or dial with yet. A name is looked up by its text and made a [`NodeName`]
+    /// (checked) only if it is missing: most names of a growing mesh's lists are known. A
+    /// name that breaks the naming rules is skipped.
+    pub(crate) fn handle_peer_names<'a>(
+        &mut self,
+        peer: &NodeName,
+        names: impl IntoIterator<Item = &'a str>,
+    ) {
+        let hidden = match self.peers.get(peer) {
+            Some(Peer::Up { hidden, .. }) => *hidden,
+            _ => true,
+        };
+        if hidden || !self.connect_all {
+            return;
+        }
+        for name in names {
+            if name == self.me.as_str() || self.peers.contains_key(name) {
+                continue;
+            }
+            match NodeName::parse(name) {
+                Ok(node) => self.ensure_dial_for(&node, true),
+                Err(e) => tracing::debug!(%peer, "a peer list named no node: {e}"),
             }
         }
     }

@@ -694,6 +694,42 @@ impl<'a> SendRef<'a> {
     }
 }
 
+/// A peer list ([`ControlMsg::Peers`]) read in place from a received frame's body: the
+/// names as text borrowed from the frame, not yet checked. A node already connected to most
+/// of the nodes a list names (as in a growing mesh, where some twenty million names pass
+/// through the lists of a thousand nodes) looks each up by its text and makes a
+/// [`NodeName`] only of those it lacks.
+///
+/// ```
+/// use actor_core::{codec, NodeName};
+/// use actor_remote::wire::message::{ControlMsg, NodeMsg, PeerNames, SessionFrame};
+///
+/// let list = vec![NodeName::parse("a@h")?, NodeName::parse("b@h")?];
+/// let body = codec::encode(&SessionFrame::Msg(NodeMsg::Control(ControlMsg::Peers(list))))?;
+/// assert_eq!(PeerNames::from_body(&body).unwrap().names, ["a@h", "b@h"]);
+/// assert!(PeerNames::from_body(&codec::encode(&SessionFrame::<NodeMsg>::Tick)?).is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct PeerNames<'a> {
+    /// The names, in the order sent.
+    #[serde(borrow)]
+    pub names: Vec<&'a str>,
+}
+
+/// The first bytes of an encoded `SessionFrame::Msg(NodeMsg::Control(ControlMsg::Peers(..)))`:
+/// the three variants' indices (checked by a test).
+const PEERS_PREFIX: [u8; 3] = [1, 0, 2];
+
+impl<'a> PeerNames<'a> {
+    /// The [`ControlMsg::Peers`] a frame's `body` holds, its names borrowed; `None` if it
+    /// holds anything else, or is not well formed (decode it as a [`SessionFrame`] then).
+    pub fn from_body(body: &'a [u8]) -> Option<Self> {
+        let rest = body.strip_prefix(&PEERS_PREFIX[..])?;
+        actor_core::codec::decode_borrowed(rest).ok()
+    }
+}
+
 /// A registered name or a pid on the receiving node.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Target {
@@ -1023,6 +1059,44 @@ mod tests {
         for frame in others {
             let body = codec::encode(&frame).unwrap();
             assert_eq!(SendRef::from_body(&body), None, "{frame:?}");
+        }
+    }
+
+    #[test]
+    fn a_peer_list_is_read_in_place_and_nothing_else_is() {
+        let names: Vec<NodeName> = (0..300)
+            .map(|i| NodeName::parse(&format!("n{i}@host-{i}")).unwrap())
+            .collect();
+        let frame = SessionFrame::Msg(NodeMsg::Control(ControlMsg::Peers(names.clone())));
+        let body = codec::encode(&frame).unwrap();
+        let read = PeerNames::from_body(&body).expect("a peer list");
+        let texts: Vec<&str> = names.iter().map(NodeName::as_str).collect();
+        assert_eq!(read.names, texts);
+        // Borrowed: the text points into the frame.
+        let range = body.as_ptr_range();
+        assert!(read.names.iter().all(|n| range.contains(&n.as_ptr())));
+        let empty = codec::encode(&SessionFrame::Msg(NodeMsg::Control(ControlMsg::Peers(
+            Vec::new(),
+        ))))
+        .unwrap();
+        assert_eq!(
+            PeerNames::from_body(&empty).unwrap().names,
+            Vec::<&str>::new()
+        );
+        // A truncated one is not read (the full decode then says why).
+        assert_eq!(PeerNames::from_body(&body[..body.len() - 1]), None);
+        let others = [
+            SessionFrame::Tick,
+            SessionFrame::Msg(NodeMsg::Control(ControlMsg::Ping(1))),
+            SessionFrame::Msg(NodeMsg::Control(ControlMsg::Leaving)),
+            SessionFrame::Msg(NodeMsg::Actor(ActorMsg::Reply {
+                call: 1,
+                result: Ok(vec![1]),
+            })),
+        ];
+        for frame in others {
+            let body = codec::encode(&frame).unwrap();
+            assert_eq!(PeerNames::from_body(&body), None, "{frame:?}");
         }
     }
 }

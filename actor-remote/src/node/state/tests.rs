@@ -672,11 +672,21 @@ fn peers_lists_start_dials_only_to_unknown_visible_nodes() {
         [Action::MeshDial { peer, wait }] if *peer == name("c@localhost") && *wait == MESH_DIAL_DEFER
     ));
 
+    // Read in place (`PeerNames`): the same, by text; a name that breaks the naming rules
+    // is skipped and the rest are dialled; a name already dialled is not dialled again.
+    s.handle_peer_names(&b, ["a@localhost", "not a name", "c@localhost", "d@localhost"]);
+    let out = drain(&mut s);
+    assert!(matches!(
+        &out.actions[..],
+        [Action::MeshDial { peer, .. }] if *peer == name("d@localhost")
+    ));
+
     // A hidden peer's list is ignored.
     let mut s = node();
     s.handle_session_up(&b, true, "sb");
     drain(&mut s);
     s.handle_control(&b, ControlMsg::Peers(vec![name("c@localhost")]));
+    s.handle_peer_names(&b, ["c@localhost"]);
     assert!(drain(&mut s).actions.is_empty());
     assert_eq!(s.list(ListKind::Hidden), [b]);
 }
