@@ -27,7 +27,8 @@
 
 use std::{
     borrow::Cow,
-    collections::{BTreeMap, BTreeSet, VecDeque},
+    collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
+    hash::{BuildHasherDefault, DefaultHasher},
     time::{Duration, Instant},
 };
 
@@ -325,21 +326,23 @@ pub(crate) struct NodeState<E: Effects> {
     /// The bound on the bytes of casts queued for one peer during a connect, as the
     /// session's on its write queue (`send_queue_limit`).
     send_queue_limit: usize,
-    // Ordered maps, not hash maps: what the machine does for several peers or requests at
-    // once (a shutdown, a node down, expired deadlines) goes in name and id order, the same on
-    // every run, so a seeded simulation (`nodus::testing::sim`) replays exactly.
+    // Ordered maps where the machine walks them: what it does for several peers or requests
+    // at once (a shutdown, a node down, expired deadlines) goes in name and id order, the same
+    // on every run, so a seeded simulation (`nodus::testing::sim`) replays exactly. Maps only
+    // looked up are `NameMap`s.
     /// The largest frame of each peer that told it in the handshake, while its session is
     /// up ([`NodeState::set_peer_max_frame_len`]).
-    peer_limits: BTreeMap<NodeName, usize>,
+    peer_limits: NameMap<usize>,
     /// Incoming handshakes under way, by peer, from the registration answer on
     /// ([`NodeState::begin_accepting`]): a session with that peer may come up any moment.
-    accepting: BTreeMap<NodeName, AcceptingPeer>,
+    accepting: NameMap<AcceptingPeer>,
     /// This node's own dials under way, by peer ([`NodeState::begin_dialing`]).
-    dialing: BTreeMap<NodeName, usize>,
+    dialing: NameMap<usize>,
     peers: BTreeMap<NodeName, Peer<E::Session>>,
     /// Every node a session was ever up with (`Node.list(:known)`), with when it was last
     /// seen (a sequence number): at most `max_known` of them, see [`NodeState::remember`].
-    known: BTreeMap<NodeName, u64>,
+    /// (Listed sorted: `list` sorts.)
+    known: NameMap<u64>,
     /// The known nodes that are down, by when they were last seen: the first is forgotten
     /// first.
     known_down: BTreeMap<u64, NodeName>,
@@ -368,6 +371,12 @@ pub(crate) struct NodeState<E: Effects> {
     /// (nothing recorded) otherwise.
     cast_peers: Option<BTreeSet<NodeName>>,
 }
+
+/// A map by node name that is only looked up, never walked in order (or walked and then
+/// sorted): hashed, with a fixed hasher so that it behaves the same on every run. The
+/// machine looks several such maps up per session that comes up; ordered by text, in maps of
+/// a thousand names, those lookups were a few percent of a growing mesh's CPU.
+type NameMap<V> = HashMap<NodeName, V, BuildHasherDefault<DefaultHasher>>;
 
 /// Incoming handshakes from one peer under way ([`NodeState::register_incoming`]).
 #[derive(Debug, Default)]
@@ -420,11 +429,11 @@ where
             trace: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
-            peer_limits: BTreeMap::new(),
-            accepting: BTreeMap::new(),
-            dialing: BTreeMap::new(),
+            peer_limits: NameMap::default(),
+            accepting: NameMap::default(),
+            dialing: NameMap::default(),
             peers: BTreeMap::new(),
-            known: BTreeMap::new(),
+            known: NameMap::default(),
             known_down: BTreeMap::new(),
             max_known: DEFAULT_MAX_KNOWN_NODES,
             seen: 0,

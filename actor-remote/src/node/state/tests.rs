@@ -674,7 +674,10 @@ fn peers_lists_start_dials_only_to_unknown_visible_nodes() {
 
     // Read in place (`PeerNames`): the same, by text; a name that breaks the naming rules
     // is skipped and the rest are dialled; a name already dialled is not dialled again.
-    s.handle_peer_names(&b, ["a@localhost", "not a name", "c@localhost", "d@localhost"]);
+    s.handle_peer_names(
+        &b,
+        ["a@localhost", "not a name", "c@localhost", "d@localhost"],
+    );
     let out = drain(&mut s);
     assert!(matches!(
         &out.actions[..],
