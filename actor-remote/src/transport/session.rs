@@ -14,7 +14,7 @@ use std::{
 
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
+    io::{AsyncRead, AsyncWriteExt},
     sync::{mpsc, oneshot, Notify},
     time::{Instant, Sleep},
 };
@@ -36,27 +36,34 @@ use crate::{
 #[cfg(feature = "testing")]
 use actor_core::NodeName;
 
-/// The reader's buffer: one read takes up to this many bytes, however many frames they hold.
+/// One read takes up to this many bytes, however many frames they hold ([`read_into`]).
 const READ_BUF: usize = 64 << 10;
 
-/// The reader's buffer starts this small and doubles while reads fill it, up to [`READ_BUF`];
-/// a read that uses less than a quarter of a grown buffer shrinks it back, so an idle
-/// session holds little (see [`next_read_len`]). The frame decoder and the writer's batch
-/// are released the same way after a burst.
-///
-/// 512 bytes: a ping, a reply or a small cast fits; every idle session end holds this much,
-/// so a mesh of a thousand nodes (a million session ends) holds it a million times.
+/// The frame decoder's buffer and the writer's batch are released after a burst that grew
+/// them past this: every idle session end holds them, so a mesh of a thousand nodes (a
+/// million session ends) holds them a million times. 512 bytes: a ping, a reply or a small
+/// cast fits.
 const READ_BUF_MIN: usize = 512;
 
-/// The reader's buffer size after a read of `n` bytes into a buffer of `len`.
-fn next_read_len(len: usize, n: usize) -> usize {
-    if n == len {
-        (len * 2).min(READ_BUF)
-    } else if n < len / 4 {
-        READ_BUF_MIN
-    } else {
-        len
-    }
+/// Reads what the stream has, up to [`READ_BUF`] bytes, into `decoder`: how many bytes (0 at
+/// the end of the stream). The bytes go through a buffer on the stack of the one poll that
+/// returns them, so a reader waiting for its peer holds no buffer of its own (every session
+/// end held 512 bytes or more before, half a gigabyte in a mesh of a thousand nodes), and it
+/// is never zeroed.
+async fn read_into(read: &mut ReadHalf, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
+    std::future::poll_fn(|cx| {
+        let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); READ_BUF];
+        let mut buf = tokio::io::ReadBuf::uninit(&mut stack);
+        match Pin::new(&mut *read).poll_read(cx, &mut buf) {
+            std::task::Poll::Ready(Ok(())) => {
+                decoder.extend(buf.filled());
+                std::task::Poll::Ready(Ok(buf.filled().len()))
+            }
+            std::task::Poll::Ready(Err(e)) => std::task::Poll::Ready(Err(e)),
+            std::task::Poll::Pending => std::task::Poll::Pending,
+        }
+    })
+    .await
 }
 
 /// How many received messages may wait in [`Session::incoming`]: past it the reader stops
@@ -1442,7 +1449,6 @@ fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
     // A function returning an `async move` block rather than an `async fn`: an async fn's
     // future holds its arguments twice (as passed, and moved into its body), this one once.
     async move {
-        let mut buf = vec![0u8; READ_BUF_MIN];
         // The most bytes the decoder held since it was last replaced: past `READ_BUF_MIN`, an
         // empty decoder is replaced by a new one, releasing its grown buffer.
         let mut decoder_peak = 0;
@@ -1514,12 +1520,12 @@ fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                 Box::pin(faults.pass(&peer)).await;
             }
             let woke = match large.as_mut().and_then(|large| large.decoding.as_mut()) {
-                None => Woke::Read(read.read(&mut buf).await),
+                None => Woke::Read(read_into(&mut read, &mut decoder).await),
                 Some(decoding) => {
                     Box::pin(async {
                         tokio::select! {
                             done = decoding => Woke::Decoded(Box::new(done)),
-                            read = read.read(&mut buf) => Woke::Read(read),
+                            read = read_into(&mut read, &mut decoder) => Woke::Read(read),
                         }
                     })
                     .await
@@ -1544,7 +1550,7 @@ fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                     }
                     break CloseReason::ConnectionClosed;
                 }
-                Woke::Read(Ok(n)) => {
+                Woke::Read(Ok(_)) => {
                     #[cfg(feature = "testing")]
                     {
                         dropping = faults.is_active() && !Box::pin(faults.pass(&peer)).await;
@@ -1554,13 +1560,8 @@ fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                     }
                     #[cfg(not(feature = "testing"))]
                     queue.mark_received();
-                    decoder.extend(&buf[..n]);
+                    // (`read_into` put the bytes in the decoder.)
                     decoder_peak = decoder_peak.max(decoder.buffered());
-                    let len = next_read_len(buf.len(), n);
-                    if len != buf.len() {
-                        buf.resize(len, 0);
-                        buf.shrink_to_fit();
-                    }
                 }
                 Woke::Read(Err(e)) => break CloseReason::io(&e),
             }
@@ -1850,28 +1851,6 @@ fn watched_write<'a>(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod buffer_tests {
-    use super::*;
-
-    #[test]
-    fn the_read_buffer_grows_while_reads_fill_it_and_shrinks_when_they_do_not() {
-        assert_eq!(next_read_len(READ_BUF_MIN, READ_BUF_MIN), READ_BUF_MIN * 2);
-        assert_eq!(
-            next_read_len(READ_BUF, READ_BUF),
-            READ_BUF,
-            "never past READ_BUF"
-        );
-        assert_eq!(
-            next_read_len(READ_BUF, READ_BUF / 2),
-            READ_BUF,
-            "still busy"
-        );
-        assert_eq!(next_read_len(READ_BUF, 10), READ_BUF_MIN, "a burst is over");
-        assert_eq!(next_read_len(READ_BUF_MIN, 10), READ_BUF_MIN);
     }
 }
 
