@@ -1802,9 +1802,12 @@ fn write_loop<'a, T: Serialize>(
                 }
                 ticker.handle_sent(Instant::now());
                 if batch.bytes.capacity() > READ_BUF_MIN
-                    && batch.bytes.len() < batch.bytes.capacity() / 4
+                    && (batch.bytes.len() < batch.bytes.capacity() / 4 || queue.lock().is_empty())
                 {
-                    // A burst is over: do not keep its buffer.
+                    // A burst is over, or the session goes idle (nothing more to write): do
+                    // not keep its buffer. An idle session end kept the buffer of its last
+                    // large write (a peer list, say), a kilobyte per session on average in a
+                    // growing mesh.
                     batch.bytes = Vec::new();
                 }
             }
