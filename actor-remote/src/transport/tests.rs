@@ -1389,6 +1389,28 @@ async fn dropping_a_prepared_session_unserved_ends_the_peers_session() {
     .await;
 }
 
+/// A handler that records each message and, for the first, returns work that waits for a
+/// gate that never opens (recording when it is dropped): the gate's sender, to see that the
+/// work was dropped, and a receiver that resolves once the work has started.
+fn gated(log: &Log) -> (Handler<TestMsg>, oneshot::Sender<()>, oneshot::Receiver<()>) {
+    let (gate_tx, gate_rx) = oneshot::channel::<()>();
+    let (started_tx, started_rx) = oneshot::channel();
+    let mut gate = Some((gate_rx, started_tx));
+    let log = log.clone();
+    let handler: Handler<TestMsg> = Box::new(move |msg, _| {
+        record(&log, Seen::Msg(msg));
+        let (gate_rx, started_tx) = gate.take()?;
+        let dropped = DropRecord(log.clone(), Seen::WorkDropped(0));
+        Some(Box::pin(async move {
+            let _dropped = dropped;
+            let _ = started_tx.send(());
+            let _ = gate_rx.await;
+            unreachable!("the gate never opens");
+        }) as Work)
+    });
+    (handler, gate_tx, started_rx)
+}
+
 /// A handler's work still waiting when the session ends is dropped with the reader (the
 /// node wraps a task start in `Finish` for this), and the end is still reported.
 #[tokio::test]
@@ -1400,23 +1422,7 @@ async fn work_pending_when_the_session_is_closed_is_dropped_and_on_close_still_f
         let prepared = Session::<TestMsg>::prepare(cb, SessionConfig::default());
         let hb = prepared.handle().clone();
         let log = Log::default();
-        let (gate_tx, gate_rx) = oneshot::channel::<()>();
-        let (started_tx, started_rx) = oneshot::channel();
-        let mut gate = Some((gate_rx, started_tx));
-        let handler: Handler<TestMsg> = {
-            let log = log.clone();
-            Box::new(move |msg, _| {
-                record(&log, Seen::Msg(msg));
-                let (gate_rx, started_tx) = gate.take()?;
-                let dropped = DropRecord(log.clone(), Seen::WorkDropped(0));
-                Some(Box::pin(async move {
-                    let _dropped = dropped;
-                    let _ = started_tx.send(());
-                    let _ = gate_rx.await;
-                    unreachable!("the gate never opens");
-                }) as Work)
-            })
-        };
+        let (handler, gate_tx, started_rx) = gated(&log);
         let (on_close, closed) = closing(&log, std::sync::Weak::new());
         prepared.serve(handler, None, on_close);
         sa.handle.send(&TestMsg::Ping(0)).unwrap();
@@ -1452,23 +1458,7 @@ async fn work_pending_when_the_peer_goes_away_is_dropped_and_on_close_still_fire
         let prepared = Session::<TestMsg>::prepare(cb, quick_ticks());
         let _hb = prepared.handle().clone();
         let log = Log::default();
-        let (gate_tx, gate_rx) = oneshot::channel::<()>();
-        let (started_tx, started_rx) = oneshot::channel();
-        let mut gate = Some((gate_rx, started_tx));
-        let handler: Handler<TestMsg> = {
-            let log = log.clone();
-            Box::new(move |msg, _| {
-                record(&log, Seen::Msg(msg));
-                let (gate_rx, started_tx) = gate.take()?;
-                let dropped = DropRecord(log.clone(), Seen::WorkDropped(0));
-                Some(Box::pin(async move {
-                    let _dropped = dropped;
-                    let _ = started_tx.send(());
-                    let _ = gate_rx.await;
-                    unreachable!("the gate never opens");
-                }) as Work)
-            })
-        };
+        let (handler, gate_tx, started_rx) = gated(&log);
         let (on_close, closed) = closing(&log, std::sync::Weak::new());
         prepared.serve(handler, None, on_close);
         sa.handle.send(&TestMsg::Ping(0)).unwrap();
