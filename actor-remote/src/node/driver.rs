@@ -700,41 +700,30 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
         up
     });
     let Some(conn) = up else {
-        // A session exists already, or the node is stopping: keep the existing one (this
-        // one's connection closes with `session`).
+        // A session exists already, or the node is stopping: keep the existing one. This one
+        // is closed at once; what the peer sent on it meanwhile (it may count it as up
+        // already, and cast over it) still goes to the actors it was for: the first messages
+        // of a session a node keeps replacing would otherwise be lost.
+        let stray: Handler<NodeMsg> = {
+            let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+            Box::new(move |msg, responder| {
+                let inner = weak.upgrade()?;
+                match msg {
+                    NodeMsg::Actor(msg) => serving::on_actor(&inner, &peer, responder, msg),
+                    NodeMsg::Link(msg) => serving::on_link(&inner, &peer, responder, msg),
+                    // The machine does not know this session: nothing of its own to do.
+                    NodeMsg::Control(_) | NodeMsg::Task(_) | NodeMsg::Watch(_) => {}
+                }
+                None
+            })
+        };
+        let raw = raw_hook(inner, &peer, false);
+        handle.close();
+        drop(handle);
+        session.serve(stray, Some(raw), Box::new(|_| {}));
         return;
     };
-    // A cast or call to a local actor is read in place from the frame (`SendRef`): its
-    // name, target and payload are not copied out of the read buffer; so is a peer list
-    // (`PeerNames`).
-    let raw: InlineRaw<NodeMsg> = {
-        let (weak, peer) = (Arc::downgrade(inner), peer.clone());
-        Box::new(move |body, responder| {
-            let Some(send) = SendRef::from_body(body) else {
-                // A peer list is read in place too: its names are looked up as text.
-                let Some(list) = PeerNames::from_body(body) else {
-                    return false;
-                };
-                if let Some(inner) = weak.upgrade() {
-                    inner.with_state(|s| s.handle_peer_names(&peer, list.names));
-                }
-                return true;
-            };
-            if let Some(inner) = weak.upgrade() {
-                serving::on_send(
-                    &inner,
-                    &peer,
-                    responder,
-                    peer_target_ref(&send.target),
-                    send.name,
-                    send.payload,
-                    send.call,
-                    send.trace,
-                );
-            }
-            true
-        })
-    };
+    let raw = raw_hook(inner, &peer, true);
     let handler: Handler<NodeMsg> = {
         let (weak, peer) = (Arc::downgrade(inner), peer.clone());
         // Held while the session runs: it closes when the machine closes it, not when the
@@ -757,6 +746,38 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
     };
     // (Called in the node's span: the session's tasks log under it.)
     session.serve(handler, Some(raw), on_close);
+}
+
+/// The session's raw hook: a cast or call to a local actor is read in place from the frame
+/// (`SendRef`), its name, target and payload not copied out of the read buffer; so is a peer
+/// list (`PeerNames`), when `peer_lists` (the machine knows the session).
+fn raw_hook(inner: &Arc<Inner>, peer: &NodeName, peer_lists: bool) -> InlineRaw<NodeMsg> {
+    let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+    Box::new(move |body, responder| {
+        let Some(send) = SendRef::from_body(body) else {
+            // A peer list is read in place too: its names are looked up as text.
+            let Some(list) = PeerNames::from_body(body).filter(|_| peer_lists) else {
+                return false;
+            };
+            if let Some(inner) = weak.upgrade() {
+                inner.with_state(|s| s.handle_peer_names(&peer, list.names));
+            }
+            return true;
+        };
+        if let Some(inner) = weak.upgrade() {
+            serving::on_send(
+                &inner,
+                &peer,
+                responder,
+                peer_target_ref(&send.target),
+                send.name,
+                send.payload,
+                send.call,
+                send.trace,
+            );
+        }
+        true
+    })
 }
 
 /// Hands one of a session's frames to the machine, or to the serving side: the work the
