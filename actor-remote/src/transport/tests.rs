@@ -1066,6 +1066,26 @@ fn recording(log: &Log, tx: mpsc::UnboundedSender<TestMsg>, alive: Arc<()>) -> H
 
 /// An `OnClose` that records the reason in `log` (with whether the handler was dropped by
 /// then: `alive` gone) and sends it on the receiver returned.
+/// Serves `prepared` with [`recording`] and [`closing`]: its handle, the log, the messages
+/// handled, and the end (with whether the handler was dropped by then).
+#[allow(clippy::type_complexity)] // a test's tuple of what it looks at
+fn serve_recorded(
+    prepared: Prepared<TestMsg>,
+) -> (
+    SessionHandle<TestMsg>,
+    Log,
+    mpsc::UnboundedReceiver<TestMsg>,
+    oneshot::Receiver<(CloseReason, bool)>,
+) {
+    let hb = prepared.handle().clone();
+    let log = Log::default();
+    let (tx, rx) = mpsc::unbounded_channel();
+    let alive = Arc::new(());
+    let (on_close, closed) = closing(&log, Arc::downgrade(&alive));
+    prepared.serve(recording(&log, tx, alive), None, on_close);
+    (hb, log, rx, closed)
+}
+
 fn closing(
     log: &Log,
     alive: std::sync::Weak<()>,
@@ -1175,12 +1195,7 @@ async fn on_close_hears_the_peers_close_once_after_every_message_was_handled() {
         let (ca, cb) = connected(&a, &b).await;
         let sa = Session::<TestMsg>::start(ca, SessionConfig::default());
         let prepared = Session::<TestMsg>::prepare(cb, SessionConfig::default());
-        let hb = prepared.handle().clone();
-        let log = Log::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let alive = Arc::new(());
-        let (on_close, closed) = closing(&log, Arc::downgrade(&alive));
-        prepared.serve(recording(&log, tx, alive), None, on_close);
+        let (hb, log, mut rx, closed) = serve_recorded(prepared);
 
         for n in 0..100 {
             sa.handle.send(&TestMsg::Ping(n)).unwrap();
@@ -1352,12 +1367,7 @@ async fn dropping_a_prepared_session_unserved_ends_the_peers_session() {
         let (ca, cb) = connected(&a, &b).await;
         let prepared = Session::<TestMsg>::prepare(ca, SessionConfig::default());
         let peer = Session::<TestMsg>::prepare(cb, SessionConfig::default());
-        let hb = peer.handle().clone();
-        let log = Log::default();
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let alive = Arc::new(());
-        let (on_close, closed) = closing(&log, Arc::downgrade(&alive));
-        peer.serve(recording(&log, tx, alive), None, on_close);
+        let (hb, log, mut rx, closed) = serve_recorded(peer);
         drop(prepared);
         let (reason, handler_dropped) = closed.await.unwrap();
         assert_eq!(reason, CloseReason::ConnectionClosed);
