@@ -81,8 +81,8 @@ pub(super) enum MeshNext {
 }
 
 impl MeshQueue {
-    /// Queues a dial of `peer` due at `at` (`now` if it need not wait); whether a task must
-    /// be started to take it.
+    /// Queues a dial of `peer`, due `wait` after `now`; whether a task must be started to
+    /// take it.
     pub(super) fn push(
         &mut self,
         peer: NodeName,
@@ -103,15 +103,14 @@ impl MeshQueue {
             return MeshNext::Dial(peer);
         }
         match self.later.front() {
-            Some((at, _)) if *at <= now => match self.later.pop_front() {
+            Some(&(at, _)) if at > now => MeshNext::Wait(at),
+            _ => match self.later.pop_front() {
                 Some((_, peer)) => MeshNext::Dial(peer),
-                None => MeshNext::Done, // (just seen)
+                None => {
+                    self.running = false;
+                    MeshNext::Done
+                }
             },
-            Some((at, _)) => MeshNext::Wait(*at),
-            None => {
-                self.running = false;
-                MeshNext::Done
-            }
         }
     }
 
@@ -699,51 +698,38 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
         s.set_peer_max_frame_len(&peer, handle.max_frame_len());
         up
     });
-    let Some(conn) = up else {
-        // A session exists already, or the node is stopping: keep the existing one. This one
-        // is closed at once; what the peer sent on it meanwhile (it may count it as up
-        // already, and cast over it) still goes to the actors it was for: the first messages
-        // of a session a node keeps replacing would otherwise be lost.
-        let stray: Handler<NodeMsg> = {
-            let (weak, peer) = (Arc::downgrade(inner), peer.clone());
-            Box::new(move |msg, responder| {
-                let inner = weak.upgrade()?;
-                match msg {
-                    NodeMsg::Actor(msg) => serving::on_actor(&inner, &peer, responder, msg),
-                    NodeMsg::Link(msg) => serving::on_link(&inner, &peer, responder, msg),
-                    // The machine does not know this session: nothing of its own to do.
-                    NodeMsg::Control(_) | NodeMsg::Task(_) | NodeMsg::Watch(_) => {}
-                }
-                None
-            })
-        };
-        let raw = raw_hook(inner, &peer, false);
-        handle.close();
-        drop(handle);
-        session.serve(stray, Some(raw), Box::new(|_| {}));
-        return;
-    };
-    let raw = raw_hook(inner, &peer, true);
+    let raw = raw_hook(inner, &peer, up.is_some());
     let handler: Handler<NodeMsg> = {
         let (weak, peer) = (Arc::downgrade(inner), peer.clone());
         // Held while the session runs: it closes when the machine closes it, not when the
         // machine lets go of its handle.
-        let held = handle;
+        let held = up.map(|_| handle.clone());
         Box::new(move |msg, responder| {
             let _held = &held;
             let inner = weak.upgrade()?;
-            handle_frame(&inner, &peer, conn, responder, msg)
+            handle_frame(&inner, &peer, up, responder, msg)
         })
     };
-    let on_close: OnClose = {
-        let (weak, peer) = (Arc::downgrade(inner), peer.clone());
-        Box::new(move |reason| {
-            if let Some(inner) = weak.upgrade() {
-                let reason = NodeDownReason::from(reason);
-                inner.with_state(|s| s.handle_session_down(&peer, conn, reason));
-            }
-        })
+    let on_close: OnClose = match up {
+        Some(conn) => {
+            let (weak, peer) = (Arc::downgrade(inner), peer.clone());
+            Box::new(move |reason| {
+                if let Some(inner) = weak.upgrade() {
+                    let reason = NodeDownReason::from(reason);
+                    inner.with_state(|s| s.handle_session_down(&peer, conn, reason));
+                }
+            })
+        }
+        // A session exists already, or the node is stopping: keep the existing one. This one
+        // is closed at once; what the peer sent on it meanwhile (it may count it as up
+        // already, and cast over it) still goes to the actors it was for: the first messages
+        // of a session a node keeps replacing would otherwise be lost.
+        None => {
+            handle.close();
+            Box::new(|_| {})
+        }
     };
+    drop(handle);
     // (Called in the node's span: the session's tasks log under it.)
     session.serve(handler, Some(raw), on_close);
 }
@@ -756,7 +742,7 @@ fn raw_hook(inner: &Arc<Inner>, peer: &NodeName, peer_lists: bool) -> InlineRaw<
     Box::new(move |body, responder| {
         let Some(send) = SendRef::from_body(body) else {
             // A peer list is read in place too: its names are looked up as text.
-            let Some(list) = PeerNames::from_body(body).filter(|_| peer_lists) else {
+            let Some(list) = peer_lists.then(|| PeerNames::from_body(body)).flatten() else {
                 return false;
             };
             if let Some(inner) = weak.upgrade() {
@@ -781,33 +767,36 @@ fn raw_hook(inner: &Arc<Inner>, peer: &NodeName, peer_lists: bool) -> InlineRaw<
 }
 
 /// Hands one of a session's frames to the machine, or to the serving side: the work the
-/// reader must wait for, if any.
+/// reader must wait for, if any. `conn`: the session as the machine knows it; `None` for one
+/// it refused (see `install`), whose actor messages and links are still delivered.
 fn handle_frame(
     inner: &Arc<Inner>,
     peer: &NodeName,
-    conn: u64,
+    conn: Option<u64>,
     responder: &Responder<NodeMsg>,
     msg: NodeMsg,
 ) -> Option<Work> {
-    let work = match msg {
-        NodeMsg::Actor(msg) => {
+    let work = match (msg, conn) {
+        (NodeMsg::Actor(msg), _) => {
             serving::on_actor(inner, peer, responder, msg);
             return None;
         }
         // Link signals in the reader too: a cast and then an exit signal of one actor arrive
         // in order.
-        NodeMsg::Link(msg) => {
+        (NodeMsg::Link(msg), _) => {
             serving::on_link(inner, peer, responder, msg);
             return None;
         }
-        NodeMsg::Control(msg) => {
+        // The machine does not know this session: nothing of its own to do.
+        (_, None) => return None,
+        (NodeMsg::Control(msg), Some(_)) => {
             inner.with_state(|s| s.handle_control(peer, msg));
             return None;
         }
-        NodeMsg::Task(msg) => inner.with_state(|s| s.handle_task(peer, msg))?,
-        NodeMsg::Watch(msg) => inner.with_state(|s| s.handle_watch(peer, msg))?,
+        (NodeMsg::Task(msg), Some(_)) => inner.with_state(|s| s.handle_task(peer, msg))?,
+        (NodeMsg::Watch(msg), Some(_)) => inner.with_state(|s| s.handle_watch(peer, msg))?,
     };
-    serving::serve(inner, peer, conn, responder, work)
+    serving::serve(inner, peer, conn?, responder, work)
 }
 
 /// Keeps the node registered with its port mapper. If the registration is lost (the port
