@@ -716,7 +716,7 @@ fn install(inner: &Arc<Inner>, conn: Connected) {
             Box::new(move |reason| {
                 if let Some(inner) = weak.upgrade() {
                     let reason = NodeDownReason::from(reason);
-                    inner.with_state(|s| s.handle_session_down(&peer, conn, reason));
+                    inner.with_state(|s| s.handle_session_down(&peer, conn, reason, now()));
                 }
             })
         }
@@ -746,7 +746,7 @@ fn raw_hook(inner: &Arc<Inner>, peer: &NodeName, peer_lists: bool) -> InlineRaw<
                 return false;
             };
             if let Some(inner) = weak.upgrade() {
-                inner.with_state(|s| s.handle_peer_names(&peer, list.names));
+                inner.with_state(|s| s.handle_peer_names(&peer, list.names, now()));
             }
             return true;
         };
@@ -790,7 +790,7 @@ fn handle_frame(
         // The machine does not know this session: nothing of its own to do.
         (_, None) => return None,
         (NodeMsg::Control(msg), Some(_)) => {
-            inner.with_state(|s| s.handle_control(peer, msg));
+            inner.with_state(|s| s.handle_control(peer, msg, now()));
             return None;
         }
         (NodeMsg::Task(msg), Some(_)) => inner.with_state(|s| s.handle_task(peer, msg))?,

@@ -304,6 +304,11 @@ enum Peer<S> {
         session: S,
         conn: u64,
         hidden: bool,
+        /// This node had a session with the peer before, and it was down (or found stale)
+        /// when this one came up: this node may have been out of touch (paused, cut off),
+        /// so a sync of the mesh on this session may count sessions of its own that are
+        /// stale too (see [`STALE_SYNC_WINDOW`]).
+        rejoined: bool,
     },
 }
 
@@ -370,6 +375,12 @@ pub(crate) struct NodeState<E: Effects> {
     /// partial mesh tracks them ([`NodeState::track_casts`]) to close idle sessions; `None`
     /// (nothing recorded) otherwise.
     cast_peers: Option<BTreeSet<NodeName>>,
+    /// When this node last synced its view of the mesh (a peer list, or a view digest: see
+    /// [`ControlMsg::View`]) with a peer it rejoined, and the connection number the next
+    /// session would get then: every session below it but the peer's own (the last) was up
+    /// and counted in the sync. See [`NodeState::handle_session_down`] and
+    /// [`STALE_SYNC_WINDOW`].
+    synced: Option<(Instant, u64, u64)>,
 }
 
 /// A map by node name that is only looked up, never walked in order (or walked and then
@@ -406,6 +417,22 @@ pub(crate) const DEFAULT_MAX_KNOWN_NODES: usize = 4096;
 /// the node that sorts greater may hold its dial back for a turn longer than this (see
 /// [`NodeState::register_incoming`]).
 pub(crate) const MESH_DIAL_DEFER: Duration = Duration::from_millis(500);
+
+/// How long after a sync of its view ([`ControlMsg::View`] or a peer list) with a peer it
+/// rejoined a node that loses a peer it counted in that sync dials it once more
+/// ([`NodeState::handle_session_down`]).
+///
+/// The sync may count stale sessions: a node that was paused (SIGSTOP, a VM migration, a
+/// long stall) comes back, a peer that had declared it down dials it (its old session with
+/// that peer is found stale in the handshake), and the two agree on the mesh before this
+/// node has read that its other peers closed their sessions with it meanwhile. Those peers
+/// declared it down and will not dial it; the peer it synced with saw the same names in
+/// its view and sent no list; without this, the pair stayed apart for good. Only a rejoin
+/// counts: a sync on a first session, as every sync of a growing mesh is, does not, so a
+/// node lost (or disconnected on purpose) is not dialled again, as on the BEAM, where only a
+/// strategy dials a lost node. A peer that really is gone costs one failed dial. Long
+/// enough to cover the stale sessions being read after a resume.
+pub(crate) const STALE_SYNC_WINDOW: Duration = Duration::from_secs(5);
 
 impl<E: Effects> NodeState<E>
 where
@@ -453,6 +480,7 @@ where
             },
             me,
             cast_peers: None,
+            synced: None,
         }
     }
 
@@ -1554,12 +1582,17 @@ where
         }
         let hidden = peer_hidden || self.hidden;
         let conn = self.new_id();
+        let rejoined = self
+            .known
+            .get(peer)
+            .is_some_and(|seen| self.known_down.contains_key(seen));
         let queued = match self.set_peer(
             peer,
             Peer::Up {
                 session: session.clone(),
                 conn,
                 hidden,
+                rejoined,
             },
         ) {
             Some(Peer::Connecting { queued, .. }) => queued,
@@ -1601,25 +1634,66 @@ where
             return;
         };
         let (session, conn) = (session.clone(), *conn);
-        self.handle_session_down(peer, conn, NodeDownReason::ConnectionClosed);
+        // Not dialled again: the peer's new session is coming up.
+        self.session_down(peer, conn, NodeDownReason::ConnectionClosed);
         self.actions.push_back(Action::Close(session));
     }
 
-    /// The session `conn` with `peer` closed: the one node-down path. Every request to `peer`
-    /// fails (`NoConnection`; node monitors hear `reason`), linked tasks and watches it
-    /// started here are stopped, other work done for it is forgotten, and a `NodeDown` event
-    /// goes out. A session that was refused (`conn` is not the peer's) changes nothing.
+    /// The session `conn` with `peer` closed, at `now`: the one node-down path. Every request
+    /// to `peer` fails (`NoConnection`; node monitors hear `reason`), linked tasks and watches
+    /// it started here are stopped, other work done for it is forgotten, and a `NodeDown`
+    /// event goes out. A session that was refused (`conn` is not the peer's) changes nothing.
+    ///
+    /// A visible peer of a `connect_all` node lost by a closed connection or a tick timeout
+    /// is dialled once more (a mesh dial) if this node synced its view of the mesh with a
+    /// peer it rejoined within [`STALE_SYNC_WINDOW`] and counted this session in it: the
+    /// sync may have been made while this session was stale, and then nobody else would
+    /// dial it.
     pub(crate) fn handle_session_down(
         &mut self,
         peer: &NodeName,
         conn: u64,
         reason: NodeDownReason,
+        now: Instant,
     ) {
+        let Some(visible) = self.session_down(peer, conn, reason.clone()) else {
+            return;
+        };
+        let counted = self.synced.is_some_and(|(at, next, with)| {
+            conn < next && conn != with && now.saturating_duration_since(at) <= STALE_SYNC_WINDOW
+        });
+        let lost = matches!(
+            reason,
+            NodeDownReason::ConnectionClosed | NodeDownReason::TickTimeout
+        );
+        // (A peer that said it was leaving is down as `Shutdown`: `left` has it.)
+        if visible && counted && lost && self.connect_all && !self.left.contains(peer) {
+            tracing::debug!(%peer, "lost just after a sync of the mesh that counted it: dialled once more");
+            self.ensure_dial_for(peer, true);
+        }
+    }
+
+    /// This node synced its view of the mesh with `peer` at `now`: recorded if it rejoined
+    /// the peer (see `synced`).
+    fn synced_with(&mut self, peer: &NodeName, now: Instant) {
+        if let Some(&Peer::Up {
+            rejoined: true,
+            conn,
+            ..
+        }) = self.peers.get(peer)
+        {
+            self.synced = Some((now, self.next_id, conn));
+        }
+    }
+
+    /// [`NodeState::handle_session_down`] but the dial: whether the peer was visible, or
+    /// `None` if `conn` was not its session.
+    fn session_down(&mut self, peer: &NodeName, conn: u64, reason: NodeDownReason) -> Option<bool> {
         let hidden = match self.peers.get(peer) {
             Some(Peer::Up {
                 conn: c, hidden, ..
             }) if *c == conn => *hidden,
-            _ => return,
+            _ => return None,
         };
         self.remove_peer(peer);
         self.peer_limits.remove(peer);
@@ -1718,6 +1792,7 @@ where
             hidden,
             reason,
         });
+        Some(!hidden)
     }
 
     /// A frame could not be sent (too large, the peer's queue full, or the session closed
@@ -1767,8 +1842,8 @@ where
         self.requests.get_mut(&id).filter(|r| r.peer == *peer)
     }
 
-    /// A control frame from `peer`.
-    pub(crate) fn handle_control(&mut self, peer: &NodeName, msg: ControlMsg) {
+    /// A control frame from `peer`, at `now`.
+    pub(crate) fn handle_control(&mut self, peer: &NodeName, msg: ControlMsg, now: Instant) {
         match msg {
             ControlMsg::Ping(id) => {
                 self.send_to(peer, NodeMsg::Control(ControlMsg::Pong(id)));
@@ -1784,14 +1859,19 @@ where
                 }
             }
             ControlMsg::Peers(nodes) => {
-                self.handle_peer_names(peer, nodes.iter().map(NodeName::as_str));
+                self.handle_peer_names(peer, nodes.iter().map(NodeName::as_str), now);
             }
             ControlMsg::View(theirs) => {
                 // The peer's view when it sent this: if it is this node's now, the peer
                 // knows every node this one does (and dials those it has no session with);
                 // else it gets the list. Each side decides for its own list.
                 let visible = matches!(self.peers.get(peer), Some(Peer::Up { hidden: false, .. }));
-                if !visible || !self.connect_all || theirs == self.view {
+                if !visible || !self.connect_all {
+                    return;
+                }
+                // Either way this node's view counts as synced (its stale sessions too).
+                self.synced_with(peer, now);
+                if theirs == self.view {
                     return;
                 }
                 let list = self.visible_except(peer, true);
@@ -1817,6 +1897,7 @@ where
         &mut self,
         peer: &NodeName,
         names: impl IntoIterator<Item = &'a str>,
+        now: Instant,
     ) {
         let hidden = match self.peers.get(peer) {
             Some(Peer::Up { hidden, .. }) => *hidden,
@@ -1825,6 +1906,9 @@ where
         if hidden || !self.connect_all {
             return;
         }
+        // A name this node has a session with is skipped below, even if that session is
+        // stale: see `handle_session_down`.
+        self.synced_with(peer, now);
         for name in names {
             if name == self.me.as_str() || self.peers.contains_key(name) {
                 continue;
