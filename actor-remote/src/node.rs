@@ -221,6 +221,7 @@ impl Node {
             tasks: Mutex::new(Vec::new()),
             dial: spawn_dial,
             mesh_dials: Arc::new(tokio::sync::Semaphore::new(driver::MAX_MESH_DIALS)),
+            task_starts: Arc::new(tokio::sync::Semaphore::new(serving::MAX_TASK_STARTS)),
             mesh_queue: Mutex::default(),
             mesh_queued: Arc::default(),
             #[cfg(feature = "erlang")]

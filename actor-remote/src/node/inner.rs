@@ -100,6 +100,9 @@ pub(super) struct Inner {
     pub(super) dial: fn(&Arc<Inner>, NodeName, Option<Duration>),
     /// Bounds the mesh's dials under way at once (`driver::MAX_MESH_DIALS`).
     pub(super) mesh_dials: Arc<tokio::sync::Semaphore>,
+    /// Bounds the peers' task starts run beside their sessions' readers
+    /// (`serving::MAX_TASK_STARTS`).
+    pub(super) task_starts: Arc<tokio::sync::Semaphore>,
     /// The mesh's dials not made yet (`driver::MeshQueue`), and what wakes the task that
     /// makes them when one is queued.
     pub(super) mesh_queue: Mutex<super::driver::MeshQueue>,

@@ -107,10 +107,15 @@ pub(super) fn on_send(
     }
 }
 
+/// How many peers' task starts a node runs at once beside their sessions' readers: past it, a
+/// session's reader waits for the start it read (as [`Work`]), so a peer that floods a node
+/// with starts is held back instead of piling up starts without bound.
+pub(super) const MAX_TASK_STARTS: usize = 256;
+
 /// Does the local work `peer` asked for on the session `conn` (`responder`), and reports
-/// back: at once, or (a task's start, which waits for its task supervisor) as [`Work`] for
-/// the session's reader to wait for, so that what the peer sent after it (a `Kill` of that
-/// task, say) is handled after it.
+/// back: at once, or for a task's start (which waits for its task supervisor) beside the
+/// session's reader, which reads on: the machine remembers a `Kill` that comes before the
+/// start is served. Past [`MAX_TASK_STARTS`], the start is [`Work`] the reader waits for.
 pub(super) fn serve(
     inner: &Arc<Inner>,
     peer: &NodeName,
@@ -128,6 +133,7 @@ pub(super) fn serve(
             kind,
             trace,
         } => {
+            let starts = inner.task_starts.clone();
             let (inner, peer) = (inner.clone(), peer.clone());
             let start = async move {
                 let dest = destination(&inner.name, &supervisor);
@@ -147,9 +153,23 @@ pub(super) fn serve(
                 .await;
                 task_started(&inner, &peer, conn, req, kind, started);
             };
-            Some(Box::pin(Finish(Some(Box::pin(
-                start.instrument(tracing::Span::current()),
-            )))))
+            let mut start: Work = Box::pin(start.instrument(tracing::Span::current()));
+            // Polled once here: its request reaches the task supervisor in the order the
+            // peer sent it. (Whoever polls it next registers its own waker.)
+            let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+            if start.as_mut().poll(&mut cx).is_ready() {
+                return None;
+            }
+            match starts.try_acquire_owned() {
+                Ok(permit) => {
+                    tokio::spawn(async move {
+                        start.await;
+                        drop(permit);
+                    });
+                    None
+                }
+                Err(_) => Some(Box::pin(Finish(Some(start)))),
+            }
         }
         Serve::Plain {
             req,

@@ -357,6 +357,11 @@ pub(crate) struct NodeState<E: Effects> {
     seen: u64,
     requests: BTreeMap<u64, Request<E::Waiter>>,
     served: BTreeMap<(NodeName, u64), Served<E::Abort>>,
+    /// The task starts peers asked for that are under way (handed out as [`Serve::Task`],
+    /// not yet [`NodeState::handle_task_served`]), by (peer, request), with whether the peer
+    /// asked meanwhile to kill the task: the driver runs starts concurrently with what the
+    /// peer sends next, so a `Kill` may come first. Emptied of a peer when it goes down.
+    starting: BTreeMap<(NodeName, u64), bool>,
     next_id: u64,
     transmits: VecDeque<Transmit<E::Session>>,
     completions: VecDeque<(E::Waiter, Outcome)>,
@@ -466,6 +471,7 @@ where
             seen: 0,
             requests: BTreeMap::new(),
             served: BTreeMap::new(),
+            starting: BTreeMap::new(),
             next_id: 1,
             transmits: VecDeque::new(),
             completions: VecDeque::new(),
@@ -829,6 +835,12 @@ where
             .values()
             .filter(|r| format!("{:?}", r.kind).to_lowercase().starts_with(kind))
             .count()
+    }
+
+    /// How many task starts peers asked for are under way (for tests).
+    #[cfg(test)]
+    pub(crate) fn starting(&self) -> usize {
+        self.starting.len()
     }
 
     /// How many watches peers hold on this node's actors (for tests).
@@ -1786,6 +1798,8 @@ where
                 }
             }
         }
+        // (A start under way reports to a session that is gone: a linked task is stopped.)
+        self.starting.retain(|(n, _), _| n != peer);
         self.actions.push_back(Action::LinksDown(peer.clone()));
         self.events.push_back(NodeEvent::NodeDown {
             node: peer.clone(),
@@ -1932,6 +1946,7 @@ where
                 kind,
                 trace,
             } => {
+                self.starting.insert((peer.clone(), req), false);
                 return Some(Serve::Task {
                     req,
                     supervisor,
@@ -1940,7 +1955,7 @@ where
                     args,
                     kind,
                     trace,
-                })
+                });
             }
             TaskMsg::SpawnPlain {
                 req,
@@ -1997,8 +2012,12 @@ where
                 }
             }
             TaskMsg::Kill { req } => {
-                if let Some(abort) = self.served.remove(&(peer.clone(), req)).map(|s| s.abort) {
+                let key = (peer.clone(), req);
+                if let Some(abort) = self.served.remove(&key).map(|s| s.abort) {
                     self.actions.push_back(Action::Abort(abort));
+                } else if let Some(killed) = self.starting.get_mut(&key) {
+                    // Still starting: it is stopped once started (`handle_task_served`).
+                    *killed = true;
                 }
             }
         }
@@ -2104,6 +2123,7 @@ where
         req: u64,
         started: TaskServed<E::Abort>,
     ) {
+        let killed = self.starting.remove(&(peer.clone(), req)).unwrap_or(false);
         let session = match self.peers.get(peer) {
             Some(Peer::Up {
                 session, conn: c, ..
@@ -2117,9 +2137,15 @@ where
         };
         let result = match started {
             Ok((task, running)) => {
-                if let Some((abort, linked)) = running {
-                    let served = Served { abort, linked };
-                    self.served.insert((peer.clone(), req), served);
+                match running {
+                    // The peer asked to kill it while it started: it has its answer, then
+                    // stops, as if the `Kill` had come after the start.
+                    Some((abort, _)) if killed => self.actions.push_back(Action::Abort(abort)),
+                    Some((abort, linked)) => {
+                        let served = Served { abort, linked };
+                        self.served.insert((peer.clone(), req), served);
+                    }
+                    None => {}
                 }
                 Ok(task)
             }

@@ -606,6 +606,84 @@ fn a_linked_task_whose_peer_left_before_it_started_is_stopped() {
     assert!(out.frames.is_empty());
 }
 
+/// A peer's task start runs beside its session's reader, which reads on: a `Kill` the peer
+/// sent after the start may be handled before the start is served. The task then gets its
+/// answer and is stopped, as if the `Kill` had come after. A `Kill` of nothing under way
+/// leaves nothing behind; a start whose peer went down is forgotten with it.
+#[test]
+fn a_kill_read_before_its_task_started_stops_it_once_started() {
+    let mut s = node();
+    let b = name("b@localhost");
+    let conn = up(&mut s, "b@localhost", "sb");
+    let spawn = |req| TaskMsg::Spawn {
+        req,
+        supervisor: Target::Name("S".into()),
+        module: "M".into(),
+        function: "f".into(),
+        args: vec![],
+        kind: WireTaskKind::Async { linked: false },
+        trace: None,
+    };
+    assert!(matches!(
+        s.handle_task(&b, spawn(5)),
+        Some(Serve::Task { req: 5, .. })
+    ));
+    assert!(matches!(
+        s.handle_task(&b, spawn(6)),
+        Some(Serve::Task { req: 6, .. })
+    ));
+    assert_eq!(s.starting(), 2);
+    s.handle_task(&b, TaskMsg::Kill { req: 5 });
+    assert!(drain(&mut s).actions.is_empty(), "nothing to stop yet");
+    s.handle_task_served(&b, conn, 5, Ok((1, Some(("task 5", false)))));
+    s.handle_task_served(&b, conn, 6, Ok((2, Some(("task 6", false)))));
+    let out = drain(&mut s);
+    assert!(
+        matches!(&out.actions[..], [Action::Abort("task 5")]),
+        "{:?}",
+        out.actions
+    );
+    assert!(matches!(
+        &out.frames[..],
+        [
+            (
+                "sb",
+                NodeMsg::Task(TaskMsg::Started {
+                    req: 5,
+                    result: Ok(1)
+                })
+            ),
+            (
+                "sb",
+                NodeMsg::Task(TaskMsg::Started {
+                    req: 6,
+                    result: Ok(2)
+                })
+            ),
+        ]
+    ));
+    assert_eq!(
+        (s.load().1, s.starting()),
+        (1, 0),
+        "task 6 is served, 5 is not"
+    );
+    s.handle_task(&b, TaskMsg::Kill { req: 6 });
+    assert!(matches!(
+        &drain(&mut s).actions[..],
+        [Action::Abort("task 6")]
+    ));
+
+    // A kill of nothing under way (a late one, or a made-up one) is dropped.
+    s.handle_task(&b, TaskMsg::Kill { req: 99 });
+    assert!(drain(&mut s).actions.is_empty());
+    assert_eq!((s.load().1, s.starting()), (0, 0));
+
+    // The peer goes down while a start is under way: forgotten.
+    s.handle_task(&b, spawn(7));
+    s.handle_session_down(&b, conn, NodeDownReason::ConnectionClosed, Instant::now());
+    assert_eq!(s.starting(), 0);
+}
+
 #[test]
 fn kill_and_unwatch_stop_the_work_they_name() {
     let mut s = node();
