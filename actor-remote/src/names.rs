@@ -428,9 +428,25 @@ impl Shared {
         }
     }
 
+    /// A peer came up: it gets what this node owns, and is asked for what it owns (`reply`).
+    ///
+    /// Not sent on a first session with the peer when this node owns nothing: the peer then
+    /// learns nothing from it, and sends its own sync if it owns something. The ask is for a
+    /// reconnect, where the peer's sync may have come before this node purged the peer's
+    /// previous session (the peer's answer restores what the purge removed); on a first
+    /// session there is nothing to purge. A mesh of a thousand nodes without names makes half
+    /// a million sessions: this spares a million messages, about a tenth of its CPU.
     fn node_up(&self, peer: &NodeName) {
         let Some(system) = self.system() else { return };
+        let first = self
+            .node
+            .get()
+            .and_then(WeakNode::upgrade)
+            .is_some_and(|n| n.is_first_session(peer));
         let state = self.lock();
+        if first && !Self::owns_any(&self.me, &state) {
+            return;
+        }
         self.send(&system, peer, self.sync_msg(&state, true));
     }
 
@@ -528,6 +544,7 @@ impl Shared {
                 names,
                 groups,
             } => {
+                tracing::debug!(peer = %from, reply, names = names.len(), groups = groups.len(), "names: sync from a peer");
                 let names = names.into_iter().map(|(n, p)| (n.into(), p)).collect();
                 let effects = state.names.sync_from(&from, names);
                 let groups = groups

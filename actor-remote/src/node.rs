@@ -329,6 +329,13 @@ impl Node {
         self.list_kind(ListKind::Visible)
     }
 
+    /// Whether this node's session with `node` is up and its first with it (see
+    /// `NodeState::is_first_session`); false for a BEAM peer, which the machine does not
+    /// hold.
+    pub(crate) fn is_first_session(&self, node: &NodeName) -> bool {
+        self.inner.lock().is_first_session(node)
+    }
+
     /// Whether `node` is among [`Node::list`]'s nodes, without listing them.
     pub(crate) fn is_visible(&self, node: &NodeName) -> bool {
         if self.inner.lock().is_visible(node) {

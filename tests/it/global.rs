@@ -518,3 +518,66 @@ async fn a_paused_nodes_names_and_members_go_when_ticks_notice() {
     cluster.resume(2).await.unwrap();
     cluster.shutdown().await;
 }
+
+/// Issue 14: the names service synced on every session, one message each way, even between
+/// nodes that own nothing (a tenth of a 1,000-node mesh's CPU). Now a node that owns nothing
+/// sends no sync on a first session with a peer; what the others own still reaches every
+/// node, at the mesh's start and after a restart (a reconnect, where the sync is still asked
+/// for).
+#[tokio::test]
+async fn names_owned_before_a_node_joins_reach_it_and_nodes_owning_nothing_send_no_sync() {
+    let mut cluster = builder(true)
+        .nodes(3)
+        .prefix("owns")
+        .on_start(|node, i| async move {
+            if i == 1 {
+                let (tx, _) = mpsc::unbounded_channel();
+                let (_, pid) = probe(&node, &tx).await;
+                node.global().register("held", &pid).unwrap();
+                node.pg().join("g", &pid).unwrap();
+            }
+        })
+        .start()
+        .await
+        .unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    let holder = cluster
+        .node(1)
+        .global()
+        .whereis("held")
+        .expect("registered");
+    let everywhere = |cluster: &nodus::testing::LocalCluster| {
+        (0..3).all(|i| {
+            cluster.node(i).global().whereis("held") == Some(holder.clone())
+                && cluster.node(i).pg().members("g") == [holder.clone()]
+        })
+    };
+    until("the name and group everywhere", DEADLINE, || async {
+        everywhere(&cluster).then_some(())
+    })
+    .await;
+    let syncs_from = |cluster: &nodus::testing::LocalCluster, at: usize, from: usize| {
+        let from = cluster.name(from).to_string();
+        cluster
+            .logs(at)
+            .iter()
+            .filter(|l| l.contains("names: sync from a peer") && l.contains(&from))
+            .count()
+    };
+    if cluster.logs_captured() {
+        assert!(syncs_from(&cluster, 0, 1) >= 1, "node 1 owns: it syncs");
+        assert_eq!(syncs_from(&cluster, 1, 0), 0, "node 0 owns nothing");
+        assert_eq!(syncs_from(&cluster, 1, 2), 0, "node 2 owns nothing");
+    }
+
+    // A fresh node 2: for nodes 0 and 1 a reconnect, so they sync (and ask) as before.
+    cluster.restart(2).await.unwrap();
+    cluster.await_mesh(DEADLINE).await.unwrap();
+    until(
+        "the name and group on the restarted node",
+        DEADLINE,
+        || async { everywhere(&cluster).then_some(()) },
+    )
+    .await;
+    cluster.shutdown().await;
+}

@@ -688,6 +688,18 @@ where
         matches!(self.peers.get(peer), Some(Peer::Up { hidden: false, .. }))
     }
 
+    /// Whether a session with `peer` is up and is a first one: this node had no session with
+    /// it before that it remembers (`known`) going down (see `Peer::Up::rejoined`).
+    pub(crate) fn is_first_session(&self, peer: &NodeName) -> bool {
+        matches!(
+            self.peers.get(peer),
+            Some(Peer::Up {
+                rejoined: false,
+                ..
+            })
+        )
+    }
+
     /// Whether a session with `peer` is up.
     pub(crate) fn is_connected(&self, peer: &NodeName) -> bool {
         matches!(self.peers.get(peer), Some(Peer::Up { .. }))
