@@ -465,6 +465,14 @@ impl Shared {
     fn resync(&self) {
         let Some(system) = self.system() else { return };
         let peers = self.peers();
+        // (Asked before the names' lock is taken: the node's is never taken inside it.)
+        let first: Vec<bool> = {
+            let node = self.node.get().and_then(WeakNode::upgrade);
+            peers
+                .iter()
+                .map(|p| node.as_ref().is_some_and(|n| n.is_first_session(p)))
+                .collect()
+        };
         let mut state = self.lock();
         let stale: HashSet<NodeName> = state
             .names
@@ -479,7 +487,12 @@ impl Shared {
                 let _ = self.group_events.send(event);
             }
         }
-        for peer in &peers {
+        // As on a node-up: a first session needs no sync from a node that owns nothing.
+        let owns = Self::owns_any(&self.me, &state);
+        for (peer, first) in peers.iter().zip(&first) {
+            if !owns && *first {
+                continue;
+            }
             self.send(&system, peer, self.sync_msg(&state, true));
         }
     }
