@@ -343,10 +343,7 @@ pub(crate) struct NodeState<E: Effects> {
     accepting: NameMap<AcceptingPeer>,
     /// This node's own dials under way, by peer ([`NodeState::begin_dialing`]).
     dialing: NameMap<usize>,
-    /// Every peer with a session up or being made. Hashed: a peer list of a thousand names
-    /// is looked up name by name, and every frame's handling looks its peer up; walked only
-    /// when several peers are acted on at once, then sorted by name (`sorted_peers`).
-    peers: NameMap<Peer<E::Session>>,
+    peers: BTreeMap<NodeName, Peer<E::Session>>,
     /// Every node a session was ever up with (`Node.list(:known)`), with when it was last
     /// seen (a sequence number): at most `max_known` of them, see [`NodeState::remember`].
     /// (Listed sorted: `list` sorts.)
@@ -467,7 +464,7 @@ where
             peer_limits: NameMap::default(),
             accepting: NameMap::default(),
             dialing: NameMap::default(),
-            peers: NameMap::default(),
+            peers: BTreeMap::new(),
             known: NameMap::default(),
             known_down: BTreeMap::new(),
             max_known: DEFAULT_MAX_KNOWN_NODES,
@@ -610,8 +607,6 @@ where
     /// dials). A node dialled for a caller of this node (`connect`, a cast) is passed on only
     /// once it is up: a mistyped name does not spread.
     fn visible_except(&self, except: &NodeName, dialled: bool) -> Vec<NodeName> {
-        // In the map's order: the same on every run (a fixed hasher), and nobody needs it
-        // sorted.
         self.peers
             .iter()
             .filter(|(n, p)| {
@@ -623,14 +618,6 @@ where
             })
             .map(|(n, _)| n.clone())
             .collect()
-    }
-
-    /// The peers in name order, for what the machine does to several at once: the same order
-    /// on every run, and the one the BEAM's shutdown and tests see.
-    fn sorted_peers(&self) -> impl Iterator<Item = (&NodeName, &Peer<E::Session>)> {
-        let mut peers: Vec<_> = self.peers.iter().collect();
-        peers.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        peers.into_iter()
     }
 
     // ----- outputs -----
@@ -1419,7 +1406,8 @@ where
     pub(crate) fn leave(&mut self) -> usize {
         self.stopped = true;
         let connecting: Vec<NodeName> = self
-            .sorted_peers()
+            .peers
+            .iter()
             .filter(|(_, p)| matches!(p, Peer::Connecting { .. }))
             .map(|(n, _)| n.clone())
             .collect();
@@ -1427,8 +1415,9 @@ where
             self.fail_dial(&peer, ConnectError::NotAlive);
         }
         let sessions: Vec<E::Session> = self
-            .sorted_peers()
-            .filter_map(|(_, p)| match p {
+            .peers
+            .values()
+            .filter_map(|p| match p {
                 Peer::Up { session, .. } => Some(session.clone()),
                 Peer::Connecting { .. } => None,
             })
@@ -1445,7 +1434,8 @@ where
     pub(crate) fn shutdown(&mut self) {
         self.stopped = true;
         let connecting: Vec<NodeName> = self
-            .sorted_peers()
+            .peers
+            .iter()
             .filter(|(_, p)| matches!(p, Peer::Connecting { .. }))
             .map(|(n, _)| n.clone())
             .collect();
@@ -1453,8 +1443,9 @@ where
             self.fail_dial(&peer, ConnectError::NotAlive);
         }
         let sessions: Vec<E::Session> = self
-            .sorted_peers()
-            .filter_map(|(_, p)| match p {
+            .peers
+            .values()
+            .filter_map(|p| match p {
                 Peer::Up { session, .. } => Some(session.clone()),
                 Peer::Connecting { .. } => None,
             })
@@ -1511,7 +1502,8 @@ where
             self.complete(waiter, outcome);
         }
         let races: Vec<NodeName> = self
-            .sorted_peers()
+            .peers
+            .iter()
             .filter(|(_, p)| match p {
                 Peer::Connecting { race_deadline, .. } => race_deadline.is_some_and(|d| d <= now),
                 Peer::Up { .. } => false,
