@@ -65,7 +65,10 @@ pub struct NodeConfig {
     /// step, and a ping's round trip (default 7 s, the BEAM's `net_setuptime`).
     pub handshake_timeout: Duration,
     /// Connect to the nodes a new peer is connected to, so nodes form a full mesh (default
-    /// true, as the BEAM's `connect_all`).
+    /// true, as the BEAM's `connect_all`). A node lost is not dialled again (as on the BEAM,
+    /// a strategy does that), with one exception: a node that rejoins a peer (after a pause,
+    /// say) and then, within 5 s, reads that a session its view of the mesh counted is
+    /// closed dials that node once more, since the others declared it down and none would.
     pub connect_all: bool,
     /// A hidden node is left out of other nodes' `list()` and of the mesh (default false).
     pub hidden: bool,
