@@ -259,12 +259,38 @@ pub(crate) struct Shared {
     system: WeakSystem,
     node: OnceLock<WeakNode>,
     state: Mutex<State>,
-    conflicts: broadcast::Sender<NameConflict>,
-    group_events: broadcast::Sender<GroupEvent>,
+    conflicts: Lazy<NameConflict>,
+    group_events: Lazy<GroupEvent>,
     digests: Mutex<HashMap<NodeName, (u64, u64)>>,
     digest_arrived: Notify,
     nonce: AtomicU64,
     server: Mutex<Option<ActorRef<NamesMsg>>>,
+}
+
+/// A broadcast channel of [`EVENT_CAPACITY`] made at its first subscriber: its buffer is the
+/// capacity's slots, allocated at once (~100 KiB each for the two of every node), and most
+/// nodes never subscribe. A receiver sees only what is sent after it subscribed anyway, so
+/// events sent before any subscriber are dropped as they would be.
+struct Lazy<T>(OnceLock<broadcast::Sender<T>>);
+
+impl<T> Default for Lazy<T> {
+    fn default() -> Self {
+        Self(OnceLock::new())
+    }
+}
+
+impl<T: Clone> Lazy<T> {
+    fn send(&self, event: T) {
+        if let Some(tx) = self.0.get() {
+            let _ = tx.send(event);
+        }
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<T> {
+        self.0
+            .get_or_init(|| broadcast::channel(EVENT_CAPACITY).0)
+            .subscribe()
+    }
 }
 
 impl std::fmt::Debug for Shared {
@@ -287,8 +313,8 @@ impl Shared {
                 groups: Groups::default(),
                 watched: HashSet::new(),
             }),
-            conflicts: broadcast::channel(EVENT_CAPACITY).0,
-            group_events: broadcast::channel(EVENT_CAPACITY).0,
+            conflicts: Lazy::default(),
+            group_events: Lazy::default(),
             digests: Mutex::new(HashMap::new()),
             digest_arrived: Notify::new(),
             nonce: AtomicU64::new(0),
@@ -424,7 +450,7 @@ impl Shared {
                     pids: event.pids.clone(),
                 },
             );
-            let _ = self.group_events.send(event);
+            self.group_events.send(event);
         }
     }
 
@@ -456,7 +482,7 @@ impl Shared {
         let events = state.groups.node_down(peer);
         tracing::debug!(%peer, names, groups = events.len(), "names: purged a node that went down");
         for event in events {
-            let _ = self.group_events.send(event);
+            self.group_events.send(event);
         }
     }
 
@@ -484,7 +510,7 @@ impl Shared {
         for node in stale {
             state.names.node_down(&node);
             for event in state.groups.node_down(&node) {
-                let _ = self.group_events.send(event);
+                self.group_events.send(event);
             }
         }
         // As on a node-up: a first session needs no sync from a node that owns nothing.
@@ -511,7 +537,7 @@ impl Shared {
                     if let Ok(cell) = system.resolve(&Destination::Pid(conflict.loser.clone())) {
                         cell.kill();
                     }
-                    let _ = self.conflicts.send(conflict);
+                    self.conflicts.send(conflict);
                 }
                 NameEffect::Notify(conflict) => {
                     tracing::info!(
@@ -520,7 +546,7 @@ impl Shared {
                         "global: name conflict, {} unregistered",
                         conflict.loser
                     );
-                    let _ = self.conflicts.send(conflict);
+                    self.conflicts.send(conflict);
                 }
                 NameEffect::Dropped { name, pid } => self.broadcast(
                     system,
@@ -565,7 +591,7 @@ impl Shared {
                     .map(|(s, g, p)| (s.into(), g.into(), p))
                     .collect();
                 for event in state.groups.sync_from(&from, groups) {
-                    let _ = self.group_events.send(event);
+                    self.group_events.send(event);
                 }
                 self.apply(&system, effects);
                 // The answer is what `from` may have lost to a node-down it had not handled
@@ -591,7 +617,7 @@ impl Shared {
                 let pids: Vec<Pid> = pids.into_iter().filter(|p| *p.node() == from).collect();
                 if !pids.is_empty() && from != self.me {
                     let event = state.groups.join(&scope.into(), &group.into(), pids);
-                    let _ = self.group_events.send(event);
+                    self.group_events.send(event);
                 }
             }
             NamesMsg::Leave {
@@ -603,7 +629,7 @@ impl Shared {
                 let pids: Vec<Pid> = pids.into_iter().filter(|p| *p.node() == from).collect();
                 if from != self.me {
                     if let Some(event) = state.groups.leave(&scope, &group, &pids) {
-                        let _ = self.group_events.send(event);
+                        self.group_events.send(event);
                     }
                 }
             }
@@ -945,7 +971,7 @@ impl Pg {
                 pids: vec![pid.clone()],
             },
         );
-        let _ = self.shared.group_events.send(event);
+        self.shared.group_events.send(event);
         Ok(())
     }
 
@@ -975,7 +1001,7 @@ impl Pg {
                 pids: vec![pid.clone()],
             },
         );
-        let _ = self.shared.group_events.send(event);
+        self.shared.group_events.send(event);
         Ok(true)
     }
 
