@@ -75,6 +75,19 @@ fn drain(state: &mut State) -> Out {
     out
 }
 
+/// A peer's task start of `M.f()` under the supervisor `S`.
+fn spawn_msg(req: u64, linked: bool) -> TaskMsg {
+    TaskMsg::Spawn {
+        req,
+        supervisor: Target::Name("S".into()),
+        module: "M".into(),
+        function: "f".into(),
+        args: vec![],
+        kind: WireTaskKind::Async { linked },
+        trace: None,
+    }
+}
+
 fn remote(n: &str, node: &str) -> Destination {
     Destination::Remote {
         name: n.into(),
@@ -523,17 +536,8 @@ fn work_done_for_a_peer_answers_it_and_linked_work_stops_when_it_goes_down() {
     let mut s = node();
     let b = name("b@localhost");
     let conn = up(&mut s, "b@localhost", "sb");
-    let spawn = TaskMsg::Spawn {
-        req: 5,
-        supervisor: Target::Name("S".into()),
-        module: "M".into(),
-        function: "f".into(),
-        args: vec![],
-        kind: WireTaskKind::Async { linked: true },
-        trace: None,
-    };
     assert!(matches!(
-        s.handle_task(&b, spawn),
+        s.handle_task(&b, spawn_msg(5, true)),
         Some(Serve::Task { req: 5, .. })
     ));
     s.handle_task_served(&b, conn, 5, Ok((77, Some(("linked task", true)))));
@@ -615,15 +619,7 @@ fn a_kill_read_before_its_task_started_stops_it_once_started() {
     let mut s = node();
     let b = name("b@localhost");
     let conn = up(&mut s, "b@localhost", "sb");
-    let spawn = |req| TaskMsg::Spawn {
-        req,
-        supervisor: Target::Name("S".into()),
-        module: "M".into(),
-        function: "f".into(),
-        args: vec![],
-        kind: WireTaskKind::Async { linked: false },
-        trace: None,
-    };
+    let spawn = |req| spawn_msg(req, false);
     assert!(matches!(
         s.handle_task(&b, spawn(5)),
         Some(Serve::Task { req: 5, .. })
@@ -1938,15 +1934,10 @@ fn a_trace_context_goes_on_the_next_request_only_and_reaches_the_served_work() {
         })
         .collect();
     assert_eq!(traces, [Some(trace), None]);
-    let spawn = TaskMsg::Spawn {
-        req: 5,
-        supervisor: Target::Name("S".into()),
-        module: "M".into(),
-        function: "f".into(),
-        args: vec![],
-        kind: WireTaskKind::Async { linked: false },
-        trace: Some(trace),
-    };
+    let mut spawn = spawn_msg(5, false);
+    if let TaskMsg::Spawn { trace: t, .. } = &mut spawn {
+        *t = Some(trace);
+    }
     assert!(matches!(
         s.handle_task(&b, spawn),
         Some(Serve::Task { trace: Some(t), .. }) if t == trace
