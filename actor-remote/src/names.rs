@@ -349,6 +349,14 @@ impl Shared {
             .is_some_and(|n| n.is_visible(node))
     }
 
+    /// Whether the session with `peer` is this node's first (`Node::is_first_session`).
+    fn is_first_session(&self, peer: &NodeName) -> bool {
+        self.node
+            .get()
+            .and_then(WeakNode::upgrade)
+            .is_some_and(|n| n.is_first_session(peer))
+    }
+
     fn peers(&self) -> Vec<NodeName> {
         self.node
             .get()
@@ -464,11 +472,7 @@ impl Shared {
     /// a million sessions: this spares a million messages, about a tenth of its CPU.
     fn node_up(&self, peer: &NodeName) {
         let Some(system) = self.system() else { return };
-        let first = self
-            .node
-            .get()
-            .and_then(WeakNode::upgrade)
-            .is_some_and(|n| n.is_first_session(peer));
+        let first = self.is_first_session(peer);
         let state = self.lock();
         if first && !Self::owns_any(&self.me, &state) {
             return;
@@ -492,13 +496,7 @@ impl Shared {
         let Some(system) = self.system() else { return };
         let peers = self.peers();
         // (Asked before the names' lock is taken: the node's is never taken inside it.)
-        let first: Vec<bool> = {
-            let node = self.node.get().and_then(WeakNode::upgrade);
-            peers
-                .iter()
-                .map(|p| node.as_ref().is_some_and(|n| n.is_first_session(p)))
-                .collect()
-        };
+        let first: Vec<bool> = peers.iter().map(|p| self.is_first_session(p)).collect();
         let mut state = self.lock();
         let stale: HashSet<NodeName> = state
             .names

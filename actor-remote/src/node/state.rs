@@ -380,12 +380,20 @@ pub(crate) struct NodeState<E: Effects> {
     /// partial mesh tracks them ([`NodeState::track_casts`]) to close idle sessions; `None`
     /// (nothing recorded) otherwise.
     cast_peers: Option<BTreeSet<NodeName>>,
-    /// When this node last synced its view of the mesh (a peer list, or a view digest: see
-    /// [`ControlMsg::View`]) with a peer it rejoined, and the connection number the next
-    /// session would get then: every session below it but the peer's own (the last) was up
-    /// and counted in the sync. See [`NodeState::handle_session_down`] and
-    /// [`STALE_SYNC_WINDOW`].
-    synced: Option<(Instant, u64, u64)>,
+    /// This node's last sync of its view of the mesh (a peer list, or a view digest: see
+    /// [`ControlMsg::View`]) with a peer it rejoined: every session up then but that peer's
+    /// was counted in it. See [`NodeState::handle_session_down`] and [`STALE_SYNC_WINDOW`].
+    synced: Option<Synced>,
+}
+
+/// A sync of this node's view of the mesh on a rejoined session (`NodeState::synced`).
+#[derive(Debug, Clone, Copy)]
+struct Synced {
+    at: Instant,
+    /// `next_id` then: the sessions up at the sync have lower connection numbers.
+    next: u64,
+    /// The session it came on.
+    with: u64,
 }
 
 /// A map by node name that is only looked up, never walked in order (or walked and then
@@ -1680,38 +1688,35 @@ where
         reason: NodeDownReason,
         now: Instant,
     ) {
-        let Some(visible) = self.session_down(peer, conn, reason.clone()) else {
+        if self.session_down(peer, conn, reason) != Some(true) || !self.connect_all {
             return;
-        };
-        let counted = self.synced.is_some_and(|(at, next, with)| {
-            conn < next && conn != with && now.saturating_duration_since(at) <= STALE_SYNC_WINDOW
+        }
+        let counted = self.synced.is_some_and(|sync| {
+            conn < sync.next
+                && conn != sync.with
+                && now.saturating_duration_since(sync.at) <= STALE_SYNC_WINDOW
         });
-        let lost = matches!(
-            reason,
-            NodeDownReason::ConnectionClosed | NodeDownReason::TickTimeout
-        );
-        // (A peer that said it was leaving is down as `Shutdown`: `left` has it.)
-        if visible && counted && lost && self.connect_all && !self.left.contains(peer) {
+        if counted {
             tracing::debug!(%peer, "lost just after a sync of the mesh that counted it: dialled once more");
             self.ensure_dial_for(peer, true);
         }
     }
 
-    /// This node synced its view of the mesh with `peer` at `now`: recorded if it rejoined
-    /// the peer (see `synced`).
-    fn synced_with(&mut self, peer: &NodeName, now: Instant) {
-        if let Some(&Peer::Up {
-            rejoined: true,
-            conn,
-            ..
-        }) = self.peers.get(peer)
-        {
-            self.synced = Some((now, self.next_id, conn));
+    /// A visible peer's session `conn` sent this node its view of the mesh (a digest or a
+    /// peer list) at `now`: recorded as a sync if the session is a rejoin (`rejoined`).
+    fn synced_on(&mut self, conn: u64, rejoined: bool, now: Instant) {
+        if rejoined {
+            self.synced = Some(Synced {
+                at: now,
+                next: self.next_id,
+                with: conn,
+            });
         }
     }
 
-    /// [`NodeState::handle_session_down`] but the dial: whether the peer was visible, or
-    /// `None` if `conn` was not its session.
+    /// [`NodeState::handle_session_down`] but the dial: whether the peer may be dialled once
+    /// more (it was visible and lost by a closed connection or a tick timeout, not by a
+    /// disconnect of this node or its own leave), or `None` if `conn` was not its session.
     fn session_down(&mut self, peer: &NodeName, conn: u64, reason: NodeDownReason) -> Option<bool> {
         let hidden = match self.peers.get(peer) {
             Some(Peer::Up {
@@ -1816,9 +1821,15 @@ where
         self.events.push_back(NodeEvent::NodeDown {
             node: peer.clone(),
             hidden,
-            reason,
+            reason: reason.clone(),
         });
-        Some(!hidden)
+        Some(
+            !hidden
+                && matches!(
+                    reason,
+                    NodeDownReason::ConnectionClosed | NodeDownReason::TickTimeout
+                ),
+        )
     }
 
     /// A frame could not be sent (too large, the peer's queue full, or the session closed
@@ -1891,12 +1902,20 @@ where
                 // The peer's view when it sent this: if it is this node's now, the peer
                 // knows every node this one does (and dials those it has no session with);
                 // else it gets the list. Each side decides for its own list.
-                let visible = matches!(self.peers.get(peer), Some(Peer::Up { hidden: false, .. }));
-                if !visible || !self.connect_all {
+                let Some(&Peer::Up {
+                    hidden: false,
+                    conn,
+                    rejoined,
+                    ..
+                }) = self.peers.get(peer)
+                else {
+                    return;
+                };
+                if !self.connect_all {
                     return;
                 }
                 // Either way this node's view counts as synced (its stale sessions too).
-                self.synced_with(peer, now);
+                self.synced_on(conn, rejoined, now);
                 if theirs == self.view {
                     return;
                 }
@@ -1925,16 +1944,21 @@ where
         names: impl IntoIterator<Item = &'a str>,
         now: Instant,
     ) {
-        let hidden = match self.peers.get(peer) {
-            Some(Peer::Up { hidden, .. }) => *hidden,
-            _ => true,
+        let Some(&Peer::Up {
+            hidden: false,
+            conn,
+            rejoined,
+            ..
+        }) = self.peers.get(peer)
+        else {
+            return;
         };
-        if hidden || !self.connect_all {
+        if !self.connect_all {
             return;
         }
         // A name this node has a session with is skipped below, even if that session is
         // stale: see `handle_session_down`.
-        self.synced_with(peer, now);
+        self.synced_on(conn, rejoined, now);
         for name in names {
             if name == self.me.as_str() || self.peers.contains_key(name) {
                 continue;
