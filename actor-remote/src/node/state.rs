@@ -43,11 +43,14 @@ use super::{
     outcomes::{call_error, wire_down_reason},
 };
 use crate::{
-    proto::{handshake::CAP_VIEW_DIGEST, Existing},
+    proto::{
+        handshake::{CAP_VIEW_DIGEST, CAP_VIEW_PARTS},
+        Existing,
+    },
     transport::{SendError, DEFAULT_SEND_QUEUE_LIMIT},
     wire::{
         message::{
-            ActorMsg, ControlMsg, LinkMsg, NodeMsg, SessionFrame, Target, TaskMsg, ViewDigest,
+            ActorMsg, ControlMsg, LinkMsg, NodeMsg, SessionFrame, Target, TaskMsg, ViewParts,
             WatchMsg, WireDownReason, WirePid, WireTaskError, WireTaskKind, WireTrace,
         },
         FrameError, DEFAULT_MAX_FRAME_LEN, LEN_PREFIX,
@@ -56,6 +59,9 @@ use crate::{
 
 #[cfg(test)]
 mod tests;
+mod view;
+
+use view::MeshView;
 
 /// The driver's types, which the machine stores and hands back without looking inside.
 pub(crate) trait Effects {
@@ -309,7 +315,21 @@ enum Peer<S> {
         /// so a sync of the mesh on this session may count sessions of its own that are
         /// stale too (see [`STALE_SYNC_WINDOW`]).
         rejoined: bool,
+        /// How the two nodes compare views of the mesh that differ on this session.
+        parts: PartsSync,
     },
+}
+
+/// Whether a session compares views of the mesh in parts ([`ControlMsg::ViewParts`], both
+/// nodes set `CAP_VIEW_PARTS`), and whether this node sent its parts on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PartsSync {
+    /// The peer lacks the capability: a different digest is answered with the whole list.
+    No,
+    /// In parts; this node has not sent its own yet.
+    Ready,
+    /// In parts; this node sent its own (at most once per session).
+    Sent,
 }
 
 /// A node's protocol state (see the module docs).
@@ -372,10 +392,11 @@ pub(crate) struct NodeState<E: Effects> {
     /// Peers whose last session ended with a graceful leave, until a session with them comes
     /// up again (at most [`LEFT_CAPACITY`]).
     left: BTreeSet<NodeName>,
-    /// The digest of this node's view of the mesh: itself and every peer in `peers` that is
-    /// being dialled or is up and visible (kept by [`NodeState::set_peer`] and
-    /// [`NodeState::remove_peer`]), sent as [`ControlMsg::View`].
-    view: ViewDigest,
+    /// This node's view of the mesh: itself and every peer in `peers` that is being dialled
+    /// or is up and visible (kept by [`NodeState::set_peer`] and
+    /// [`NodeState::remove_peer`]), sent as [`ControlMsg::View`] and
+    /// [`ControlMsg::ViewParts`].
+    view: MeshView,
     /// The peers casts went to since the last [`NodeState::take_cast_peers`], while a
     /// partial mesh tracks them ([`NodeState::track_casts`]) to close idle sessions; `None`
     /// (nothing recorded) otherwise.
@@ -487,11 +508,7 @@ where
             actions: VecDeque::new(),
             leaving: BTreeSet::new(),
             left: BTreeSet::new(),
-            view: {
-                let mut view = ViewDigest::default();
-                view.add(&me);
-                view
-            },
+            view: MeshView::new(&me),
             me,
             cast_peers: None,
             synced: None,
@@ -599,8 +616,14 @@ where
 
     /// The digest of this node's view of the mesh (for tests).
     #[cfg(test)]
-    pub(crate) fn view(&self) -> ViewDigest {
-        self.view
+    pub(crate) fn view(&self) -> crate::wire::message::ViewDigest {
+        self.view.digest()
+    }
+
+    /// This node's view of the mesh in parts (for tests).
+    #[cfg(test)]
+    pub(crate) fn view_parts(&self) -> ViewParts {
+        self.view.parts()
     }
 
     /// The mesh's peer list ([`ControlMsg::Peers`]) for `except`: the visible nodes this
@@ -617,14 +640,27 @@ where
     fn visible_except(&self, except: &NodeName, dialled: bool) -> Vec<NodeName> {
         self.peers
             .iter()
-            .filter(|(n, p)| {
-                *n != except
-                    && match p {
-                        Peer::Up { hidden, .. } => !hidden,
-                        Peer::Connecting { mesh, .. } => dialled && *mesh,
-                    }
-            })
+            .filter(|(n, p)| *n != except && Self::listed(p, dialled))
             .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Whether `peer` goes in the mesh's peer list (see [`NodeState::visible_except`]).
+    fn listed(peer: &Peer<E::Session>, dialled: bool) -> bool {
+        match peer {
+            Peer::Up { hidden, .. } => !hidden,
+            Peer::Connecting { mesh, .. } => dialled && *mesh,
+        }
+    }
+
+    /// [`NodeState::visible_except`] for a peer that sets `CAP_VIEW_DIGEST`, but only the
+    /// names of the parts in which its view (`theirs`) differs from this node's: it has
+    /// the others already. Found from the view's parts, not by walking every peer.
+    fn listed_in_parts(&self, except: &NodeName, theirs: &ViewParts) -> Vec<NodeName> {
+        self.view
+            .differing(theirs)
+            .filter(|n| *n != except && self.peers.get(*n).is_some_and(|p| Self::listed(p, true)))
+            .cloned()
             .collect()
     }
 
@@ -1618,6 +1654,7 @@ where
             .known
             .get(peer)
             .is_some_and(|seen| self.known_down.contains_key(seen));
+        let in_parts = CAP_VIEW_DIGEST | CAP_VIEW_PARTS;
         let queued = match self.set_peer(
             peer,
             Peer::Up {
@@ -1625,6 +1662,11 @@ where
                 conn,
                 hidden,
                 rejoined,
+                parts: if capabilities & in_parts == in_parts {
+                    PartsSync::Ready
+                } else {
+                    PartsSync::No
+                },
             },
         ) {
             Some(Peer::Connecting { queued, .. }) => queued,
@@ -1640,7 +1682,7 @@ where
         }
         if !hidden && self.connect_all {
             let msg = if capabilities & CAP_VIEW_DIGEST != 0 {
-                ControlMsg::View(self.view)
+                ControlMsg::View(self.view.digest())
             } else {
                 ControlMsg::Peers(self.visible_except(peer, false))
             };
@@ -1901,11 +1943,14 @@ where
             ControlMsg::View(theirs) => {
                 // The peer's view when it sent this: if it is this node's now, the peer
                 // knows every node this one does (and dials those it has no session with);
-                // else it gets the list. Each side decides for its own list.
+                // else it gets the list, or, in parts, this node's parts, which it answers
+                // with the names of those that differ (and with its own parts, if it has not
+                // sent them: then this node answers in turn). Each side decides for itself.
                 let Some(&Peer::Up {
                     hidden: false,
                     conn,
                     rejoined,
+                    parts,
                     ..
                 }) = self.peers.get(peer)
                 else {
@@ -1916,11 +1961,40 @@ where
                 }
                 // Either way this node's view counts as synced (its stale sessions too).
                 self.synced_on(conn, rejoined, now);
-                if theirs == self.view {
+                if theirs == self.view.digest() {
                     return;
                 }
-                let list = self.visible_except(peer, true);
-                self.send_to(peer, NodeMsg::Control(ControlMsg::Peers(list)));
+                let msg = if parts == PartsSync::No {
+                    ControlMsg::Peers(self.visible_except(peer, true))
+                } else {
+                    self.set_parts_sent(peer);
+                    ControlMsg::ViewParts(self.view.parts())
+                };
+                self.send_to(peer, NodeMsg::Control(msg));
+            }
+            ControlMsg::ViewParts(theirs) => {
+                let Some(&Peer::Up {
+                    hidden: false,
+                    parts,
+                    ..
+                }) = self.peers.get(peer)
+                else {
+                    return;
+                };
+                if !self.connect_all || !self.view.differs(&theirs) {
+                    return; // the same view now: nothing to tell
+                }
+                let list = self.listed_in_parts(peer, &theirs);
+                if !list.is_empty() {
+                    self.send_to(peer, NodeMsg::Control(ControlMsg::Peers(list)));
+                }
+                // This node found the digests equal (its view changed since, or the peer's):
+                // the peer may have names it lacks too.
+                if parts == PartsSync::Ready {
+                    self.set_parts_sent(peer);
+                    let mine = self.view.parts();
+                    self.send_to(peer, NodeMsg::Control(ControlMsg::ViewParts(mine)));
+                }
             }
             ControlMsg::Leaving => {
                 // The peer shuts down: close the session (it waits for that, bounded), and
@@ -1930,6 +2004,13 @@ where
                     self.actions.push_back(Action::Close(session));
                 }
             }
+        }
+    }
+
+    /// Notes that this node sent its view's parts on its session with `peer`.
+    fn set_parts_sent(&mut self, peer: &NodeName) {
+        if let Some(Peer::Up { parts, .. }) = self.peers.get_mut(peer) {
+            *parts = PartsSync::Sent;
         }
     }
 

@@ -87,8 +87,13 @@ pub const CAP_ALIVE_REPLY: u64 = 1 << 1;
 /// of the mesh, answered with the peer list only when the views differ) after a session
 /// comes up; a peer without it gets the whole list (`ControlMsg::Peers`) on every session.
 pub const CAP_VIEW_DIGEST: u64 = 1 << 2;
+/// Capability bit: the node sends and understands `ControlMsg::ViewParts` (its view of the
+/// mesh in parts, sent when the digests differ, answered with the names of the parts that
+/// differ) instead of answering a different digest with its whole list. Only with
+/// [`CAP_VIEW_DIGEST`].
+pub const CAP_VIEW_PARTS: u64 = 1 << 3;
 /// Every capability this build offers; a node sets them in [`HandshakeConfig::capabilities`].
-pub const CAPABILITIES: u64 = CAP_FRAME_LIMIT | CAP_ALIVE_REPLY | CAP_VIEW_DIGEST;
+pub const CAPABILITIES: u64 = CAP_FRAME_LIMIT | CAP_ALIVE_REPLY | CAP_VIEW_DIGEST | CAP_VIEW_PARTS;
 
 /// The default bound on each handshake step (the BEAM's `net_setuptime`, 7 s).
 pub const DEFAULT_SETUP_TIME: Duration = Duration::from_secs(7);

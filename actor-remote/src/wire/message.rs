@@ -212,6 +212,14 @@ pub enum ControlMsg {
     /// own view has another digest answers with its [`ControlMsg::Peers`]: in a mesh whose
     /// nodes already know each other, most sessions carry no list at all.
     View(ViewDigest),
+    /// The sender's view of the mesh in [`VIEW_PARTS`] parts, each a digest of the names that
+    /// fall in it ([`ViewParts`]), sent instead of the whole list when a
+    /// [`ControlMsg::View`] differed and both sides set the capability `CAP_VIEW_PARTS`. The
+    /// receiver answers with its [`ControlMsg::Peers`] holding only the names of the parts
+    /// whose digests differ (and, if it sent no parts of its own on this session, with its
+    /// parts too, so that each side gets what the other lacks): views that differ by a few
+    /// names cost lists of a few parts, not of every node.
+    ViewParts(ViewParts),
 }
 
 /// An order-independent digest of a set of node names ([`ControlMsg::View`]): how many, and
@@ -256,6 +264,87 @@ impl ViewDigest {
         self.nodes = self.nodes.wrapping_sub(1);
         self.sums[0] = self.sums[0].wrapping_sub(h0);
         self.sums[1] = self.sums[1].wrapping_sub(h1);
+    }
+}
+
+/// How many parts a view is cut into ([`ViewParts`]).
+pub const VIEW_PARTS: usize = 64;
+
+/// A view of the mesh (as in [`ViewDigest`]) cut into [`VIEW_PARTS`] parts by the names'
+/// hashes ([`ViewParts::part_of`], the same on every node), with a digest per part: the
+/// wrapping sum of a 64-bit hash of each name in it. Two views that differ by a few names
+/// differ in a few parts, so the nodes exchange only those parts' names
+/// ([`ControlMsg::ViewParts`]). Sets that differ have a part whose digests differ, but with a
+/// chance of about 2^-64 per part.
+///
+/// ```
+/// use actor_remote::wire::message::{ViewParts, VIEW_PARTS};
+/// use actor_core::NodeName;
+///
+/// let names: Vec<NodeName> = ["a@h", "b@h", "c@h"].iter().map(|n| NodeName::parse(n).unwrap()).collect();
+/// let mut all = ViewParts::default();
+/// let mut some = ViewParts::default();
+/// for n in &names {
+///     all.add(n);
+/// }
+/// some.add(&names[0]);
+/// some.add(&names[2]);
+/// // The views differ only in b@h's part.
+/// let b = ViewParts::part_of(&names[1]);
+/// let differing: Vec<usize> = (0..VIEW_PARTS).filter(|&p| !all.same_part(&some, p)).collect();
+/// assert_eq!(differing, [b]);
+/// some.add(&names[1]);
+/// assert_eq!(all, some);
+/// # assert!(ViewParts::default().sums.len() == VIEW_PARTS);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewParts {
+    /// Each part's digest, [`VIEW_PARTS`] of them (a peer that sends another number is
+    /// answered as if every part differed).
+    pub sums: Vec<u64>,
+}
+
+impl Default for ViewParts {
+    fn default() -> Self {
+        Self {
+            sums: vec![0; VIEW_PARTS],
+        }
+    }
+}
+
+impl ViewParts {
+    /// The part `name` falls in: the top bits of its first hash.
+    pub fn part_of(name: &NodeName) -> usize {
+        Self::part_of_hash(name_hash(name))
+    }
+
+    fn part_of_hash([h0, _]: [u64; 2]) -> usize {
+        // VIEW_PARTS is a power of two: the top log2(VIEW_PARTS) bits.
+        (h0 >> (64 - VIEW_PARTS.trailing_zeros())) as usize
+    }
+
+    /// Adds `name` (once per name, as [`ViewDigest::add`]).
+    pub fn add(&mut self, name: &NodeName) {
+        let hash = name_hash(name);
+        if let Some(sum) = self.sums.get_mut(Self::part_of_hash(hash)) {
+            *sum = sum.wrapping_add(hash[1]);
+        }
+    }
+
+    /// Removes `name`, added before.
+    pub fn remove(&mut self, name: &NodeName) {
+        let hash = name_hash(name);
+        if let Some(sum) = self.sums.get_mut(Self::part_of_hash(hash)) {
+            *sum = sum.wrapping_sub(hash[1]);
+        }
+    }
+
+    /// Whether part `part` has the same digest in both views; `false` if either lacks it
+    /// (a peer's parts of another number).
+    pub fn same_part(&self, other: &ViewParts, part: usize) -> bool {
+        self.sums.len() == VIEW_PARTS
+            && other.sums.len() == VIEW_PARTS
+            && self.sums.get(part) == other.sums.get(part)
     }
 }
 

@@ -193,6 +193,9 @@ fn arb_control() -> BoxedStrategy<ControlMsg> {
         Just(ControlMsg::Leaving),
         (any::<u64>(), any::<[u64; 2]>())
             .prop_map(|(nodes, sums)| ControlMsg::View(ViewDigest { nodes, sums })),
+        // Any number of parts decodes: a wrong number is the machine's to answer.
+        proptest::collection::vec(any::<u64>(), 0..70)
+            .prop_map(|sums| ControlMsg::ViewParts(ViewParts { sums })),
     ]
     .boxed()
 }

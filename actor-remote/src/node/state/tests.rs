@@ -12,9 +12,12 @@ use crate::{
         events::{ListKind, NodeDownReason, NodeEvent},
         ConnectError,
     },
-    proto::{handshake::CAP_VIEW_DIGEST, Existing},
+    proto::{
+        handshake::{CAP_VIEW_DIGEST, CAP_VIEW_PARTS},
+        Existing,
+    },
     wire::message::{
-        ActorMsg, ControlMsg, LinkMsg, NodeMsg, Target, TaskMsg, ViewDigest, WatchMsg,
+        ActorMsg, ControlMsg, LinkMsg, NodeMsg, Target, TaskMsg, ViewDigest, ViewParts, WatchMsg,
         WireDownReason, WireExitReason, WirePid, WireSendError, WireTaskError, WireTaskKind,
     },
 };
@@ -2253,6 +2256,182 @@ fn the_peer_list_goes_only_to_a_peer_whose_view_differs() {
     assert!(drain(&mut s).frames.is_empty());
 }
 
+// ----- the view in parts (CAP_VIEW_PARTS) -----
+
+const IN_PARTS: u64 = CAP_VIEW_DIGEST | CAP_VIEW_PARTS;
+
+fn parts_of(names: &[&str]) -> ViewParts {
+    let mut p = ViewParts::default();
+    for n in names {
+        p.add(&name(n));
+    }
+    p
+}
+
+/// Node a with sessions in parts to b and c, and dials under way to many nodes (the mesh's,
+/// so that they are listed): enough names that a part holds only a few of them.
+fn node_in_parts() -> (State, Vec<String>) {
+    let mut s = node();
+    for peer in ["b@localhost", "c@localhost"] {
+        s.handle_session_up_with(
+            &name(peer),
+            false,
+            if peer == "b@localhost" { "sb" } else { "sc" },
+            IN_PARTS,
+        )
+        .expect("session accepted");
+    }
+    let b = name("b@localhost");
+    let dialled: Vec<String> = (0..200).map(|i| format!("m{i}@localhost")).collect();
+    s.handle_peer_names(&b, dialled.iter().map(String::as_str), Instant::now());
+    drain(&mut s);
+    (s, dialled)
+}
+
+fn peer_list(out: &Out, session: &str) -> Option<Vec<NodeName>> {
+    out.frames.iter().find_map(|(to, msg)| match msg {
+        NodeMsg::Control(ControlMsg::Peers(l)) if *to == session => Some(l.clone()),
+        _ => None,
+    })
+}
+
+fn sent_parts(out: &Out, session: &str) -> Option<ViewParts> {
+    out.frames.iter().find_map(|(to, msg)| match msg {
+        NodeMsg::Control(ControlMsg::ViewParts(p)) if *to == session => Some(p.clone()),
+        _ => None,
+    })
+}
+
+#[test]
+fn in_parts_a_different_digest_is_answered_with_the_parts_not_the_list() {
+    let (mut s, _) = node_in_parts();
+    let b = name("b@localhost");
+    s.handle_control(
+        &b,
+        ControlMsg::View(digest_of(&["b@localhost"])),
+        Instant::now(),
+    );
+    let out = drain(&mut s);
+    assert_eq!(out.frames.len(), 1, "{:?}", out.frames);
+    assert_eq!(sent_parts(&out, "sb"), Some(s.view_parts()));
+    // The same digest: nothing, as without parts.
+    s.handle_control(&b, ControlMsg::View(s.view()), Instant::now());
+    assert!(drain(&mut s).frames.is_empty());
+    // A peer without the capability still gets the whole list.
+    up_with_digest(&mut s, "d@localhost", "sd");
+    s.handle_control(
+        &name("d@localhost"),
+        ControlMsg::View(digest_of(&["d@localhost"])),
+        Instant::now(),
+    );
+    let out = drain(&mut s);
+    assert_eq!(
+        peer_list(&out, "sd").map(|l| l.len()),
+        Some(202),
+        "b, c and the 200 dialled"
+    );
+    assert_eq!(sent_parts(&out, "sd"), None);
+}
+
+#[test]
+fn parts_are_answered_with_the_names_of_the_parts_that_differ() {
+    let (mut s, dialled) = node_in_parts();
+    let b = name("b@localhost");
+    let mine: Vec<&str> = ["a@localhost", "b@localhost", "c@localhost"]
+        .into_iter()
+        .chain(dialled.iter().map(String::as_str))
+        .collect();
+    // b's view lacks c and m7 (and a's parts were sent already: no parts back).
+    s.handle_control(
+        &b,
+        ControlMsg::View(digest_of(&["b@localhost"])),
+        Instant::now(),
+    );
+    drain(&mut s);
+    let lacking: Vec<&str> = mine
+        .iter()
+        .copied()
+        .filter(|n| *n != "c@localhost" && *n != "m7@localhost")
+        .collect();
+    s.handle_control(
+        &b,
+        ControlMsg::ViewParts(parts_of(&lacking)),
+        Instant::now(),
+    );
+    let out = drain(&mut s);
+    let list = peer_list(&out, "sb").expect("a list");
+    assert!(
+        list.contains(&name("c@localhost")) && list.contains(&name("m7@localhost")),
+        "{list:?}"
+    );
+    // Only those two names' parts, never b itself, a fraction of the 201 names b would get
+    // whole.
+    let parts = [
+        ViewParts::part_of(&name("c@localhost")),
+        ViewParts::part_of(&name("m7@localhost")),
+    ];
+    assert!(
+        list.iter()
+            .all(|n| parts.contains(&ViewParts::part_of(n)) && *n != b),
+        "{list:?}"
+    );
+    assert!(list.len() < 30, "{} names", list.len());
+    assert_eq!(sent_parts(&out, "sb"), None);
+    // b has a name a lacks: a's part of it differs, and a sends that part's names (b
+    // dials the ones it lacks; a learns of x from b's answer to a's parts).
+    let mut more = mine.clone();
+    more.push("x@localhost");
+    s.handle_control(&b, ControlMsg::ViewParts(parts_of(&more)), Instant::now());
+    let list = peer_list(&drain(&mut s), "sb").unwrap_or_default();
+    let x = ViewParts::part_of(&name("x@localhost"));
+    assert!(list.iter().all(|n| ViewParts::part_of(n) == x), "{list:?}");
+    // The same parts: nothing.
+    s.handle_control(&b, ControlMsg::ViewParts(parts_of(&mine)), Instant::now());
+    assert!(drain(&mut s).frames.is_empty());
+    // Parts of another number: the whole list.
+    s.handle_control(
+        &b,
+        ControlMsg::ViewParts(ViewParts {
+            sums: vec![1, 2, 3],
+        }),
+        Instant::now(),
+    );
+    assert_eq!(peer_list(&drain(&mut s), "sb").map(|l| l.len()), Some(201));
+}
+
+#[test]
+fn a_node_that_sent_no_parts_answers_parts_with_its_own_once() {
+    let (mut s, _) = node_in_parts();
+    let c = name("c@localhost");
+    // c's digest was a's (no parts sent), but by the time its parts come they differ: a
+    // answers with its names of those parts and its own parts, so that c can send what a
+    // lacks; only once per session.
+    s.handle_control(&c, ControlMsg::View(s.view()), Instant::now());
+    assert!(drain(&mut s).frames.is_empty());
+    let theirs = parts_of(&["a@localhost", "c@localhost", "y@localhost"]);
+    s.handle_control(&c, ControlMsg::ViewParts(theirs.clone()), Instant::now());
+    let out = drain(&mut s);
+    assert_eq!(sent_parts(&out, "sc"), Some(s.view_parts()));
+    assert!(peer_list(&out, "sc").is_some_and(|l| l.contains(&name("b@localhost"))));
+    s.handle_control(&c, ControlMsg::ViewParts(theirs), Instant::now());
+    let out = drain(&mut s);
+    assert_eq!(sent_parts(&out, "sc"), None, "parts go once per session");
+    assert!(peer_list(&out, "sc").is_some());
+    // Hidden sessions and nodes that do not mesh answer nothing.
+    let mut s = NodeState::<Labels>::new(name("a@localhost"), false, false, T);
+    s.handle_session_up_with(&name("b@localhost"), false, "sb", IN_PARTS);
+    s.handle_session_up_with(&name("h@localhost"), true, "sh", IN_PARTS);
+    drain(&mut s);
+    for peer in ["b@localhost", "h@localhost"] {
+        s.handle_control(
+            &name(peer),
+            ControlMsg::ViewParts(parts_of(&["q@localhost"])),
+            Instant::now(),
+        );
+    }
+    assert!(drain(&mut s).frames.is_empty());
+}
+
 /// Nodes' machines wired to each other by hand: a dial is a session on both sides at once, a
 /// frame reaches its peer's machine, and what happens next is picked by a seeded generator.
 struct Mesh {
@@ -2264,6 +2443,8 @@ struct Mesh {
     /// How many names all the peer lists carried.
     listed: usize,
     lists: usize,
+    /// How many `ViewParts` were sent.
+    parts: usize,
     /// Dials that found a session already up (the peer's own dial came first): a real
     /// driver's dial would have lost a simultaneous connect, a wasted handshake.
     redundant: usize,
@@ -2303,6 +2484,7 @@ impl Mesh {
             rng: seed | 1,
             listed: 0,
             lists: 0,
+            parts: 0,
             redundant: 0,
         }
     }
@@ -2322,9 +2504,13 @@ impl Mesh {
             let NodeMsg::Control(msg) = t.msg else {
                 continue;
             };
-            if let ControlMsg::Peers(list) = &msg {
-                self.listed += list.len();
-                self.lists += 1;
+            match &msg {
+                ControlMsg::Peers(list) => {
+                    self.listed += list.len();
+                    self.lists += 1;
+                }
+                ControlMsg::ViewParts(_) => self.parts += 1,
+                _ => {}
             }
             self.pending
                 .push(Step::Frame(t.session.0, t.session.1, msg));
@@ -2467,11 +2653,43 @@ fn a_chain_of_nodes_meshes_fully_and_the_digest_spares_most_peer_lists() {
     }
 }
 
+/// The view in parts: the same chains mesh fully, with fewer names in the lists than with
+/// the digest alone, whose lists name every node a differing view has. (Seeds 1, 7, 42 at
+/// 100 nodes: 1.7x to 1.9x fewer, where the 64 parts hold one or two names each and this
+/// harness's random order makes views differ widely; the 1,000-node bench, `benches/scale.rs`,
+/// carried 6x fewer: 4.8 million names instead of 28 to 32 million.)
+#[test]
+fn a_chain_of_nodes_meshes_fully_in_parts_with_fewer_names_listed() {
+    let n = 100;
+    for seed in [1, 7, 42] {
+        let mut digest = Mesh::new(n, CAP_VIEW_DIGEST, seed);
+        let mut parts = Mesh::new(n, IN_PARTS, seed);
+        for mesh in [&mut digest, &mut parts] {
+            for i in 1..n {
+                mesh.connect(i, i - 1);
+            }
+            mesh.run();
+            mesh.assert_full();
+        }
+        eprintln!(
+            "seed {seed}: {} names in {} lists in parts (and {} parts sent), {} in {} with the digest alone",
+            parts.listed, parts.lists, parts.parts, digest.listed, digest.lists
+        );
+        assert_eq!(digest.parts, 0);
+        assert!(
+            parts.listed * 3 < digest.listed * 2,
+            "seed {seed}: {} names in parts, {} with the digest alone",
+            parts.listed,
+            digest.listed
+        );
+    }
+}
+
 /// Two meshes joined by one connect between a node of each: every node of one reaches every
-/// node of the other (connect_all), with or without the digest.
+/// node of the other (connect_all), with or without the digest, and in parts.
 #[test]
 fn two_meshes_joined_by_one_connect_become_one() {
-    for caps in [0, CAP_VIEW_DIGEST] {
+    for caps in [0, CAP_VIEW_DIGEST, IN_PARTS] {
         for seed in [3, 5, 99] {
             let mut mesh = Mesh::new(12, caps, seed);
             for i in 1..6 {
