@@ -323,20 +323,25 @@ impl ViewParts {
         (h0 >> (64 - VIEW_PARTS.trailing_zeros())) as usize
     }
 
-    /// Adds `name` (once per name, as [`ViewDigest::add`]).
-    pub fn add(&mut self, name: &NodeName) {
+    /// Adds `name` (once per name, as [`ViewDigest::add`]); returns its part
+    /// ([`ViewParts::part_of`]).
+    pub fn add(&mut self, name: &NodeName) -> usize {
         let hash = name_hash(name);
-        if let Some(sum) = self.sums.get_mut(Self::part_of_hash(hash)) {
+        let part = Self::part_of_hash(hash);
+        if let Some(sum) = self.sums.get_mut(part) {
             *sum = sum.wrapping_add(hash[1]);
         }
+        part
     }
 
-    /// Removes `name`, added before.
-    pub fn remove(&mut self, name: &NodeName) {
+    /// Removes `name`, added before; returns its part ([`ViewParts::part_of`]).
+    pub fn remove(&mut self, name: &NodeName) -> usize {
         let hash = name_hash(name);
-        if let Some(sum) = self.sums.get_mut(Self::part_of_hash(hash)) {
+        let part = Self::part_of_hash(hash);
+        if let Some(sum) = self.sums.get_mut(part) {
             *sum = sum.wrapping_sub(hash[1]);
         }
+        part
     }
 
     /// Whether part `part` has the same digest in both views; `false` if either lacks it

@@ -33,8 +33,8 @@ impl MeshView {
     /// Adds `name` (the caller adds each name once).
     pub(super) fn add(&mut self, name: &NodeName) {
         self.digest.add(name);
-        self.parts.add(name);
-        if let Some(part) = self.members.get_mut(ViewParts::part_of(name)) {
+        let part = self.parts.add(name);
+        if let Some(part) = self.members.get_mut(part) {
             part.push(name.clone());
         }
     }
@@ -42,8 +42,8 @@ impl MeshView {
     /// Removes `name`, added before.
     pub(super) fn remove(&mut self, name: &NodeName) {
         self.digest.remove(name);
-        self.parts.remove(name);
-        if let Some(part) = self.members.get_mut(ViewParts::part_of(name)) {
+        let part = self.parts.remove(name);
+        if let Some(part) = self.members.get_mut(part) {
             if let Some(at) = part.iter().position(|n| n == name) {
                 part.swap_remove(at);
             }
@@ -63,15 +63,19 @@ impl MeshView {
     /// Whether `theirs` differs from this view in any part (every part, if it has another
     /// number of them).
     pub(super) fn differs(&self, theirs: &ViewParts) -> bool {
-        (0..VIEW_PARTS).any(|part| !self.parts.same_part(theirs, part))
+        self.differing_parts(theirs) != 0
+    }
+
+    /// A bit per part whose digests differ from `theirs` (`VIEW_PARTS <= 64`, checked below).
+    fn differing_parts(&self, theirs: &ViewParts) -> u64 {
+        (0..VIEW_PARTS)
+            .filter(|&part| !self.parts.same_part(theirs, part))
+            .fold(0, |bits, part| bits | 1 << part)
     }
 
     /// The names of this view in the parts whose digests differ from `theirs`.
     pub(super) fn differing(&self, theirs: &ViewParts) -> impl Iterator<Item = &NodeName> {
-        // A bit per part (VIEW_PARTS <= 64, checked below).
-        let differ = (0..VIEW_PARTS)
-            .filter(|&part| !self.parts.same_part(theirs, part))
-            .fold(0u64, |bits, part| bits | 1 << part);
+        let differ = self.differing_parts(theirs);
         self.members
             .iter()
             .enumerate()
