@@ -3,10 +3,7 @@
 use std::future::Future;
 
 use actor_core::NodeName;
-use tokio::{
-    io::{AsyncReadExt, AsyncWriteExt},
-    time::Instant,
-};
+use tokio::{io::AsyncWriteExt, time::Instant};
 
 use super::Stream;
 
@@ -50,10 +47,10 @@ fn io_error(e: impl std::fmt::Display) -> HandshakeError {
     }
 }
 
-fn fresh_challenge() -> Result<Challenge, HandshakeError> {
+fn fresh_challenge() -> Challenge {
     let mut c = [0; 32];
-    getrandom::fill(&mut c).map_err(io_error)?;
-    Ok(c)
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut c);
+    c
 }
 
 /// Runs the handshake over `stream` (a TCP socket, on which it sets `TCP_NODELAY`, or any
@@ -90,7 +87,7 @@ where
     stream
         .set_nodelay()
         .map_err(|source| HandshakeError::Io { source })?;
-    let challenge = fresh_challenge()?;
+    let challenge = fresh_challenge();
     let incoming = direction == Direction::Incoming;
     let mut hs = match direction {
         Direction::Outgoing { peer } => Handshake::initiate(cfg, peer, challenge, Instant::now()),
@@ -98,7 +95,6 @@ where
     };
     let mut decoder = FrameDecoder::new(HANDSHAKE_MAX_FRAME_LEN);
     let mut out = Vec::new();
-    let mut buf = vec![0u8; 4096];
     loop {
         out.clear();
         while let Some(msg) = hs.poll_transmit() {
@@ -165,9 +161,10 @@ where
             // Bytes that arrived by the deadline count; and no random pick (a seeded
             // simulation replays exactly).
             biased;
-            read = stream.read(&mut buf) => match read {
+            // Read into the decoder through a buffer on the stack (no buffer of its own).
+            read = super::session::read_into(&mut stream, &mut decoder) => match read {
                 Ok(0) => hs.handle_close(),
-                Ok(n) => decoder.extend(&buf[..n]),
+                Ok(_) => {}
                 Err(e) => hs.handle_io_error(e),
             },
             () = tokio::time::sleep_until(deadline) => hs.handle_timeout(Instant::now()),

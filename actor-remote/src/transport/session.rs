@@ -50,7 +50,13 @@ const READ_BUF_MIN: usize = 512;
 /// returns them, so a reader waiting for its peer holds no buffer of its own (every session
 /// end held 512 bytes or more before, half a gigabyte in a mesh of a thousand nodes), and it
 /// is never zeroed.
-async fn read_into(read: &mut ReadHalf, decoder: &mut FrameDecoder) -> std::io::Result<usize> {
+///
+/// The handshake reads this way too: its 4 KiB read buffer was allocated and zeroed for
+/// each of the million handshakes of a 1,000-node mesh.
+pub(super) async fn read_into<R: AsyncRead + Unpin>(
+    read: &mut R,
+    decoder: &mut FrameDecoder,
+) -> std::io::Result<usize> {
     std::future::poll_fn(|cx| {
         let mut stack = [std::mem::MaybeUninit::<u8>::uninit(); READ_BUF];
         let mut buf = tokio::io::ReadBuf::uninit(&mut stack);
@@ -344,6 +350,12 @@ impl Pending {
     fn clear(&mut self) {
         self.bytes.clear();
         self.entries.clear();
+    }
+
+    /// Empties the buffers and frees them.
+    fn release(&mut self) {
+        self.bytes = Vec::new();
+        self.entries = Vec::new();
     }
 }
 
@@ -1449,9 +1461,6 @@ fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
     // A function returning an `async move` block rather than an `async fn`: an async fn's
     // future holds its arguments twice (as passed, and moved into its body), this one once.
     async move {
-        // The most bytes the decoder held since it was last replaced: past `READ_BUF_MIN`, an
-        // empty decoder is replaced by a new one, releasing its grown buffer.
-        let mut decoder_peak = 0;
         // Large messages being reassembled or decoded, and what waits behind them.
         let mut large: Option<Box<Large<T>>> = None;
         // Whether the frames of the last read are dropped (an injected fault blocks the peer).
@@ -1487,10 +1496,11 @@ fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                         Err(reason) => break 'session reason,
                     },
                     Ok(None) => {
-                        if decoder_peak > READ_BUF_MIN && decoder.buffered() == 0 {
-                            decoder = FrameDecoder::new(max_frame_len);
-                            decoder_peak = 0;
-                        }
+                        // Every frame read is handled: a reader waiting for more holds no
+                        // buffer (the next read allocates one of its size). Kept below 512
+                        // bytes before, it was ~100 bytes per idle session (the handshake's
+                        // and the last read's frames).
+                        decoder.release_drained();
                         break;
                     }
                     Err(FrameError::TooLarge { len, max }) => {
@@ -1561,7 +1571,6 @@ fn read_loop<T: DeserializeOwned + Laned + Send + 'static>(
                     #[cfg(not(feature = "testing"))]
                     queue.mark_received();
                     // (`read_into` put the bytes in the decoder.)
-                    decoder_peak = decoder_peak.max(decoder.buffered());
                 }
                 Woke::Read(Err(e)) => break CloseReason::io(&e),
             }
@@ -1694,6 +1703,14 @@ fn write_loop<'a, T: Serialize>(
                 let mut pending = queue.lock();
                 std::mem::swap(&mut pending.bytes, &mut taken.bytes);
                 std::mem::swap(&mut pending.entries, &mut taken.entries);
+                if taken.is_empty() {
+                    // Nothing was queued: the buffers the queue and the writer swap (both
+                    // empty now) are released, so an idle session end holds none (they
+                    // were ~400 bytes per session in a mesh of a thousand nodes). The next
+                    // sender allocates again.
+                    pending.release();
+                    taken.release();
+                }
                 pending.dropped
             };
             if schedule.as_ref().is_some_and(|schedule| schedule.is_idle()) {
@@ -1704,7 +1721,9 @@ fn write_loop<'a, T: Serialize>(
                     // Every handle is gone and everything queued is written.
                     break CloseReason::Disconnect;
                 }
-                // Nothing in progress: wait for a frame or for the ticker.
+                // Nothing in progress: wait for a frame or for the ticker, holding no write
+                // buffer either.
+                batch.bytes = Vec::new();
                 sleep.as_mut().reset(ticker.poll_timeout());
                 tokio::select! {
                     biased;

@@ -93,6 +93,30 @@ impl FrameDecoder {
         self.buf.len() - self.start
     }
 
+    /// Frees the buffer once every byte in it was handed out as frames, so that a decoder
+    /// waiting for its peer holds no memory (a million session ends wait so in a mesh of a
+    /// thousand nodes). The next [`FrameDecoder::extend`] allocates again.
+    ///
+    /// ```
+    /// use actor_remote::wire::FrameDecoder;
+    /// let mut decoder = FrameDecoder::new(1024);
+    /// decoder.extend(&[0, 0, 0, 1, 7]);
+    /// assert_eq!(decoder.decode().unwrap(), Some(&[7u8][..]));
+    /// decoder.release_drained();
+    /// assert_eq!(decoder.capacity(), 0);
+    /// ```
+    pub fn release_drained(&mut self) {
+        if self.start == self.buf.len() {
+            self.buf = Vec::new();
+            self.start = 0;
+        }
+    }
+
+    /// The bytes the buffer can hold without growing (0 once released).
+    pub fn capacity(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Appends bytes received from the peer.
     pub fn extend(&mut self, bytes: &[u8]) {
         if self.start > 0 && self.start == self.buf.len() {
