@@ -82,7 +82,9 @@ pub(crate) mod tls;
 #[cfg(feature = "testing")]
 pub use faults::{Chaos, Fate, Faults};
 pub use handshake::{handshake_over, Connected, Direction};
-pub use memory::{MemoryConnectError, MemoryNetwork};
+pub use memory::{
+    MemoryConnectError, MemoryNetwork, MemoryPipe, MemoryPipeReader, MemoryPipeWriter,
+};
 pub use session::{
     CloseReason, Handler, Incoming, Inline, InlineRaw, OnClose, Prepared, Responder, SendError,
     SendStats, Session, SessionConfig, SessionHandle, Work, DEFAULT_SEND_QUEUE_LIMIT,

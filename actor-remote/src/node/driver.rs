@@ -456,7 +456,7 @@ async fn open_memory(
         });
     }
     match network.connect(node, timeout).await {
-        Ok(pipe) => Ok(Stream::boxed(pipe)),
+        Ok(pipe) => Ok(Stream::from(pipe)),
         Err(MemoryConnectError::NotRegistered { .. }) => {
             Err(ConnectError::NotRegistered { node: node.clone() })
         }
@@ -632,7 +632,7 @@ pub(super) async fn memory_accept_loop(node: Weak<Inner>, mut listener: MemoryLi
         tokio::spawn(
             async move {
                 let _permit = permit; // held until the handshake is over
-                incoming(inner, Stream::boxed(pipe), (None, "memory"), &refusals).await;
+                incoming(inner, Stream::from(pipe), (None, "memory"), &refusals).await;
             }
             .instrument(span),
         );

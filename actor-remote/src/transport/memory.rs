@@ -4,7 +4,7 @@
 //! A [`MemoryNetwork`] is a hub shared by the nodes started on it
 //! ([`NodeConfig::memory`](crate::NodeConfig::memory)): a map from each node's name to its
 //! accept channel. A node on it opens no listening socket and registers with no port
-//! mapper; a dial asks the hub for a [`tokio::io::duplex`] pair, keeps one end and hands the
+//! mapper; a dial asks the hub for a [`MemoryPipe`] pair, keeps one end and hands the
 //! other to the named node's accept channel, where it takes the same path as an incoming
 //! TCP connection (the same handshake, frame limits, ticks and `Faults` gates). No file
 //! descriptor is used, so thousands of nodes fit in one process.
@@ -26,12 +26,14 @@ use std::{
 };
 
 use actor_core::NodeName;
-use tokio::{io::DuplexStream, sync::mpsc};
+use tokio::sync::mpsc;
+
+mod pipe;
+pub use pipe::{MemoryPipe, MemoryPipeReader, MemoryPipeWriter};
 
 /// The bytes buffered in each direction of an in-memory connection before a writer waits
-/// for its reader (as a socket's buffer does). Allocated as it fills, not up front, but kept
-/// once grown (tokio's `duplex` never shrinks it): small, so that an idle connection that
-/// once carried a large frame holds at most this much per direction.
+/// for its reader (as a socket's buffer does). Allocated as it fills, not up front, and freed
+/// once read to its end ([`MemoryPipe`]): an idle connection holds none.
 pub const MEMORY_PIPE_BUFFER: usize = 16 * 1024;
 
 /// The connections waiting to be accepted by one node (its listen backlog).
@@ -52,7 +54,7 @@ struct Shared {
 }
 
 struct Registered {
-    accept: mpsc::Sender<DuplexStream>,
+    accept: mpsc::Sender<MemoryPipe>,
     id: u64,
 }
 
@@ -87,7 +89,7 @@ pub enum MemoryConnectError {
 /// A node's registration on a [`MemoryNetwork`]: its incoming connections. Dropping it takes
 /// the node off the network.
 pub(crate) struct MemoryListener {
-    incoming: mpsc::Receiver<DuplexStream>,
+    incoming: mpsc::Receiver<MemoryPipe>,
     network: MemoryNetwork,
     name: NodeName,
     id: u64,
@@ -96,7 +98,7 @@ pub(crate) struct MemoryListener {
 impl MemoryListener {
     /// The next incoming connection; `None` once the network is gone (never, while this
     /// listener holds it).
-    pub(crate) async fn accept(&mut self) -> Option<DuplexStream> {
+    pub(crate) async fn accept(&mut self) -> Option<MemoryPipe> {
         self.incoming.recv().await
     }
 }
@@ -162,14 +164,14 @@ impl MemoryNetwork {
         &self,
         node: &NodeName,
         timeout: Duration,
-    ) -> Result<DuplexStream, MemoryConnectError> {
+    ) -> Result<MemoryPipe, MemoryConnectError> {
         let not_registered = || MemoryConnectError::NotRegistered { node: node.clone() };
         let accept = self
             .lock()
             .get(node)
             .map(|r| r.accept.clone())
             .ok_or_else(not_registered)?;
-        let (ours, theirs) = tokio::io::duplex(MEMORY_PIPE_BUFFER);
+        let (ours, theirs) = MemoryPipe::pair(MEMORY_PIPE_BUFFER);
         match tokio::time::timeout(timeout, accept.send(theirs)).await {
             Ok(Ok(())) => Ok(ours),
             Ok(Err(_)) => Err(not_registered()),

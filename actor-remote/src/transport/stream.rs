@@ -1,8 +1,9 @@
 //! The byte stream a connection runs over.
 //!
 //! Handshakes and sessions run over a [`Stream`]: a TCP socket (the common case, split into
-//! owned halves without a lock) or any other byte stream boxed behind [`Io`] (a TLS stream
-//! wrapping a socket, an in-memory pipe between two nodes of one process). Everything above
+//! owned halves without a lock), an in-memory pipe between two nodes of one process (split
+//! without a lock too), or any other byte stream boxed behind [`Io`] (a TLS stream wrapping
+//! either). Everything above
 //! the stream (framing, the handshake, ticks, backpressure) is the same for all of them.
 
 use std::{
@@ -18,6 +19,8 @@ use tokio::{
         TcpStream,
     },
 };
+
+use super::memory::{MemoryPipe, MemoryPipeReader, MemoryPipeWriter};
 
 /// A byte stream other than a plain TCP socket that a connection can run over.
 ///
@@ -44,8 +47,16 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> Io for T {}
 pub enum Stream {
     /// A TCP socket.
     Tcp(TcpStream),
-    /// Any other stream (TLS, in-memory).
+    /// An in-memory pipe ([`MemoryNetwork`](super::MemoryNetwork)).
+    Memory(MemoryPipe),
+    /// Any other stream (TLS).
     Boxed(Box<dyn Io>),
+}
+
+impl From<MemoryPipe> for Stream {
+    fn from(pipe: MemoryPipe) -> Self {
+        Self::Memory(pipe)
+    }
 }
 
 impl From<TcpStream> for Stream {
@@ -72,7 +83,7 @@ impl Stream {
     pub fn set_nodelay(&self) -> io::Result<()> {
         match self {
             Self::Tcp(s) => s.set_nodelay(true),
-            Self::Boxed(_) => Ok(()),
+            Self::Memory(_) | Self::Boxed(_) => Ok(()),
         }
     }
 
@@ -82,6 +93,10 @@ impl Stream {
             Self::Tcp(s) => {
                 let (r, w) = s.into_split();
                 (ReadHalf::Tcp(r), WriteHalf::Tcp(w))
+            }
+            Self::Memory(s) => {
+                let (r, w) = s.split();
+                (ReadHalf::Memory(r), WriteHalf::Memory(w))
             }
             Self::Boxed(s) => {
                 let (r, w) = tokio::io::split(s);
@@ -95,6 +110,8 @@ impl Stream {
 pub enum ReadHalf {
     /// Of a TCP socket.
     Tcp(OwnedReadHalf),
+    /// Of an in-memory pipe.
+    Memory(MemoryPipeReader),
     /// Of any other stream.
     Boxed(tokio::io::ReadHalf<Box<dyn Io>>),
 }
@@ -103,11 +120,13 @@ pub enum ReadHalf {
 pub enum WriteHalf {
     /// Of a TCP socket.
     Tcp(OwnedWriteHalf),
+    /// Of an in-memory pipe.
+    Memory(MemoryPipeWriter),
     /// Of any other stream.
     Boxed(tokio::io::WriteHalf<Box<dyn Io>>),
 }
 
-/// Each of the three types is a TCP socket (or half of one) or a boxed stream (or half of
+/// Each of the three types is a TCP socket, an in-memory pipe or a boxed stream (or half of
 /// one): `Debug`, `AsyncRead` and `AsyncWrite` forward to whichever it holds.
 macro_rules! forward {
     (debug: $($ty:ty),+) => {$(
@@ -115,6 +134,7 @@ macro_rules! forward {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 match self {
                     Self::Tcp(s) => f.debug_tuple("Tcp").field(s).finish(),
+                    Self::Memory(_) => f.write_str("Memory(..)"),
                     Self::Boxed(_) => f.write_str("Boxed(..)"),
                 }
             }
@@ -129,6 +149,7 @@ macro_rules! forward {
             ) -> Poll<io::Result<()>> {
                 match self.get_mut() {
                     Self::Tcp(s) => Pin::new(s).poll_read(cx, buf),
+                    Self::Memory(s) => Pin::new(s).poll_read(cx, buf),
                     Self::Boxed(s) => Pin::new(s).poll_read(cx, buf),
                 }
             }
@@ -143,6 +164,7 @@ macro_rules! forward {
             ) -> Poll<io::Result<usize>> {
                 match self.get_mut() {
                     Self::Tcp(s) => Pin::new(s).poll_write(cx, buf),
+                    Self::Memory(s) => Pin::new(s).poll_write(cx, buf),
                     Self::Boxed(s) => Pin::new(s).poll_write(cx, buf),
                 }
             }
@@ -150,6 +172,7 @@ macro_rules! forward {
             fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
                 match self.get_mut() {
                     Self::Tcp(s) => Pin::new(s).poll_flush(cx),
+                    Self::Memory(s) => Pin::new(s).poll_flush(cx),
                     Self::Boxed(s) => Pin::new(s).poll_flush(cx),
                 }
             }
@@ -160,6 +183,7 @@ macro_rules! forward {
             ) -> Poll<io::Result<()>> {
                 match self.get_mut() {
                     Self::Tcp(s) => Pin::new(s).poll_shutdown(cx),
+                    Self::Memory(s) => Pin::new(s).poll_shutdown(cx),
                     Self::Boxed(s) => Pin::new(s).poll_shutdown(cx),
                 }
             }

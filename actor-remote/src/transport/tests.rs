@@ -136,7 +136,7 @@ async fn handshake_and_session_over_real_sockets() {
         assert_eq!(cb.established().peer, a.name);
         let nodelay = |s: &super::Stream| match s {
             super::Stream::Tcp(s) => s.nodelay().unwrap(),
-            super::Stream::Boxed(_) => false,
+            super::Stream::Memory(_) | super::Stream::Boxed(_) => false,
         };
         assert!(nodelay(&ca.stream) && nodelay(&cb.stream));
 
