@@ -2400,6 +2400,45 @@ fn parts_are_answered_with_the_names_of_the_parts_that_differ() {
 }
 
 #[test]
+fn a_dial_a_caller_asked_for_is_in_the_view_but_listed_only_once_up() {
+    let (mut s, dialled) = node_in_parts();
+    let (b, u) = (name("b@localhost"), name("u@localhost"));
+    s.request_connect(&u, "w1");
+    drain(&mut s);
+    // u's part differs (b's view lacks u, and the rest of that part is the same): a lists
+    // that part's names but not u, which it only dials for a caller.
+    let mine: Vec<&str> = ["a@localhost", "b@localhost", "c@localhost"]
+        .into_iter()
+        .chain(dialled.iter().map(String::as_str))
+        .collect();
+    s.handle_control(
+        &b,
+        ControlMsg::View(digest_of(&["b@localhost"])),
+        Instant::now(),
+    );
+    drain(&mut s);
+    s.handle_control(&b, ControlMsg::ViewParts(parts_of(&mine)), Instant::now());
+    let list = peer_list(&drain(&mut s), "sb").unwrap_or_default();
+    let part = ViewParts::part_of(&u);
+    assert!(!list.contains(&u), "{list:?}");
+    assert!(
+        list.iter().all(|n| ViewParts::part_of(n) == part),
+        "{list:?}"
+    );
+    // Once up and visible, u is listed like any peer.
+    s.handle_session_up_with(&u, false, "su", IN_PARTS)
+        .expect("session accepted");
+    drain(&mut s);
+    s.handle_control(&b, ControlMsg::ViewParts(parts_of(&mine)), Instant::now());
+    let list = peer_list(&drain(&mut s), "sb").expect("a list");
+    assert!(list.contains(&u), "{list:?}");
+    assert!(
+        !list.contains(&name("a@localhost")),
+        "never the node itself: {list:?}"
+    );
+}
+
+#[test]
 fn a_node_that_sent_no_parts_answers_parts_with_its_own_once() {
     let (mut s, _) = node_in_parts();
     let c = name("c@localhost");
