@@ -9,7 +9,7 @@ use std::{
         atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex, MutexGuard, PoisonError, Weak,
     },
-    task::{ready, Context, Poll},
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -19,7 +19,6 @@ use tokio::{
     sync::{mpsc, oneshot, Notify},
     time::{Instant, Sleep},
 };
-use tracing::Instrument;
 
 #[cfg(feature = "testing")]
 use super::Faults;
@@ -310,12 +309,20 @@ struct Queue {
     /// Set (under the lock too) once the session is closed: senders are refused.
     closed: AtomicBool,
     /// Why the session is to end: the first reason asked for (a handle's `close`, the
-    /// reader's end), taken by the writer, which ends the session. A slot and a [`Notify`]
-    /// rather than a channel: an unbounded channel allocates a block of 32 reasons up front,
-    /// over a KiB per session end, for the one reason that is ever sent.
+    /// reader's end), taken by the session end's task, which ends the session. A slot and
+    /// a waker rather than a channel: an unbounded channel allocates a block of 32 reasons
+    /// up front, over a KiB per session end, for the one reason that is ever sent.
     reason: Mutex<Option<CloseReason>>,
-    /// Wakes the writer when a reason is put in [`Queue::reason`].
-    close: Notify,
+    /// Set once a reason is in [`Queue::reason`] (checked at each poll of the task without
+    /// the lock).
+    asked: AtomicBool,
+    /// The session end's task, woken when a reason is asked for. In the queue (shared)
+    /// rather than a `Notify` wait in the task's future, which every idle session end would
+    /// hold (88 bytes of it, enough to push the task over 1 KiB).
+    task: futures::task::AtomicWaker,
+    /// The session's span (its peer and direction), entered at each poll of its task; here
+    /// rather than around the task's future, for the same reason.
+    span: tracing::Span,
     /// When the reader last received bytes, in nanoseconds since [`Queue::base`]: the
     /// writer's ticker reads it (the peer's sign of life).
     last_received: AtomicU64,
@@ -374,8 +381,9 @@ enum Room {
 }
 
 impl Queue {
-    /// An empty, open queue bounded at `limit` bytes, counting into `stats`.
-    fn new(limit: usize, stats: SendStats) -> Self {
+    /// An empty, open queue bounded at `limit` bytes, counting into `stats`, of a session
+    /// whose task runs in `span`.
+    fn new(limit: usize, stats: SendStats, span: tracing::Span) -> Self {
         Self {
             bytes: AtomicUsize::new(0),
             frames: AtomicUsize::new(0),
@@ -386,7 +394,9 @@ impl Queue {
             wake: Notify::new(),
             closed: AtomicBool::new(false),
             reason: Mutex::new(None),
-            close: Notify::new(),
+            asked: AtomicBool::new(false),
+            task: futures::task::AtomicWaker::new(),
+            span,
             last_received: AtomicU64::new(0),
             base: Instant::now(),
         }
@@ -402,8 +412,9 @@ impl Queue {
         if slot.is_none() {
             *slot = Some(reason);
             drop(slot);
-            // A permit is kept if the writer is not waiting yet: no wake-up is lost.
-            self.close.notify_one();
+            self.asked.store(true, Ordering::Release);
+            // Kept if the task is running: it sees the reason at its next poll.
+            self.task.wake();
         }
     }
 
@@ -415,13 +426,13 @@ impl Queue {
             .take()
     }
 
-    /// Resolves with the first reason asked for ([`Queue::request_close`]).
-    async fn close_requested(&self) -> CloseReason {
-        loop {
-            if let Some(reason) = self.take_reason() {
-                return reason;
-            }
-            self.close.notified().await;
+    /// The reason asked for, if any, taken (see [`Queue::take_reason`]); no lock unless one
+    /// was.
+    fn take_asked(&self) -> Option<CloseReason> {
+        if self.asked.load(Ordering::Acquire) {
+            self.take_reason()
+        } else {
+            None
         }
     }
 
@@ -971,7 +982,12 @@ where
         decoder.set_max_frame_len(max_frame_len);
         // Bounded in bytes (a frame-count bound would let 64 MiB frames pile up to
         // gigabytes).
-        let queue = Arc::new(Queue::new(cfg.send_queue_limit, cfg.stats.clone()));
+        let span = tracing::debug_span!(
+            "session",
+            peer = %established.peer,
+            dir = ?established.role,
+        );
+        let queue = Arc::new(Queue::new(cfg.send_queue_limit, cfg.stats.clone(), span));
         let handle = SessionHandle {
             inner: Arc::new(HandleInner {
                 established,
@@ -1118,14 +1134,8 @@ where
         };
         let handle = self.handle.clone();
         drop(self);
-        let established = &handle.inner.established;
-        let span = tracing::debug_span!(
-            "session",
-            peer = %established.peer,
-            dir = ?established.role,
-        );
         #[cfg(feature = "testing")]
-        let peer = established.peer.clone();
+        let peer = handle.inner.established.peer.clone();
         let (max_frame_len, queue) = (handle.inner.max_frame_len, handle.inner.queue.clone());
         let (read, write) = stream.split();
         let responder = handle.responder();
@@ -1139,18 +1149,15 @@ where
             #[cfg(feature = "testing")]
             (cfg.faults.clone(), peer.clone()),
         );
-        tokio::spawn(
-            run_session_end::<T>(
-                reading,
-                write,
-                queue,
-                closed,
-                (cfg.tick_time, cfg.tick_intensity),
-                #[cfg(feature = "testing")]
-                (cfg.faults, peer),
-            )
-            .instrument(span),
-        );
+        tokio::spawn(run_session_end::<T>(
+            reading,
+            write,
+            queue,
+            closed,
+            (cfg.tick_time, cfg.tick_intensity),
+            #[cfg(feature = "testing")]
+            (cfg.faults, peer),
+        ));
     }
 }
 
@@ -1592,23 +1599,29 @@ fn garbage(e: &FrameError) -> CloseReason {
 
 pin_project_lite::pin_project! {
     /// A session end's one task: its reader (the [`read_loop`]) and its writer
-    /// ([`run_writer`]) polled together until the writer ends the session; then the reader is
-    /// stopped (dropped where it waited), senders are refused, what is still queued is
-    /// counted as lost and the reason is reported on `closed`.
+    /// ([`run_writer`]) polled together, in the session's span, until the session ends:
+    /// for the first reason asked for (a handle's `close`, the reader's end), checked first
+    /// at each poll and woken for through the queue, which stops the writer where it is (a
+    /// write in progress included: nothing more is written once it is seen), or for the
+    /// writer's own (a failed write, a tick timeout, every handle gone), which yields to a
+    /// reason asked for before it (the peer's close that broke the write, say). Then the
+    /// writer is dropped (the peer sees the end of the stream first), the reader is
+    /// dropped where it waited, senders are refused, what is still queued is counted as
+    /// lost and the reason is reported on `closed`.
     ///
     /// Two futures of one task, not two tasks: a task is a header and a trailer around its
     /// future, rounded up to 128 bytes, and a mesh of a thousand nodes has a million
     /// session ends (two tasks were ~0.5 KiB per session more, and a spawn more each). At
-    /// each wake-up of either, the reader is polled, then the writer (which sees a close
-    /// asked for first); one waiting costs the other a poll that finds nothing to do. The
-    /// reader is a field, not a local of an `async` block, which would hold it twice (as
-    /// captured and as pinned).
+    /// each wake-up of either, both are polled; one waiting costs the other a poll that
+    /// finds nothing to do. The reader is a field, not a local of an `async` block, which
+    /// would hold it twice (as captured and as pinned).
     struct SessionEnd<R, W> {
         #[pin]
         reading: Option<R>,
         #[pin]
-        writing: W,
-        end: Option<(Arc<Queue>, Closed)>,
+        writing: Option<W>,
+        queue: Arc<Queue>,
+        closed: Option<Closed>,
     }
 }
 
@@ -1617,17 +1630,34 @@ impl<R: Future<Output = ()>, W: Future<Output = CloseReason>> Future for Session
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let mut this = self.project();
-        if let Some(reading) = this.reading.as_mut().as_pin_mut() {
-            if reading.poll(cx).is_ready() {
-                // It asked for the close on its way out: the writer sees it now.
-                this.reading.set(None);
+        let queue: &Queue = this.queue;
+        let _entered = queue.span.enter();
+        queue.task.register(cx.waker());
+        let reason = 'ended: {
+            if let Some(reason) = queue.take_asked() {
+                break 'ended reason;
             }
-        }
-        let reason = ready!(this.writing.poll(cx));
-        // The reader stops before the end is reported: a message it was handing on is
-        // dropped with it (a handler's work must finish on its own, see `Work`).
+            if let Some(reading) = this.reading.as_mut().as_pin_mut() {
+                if reading.poll(cx).is_ready() {
+                    this.reading.set(None);
+                    // It asked for the close on its way out.
+                    if let Some(reason) = queue.take_asked() {
+                        break 'ended reason;
+                    }
+                }
+            }
+            match this.writing.as_mut().as_pin_mut().map(|w| w.poll(cx)) {
+                Some(Poll::Ready(reason)) => break 'ended queue.take_reason().unwrap_or(reason),
+                Some(Poll::Pending) => return Poll::Pending,
+                None => return Poll::Ready(()), // (ended already)
+            }
+        };
+        // The write half goes first: the peer sees the end of the stream before `closed`
+        // resolves here. Then the reader stops: a message it was handing on is dropped
+        // with it (a handler's work must finish on its own, see `Work`).
+        this.writing.set(None);
         this.reading.set(None);
-        if let Some((queue, closed)) = this.end.take() {
+        if let Some(closed) = this.closed.take() {
             // Refuse senders: what is still counted as queued is lost.
             let (lost, lost_bytes) = queue.close_for_good();
             if lost > 0 {
@@ -1656,21 +1686,21 @@ fn run_session_end<T: Serialize + Send + 'static>(
 ) -> impl Future<Output = ()> + Send + 'static {
     SessionEnd {
         reading: Some(reading),
-        writing: run_writer::<T>(
+        writing: Some(run_writer::<T>(
             write,
             queue.clone(),
             ticks,
             #[cfg(feature = "testing")]
             faults,
-        ),
-        end: Some((queue, closed)),
+        )),
+        queue,
+        closed: Some(closed),
     }
 }
 
-/// The writer of a session end: writes what is queued (and ticks) until the session must
-/// end, and says why: the first reason asked for (a handle's `close`, the reader's end), or
-/// its own (a failed write, a tick timeout, every handle gone). The write half is dropped
-/// before it resolves: the peer sees the end of the stream before the end is reported.
+/// The writer of a session end: writes what is queued (and ticks) until it must end the
+/// session itself, and says why (a failed write, a tick timeout, every handle gone). A
+/// reason asked for meanwhile stops it from outside ([`SessionEnd`]).
 #[allow(
     clippy::manual_async_fn,
     reason = "an async fn's future holds its arguments twice (see read_loop)"
@@ -1684,24 +1714,14 @@ fn run_writer<T: Serialize + Send + 'static>(
     // An `async move` block, not an `async fn`: see `read_loop`.
     async move {
         tracing::debug!("session up");
-        let writing = write_loop::<T>(
+        write_loop::<T>(
             &mut write,
             &queue,
             ticks,
             #[cfg(feature = "testing")]
             (&faults, &peer),
-        );
-        let reason = tokio::select! {
-            // A reason asked for (a handle's `close`, the reader's end) stops the writer where it
-            // is, a write in progress included: nothing more is written once it is seen.
-            biased;
-            reason = queue.close_requested() => reason,
-            // The writer's own end (a failed write, a tick timeout, every handle gone) yields to
-            // a reason asked for before it (the peer's close that broke the write, say).
-            reason = writing => queue.take_reason().unwrap_or(reason),
-        };
-        drop(write);
-        reason
+        )
+        .await
     }
 }
 
@@ -1921,13 +1941,14 @@ mod size_tests {
     /// first touched per session: the reader was 1,896 bytes and the writer 880 (plus a
     /// third, closing task of 128) before the large-message state, the waits and the
     /// arguments were taken out of them, and they were two tasks (two headers and trailers,
-    /// each task rounded up to 128 bytes) until session 29. The bounds leave a little room
-    /// for compiler changes, not for a large value held across an await again.
+    /// each task rounded up to 128 bytes) until session 29, which also moved the session's
+    /// span and the wait for a close reason out of the future. The bounds leave a little
+    /// room for compiler changes, not for a large value held across an await again.
     #[tokio::test]
     async fn an_idle_session_ends_futures_stay_small() {
         let (a, _b) = tokio::io::duplex(64);
         let (read, write) = super::super::Stream::boxed(a).split();
-        let queue = Arc::new(Queue::new(1, SendStats::default()));
+        let queue = Arc::new(Queue::new(1, SendStats::default(), tracing::Span::none()));
         let (incoming, _incoming) = mpsc::channel::<Box<NodeMsg>>(INCOMING_CAPACITY);
         let sink = Sink {
             to: Deliver::Channel {
@@ -1966,10 +1987,12 @@ mod size_tests {
             reader_size <= 400,
             "the reader's future is {reader_size} bytes"
         );
-        // With the `testing` feature's fault gates it is 920 bytes, without 856: the task
-        // (its span, tokio's header and trailer) then fits in 1 KiB, and 128 bytes more
-        // would cost a mesh of a thousand nodes 128 MB.
-        let bound = if cfg!(feature = "testing") { 960 } else { 896 };
+        // 768 bytes without the `testing` feature's fault gates (832 with them): the task,
+        // with tokio's header and trailer, then fits in 896 bytes (tasks are rounded up to
+        // 128), where it was 1 KiB with the session's span and a wait for a close reason in
+        // it, and two tasks of 384 and 896 bytes before that. 128 bytes more would cost a
+        // mesh of a thousand nodes 128 MB.
+        let bound = if cfg!(feature = "testing") { 864 } else { 800 };
         assert!(end <= bound, "the session end's future is {end} bytes");
     }
 }
