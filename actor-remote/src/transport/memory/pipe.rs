@@ -25,8 +25,12 @@ use std::{
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// One end of an in-memory connection: what is written to it is read at the other end.
-/// From [`MemoryPipe::pair`]; see the [module documentation](self).
+/// One end of an in-memory connection ([`MemoryPipe::pair`]): what is written to it is read
+/// at the other end. Each direction holds at most `max_buffered` bytes before its writer
+/// waits, as a socket buffer does, and its buffer is freed once read to its end, so an idle
+/// connection holds none. A reader gets the end of the stream after what was written once the
+/// other end's writing half is shut down or dropped; a write to an end whose reader is gone
+/// fails with `BrokenPipe`. An end splits into halves without a lock ([`MemoryPipe::split`]).
 ///
 /// # Examples
 ///
