@@ -2333,21 +2333,27 @@ fn in_parts_a_different_digest_is_answered_with_the_parts_not_the_list() {
     assert_eq!(sent_parts(&out, "sd"), None);
 }
 
+/// The names in the view of `node_in_parts`'s node a, after b told a of a view that
+/// differs (so a sent its parts then, and answers b's parts with names only).
+fn view_differs_for_b<'a>(s: &mut State, dialled: &'a [String]) -> Vec<&'a str> {
+    s.handle_control(
+        &name("b@localhost"),
+        ControlMsg::View(digest_of(&["b@localhost"])),
+        Instant::now(),
+    );
+    drain(s);
+    ["a@localhost", "b@localhost", "c@localhost"]
+        .into_iter()
+        .chain(dialled.iter().map(String::as_str))
+        .collect()
+}
+
 #[test]
 fn parts_are_answered_with_the_names_of_the_parts_that_differ() {
     let (mut s, dialled) = node_in_parts();
     let b = name("b@localhost");
-    let mine: Vec<&str> = ["a@localhost", "b@localhost", "c@localhost"]
-        .into_iter()
-        .chain(dialled.iter().map(String::as_str))
-        .collect();
     // b's view lacks c and m7 (and a's parts were sent already: no parts back).
-    s.handle_control(
-        &b,
-        ControlMsg::View(digest_of(&["b@localhost"])),
-        Instant::now(),
-    );
-    drain(&mut s);
+    let mine = view_differs_for_b(&mut s, &dialled);
     let lacking: Vec<&str> = mine
         .iter()
         .copied()
@@ -2407,16 +2413,7 @@ fn a_dial_a_caller_asked_for_is_in_the_view_but_listed_only_once_up() {
     drain(&mut s);
     // u's part differs (b's view lacks u, and the rest of that part is the same): a lists
     // that part's names but not u, which it only dials for a caller.
-    let mine: Vec<&str> = ["a@localhost", "b@localhost", "c@localhost"]
-        .into_iter()
-        .chain(dialled.iter().map(String::as_str))
-        .collect();
-    s.handle_control(
-        &b,
-        ControlMsg::View(digest_of(&["b@localhost"])),
-        Instant::now(),
-    );
-    drain(&mut s);
+    let mine = view_differs_for_b(&mut s, &dialled);
     s.handle_control(&b, ControlMsg::ViewParts(parts_of(&mine)), Instant::now());
     let list = peer_list(&drain(&mut s), "sb").unwrap_or_default();
     let part = ViewParts::part_of(&u);
