@@ -681,11 +681,7 @@ where
     fn listed_in_parts(&self, except: &NodeName, theirs: &ViewParts) -> Vec<NodeName> {
         self.view
             .differing(theirs)
-            .filter(|n| {
-                *n != except
-                    && **n != self.me
-                    && (self.unlisted.is_empty() || !self.unlisted.contains(*n))
-            })
+            .filter(|n| *n != except && **n != self.me && !self.unlisted.contains(*n))
             .cloned()
             .collect()
     }

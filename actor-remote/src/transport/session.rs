@@ -39,10 +39,11 @@ use actor_core::NodeName;
 /// One read takes up to this many bytes, however many frames they hold ([`read_into`]).
 const READ_BUF: usize = 64 << 10;
 
-/// The frame decoder's buffer and the writer's batch are released after a burst that grew
-/// them past this: every idle session end holds them, so a mesh of a thousand nodes (a
-/// million session ends) holds them a million times. 512 bytes: a ping, a reply or a small
-/// cast fits.
+/// The writer's batch is released after a write that grew it past this, once the burst is
+/// over (and whenever the writer goes idle): every idle session end would hold it, so a mesh
+/// of a thousand nodes (a million session ends) would hold it a million times. 512 bytes: a
+/// ping, a reply or a small cast fits. (The frame decoder's buffer is freed whenever it is
+/// drained, see [`FrameDecoder::release_drained`].)
 const READ_BUF_MIN: usize = 512;
 
 /// Reads what the stream has, up to [`READ_BUF`] bytes, into `decoder`: how many bytes (0 at
@@ -1981,10 +1982,11 @@ mod size_tests {
         );
         // 656 bytes without the `testing` feature's fault gates: the task, with tokio's
         // header and trailer (~104 bytes), is then at most 769 bytes, which mimalloc puts
-        // in an 896-byte slot (a tokio task is 128-aligned: 770 to 897 bytes take 1 KiB, as
-        // measured for README's "In-memory transport"). It was 1 KiB with the session's span, a wait for a close
-        // reason, the write batch and the writer's arguments held twice in it, and two tasks
-        // before that. 128 bytes more would cost a mesh of a thousand nodes 128 MB.
+        // in an 896-byte slot (a tokio task is 128-aligned: 770 to 1,024 bytes take 1 KiB,
+        // as measured for README's "In-memory transport"). It was 1 KiB with the session's
+        // span, a wait for a close reason, the write batch and the writer's arguments held
+        // twice in it, and two tasks before that. 128 bytes more would cost a mesh of a
+        // thousand nodes 128 MB.
         let bound = if cfg!(feature = "testing") { 760 } else { 664 };
         assert!(end <= bound, "the session end's future is {end} bytes");
     }

@@ -101,6 +101,12 @@ impl Direction {
     fn unread(&self) -> usize {
         self.buf.len() - self.read_at
     }
+
+    /// Frees the buffer (every byte in it read, or never to be).
+    fn free(&mut self) {
+        self.buf = Vec::new();
+        self.read_at = 0;
+    }
 }
 
 impl Shared {
@@ -158,15 +164,12 @@ impl AsyncRead for MemoryPipeReader {
             buf.put_slice(&d.buf[at..at + n]);
             d.read_at += n;
             if d.read_at == d.buf.len() {
-                d.buf = Vec::new();
-                d.read_at = 0;
+                d.free();
             }
             let writer = d.writer.take();
             drop(d);
             coop.made_progress();
-            if let Some(writer) = writer {
-                writer.wake();
-            }
+            wake(writer);
             Poll::Ready(Ok(()))
         } else if d.write_closed {
             coop.made_progress();
@@ -209,9 +212,7 @@ impl AsyncWrite for MemoryPipeWriter {
         let reader = d.reader.take();
         drop(d);
         coop.made_progress();
-        if let Some(reader) = reader {
-            reader.wake();
-        }
+        wake(reader);
         Poll::Ready(Ok(n))
     }
 
@@ -232,9 +233,7 @@ impl MemoryPipeWriter {
         d.write_closed = true;
         let reader = d.reader.take();
         drop(d);
-        if let Some(reader) = reader {
-            reader.wake();
-        }
+        wake(reader);
     }
 }
 
@@ -249,13 +248,17 @@ impl Drop for MemoryPipeReader {
         let mut d = self.shared.lock(self.dir);
         d.read_closed = true;
         // Nobody will read these bytes: free them now.
-        d.buf = Vec::new();
-        d.read_at = 0;
+        d.free();
         let writer = d.writer.take();
         drop(d);
-        if let Some(writer) = writer {
-            writer.wake();
-        }
+        wake(writer);
+    }
+}
+
+/// Wakes the task that waited, if one did (called after the lock is let go).
+fn wake(waiting: Option<Waker>) {
+    if let Some(waker) = waiting {
+        waker.wake();
     }
 }
 
