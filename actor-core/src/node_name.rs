@@ -31,8 +31,26 @@ use std::{cmp::Ordering, fmt, str::FromStr, sync::Arc};
 /// they cost no allocation each, and a lookup compares text that is already in the cache
 /// (equal names compare by pointer). Names nobody holds any more are dropped from the
 /// table as it grows, so it stays within twice the names in use.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, Eq)]
 pub struct NodeName(Arc<str>);
+
+impl PartialEq for NodeName {
+    /// By text; a shared name (see [`NodeName::parse`]) is equal to itself by pointer, without
+    /// reading its text (`Arc<str>`'s own equality always compares the text). A hash map
+    /// keyed by names then finds a name it holds without touching either copy's text: in the
+    /// maps of a thousand peers that a node of a large mesh keeps, that text is rarely in
+    /// the cache.
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl std::hash::Hash for NodeName {
+    /// The text's hash, as `str`'s (maps keyed by names are searched with a `&str` too).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 /// Which kind of host part a node's name uses, as `erl -sname` and `erl -name`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -28,7 +28,6 @@
 use std::{
     borrow::Cow,
     collections::{BTreeMap, BTreeSet, HashMap, VecDeque},
-    hash::{BuildHasherDefault, DefaultHasher},
     time::{Duration, Instant},
 };
 
@@ -351,10 +350,10 @@ pub(crate) struct NodeState<E: Effects> {
     /// The bound on the bytes of casts queued for one peer during a connect, as the
     /// session's on its write queue (`send_queue_limit`).
     send_queue_limit: usize,
-    // Ordered maps where the machine walks them: what it does for several peers or requests
-    // at once (a shutdown, a node down, expired deadlines) goes in name and id order, the same
-    // on every run, so a seeded simulation (`nodus::testing::sim`) replays exactly. Maps only
-    // looked up are `NameMap`s.
+    // What the machine does for several peers or requests at once (a shutdown, a node down,
+    // expired deadlines) goes in name and id order, the same on every run, so a seeded
+    // simulation (`nodus::testing::sim`) replays exactly: maps it walks are ordered, or
+    // `NameMap`s whose walks are sorted.
     /// The largest frame of each peer that told it in the handshake, while its session is
     /// up ([`NodeState::set_peer_max_frame_len`]).
     peer_limits: NameMap<usize>,
@@ -363,7 +362,11 @@ pub(crate) struct NodeState<E: Effects> {
     accepting: NameMap<AcceptingPeer>,
     /// This node's own dials under way, by peer ([`NodeState::begin_dialing`]).
     dialing: NameMap<usize>,
-    peers: BTreeMap<NodeName, Peer<E::Session>>,
+    /// Every peer this node has a session with or dials. Looked up several times per frame
+    /// and per name of a peer list, walked only to shut down, expire or list (sorted
+    /// there): hashed, since a BTree search of string compares in a thousand names was 13 %
+    /// of a 1,000-node mesh's CPU.
+    peers: NameMap<Peer<E::Session>>,
     /// Every node a session was ever up with (`Node.list(:known)`), with when it was last
     /// seen (a sequence number): at most `max_known` of them, see [`NodeState::remember`].
     /// (Listed sorted: `list` sorts.)
@@ -399,8 +402,8 @@ pub(crate) struct NodeState<E: Effects> {
     view: MeshView,
     /// The names in [`NodeState::view`] that peer lists leave out: dials a caller asked for
     /// (`Peer::Connecting` with `mesh` false). Usually none; kept so that the names of the
-    /// parts two views differ in are listed without a lookup in `peers` each (a BTree search
-    /// of string compares, ~5 % of a 1,000-node mesh's CPU).
+    /// parts two views differ in are listed without a lookup in `peers` each (when `peers`
+    /// was a BTree, those searches were ~5 % of a 1,000-node mesh's CPU).
     unlisted: BTreeSet<NodeName>,
     /// The peers casts went to since the last [`NodeState::take_cast_peers`], while a
     /// partial mesh tracks them ([`NodeState::track_casts`]) to close idle sessions; `None`
@@ -424,9 +427,13 @@ struct Synced {
 
 /// A map by node name that is only looked up, never walked in order (or walked and then
 /// sorted): hashed, with a fixed hasher so that it behaves the same on every run. The
-/// machine looks several such maps up per session that comes up; ordered by text, in maps of
-/// a thousand names, those lookups were a few percent of a growing mesh's CPU.
-type NameMap<V> = HashMap<NodeName, V, BuildHasherDefault<DefaultHasher>>;
+/// machine looks several such maps up per session that comes up and per name of a peer
+/// list; ordered by text, in maps of a thousand names, those lookups were some 15 % of a
+/// growing mesh's CPU. foldhash's fixed state hashes a name in a few nanoseconds (SipHash,
+/// std's, took several times that); like std's `DefaultHasher` it has fixed keys, so it is
+/// no weaker against crafted names, which only a peer that passed the cookie handshake
+/// can send.
+type NameMap<V> = HashMap<NodeName, V, foldhash::fast::FixedState>;
 
 /// Incoming handshakes from one peer under way ([`NodeState::register_incoming`]).
 #[derive(Debug, Default)]
@@ -498,7 +505,7 @@ where
             peer_limits: NameMap::default(),
             accepting: NameMap::default(),
             dialing: NameMap::default(),
-            peers: BTreeMap::new(),
+            peers: NameMap::default(),
             known: NameMap::default(),
             known_down: BTreeMap::new(),
             max_known: DEFAULT_MAX_KNOWN_NODES,
@@ -623,6 +630,14 @@ where
         Self::in_view(peer) && !Self::listed(peer, true)
     }
 
+    /// Every entry of `peers`, in name order: what the machine does for every peer at once
+    /// goes in that order, the same on every run (see the note on `NodeState`'s maps).
+    fn peers_by_name(&self) -> Vec<(&NodeName, &Peer<E::Session>)> {
+        let mut all: Vec<_> = self.peers.iter().collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all
+    }
+
     /// Removes `name`'s entry from `peers`, keeping the view's digest.
     fn remove_peer(&mut self, name: &NodeName) -> Option<Peer<E::Session>> {
         let before = self.peers.remove(name);
@@ -649,9 +664,10 @@ where
 
     /// The mesh's peer list ([`ControlMsg::Peers`]) for `except`: the visible nodes this
     /// node has a session with and, when `dialled` (the peer sets `CAP_VIEW_DIGEST`), those
-    /// it dials because a peer list named them, all but `except`. Unsorted (the receiver
-    /// dials each name it lacks): no sort per session, which a mesh of a thousand nodes does
-    /// a million times.
+    /// it dials because a peer list named them, all but `except`. In `peers`' hashed order
+    /// (fixed by its hasher and the map's history, so the same on every run of a seeded
+    /// simulation), not sorted: the receiver dials each name it lacks, and a mesh of a
+    /// thousand nodes would sort a million times.
     ///
     /// Passing on names still being dialled spreads what the nodes know ahead of their
     /// sessions, so views agree early and most sessions of a growing mesh carry no list
@@ -1472,8 +1488,8 @@ where
     pub(crate) fn leave(&mut self) -> usize {
         self.stopped = true;
         let connecting: Vec<NodeName> = self
-            .peers
-            .iter()
+            .peers_by_name()
+            .into_iter()
             .filter(|(_, p)| matches!(p, Peer::Connecting { .. }))
             .map(|(n, _)| n.clone())
             .collect();
@@ -1481,9 +1497,9 @@ where
             self.fail_dial(&peer, ConnectError::NotAlive);
         }
         let sessions: Vec<E::Session> = self
-            .peers
-            .values()
-            .filter_map(|p| match p {
+            .peers_by_name()
+            .into_iter()
+            .filter_map(|(_, p)| match p {
                 Peer::Up { session, .. } => Some(session.clone()),
                 Peer::Connecting { .. } => None,
             })
@@ -1500,8 +1516,8 @@ where
     pub(crate) fn shutdown(&mut self) {
         self.stopped = true;
         let connecting: Vec<NodeName> = self
-            .peers
-            .iter()
+            .peers_by_name()
+            .into_iter()
             .filter(|(_, p)| matches!(p, Peer::Connecting { .. }))
             .map(|(n, _)| n.clone())
             .collect();
@@ -1509,9 +1525,9 @@ where
             self.fail_dial(&peer, ConnectError::NotAlive);
         }
         let sessions: Vec<E::Session> = self
-            .peers
-            .values()
-            .filter_map(|p| match p {
+            .peers_by_name()
+            .into_iter()
+            .filter_map(|(_, p)| match p {
                 Peer::Up { session, .. } => Some(session.clone()),
                 Peer::Connecting { .. } => None,
             })
@@ -1567,7 +1583,7 @@ where
             };
             self.complete(waiter, outcome);
         }
-        let races: Vec<NodeName> = self
+        let mut races: Vec<NodeName> = self
             .peers
             .iter()
             .filter(|(_, p)| match p {
@@ -1576,6 +1592,7 @@ where
             })
             .map(|(n, _)| n.clone())
             .collect();
+        races.sort_unstable();
         for peer in races {
             let err = ConnectError::Timeout {
                 node: peer.clone(),
