@@ -107,7 +107,11 @@ impl MeshQueue {
             _ => match self.later.pop_front() {
                 Some((_, peer)) => MeshNext::Dial(peer),
                 None => {
+                    // Emptied: a burst's buffers (a node hears of a thousand peers at once
+                    // in a growing mesh) are freed, not kept for the node's life.
                     self.running = false;
+                    self.now = VecDeque::new();
+                    self.later = VecDeque::new();
                     MeshNext::Done
                 }
             },

@@ -316,6 +316,10 @@ enum Peer<S> {
         rejoined: bool,
         /// How the two nodes compare views of the mesh that differ on this session.
         parts: PartsSync,
+        /// The largest frame the peer takes, if it told one in the handshake
+        /// ([`NodeState::set_peer_max_frame_len`]). Here, not in a map of its own: a node
+        /// of a thousand peers would hold another thousand-entry table.
+        max_frame_len: Option<usize>,
     },
 }
 
@@ -354,9 +358,6 @@ pub(crate) struct NodeState<E: Effects> {
     // expired deadlines) goes in name and id order, the same on every run, so a seeded
     // simulation (`nodus::testing::sim`) replays exactly: maps it walks are ordered, or
     // `NameMap`s whose walks are sorted.
-    /// The largest frame of each peer that told it in the handshake, while its session is
-    /// up ([`NodeState::set_peer_max_frame_len`]).
-    peer_limits: NameMap<usize>,
     /// Incoming handshakes under way, by peer, from the registration answer on
     /// ([`NodeState::begin_accepting`]): a session with that peer may come up any moment.
     accepting: NameMap<AcceptingPeer>,
@@ -435,6 +436,29 @@ struct Synced {
 /// can send.
 type NameMap<V> = HashMap<NodeName, V, foldhash::fast::FixedState>;
 
+/// The capacity past which an emptied queue or map of the machine frees its buffer. A node
+/// of a growing mesh queues a dial of each peer it hears of at once, and handshakes with
+/// hundreds at a time: a buffer grown for such a burst is freed once drained, not kept for
+/// the node's life (a thousand nodes kept some 100 bytes a session so).
+const IDLE_CAPACITY: usize = 64;
+
+/// The front of `queue`; a queue found empty frees its buffer if a burst grew it past
+/// [`IDLE_CAPACITY`].
+fn pop_or_free<T>(queue: &mut VecDeque<T>) -> Option<T> {
+    let front = queue.pop_front();
+    if front.is_none() && queue.capacity() > IDLE_CAPACITY {
+        *queue = VecDeque::new();
+    }
+    front
+}
+
+/// Frees `map`'s table if it is empty and a burst grew it past [`IDLE_CAPACITY`].
+fn free_if_idle<V>(map: &mut NameMap<V>) {
+    if map.is_empty() && map.capacity() > IDLE_CAPACITY {
+        *map = NameMap::default();
+    }
+}
+
 /// Incoming handshakes from one peer under way ([`NodeState::register_incoming`]).
 #[derive(Debug, Default)]
 struct AcceptingPeer {
@@ -502,7 +526,6 @@ where
             trace: None,
             max_frame_len: DEFAULT_MAX_FRAME_LEN,
             send_queue_limit: DEFAULT_SEND_QUEUE_LIMIT,
-            peer_limits: NameMap::default(),
             accepting: NameMap::default(),
             dialing: NameMap::default(),
             peers: NameMap::default(),
@@ -554,16 +577,20 @@ where
     /// smaller of the two nodes' limits, the peer's told in the handshake): checked here too
     /// for what the machine sizes itself (a task's result), until the session goes down.
     pub(crate) fn set_peer_max_frame_len(&mut self, peer: &NodeName, max: usize) {
-        if self.is_connected(peer) {
-            self.peer_limits.insert(peer.clone(), max);
+        if let Some(Peer::Up { max_frame_len, .. }) = self.peers.get_mut(peer) {
+            *max_frame_len = Some(max);
         }
     }
 
     /// The largest frame to `peer`: this node's, or the peer's if smaller.
     fn max_frame_len_to(&self, peer: &NodeName) -> usize {
-        self.peer_limits
-            .get(peer)
-            .map_or(self.max_frame_len, |&theirs| theirs.min(self.max_frame_len))
+        match self.peers.get(peer) {
+            Some(Peer::Up {
+                max_frame_len: Some(theirs),
+                ..
+            }) => (*theirs).min(self.max_frame_len),
+            _ => self.max_frame_len,
+        }
     }
 
     /// Sets the bound on the known nodes remembered (`NodeConfig::max_known_nodes`; at least
@@ -706,22 +733,22 @@ where
 
     /// The next frame to send.
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit<E::Session>> {
-        self.transmits.pop_front()
+        pop_or_free(&mut self.transmits)
     }
 
     /// The next outcome for a waiter.
     pub(crate) fn poll_completion(&mut self) -> Option<(E::Waiter, Outcome)> {
-        self.completions.pop_front()
+        pop_or_free(&mut self.completions)
     }
 
     /// The next node event.
     pub(crate) fn poll_event(&mut self) -> Option<NodeEvent> {
-        self.events.pop_front()
+        pop_or_free(&mut self.events)
     }
 
     /// The next action for the driver.
     pub(crate) fn poll_action(&mut self) -> Option<Action<E>> {
-        self.actions.pop_front()
+        pop_or_free(&mut self.actions)
     }
 
     /// Whether any output other than a frame is waiting.
@@ -862,6 +889,7 @@ where
         }
         let deferred = accepting.dial_deferred;
         self.accepting.remove(peer);
+        free_if_idle(&mut self.accepting);
         if deferred
             && !self.stopped
             && matches!(self.peers.get(peer), Some(Peer::Connecting { .. }))
@@ -881,6 +909,7 @@ where
             *n -= 1;
             if *n == 0 {
                 self.dialing.remove(peer);
+                free_if_idle(&mut self.dialing);
             }
         }
     }
@@ -1706,6 +1735,7 @@ where
                 } else {
                     PartsSync::No
                 },
+                max_frame_len: None,
             },
         ) {
             Some(Peer::Connecting { queued, .. }) => queued,
@@ -1806,7 +1836,6 @@ where
             _ => return None,
         };
         self.remove_peer(peer);
-        self.peer_limits.remove(peer);
         self.remember(peer, false);
         // It said it was leaving: whatever closed the session, the reason is its shutdown.
         let reason = if self.leaving.remove(peer) {
