@@ -291,12 +291,10 @@ struct Served<A> {
 #[derive(Debug)]
 enum Peer<S> {
     /// Being dialled (or waiting for the peer's own connection to win a simultaneous
-    /// connect, until `race_deadline`); casts wait in `queued`, in order.
+    /// connect, until its `race_deadline`); casts wait in its `queued`, in order.
     Connecting {
-        queued: Vec<NodeMsg>,
-        /// The framed size of the casts in `queued`, bounded by `send_queue_limit`.
-        queued_bytes: usize,
-        race_deadline: Option<Instant>,
+        /// What waits on the connect, if anything does (see [`Waiting`]).
+        waiting: Option<Box<Waiting>>,
         /// Dialled because a peer list named it (the mesh), not for a caller of this node:
         /// such a name goes on in this node's own lists while the dial is under way.
         mesh: bool,
@@ -317,10 +315,24 @@ enum Peer<S> {
         /// How the two nodes compare views of the mesh that differ on this session.
         parts: PartsSync,
         /// The largest frame the peer takes, if it told one in the handshake
-        /// ([`NodeState::set_peer_max_frame_len`]). Here, not in a map of its own: a node
-        /// of a thousand peers would hold another thousand-entry table.
-        max_frame_len: Option<usize>,
+        /// ([`NodeState::set_peer_max_frame_len`]), else `usize::MAX`. Here, not in a map
+        /// of its own: a node of a thousand peers would hold another thousand-entry table.
+        max_frame_len: usize,
     },
+}
+
+/// What waits on a connect under way ([`Peer::Connecting`]): rarely anything, so boxed, and
+/// a peer's entry is 32 bytes rather than 56 (a node of a large mesh holds one per peer,
+/// in a table that is twice as many buckets as entries at worst).
+#[derive(Debug, Default)]
+struct Waiting {
+    /// Casts and link signals sent meanwhile, in order.
+    queued: Vec<NodeMsg>,
+    /// The framed size of the casts in `queued`, bounded by `send_queue_limit`.
+    queued_bytes: usize,
+    /// Set when this node's dial lost a simultaneous connect: the peer's own connection
+    /// is waited for until then.
+    race_deadline: Option<Instant>,
 }
 
 /// Whether a session compares views of the mesh in parts ([`ControlMsg::ViewParts`], both
@@ -578,17 +590,14 @@ where
     /// for what the machine sizes itself (a task's result), until the session goes down.
     pub(crate) fn set_peer_max_frame_len(&mut self, peer: &NodeName, max: usize) {
         if let Some(Peer::Up { max_frame_len, .. }) = self.peers.get_mut(peer) {
-            *max_frame_len = Some(max);
+            *max_frame_len = max;
         }
     }
 
     /// The largest frame to `peer`: this node's, or the peer's if smaller.
     fn max_frame_len_to(&self, peer: &NodeName) -> usize {
         match self.peers.get(peer) {
-            Some(Peer::Up {
-                max_frame_len: Some(theirs),
-                ..
-            }) => (*theirs).min(self.max_frame_len),
+            Some(Peer::Up { max_frame_len, .. }) => (*max_frame_len).min(self.max_frame_len),
             _ => self.max_frame_len,
         }
     }
@@ -763,7 +772,7 @@ where
     pub(crate) fn poll_timeout(&self) -> Option<Instant> {
         let requests = self.requests.values().filter_map(|r| r.deadline);
         let races = self.peers.values().filter_map(|p| match p {
-            Peer::Connecting { race_deadline, .. } => *race_deadline,
+            Peer::Connecting { waiting, .. } => waiting.as_ref().and_then(|w| w.race_deadline),
             Peer::Up { .. } => None,
         });
         requests.chain(races).min()
@@ -1047,9 +1056,7 @@ where
         self.set_peer(
             peer,
             Peer::Connecting {
-                queued: Vec::new(),
-                queued_bytes: 0,
-                race_deadline: None,
+                waiting: None,
                 mesh,
                 unstarted: mesh && !accepting,
             },
@@ -1262,11 +1269,12 @@ where
         self.ensure_dial(peer);
         let limit = self.send_queue_limit;
         match self.peers.get_mut(peer) {
-            Some(Peer::Connecting {
-                queued,
-                queued_bytes,
-                ..
-            }) => {
+            Some(Peer::Connecting { waiting, .. }) => {
+                let Waiting {
+                    queued,
+                    queued_bytes,
+                    ..
+                } = &mut **waiting.get_or_insert_with(Box::default);
                 if *queued_bytes >= limit {
                     let kind = SendErrorKind::Busy {
                         node: peer.clone(),
@@ -1443,8 +1451,9 @@ where
         if dial {
             self.ensure_dial(peer);
         }
-        if let Some(Peer::Connecting { queued, .. }) = self.peers.get_mut(peer) {
-            queued.push(NodeMsg::Link(msg));
+        if let Some(Peer::Connecting { waiting, .. }) = self.peers.get_mut(peer) {
+            let waiting = waiting.get_or_insert_with(Box::default);
+            waiting.queued.push(NodeMsg::Link(msg));
         }
     }
 
@@ -1616,7 +1625,10 @@ where
             .peers
             .iter()
             .filter(|(_, p)| match p {
-                Peer::Connecting { race_deadline, .. } => race_deadline.is_some_and(|d| d <= now),
+                Peer::Connecting { waiting, .. } => waiting
+                    .as_ref()
+                    .and_then(|w| w.race_deadline)
+                    .is_some_and(|d| d <= now),
                 Peer::Up { .. } => false,
             })
             .map(|(n, _)| n.clone())
@@ -1642,8 +1654,8 @@ where
     /// A dial of `peer` lost a simultaneous connect: the peer's own connection to this node
     /// goes on; wait for it until `now + race_timeout`.
     pub(crate) fn handle_dial_lost_race(&mut self, now: Instant, peer: &NodeName) {
-        if let Some(Peer::Connecting { race_deadline, .. }) = self.peers.get_mut(peer) {
-            *race_deadline = Some(now + self.race_timeout);
+        if let Some(Peer::Connecting { waiting, .. }) = self.peers.get_mut(peer) {
+            waiting.get_or_insert_with(Box::default).race_deadline = Some(now + self.race_timeout);
         }
     }
 
@@ -1663,9 +1675,10 @@ where
     fn fail_dial(&mut self, peer: &NodeName, error: ConnectError) -> usize {
         let queued = match self.peers.get(peer) {
             Some(Peer::Connecting { .. }) => match self.remove_peer(peer) {
-                Some(Peer::Connecting { queued, .. }) => queued,
-                _ => Vec::new(),
-            },
+                Some(Peer::Connecting { waiting, .. }) => waiting.map(|w| w.queued),
+                _ => None,
+            }
+            .unwrap_or_default(),
             _ => return 0, // connected after all (the peer's own connection came up)
         };
         let dropped = queued.len();
@@ -1735,10 +1748,13 @@ where
                 } else {
                     PartsSync::No
                 },
-                max_frame_len: None,
+                max_frame_len: usize::MAX,
             },
         ) {
-            Some(Peer::Connecting { queued, .. }) => queued,
+            Some(Peer::Connecting {
+                waiting: Some(waiting),
+                ..
+            }) => waiting.queued,
             _ => Vec::new(),
         };
         self.remember(peer, true);

@@ -2743,3 +2743,16 @@ fn two_meshes_joined_by_one_connect_become_one() {
         }
     }
 }
+
+/// A node holds one `Peer` per peer, in a hash table that may have twice as many buckets as
+/// entries (a thousand peers take 2,048): each byte of it is some two kilobytes a node in a
+/// 1,000-node mesh. What waits on a connect is boxed so that an entry stays 32 bytes.
+#[test]
+fn a_peer_entry_stays_small() {
+    type Entry = super::Peer<crate::transport::SessionHandle<crate::wire::message::NodeMsg>>;
+    assert!(
+        std::mem::size_of::<Entry>() <= 32,
+        "a peer entry is {} bytes",
+        std::mem::size_of::<Entry>()
+    );
+}
