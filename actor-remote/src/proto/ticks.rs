@@ -46,7 +46,9 @@ pub enum TickAction {
 #[derive(Debug, Clone)]
 pub struct Ticker {
     tick_time: Duration,
-    interval: Duration,
+    /// Ticks per `tick_time` (at least 1): the interval is computed, not held, so that each
+    /// session's writer, which holds a ticker for the session's life, is 16 bytes smaller.
+    intensity: u32,
     last_sent: Instant,
     last_received: Instant,
     down: bool,
@@ -57,7 +59,7 @@ impl Ticker {
     pub fn new(now: Instant, tick_time: Duration, intensity: u32) -> Self {
         Self {
             tick_time,
-            interval: tick_time / intensity.max(1),
+            intensity: intensity.max(1),
             last_sent: now,
             last_received: now,
             down: false,
@@ -66,7 +68,7 @@ impl Ticker {
 
     /// The interval after which an idle session sends a tick (`tick_time / intensity`).
     pub fn interval(&self) -> Duration {
-        self.interval
+        self.tick_time / self.intensity
     }
 
     /// The silence after which the peer is down (`tick_time`).
@@ -86,7 +88,7 @@ impl Ticker {
 
     /// When [`handle_timeout`](Self::handle_timeout) must next be called.
     pub fn poll_timeout(&self) -> Instant {
-        (self.last_sent + self.interval).min(self.last_received + self.tick_time)
+        (self.last_sent + self.interval()).min(self.last_received + self.tick_time)
     }
 
     /// Checks the timers at `now`. [`TickAction::SendTick`] counts as sending at `now` (the
@@ -97,7 +99,7 @@ impl Ticker {
             self.down = true;
             return Some(TickAction::PeerDown);
         }
-        if now >= self.last_sent + self.interval {
+        if now >= self.last_sent + self.interval() {
             self.last_sent = now;
             return Some(TickAction::SendTick);
         }

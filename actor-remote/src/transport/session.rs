@@ -15,7 +15,7 @@ use std::{
 
 use serde::{de::DeserializeOwned, Serialize};
 use tokio::{
-    io::{AsyncRead, AsyncWriteExt},
+    io::{AsyncRead, AsyncWrite},
     sync::{mpsc, oneshot, Notify},
     time::{Instant, Sleep},
 };
@@ -986,7 +986,7 @@ where
                 inline,
             },
             raw,
-            Closed::Channel(closed_tx),
+            closed_on(closed_tx),
         );
         Self {
             handle,
@@ -1146,7 +1146,7 @@ where
     /// # }
     /// ```
     pub fn serve(self, handler: Handler<T>, raw: Option<InlineRaw<T>>, on_close: OnClose) {
-        self.spawn(Deliver::Handler(handler), raw, Closed::Call(on_close));
+        self.spawn(Deliver::Handler(handler), raw, on_close);
     }
 
     fn spawn(mut self, to: Deliver<T>, raw: Option<InlineRaw<T>>, closed: Closed) {
@@ -1187,22 +1187,16 @@ where
     }
 }
 
-/// How a session's end is reported: on the [`Session::closed`] channel, or to an
-/// [`OnClose`].
-enum Closed {
-    Channel(oneshot::Sender<CloseReason>),
-    Call(OnClose),
-}
+/// How a session's end is reported: to an [`OnClose`], which for a [`Session`] sends it on
+/// the [`Session::closed`] channel ([`closed_on`]). One boxed call rather than an enum of
+/// the two: the session end's future holds it, 8 bytes smaller so.
+type Closed = OnClose;
 
-impl Closed {
-    fn report(self, reason: CloseReason) {
-        match self {
-            Self::Channel(tx) => {
-                let _ = tx.send(reason);
-            }
-            Self::Call(on_close) => on_close(reason),
-        }
-    }
+/// Reports a session's end on `tx`.
+fn closed_on(tx: oneshot::Sender<CloseReason>) -> Closed {
+    Box::new(move |reason| {
+        let _ = tx.send(reason);
+    })
 }
 
 /// A large message being decoded on the blocking pool.
@@ -1695,7 +1689,7 @@ impl<R: Future<Output = ()>, W: Future<Output = CloseReason>> Future for Session
             } else {
                 tracing::debug!("session closed: {reason}");
             }
-            closed.report(reason);
+            closed(reason);
         }
         Poll::Ready(())
     }
@@ -1739,10 +1733,12 @@ fn run_writer<T: Serialize + Send + 'static>(
     (tick_time, tick_intensity): (Duration, u32),
     #[cfg(feature = "testing")] (faults, peer): (Faults, NodeName),
 ) -> impl Future<Output = CloseReason> + Send + 'static {
+    // Made here, not in the block: the block would hold the tick settings as well, for the
+    // session's life.
+    let mut ticker = Ticker::new(queue.base, tick_time, tick_intensity);
     // An `async move` block, not an `async fn`: see `read_loop`.
     async move {
         tracing::debug!("session up");
-        let mut ticker = Ticker::new(queue.base, tick_time, tick_intensity);
         // The write's batch and what was taken from the queue, boxed and made only while
         // there is something to write (see `Busy`).
         let mut busy: Option<Box<Busy>> = None;
@@ -1799,13 +1795,15 @@ fn run_writer<T: Serialize + Send + 'static>(
                             Some(TickAction::SendTick) if !open => tracing::trace!("tick dropped (injected fault)"),
                             Some(TickAction::SendTick) => {
                                 tracing::trace!("tick sent");
-                                let mut tick = Vec::new();
-                                if let Err(e) = encode_frame(&SessionFrame::<T>::Tick, &mut tick, usize::MAX) {
+                                // In the write batch's buffer (made for it, dropped at the next
+                                // idle wait): a buffer of its own would be held in the future.
+                                let tick = &mut busy.get_or_insert_with(Box::default).batch.bytes;
+                                if let Err(e) = encode_frame(&SessionFrame::<T>::Tick, tick, usize::MAX) {
                                     // Unreachable: a unit variant always encodes. Close rather
                                     // than panic.
                                     break CloseReason::Garbage { reason: e.to_string() };
                                 }
-                                let written = watched_write(&mut write, &tick, &mut ticker, &queue, sleep.as_mut()).await;
+                                let written = WatchedWrite::new(&mut write, tick, &mut ticker, &queue, sleep.as_mut()).await;
                                 if let Err(reason) = written {
                                     break reason;
                                 }
@@ -1871,7 +1869,7 @@ fn run_writer<T: Serialize + Send + 'static>(
             }
             if !batch.bytes.is_empty() {
                 tracing::trace!(frame.len = batch.bytes.len(), "write");
-                if let Err(reason) = watched_write(
+                if let Err(reason) = WatchedWrite::new(
                     &mut write,
                     &batch.bytes,
                     &mut ticker,
@@ -1883,6 +1881,10 @@ fn run_writer<T: Serialize + Send + 'static>(
                     break reason;
                 }
                 ticker.handle_sent(Instant::now());
+            }
+            // The batch is looked up again: a reference to it held across the write would be
+            // kept in the future, for the session's life.
+            if let Some(Busy { batch, .. }) = busy.as_deref_mut() {
                 if batch.bytes.capacity() > READ_BUF_MIN
                     && (batch.bytes.len() < batch.bytes.capacity() / 4 || queue.lock().is_empty())
                 {
@@ -1892,8 +1894,8 @@ fn run_writer<T: Serialize + Send + 'static>(
                     // growing mesh.
                     batch.bytes = Vec::new();
                 }
+                queue.release(batch.frames, batch.released);
             }
-            queue.release(batch.frames, batch.released);
         };
         match &reason {
             CloseReason::Disconnect => tracing::debug!("{reason}"),
@@ -1915,35 +1917,74 @@ struct Busy {
 
 /// Writes `bytes`, still watching for a tick timeout: a peer that stopped reading blocks the
 /// write once the socket buffers are full, and must still be detected. `sleep` is the
-/// writer's timer.
-#[allow(
-    clippy::manual_async_fn,
-    reason = "an async fn's future holds its arguments twice (see read_loop)"
-)]
-fn watched_write<'a>(
+/// writer's timer. A future of its own rather than an `async` block with `select!` and
+/// `write_all`: the writer holds it across its writes, and the block was 120 bytes, over
+/// half of it padding; this is 56.
+struct WatchedWrite<'a> {
     write: &'a mut WriteHalf,
+    /// What is left to write.
     bytes: &'a [u8],
     ticker: &'a mut Ticker,
     queue: &'a Queue,
-    mut sleep: Pin<&'a mut Sleep>,
-) -> impl Future<Output = Result<(), CloseReason>> + 'a {
-    // An `async move` block, not an `async fn`: see `read_loop`.
-    async move {
-        let mut pending = std::pin::pin!(write.write_all(bytes));
+    sleep: Pin<&'a mut Sleep>,
+    /// Whether `sleep` is set to the ticker's next deadline (it is set again each time it
+    /// fires).
+    armed: bool,
+}
+
+impl<'a> WatchedWrite<'a> {
+    fn new(
+        write: &'a mut WriteHalf,
+        bytes: &'a [u8],
+        ticker: &'a mut Ticker,
+        queue: &'a Queue,
+        sleep: Pin<&'a mut Sleep>,
+    ) -> Self {
+        Self {
+            write,
+            bytes,
+            ticker,
+            queue,
+            sleep,
+            armed: false,
+        }
+    }
+}
+
+impl Future for WatchedWrite<'_> {
+    type Output = Result<(), CloseReason>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
         loop {
-            sleep.as_mut().reset(ticker.poll_timeout());
-            tokio::select! {
-                // The write first: a random pick when both are ready would make a seeded
-                // simulation's ticks differ from run to run.
-                biased;
-                done = &mut pending => return done.map_err(|e| CloseReason::io(&e)),
-                () = sleep.as_mut() => {
-                    queue.sync_received(ticker);
-                    // A tick due now is not needed: this write is a sign of life once it lands.
-                    if ticker.handle_timeout(Instant::now()) == Some(TickAction::PeerDown) {
-                        return Err(CloseReason::TickTimeout);
+            // The write first: were both ready, picking the timer at random would make a
+            // seeded simulation's ticks differ from run to run.
+            while !this.bytes.is_empty() {
+                match Pin::new(&mut *this.write).poll_write(cx, this.bytes) {
+                    Poll::Ready(Ok(0)) => {
+                        let e = std::io::Error::from(std::io::ErrorKind::WriteZero);
+                        return Poll::Ready(Err(CloseReason::io(&e)));
                     }
+                    Poll::Ready(Ok(n)) => this.bytes = this.bytes.get(n..).unwrap_or_default(),
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(CloseReason::io(&e))),
+                    Poll::Pending => break,
                 }
+            }
+            if this.bytes.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            if !this.armed {
+                this.sleep.as_mut().reset(this.ticker.poll_timeout());
+                this.armed = true;
+            }
+            if this.sleep.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            this.armed = false;
+            this.queue.sync_received(this.ticker);
+            // A tick due now is not needed: this write is a sign of life once it lands.
+            if this.ticker.handle_timeout(Instant::now()) == Some(TickAction::PeerDown) {
+                return Poll::Ready(Err(CloseReason::TickTimeout));
             }
         }
     }
@@ -1994,7 +2035,7 @@ mod size_tests {
             reader,
             write,
             queue,
-            Closed::Channel(closed),
+            closed_on(closed),
             (DEFAULT_TICK_TIME, DEFAULT_TICK_INTENSITY),
             #[cfg(feature = "testing")]
             (Faults::default(), NodeName::parse("a@b").unwrap()),
@@ -2005,14 +2046,17 @@ mod size_tests {
             reader_size <= 400,
             "the reader's future is {reader_size} bytes"
         );
-        // 656 bytes without the `testing` feature's fault gates: the task, with tokio's
-        // header and trailer (~104 bytes), is then at most 769 bytes, which mimalloc puts
-        // in an 896-byte slot (a tokio task is 128-aligned: 770 to 1,024 bytes take 1 KiB,
-        // as measured for README's "In-memory transport"). It was 1 KiB with the session's
-        // span, a wait for a close reason, the write batch and the writer's arguments held
-        // twice in it, and two tasks before that. 128 bytes more would cost a mesh of a
-        // thousand nodes 128 MB.
-        let bound = if cfg!(feature = "testing") { 760 } else { 664 };
+        // 528 bytes without the `testing` feature's fault gates. tokio's task cell is the
+        // future plus 104 bytes (its header, trailer and the stage's scheduler and id),
+        // rounded up to 128: at most 536 bytes make a 640-byte cell, which mimalloc, over-
+        // allocating for the 128-byte alignment, puts in a 768-byte slot; 537 to 664 make a
+        // 768-byte cell and an 896-byte slot (770 to 1,024 bytes take 1 KiB, as measured
+        // for README's "In-memory transport"). It was 1 KiB with the session's span, a wait
+        // for a close reason, the write batch and the writer's arguments held twice in it,
+        // and two tasks before that; 656 bytes (896) with a `select!` around each write and
+        // the tick settings held beside the ticker. 128 bytes more cost a mesh of a thousand
+        // nodes 128 MB.
+        let bound = if cfg!(feature = "testing") { 600 } else { 536 };
         assert!(end <= bound, "the session end's future is {end} bytes");
     }
 
