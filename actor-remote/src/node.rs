@@ -599,12 +599,9 @@ impl Node {
         let mut events = self.inner.events.subscribe();
         if self.inner.with_state(|s| s.leave()) > 0 {
             let closed = async {
-                while !self
-                    .inner
-                    .lock()
-                    .list_unsorted(ListKind::Connected)
-                    .is_empty()
-                {
+                // Asked after each event, so not by listing: a thousand peers leaving would
+                // otherwise list a thousand names a thousand times.
+                while self.inner.lock().has_sessions() {
                     if let Err(broadcast::error::RecvError::Closed) = events.recv().await {
                         return;
                     }

@@ -806,6 +806,12 @@ where
         matches!(self.peers.get(peer), Some(Peer::Up { hidden: false, .. }))
     }
 
+    /// Whether any session is up (hidden or not): [`ListKind::Connected`] is not empty,
+    /// without listing it.
+    pub(crate) fn has_sessions(&self) -> bool {
+        self.peers.values().any(|p| matches!(p, Peer::Up { .. }))
+    }
+
     /// Whether a session with `peer` is up and is a first one: this node had no session with
     /// it before that it remembers (`known`) going down (see `Peer::Up::rejoined`).
     pub(crate) fn is_first_session(&self, peer: &NodeName) -> bool {

@@ -2798,3 +2798,21 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got, expected);
     }
 }
+
+/// `has_sessions` (what a leaving node waits on) says whether any session, hidden or not, is
+/// up: not a dial under way, and no longer once the last session went down.
+#[test]
+fn has_sessions_counts_only_sessions_that_are_up() {
+    let t0 = Instant::now();
+    let mut s = node();
+    assert!(!s.has_sessions());
+    s.request_connect(&name("c@localhost"), "dialing");
+    assert!(!s.has_sessions(), "a dial under way is no session");
+    let conn = s
+        .handle_session_up(&name("b@localhost"), true, "sb")
+        .expect("session accepted");
+    assert!(s.has_sessions(), "a hidden session counts");
+    assert!(s.list(ListKind::Visible).is_empty());
+    s.handle_session_down(&name("b@localhost"), conn, NodeDownReason::Disconnect, t0);
+    assert!(!s.has_sessions());
+}
