@@ -183,6 +183,8 @@ impl Node {
             stats: SendStats::default(),
             tick_time: config.tick_time,
             tick_intensity: config.tick_intensity.max(1),
+            // One clock for every session of the node, as the BEAM's net_kernel ticker.
+            clock: crate::transport::TickClock::default(),
             #[cfg(feature = "testing")]
             faults: config.faults.clone(),
         };

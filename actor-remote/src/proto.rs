@@ -15,4 +15,4 @@ pub use handshake::{
     Established, Existing, Handshake, HandshakeConfig, HandshakeError, HandshakeEvent, Role,
     DEFAULT_SETUP_TIME, PROTOCOL_VERSION,
 };
-pub use ticks::{TickAction, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME};
+pub use ticks::{TickAction, TickBeats, Ticker, DEFAULT_TICK_INTENSITY, DEFAULT_TICK_TIME};

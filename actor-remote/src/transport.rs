@@ -74,6 +74,7 @@ mod lanes;
 pub mod memory;
 mod session;
 mod stream;
+mod tick_clock;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(not(feature = "tls"))]
@@ -91,6 +92,7 @@ pub use session::{
     FRAGMENT_SIZE, INCOMING_CAPACITY,
 };
 pub use stream::{Io, ReadHalf, Stream, WriteHalf};
+pub use tick_clock::TickClock;
 #[cfg(feature = "tls")]
 pub use tls::{TlsConfig, TlsError};
 

@@ -57,9 +57,12 @@ pub struct NodeConfig {
     /// starts `epmd -daemon`, so registrations outlive this node). Also applied when the
     /// registration is lost later and the node registers again.
     pub port_mapper_mode: PortMapperMode,
-    /// A peer silent this long is down with reason `tick_timeout` (default 60 s).
+    /// A peer silent this long is down with reason `tick_timeout` (default 60 s): as on the
+    /// BEAM, the node's one tick clock beats every `tick_time / tick_intensity`, and a peer
+    /// heard nothing from for `tick_intensity` beats in a row is down, so between
+    /// `tick_time - tick_time / tick_intensity` and `tick_time` after its last sign of life.
     pub tick_time: Duration,
-    /// An idle session ticks every `tick_time / tick_intensity` (default 4).
+    /// An idle session ticks at every beat, `tick_time / tick_intensity` (default 4).
     pub tick_intensity: u32,
     /// The bound on each step of connecting: port-mapper lookup, TCP connect, each handshake
     /// step, and a ping's round trip (default 7 s, the BEAM's `net_setuptime`).

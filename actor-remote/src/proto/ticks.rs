@@ -12,6 +12,11 @@
 //! live but idle peer sends a tick every T/I, a dead peer is detected between T − T/I and T
 //! after its last sign of life.
 //!
+//! Two forms: [`Ticker`], timed from instants (a session holds its own timer), and
+//! [`TickBeats`], driven by the beats of a clock shared by many sessions, as the BEAM's
+//! `net_kernel` ticker. nodus's sessions use the second
+//! ([`TickClock`](crate::transport::TickClock)): one timer per node, not one per session.
+//!
 //! ```
 //! use actor_remote::proto::{TickAction, Ticker};
 //! use std::time::Duration;
@@ -104,6 +109,76 @@ impl Ticker {
             return Some(TickAction::SendTick);
         }
         None
+    }
+}
+
+/// The failure detector of one session driven by beats, as the BEAM's: a clock shared by
+/// many sessions beats every `tick_time / intensity` (the BEAM's `net_kernel` ticker; nodus's
+/// is [`TickClock`](crate::transport::TickClock)), and at each beat a session that sent
+/// nothing since the last beat sends a tick, and one that received nothing for `intensity`
+/// beats in a row declares the peer down. So the peer is down between `tick_time −
+/// tick_time / intensity` and `tick_time` after its last sign of life, as on the BEAM, and a
+/// session holds no timer of its own (a node of a thousand peers has one, not a thousand)
+/// and reads no clock: 12 bytes.
+///
+/// ```
+/// use actor_remote::proto::{TickAction, TickBeats};
+///
+/// let mut t = TickBeats::new(4);
+/// // Nothing sent since the last beat: tick. Something received: the peer is alive.
+/// assert_eq!(t.handle_beat(true), Some(TickAction::SendTick));
+/// t.handle_sent();
+/// assert_eq!(t.handle_beat(true), None);
+/// // Four beats without a sign of life: down.
+/// for _ in 0..3 {
+///     assert_eq!(t.handle_beat(false), Some(TickAction::SendTick));
+/// }
+/// assert_eq!(t.handle_beat(false), Some(TickAction::PeerDown));
+/// ```
+#[derive(Debug, Clone)]
+pub struct TickBeats {
+    intensity: u32,
+    /// Beats in a row with nothing received.
+    silent: u32,
+    /// Something was sent since the last beat.
+    sent: bool,
+    down: bool,
+}
+
+impl TickBeats {
+    /// A detector for beats every `tick_time / intensity`. An intensity of 0 is taken as 1.
+    pub fn new(intensity: u32) -> Self {
+        Self {
+            intensity: intensity.max(1),
+            silent: 0,
+            sent: false,
+            down: false,
+        }
+    }
+
+    /// Something (a frame) was sent.
+    pub fn handle_sent(&mut self) {
+        self.sent = true;
+    }
+
+    /// A beat of the clock; `received`: whether any bytes arrived since the last beat.
+    /// [`TickAction::SendTick`] counts as sending (the driver need not call
+    /// [`handle_sent`](Self::handle_sent) for it). Once [`TickAction::PeerDown`] has been
+    /// returned, it is returned at every later beat.
+    pub fn handle_beat(&mut self, received: bool) -> Option<TickAction> {
+        if received {
+            self.silent = 0;
+        } else {
+            self.silent = self.silent.saturating_add(1);
+        }
+        if self.down || self.silent >= self.intensity {
+            self.down = true;
+            return Some(TickAction::PeerDown);
+        }
+        if std::mem::take(&mut self.sent) {
+            return None;
+        }
+        Some(TickAction::SendTick)
     }
 }
 

@@ -96,3 +96,42 @@ fn zero_intensity_is_one() {
     assert_eq!(t.interval(), secs(4));
     assert_eq!(t.tick_time(), secs(4));
 }
+
+#[test]
+fn beats_tick_an_idle_session_at_every_beat_and_not_a_busy_one() {
+    let mut t = TickBeats::new(4);
+    for _ in 0..20 {
+        assert_eq!(t.handle_beat(true), Some(TickAction::SendTick));
+    }
+    for _ in 0..20 {
+        t.handle_sent();
+        assert_eq!(t.handle_beat(true), None);
+    }
+}
+
+#[test]
+fn beats_declare_a_peer_down_after_intensity_silent_beats_in_a_row_and_stay_down() {
+    let mut t = TickBeats::new(4);
+    // Silence broken before the fourth beat keeps the peer up.
+    for _ in 0..5 {
+        for _ in 0..3 {
+            assert_ne!(t.handle_beat(false), Some(TickAction::PeerDown));
+        }
+        assert_ne!(t.handle_beat(true), Some(TickAction::PeerDown));
+    }
+    for _ in 0..3 {
+        assert_ne!(t.handle_beat(false), Some(TickAction::PeerDown));
+    }
+    assert_eq!(t.handle_beat(false), Some(TickAction::PeerDown));
+    // Down is final, whatever arrives after.
+    assert_eq!(t.handle_beat(true), Some(TickAction::PeerDown));
+    t.handle_sent();
+    assert_eq!(t.handle_beat(true), Some(TickAction::PeerDown));
+}
+
+#[test]
+fn beats_with_intensity_zero_act_as_one() {
+    let mut t = TickBeats::new(0);
+    assert_eq!(t.handle_beat(true), Some(TickAction::SendTick));
+    assert_eq!(t.handle_beat(false), Some(TickAction::PeerDown));
+}
