@@ -171,6 +171,8 @@ pub(crate) struct Shared {
     pub(crate) procs: procs::Procs,
     /// Set once the node stops: every BEAM connection closes.
     closing: tokio::sync::watch::Sender<bool>,
+    /// Notified each time a BEAM peer's connection has ended ([`Shared::peer_down`]).
+    peer_gone: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Shared {
@@ -213,6 +215,7 @@ impl Shared {
             conns: Mutex::default(),
             procs: procs::Procs::default(),
             closing: tokio::sync::watch::Sender::new(false),
+            peer_gone: tokio::sync::Notify::new(),
         })
     }
 
@@ -236,6 +239,7 @@ impl Shared {
     pub(crate) fn peer_down(&self, peer: &str, why: &ErlError) {
         lock(&self.peers).remove(peer);
         lock(&self.conns).remove(peer);
+        self.peer_gone.notify_waiters();
         self.procs.peer_down(peer);
         let waiters = lock(&self.monitors).remove(peer).unwrap_or_default();
         let Ok(node) = NodeName::parse(peer) else {
@@ -259,6 +263,27 @@ impl Shared {
     /// for their links and monitors of this node's pids), as when a BEAM node halts.
     pub(crate) fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// Closes every BEAM connection ([`Shared::close`]) and waits, at most `bound`, until
+    /// each has ended and its socket is closed, so that nothing the node does afterwards
+    /// (its tasks stopped with its system, their outcomes) reaches a BEAM peer: the peers
+    /// see `noconnection`, as when a BEAM node halts, not the node's own shutdown. False if
+    /// some connection was still open at `bound`.
+    pub(crate) async fn close_and_wait(&self, bound: Duration) -> bool {
+        self.close();
+        let all_gone = async {
+            loop {
+                let gone = self.peer_gone.notified();
+                tokio::pin!(gone);
+                gone.as_mut().enable(); // registered before the check: no end goes unseen
+                if lock(&self.peers).is_empty() {
+                    return;
+                }
+                gone.await;
+            }
+        };
+        tokio::time::timeout(bound, all_gone).await.is_ok()
     }
 
     /// Resolves once [`Shared::close`] was called.

@@ -70,6 +70,11 @@ use tracing::Instrument;
 /// them it is leaving, before it closes the rest itself.
 pub const LEAVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// How long a stopping node waits for its BEAM connections to end before it stops its
+/// system (each ends as soon as it is told: the bound only matters if one is stuck).
+#[cfg(feature = "erlang")]
+const ERLANG_CLOSE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 pub use config::NodeConfig;
 pub use env::ConfigError;
 pub use error::{ConnectError, NodeError};
@@ -620,7 +625,11 @@ impl Node {
         self.inner.with_state(|s| s.shutdown());
         #[cfg(feature = "erlang")]
         if let Some(erlang) = &self.inner.erlang {
-            erlang.close(); // BEAM peers see the node go, as when a BEAM node halts
+            // BEAM peers see the node go, as when a BEAM node halts: every connection has
+            // ended before the system stops, so no task stopped with it answers them.
+            if !erlang.close_and_wait(ERLANG_CLOSE_TIMEOUT).await {
+                tracing::debug!(parent: &self.inner.span(), "some Erlang connections had not ended within {ERLANG_CLOSE_TIMEOUT:?}; stopping anyway");
+            }
         }
         self.inner.names.stop();
         // Stops listening and drops the registration (which unregisters the name).
