@@ -231,6 +231,7 @@ impl Node {
             task_starts: Arc::new(tokio::sync::Semaphore::new(serving::MAX_TASK_STARTS)),
             mesh_queue: Mutex::default(),
             mesh_queued: Arc::default(),
+            listed: Mutex::default(),
             #[cfg(feature = "erlang")]
             erlang,
             config,
@@ -360,15 +361,66 @@ impl Node {
     /// `crate::erl`, apart from the nodus sessions, and merged in here).
     pub fn list_kind(&self, kind: ListKind) -> Vec<NodeName> {
         #[allow(unused_mut)]
-        // Sorted once the lock is released: the machine need not wait for it.
-        let mut nodes = self.inner.lock().list_unsorted(kind);
+        let mut nodes = match kind {
+            ListKind::Visible => self.up_sorted(kind, |hidden| !hidden),
+            ListKind::Hidden => self.up_sorted(kind, |hidden| hidden),
+            ListKind::Connected => self.up_sorted(kind, |_| true),
+            ListKind::This | ListKind::Known => {
+                // Sorted once the lock is released: the machine need not wait for it.
+                let mut nodes = self.inner.lock().list_unsorted(kind);
+                state::sort_names(&mut nodes);
+                nodes
+            }
+        };
         #[cfg(feature = "erlang")]
         if let (Some(erlang), ListKind::Visible | ListKind::Connected | ListKind::Known) =
             (&self.inner.erlang, kind)
         {
-            nodes.extend(erlang.peer_names());
+            let beam = erlang.peer_names();
+            if !beam.is_empty() {
+                nodes.extend(beam);
+                state::sort_names(&mut nodes);
+            }
         }
-        state::sort_names(&mut nodes);
+        nodes
+    }
+
+    /// The peers up of `kind` (whose hidden flag `keep` takes), sorted. A node listed
+    /// twice while no peer came up or went down (`NodeState::up_generation`) keeps its
+    /// sorted peers and copies from them until one does (a thousand peers take about half as
+    /// long to copy as to sort); the first list after a change sorts as if there were no
+    /// copy kept, so a node listed once per change pays nothing for it.
+    fn up_sorted(&self, kind: ListKind, keep: impl Fn(bool) -> bool) -> Vec<NodeName> {
+        let pick = |up: &[(NodeName, bool)]| {
+            up.iter()
+                .filter(|(_, hidden)| keep(*hidden))
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        let generation = self.inner.lock().up_generation();
+        let first = {
+            let mut listed = self.inner.lock_listed();
+            if listed.generation == Some(generation) {
+                return pick(&listed.up);
+            }
+            // The peers kept at an older count stay until a list replaces them: dropping
+            // them here would cost this list a thousand reference counts.
+            listed.seen.replace(generation) != Some(generation)
+        };
+        if first {
+            let mut nodes = self.inner.lock().list_unsorted(kind);
+            state::sort_names(&mut nodes);
+            return nodes;
+        }
+        let (generation, mut up) = self.inner.lock().up_unsorted();
+        state::sort_by_name(&mut up, |(name, _)| name);
+        let nodes = pick(&up);
+        let mut listed = self.inner.lock_listed();
+        // Kept unless a list of a later count was kept meanwhile.
+        if listed.generation.is_none_or(|kept| kept < generation) {
+            listed.generation = Some(generation);
+            listed.up = up;
+        }
         nodes
     }
 

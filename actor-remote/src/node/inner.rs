@@ -107,6 +107,8 @@ pub(super) struct Inner {
     /// makes them when one is queued.
     pub(super) mesh_queue: Mutex<super::driver::MeshQueue>,
     pub(super) mesh_queued: Arc<tokio::sync::Notify>,
+    /// The peers up, sorted by name, as last listed ([`Node::list`](super::Node::list)).
+    pub(super) listed: Mutex<Listed>,
     /// Global names and process groups (`crate::names`), shared with their server.
     pub(crate) names: Arc<crate::names::Shared>,
     /// The Erlang side of the node, when `NodeConfig::erlang` is on (`crate::erl`).
@@ -120,6 +122,18 @@ impl Drop for Inner {
             task.abort();
         }
     }
+}
+
+/// The node's peers up, each with whether it is hidden, sorted by name at one
+/// `NodeState::up_generation`: what [`Node::list`](super::Node::list) copies from until a
+/// peer comes up or goes down. Kept from the second list at one count on.
+#[derive(Debug, Default)]
+pub(super) struct Listed {
+    /// The count `up` is right at; `None` before the first list.
+    pub(super) generation: Option<u64>,
+    pub(super) up: Vec<(NodeName, bool)>,
+    /// The count the last list was made at, kept or not: a second list at it keeps `up`.
+    pub(super) seen: Option<u64>,
 }
 
 /// The clock the machine is driven by: tokio's, so that paused test clocks agree.
@@ -141,6 +155,10 @@ impl Inner {
     /// The machine, for queries (no outputs are produced under this lock).
     pub(super) fn lock(&self) -> MutexGuard<'_, NodeState<Io>> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(super) fn lock_listed(&self) -> MutexGuard<'_, Listed> {
+        self.listed.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub(super) fn lock_tasks(&self) -> MutexGuard<'_, Vec<AbortHandle>> {

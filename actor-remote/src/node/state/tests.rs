@@ -2816,3 +2816,63 @@ fn has_sessions_counts_only_sessions_that_are_up() {
     s.handle_session_down(&name("b@localhost"), conn, NodeDownReason::Disconnect, t0);
     assert!(!s.has_sessions());
 }
+
+/// `up_generation` (what `Node::list` keeps its sorted peers by) moves whenever the peers up
+/// change, hidden or not, and not for a dial under way: a list sorted at one count is right
+/// until it moves.
+#[test]
+fn up_generation_moves_with_every_change_of_the_peers_up() {
+    let t0 = Instant::now();
+    let mut s = node();
+    let mut last = s.up_generation();
+    // How many peers are up, once the count moved since `last`.
+    fn moved(s: &State, last: &mut u64, what: &str) -> usize {
+        let now = s.up_generation();
+        assert_ne!(now, *last, "{what} did not move the count");
+        let (at, up) = s.up_unsorted();
+        assert_eq!(
+            at, now,
+            "{what}: the peers up come with the count they are right at"
+        );
+        *last = now;
+        up.len()
+    }
+    s.request_connect(&name("c@localhost"), "dialing");
+    drain(&mut s);
+    assert_eq!(s.up_generation(), last, "a dial under way is no peer up");
+    let b = up(&mut s, "b@localhost", "sb");
+    assert_eq!(moved(&s, &mut last, "a visible session up"), 1);
+    let d = s
+        .handle_session_up(&name("d@localhost"), true, "sd")
+        .expect("session accepted");
+    drain(&mut s);
+    assert_eq!(moved(&s, &mut last, "a hidden session up"), 2);
+    let (_, mut up) = s.up_unsorted();
+    super::sort_by_name(&mut up, |(name, _)| name);
+    assert_eq!(
+        up,
+        [(name("b@localhost"), false), (name("d@localhost"), true)]
+    );
+    s.handle_session_down(&name("b@localhost"), b, NodeDownReason::Disconnect, t0);
+    drain(&mut s);
+    assert_eq!(moved(&s, &mut last, "a session down"), 1);
+    s.handle_session_down(&name("d@localhost"), d, NodeDownReason::Disconnect, t0);
+    drain(&mut s);
+    assert_eq!(moved(&s, &mut last, "the last session down"), 0);
+}
+
+proptest::proptest! {
+    /// `sort_by_name` sorts any items by the name they carry, and keeps the first of each
+    /// name, as a stable sort by name and a dedup by name would.
+    #[test]
+    fn items_sorted_by_name_match_a_plain_sort(texts in proptest::collection::vec("[ab]{1,10}@[ab]{1,2}", 0..40)) {
+        let mut items: Vec<(NodeName, usize)> =
+            texts.iter().map(|t| NodeName::parse(t).unwrap()).enumerate().map(|(i, n)| (n, i)).collect();
+        let mut expected = items.clone();
+        super::sort_by_name(&mut items, |(name, _)| name);
+        expected.sort_by(|a, b| a.0.cmp(&b.0));
+        expected.dedup_by(|a, b| a.0 == b.0);
+        let names = |v: &[(NodeName, usize)]| v.iter().map(|(n, _)| n.as_str().to_string()).collect::<Vec<_>>();
+        proptest::prop_assert_eq!(names(&items), names(&expected));
+    }
+}
