@@ -9,7 +9,8 @@
 //! - `converge_s`: full: from the first dials (node `i` dials node `i - 1`, the mesh does the
 //!   rest) until every node lists every other; partial: from starting the strategy on every
 //!   node (each joins through node 0) until the neighbour graph is mutual and connected,
-//!   every node has a neighbour and a session with each of its neighbours;
+//!   every node has a neighbour and a session with each of its neighbours; `last_wait`
+//!   (partial): what the last poll before that still waited on, and since when;
 //! - `conns_max_at_converge`; `conns_mean`, `conns_max`: sessions per node (`Node::list`)
 //!   once converged (partial: 6 s later, when the joins' on-demand sessions have closed:
 //!   what is counted is the 5 neighbours plus the short-lived sessions of shuffle answers
@@ -133,27 +134,35 @@ fn secs(v: Option<f64>) -> String {
     v.map_or_else(|| "timeout".into(), |s| format!("{s:.3}"))
 }
 
-fn partial_converged(members: &[Member]) -> bool {
+/// Whether the overlay has converged: `Err` says what it still waits on (the first node
+/// found wanting), which the bench prints for the last poll before it converged.
+fn partial_converged(members: &[Member]) -> Result<(), String> {
     let views: std::collections::BTreeMap<NodeName, Vec<NodeName>> = members
         .iter()
         .filter_map(|m| Some((m.node.name().clone(), m.view.as_ref()?.neighbors())))
         .collect();
     for m in members {
-        let Some(ns) = views.get(m.node.name()) else {
-            return false;
+        let me = m.node.name();
+        let Some(ns) = views.get(me) else {
+            return Err(format!("{me} has no view yet"));
         };
         if ns.is_empty() {
-            return false;
+            return Err(format!("{me} has no neighbour"));
         }
         let list = m.node.list();
         for n in ns {
-            if !list.contains(n) || !views.get(n).is_some_and(|b| b.contains(m.node.name())) {
-                return false;
+            if !list.contains(n) {
+                return Err(format!("{me} has no session with its neighbour {n}"));
+            }
+            if !views.get(n).is_some_and(|b| b.contains(me)) {
+                return Err(format!(
+                    "{me} holds {n} as a neighbour, {n} does not hold {me}"
+                ));
             }
         }
     }
     let Some(first) = views.keys().next().cloned() else {
-        return false;
+        return Err("no node".into());
     };
     let mut seen = BTreeSet::from([first.clone()]);
     let mut todo = vec![first];
@@ -164,7 +173,22 @@ fn partial_converged(members: &[Member]) -> bool {
             }
         }
     }
-    seen.len() == views.len()
+    if seen.len() == views.len() {
+        Ok(())
+    } else {
+        let apart: Vec<String> = views
+            .iter()
+            .filter(|(name, _)| !seen.contains(*name))
+            .take(4)
+            .map(|(name, ns)| format!("{name} with {ns:?}"))
+            .collect();
+        Err(format!(
+            "the neighbour graph is not connected ({} of {} nodes reached; apart: {})",
+            seen.len(),
+            views.len(),
+            apart.join(", ")
+        ))
+    }
 }
 
 fn pct(mut v: Vec<f64>, p: f64) -> f64 {
@@ -206,7 +230,27 @@ async fn run(mode: &str, n: usize, deadline: Duration, samples: usize) {
                     .expect("the partial mesh starts"),
             );
         }
-        until(started, deadline, n, || partial_converged(&members)).await
+        let mut waited = Vec::new();
+        let converged = until(started, deadline, n, || match partial_converged(&members) {
+            Ok(()) => true,
+            Err(why) => {
+                waited.push((started.elapsed().as_secs_f64(), why));
+                false
+            }
+        })
+        .await;
+        // What the overlay waited on: the last reason, and the first poll that gave it, so a
+        // slow run says what held it up.
+        if let Some((last_at, last)) = waited.last().cloned() {
+            let since = waited
+                .iter()
+                .rev()
+                .take_while(|(_, why)| *why == last)
+                .last()
+                .map_or(last_at, |(at, _)| *at);
+            println!("{mode}_last_wait={last} (from {since:.2} s to {last_at:.2} s)");
+        }
+        converged
     } else {
         for pair in members.windows(2) {
             let (from, to) = (pair[1].node.clone(), pair[0].node.name().clone());

@@ -22,7 +22,16 @@
 //!   priority otherwise (refused by a node whose active view is full). A request not answered
 //!   within [`Config::neighbor_timeout`] is a dead node: it leaves the passive view.
 //! - **Disconnect**: a node whose active view is full drops a random neighbour to make room,
-//!   and tells it; the dropped node keeps the dropper in its passive view.
+//!   and tells it; the dropped node keeps the dropper in its passive view. Not in the
+//!   paper: the `Disconnect` follows a `Sample` of the dropper's views, so the dropped node
+//!   knows more of the overlay than the node that dropped it (when many nodes join through
+//!   one contact at once, the contact drops joiners as fast as they come, and joiners left
+//!   holding only each other knew little but the contact: an island).
+//! - **Answers**: a node counts the `Neighbor` requests it sent each node whose answers are
+//!   due; as answers come in the order of the requests, only the last is taken for the
+//!   latest request (the paper's answers carry no request, and an acceptance of an earlier
+//!   request the node had since dropped its peer after left it holding a neighbour that did
+//!   not hold it).
 //! - **Shuffle**: every [`Config::shuffle_interval`], a node sends a sample of itself, its
 //!   active and its passive view on a random walk; the walk's last node answers with a sample
 //!   of its passive view, and both merge what they received into their passive views.
@@ -148,6 +157,15 @@ pub enum Message<N> {
         /// The sample.
         nodes: Vec<N>,
     },
+    /// A sample of the sender's active and passive views, for the receiver's passive view:
+    /// sent just before a `Disconnect`, so a dropped node knows more of the overlay than the
+    /// node that dropped it (not in the paper: when many nodes join through one contact at
+    /// once, the contact drops joiners as fast as they come, and joiners whose walks ended
+    /// at each other were left holding only each other, knowing little but the contact).
+    Sample {
+        /// The sample.
+        nodes: Vec<N>,
+    },
 }
 
 /// What the overlay asks its driver to do, or tells it.
@@ -223,6 +241,9 @@ pub struct Overlay<N> {
     next_shuffle: Option<Instant>,
     /// No low-priority request before this (set when one is refused).
     next_fill: Option<Instant>,
+    /// `Neighbor` requests sent whose answers have not come, per node, and until when they
+    /// are waited for (see [`Message::NeighborReply`]'s handling).
+    replies_due: BTreeMap<N, (u32, Instant)>,
     rng: Rng,
     outputs: VecDeque<Output<N>>,
 }
@@ -255,6 +276,7 @@ impl<N: Ord + Clone> Overlay<N> {
             sent_in_shuffle: Vec::new(),
             next_shuffle: None,
             next_fill: None,
+            replies_due: BTreeMap::new(),
             rng: Rng(seed),
             outputs: VecDeque::new(),
         }
@@ -348,6 +370,7 @@ impl<N: Ord + Clone> Overlay<N> {
             self.pending.remove(&node);
             self.passive.remove(&node);
         }
+        self.replies_due.retain(|_, (_, until)| *until > now);
         if let Some((next, at)) = self.join {
             if at <= now {
                 self.try_join(next, now);
@@ -432,6 +455,17 @@ impl<N: Ord + Clone> Overlay<N> {
                 self.send(from, Message::NeighborReply { accepted });
             }
             Message::NeighborReply { accepted } => {
+                // Answers come in the order of the requests: one followed by another answer
+                // still due is an earlier request's, and says nothing of the latest (taken for
+                // it, an acceptance of a request the sender then dropped this node after
+                // left this node holding a neighbour that did not hold it).
+                if let Some((due, _)) = self.replies_due.get_mut(&from) {
+                    *due = due.saturating_sub(1);
+                    if *due > 0 {
+                        return;
+                    }
+                    self.replies_due.remove(&from);
+                }
                 let asked = self.pending.remove(&from).is_some();
                 if accepted && asked {
                     self.promote(from);
@@ -483,6 +517,7 @@ impl<N: Ord + Clone> Overlay<N> {
                 let sent = std::mem::take(&mut self.sent_in_shuffle);
                 self.merge(nodes, &sent);
             }
+            Message::Sample { nodes } => self.merge(nodes, &[]),
         }
     }
 
@@ -492,12 +527,19 @@ impl<N: Ord + Clone> Overlay<N> {
 
     /// Takes `node` into the active view and asks it to take this node (high priority).
     fn add_active(&mut self, node: N, now: Instant) {
-        let _ = now;
         if node == self.me {
             return;
         }
         self.promote(node.clone());
-        self.send(node, Message::Neighbor { high: true });
+        self.ask(node, true, now);
+    }
+
+    /// Sends a `Neighbor` request and counts the answer due.
+    fn ask(&mut self, node: N, high: bool, now: Instant) {
+        let until = now + self.config.neighbor_timeout;
+        let due = self.replies_due.entry(node.clone()).or_insert((0, until));
+        *due = (due.0.saturating_add(1), until);
+        self.send(node, Message::Neighbor { high });
     }
 
     /// Puts `node` in the active view (dropping a random neighbour if it is full).
@@ -512,10 +554,21 @@ impl<N: Ord + Clone> Overlay<N> {
             self.active.remove(&dropped);
             self.outputs
                 .push_back(Output::NeighborDown(dropped.clone()));
+            // What the dropped node may ask instead of this one: joiners dropped by their
+            // contact for newer joiners would otherwise know little more than the contact.
+            let mut nodes = self.rng.sample(&self.active, self.config.shuffle_active);
+            nodes.extend(self.rng.sample(&self.passive, self.config.shuffle_passive));
+            nodes.retain(|n| *n != dropped);
+            if !nodes.is_empty() {
+                self.send(dropped.clone(), Message::Sample { nodes });
+            }
             self.send(dropped.clone(), Message::Disconnect);
             self.add_passive(dropped);
         }
         self.passive.remove(&node);
+        // A request still out to it is answered by now, for what it asked: an answer to it
+        // finds the node active, or (dropped since) is a stale acceptance to refuse.
+        self.pending.remove(&node);
         self.active.insert(node.clone());
         self.join = None;
         self.outputs.push_back(Output::NeighborUp(node));
@@ -579,7 +632,7 @@ impl<N: Ord + Clone> Overlay<N> {
             let high = self.active.is_empty();
             self.pending
                 .insert(node.clone(), now + self.config.neighbor_timeout);
-            self.send(node, Message::Neighbor { high });
+            self.ask(node, high, now);
         }
     }
 
