@@ -43,39 +43,38 @@ impl Sim {
         }
     }
 
-    /// Delivers every message in flight (and those they cause); messages to or from dead
-    /// nodes are lost (their connections died with them).
+    /// Delivers the oldest message in flight, if any (one to or from a dead node is lost:
+    /// its connections died with it); false when none was in flight.
+    fn deliver_one(&mut self) -> bool {
+        let Some((from, to, msg)) = self.queue.pop_front() else {
+            return false;
+        };
+        let now = self.now;
+        if self.nodes[from as usize].is_none() {
+            return true;
+        }
+        if let Some(node) = self.nodes[to as usize].as_mut() {
+            node.handle_message(from, msg, now);
+            self.delivered += 1;
+            self.collect(to);
+        }
+        true
+    }
+
+    /// Delivers every message in flight (and those they cause).
     fn deliver(&mut self) {
         let mut budget = 10_000_000u64;
-        while let Some((from, to, msg)) = self.queue.pop_front() {
+        while self.deliver_one() {
             budget -= 1;
             assert!(budget > 0, "the overlay never went quiet");
-            let now = self.now;
-            if self.nodes[from as usize].is_none() {
-                continue;
-            }
-            if let Some(node) = self.nodes[to as usize].as_mut() {
-                node.handle_message(from, msg, now);
-                self.delivered += 1;
-                self.collect(to);
-            }
         }
     }
 
     /// Delivers at most `k` of the messages in flight, oldest first.
     fn deliver_some(&mut self, k: usize) {
         for _ in 0..k {
-            let Some((from, to, msg)) = self.queue.pop_front() else {
+            if !self.deliver_one() {
                 return;
-            };
-            let now = self.now;
-            if self.nodes[from as usize].is_none() {
-                continue;
-            }
-            if let Some(node) = self.nodes[to as usize].as_mut() {
-                node.handle_message(from, msg, now);
-                self.delivered += 1;
-                self.collect(to);
             }
         }
     }
@@ -252,15 +251,21 @@ fn a_join_through_a_dead_contact_tries_the_next_one() {
     assert!(n.is_active(&2));
 }
 
-#[test]
-fn a_full_view_refuses_low_priority_and_makes_room_for_high() {
+/// Node 0, the first of its overlay, with an active view of `active_size`.
+fn first_node(active_size: usize) -> (Overlay<u32>, Instant) {
     let now = Instant::now();
     let config = Config {
-        active_size: 2,
+        active_size,
         ..Config::default()
     };
     let mut n = Overlay::new(0u32, config, 1);
     n.join(&[], now);
+    (n, now)
+}
+
+#[test]
+fn a_full_view_refuses_low_priority_and_makes_room_for_high() {
+    let (mut n, now) = first_node(2);
     for peer in [1, 2] {
         n.handle_message(peer, Message::Neighbor { high: false }, now);
     }
@@ -393,13 +398,7 @@ fn a_join_storm_through_one_node_leaves_no_island() {
 /// the node, so the node must not hold it either.
 #[test]
 fn a_stale_acceptance_is_not_the_answer_to_a_later_request() {
-    let now = Instant::now();
-    let config = Config {
-        active_size: 1,
-        ..Config::default()
-    };
-    let mut a = Overlay::new(0u32, config, 1);
-    a.join(&[], now);
+    let (mut a, now) = first_node(1);
     // A walk ends at a: it takes 1 (a high-priority request goes), then 2, dropping 1.
     a.handle_message(9, Message::ForwardJoin { node: 1, ttl: 0 }, now);
     a.handle_message(9, Message::ForwardJoin { node: 2, ttl: 0 }, now);
