@@ -362,9 +362,7 @@ impl Node {
     pub fn list_kind(&self, kind: ListKind) -> Vec<NodeName> {
         #[allow(unused_mut)]
         let mut nodes = match kind {
-            ListKind::Visible => self.up_sorted(kind, |hidden| !hidden),
-            ListKind::Hidden => self.up_sorted(kind, |hidden| hidden),
-            ListKind::Connected => self.up_sorted(kind, |_| true),
+            ListKind::Visible | ListKind::Hidden | ListKind::Connected => self.up_sorted(kind),
             ListKind::This | ListKind::Known => {
                 // Sorted once the lock is released: the machine need not wait for it.
                 let mut nodes = self.inner.lock().list_unsorted(kind);
@@ -385,12 +383,17 @@ impl Node {
         nodes
     }
 
-    /// The peers up of `kind` (whose hidden flag `keep` takes), sorted. A node listed
+    /// The peers up of `kind` (visible, hidden or both), sorted. A node listed
     /// twice while no peer came up or went down (`NodeState::up_generation`) keeps its
     /// sorted peers and copies from them until one does (a thousand peers take about half as
     /// long to copy as to sort); the first list after a change sorts as if there were no
     /// copy kept, so a node listed once per change pays nothing for it.
-    fn up_sorted(&self, kind: ListKind, keep: impl Fn(bool) -> bool) -> Vec<NodeName> {
+    fn up_sorted(&self, kind: ListKind) -> Vec<NodeName> {
+        let keep = |hidden: bool| match kind {
+            ListKind::Visible => !hidden,
+            ListKind::Hidden => hidden,
+            _ => true,
+        };
         let pick = |up: &[(NodeName, bool)]| {
             up.iter()
                 .filter(|(_, hidden)| keep(*hidden))

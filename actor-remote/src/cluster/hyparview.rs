@@ -556,8 +556,7 @@ impl<N: Ord + Clone> Overlay<N> {
                 .push_back(Output::NeighborDown(dropped.clone()));
             // What the dropped node may ask instead of this one: joiners dropped by their
             // contact for newer joiners would otherwise know little more than the contact.
-            let mut nodes = self.rng.sample(&self.active, self.config.shuffle_active);
-            nodes.extend(self.rng.sample(&self.passive, self.config.shuffle_passive));
+            let mut nodes = self.view_sample();
             nodes.retain(|n| *n != dropped);
             if !nodes.is_empty() {
                 self.send(dropped.clone(), Message::Sample { nodes });
@@ -636,14 +635,21 @@ impl<N: Ord + Clone> Overlay<N> {
         }
     }
 
+    /// Some of the active view and some of the passive one (`shuffle_active`,
+    /// `shuffle_passive`): what a shuffle and a `Sample` carry.
+    fn view_sample(&mut self) -> Vec<N> {
+        let mut nodes = self.rng.sample(&self.active, self.config.shuffle_active);
+        nodes.extend(self.rng.sample(&self.passive, self.config.shuffle_passive));
+        nodes
+    }
+
     fn shuffle(&mut self, now: Instant) {
         let _ = now;
         let Some(target) = self.rng.pick(&self.active, &[]).cloned() else {
             return;
         };
         let mut nodes = vec![self.me.clone()];
-        nodes.extend(self.rng.sample(&self.active, self.config.shuffle_active));
-        nodes.extend(self.rng.sample(&self.passive, self.config.shuffle_passive));
+        nodes.extend(self.view_sample());
         self.sent_in_shuffle = nodes.clone();
         let ttl = self.config.active_walk;
         self.send(

@@ -970,21 +970,23 @@ where
     /// The peers up, in no order, each with whether it is hidden, and the
     /// [`up_generation`](Self::up_generation) they are right at.
     pub(crate) fn up_unsorted(&self) -> (u64, Vec<(NodeName, bool)>) {
-        let up = self.peers.iter().filter_map(|(name, peer)| match peer {
-            Peer::Up { hidden, .. } => Some((name.clone(), *hidden)),
-            Peer::Connecting { .. } => None,
-        });
+        let up = self.up_peers().map(|(name, hidden)| (name.clone(), hidden));
         (self.up_generation, up.collect())
+    }
+
+    /// The peers up, in no order, each with whether it is hidden.
+    fn up_peers(&self) -> impl Iterator<Item = (&NodeName, bool)> {
+        self.peers.iter().filter_map(|(name, peer)| match peer {
+            Peer::Up { hidden, .. } => Some((name, *hidden)),
+            Peer::Connecting { .. } => None,
+        })
     }
 
     /// [`list`](Self::list)'s nodes in no order, to be sorted with [`sort_names`] once the
     /// node's lock is released: sorting a thousand names is most of a list's cost, and the
     /// peers are hashed, not kept in order.
     pub(crate) fn list_unsorted(&self, kind: ListKind) -> Vec<NodeName> {
-        let up = self.peers.iter().filter_map(|(name, peer)| match peer {
-            Peer::Up { hidden, .. } => Some((name, *hidden)),
-            Peer::Connecting { .. } => None,
-        });
+        let up = self.up_peers();
         match kind {
             ListKind::This => vec![self.me.clone()],
             ListKind::Known => self.known.keys().chain([&self.me]).cloned().collect(),
